@@ -1,0 +1,200 @@
+//! Client-visible commands, their replies, and the limits on what a client may send.
+//!
+//! These types are the contract between a client (RESP in the node, random workloads in the
+//! simulator), the replica (which orders writes through the log) and the state machine (which
+//! applies them). The checker's key-value model mirrors the semantics documented here.
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies a client session. Chosen by the client; unique per client process.
+pub type ClientId = u64;
+/// Per-session request number. A client numbers its requests 1, 2, 3, … and retries a request
+/// with the same number; the replicated state machine applies each number at most once.
+pub type Seq = u64;
+
+/// Largest key accepted, in bytes.
+pub const KEY_MAX_BYTES: usize = 4 * 1024;
+/// Largest value accepted, in bytes.
+pub const VALUE_MAX_BYTES: usize = 1024 * 1024;
+/// Largest number of entries one LIST-KEYS or LIST-KEYVALUES returns (a `count` above it is clamped).
+pub const LIST_COUNT_MAX: u64 = 10_000;
+
+/// Every command of the store.
+///
+/// Semantics (the checker's model mirrors these exactly):
+/// - `Get`: the value, or `Value(None)` if absent. Linearizable (served by the master under lease).
+/// - `DirtyGet`: like `Get` but any replica answers from its own state; possibly stale.
+/// - `Set`: stores the value; `Ok`.
+/// - `TestAndSet`: if the key exists and its value equals `expected`, store `new` and return
+///   `Bool(true)`; otherwise change nothing and return `Bool(false)` (an absent key never matches).
+/// - `Add`: parse the value as a decimal `i64` (an absent key counts as 0), add `delta`, store the
+///   result in decimal, return `Int(new)`. A non-integer value gives `Error(NotAnInteger)`, an
+///   overflow `Error(Overflow)`; neither changes anything.
+/// - `Delete`: removes the key; `Bool(existed)`.
+/// - `Remove`: removes the key; `Value(old)` (`None` if it was absent).
+/// - `Rename`: moves `from`'s value to `to` (overwriting `to`); `Ok`, or `Error(NoSuchKey)` if
+///   `from` is absent. Renaming a key to itself is `Ok` and changes nothing.
+/// - `Prune`: removes every key that starts with `prefix`; `Int(number removed)`.
+/// - `ListKeys` / `ListKeyValues`: keys starting with `prefix`, in byte order, beginning at
+///   `start` (inclusive) if given, at most `count` (clamped to [`LIST_COUNT_MAX`]; `None` means
+///   the maximum); `Keys` / `KeyValues`.
+/// - `Count`: how many keys start with `prefix`; `Int`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Command {
+    Get { key: Vec<u8> },
+    DirtyGet { key: Vec<u8> },
+    Set { key: Vec<u8>, value: Vec<u8> },
+    TestAndSet { key: Vec<u8>, expected: Vec<u8>, new: Vec<u8> },
+    Add { key: Vec<u8>, delta: i64 },
+    Delete { key: Vec<u8> },
+    Remove { key: Vec<u8> },
+    Rename { from: Vec<u8>, to: Vec<u8> },
+    Prune { prefix: Vec<u8> },
+    ListKeys { prefix: Vec<u8>, start: Option<Vec<u8>>, count: Option<u64> },
+    ListKeyValues { prefix: Vec<u8>, start: Option<Vec<u8>>, count: Option<u64> },
+    Count { prefix: Vec<u8> },
+}
+
+/// How a command is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandKind {
+    /// Ordered through the replicated log.
+    Write,
+    /// Served from the master's memory while it holds the lease and is up to date.
+    LinearizableRead,
+    /// Served by any replica from its own state.
+    DirtyRead,
+}
+
+impl Command {
+    pub fn kind(&self) -> CommandKind {
+        match self {
+            Command::Get { .. }
+            | Command::ListKeys { .. }
+            | Command::ListKeyValues { .. }
+            | Command::Count { .. } => CommandKind::LinearizableRead,
+            Command::DirtyGet { .. } => CommandKind::DirtyRead,
+            _ => CommandKind::Write,
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.kind() == CommandKind::Write
+    }
+
+    /// Checks the size limits; the replica refuses a command that fails this before ordering it.
+    pub fn validate(&self) -> Result<(), CommandError> {
+        for key in self.keys() {
+            if key.len() > KEY_MAX_BYTES {
+                return Err(CommandError::KeyTooLarge { len: key.len() });
+            }
+        }
+        for value in self.values() {
+            if value.len() > VALUE_MAX_BYTES {
+                return Err(CommandError::ValueTooLarge { len: value.len() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Keys and prefixes the command names (for size checks and partitioning).
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            Command::Get { key }
+            | Command::DirtyGet { key }
+            | Command::Set { key, .. }
+            | Command::TestAndSet { key, .. }
+            | Command::Add { key, .. }
+            | Command::Delete { key }
+            | Command::Remove { key } => vec![key],
+            Command::Rename { from, to } => vec![from, to],
+            Command::Prune { prefix } | Command::Count { prefix } => vec![prefix],
+            Command::ListKeys { prefix, start, .. }
+            | Command::ListKeyValues { prefix, start, .. } => {
+                let mut keys: Vec<&[u8]> = vec![prefix];
+                if let Some(start) = start {
+                    keys.push(start);
+                }
+                keys
+            }
+        }
+    }
+
+    fn values(&self) -> Vec<&[u8]> {
+        match self {
+            Command::Set { value, .. } => vec![value],
+            Command::TestAndSet { expected, new, .. } => vec![expected, new],
+            _ => vec![],
+        }
+    }
+}
+
+/// The result of applying or serving a command.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Reply {
+    Ok,
+    Value(Option<Vec<u8>>),
+    Bool(bool),
+    Int(i64),
+    Keys(Vec<Vec<u8>>),
+    KeyValues(Vec<(Vec<u8>, Vec<u8>)>),
+    Error(CommandError),
+}
+
+/// A command the state machine refused; it changed nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
+pub enum CommandError {
+    #[error("key is {len} bytes; the limit is {KEY_MAX_BYTES}")]
+    KeyTooLarge { len: usize },
+    #[error("value is {len} bytes; the limit is {VALUE_MAX_BYTES}")]
+    ValueTooLarge { len: usize },
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    #[error("increment or decrement would overflow")]
+    Overflow,
+    #[error("no such key")]
+    NoSuchKey,
+    /// The session already applied a newer request; this one is a stale duplicate whose reply
+    /// was no longer kept.
+    #[error("request {seq} is older than the session's latest; its reply is gone")]
+    StaleRequest { seq: Seq },
+}
+
+/// A request from a client session.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientRequest {
+    pub client_id: ClientId,
+    pub seq: Seq,
+    pub command: Command,
+}
+
+/// What a replica says back to a client for one request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientResponse {
+    pub client_id: ClientId,
+    pub seq: Seq,
+    pub outcome: Outcome,
+}
+
+/// The fate of a request, as far as the answering replica knows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Applied (writes) or served (reads); this is the reply.
+    Done(Reply),
+    /// Certainly not applied: the replica never put it in the log. Safe to send elsewhere.
+    Rejected(Rejection),
+    /// Put in the log but the replica lost mastership before learning its fate: it may or may
+    /// not be applied. Retry with the same `seq`; the session makes the retry apply at most once.
+    Indeterminate,
+}
+
+/// Why a replica refused a request without ordering it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rejection {
+    /// This replica is not the master (or not yet ready to serve); try `master_hint` if given.
+    NotMaster { master_hint: Option<crate::NodeId> },
+    /// The master's queue of waiting requests is full; retry later.
+    Busy,
+    /// The command broke a size limit.
+    Invalid(CommandError),
+}
