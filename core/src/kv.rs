@@ -1,1 +1,287 @@
-//! The replicated key-value state machine (in progress).
+//! The replicated key-value state machine, with exactly-once client sessions.
+//!
+//! Every replica applies the same chosen log entries in slot order through [`StateMachine`]; what
+//! it promises:
+//!
+//! - Determinism: the state after applying a log prefix depends only on that prefix. There is no
+//!   clock, no randomness and no unordered iteration; sessions expire by log position.
+//! - Exactly once: a write retried with the same `(client_id, seq)` (after a timeout or a master
+//!   change) is applied at most once and answered with its original reply, provided the client
+//!   keeps at most [`SESSION_REPLIES_MAX`] requests in flight and its session has not expired.
+//!   A request whose fate the table no longer knows is answered `StaleRequest` and not applied.
+//! - Boundedness: at most `sessions_max` sessions (plus the new clients of the batch being
+//!   applied), each keeping at most [`SESSION_REPLIES_MAX`] replies.
+//! - Comparability: [`StateMachine::state_hash`] covers the data, the sessions and the applied
+//!   slot, is the same on every platform, and costs O(1) to read.
+
+mod hash;
+mod session;
+mod store;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod session_tests;
+#[cfg(test)]
+mod tests;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{ClientRequest, ClientResponse, Command, CommandError, Outcome, Reply};
+use crate::types::Slot;
+use hash::{Hash64, TAG_STATE};
+use session::{Admission, SessionTable};
+use store::{list_count_clamped, Store};
+
+pub use session::{Session, SESSION_EXPIRIES_PER_SLOT_MAX, SESSION_REPLIES_MAX};
+pub use store::parse_integer;
+
+/// Limits of the session table. Every replica must use the same values: they decide which
+/// sessions are forgotten, which is part of the replicated state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateMachineConfig {
+    /// Most sessions kept; past it, the least recently used (by log slot) is evicted.
+    pub sessions_max: usize,
+    /// A session with no request for more than this many slots expires.
+    pub session_idle_slots_max: u64,
+}
+
+impl Default for StateMachineConfig {
+    fn default() -> Self {
+        StateMachineConfig {
+            sessions_max: 10_000,
+            session_idle_slots_max: 1_000_000,
+        }
+    }
+}
+
+/// The key-value data, the session table, and the last applied slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateMachine {
+    config: StateMachineConfig,
+    data: Store,
+    sessions: SessionTable,
+    /// Last slot applied; 0 before any.
+    applied_slot: Slot,
+}
+
+impl StateMachine {
+    pub fn new(config: StateMachineConfig) -> Self {
+        assert!(config.sessions_max >= 1, "sessions_max must be at least 1");
+        assert!(
+            config.session_idle_slots_max >= 1,
+            "session_idle_slots_max must be at least 1"
+        );
+        StateMachine {
+            config,
+            data: Store::default(),
+            sessions: SessionTable::default(),
+            applied_slot: 0,
+        }
+    }
+
+    /// Applies one chosen log entry's batch of client write requests, in order, at `slot` (which
+    /// must be above every slot applied before). Returns one response per request, in order;
+    /// a duplicate gets its original reply and changes nothing.
+    ///
+    /// Panics if a request holds a read: the replica never logs reads.
+    pub fn apply_batch(&mut self, slot: Slot, requests: &[ClientRequest]) -> Vec<ClientResponse> {
+        for request in requests {
+            assert!(
+                request.command.is_write(),
+                "read command in the log at slot {slot}: {:?}",
+                request.command
+            );
+        }
+        self.begin_slot(slot);
+        requests
+            .iter()
+            .map(|request| ClientResponse {
+                client_id: request.client_id,
+                seq: request.seq,
+                outcome: Outcome::Done(self.apply_request(slot, request)),
+            })
+            .collect()
+    }
+
+    /// Records that `slot` held no client commands (a no-op entry): log positions still advance
+    /// session expiry.
+    pub fn apply_noop(&mut self, slot: Slot) {
+        self.begin_slot(slot);
+    }
+
+    /// Serves a read command from the current state. Panics on a write.
+    pub fn read(&self, command: &Command) -> Reply {
+        assert!(!command.is_write(), "read() given a write: {command:?}");
+        match command {
+            Command::Get { key } | Command::DirtyGet { key } => {
+                Reply::Value(self.data.get(key).cloned())
+            }
+            Command::ListKeys {
+                prefix,
+                start,
+                count,
+            } => Reply::Keys(
+                (self.list(prefix, start, *count))
+                    .map(|(key, _)| key.clone())
+                    .collect(),
+            ),
+            Command::ListKeyValues {
+                prefix,
+                start,
+                count,
+            } => Reply::KeyValues(
+                (self.list(prefix, start, *count))
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect(),
+            ),
+            Command::Count { prefix } => Reply::Int(int_from_count(self.data.count(prefix))),
+            _ => unreachable!("checked above: {command:?} is a read"),
+        }
+    }
+
+    /// The pairs a ListKeys or ListKeyValues names.
+    fn list<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        start: &Option<Vec<u8>>,
+        count: Option<u64>,
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)> + 'a {
+        (self.data.prefix_range(prefix, start.as_deref())).take(list_count_clamped(count))
+    }
+
+    pub fn applied_slot(&self) -> Slot {
+        self.applied_slot
+    }
+
+    /// Number of keys stored.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.len() == 0
+    }
+
+    pub fn config(&self) -> &StateMachineConfig {
+        &self.config
+    }
+
+    /// Number of client sessions kept.
+    pub fn sessions_len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn session(&self, client_id: crate::command::ClientId) -> Option<&Session> {
+        self.sessions.get(client_id)
+    }
+
+    /// A hash of the whole replicated state (data, sessions, applied slot): equal on replicas
+    /// that applied the same log prefix, the same on every platform and build, O(1) to read.
+    pub fn state_hash(&self) -> u64 {
+        let keys = u64::try_from(self.data.len()).expect("key count fits in u64");
+        Hash64::new(TAG_STATE)
+            .word(self.applied_slot)
+            .word(keys)
+            .word(self.data.entries_hash())
+            .word(self.sessions.sessions_hash())
+            .finish()
+    }
+
+    /// Checks the running hashes and indexes against the state they summarize; O(state size).
+    /// Meant for tests and for a state just read back from a snapshot.
+    pub fn assert_invariants(&self) {
+        assert_eq!(
+            self.data.entries_hash(),
+            self.data.recompute_entries_hash(),
+            "data hash drifted"
+        );
+        self.sessions.assert_invariants();
+        assert!(self.config.sessions_max >= 1 && self.config.session_idle_slots_max >= 1);
+    }
+
+    fn begin_slot(&mut self, slot: Slot) {
+        assert!(
+            slot > self.applied_slot,
+            "slot {slot} applied after slot {}",
+            self.applied_slot
+        );
+        self.applied_slot = slot;
+        self.sessions.begin_slot(slot, &self.config);
+    }
+
+    fn apply_request(&mut self, slot: Slot, request: &ClientRequest) -> Reply {
+        let (client_id, seq) = (request.client_id, request.seq);
+        match self.sessions.admit(slot, client_id, seq, &self.config) {
+            Admission::Duplicate(reply) => reply,
+            Admission::Stale => Reply::Error(CommandError::StaleRequest { seq }),
+            Admission::Apply => {
+                let reply = self.apply_write(&request.command);
+                self.sessions.record(client_id, seq, reply.clone());
+                reply
+            }
+        }
+    }
+
+    /// Applies one write command; a command that breaks a size limit changes nothing.
+    fn apply_write(&mut self, command: &Command) -> Reply {
+        if let Err(error) = command.validate() {
+            return Reply::Error(error);
+        }
+        match command {
+            Command::Set { key, value } => {
+                self.data.insert(key.clone(), value.clone());
+                Reply::Ok
+            }
+            Command::TestAndSet { key, expected, new } => {
+                let matches = self.data.get(key) == Some(expected);
+                if matches {
+                    self.data.insert(key.clone(), new.clone());
+                }
+                Reply::Bool(matches)
+            }
+            Command::Add { key, delta } => self.add(key, *delta),
+            Command::Delete { key } => Reply::Bool(self.data.remove(key).is_some()),
+            Command::Remove { key } => Reply::Value(self.data.remove(key)),
+            Command::Rename { from, to } => self.rename(from, to),
+            Command::Prune { prefix } => Reply::Int(int_from_count(self.data.prune(prefix))),
+            Command::Get { .. }
+            | Command::DirtyGet { .. }
+            | Command::ListKeys { .. }
+            | Command::ListKeyValues { .. }
+            | Command::Count { .. } => unreachable!("apply_batch rejects reads: {command:?}"),
+        }
+    }
+
+    fn add(&mut self, key: &[u8], delta: i64) -> Reply {
+        let old = match self.data.get(key) {
+            None => 0,
+            Some(value) => match parse_integer(value) {
+                Some(old) => old,
+                None => return Reply::Error(CommandError::NotAnInteger),
+            },
+        };
+        match old.checked_add(delta) {
+            Some(new) => {
+                self.data.insert(key.to_vec(), new.to_string().into_bytes());
+                Reply::Int(new)
+            }
+            None => Reply::Error(CommandError::Overflow),
+        }
+    }
+
+    fn rename(&mut self, from: &[u8], to: &[u8]) -> Reply {
+        if self.data.get(from).is_none() {
+            return Reply::Error(CommandError::NoSuchKey);
+        }
+        if from != to {
+            let value = self.data.remove(from).expect("present: checked above");
+            self.data.insert(to.to_vec(), value);
+        }
+        Reply::Ok
+    }
+}
+
+fn int_from_count(count: usize) -> i64 {
+    i64::try_from(count).expect("a key count fits in i64")
+}

@@ -1,0 +1,410 @@
+//! The state machine against a deliberately naive model, over random logs with retries.
+//!
+//! The model keeps its data as an unsorted `Vec` of pairs, remembers every reply forever and
+//! applies the session rules (window, expiry, eviction) by plain scans, so it shares no data
+//! structure and no code path with the state machine beyond the command types.
+
+use proptest::prelude::*;
+use proptest::sample::{select, Index};
+
+use super::*;
+use crate::command::{ClientId, Seq};
+
+const KEYS: [&[u8]; 6] = [b"", b"a", b"ab", b"b", b"ba", b"bb"];
+const VALUES: [&[u8]; 9] = [
+    b"",
+    b"0",
+    b"1",
+    b"-1",
+    b"x",
+    b"9223372036854775807",
+    b"-9223372036854775808",
+    b"+1",
+    b" 2",
+];
+const DELTAS: [i64; 6] = [0, 1, -1, 7, i64::MAX, i64::MIN];
+const CLIENTS_MAX: ClientId = 5;
+
+/// The naive model of data and sessions.
+#[derive(Default)]
+struct Model {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `(client_id, last_slot, highest_seq)` of each live session.
+    sessions: Vec<(ClientId, Slot, Seq)>,
+    /// Every reply of every live session, never trimmed to a window.
+    replies: Vec<(ClientId, Seq, Reply)>,
+}
+
+impl Model {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let found = self.pairs.iter().find(|(k, _)| k == key);
+        found.map(|(_, v)| v.clone())
+    }
+
+    fn set(&mut self, key: &[u8], value: Vec<u8>) {
+        self.pairs.retain(|(k, _)| k != key);
+        self.pairs.push((key.to_vec(), value));
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        let old = self.get(key);
+        self.pairs.retain(|(k, _)| k != key);
+        old
+    }
+
+    fn sorted_with_prefix(
+        &self,
+        prefix: &[u8],
+        start: &Option<Vec<u8>>,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut listed: Vec<_> = self
+            .pairs
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix) && start.iter().all(|s| k >= s))
+            .cloned()
+            .collect();
+        listed.sort();
+        listed
+    }
+
+    fn write(&mut self, command: &Command) -> Reply {
+        match command.clone() {
+            Command::Set { key, value } => {
+                self.set(&key, value);
+                Reply::Ok
+            }
+            Command::TestAndSet { key, expected, new } => {
+                let matches = self.get(&key) == Some(expected);
+                if matches {
+                    self.set(&key, new);
+                }
+                Reply::Bool(matches)
+            }
+            Command::Add { key, delta } => self.add(&key, delta),
+            Command::Delete { key } => Reply::Bool(self.remove(&key).is_some()),
+            Command::Remove { key } => Reply::Value(self.remove(&key)),
+            Command::Rename { from, to } => match self.get(&from) {
+                None => Reply::Error(CommandError::NoSuchKey),
+                Some(value) => {
+                    self.remove(&from);
+                    self.set(&to, value);
+                    Reply::Ok
+                }
+            },
+            Command::Prune { prefix } => {
+                let before = self.pairs.len();
+                self.pairs.retain(|(k, _)| !k.starts_with(&prefix));
+                Reply::Int((before - self.pairs.len()) as i64)
+            }
+            read => panic!("not a write: {read:?}"),
+        }
+    }
+
+    fn add(&mut self, key: &[u8], delta: i64) -> Reply {
+        let old = match self.get(key) {
+            None => Some(0),
+            // `str::parse` also takes a leading '+', which the store refuses.
+            Some(value) if value.starts_with(b"+") => None,
+            Some(value) => String::from_utf8(value)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok()),
+        };
+        let Some(old) = old else {
+            return Reply::Error(CommandError::NotAnInteger);
+        };
+        let Some(new) = old.checked_add(delta) else {
+            return Reply::Error(CommandError::Overflow);
+        };
+        self.set(key, new.to_string().into_bytes());
+        Reply::Int(new)
+    }
+
+    fn read(&self, command: &Command) -> Reply {
+        let clamp = |count: Option<u64>| count.unwrap_or(10_000).min(10_000) as usize;
+        let list = |prefix, start, count| {
+            let mut listed = self.sorted_with_prefix(prefix, start);
+            listed.truncate(clamp(count));
+            listed
+        };
+        match command {
+            Command::Get { key } | Command::DirtyGet { key } => Reply::Value(self.get(key)),
+            Command::ListKeys {
+                prefix,
+                start,
+                count,
+            } => Reply::Keys(
+                list(prefix, start, *count)
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect(),
+            ),
+            Command::ListKeyValues {
+                prefix,
+                start,
+                count,
+            } => Reply::KeyValues(list(prefix, start, *count)),
+            Command::Count { prefix } => {
+                Reply::Int(self.sorted_with_prefix(prefix, &None).len() as i64)
+            }
+            write => panic!("not a read: {write:?}"),
+        }
+    }
+}
+
+/// The session rules, stated as plainly as possible.
+impl Model {
+    fn forget_session(&mut self, client_id: ClientId) {
+        self.sessions.retain(|s| s.0 != client_id);
+        self.replies.retain(|r| r.0 != client_id);
+    }
+
+    fn least_recently_used(&self) -> (Slot, ClientId) {
+        let lru = self.sessions.iter().map(|&(c, slot, _)| (slot, c)).min();
+        lru.expect("a session exists")
+    }
+
+    fn begin_slot(&mut self, slot: Slot, config: &StateMachineConfig) {
+        let idle: Vec<ClientId> = (self.sessions.iter())
+            .filter(|s| slot - s.1 > config.session_idle_slots_max)
+            .map(|s| s.0)
+            .collect();
+        for client_id in idle {
+            self.forget_session(client_id);
+        }
+        while self.sessions.len() > config.sessions_max {
+            self.forget_session(self.least_recently_used().1);
+        }
+    }
+
+    fn request(
+        &mut self,
+        slot: Slot,
+        request: &ClientRequest,
+        config: &StateMachineConfig,
+    ) -> Reply {
+        let (client_id, seq) = (request.client_id, request.seq);
+        let stale = Reply::Error(CommandError::StaleRequest { seq });
+        if !self.sessions.iter().any(|s| s.0 == client_id) {
+            if seq == 0 || seq > SESSION_REPLIES_MAX {
+                return stale;
+            }
+            if self.sessions.len() >= config.sessions_max && self.least_recently_used().0 < slot {
+                self.forget_session(self.least_recently_used().1);
+            }
+            self.sessions.push((client_id, slot, 0));
+        }
+        let session = self.sessions.iter_mut().find(|s| s.0 == client_id).unwrap();
+        session.1 = slot;
+        if seq == 0 || seq + SESSION_REPLIES_MAX <= session.2 {
+            return stale;
+        }
+        session.2 = session.2.max(seq);
+        if let Some(done) = self.replies.iter().find(|r| r.0 == client_id && r.1 == seq) {
+            return done.2.clone();
+        }
+        let reply = self.write(&request.command);
+        self.replies.push((client_id, seq, reply.clone()));
+        reply
+    }
+}
+
+fn key() -> impl Strategy<Value = Vec<u8>> + Clone {
+    select(&KEYS[..]).prop_map(<[u8]>::to_vec)
+}
+
+fn value() -> impl Strategy<Value = Vec<u8>> {
+    select(&VALUES[..]).prop_map(<[u8]>::to_vec)
+}
+
+fn write_command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        3 => (key(), value()).prop_map(|(key, value)| Command::Set { key, value }),
+        1 => (key(), value(), value())
+            .prop_map(|(key, expected, new)| Command::TestAndSet { key, expected, new }),
+        3 => (key(), select(&DELTAS[..])).prop_map(|(key, delta)| Command::Add { key, delta }),
+        1 => key().prop_map(|key| Command::Delete { key }),
+        1 => key().prop_map(|key| Command::Remove { key }),
+        1 => (key(), key()).prop_map(|(from, to)| Command::Rename { from, to }),
+        1 => key().prop_map(|prefix| Command::Prune { prefix }),
+    ]
+}
+
+fn read_command() -> impl Strategy<Value = Command> {
+    let start = proptest::option::of(key());
+    let count = proptest::option::of(select(vec![0, 1, 2, u64::MAX]));
+    prop_oneof![
+        key().prop_map(|key| Command::Get { key }),
+        key().prop_map(|key| Command::DirtyGet { key }),
+        (key(), start.clone(), count.clone()).prop_map(|(prefix, start, count)| {
+            Command::ListKeys {
+                prefix,
+                start,
+                count,
+            }
+        }),
+        (key(), start, count).prop_map(|(prefix, start, count)| Command::ListKeyValues {
+            prefix,
+            start,
+            count
+        }),
+        key().prop_map(|prefix| Command::Count { prefix }),
+    ]
+}
+
+/// One request of a batch, before seqs are assigned.
+#[derive(Clone, Debug)]
+enum Op {
+    /// The client's next seq, `skip` beyond the highest it used (leaving gaps to fill later).
+    Next {
+        client_id: ClientId,
+        skip: u64,
+        command: Command,
+    },
+    /// A seq `back` below the client's highest used: fills a gap, or repeats an applied seq
+    /// (possibly past the window, or seq 0).
+    Back {
+        client_id: ClientId,
+        back: u64,
+        command: Command,
+    },
+    /// Resends an earlier request exactly, as a client does after a timeout.
+    Retry { earlier: Index },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let client_id = 1..=CLIENTS_MAX;
+    let skip = prop_oneof![6 => Just(0u64), 2 => 1..4u64, 1 => 60..80u64];
+    prop_oneof![
+        5 => (client_id.clone(), skip, write_command())
+            .prop_map(|(client_id, skip, command)| Op::Next { client_id, skip, command }),
+        1 => (client_id, 1..80u64, write_command())
+            .prop_map(|(client_id, back, command)| Op::Back { client_id, back, command }),
+        3 => any::<Index>().prop_map(|earlier| Op::Retry { earlier }),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct Step {
+    slot_gap: u64,
+    ops: Vec<Op>,
+    reads: Vec<Command>,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let ops = proptest::collection::vec(op(), 0..5);
+    let reads = proptest::collection::vec(read_command(), 0..3);
+    (1..4u64, ops, reads).prop_map(|(slot_gap, ops, reads)| Step {
+        slot_gap,
+        ops,
+        reads,
+    })
+}
+
+fn config() -> impl Strategy<Value = StateMachineConfig> {
+    (1..=6usize, 1..=30u64).prop_map(
+        |(sessions_max, session_idle_slots_max)| StateMachineConfig {
+            sessions_max,
+            session_idle_slots_max,
+        },
+    )
+}
+
+/// Turns ops into requests, tracking each client's highest seq used and every request sent.
+#[derive(Default)]
+struct Workload {
+    highest_used: [Seq; CLIENTS_MAX as usize + 1],
+    sent: Vec<ClientRequest>,
+}
+
+impl Workload {
+    fn request(&mut self, op: &Op) -> Option<ClientRequest> {
+        let request = match op.clone() {
+            Op::Next {
+                client_id,
+                skip,
+                command,
+            } => {
+                let highest = &mut self.highest_used[client_id as usize];
+                *highest += 1 + skip;
+                ClientRequest {
+                    client_id,
+                    seq: *highest,
+                    command,
+                }
+            }
+            Op::Back {
+                client_id,
+                back,
+                command,
+            } => {
+                let seq = self.highest_used[client_id as usize].saturating_sub(back);
+                ClientRequest {
+                    client_id,
+                    seq,
+                    command,
+                }
+            }
+            Op::Retry { earlier } if !self.sent.is_empty() => earlier.get(&self.sent).clone(),
+            Op::Retry { .. } => return None,
+        };
+        self.sent.push(request.clone());
+        Some(request)
+    }
+}
+
+/// The data or the sessions of two states are equal exactly when their running hashes are.
+fn assert_hashes_separate(states: &[StateMachine]) {
+    let last = states.last().expect("at least one state");
+    for earlier in states {
+        let same_data = earlier.data == last.data;
+        let same_data_hash = earlier.data.entries_hash() == last.data.entries_hash();
+        assert_eq!(same_data, same_data_hash, "data hash collision or drift");
+        let same_sessions = earlier.sessions == last.sessions;
+        let same_sessions_hash = earlier.sessions.sessions_hash() == last.sessions.sessions_hash();
+        assert_eq!(
+            same_sessions, same_sessions_hash,
+            "session hash collision or drift"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn state_machine_matches_naive_model_with_retries(
+        config in config(),
+        steps in proptest::collection::vec(step(), 1..40),
+    ) {
+        let mut machine = StateMachine::new(config);
+        let mut twin = StateMachine::new(config);
+        let mut model = Model::default();
+        let mut workload = Workload::default();
+        let mut states = Vec::new();
+        let mut slot = 0;
+        for step in &steps {
+            slot += step.slot_gap;
+            let batch: Vec<ClientRequest> =
+                step.ops.iter().filter_map(|op| workload.request(op)).collect();
+            model.begin_slot(slot, &config);
+            let expected: Vec<Reply> =
+                batch.iter().map(|request| model.request(slot, request, &config)).collect();
+            let got = super::tests::replies(machine.apply_batch(slot, &batch));
+            prop_assert_eq!(got, expected, "batch {:?} at slot {}", batch, slot);
+            if batch.is_empty() { twin.apply_noop(slot) } else { twin.apply_batch(slot, &batch); }
+            for read in &step.reads {
+                prop_assert_eq!(machine.read(read), model.read(read), "{:?}", read);
+            }
+            machine.assert_invariants();
+            prop_assert_eq!(&machine, &twin);
+            prop_assert_eq!(machine.state_hash(), twin.state_hash());
+            prop_assert_eq!(machine.sessions_len(), model.sessions.len());
+            states.push(machine.clone());
+            assert_hashes_separate(&states);
+        }
+        let bytes = postcard::to_allocvec(&machine).unwrap();
+        let copy: StateMachine = postcard::from_bytes(&bytes).unwrap();
+        copy.assert_invariants();
+        prop_assert_eq!(copy.state_hash(), machine.state_hash());
+    }
+}

@@ -1,0 +1,163 @@
+//! The key-value data: an ordered map whose hash is kept up to date on every change.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+
+use super::hash::data_entry_hash;
+use crate::command::LIST_COUNT_MAX;
+
+/// Ordered key-value pairs plus the wrapping sum of their entry hashes.
+///
+/// All changes go through `insert` and `remove` so the sum can never drift from the map.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Store {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Wrapping sum of `data_entry_hash` over all pairs: order-independent and O(1) to update.
+    entries_hash: u64,
+}
+
+impl Store {
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn entries_hash(&self) -> u64 {
+        self.entries_hash
+    }
+
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Vec<u8>> {
+        self.map.get(key)
+    }
+
+    pub(crate) fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        let added = data_entry_hash(&key, &value);
+        if let Some(old) = self.map.get(&key) {
+            let removed = data_entry_hash(&key, old);
+            self.entries_hash = self.entries_hash.wrapping_sub(removed);
+        }
+        self.entries_hash = self.entries_hash.wrapping_add(added);
+        self.map.insert(key, value);
+    }
+
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        let value = self.map.remove(key)?;
+        let removed = data_entry_hash(key, &value);
+        self.entries_hash = self.entries_hash.wrapping_sub(removed);
+        Some(value)
+    }
+
+    /// Pairs whose key starts with `prefix`, in byte order, from `start` (inclusive) on.
+    pub(crate) fn prefix_range<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        start: Option<&[u8]>,
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)> + 'a {
+        // Every key with the prefix sorts at or after the prefix itself.
+        let lower = match start {
+            Some(start) if start > prefix => start,
+            _ => prefix,
+        };
+        self.map
+            .range::<[u8], _>((Bound::Included(lower), Bound::Unbounded))
+            .take_while(move |(key, _)| key.starts_with(prefix))
+    }
+
+    /// Removes every key starting with `prefix`; returns how many were removed.
+    pub(crate) fn prune(&mut self, prefix: &[u8]) -> usize {
+        let doomed: Vec<Vec<u8>> = self
+            .prefix_range(prefix, None)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &doomed {
+            self.remove(key).expect("a key just listed is present");
+        }
+        doomed.len()
+    }
+
+    pub(crate) fn count(&self, prefix: &[u8]) -> usize {
+        if prefix.is_empty() {
+            return self.map.len();
+        }
+        self.prefix_range(prefix, None).count()
+    }
+
+    /// The sum of entry hashes computed from scratch, for checking the running one.
+    pub(crate) fn recompute_entries_hash(&self) -> u64 {
+        self.map.iter().fold(0u64, |sum, (key, value)| {
+            sum.wrapping_add(data_entry_hash(key, value))
+        })
+    }
+}
+
+/// A list `count` as the number of entries to return: `None` means the maximum, and anything
+/// above the maximum is clamped to it.
+pub(crate) fn list_count_clamped(count: Option<u64>) -> usize {
+    let count = count.unwrap_or(LIST_COUNT_MAX).min(LIST_COUNT_MAX);
+    usize::try_from(count).expect("LIST_COUNT_MAX fits in usize")
+}
+
+/// Parses a stored value as a decimal `i64`, strictly: an optional leading `-`, then one or more
+/// ASCII digits, nothing else (no `+`, no spaces). `None` if it is not such a number or does not
+/// fit in an `i64`.
+///
+/// Public so that every model of the store (the checker's, the tests') shares this one definition.
+pub fn parse_integer(value: &[u8]) -> Option<i64> {
+    let digits = value.strip_prefix(b"-").unwrap_or(value);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let text = std::str::from_utf8(value).expect("ASCII digits and '-' are UTF-8");
+    text.parse::<i64>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_integer_accepts_only_plain_decimal() {
+        assert_eq!(parse_integer(b"0"), Some(0));
+        assert_eq!(parse_integer(b"-0"), Some(0));
+        assert_eq!(parse_integer(b"007"), Some(7));
+        assert_eq!(parse_integer(b"-42"), Some(-42));
+        assert_eq!(parse_integer(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_integer(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1.0",
+            b"--1",
+            b"0x10",
+            b"9223372036854775808",
+            b"-9223372036854775809",
+            b"\xff",
+        ] {
+            assert_eq!(parse_integer(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn list_count_is_clamped_to_the_maximum() {
+        assert_eq!(list_count_clamped(None), 10_000);
+        assert_eq!(list_count_clamped(Some(0)), 0);
+        assert_eq!(list_count_clamped(Some(3)), 3);
+        assert_eq!(list_count_clamped(Some(u64::MAX)), 10_000);
+    }
+
+    #[test]
+    fn running_hash_matches_recomputed_after_changes() {
+        let mut store = Store::default();
+        store.insert(b"a".to_vec(), b"1".to_vec());
+        store.insert(b"ab".to_vec(), b"2".to_vec());
+        store.insert(b"a".to_vec(), b"3".to_vec());
+        assert_eq!(store.entries_hash(), store.recompute_entries_hash());
+        assert_eq!(store.prune(b"a"), 2);
+        assert_eq!(store.entries_hash(), 0);
+        assert_eq!(store.remove(b"a"), None);
+    }
+}

@@ -1,0 +1,441 @@
+//! Specification tests of the state machine: one command or session rule per test.
+
+use super::*;
+use crate::command::{ClientId, Seq, KEY_MAX_BYTES, LIST_COUNT_MAX, VALUE_MAX_BYTES};
+
+fn machine() -> StateMachine {
+    StateMachine::new(StateMachineConfig::default())
+}
+
+pub(super) fn request(client_id: ClientId, seq: Seq, command: Command) -> ClientRequest {
+    ClientRequest {
+        client_id,
+        seq,
+        command,
+    }
+}
+
+pub(super) fn replies(responses: Vec<ClientResponse>) -> Vec<Reply> {
+    responses
+        .into_iter()
+        .map(|response| match response.outcome {
+            Outcome::Done(reply) => reply,
+            other => panic!("state machine answers Done, got {other:?}"),
+        })
+        .collect()
+}
+
+/// A test harness: one client, applying one write per slot.
+struct Harness {
+    machine: StateMachine,
+    slot: Slot,
+    seq: Seq,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Harness {
+            machine: machine(),
+            slot: 0,
+            seq: 0,
+        }
+    }
+
+    fn write(&mut self, command: Command) -> Reply {
+        self.slot += 1;
+        self.seq += 1;
+        let batch = [request(1, self.seq, command)];
+        let reply = replies(self.machine.apply_batch(self.slot, &batch)).remove(0);
+        self.machine.assert_invariants();
+        reply
+    }
+
+    fn read(&self, command: Command) -> Reply {
+        self.machine.read(&command)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.read(Command::Get { key: key.to_vec() }) {
+            Reply::Value(value) => value,
+            other => panic!("Get answers Value, got {other:?}"),
+        }
+    }
+
+    fn set(&mut self, key: &[u8], value: &[u8]) {
+        let reply = self.write(set(key, value));
+        assert_eq!(reply, Reply::Ok);
+    }
+}
+
+pub(super) fn set(key: &[u8], value: &[u8]) -> Command {
+    Command::Set {
+        key: key.to_vec(),
+        value: value.to_vec(),
+    }
+}
+
+pub(super) fn add(key: &[u8], delta: i64) -> Command {
+    Command::Add {
+        key: key.to_vec(),
+        delta,
+    }
+}
+
+fn list_keys(prefix: &[u8], start: Option<&[u8]>, count: Option<u64>) -> Command {
+    Command::ListKeys {
+        prefix: prefix.to_vec(),
+        start: start.map(<[u8]>::to_vec),
+        count,
+    }
+}
+
+fn keys(list: &[&[u8]]) -> Reply {
+    Reply::Keys(list.iter().map(|key| key.to_vec()).collect())
+}
+
+#[test]
+fn set_then_get_and_dirty_get_return_the_value() {
+    let mut h = Harness::new();
+    assert_eq!(h.get(b"k"), None);
+    h.set(b"k", b"v1");
+    h.set(b"k", b"v2");
+    assert_eq!(h.get(b"k"), Some(b"v2".to_vec()));
+    let dirty = h.read(Command::DirtyGet { key: b"k".to_vec() });
+    assert_eq!(dirty, Reply::Value(Some(b"v2".to_vec())));
+    assert_eq!(h.machine.len(), 1);
+}
+
+#[test]
+fn empty_key_and_empty_value_are_ordinary() {
+    let mut h = Harness::new();
+    h.set(b"", b"");
+    assert_eq!(h.get(b""), Some(vec![]));
+    assert!(!h.machine.is_empty());
+}
+
+#[test]
+fn test_and_set_swaps_only_on_an_exact_match() {
+    let mut h = Harness::new();
+    let tas = |expected: &[u8], new: &[u8]| Command::TestAndSet {
+        key: b"k".to_vec(),
+        expected: expected.to_vec(),
+        new: new.to_vec(),
+    };
+    assert_eq!(
+        h.write(tas(b"", b"x")),
+        Reply::Bool(false),
+        "absent never matches"
+    );
+    assert_eq!(h.get(b"k"), None);
+    h.set(b"k", b"a");
+    assert_eq!(h.write(tas(b"b", b"x")), Reply::Bool(false));
+    assert_eq!(h.get(b"k"), Some(b"a".to_vec()));
+    assert_eq!(h.write(tas(b"a", b"c")), Reply::Bool(true));
+    assert_eq!(h.get(b"k"), Some(b"c".to_vec()));
+}
+
+#[test]
+fn add_on_absent_key_counts_from_zero_and_stores_decimal() {
+    let mut h = Harness::new();
+    assert_eq!(h.write(add(b"n", 5)), Reply::Int(5));
+    assert_eq!(h.write(add(b"n", -7)), Reply::Int(-2));
+    assert_eq!(h.get(b"n"), Some(b"-2".to_vec()));
+    h.set(b"z", b"007");
+    assert_eq!(h.write(add(b"z", 0)), Reply::Int(7));
+    assert_eq!(
+        h.get(b"z"),
+        Some(b"7".to_vec()),
+        "the result is stored canonically"
+    );
+}
+
+#[test]
+fn add_on_non_integer_value_changes_nothing() {
+    let mut h = Harness::new();
+    for value in [
+        &b"x"[..],
+        b"",
+        b" 1",
+        b"+1",
+        b"1.5",
+        b"99999999999999999999",
+    ] {
+        h.set(b"k", value);
+        let hash = h.machine.state_hash();
+        let len = h.machine.len();
+        assert_eq!(
+            h.write(add(b"k", 1)),
+            Reply::Error(CommandError::NotAnInteger)
+        );
+        assert_eq!(h.get(b"k"), Some(value.to_vec()));
+        assert_eq!(h.machine.len(), len);
+        assert_ne!(
+            h.machine.state_hash(),
+            hash,
+            "only the slot and session moved"
+        );
+    }
+}
+
+#[test]
+fn add_overflow_is_an_error_and_changes_nothing() {
+    let mut h = Harness::new();
+    h.set(b"max", i64::MAX.to_string().as_bytes());
+    assert_eq!(
+        h.write(add(b"max", 1)),
+        Reply::Error(CommandError::Overflow)
+    );
+    assert_eq!(h.get(b"max"), Some(i64::MAX.to_string().into_bytes()));
+    h.set(b"min", i64::MIN.to_string().as_bytes());
+    assert_eq!(
+        h.write(add(b"min", -1)),
+        Reply::Error(CommandError::Overflow)
+    );
+    assert_eq!(h.write(add(b"min", i64::MAX)), Reply::Int(-1));
+    assert_eq!(h.write(add(b"absent", i64::MIN)), Reply::Int(i64::MIN));
+    assert_eq!(h.get(b"absent"), Some(b"-9223372036854775808".to_vec()));
+}
+
+#[test]
+fn delete_reports_whether_the_key_existed() {
+    let mut h = Harness::new();
+    let delete = || Command::Delete { key: b"k".to_vec() };
+    assert_eq!(h.write(delete()), Reply::Bool(false));
+    h.set(b"k", b"v");
+    assert_eq!(h.write(delete()), Reply::Bool(true));
+    assert_eq!(h.get(b"k"), None);
+    assert!(h.machine.is_empty());
+}
+
+#[test]
+fn remove_returns_the_old_value() {
+    let mut h = Harness::new();
+    let remove = || Command::Remove { key: b"k".to_vec() };
+    assert_eq!(h.write(remove()), Reply::Value(None));
+    h.set(b"k", b"v");
+    assert_eq!(h.write(remove()), Reply::Value(Some(b"v".to_vec())));
+    assert_eq!(h.get(b"k"), None);
+}
+
+#[test]
+fn rename_moves_the_value_and_overwrites_the_target() {
+    let mut h = Harness::new();
+    let rename = |from: &[u8], to: &[u8]| Command::Rename {
+        from: from.to_vec(),
+        to: to.to_vec(),
+    };
+    assert_eq!(
+        h.write(rename(b"a", b"b")),
+        Reply::Error(CommandError::NoSuchKey)
+    );
+    h.set(b"a", b"1");
+    h.set(b"b", b"2");
+    assert_eq!(h.write(rename(b"a", b"b")), Reply::Ok);
+    assert_eq!((h.get(b"a"), h.get(b"b")), (None, Some(b"1".to_vec())));
+    assert_eq!(h.write(rename(b"b", b"c")), Reply::Ok);
+    assert_eq!((h.get(b"b"), h.get(b"c")), (None, Some(b"1".to_vec())));
+    assert_eq!(h.machine.len(), 1);
+}
+
+#[test]
+fn rename_to_self_is_ok_and_changes_nothing_but_absent_key_is_an_error() {
+    let mut h = Harness::new();
+    let self_rename = || Command::Rename {
+        from: b"a".to_vec(),
+        to: b"a".to_vec(),
+    };
+    assert_eq!(
+        h.write(self_rename()),
+        Reply::Error(CommandError::NoSuchKey)
+    );
+    h.set(b"a", b"1");
+    assert_eq!(h.write(self_rename()), Reply::Ok);
+    assert_eq!(h.get(b"a"), Some(b"1".to_vec()));
+    assert_eq!(h.machine.len(), 1);
+}
+
+#[test]
+fn prune_removes_exactly_the_keys_with_the_prefix() {
+    let mut h = Harness::new();
+    for key in [&b"a"[..], b"ab", b"abc", b"ac", b"b", b""] {
+        h.set(key, b"v");
+    }
+    let prune = |prefix: &[u8]| Command::Prune {
+        prefix: prefix.to_vec(),
+    };
+    assert_eq!(h.write(prune(b"ab")), Reply::Int(2));
+    assert_eq!(
+        h.read(list_keys(b"", None, None)),
+        keys(&[b"", b"a", b"ac", b"b"])
+    );
+    assert_eq!(h.write(prune(b"zz")), Reply::Int(0));
+    assert_eq!(h.write(prune(b"")), Reply::Int(4));
+    assert!(h.machine.is_empty());
+}
+
+#[test]
+fn list_keys_honours_prefix_start_and_count() {
+    let mut h = Harness::new();
+    for key in [&b"a"[..], b"b1", b"b2", b"b3", b"c"] {
+        h.set(key, key);
+    }
+    assert_eq!(
+        h.read(list_keys(b"b", None, None)),
+        keys(&[b"b1", b"b2", b"b3"])
+    );
+    assert_eq!(
+        h.read(list_keys(b"b", Some(b"b2"), None)),
+        keys(&[b"b2", b"b3"])
+    );
+    assert_eq!(h.read(list_keys(b"b", Some(b"b25"), None)), keys(&[b"b3"]));
+    assert_eq!(
+        h.read(list_keys(b"b", Some(b"a"), Some(2))),
+        keys(&[b"b1", b"b2"])
+    );
+    assert_eq!(h.read(list_keys(b"b", Some(b"c"), None)), keys(&[]));
+    assert_eq!(h.read(list_keys(b"b", None, Some(0))), keys(&[]));
+    assert_eq!(
+        h.read(list_keys(b"", Some(b"b3"), None)),
+        keys(&[b"b3", b"c"])
+    );
+    assert_eq!(h.read(list_keys(b"d", None, None)), keys(&[]));
+}
+
+#[test]
+fn list_key_values_pairs_each_key_with_its_value() {
+    let mut h = Harness::new();
+    h.set(b"p1", b"x");
+    h.set(b"p2", b"y");
+    h.set(b"q", b"z");
+    let reply = h.read(Command::ListKeyValues {
+        prefix: b"p".to_vec(),
+        start: Some(b"p2".to_vec()),
+        count: Some(5),
+    });
+    assert_eq!(
+        reply,
+        Reply::KeyValues(vec![(b"p2".to_vec(), b"y".to_vec())])
+    );
+}
+
+#[test]
+fn list_count_above_the_maximum_is_clamped() {
+    let mut machine = machine();
+    let total = LIST_COUNT_MAX + 5;
+    let batch: Vec<ClientRequest> = (0..total)
+        .map(|i| request(i + 1, 1, set(format!("k{i:06}").as_bytes(), b"")))
+        .collect();
+    machine.apply_batch(1, &batch);
+    let max = usize::try_from(LIST_COUNT_MAX).unwrap();
+    for count in [None, Some(LIST_COUNT_MAX + 1), Some(u64::MAX)] {
+        match machine.read(&list_keys(b"k", None, count)) {
+            Reply::Keys(listed) => assert_eq!(listed.len(), max),
+            other => panic!("{other:?}"),
+        }
+    }
+    let count = machine.read(&Command::Count { prefix: vec![] });
+    assert_eq!(
+        count,
+        Reply::Int(i64::try_from(total).unwrap()),
+        "Count is not clamped"
+    );
+}
+
+#[test]
+fn count_counts_keys_with_the_prefix() {
+    let mut h = Harness::new();
+    for key in [&b"a"[..], b"ab", b"abc", b"b"] {
+        h.set(key, b"");
+    }
+    let count = |prefix: &[u8]| Command::Count {
+        prefix: prefix.to_vec(),
+    };
+    assert_eq!(h.read(count(b"")), Reply::Int(4));
+    assert_eq!(h.read(count(b"a")), Reply::Int(3));
+    assert_eq!(h.read(count(b"abc")), Reply::Int(1));
+    assert_eq!(h.read(count(b"abcd")), Reply::Int(0));
+    assert_eq!(h.read(count(b"\xff")), Reply::Int(0));
+}
+
+#[test]
+fn oversized_command_is_refused_and_changes_nothing() {
+    let mut h = Harness::new();
+    let long_key = vec![b'k'; KEY_MAX_BYTES + 1];
+    let reply = h.write(set(&long_key, b"v"));
+    let expected = CommandError::KeyTooLarge {
+        len: KEY_MAX_BYTES + 1,
+    };
+    assert_eq!(reply, Reply::Error(expected));
+    let long_value = vec![b'v'; VALUE_MAX_BYTES + 1];
+    let reply = h.write(set(b"k", &long_value));
+    let expected = CommandError::ValueTooLarge {
+        len: VALUE_MAX_BYTES + 1,
+    };
+    assert_eq!(reply, Reply::Error(expected));
+    assert!(h.machine.is_empty());
+}
+
+#[test]
+#[should_panic(expected = "read command in the log")]
+fn read_command_in_a_batch_panics() {
+    machine().apply_batch(1, &[request(1, 1, Command::Get { key: vec![] })]);
+}
+
+#[test]
+#[should_panic(expected = "read() given a write")]
+fn write_command_given_to_read_panics() {
+    machine().read(&set(b"k", b"v"));
+}
+
+#[test]
+#[should_panic(expected = "slot 3 applied after slot 3")]
+fn applying_a_slot_twice_panics() {
+    let mut machine = machine();
+    machine.apply_noop(3);
+    machine.apply_batch(3, &[]);
+}
+
+#[test]
+fn noop_advances_the_applied_slot_and_the_hash() {
+    let mut machine = machine();
+    assert_eq!(machine.applied_slot(), 0);
+    let before = machine.state_hash();
+    machine.apply_noop(5);
+    assert_eq!(machine.applied_slot(), 5);
+    assert_ne!(machine.state_hash(), before);
+}
+
+#[test]
+fn state_hash_survives_a_postcard_round_trip() {
+    let mut h = Harness::new();
+    h.set(b"a", b"1");
+    h.write(add(b"a", 2));
+    h.write(Command::Remove {
+        key: b"zz".to_vec(),
+    });
+    let bytes = postcard::to_allocvec(&h.machine).unwrap();
+    let copy: StateMachine = postcard::from_bytes(&bytes).unwrap();
+    copy.assert_invariants();
+    assert_eq!(copy, h.machine);
+    assert_eq!(copy.state_hash(), h.machine.state_hash());
+}
+
+#[test]
+fn state_hash_differs_for_different_data_and_sessions() {
+    let mut a = machine();
+    let mut b = machine();
+    a.apply_batch(1, &[request(1, 1, set(b"k", b"1"))]);
+    b.apply_batch(1, &[request(1, 1, set(b"k", b"2"))]);
+    assert_ne!(a.state_hash(), b.state_hash());
+    let mut c = machine();
+    c.apply_batch(1, &[request(2, 1, set(b"k", b"1"))]);
+    assert_eq!(
+        a.read(&Command::Get { key: b"k".to_vec() }),
+        c.read(&Command::Get { key: b"k".to_vec() })
+    );
+    assert_ne!(
+        a.state_hash(),
+        c.state_hash(),
+        "same data, different session"
+    );
+}
