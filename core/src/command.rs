@@ -41,18 +41,51 @@ pub const LIST_COUNT_MAX: u64 = 10_000;
 /// - `Count`: how many keys start with `prefix`; `Int`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Command {
-    Get { key: Vec<u8> },
-    DirtyGet { key: Vec<u8> },
-    Set { key: Vec<u8>, value: Vec<u8> },
-    TestAndSet { key: Vec<u8>, expected: Vec<u8>, new: Vec<u8> },
-    Add { key: Vec<u8>, delta: i64 },
-    Delete { key: Vec<u8> },
-    Remove { key: Vec<u8> },
-    Rename { from: Vec<u8>, to: Vec<u8> },
-    Prune { prefix: Vec<u8> },
-    ListKeys { prefix: Vec<u8>, start: Option<Vec<u8>>, count: Option<u64> },
-    ListKeyValues { prefix: Vec<u8>, start: Option<Vec<u8>>, count: Option<u64> },
-    Count { prefix: Vec<u8> },
+    Get {
+        key: Vec<u8>,
+    },
+    DirtyGet {
+        key: Vec<u8>,
+    },
+    Set {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    TestAndSet {
+        key: Vec<u8>,
+        expected: Vec<u8>,
+        new: Vec<u8>,
+    },
+    Add {
+        key: Vec<u8>,
+        delta: i64,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    Remove {
+        key: Vec<u8>,
+    },
+    Rename {
+        from: Vec<u8>,
+        to: Vec<u8>,
+    },
+    Prune {
+        prefix: Vec<u8>,
+    },
+    ListKeys {
+        prefix: Vec<u8>,
+        start: Option<Vec<u8>>,
+        count: Option<u64>,
+    },
+    ListKeyValues {
+        prefix: Vec<u8>,
+        start: Option<Vec<u8>>,
+        count: Option<u64>,
+    },
+    Count {
+        prefix: Vec<u8>,
+    },
 }
 
 /// How a command is served.

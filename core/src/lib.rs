@@ -10,3 +10,13 @@ pub mod types;
 
 pub use command::*;
 pub use types::*;
+pub mod lease;
+pub mod msg;
+pub mod mutant;
+pub mod replica;
+pub mod storage;
+
+pub use msg::{LogValue, Message};
+pub use mutant::Mutant;
+pub use replica::{Output, Replica, ReplicaConfig, Role};
+pub use storage::{DurableState, StorageWrite};

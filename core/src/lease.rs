@@ -1,0 +1,433 @@
+//! PaxosLease: a master lease without synchronized clocks.
+//!
+//! Only a bound on the clock drift *rate* is assumed: every replica's clock advances at a rate
+//! within `[1 - ρ, 1 + ρ]` of true time, where `ρ = drift_rate_max_ppm / 1e6`.
+//!
+//! Safety arithmetic (asserted in [`LeaseConfig::holder_duration_ns`]):
+//! - The proposer starts its timer *before* it sends `LeasePrepare` (at true time `t0`).
+//! - An acceptor starts its timer when it accepts (at true time `ta ≥ t0`) and keeps the grant for
+//!   `L = lease_duration_ns` of its own clock: at least `L / (1 + ρ)` of true time.
+//! - The proposer believes it holds the lease for `H` of its own clock from its start: at most
+//!   `H / (1 - ρ)` of true time.
+//! - With `H = L (1 - ρ) / (1 + ρ)` the holder's belief ends (true time `t0 + H/(1-ρ)`) no later
+//!   than the majority's grants expire (`ta + L/(1+ρ)`). A new holder needs a majority with no open
+//!   grant, and two majorities share an acceptor, so two holders never overlap in true time.
+//! - A restarted replica forgets its grants; it sits out `L` of its own clock (at least
+//!   `L / (1 + ρ)` true time) before it answers lease messages, which outlasts any belief a
+//!   grant it gave before the crash could support.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::msg::{LeaseAccepted, LeaseGrant, LeasePrepare, LeasePromise, LeasePropose};
+use crate::types::{majority, Ballot, Nanos, NodeId};
+
+/// The largest drift-rate bound the arithmetic accepts (10%).
+pub const DRIFT_RATE_MAX_PPM_LIMIT: u64 = 100_000;
+const PPM: u128 = 1_000_000;
+
+/// Lease timing parameters; identical on every replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseConfig {
+    /// How long an acceptor keeps a grant, on its own clock (`L`).
+    pub lease_duration_ns: Nanos,
+    /// Bound on every clock's drift rate, parts per million (`ρ`).
+    pub drift_rate_max_ppm: u64,
+}
+
+impl LeaseConfig {
+    /// `H`: how long the holder may act as holder, on its own clock, from the moment it started
+    /// asking. `H = L (1 - ρ) / (1 + ρ)`, rounded down.
+    pub fn holder_duration_ns(&self) -> Nanos {
+        assert!(self.drift_rate_max_ppm <= DRIFT_RATE_MAX_PPM_LIMIT);
+        assert!(self.lease_duration_ns > 0);
+        let l = self.lease_duration_ns as u128;
+        let rho = self.drift_rate_max_ppm as u128;
+        let h = l * (PPM - rho) / (PPM + rho);
+        // The holder's worst-case true duration must not exceed the acceptors' best case:
+        // H / (1 - ρ) <= L / (1 + ρ)  ⇔  H (1 + ρ) <= L (1 - ρ).
+        assert!(h * (PPM + rho) <= l * (PPM - rho));
+        h as Nanos
+    }
+
+    /// How long a (re)started replica stays out of the lease protocol, on its own clock.
+    pub fn restart_quiet_ns(&self) -> Nanos {
+        self.lease_duration_ns
+    }
+}
+
+/// The acceptor side: volatile by design.
+#[derive(Clone, Debug, Default)]
+pub struct LeaseAcceptor {
+    promised: Ballot,
+    /// The accepted grant and the local time its timer runs out.
+    grant: Option<(LeaseGrant, Nanos)>,
+}
+
+impl LeaseAcceptor {
+    pub fn on_prepare(&mut self, now_ns: Nanos, msg: &LeasePrepare) -> LeasePromise {
+        self.expire(now_ns);
+        let promised = msg.ballot >= self.promised;
+        if promised {
+            self.promised = msg.ballot;
+        }
+        LeasePromise {
+            ballot: msg.ballot,
+            promised,
+            highest: self.promised,
+            open: self.grant.map(|(grant, _)| grant),
+        }
+    }
+
+    pub fn on_propose(&mut self, now_ns: Nanos, msg: &LeasePropose) -> LeaseAccepted {
+        self.expire(now_ns);
+        let accepted = msg.ballot >= self.promised;
+        if accepted {
+            self.promised = msg.ballot;
+            let grant = LeaseGrant {
+                ballot: msg.ballot,
+                owner: msg.owner,
+            };
+            let expires_ns = now_ns.saturating_add(msg.duration_ns);
+            self.grant = Some((grant, expires_ns));
+        }
+        LeaseAccepted {
+            ballot: msg.ballot,
+            accepted,
+            highest: self.promised,
+        }
+    }
+
+    /// Drops the grant once its timer ran out.
+    pub fn expire(&mut self, now_ns: Nanos) {
+        if matches!(self.grant, Some((_, expires)) if now_ns >= expires) {
+            self.grant = None;
+        }
+    }
+
+    /// The grant whose timer still runs, if any.
+    pub fn open_grant(&self, now_ns: Nanos) -> Option<LeaseGrant> {
+        match self.grant {
+            Some((grant, expires)) if now_ns < expires => Some(grant),
+            _ => None,
+        }
+    }
+
+    pub fn grant_owner(&self) -> Option<NodeId> {
+        self.grant.map(|(grant, _)| grant.owner)
+    }
+
+    pub fn grant_expiry_ns(&self) -> Option<Nanos> {
+        self.grant.map(|(_, expires)| expires)
+    }
+}
+
+/// Where the proposer is in one attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Attempt {
+    Idle,
+    Preparing {
+        ballot: Ballot,
+        started_ns: Nanos,
+        promises: BTreeSet<NodeId>,
+        blocked: bool,
+    },
+    Proposing {
+        ballot: Ballot,
+        started_ns: Nanos,
+        accepts: BTreeSet<NodeId>,
+    },
+}
+
+/// What a proposer wants sent after handling an input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposerAction {
+    None,
+    /// Broadcast this to every replica (including this one).
+    Prepare(LeasePrepare),
+    /// Broadcast this to every replica (including this one).
+    Propose(LeasePropose),
+    /// The lease is (now, or still) held until this local time.
+    Acquired {
+        held_until_ns: Nanos,
+    },
+    /// The attempt failed; back off before trying again.
+    Failed,
+}
+
+/// The proposer side: acquires and extends the lease for its own replica.
+#[derive(Clone, Debug)]
+pub struct LeaseProposer {
+    node: NodeId,
+    cluster_size: usize,
+    config: LeaseConfig,
+    highest_seen: Ballot,
+    attempt: Attempt,
+    held_until_ns: Option<Nanos>,
+    /// `H`; normally `config.holder_duration_ns()`.
+    holder_duration_ns: Nanos,
+}
+
+impl LeaseProposer {
+    pub fn new(node: NodeId, cluster_size: usize, config: LeaseConfig) -> Self {
+        Self::with_holder_duration(node, cluster_size, config, config.holder_duration_ns())
+    }
+
+    /// Like [`LeaseProposer::new`] with an explicit `H` (only the `stale-lease-read` mutant
+    /// passes anything but `config.holder_duration_ns()`).
+    pub fn with_holder_duration(
+        node: NodeId,
+        cluster_size: usize,
+        config: LeaseConfig,
+        holder_duration_ns: Nanos,
+    ) -> Self {
+        Self {
+            holder_duration_ns,
+            node,
+            cluster_size,
+            config,
+            highest_seen: Ballot::ZERO,
+            attempt: Attempt::Idle,
+            held_until_ns: None,
+        }
+    }
+
+    /// Local time until which this replica holds the lease, if it holds it at `now_ns`.
+    pub fn held_until(&self, now_ns: Nanos) -> Option<Nanos> {
+        self.held_until_ns.filter(|until| now_ns < *until)
+    }
+
+    /// Local time the held lease runs out, whether or not that has passed.
+    pub fn holding_until_ns(&self) -> Option<Nanos> {
+        self.held_until_ns
+    }
+
+    pub fn is_attempting(&self) -> bool {
+        self.attempt != Attempt::Idle
+    }
+
+    /// When the current attempt started, if one is running.
+    pub fn attempt_started_ns(&self) -> Option<Nanos> {
+        match &self.attempt {
+            Attempt::Idle => None,
+            Attempt::Preparing { started_ns, .. } | Attempt::Proposing { started_ns, .. } => {
+                Some(*started_ns)
+            }
+        }
+    }
+
+    /// Starts an attempt (to acquire, or to extend a held lease). The timer starts now, before
+    /// anything is asked.
+    pub fn start(&mut self, now_ns: Nanos) -> ProposerAction {
+        let ballot = Ballot::next_above(self.highest_seen, self.node);
+        self.highest_seen = ballot;
+        self.attempt = Attempt::Preparing {
+            ballot,
+            started_ns: now_ns,
+            promises: BTreeSet::new(),
+            blocked: false,
+        };
+        ProposerAction::Prepare(LeasePrepare { ballot })
+    }
+
+    /// Abandons the running attempt (it took too long); a held lease is kept until it runs out.
+    pub fn abandon(&mut self) {
+        self.attempt = Attempt::Idle;
+    }
+
+    /// Forgets a held lease whose time ran out.
+    pub fn expire(&mut self, now_ns: Nanos) {
+        if matches!(self.held_until_ns, Some(until) if now_ns >= until) {
+            self.held_until_ns = None;
+        }
+    }
+
+    pub fn on_promise(&mut self, from: NodeId, msg: &LeasePromise) -> ProposerAction {
+        self.highest_seen = self.highest_seen.max(msg.highest);
+        let node = self.node;
+        let Attempt::Preparing {
+            ballot,
+            started_ns,
+            promises,
+            blocked,
+        } = &mut self.attempt
+        else {
+            return ProposerAction::None;
+        };
+        if msg.ballot != *ballot {
+            return ProposerAction::None;
+        }
+        if !msg.promised {
+            self.attempt = Attempt::Idle;
+            return ProposerAction::Failed;
+        }
+        if matches!(msg.open, Some(grant) if grant.owner != node) {
+            *blocked = true;
+        }
+        promises.insert(from);
+        if promises.len() < majority(self.cluster_size) {
+            return ProposerAction::None;
+        }
+        if *blocked {
+            // Someone else's grant is still running on a member of this majority.
+            self.attempt = Attempt::Idle;
+            return ProposerAction::Failed;
+        }
+        let (ballot, started_ns) = (*ballot, *started_ns);
+        self.attempt = Attempt::Proposing {
+            ballot,
+            started_ns,
+            accepts: BTreeSet::new(),
+        };
+        ProposerAction::Propose(LeasePropose {
+            ballot,
+            owner: node,
+            duration_ns: self.config.lease_duration_ns,
+        })
+    }
+
+    pub fn on_accepted(&mut self, from: NodeId, msg: &LeaseAccepted) -> ProposerAction {
+        self.highest_seen = self.highest_seen.max(msg.highest);
+        let Attempt::Proposing {
+            ballot,
+            started_ns,
+            accepts,
+        } = &mut self.attempt
+        else {
+            return ProposerAction::None;
+        };
+        if msg.ballot != *ballot {
+            return ProposerAction::None;
+        }
+        if !msg.accepted {
+            self.attempt = Attempt::Idle;
+            return ProposerAction::Failed;
+        }
+        accepts.insert(from);
+        if accepts.len() < majority(self.cluster_size) {
+            return ProposerAction::None;
+        }
+        let held_until_ns = started_ns.saturating_add(self.holder_duration_ns);
+        self.attempt = Attempt::Idle;
+        self.held_until_ns = Some(held_until_ns);
+        ProposerAction::Acquired { held_until_ns }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(drift_ppm: u64) -> LeaseConfig {
+        LeaseConfig {
+            lease_duration_ns: 1_000_000_000,
+            drift_rate_max_ppm: drift_ppm,
+        }
+    }
+
+    #[test]
+    fn holder_duration_shrinks_with_drift_bound() {
+        let cases = [
+            (0, 1_000_000_000),
+            (10_000, 980_198_019),
+            (100_000, 818_181_818),
+        ];
+        for (ppm, expected) in cases {
+            assert_eq!(config(ppm).holder_duration_ns(), expected, "ppm {ppm}");
+        }
+    }
+
+    #[test]
+    fn holder_belief_ends_before_acceptor_grant_in_true_time_at_extreme_drifts() {
+        for ppm in [0, 1, 100, 10_000, 100_000] {
+            let c = config(ppm);
+            let rho = ppm as f64 / 1e6;
+            let holder_true = c.holder_duration_ns() as f64 / (1.0 - rho);
+            let acceptor_true = c.lease_duration_ns as f64 / (1.0 + rho);
+            assert!(holder_true <= acceptor_true + 1e-6, "ppm {ppm}");
+        }
+    }
+
+    #[test]
+    fn acceptor_refuses_prepare_below_its_promise_and_reports_open_grant() {
+        let mut a = LeaseAcceptor::default();
+        let high = Ballot { round: 5, node: 2 };
+        let low = Ballot { round: 4, node: 3 };
+        assert!(a.on_prepare(0, &LeasePrepare { ballot: high }).promised);
+        let propose = LeasePropose {
+            ballot: high,
+            owner: 2,
+            duration_ns: 100,
+        };
+        assert!(a.on_propose(10, &propose).accepted);
+        let reply = a.on_prepare(20, &LeasePrepare { ballot: low });
+        assert!(!reply.promised);
+        assert_eq!(reply.open.map(|g| g.owner), Some(2));
+        assert_eq!(
+            a.open_grant(109),
+            Some(LeaseGrant {
+                ballot: high,
+                owner: 2
+            })
+        );
+        assert_eq!(a.open_grant(110), None);
+    }
+
+    #[test]
+    fn proposer_acquires_with_majority_and_times_from_its_start() {
+        let mut p = LeaseProposer::new(1, 3, config(0));
+        let ProposerAction::Prepare(prep) = p.start(1_000) else {
+            panic!("expected prepare")
+        };
+        let promise = |from_open: Option<LeaseGrant>| LeasePromise {
+            ballot: prep.ballot,
+            promised: true,
+            highest: prep.ballot,
+            open: from_open,
+        };
+        assert_eq!(p.on_promise(1, &promise(None)), ProposerAction::None);
+        let ProposerAction::Propose(prop) = p.on_promise(2, &promise(None)) else {
+            panic!("expected propose")
+        };
+        let ok = LeaseAccepted {
+            ballot: prop.ballot,
+            accepted: true,
+            highest: prop.ballot,
+        };
+        assert_eq!(p.on_accepted(3, &ok), ProposerAction::None);
+        assert_eq!(
+            p.on_accepted(1, &ok),
+            ProposerAction::Acquired {
+                held_until_ns: 1_000 + 1_000_000_000
+            }
+        );
+        assert_eq!(p.held_until(1_000_000_999), Some(1_000_001_000));
+        assert_eq!(p.held_until(1_000_001_000), None);
+    }
+
+    #[test]
+    fn proposer_fails_when_a_majority_member_reports_another_owners_open_grant() {
+        let mut p = LeaseProposer::new(1, 3, config(0));
+        let ProposerAction::Prepare(prep) = p.start(0) else {
+            panic!("expected prepare")
+        };
+        let other = LeaseGrant {
+            ballot: Ballot { round: 1, node: 3 },
+            owner: 3,
+        };
+        let open = LeasePromise {
+            ballot: prep.ballot,
+            promised: true,
+            highest: prep.ballot,
+            open: Some(other),
+        };
+        let clear = LeasePromise {
+            open: None,
+            ..open.clone()
+        };
+        assert_eq!(p.on_promise(2, &open), ProposerAction::None);
+        assert_eq!(p.on_promise(1, &clear), ProposerAction::Failed);
+        assert!(!p.is_attempting());
+    }
+}

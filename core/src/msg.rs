@@ -1,0 +1,150 @@
+//! Messages between replicas: one struct per message, wrapped in [`Message`].
+//!
+//! Two independent Paxos instances run side by side:
+//! - PaxosLease (`Lease*`): decides which replica holds the master lease. Its acceptor state is
+//!   volatile; a restarted replica sits out one lease duration instead of persisting it.
+//! - The Multi-Paxos replicated log (`Prepare` … `CatchupReply`): acceptor state (promise and
+//!   accepted values) is persisted before any reply leaves.
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::ClientRequest;
+use crate::types::{Ballot, Nanos, NodeId, Slot};
+
+/// The value of one log slot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LogValue {
+    /// Fills a gap or opens a mastership; changes no key.
+    Noop,
+    /// Client writes, applied in order as one atomic step.
+    Batch(Vec<ClientRequest>),
+}
+
+// ---- PaxosLease ----------------------------------------------------------------------------
+
+/// Lease phase 1: "promise to ignore lease ballots below `ballot`".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeasePrepare {
+    pub ballot: Ballot,
+}
+
+/// A lease that an acceptor has accepted and whose timer is still running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseGrant {
+    pub ballot: Ballot,
+    pub owner: NodeId,
+}
+
+/// Answer to [`LeasePrepare`]. `promised` is false when the acceptor had promised a higher
+/// ballot (`highest` tells which). `open` is a still-running accepted lease, if any.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeasePromise {
+    pub ballot: Ballot,
+    pub promised: bool,
+    pub highest: Ballot,
+    pub open: Option<LeaseGrant>,
+}
+
+/// Lease phase 2: "accept `owner` as lease holder for `duration_ns` of your own clock".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeasePropose {
+    pub ballot: Ballot,
+    pub owner: NodeId,
+    pub duration_ns: Nanos,
+}
+
+/// Answer to [`LeasePropose`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseAccepted {
+    pub ballot: Ballot,
+    pub accepted: bool,
+    pub highest: Ballot,
+}
+
+// ---- Multi-Paxos log -----------------------------------------------------------------------
+
+/// Log phase 1, once per mastership, covering every slot from `from_slot` on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepare {
+    pub ballot: Ballot,
+    pub from_slot: Slot,
+}
+
+/// One slot as an acceptor reports it in a [`Promise`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotReport {
+    pub slot: Slot,
+    /// The ballot the value was accepted in; `None` when the acceptor knows it is chosen.
+    pub accepted_ballot: Option<Ballot>,
+    pub value: LogValue,
+}
+
+/// Answer to [`Prepare`], sent only after the promise is durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promise {
+    pub ballot: Ballot,
+    pub from_slot: Slot,
+    pub slots: Vec<SlotReport>,
+}
+
+/// Log phase 2 for one slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accept {
+    pub ballot: Ballot,
+    pub slot: Slot,
+    pub value: LogValue,
+}
+
+/// Answer to [`Accept`], sent only after the accepted value is durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub ballot: Ballot,
+    pub slot: Slot,
+}
+
+/// Refusal of a [`Prepare`] or [`Accept`]: the acceptor promised `highest`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nack {
+    pub ballot: Ballot,
+    pub highest: Ballot,
+}
+
+/// The master's heartbeat: every slot up to `chosen_through` is chosen, and a slot accepted in
+/// `ballot` holds the chosen value. Lets followers learn without the values travelling twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    pub ballot: Ballot,
+    pub chosen_through: Slot,
+}
+
+/// "Send me the chosen values of slots `from_slot` …"
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchupRequest {
+    pub from_slot: Slot,
+}
+
+/// Chosen values, consecutive from `from_slot`, at most `CATCHUP_ENTRIES_MAX` of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchupReply {
+    pub from_slot: Slot,
+    pub values: Vec<LogValue>,
+    /// The sender's own `chosen_through`, so the receiver knows whether to ask again.
+    pub chosen_through: Slot,
+}
+
+/// Every replica-to-replica message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    LeasePrepare(LeasePrepare),
+    LeasePromise(LeasePromise),
+    LeasePropose(LeasePropose),
+    LeaseAccepted(LeaseAccepted),
+    Prepare(Prepare),
+    Promise(Promise),
+    Accept(Accept),
+    Accepted(Accepted),
+    Nack(Nack),
+    Commit(Commit),
+    CatchupRequest(CatchupRequest),
+    CatchupReply(CatchupReply),
+}

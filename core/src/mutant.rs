@@ -1,0 +1,54 @@
+//! Deliberately wrong variants of the protocol, used only to prove that the simulator catches
+//! them. A replica can run one only when the crate is built with the `mutants` feature, which
+//! production builds never enable; without it [`ReplicaConfig`](crate::ReplicaConfig) refuses
+//! any mutant and every check below is a constant `false`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mutant {
+    /// An acceptor answers before its promise or accept is durable.
+    AckBeforePersist,
+    /// An acceptor accepts a ballot below its promise.
+    AcceptLowerBallot,
+    /// The master serves reads after its lease may have expired (ignores drift).
+    StaleLeaseRead,
+    /// A new master skips re-proposing what earlier ballots may have chosen.
+    SkipRecovery,
+    /// An entry counts as chosen without a majority.
+    MinorityCommit,
+}
+
+impl Mutant {
+    pub const ALL: [Mutant; 5] = [
+        Mutant::AckBeforePersist,
+        Mutant::AcceptLowerBallot,
+        Mutant::StaleLeaseRead,
+        Mutant::SkipRecovery,
+        Mutant::MinorityCommit,
+    ];
+
+    /// The kebab-case name used on command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutant::AckBeforePersist => "ack-before-persist",
+            Mutant::AcceptLowerBallot => "accept-lower-ballot",
+            Mutant::StaleLeaseRead => "stale-lease-read",
+            Mutant::SkipRecovery => "skip-recovery",
+            Mutant::MinorityCommit => "minority-commit",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Mutant> {
+        Mutant::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Whether mutants can be switched on in this build.
+    pub const ENABLED: bool = cfg!(feature = "mutants");
+}
+
+/// True when `active` is `wanted` and the build allows mutants.
+#[inline]
+pub fn is(active: Option<Mutant>, wanted: Mutant) -> bool {
+    Mutant::ENABLED && active == Some(wanted)
+}

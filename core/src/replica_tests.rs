@@ -1,0 +1,328 @@
+//! Replica tests over a tiny lossless in-memory cluster (the simulator covers faults).
+
+use super::*;
+use crate::command::{Command, Reply};
+
+const MS: Nanos = NANOS_PER_MILLI;
+
+/// A perfect network and instant disks; every replica shares true time.
+struct Cluster {
+    now_ns: Nanos,
+    replicas: Vec<Replica>,
+    disks: Vec<DurableState>,
+    network: VecDeque<(NodeId, NodeId, Message)>,
+    replies: Vec<ClientResponse>,
+    /// Persist tokens emitted but not yet reported durable, per replica.
+    unsynced: Vec<Vec<(u64, Vec<StorageWrite>)>>,
+    auto_sync: bool,
+    /// Messages from or to this replica are dropped.
+    isolated: Option<NodeId>,
+}
+
+impl Cluster {
+    fn new(size: usize) -> Self {
+        let nodes: Vec<NodeId> = (1..=size as NodeId).collect();
+        let replicas = nodes
+            .iter()
+            .map(|id| Replica::new(config(*id, &nodes), DurableState::default(), 0, *id as u64))
+            .collect();
+        Self {
+            now_ns: 0,
+            replicas,
+            disks: vec![DurableState::default(); size],
+            network: VecDeque::new(),
+            replies: Vec::new(),
+            unsynced: vec![Vec::new(); size],
+            auto_sync: true,
+            isolated: None,
+        }
+    }
+
+    fn drain(&mut self, index: usize) {
+        let from = self.replicas[index].node_id();
+        while let Some(output) = self.replicas[index].poll_output() {
+            match output {
+                Output::Send { to, msg } => self.network.push_back((from, to, msg)),
+                Output::Persist { token, writes } => self.unsynced[index].push((token, writes)),
+                Output::Reply(response) => self.replies.push(response),
+            }
+        }
+    }
+
+    fn sync(&mut self, index: usize) {
+        let pending = std::mem::take(&mut self.unsynced[index]);
+        let Some(last) = pending.last().map(|(t, _)| *t) else {
+            return;
+        };
+        for (_, writes) in &pending {
+            writes.iter().for_each(|w| self.disks[index].apply(w));
+        }
+        self.replicas[index].handle_persisted(self.now_ns, last);
+        self.drain(index);
+    }
+
+    /// Delivers messages and fires timers until `until_ns`, in 1 ms steps.
+    fn run_until(&mut self, until_ns: Nanos) {
+        while self.now_ns < until_ns {
+            self.step();
+            self.now_ns += MS;
+        }
+    }
+
+    fn step(&mut self) {
+        for i in 0..self.replicas.len() {
+            if self.replicas[i]
+                .poll_timeout()
+                .is_some_and(|t| t <= self.now_ns)
+            {
+                self.replicas[i].handle_timeout(self.now_ns);
+            }
+            self.drain(i);
+        }
+        for _ in 0..10_000 {
+            if self.auto_sync {
+                (0..self.replicas.len()).for_each(|i| self.sync(i));
+            }
+            let Some((from, to, msg)) = self.network.pop_front() else {
+                break;
+            };
+            if self.isolated.is_some_and(|n| n == from || n == to) {
+                continue;
+            }
+            let index = (to - 1) as usize;
+            self.replicas[index].handle_message(self.now_ns, from, msg);
+            self.drain(index);
+        }
+    }
+
+    fn master(&self) -> Option<usize> {
+        let masters: Vec<usize> = (0..self.replicas.len())
+            .filter(|i| self.replicas[*i].role(self.now_ns) == Role::Master)
+            .collect();
+        assert!(masters.len() <= 1, "two masters at once: {masters:?}");
+        masters.first().copied()
+    }
+
+    fn request(&mut self, index: usize, client_id: u64, seq: u64, command: Command) {
+        let request = ClientRequest {
+            client_id,
+            seq,
+            command,
+        };
+        self.replicas[index].handle_request(self.now_ns, request);
+        self.drain(index);
+    }
+
+    fn reply_for(&self, client_id: u64, seq: u64) -> Option<&Outcome> {
+        self.replies
+            .iter()
+            .rev()
+            .find(|r| r.client_id == client_id && r.seq == seq)
+            .map(|r| &r.outcome)
+    }
+}
+
+fn config(id: NodeId, nodes: &[NodeId]) -> ReplicaConfig {
+    let mut c = ReplicaConfig::new(id, nodes.to_vec());
+    c.lease.lease_duration_ns = 1_000 * MS;
+    c
+}
+
+fn set(key: &str, value: &str) -> Command {
+    Command::Set {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+fn get(key: &str) -> Command {
+    Command::Get { key: key.into() }
+}
+
+#[test]
+fn fresh_cluster_elects_one_master_after_the_restart_quiet_period() {
+    let mut cluster = Cluster::new(3);
+    cluster.run_until(900 * MS);
+    assert_eq!(
+        cluster.master(),
+        None,
+        "nobody may lead during the quiet period"
+    );
+    cluster.run_until(2_500 * MS);
+    assert!(cluster.master().is_some(), "a master within 2.5 s");
+}
+
+#[test]
+fn master_applies_writes_and_serves_linearizable_reads() {
+    let mut cluster = Cluster::new(3);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("master");
+    cluster.request(m, 7, 1, set("a", "1"));
+    cluster.run_until(cluster.now_ns + 10 * MS);
+    assert_eq!(cluster.reply_for(7, 1), Some(&Outcome::Done(Reply::Ok)));
+    cluster.request(m, 7, 2, get("a"));
+    assert_eq!(
+        cluster.reply_for(7, 2),
+        Some(&Outcome::Done(Reply::Value(Some("1".into()))))
+    );
+}
+
+#[test]
+fn follower_refuses_reads_and_writes_with_a_master_hint() {
+    let mut cluster = Cluster::new(3);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("master");
+    let follower = (m + 1) % 3;
+    cluster.request(follower, 9, 1, set("a", "1"));
+    let hint = Some(cluster.replicas[m].node_id());
+    let refused = Outcome::Rejected(Rejection::NotMaster { master_hint: hint });
+    assert_eq!(cluster.reply_for(9, 1), Some(&refused));
+}
+
+#[test]
+fn followers_learn_chosen_entries_and_agree_on_the_applied_chain() {
+    let mut cluster = Cluster::new(3);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("master");
+    for seq in 1..=50 {
+        cluster.request(m, 1, seq, set("k", &seq.to_string()));
+    }
+    cluster.run_until(cluster.now_ns + 500 * MS);
+    let chains: Vec<(Slot, u64)> = cluster
+        .replicas
+        .iter()
+        .map(|r| (r.applied_through(), r.applied_chain()))
+        .collect();
+    assert!(chains.iter().all(|c| *c == chains[0]), "{chains:?}");
+    let dirty = cluster.replicas[(m + 1) % 3]
+        .state_machine()
+        .read(&Command::DirtyGet { key: "k".into() });
+    assert_eq!(dirty, Reply::Value(Some("50".into())));
+}
+
+#[test]
+fn acceptor_answers_accept_only_after_it_is_durable() {
+    let mut cluster = Cluster::new(3);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("master");
+    let follower = (m + 1) % 3;
+    let ballot = cluster.replicas[m].log_ballot();
+    let from = cluster.replicas[m].node_id();
+    let accept = Accept {
+        ballot,
+        slot: 1_000,
+        value: LogValue::Noop,
+    };
+    cluster.replicas[follower].handle_message(cluster.now_ns, from, Message::Accept(accept));
+    let mut outputs = Vec::new();
+    while let Some(o) = cluster.replicas[follower].poll_output() {
+        outputs.push(o);
+    }
+    assert!(
+        matches!(outputs.as_slice(), [Output::Persist { .. }]),
+        "{outputs:?}"
+    );
+    let Output::Persist { token, .. } = outputs[0] else {
+        unreachable!()
+    };
+    cluster.replicas[follower].handle_persisted(cluster.now_ns, token);
+    let sent = cluster.replicas[follower].poll_output();
+    assert!(
+        matches!(
+            sent,
+            Some(Output::Send {
+                msg: Message::Accepted(_),
+                ..
+            })
+        ),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn acceptor_refuses_accept_below_its_promise() {
+    let mut replica = Replica::new(config(1, &[1, 2, 3]), DurableState::default(), 0, 1);
+    let high = Ballot { round: 5, node: 2 };
+    replica.handle_message(
+        0,
+        2,
+        Message::Prepare(Prepare {
+            ballot: high,
+            from_slot: 1,
+        }),
+    );
+    while replica.poll_output().is_some() {}
+    let low = Ballot { round: 4, node: 3 };
+    let accept = Accept {
+        ballot: low,
+        slot: 1,
+        value: LogValue::Noop,
+    };
+    replica.handle_message(0, 3, Message::Accept(accept));
+    let out = replica.poll_output();
+    let nack = Nack {
+        ballot: low,
+        highest: high,
+    };
+    assert_eq!(
+        out,
+        Some(Output::Send {
+            to: 3,
+            msg: Message::Nack(nack)
+        })
+    );
+}
+
+#[test]
+fn new_master_reproposes_the_highest_ballot_value_it_finds() {
+    let mut found = BTreeMap::new();
+    let report = |b: u64, v: LogValue| SlotReport {
+        slot: 3,
+        accepted_ballot: Some(Ballot { round: b, node: 1 }),
+        value: v,
+    };
+    let batch = LogValue::Batch(vec![]);
+    merge_report(&mut found, report(2, LogValue::Noop));
+    merge_report(&mut found, report(5, batch.clone()));
+    merge_report(&mut found, report(4, LogValue::Noop));
+    assert_eq!(found[&3].1, batch);
+}
+
+#[test]
+fn restarted_replica_recovers_its_applied_state_from_storage() {
+    let mut cluster = Cluster::new(3);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("master");
+    cluster.request(m, 3, 1, set("x", "42"));
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    let follower = (m + 1) % 3;
+    let before = cluster.replicas[follower].applied_chain();
+    let durable = cluster.disks[follower].clone();
+    let id = cluster.replicas[follower].node_id();
+    let restarted = Replica::new(config(id, &[1, 2, 3]), durable, cluster.now_ns, 99);
+    assert_eq!(restarted.applied_chain(), before);
+    let value = restarted
+        .state_machine()
+        .read(&Command::DirtyGet { key: "x".into() });
+    assert_eq!(value, Reply::Value(Some("42".into())));
+}
+
+#[test]
+fn master_steps_down_and_a_new_one_serves_after_its_isolation() {
+    let mut cluster = Cluster::new(3);
+    cluster.run_until(2_500 * MS);
+    let old = cluster.master().expect("master");
+    cluster.request(old, 5, 1, set("a", "old"));
+    cluster.run_until(cluster.now_ns + 50 * MS);
+    // Isolate the master by dropping everything it sends or receives.
+    cluster.isolated = Some(cluster.replicas[old].node_id());
+    cluster.run_until(cluster.now_ns + 4_000 * MS);
+    let new = cluster.master().expect("a new master");
+    assert_ne!(new, old);
+    assert_eq!(cluster.replicas[old].role(cluster.now_ns), Role::Follower);
+    cluster.request(new, 5, 2, get("a"));
+    assert_eq!(
+        cluster.reply_for(5, 2),
+        Some(&Outcome::Done(Reply::Value(Some("old".into()))))
+    );
+}

@@ -1,0 +1,64 @@
+//! What a replica keeps on durable storage, as plain data.
+//!
+//! The replica emits [`StorageWrite`]s in `Output::Persist`; the shell makes them durable in
+//! order and then calls `handle_persisted`. On restart the shell replays every write that was
+//! durable into a [`DurableState`] (with [`DurableState::apply`]) and hands it to
+//! `Replica::new`. Record framing and checksums belong to the storage format, not to this type.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::msg::LogValue;
+use crate::types::{Ballot, Slot};
+
+/// One durable change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StorageWrite {
+    /// The log acceptor promised `ballot`.
+    Promise { ballot: Ballot },
+    /// The log acceptor accepted `value` for `slot` in `ballot`.
+    Accept {
+        slot: Slot,
+        ballot: Ballot,
+        value: LogValue,
+    },
+    /// The replica learned that `value` is chosen for `slot`.
+    Learn { slot: Slot, value: LogValue },
+}
+
+/// Everything a replica recovers from its own storage.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DurableState {
+    pub promised: Ballot,
+    /// Accepted but not known to be chosen.
+    pub accepted: BTreeMap<Slot, (Ballot, LogValue)>,
+    /// Known to be chosen.
+    pub chosen: BTreeMap<Slot, LogValue>,
+}
+
+impl DurableState {
+    /// Replays one write. Replaying a prefix of the writes a replica emitted yields the state it
+    /// had when that prefix was durable.
+    pub fn apply(&mut self, write: &StorageWrite) {
+        match write {
+            StorageWrite::Promise { ballot } => {
+                self.promised = self.promised.max(*ballot);
+            }
+            StorageWrite::Accept {
+                slot,
+                ballot,
+                value,
+            } => {
+                if !self.chosen.contains_key(slot) {
+                    self.accepted.insert(*slot, (*ballot, value.clone()));
+                }
+                self.promised = self.promised.max(*ballot);
+            }
+            StorageWrite::Learn { slot, value } => {
+                self.accepted.remove(slot);
+                self.chosen.insert(*slot, value.clone());
+            }
+        }
+    }
+}
