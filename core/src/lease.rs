@@ -231,6 +231,12 @@ impl LeaseProposer {
         ProposerAction::Prepare(LeasePrepare { ballot })
     }
 
+    /// Stops holding (and extending) the lease before it runs out.
+    pub fn release(&mut self) {
+        self.held_until_ns = None;
+        self.attempt = Attempt::Idle;
+    }
+
     /// Abandons the running attempt (it took too long); a held lease is kept until it runs out.
     pub fn abandon(&mut self) {
         self.attempt = Attempt::Idle;

@@ -645,6 +645,13 @@ impl Replica {
         self.master_hint = hint;
     }
 
+    /// Another replica leads with a higher ballot: stop leading, and stop extending a lease
+    /// this replica no longer acts on (giving up a lease early is always safe).
+    fn yield_to(&mut self, master: NodeId) {
+        self.step_down(Some(master));
+        self.lease_proposer.release();
+    }
+
     fn on_promise(&mut self, now_ns: Nanos, from: NodeId, msg: Promise) {
         let quorum = majority(self.config.nodes.len());
         let Some(leader) = &mut self.leader else {
@@ -876,22 +883,24 @@ fn merge_report(found: &mut BTreeMap<Slot, (Option<Ballot>, LogValue)>, report: 
 // ---- log acceptor --------------------------------------------------------------------------
 
 impl Replica {
-    fn accepts_ballot(&self, ballot: Ballot) -> bool {
-        ballot >= self.promised || mutant::is(self.config.mutant, Mutant::AcceptLowerBallot)
+    /// Notes `ballot`, and answers a `Nack` if it is below this acceptor's promise.
+    fn refuse_lower_ballot(&mut self, from: NodeId, ballot: Ballot) -> bool {
+        self.log_highest_seen = self.log_highest_seen.max(ballot);
+        let accepts =
+            ballot >= self.promised || mutant::is(self.config.mutant, Mutant::AcceptLowerBallot);
+        if !accepts {
+            let highest = self.promised;
+            self.send_now(from, Message::Nack(Nack { ballot, highest }));
+        }
+        !accepts
     }
 
     fn on_prepare(&mut self, from: NodeId, msg: Prepare) {
-        self.log_highest_seen = self.log_highest_seen.max(msg.ballot);
-        if !self.accepts_ballot(msg.ballot) {
-            let nack = Nack {
-                ballot: msg.ballot,
-                highest: self.promised,
-            };
-            self.send_now(from, Message::Nack(nack));
+        if self.refuse_lower_ballot(from, msg.ballot) {
             return;
         }
         if from != self.config.node_id && self.leader.is_some() {
-            self.step_down(Some(from)); // a newer master is taking over
+            self.yield_to(from); // a newer master is taking over
         }
         self.promised = self.promised.max(msg.ballot);
         let token = self.persist(vec![StorageWrite::Promise { ballot: msg.ballot }]);
@@ -925,13 +934,7 @@ impl Replica {
     }
 
     fn on_accept(&mut self, now_ns: Nanos, from: NodeId, msg: Accept) {
-        self.log_highest_seen = self.log_highest_seen.max(msg.ballot);
-        if !self.accepts_ballot(msg.ballot) {
-            let nack = Nack {
-                ballot: msg.ballot,
-                highest: self.promised,
-            };
-            self.send_now(from, Message::Nack(nack));
+        if self.refuse_lower_ballot(from, msg.ballot) {
             return;
         }
         if from != self.config.node_id {
@@ -957,7 +960,7 @@ impl Replica {
 
     fn note_master_contact(&mut self, now_ns: Nanos, master: NodeId, ballot: Ballot) {
         if self.leader.as_ref().is_some_and(|l| l.ballot < ballot) {
-            self.step_down(Some(master));
+            self.yield_to(master);
         }
         self.master_hint = Some(master);
         self.last_master_contact_ns = Some(now_ns);
