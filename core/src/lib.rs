@@ -4,6 +4,7 @@
 //! arguments, randomness from a seed the caller passes in, and every effect leaves as plain data
 //! that the caller drains. The simulator and the production node drive the same code.
 
+pub mod codec;
 pub mod command;
 pub mod kv;
 pub mod types;

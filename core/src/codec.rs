@@ -1,0 +1,254 @@
+//! The one framing codec for every record on disk and every frame on the wire.
+//!
+//! Layout (little-endian), 16-byte header then body:
+//!
+//! | offset | size | field                                           |
+//! |--------|------|-------------------------------------------------|
+//! | 0      | 4    | magic `KSPX`                                    |
+//! | 4      | 2    | format version ([`FORMAT_VERSION`])             |
+//! | 6      | 1    | kind ([`FrameKind`])                            |
+//! | 7      | 1    | reserved, zero                                  |
+//! | 8      | 4    | body length in bytes (≤ [`BODY_MAX_BYTES`])     |
+//! | 12     | 4    | CRC32C over bytes 0..12 and the body            |
+//! | 16     | len  | body: the value in postcard                     |
+//!
+//! Every frame is verified when it is read, and [`encode`] verifies its own output before
+//! handing it out, so a bad encoder can never put an unreadable record on disk.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub const MAGIC: [u8; 4] = *b"KSPX";
+pub const FORMAT_VERSION: u16 = 1;
+pub const HEADER_BYTES: usize = 16;
+/// Largest body accepted; bounds what a corrupt length field can make a reader allocate.
+pub const BODY_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a frame holds; a reader refuses a frame of a kind it did not expect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameKind {
+    /// A `StorageWrite` in a log segment.
+    LogRecord = 1,
+    /// A replica-to-replica `Message`.
+    PeerMessage = 2,
+    /// A snapshot header or chunk.
+    Snapshot = 3,
+    /// A peer handshake.
+    Handshake = 4,
+}
+
+impl FrameKind {
+    fn from_u8(byte: u8) -> Option<FrameKind> {
+        match byte {
+            1 => Some(FrameKind::LogRecord),
+            2 => Some(FrameKind::PeerMessage),
+            3 => Some(FrameKind::Snapshot),
+            4 => Some(FrameKind::Handshake),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not enough bytes yet: `needed` in total for this frame (at least the header).
+    #[error("truncated frame: {needed} bytes needed, {available} available")]
+    Truncated { needed: usize, available: usize },
+    #[error("bad magic {found:02x?}: not a keyspace frame")]
+    BadMagic { found: [u8; 4] },
+    #[error("format version {found} is newer than this build understands ({FORMAT_VERSION})")]
+    UnsupportedVersion { found: u16 },
+    #[error("frame kind {found} where {expected:?} was expected")]
+    WrongKind { found: u8, expected: FrameKind },
+    #[error("frame body of {len} bytes exceeds the limit of {BODY_MAX_BYTES}")]
+    Oversized { len: usize },
+    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    BadChecksum { stored: u32, computed: u32 },
+    #[error("checksum matched but the body does not decode: {reason}")]
+    Malformed { reason: String },
+}
+
+impl DecodeError {
+    /// True when more bytes could complete the frame (a torn tail, or a stream mid-frame).
+    pub fn is_truncated(&self) -> bool {
+        matches!(self, DecodeError::Truncated { .. })
+    }
+}
+
+/// Appends one frame holding `value` to `out`.
+pub fn encode<T: Serialize + DeserializeOwned + PartialEq>(
+    kind: FrameKind,
+    value: &T,
+    out: &mut Vec<u8>,
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_BYTES]);
+    let body = postcard::to_extend(value, std::mem::take(out)).expect("postcard encoding");
+    *out = body;
+    let len = out.len() - start - HEADER_BYTES;
+    assert!(
+        len <= BODY_MAX_BYTES,
+        "frame body of {len} bytes is over the limit"
+    );
+    let header = &mut out[start..start + HEADER_BYTES];
+    header[0..4].copy_from_slice(&MAGIC);
+    header[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[6] = kind as u8;
+    header[7] = 0;
+    header[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+    let crc = checksum(&out[start..start + 12], &out[start + HEADER_BYTES..]);
+    out[start + 12..start + 16].copy_from_slice(&crc.to_le_bytes());
+    // Verify before anything is written anywhere.
+    let (decoded, used): (T, usize) = decode(kind, &out[start..]).expect("fresh frame decodes");
+    assert!(
+        used == out.len() - start && decoded == *value,
+        "frame round trip"
+    );
+}
+
+/// Reads the frame at the start of `buf`: its value and how many bytes it took.
+pub fn decode<T: DeserializeOwned>(kind: FrameKind, buf: &[u8]) -> Result<(T, usize), DecodeError> {
+    let len = frame_len(kind, buf)?;
+    let total = HEADER_BYTES + len;
+    let body = &buf[HEADER_BYTES..total];
+    let stored = u32::from_le_bytes(buf[12..16].try_into().expect("4 bytes"));
+    let computed = checksum(&buf[0..12], body);
+    if stored != computed {
+        return Err(DecodeError::BadChecksum { stored, computed });
+    }
+    let value = postcard::from_bytes(body).map_err(|e| DecodeError::Malformed {
+        reason: e.to_string(),
+    })?;
+    Ok((value, total))
+}
+
+/// Checks the header at the start of `buf` and returns the body length, or why not. Succeeds
+/// only when the whole frame is present.
+pub fn frame_len(kind: FrameKind, buf: &[u8]) -> Result<usize, DecodeError> {
+    let truncated = |needed| DecodeError::Truncated {
+        needed,
+        available: buf.len(),
+    };
+    if buf.len() < HEADER_BYTES {
+        // Judge what is there already, so garbage is refused without waiting for more.
+        check_magic(&buf[..buf.len().min(4)])?;
+        return Err(truncated(HEADER_BYTES));
+    }
+    check_magic(&buf[0..4])?;
+    let version = u16::from_le_bytes([buf[4], buf[5]]);
+    if version != FORMAT_VERSION {
+        return Err(DecodeError::UnsupportedVersion { found: version });
+    }
+    if FrameKind::from_u8(buf[6]) != Some(kind) {
+        return Err(DecodeError::WrongKind {
+            found: buf[6],
+            expected: kind,
+        });
+    }
+    let len = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes")) as usize;
+    if len > BODY_MAX_BYTES {
+        return Err(DecodeError::Oversized { len });
+    }
+    if buf.len() < HEADER_BYTES + len {
+        return Err(truncated(HEADER_BYTES + len));
+    }
+    Ok(len)
+}
+
+fn check_magic(prefix: &[u8]) -> Result<(), DecodeError> {
+    if prefix != &MAGIC[..prefix.len()] {
+        let mut found = [0u8; 4];
+        found[..prefix.len()].copy_from_slice(prefix);
+        return Err(DecodeError::BadMagic { found });
+    }
+    Ok(())
+}
+
+fn checksum(header: &[u8], body: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(header), body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::LogValue;
+    use crate::storage::StorageWrite;
+    use crate::types::Ballot;
+    use proptest::prelude::*;
+
+    fn record() -> StorageWrite {
+        StorageWrite::Accept {
+            slot: 7,
+            ballot: Ballot { round: 3, node: 2 },
+            value: LogValue::Noop,
+        }
+    }
+
+    fn frame() -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(FrameKind::LogRecord, &record(), &mut out);
+        out
+    }
+
+    #[test]
+    fn round_trip_reports_the_bytes_used() {
+        let mut buf = frame();
+        buf.extend_from_slice(b"next");
+        let (value, used): (StorageWrite, usize) = decode(FrameKind::LogRecord, &buf).unwrap();
+        assert_eq!(value, record());
+        assert_eq!(used, buf.len() - 4);
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_detected() {
+        let clean = frame();
+        for byte in 0..clean.len() {
+            for bit in 0..8 {
+                let mut bad = clean.clone();
+                bad[byte] ^= 1 << bit;
+                let result = decode::<StorageWrite>(FrameKind::LogRecord, &bad);
+                assert!(
+                    result.is_err(),
+                    "flip of byte {byte} bit {bit} went unnoticed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_torn_prefix_is_truncated_not_corrupt() {
+        let clean = frame();
+        for cut in 0..clean.len() {
+            let err = decode::<StorageWrite>(FrameKind::LogRecord, &clean[..cut]).unwrap_err();
+            assert!(err.is_truncated(), "cut at {cut}: {err}");
+        }
+    }
+
+    #[test]
+    fn newer_format_version_is_refused_by_name() {
+        let mut bad = frame();
+        bad[4] = 9;
+        let err = decode::<StorageWrite>(FrameKind::LogRecord, &bad).unwrap_err();
+        assert_eq!(err, DecodeError::UnsupportedVersion { found: 9 });
+    }
+
+    #[test]
+    fn garbage_is_refused_at_the_first_byte() {
+        let err = decode::<StorageWrite>(FrameKind::LogRecord, b"G").unwrap_err();
+        assert!(matches!(err, DecodeError::BadMagic { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_frame_of_another_kind_is_refused() {
+        let err = decode::<StorageWrite>(FrameKind::PeerMessage, &frame()).unwrap_err();
+        assert!(matches!(err, DecodeError::WrongKind { .. }), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode::<StorageWrite>(FrameKind::LogRecord, &bytes);
+        }
+    }
+}
