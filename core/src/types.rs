@@ -42,3 +42,58 @@ pub fn majority(cluster_size: usize) -> usize {
     assert!(cluster_size > 0, "a cluster has at least one replica");
     cluster_size / 2 + 1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majority_is_more_than_half_for_every_cluster_size() {
+        let table = [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (6, 4), (7, 4)];
+        for (size, expected) in table {
+            assert_eq!(majority(size), expected, "cluster of {size}");
+            // Any two majorities intersect: their sizes add up to more than the cluster.
+            assert!(2 * majority(size) > size, "cluster of {size}");
+            // A majority survives the loss of a minority.
+            assert!(size - (size - 1) / 2 >= majority(size), "cluster of {size}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "at least one replica")]
+    fn majority_of_an_empty_cluster_is_refused() {
+        majority(0);
+    }
+
+    #[test]
+    fn ballots_order_by_round_then_node() {
+        let b = |round, node| Ballot { round, node };
+        let ascending = [b(0, 0), b(0, 3), b(1, 1), b(1, 2), b(2, 1), b(10, 1)];
+        for pair in ascending.windows(2) {
+            assert!(pair[0] < pair[1], "{} < {}", pair[0], pair[1]);
+        }
+    }
+
+    #[test]
+    fn next_ballot_is_above_what_was_seen_and_owned_by_the_caller() {
+        let b = |round, node| Ballot { round, node };
+        let table = [
+            (Ballot::ZERO, 1, b(1, 1)),
+            (b(1, 3), 2, b(2, 2)),
+            (b(7, 1), 1, b(8, 1)),
+            (b(7, 5), 1, b(8, 1)),
+        ];
+        for (seen, node, expected) in table {
+            let next = Ballot::next_above(seen, node);
+            assert_eq!(next, expected);
+            assert!(next > seen);
+            assert_eq!(next.node, node);
+        }
+    }
+
+    #[test]
+    fn two_proposers_never_share_a_ballot() {
+        let seen = Ballot { round: 4, node: 2 };
+        assert_ne!(Ballot::next_above(seen, 1), Ballot::next_above(seen, 3));
+    }
+}
