@@ -30,6 +30,7 @@ pub mod lease;
 pub mod msg;
 pub mod mutant;
 pub mod replica;
+pub mod snapshot;
 pub mod storage;
 
 pub use msg::{LogValue, Message};
