@@ -23,13 +23,13 @@ pub enum LogValue {
 // ---- PaxosLease ----------------------------------------------------------------------------
 
 /// Lease phase 1: "promise to ignore lease ballots below `ballot`".
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LeasePrepare {
     pub ballot: Ballot,
 }
 
 /// A lease that an acceptor has accepted and whose timer is still running.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LeaseGrant {
     pub ballot: Ballot,
     pub owner: NodeId,
@@ -37,7 +37,7 @@ pub struct LeaseGrant {
 
 /// Answer to [`LeasePrepare`]. `promised` is false when the acceptor had promised a higher
 /// ballot (`highest` tells which). `open` is a still-running accepted lease, if any.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LeasePromise {
     pub ballot: Ballot,
     pub promised: bool,
@@ -46,7 +46,7 @@ pub struct LeasePromise {
 }
 
 /// Lease phase 2: "accept `owner` as lease holder for `duration_ns` of your own clock".
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LeasePropose {
     pub ballot: Ballot,
     pub owner: NodeId,
@@ -54,7 +54,7 @@ pub struct LeasePropose {
 }
 
 /// Answer to [`LeasePropose`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LeaseAccepted {
     pub ballot: Ballot,
     pub accepted: bool,
@@ -64,14 +64,14 @@ pub struct LeaseAccepted {
 // ---- Multi-Paxos log -----------------------------------------------------------------------
 
 /// Log phase 1, once per mastership, covering every slot from `from_slot` on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Prepare {
     pub ballot: Ballot,
     pub from_slot: Slot,
 }
 
 /// One slot as an acceptor reports it in a [`Promise`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SlotReport {
     pub slot: Slot,
     /// The ballot the value was accepted in; `None` when the acceptor knows it is chosen.
@@ -80,7 +80,7 @@ pub struct SlotReport {
 }
 
 /// Answer to [`Prepare`], sent only after the promise is durable.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Promise {
     pub ballot: Ballot,
     pub from_slot: Slot,
@@ -88,7 +88,7 @@ pub struct Promise {
 }
 
 /// Log phase 2 for one slot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Accept {
     pub ballot: Ballot,
     pub slot: Slot,
@@ -96,14 +96,14 @@ pub struct Accept {
 }
 
 /// Answer to [`Accept`], sent only after the accepted value is durable.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Accepted {
     pub ballot: Ballot,
     pub slot: Slot,
 }
 
 /// Refusal of a [`Prepare`] or [`Accept`]: the acceptor promised `highest`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Nack {
     pub ballot: Ballot,
     pub highest: Ballot,
@@ -111,20 +111,20 @@ pub struct Nack {
 
 /// The master's heartbeat: every slot up to `chosen_through` is chosen, and a slot accepted in
 /// `ballot` holds the chosen value. Lets followers learn without the values travelling twice.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Commit {
     pub ballot: Ballot,
     pub chosen_through: Slot,
 }
 
 /// "Send me the chosen values of slots `from_slot` …"
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CatchupRequest {
     pub from_slot: Slot,
 }
 
 /// Chosen values, consecutive from `from_slot`, at most `CATCHUP_ENTRIES_MAX` of them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CatchupReply {
     pub from_slot: Slot,
     pub values: Vec<LogValue>,
@@ -133,7 +133,7 @@ pub struct CatchupReply {
 }
 
 /// Every replica-to-replica message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Message {
     LeasePrepare(LeasePrepare),
     LeasePromise(LeasePromise),
