@@ -14,7 +14,7 @@
 //! - Comparability: [`StateMachine::state_hash`] covers the data, the sessions and the applied
 //!   slot, is the same on every platform, and costs O(1) to read.
 
-mod hash;
+pub(crate) mod hash;
 mod session;
 mod store;
 

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::{
     ClientId, ClientRequest, ClientResponse, CommandKind, Outcome, Rejection, Seq,
 };
+use crate::kv::hash::Hash64;
 use crate::kv::{StateMachine, StateMachineConfig};
 use crate::lease::{LeaseAcceptor, LeaseConfig, LeaseProposer, ProposerAction};
 use crate::msg::*;
@@ -1040,11 +1041,14 @@ impl Replica {
             assert_eq!(known, &value, "two values chosen for slot {slot}");
             return;
         }
-        self.accepted.remove(&slot);
-        self.persist(vec![StorageWrite::Learn {
-            slot,
-            value: value.clone(),
-        }]);
+        let write = match self.accepted.remove(&slot) {
+            Some((_, accepted)) if accepted == value => StorageWrite::Chosen { slot },
+            _ => StorageWrite::Learn {
+                slot,
+                value: value.clone(),
+            },
+        };
+        self.persist(vec![write]);
         self.chosen.insert(slot, value);
         self.advance_chosen();
     }
@@ -1061,18 +1065,14 @@ impl Replica {
 
     fn apply_next(&mut self) {
         let slot = self.applied_through + 1;
-        let value = self
-            .chosen
-            .get(&slot)
-            .expect("chosen slot to apply")
-            .clone();
-        self.applied_chain = chain_hash(self.applied_chain, slot, &value);
+        let value = self.chosen.get(&slot).expect("chosen slot to apply");
+        self.applied_chain = chain_hash(self.applied_chain, slot, value);
         self.applied_through = slot;
         let LogValue::Batch(requests) = value else {
             self.state.apply_noop(slot);
             return;
         };
-        let responses = self.state.apply_batch(slot, &requests);
+        let responses = self.state.apply_batch(slot, requests);
         let Some(leader) = &mut self.leader else {
             return;
         };
@@ -1084,34 +1084,32 @@ impl Replica {
     }
 }
 
-/// FNV-1a over the previous link, the slot and the value: deterministic on every platform.
+/// One link of the applied-log hash chain: the previous link, the slot and the value.
 fn chain_hash(previous: u64, slot: Slot, value: &LogValue) -> u64 {
     use std::hash::{Hash, Hasher};
-    let mut hasher = Fnv1a::default();
-    previous.hash(&mut hasher);
-    slot.hash(&mut hasher);
+    let mut hasher = WordHasher(Hash64::new(previous).word(slot));
     value.hash(&mut hasher);
     hasher.finish()
 }
 
-struct Fnv1a(u64);
+/// `std::hash::Hasher` over the state machine's deterministic word hash.
+struct WordHasher(Hash64);
 
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for Fnv1a {
+impl std::hash::Hasher for WordHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.0.finish()
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        self.0 = self.0.bytes(bytes);
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = self.0.word(word);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.0 = self.0.word(word as u64);
     }
 }
 
