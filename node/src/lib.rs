@@ -1,2 +1,121 @@
-//! keyspace-node: the real-I/O shell around `keyspace-core` (TCP peers, files, RESP clients).
-//! Filled in by the production-node issue; the crate exists so the workspace is whole.
+//! keyspace-node: the real-I/O shell around `keyspace-core`.
+//!
+//! It carries bytes between the outside world and the core's sans-IO [`Replica`]: TCP between
+//! replicas ([`peer`]), the Redis protocol for clients ([`client`], [`commands`], [`resp`]),
+//! segment files with group commit on disk ([`storage`]) and the monotonic clock. Everything
+//! about the protocol stays in `keyspace-core`. The async code runs on tokio through
+//! madsim-tokio, so the same shell also runs as simulated nodes under `--cfg madsim`.
+
+pub mod client;
+pub mod commands;
+pub mod peer;
+pub mod resp;
+pub mod resp_client;
+pub mod shell;
+pub mod storage;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use keyspace_core::{NodeId, Replica, ReplicaConfig, NANOS_PER_MILLI};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::peer::ClusterKey;
+use crate::storage::FileLog;
+
+/// Everything one replica process needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    /// Every replica's peer address, this one's included.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    pub client_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub cluster_key: String,
+    /// Clients must `AUTH` with this when set.
+    pub password: Option<String>,
+    pub lease_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("node id {0} is not in --peers")]
+    NotAMember(NodeId),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Listen {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+}
+
+/// The replica configuration the node runs with.
+pub fn replica_config(config: &NodeConfig) -> ReplicaConfig {
+    let mut replica = ReplicaConfig::new(config.id, config.peers.keys().copied().collect());
+    replica.lease.lease_duration_ns = config.lease_ms * NANOS_PER_MILLI;
+    replica.window_max = 64;
+    replica
+}
+
+/// Runs one replica until the process ends. Returns early only on a startup error.
+pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
+    let me = config.id;
+    let peer_addr = *config.peers.get(&me).ok_or(NodeError::NotAMember(me))?;
+    let (log, durable, records) = FileLog::open(&config.data_dir)?;
+    tracing::info!(node = me, records, chosen = durable.chosen.len(), dir = %config.data_dir.display(), "log replayed");
+    let peer_listener = TcpListener::bind(peer_addr)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: peer_addr,
+            what: "peers",
+            source,
+        })?;
+    let client_listener = TcpListener::bind(config.client_addr)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: config.client_addr,
+            what: "clients",
+            source,
+        })?;
+    let key = ClusterKey::from_secret(&config.cluster_key);
+    let start = Instant::now();
+    let replica = Replica::new(replica_config(&config), durable, 0, rand::random());
+    let links = config
+        .peers
+        .iter()
+        .filter(|(id, _)| **id != me)
+        .map(|(id, addr)| (*id, peer::spawn_dialler(me, *id, *addr, key.clone())))
+        .collect();
+    let (core_tx, core_rx) = mpsc::channel(shell::EVENTS_QUEUE_MAX);
+    let members = config.peers.keys().copied().collect();
+    tokio::spawn(peer::listen(
+        peer_listener,
+        me,
+        members,
+        key,
+        core_tx.clone(),
+    ));
+    let context = Arc::new(client::ClientContext {
+        core: core_tx,
+        node_id: me,
+        client_addr: config.client_addr,
+        password: config.password.clone(),
+        started: start,
+        connections: AtomicU64::new(0),
+        total_connections: AtomicU64::new(0),
+        commands_processed: AtomicU64::new(0),
+    });
+    tokio::spawn(client::listen(client_listener, context));
+    tracing::info!(node = me, peers = %peer_addr, clients = %config.client_addr, "serving");
+    shell::Shell::new(replica, log, links, start)
+        .run(core_rx)
+        .await;
+    Ok(())
+}

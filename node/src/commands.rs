@@ -1,0 +1,584 @@
+//! The Redis commands keyspace understands, and how their replies are written.
+//!
+//! Parsing ([`parse`]) is pure: arguments in, an [`Action`] out (or the error a client sees for
+//! an unknown command or a wrong number of arguments). [`run`] carries an action out on a
+//! connection and writes the RESP reply.
+
+use std::sync::atomic::Ordering;
+
+use keyspace_core::{Command, CommandError, Reply, Role};
+
+use crate::client::{Connection, Failure};
+use crate::resp::Writer;
+
+/// How a store reply is shown to a Redis client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// The natural mapping: Ok → +OK, Value → bulk or null, Bool and Int → integer, lists → arrays.
+    Plain,
+    /// `Value(Some)` counts 1, `Value(None)` 0 (EXISTS).
+    Exists,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    Error(String),
+    Ok,
+    Pong(Option<Vec<u8>>),
+    Echo(Vec<u8>),
+    /// One or more store commands; a single one answers with its reply, several with an array
+    /// (MGET) or, for integer replies, their sum (DEL, EXISTS).
+    Store {
+        commands: Vec<Command>,
+        shape: Shape,
+        sum: bool,
+    },
+    Info(Option<String>),
+    Hello {
+        protocol: Option<u8>,
+        auth: Option<Vec<u8>>,
+        name: Option<Vec<u8>>,
+    },
+    Auth(Vec<u8>),
+    ClientSetName(Vec<u8>),
+    ClientGetName,
+    ClientId,
+    CommandCount,
+    EmptyArray,
+    ConfigGet(String),
+    ReadOnly(bool),
+    Quit,
+}
+
+fn arity_error(name: &str) -> Action {
+    Action::Error(format!(
+        "ERR wrong number of arguments for '{}' command",
+        name.to_lowercase()
+    ))
+}
+
+fn store(command: Command) -> Action {
+    Action::Store {
+        commands: vec![command],
+        shape: Shape::Plain,
+        sum: false,
+    }
+}
+
+fn text(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).to_uppercase()
+}
+
+fn parse_i64(arg: &[u8]) -> Option<i64> {
+    std::str::from_utf8(arg).ok()?.parse().ok()
+}
+
+/// Whether `args` (name first) has an acceptable count: exactly `n`, or at least `-n`.
+fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
+    let len = args.len() as i32;
+    if arity >= 0 {
+        len == arity
+    } else {
+        len >= -arity
+    }
+}
+
+fn arity_of(name: &str) -> Option<i32> {
+    Some(match name {
+        "GET" | "DIRTYGET" | "INCR" | "DECR" | "GETDEL" | "PRUNE" | "COUNT" => 2,
+        "SET" | "INCRBY" | "DECRBY" | "RENAME" | "ECHO" => 3,
+        "TESTANDSET" => 4,
+        "DEL" | "EXISTS" | "MGET" | "AUTH" | "SELECT" | "CLIENT" | "CONFIG" | "LISTKEYS"
+        | "LISTKEYVALUES" => -2,
+        "MSET" => -3,
+        "DBSIZE" | "QUIT" | "READONLY" | "READWRITE" => 1,
+        "PING" | "INFO" | "HELLO" | "COMMAND" => -1,
+        _ => return None,
+    })
+}
+
+/// Turns a command's arguments into what to do.
+pub fn parse(args: &[Vec<u8>], conn: &Connection<'_>) -> Action {
+    let name = text(&args[0]);
+    let Some(arity) = arity_of(&name) else {
+        let first: Vec<String> = args[1..]
+            .iter()
+            .take(3)
+            .map(|a| format!("'{}'", String::from_utf8_lossy(a)))
+            .collect();
+        return Action::Error(format!(
+            "ERR unknown command '{}', with args beginning with: {}",
+            String::from_utf8_lossy(&args[0]),
+            first.join(" ")
+        ));
+    };
+    if !arity_ok(args, arity) {
+        return arity_error(&name);
+    }
+    if !conn.authenticated && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
+        return Action::Error("NOAUTH Authentication required.".into());
+    }
+    parse_named(&name, args)
+}
+
+fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
+    let key = || args[1].clone();
+    match name {
+        "GET" => store(Command::Get { key: key() }),
+        "DIRTYGET" => store(Command::DirtyGet { key: key() }),
+        "SET" => store(Command::Set {
+            key: key(),
+            value: args[2].clone(),
+        }),
+        "INCR" => store(Command::Add {
+            key: key(),
+            delta: 1,
+        }),
+        "DECR" => store(Command::Add {
+            key: key(),
+            delta: -1,
+        }),
+        "INCRBY" | "DECRBY" => match parse_i64(&args[2]) {
+            Some(delta) if name == "INCRBY" => store(Command::Add { key: key(), delta }),
+            Some(delta) if delta != i64::MIN => store(Command::Add {
+                key: key(),
+                delta: -delta,
+            }),
+            _ => Action::Error("ERR value is not an integer or out of range".into()),
+        },
+        "GETDEL" => store(Command::Remove { key: key() }),
+        "RENAME" => store(Command::Rename {
+            from: key(),
+            to: args[2].clone(),
+        }),
+        "TESTANDSET" => store(Command::TestAndSet {
+            key: key(),
+            expected: args[2].clone(),
+            new: args[3].clone(),
+        }),
+        "PRUNE" => store(Command::Prune { prefix: key() }),
+        "COUNT" => store(Command::Count { prefix: key() }),
+        "DBSIZE" => store(Command::Count { prefix: Vec::new() }),
+        "LISTKEYS" | "LISTKEYVALUES" => parse_list(name, args),
+        "DEL" => many(args, |key| Command::Delete { key }, Shape::Plain, true),
+        "EXISTS" => many(args, |key| Command::Get { key }, Shape::Exists, true),
+        "MGET" => many(args, |key| Command::Get { key }, Shape::Plain, false),
+        "MSET" => Action::Error("ERR MSET is not supported yet: use SET per key".into()),
+        _ => parse_connection(name, args),
+    }
+}
+
+fn many(args: &[Vec<u8>], make: impl Fn(Vec<u8>) -> Command, shape: Shape, sum: bool) -> Action {
+    let commands = args[1..].iter().map(|k| make(k.clone())).collect();
+    Action::Store {
+        commands,
+        shape,
+        sum,
+    }
+}
+
+/// `LISTKEYS prefix [START key] [COUNT n]`.
+fn parse_list(name: &str, args: &[Vec<u8>]) -> Action {
+    let prefix = args[1].clone();
+    let (mut start, mut count) = (None, None);
+    let mut rest = args[2..].chunks(2);
+    for pair in rest.by_ref() {
+        match (text(&pair[0]).as_str(), pair.get(1)) {
+            ("START", Some(key)) => start = Some(key.clone()),
+            ("COUNT", Some(n)) => match parse_i64(n) {
+                Some(n) if n >= 0 => count = Some(n as u64),
+                _ => return Action::Error("ERR COUNT must be a non-negative integer".into()),
+            },
+            _ => return Action::Error("ERR syntax error: expected [START key] [COUNT n]".into()),
+        }
+    }
+    let command = if name == "LISTKEYS" {
+        Command::ListKeys {
+            prefix,
+            start,
+            count,
+        }
+    } else {
+        Command::ListKeyValues {
+            prefix,
+            start,
+            count,
+        }
+    };
+    store(command)
+}
+
+fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
+    match name {
+        "PING" if args.len() <= 2 => Action::Pong(args.get(1).cloned()),
+        "PING" => arity_error(name),
+        "ECHO" => Action::Echo(args[1].clone()),
+        "QUIT" => Action::Quit,
+        "READONLY" => Action::ReadOnly(true),
+        "READWRITE" => Action::ReadOnly(false),
+        "SELECT" if args.len() == 2 && args[1] == b"0" => Action::Ok,
+        "SELECT" if args.len() == 2 => Action::Error("ERR DB index is out of range".into()),
+        "SELECT" => arity_error(name),
+        "AUTH" if args.len() <= 3 => Action::Auth(args[args.len() - 1].clone()),
+        "AUTH" => Action::Error("ERR syntax error".into()),
+        "INFO" => Action::Info(
+            args.get(1)
+                .map(|s| String::from_utf8_lossy(s).to_lowercase()),
+        ),
+        "HELLO" => parse_hello(args),
+        "CLIENT" => parse_client(args),
+        "COMMAND" => match args.get(1).map(|a| text(a)).as_deref() {
+            Some("COUNT") => Action::CommandCount,
+            _ => Action::EmptyArray,
+        },
+        "CONFIG" => match (text(&args[1]).as_str(), args.get(2)) {
+            ("GET", Some(param)) => {
+                Action::ConfigGet(String::from_utf8_lossy(param).to_lowercase())
+            }
+            _ => Action::Error("ERR only CONFIG GET is supported".into()),
+        },
+        _ => unreachable!("every named command is handled: {name}"),
+    }
+}
+
+fn parse_hello(args: &[Vec<u8>]) -> Action {
+    let mut protocol = None;
+    let mut auth = None;
+    let mut name = None;
+    let mut i = 1;
+    if let Some(version) = args.get(1) {
+        match parse_i64(version) {
+            Some(v @ 2..=3) => protocol = Some(v as u8),
+            _ => return Action::Error("NOPROTO unsupported protocol version".into()),
+        }
+        i = 2;
+    }
+    while i < args.len() {
+        match (text(&args[i]).as_str(), args.len() - i) {
+            ("AUTH", 3..) => {
+                auth = Some(args[i + 2].clone());
+                i += 3;
+            }
+            ("SETNAME", 2..) => {
+                name = Some(args[i + 1].clone());
+                i += 2;
+            }
+            _ => return Action::Error("ERR syntax error in HELLO option".into()),
+        }
+    }
+    Action::Hello {
+        protocol,
+        auth,
+        name,
+    }
+}
+
+fn parse_client(args: &[Vec<u8>]) -> Action {
+    match (text(&args[1]).as_str(), args.len()) {
+        ("SETNAME", 3) => Action::ClientSetName(args[2].clone()),
+        ("GETNAME", 2) => Action::ClientGetName,
+        ("ID", 2) => Action::ClientId,
+        ("SETINFO", 4) => Action::Ok,
+        _ => Action::Error(
+            "ERR unknown or malformed CLIENT subcommand (SETNAME, GETNAME, ID)".into(),
+        ),
+    }
+}
+
+/// Carries out `action` on `conn` and writes its reply.
+pub async fn run(action: Action, conn: &mut Connection<'_>, out: &mut Vec<u8>) {
+    match action {
+        Action::Store {
+            commands,
+            shape,
+            sum,
+        } => run_store(commands, shape, sum, conn, out).await,
+        Action::Info(section) => {
+            let info = info_text(conn, section.as_deref()).await;
+            Writer {
+                out,
+                resp3: conn.resp3,
+            }
+            .text(&info);
+        }
+        Action::Hello {
+            protocol,
+            auth,
+            name,
+        } => run_hello(protocol, auth, name, conn, out).await,
+        other => run_local(
+            other,
+            conn,
+            &mut Writer {
+                out,
+                resp3: conn.resp3,
+            },
+        ),
+    }
+}
+
+fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
+    match action {
+        Action::Error(text) => w.error(&text),
+        Action::Ok => w.simple("OK"),
+        Action::Pong(None) => w.simple("PONG"),
+        Action::Pong(Some(msg)) | Action::Echo(msg) => w.bulk(&msg),
+        Action::Auth(password) => match check_password(conn, &password) {
+            Ok(()) => w.simple("OK"),
+            Err(text) => w.error(text),
+        },
+        Action::ClientSetName(name) => {
+            conn.name = Some(name);
+            w.simple("OK");
+        }
+        Action::ClientGetName => match &conn.name {
+            Some(name) => w.bulk(name),
+            None => w.null(),
+        },
+        Action::ClientId => w.int(conn.id as i64),
+        Action::CommandCount => w.int(COMMAND_NAMES_COUNT),
+        Action::EmptyArray => w.array(0),
+        Action::ConfigGet(param) => match param.as_str() {
+            "save" => config_pair(w, "save", ""),
+            "appendonly" => config_pair(w, "appendonly", "yes"),
+            "appendfsync" => config_pair(w, "appendfsync", "always"),
+            _ => w.map(0),
+        },
+        Action::ReadOnly(on) => {
+            conn.readonly = on;
+            w.simple("OK");
+        }
+        Action::Quit => {
+            conn.quit = true;
+            w.simple("OK");
+        }
+        Action::Store { .. } | Action::Info(_) | Action::Hello { .. } => {
+            unreachable!("handled in run")
+        }
+    }
+}
+
+const COMMAND_NAMES_COUNT: i64 = 36;
+
+fn config_pair(w: &mut Writer<'_>, name: &str, value: &str) {
+    w.map(1);
+    w.bulk(name.as_bytes());
+    w.bulk(value.as_bytes());
+}
+
+fn check_password(conn: &mut Connection<'_>, given: &[u8]) -> Result<(), &'static str> {
+    let Some(expected) = &conn.context.password else {
+        return Err("ERR AUTH called without any password configured for the default user");
+    };
+    // Compare digests: constant time whatever the lengths.
+    if blake3::hash(expected.as_bytes()) == blake3::hash(given) {
+        conn.authenticated = true;
+        Ok(())
+    } else {
+        Err("WRONGPASS invalid username-password pair or user is disabled.")
+    }
+}
+
+async fn run_hello(
+    protocol: Option<u8>,
+    auth: Option<Vec<u8>>,
+    name: Option<Vec<u8>>,
+    conn: &mut Connection<'_>,
+    out: &mut Vec<u8>,
+) {
+    if let Some(password) = auth {
+        if let Err(text) = check_password(conn, &password) {
+            return Writer {
+                out,
+                resp3: conn.resp3,
+            }
+            .error(text);
+        }
+    }
+    if !conn.authenticated {
+        return Writer { out, resp3: conn.resp3 }.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+    }
+    if let Some(protocol) = protocol {
+        conn.resp3 = protocol == 3;
+    }
+    if name.is_some() {
+        conn.name = name;
+    }
+    let role = match conn.status().await.map(|s| s.role) {
+        Some(Role::Master) => "master",
+        _ => "replica",
+    };
+    let mut w = Writer {
+        out,
+        resp3: conn.resp3,
+    };
+    w.map(7);
+    for (field, value) in [("server", "redis"), ("version", "7.0.0")] {
+        w.bulk(field.as_bytes());
+        w.bulk(value.as_bytes());
+    }
+    w.bulk(b"proto");
+    w.int(if conn.resp3 { 3 } else { 2 });
+    w.bulk(b"id");
+    w.int(conn.id as i64);
+    for (field, value) in [("mode", "standalone"), ("role", role)] {
+        w.bulk(field.as_bytes());
+        w.bulk(value.as_bytes());
+    }
+    w.bulk(b"modules");
+    w.array(0);
+}
+
+async fn run_store(
+    commands: Vec<Command>,
+    shape: Shape,
+    sum: bool,
+    conn: &mut Connection<'_>,
+    out: &mut Vec<u8>,
+) {
+    let single = commands.len() == 1 && !sum;
+    let mut replies = Vec::with_capacity(commands.len());
+    for command in commands {
+        match conn.submit(command).await {
+            Ok(reply) => replies.push(reply),
+            Err(failure) => {
+                return write_failure(
+                    &failure,
+                    &mut Writer {
+                        out,
+                        resp3: conn.resp3,
+                    },
+                )
+            }
+        }
+    }
+    let mut w = Writer {
+        out,
+        resp3: conn.resp3,
+    };
+    if sum {
+        let total: i64 = replies.iter().map(|r| count_of(r, shape)).sum();
+        return w.int(total);
+    }
+    if !single {
+        w.array(replies.len());
+    }
+    for reply in &replies {
+        write_reply(reply, &mut w);
+    }
+}
+
+fn count_of(reply: &Reply, shape: Shape) -> i64 {
+    match (reply, shape) {
+        (Reply::Value(value), Shape::Exists) => value.is_some() as i64,
+        (Reply::Bool(b), _) => *b as i64,
+        (Reply::Int(n), _) => *n,
+        _ => 0,
+    }
+}
+
+fn write_failure(failure: &Failure, w: &mut Writer<'_>) {
+    match failure {
+        Failure::Invalid(error) => w.error(&format!("ERR {error}")),
+        Failure::Unavailable => w.error(
+            "TRYAGAIN no master answered in time (a write may or may not have been applied); retry",
+        ),
+    }
+}
+
+pub fn write_reply(reply: &Reply, w: &mut Writer<'_>) {
+    match reply {
+        Reply::Ok => w.simple("OK"),
+        Reply::Value(Some(value)) => w.bulk(value),
+        Reply::Value(None) => w.null(),
+        Reply::Bool(b) => w.int(*b as i64),
+        Reply::Int(n) => w.int(*n),
+        Reply::Keys(keys) => {
+            w.array(keys.len());
+            for key in keys {
+                w.bulk(key);
+            }
+        }
+        Reply::KeyValues(pairs) => {
+            w.array(2 * pairs.len());
+            for (key, value) in pairs {
+                w.bulk(key);
+                w.bulk(value);
+            }
+        }
+        Reply::Error(CommandError::NotAnInteger) => {
+            w.error("ERR value is not an integer or out of range")
+        }
+        Reply::Error(error) => w.error(&format!("ERR {error}")),
+    }
+}
+
+async fn info_text(conn: &Connection<'_>, section: Option<&str>) -> String {
+    let context = conn.context;
+    let status = conn.status().await;
+    let uptime = context.started.elapsed().as_secs();
+    let mut sections: Vec<(&str, String)> = vec![(
+        "server",
+        format!(
+            "redis_version:7.0.0\r\nkeyspace_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            context.client_addr.port(),
+            uptime / 86_400,
+        ),
+    )];
+    sections.push((
+        "clients",
+        format!(
+            "connected_clients:{}\r\n",
+            context.connections.load(Ordering::Relaxed)
+        ),
+    ));
+    sections.push((
+        "stats",
+        format!(
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n",
+            context.total_connections.load(Ordering::Relaxed),
+            context.commands_processed.load(Ordering::Relaxed),
+        ),
+    ));
+    if let Some(s) = &status {
+        sections.push((
+            "persistence",
+            format!("aof_enabled:1\r\nlog_syncs:{}\r\n", s.log_syncs),
+        ));
+        sections.push(("replication", replication_text(s)));
+        sections.push((
+            "keyspace",
+            format!("db0:keys={},expires=0,avg_ttl=0\r\n", s.keys),
+        ));
+    }
+    let wanted = |name: &str| {
+        matches!(section, None | Some("all" | "everything" | "default")) || section == Some(name)
+    };
+    let mut text = String::new();
+    for (name, body) in sections.iter().filter(|(name, _)| wanted(name)) {
+        let mut title = name.to_string();
+        title[..1].make_ascii_uppercase();
+        text.push_str(&format!("# {title}\r\n{body}\r\n"));
+    }
+    text
+}
+
+fn replication_text(s: &crate::shell::Status) -> String {
+    let (role, keyspace_role) = match s.role {
+        Role::Master => ("master", "master"),
+        Role::Recovering => ("master", "recovering"),
+        Role::Follower => ("slave", "follower"),
+    };
+    let master = s.master.map_or("none".to_string(), |m| m.to_string());
+    let lease = match s.lease_remaining_ms {
+        Some(ms) => format!("lease_held:1\r\nlease_remaining_ms:{ms}\r\n"),
+        None => "lease_held:0\r\n".to_string(),
+    };
+    format!(
+        "role:{role}\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\n",
+        s.node_id, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served,
+    )
+}
