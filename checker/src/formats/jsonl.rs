@@ -1,0 +1,422 @@
+//! The project's JSON-lines history format (specified in the crate README).
+
+use super::LineError;
+use crate::recorder::{End, Recorded, Recorder};
+use keyspace_core::{Command, CommandError, Reply};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+/// Name and version in the optional first line.
+pub const FORMAT_NAME: &str = "keyspace-history";
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Writes the header line, then every event in time order (an invoke before a completion at the
+/// same instant).
+pub fn write(ops: &[Recorded], out: &mut impl io::Write) -> io::Result<()> {
+    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(2 * ops.len());
+    for (id, op) in ops.iter().enumerate() {
+        events.push((op.invoke_ns, 0, id));
+        match op.end {
+            End::Ok { at_ns, .. } | End::Fail { at_ns } => events.push((at_ns, 1, id)),
+            End::Unknown => {}
+        }
+    }
+    events.sort_unstable();
+    let mut out = io::BufWriter::new(out);
+    writeln!(
+        out,
+        "{}",
+        json!({"format": FORMAT_NAME, "version": FORMAT_VERSION})
+    )?;
+    for (_, class, id) in events {
+        let op = &ops[id];
+        let line = if class == 0 {
+            invoke_line(id, op)
+        } else {
+            end_line(id, &op.end)
+        };
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    for (id, op) in ops.iter().enumerate() {
+        if op.end == End::Unknown {
+            writeln!(out, "{}", json!({"ev": "unknown", "id": id}))?;
+        }
+    }
+    out.flush()
+}
+
+fn invoke_line(id: usize, op: &Recorded) -> Value {
+    let mut line = Map::new();
+    line.insert("ev".into(), "invoke".into());
+    line.insert("id".into(), id.into());
+    line.insert("client".into(), op.client.into());
+    line.insert("t".into(), op.invoke_ns.into());
+    let b = |bytes: &[u8]| Value::String(encode_bytes(bytes));
+    let (name, fields): (&str, Vec<(&str, Value)>) = match &op.command {
+        Command::Get { key } => ("get", vec![("key", b(key))]),
+        Command::DirtyGet { key } => ("dirty-get", vec![("key", b(key))]),
+        Command::Set { key, value } => ("set", vec![("key", b(key)), ("value", b(value))]),
+        Command::TestAndSet { key, expected, new } => (
+            "test-and-set",
+            vec![("key", b(key)), ("expected", b(expected)), ("new", b(new))],
+        ),
+        Command::Add { key, delta } => ("add", vec![("key", b(key)), ("delta", (*delta).into())]),
+        Command::Delete { key } => ("delete", vec![("key", b(key))]),
+        Command::Remove { key } => ("remove", vec![("key", b(key))]),
+        Command::Rename { from, to } => ("rename", vec![("from", b(from)), ("to", b(to))]),
+        Command::Prune { prefix } => ("prune", vec![("prefix", b(prefix))]),
+        Command::Count { prefix } => ("count", vec![("prefix", b(prefix))]),
+        Command::ListKeys {
+            prefix,
+            start,
+            count,
+        } => ("list-keys", list_fields(prefix, start, count)),
+        Command::ListKeyValues {
+            prefix,
+            start,
+            count,
+        } => ("list-keyvalues", list_fields(prefix, start, count)),
+    };
+    line.insert("cmd".into(), name.into());
+    for (field, value) in fields {
+        line.insert(field.into(), value);
+    }
+    Value::Object(line)
+}
+
+fn list_fields(
+    prefix: &[u8],
+    start: &Option<Vec<u8>>,
+    count: &Option<u64>,
+) -> Vec<(&'static str, Value)> {
+    vec![
+        ("prefix", Value::String(encode_bytes(prefix))),
+        (
+            "start",
+            start
+                .as_deref()
+                .map_or(Value::Null, |s| Value::String(encode_bytes(s))),
+        ),
+        ("count", count.map_or(Value::Null, Value::from)),
+    ]
+}
+
+fn end_line(id: usize, end: &End) -> Value {
+    match end {
+        End::Fail { at_ns } => json!({"ev": "fail", "id": id, "t": at_ns}),
+        End::Unknown => json!({"ev": "unknown", "id": id}),
+        End::Ok { at_ns, reply } => {
+            let mut line = Map::new();
+            line.insert("ev".into(), "ok".into());
+            line.insert("id".into(), id.into());
+            line.insert("t".into(), (*at_ns).into());
+            for (field, value) in reply_fields(reply) {
+                line.insert(field.into(), value);
+            }
+            Value::Object(line)
+        }
+    }
+}
+
+fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
+    let s = |bytes: &[u8]| Value::String(encode_bytes(bytes));
+    match reply {
+        Reply::Ok => vec![("reply", "ok".into())],
+        Reply::Value(value) => {
+            vec![
+                ("reply", "value".into()),
+                ("value", value.as_deref().map_or(Value::Null, s)),
+            ]
+        }
+        Reply::Bool(b) => vec![("reply", "bool".into()), ("bool", (*b).into())],
+        Reply::Int(n) => vec![("reply", "int".into()), ("int", (*n).into())],
+        Reply::Keys(keys) => {
+            vec![
+                ("reply", "keys".into()),
+                ("keys", keys.iter().map(|k| s(k)).collect()),
+            ]
+        }
+        Reply::KeyValues(pairs) => {
+            let pairs = pairs
+                .iter()
+                .map(|(k, v)| Value::Array(vec![s(k), s(v)]))
+                .collect();
+            vec![("reply", "keyvalues".into()), ("keyvalues", pairs)]
+        }
+        Reply::Error(error) => {
+            let mut fields = vec![("reply", "error".into())];
+            let (name, extra) = match error {
+                CommandError::KeyTooLarge { len } => ("key-too-large", Some(("len", *len as u64))),
+                CommandError::ValueTooLarge { len } => {
+                    ("value-too-large", Some(("len", *len as u64)))
+                }
+                CommandError::NotAnInteger => ("not-an-integer", None),
+                CommandError::Overflow => ("overflow", None),
+                CommandError::NoSuchKey => ("no-such-key", None),
+                CommandError::StaleRequest { seq } => ("stale-request", Some(("seq", *seq))),
+            };
+            fields.push(("error", name.into()));
+            fields.extend(extra.map(|(field, n)| (field, Value::from(n))));
+            fields
+        }
+    }
+}
+
+/// Bytes as a JSON string: UTF-8 text as it is, except `%`, which is written `%25`, and every
+/// byte that is not part of valid UTF-8, which is written `%XX` (two upper-case hex digits).
+pub fn encode_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '%' {
+                out.push_str("%25");
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The inverse of [`encode_bytes`].
+pub fn decode_bytes(text: &str) -> Result<Vec<u8>, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%' {
+            let hex = bytes
+                .get(at + 1..at + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+            out.push(byte.ok_or_else(|| format!("bad %-escape in {text:?}"))?);
+            at += 3;
+        } else {
+            out.push(bytes[at]);
+            at += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a history written by [`write`] (or by anything that follows the format).
+pub fn parse(text: &str) -> Result<Recorder, LineError> {
+    let mut ops: Vec<Recorded> = Vec::new();
+    let mut index_of: HashMap<u64, usize> = HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let err = |message: String| LineError::new(number, message);
+        let value: Value = serde_json::from_str(line).map_err(|e| err(format!("not JSON: {e}")))?;
+        let Value::Object(event) = value else {
+            return Err(err("expected a JSON object".into()));
+        };
+        if event.contains_key("format") {
+            check_header(&event).map_err(err)?;
+            continue;
+        }
+        let kind = string(&event, "ev").map_err(err)?;
+        let id = uint(&event, "id").map_err(err)?;
+        if kind == "invoke" {
+            if index_of.insert(id, ops.len()).is_some() {
+                return Err(err(format!("operation {id} invoked twice")));
+            }
+            ops.push(invoke(&event).map_err(err)?);
+            continue;
+        }
+        let op = index_of
+            .get(&id)
+            .map(|&i| &mut ops[i])
+            .ok_or_else(|| err(format!("operation {id} was never invoked")))?;
+        if op.end != End::Unknown {
+            return Err(err(format!("operation {id} completed twice")));
+        }
+        op.end = end(&kind, &event).map_err(err)?;
+        if let End::Ok { at_ns, .. } | End::Fail { at_ns } = op.end {
+            if at_ns < op.invoke_ns {
+                return Err(err(format!("operation {id} completes before its invoke")));
+            }
+        }
+    }
+    Ok(Recorder::from_recorded(ops))
+}
+
+fn check_header(event: &Map<String, Value>) -> Result<(), String> {
+    let name = string(event, "format")?;
+    let version = uint(event, "version")?;
+    if name != FORMAT_NAME || version != FORMAT_VERSION {
+        return Err(format!("unsupported format {name:?} version {version}"));
+    }
+    Ok(())
+}
+
+fn invoke(event: &Map<String, Value>) -> Result<Recorded, String> {
+    let client = uint(event, "client")?;
+    let invoke_ns = uint(event, "t")?;
+    let cmd = string(event, "cmd")?;
+    let key = || bytes(event, "key");
+    let prefix = || bytes(event, "prefix");
+    let command = match cmd.as_str() {
+        "get" => Command::Get { key: key()? },
+        "dirty-get" => Command::DirtyGet { key: key()? },
+        "set" => Command::Set {
+            key: key()?,
+            value: bytes(event, "value")?,
+        },
+        "test-and-set" => Command::TestAndSet {
+            key: key()?,
+            expected: bytes(event, "expected")?,
+            new: bytes(event, "new")?,
+        },
+        "add" => Command::Add {
+            key: key()?,
+            delta: int(event, "delta")?,
+        },
+        "delete" => Command::Delete { key: key()? },
+        "remove" => Command::Remove { key: key()? },
+        "rename" => Command::Rename {
+            from: bytes(event, "from")?,
+            to: bytes(event, "to")?,
+        },
+        "prune" => Command::Prune { prefix: prefix()? },
+        "count" => Command::Count { prefix: prefix()? },
+        "list-keys" => Command::ListKeys {
+            prefix: prefix()?,
+            start: optional(event, "start", bytes)?,
+            count: optional(event, "count", uint)?,
+        },
+        "list-keyvalues" => Command::ListKeyValues {
+            prefix: prefix()?,
+            start: optional(event, "start", bytes)?,
+            count: optional(event, "count", uint)?,
+        },
+        other => return Err(format!("unknown command {other:?}")),
+    };
+    Ok(Recorded {
+        client,
+        invoke_ns,
+        command,
+        end: End::Unknown,
+    })
+}
+
+fn end(kind: &str, event: &Map<String, Value>) -> Result<End, String> {
+    match kind {
+        "ok" => Ok(End::Ok {
+            at_ns: uint(event, "t")?,
+            reply: reply(event)?,
+        }),
+        "fail" => Ok(End::Fail {
+            at_ns: uint(event, "t")?,
+        }),
+        "unknown" => Ok(End::Unknown),
+        other => Err(format!("unknown event {other:?}")),
+    }
+}
+
+fn reply(event: &Map<String, Value>) -> Result<Reply, String> {
+    let kind = string(event, "reply")?;
+    Ok(match kind.as_str() {
+        "ok" => Reply::Ok,
+        "value" => Reply::Value(optional(event, "value", bytes)?),
+        "bool" => match event.get("bool") {
+            Some(Value::Bool(b)) => Reply::Bool(*b),
+            _ => return Err("\"bool\" must be true or false".into()),
+        },
+        "int" => Reply::Int(int(event, "int")?),
+        "keys" => Reply::Keys(
+            array(event, "keys")?
+                .iter()
+                .map(as_bytes)
+                .collect::<Result<_, _>>()?,
+        ),
+        "keyvalues" => Reply::KeyValues(
+            array(event, "keyvalues")?
+                .iter()
+                .map(|pair| match pair.as_array().map(Vec::as_slice) {
+                    Some([k, v]) => Ok((as_bytes(k)?, as_bytes(v)?)),
+                    _ => Err("a key-value pair must be [key, value]".to_string()),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        "error" => Reply::Error(error(event)?),
+        other => return Err(format!("unknown reply {other:?}")),
+    })
+}
+
+fn error(event: &Map<String, Value>) -> Result<CommandError, String> {
+    let name = string(event, "error")?;
+    let len = || uint(event, "len").map(|n| n as usize);
+    Ok(match name.as_str() {
+        "key-too-large" => CommandError::KeyTooLarge { len: len()? },
+        "value-too-large" => CommandError::ValueTooLarge { len: len()? },
+        "not-an-integer" => CommandError::NotAnInteger,
+        "overflow" => CommandError::Overflow,
+        "no-such-key" => CommandError::NoSuchKey,
+        "stale-request" => CommandError::StaleRequest {
+            seq: uint(event, "seq")?,
+        },
+        other => return Err(format!("unknown error {other:?}")),
+    })
+}
+
+fn string(event: &Map<String, Value>, field: &str) -> Result<String, String> {
+    match event.get(field) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        _ => Err(format!("\"{field}\" must be a string")),
+    }
+}
+
+fn bytes(event: &Map<String, Value>, field: &str) -> Result<Vec<u8>, String> {
+    event
+        .get(field)
+        .ok_or_else(|| format!("\"{field}\" is missing"))
+        .and_then(as_bytes)
+}
+
+fn as_bytes(value: &Value) -> Result<Vec<u8>, String> {
+    match value {
+        Value::String(s) => decode_bytes(s),
+        other => Err(format!("expected a string, found {other}")),
+    }
+}
+
+fn uint(event: &Map<String, Value>, field: &str) -> Result<u64, String> {
+    event
+        .get(field)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("\"{field}\" must be a non-negative integer"))
+}
+
+fn int(event: &Map<String, Value>, field: &str) -> Result<i64, String> {
+    event
+        .get(field)
+        .and_then(Value::as_i64)
+        .ok_or_else(|| format!("\"{field}\" must be an integer"))
+}
+
+fn array<'e>(event: &'e Map<String, Value>, field: &str) -> Result<&'e Vec<Value>, String> {
+    event
+        .get(field)
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("\"{field}\" must be an array"))
+}
+
+/// A field that may be absent or null.
+fn optional<T>(
+    event: &Map<String, Value>,
+    field: &str,
+    read: impl Fn(&Map<String, Value>, &str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match event.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => read(event, field).map(Some),
+    }
+}

@@ -1,0 +1,37 @@
+//! What a sequential specification must provide to be checked against.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+/// A deterministic sequential specification.
+///
+/// The search interns states and memoizes `step` per (state, input, output), so `step` runs at
+/// most once for each distinct combination; it may allocate.
+pub trait Model {
+    type Input: Clone + Eq + Hash + Debug;
+    type Output: Clone + Eq + Hash + Debug;
+    type State: Clone + Eq + Hash + Debug;
+
+    /// The state before any operation.
+    fn init(&self) -> Self::State;
+
+    /// Applies `input` to `state`. With `Some(output)`, returns the next state if the
+    /// specification allows that output, else `None`. With `None` (outcome unknown), returns the
+    /// state after applying `input`, whatever it would have answered; it must not return `None`.
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State>;
+
+    /// True if `input` never changes the state. An operation of unknown outcome with such an
+    /// input constrains nothing and is left out of the search.
+    fn is_read_only(&self, input: &Self::Input) -> bool;
+
+    /// One short line for a person: `cas(1, 2) -> ok`.
+    fn describe_op(&self, input: &Self::Input, output: Option<&Self::Output>) -> String;
+
+    /// One short line for a person.
+    fn describe_state(&self, state: &Self::State) -> String;
+}
