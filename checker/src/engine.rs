@@ -59,38 +59,58 @@ pub(crate) struct Partial {
     pub blocked: Option<usize>,
 }
 
-/// Searches for a linearization of `ops` (one partition) under `model`.
-pub(crate) fn search<M: Model>(
-    model: &M,
-    ops: &[&Operation<M::Input, M::Output>],
+/// A resumable search for a linearization of one partition: `run` it with a step budget as
+/// often as needed, so one thread can interleave many partitions and stop at the first that
+/// fails.
+pub(crate) struct PartSearch<'a, M: Model> {
+    search: Search<'a, M>,
+    /// Index (into the operations given) of each operation the search kept.
+    kept: Vec<usize>,
+}
+
+impl<'a, M: Model> PartSearch<'a, M> {
+    pub fn new(model: &'a M, ops: &[&'a Operation<M::Input, M::Output>]) -> Self {
+        assert!(ops.len() <= PARTITION_OPS_MAX, "partition too large");
+        // Unknown-outcome operations that cannot change the state constrain nothing.
+        let kept: Vec<usize> = (0..ops.len())
+            .filter(|&i| ops[i].output().is_some() || !model.is_read_only(&ops[i].input))
+            .collect();
+        let kept_ops: Vec<&Operation<M::Input, M::Output>> = kept.iter().map(|&i| ops[i]).collect();
+        PartSearch {
+            search: Search::new(model, &kept_ops),
+            kept,
+        }
+    }
+
+    /// Runs at most about `steps_max` steps; `None` if the search is not over yet.
+    pub fn run(
+        &mut self,
+        limits: &Limits,
+        stop: &AtomicBool,
+        steps_max: u64,
+    ) -> Option<SearchResult> {
+        let result = self.search.run(limits, stop, steps_max)?;
+        Some(match result {
+            SearchResult::Violation(partial) => SearchResult::Violation(Partial {
+                order: partial.order.iter().map(|&i| self.kept[i]).collect(),
+                blocked: partial.blocked.map(|i| self.kept[i]),
+            }),
+            other => other,
+        })
+    }
+}
+
+/// Searches `ops` (one partition) to the end.
+#[cfg(test)]
+pub(crate) fn search<'a, M: Model>(
+    model: &'a M,
+    ops: &[&'a Operation<M::Input, M::Output>],
     limits: &Limits,
     stop: &AtomicBool,
 ) -> SearchResult {
-    assert!(ops.len() <= PARTITION_OPS_MAX, "partition too large");
-    // Unknown-outcome operations that cannot change the state constrain nothing.
-    let kept: Vec<usize> = (0..ops.len())
-        .filter(|&i| ops[i].output().is_some() || !model.is_read_only(&ops[i].input))
-        .collect();
-    let kept_ops: Vec<&Operation<M::Input, M::Output>> = kept.iter().map(|&i| ops[i]).collect();
-    let mut search = Search::new(model, &kept_ops);
-    let result = search.run(limits, stop);
-    if std::env::var_os("KEYSPACE_CHECK_STATS").is_some() {
-        eprintln!(
-            "ops {} visited {} states {} transitions {} deepest {}",
-            kept_ops.len(),
-            search.visited.state.len(),
-            search.states.len(),
-            search.transitions.len(),
-            search.deepest.len()
-        );
-    }
-    match result {
-        SearchResult::Violation(partial) => SearchResult::Violation(Partial {
-            order: partial.order.iter().map(|&i| kept[i]).collect(),
-            blocked: partial.blocked.map(|i| kept[i]),
-        }),
-        other => other,
-    }
+    PartSearch::new(model, ops)
+        .run(limits, stop, u64::MAX)
+        .expect("an unbounded run ends")
 }
 
 /// The history as the search walks it: events in time order in two linked lists.
@@ -337,6 +357,8 @@ struct Search<'a, M: Model> {
     done: usize,
     deepest: Vec<u32>,
     deepest_blocked: u32,
+    /// Where the next `run` resumes; `None` before the first.
+    next: Option<Next>,
 }
 
 impl<'a, M: Model> Search<'a, M> {
@@ -382,25 +404,36 @@ impl<'a, M: Model> Search<'a, M> {
             done: 0,
             deepest: Vec::new(),
             deepest_blocked: NONE,
+            next: None,
             layout,
         }
     }
 
-    fn run(&mut self, limits: &Limits, stop: &AtomicBool) -> SearchResult {
-        self.visited.insert_if_new(0, 0, &self.bits);
-        let mut next = Next::Enter;
+    /// `None` when `steps_max` steps ran and the search is not over.
+    fn run(&mut self, limits: &Limits, stop: &AtomicBool, steps_max: u64) -> Option<SearchResult> {
+        let mut next = match self.next {
+            Some(next) => next,
+            None => {
+                self.visited.insert_if_new(0, 0, &self.bits);
+                Next::Enter
+            }
+        };
         let mut steps: u64 = 0;
         loop {
             steps += 1;
             if steps & (STEPS_PER_POLL - 1) == 0 {
                 if let Some(ended) = self.poll(limits, stop) {
-                    return ended;
+                    return Some(ended);
+                }
+                if steps >= steps_max {
+                    self.next = Some(next);
+                    return None;
                 }
             }
             let resumed = match next {
                 Next::Enter => {
                     if self.done == self.layout.n_completed {
-                        return SearchResult::Linearizable;
+                        return Some(SearchResult::Linearizable);
                     }
                     self.enter()
                 }
@@ -411,7 +444,7 @@ impl<'a, M: Model> Search<'a, M> {
                 Some(next) => next,
                 None => match self.backtrack() {
                     Some(next) => next,
-                    None => return self.violation(),
+                    None => return Some(self.violation()),
                 },
             };
         }

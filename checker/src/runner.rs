@@ -1,9 +1,9 @@
 //! Checks the partitions of a history, in parallel, stopping at the first violation.
 
-use crate::engine::{self, Limits, SearchResult};
+use crate::engine::{self, Limits, PartSearch, SearchResult};
 use crate::history::Operation;
 use crate::model::Model;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -137,18 +137,10 @@ where
         memory_max_bytes: options.memory_max_bytes / threads,
     };
     let stop = AtomicBool::new(false);
-    let next_part = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, CheckResult)>> = Mutex::new(Vec::new());
-    let work = || loop {
-        let index = next_part.fetch_add(1, Ordering::Relaxed);
-        if index >= parts.len() || stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let result = check_part(ops, &parts[index], &limits, &stop);
-        if let Some(result) = result {
-            if result.is_violation() {
-                stop.store(true, Ordering::Relaxed);
-            }
+    let work = |worker: usize| {
+        let mine: Vec<usize> = (worker..parts.len()).step_by(threads).collect();
+        for (index, result) in interleave(ops, &parts, &mine, &limits, &stop) {
             results
                 .lock()
                 .expect("no worker panicked")
@@ -156,15 +148,78 @@ where
         }
     };
     if threads == 1 {
-        work();
+        work(0);
     } else {
         std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(work);
+            for worker in 0..threads {
+                scope.spawn(move || work(worker));
             }
         });
     }
     merge(results.into_inner().expect("no worker panicked"))
+}
+
+/// Search steps a partition gets in the first round; each round doubles it.
+const ROUND_STEPS_FIRST: u64 = 1 << 14;
+
+/// Checks the parts `mine` in rounds of doubling step budgets, so an easy violation in one part
+/// is found before a hard part is finished; stops all workers at the first violation.
+fn interleave<M: Model>(
+    ops: &[Operation<M::Input, M::Output>],
+    parts: &[Part<M>],
+    mine: &[usize],
+    limits: &Limits,
+    stop: &AtomicBool,
+) -> Vec<(usize, CheckResult)> {
+    let part_ops: Vec<Vec<&Operation<M::Input, M::Output>>> = mine
+        .iter()
+        .map(|&p| parts[p].ops.iter().map(|&i| &ops[i]).collect())
+        .collect();
+    let mut open: Vec<(usize, PartSearch<'_, M>)> = mine
+        .iter()
+        .zip(&part_ops)
+        .map(|(&p, local)| (p, PartSearch::new(&parts[p].model, local)))
+        .collect();
+    let mut done = Vec::new();
+    let mut budget = ROUND_STEPS_FIRST;
+    while !open.is_empty() && !stop.load(Ordering::Relaxed) {
+        let mut still_open = Vec::with_capacity(open.len());
+        for (p, mut search) in open {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match search.run(limits, stop, budget) {
+                None => still_open.push((p, search)),
+                Some(SearchResult::Stopped) => {}
+                Some(result) => {
+                    let local = &part_ops[mine.iter().position(|&q| q == p).expect("mine")];
+                    let result = verdict(&parts[p], local, result);
+                    if result.is_violation() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    done.push((p, result));
+                }
+            }
+        }
+        open = still_open;
+        budget = budget.saturating_mul(2);
+    }
+    done
+}
+
+fn verdict<M: Model>(
+    part: &Part<M>,
+    part_ops: &[&Operation<M::Input, M::Output>],
+    result: SearchResult,
+) -> CheckResult {
+    match result {
+        SearchResult::Linearizable => CheckResult::Linearizable,
+        SearchResult::Unknown(reason) => CheckResult::Unknown(reason),
+        SearchResult::Stopped => unreachable!("a stopped search has no verdict"),
+        SearchResult::Violation(partial) => {
+            CheckResult::Violation(Box::new(explain(&part.model, part_ops, part, partial)))
+        }
+    }
 }
 
 /// Violation over unknown over linearizable; among violations the one of the largest part.
@@ -180,28 +235,6 @@ fn merge(mut results: Vec<(usize, CheckResult)>) -> CheckResult {
         }
     }
     verdict
-}
-
-/// `None` when the search was abandoned because another part failed.
-fn check_part<M: Model>(
-    ops: &[Operation<M::Input, M::Output>],
-    part: &Part<M>,
-    limits: &Limits,
-    stop: &AtomicBool,
-) -> Option<CheckResult> {
-    let part_ops: Vec<&Operation<M::Input, M::Output>> =
-        part.ops.iter().map(|&i| &ops[i]).collect();
-    match engine::search(&part.model, &part_ops, limits, stop) {
-        SearchResult::Linearizable => Some(CheckResult::Linearizable),
-        SearchResult::Unknown(reason) => Some(CheckResult::Unknown(reason)),
-        SearchResult::Stopped => None,
-        SearchResult::Violation(partial) => Some(CheckResult::Violation(Box::new(explain(
-            &part.model,
-            &part_ops,
-            part,
-            partial,
-        )))),
-    }
 }
 
 /// Replays the partial linearization through the model to describe each step.
