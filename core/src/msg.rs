@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::ClientRequest;
+use crate::snapshot::SnapshotMeta;
 use crate::types::{Ballot, Nanos, NodeId, Slot};
 
 /// The value of one log slot.
@@ -85,6 +86,9 @@ pub struct Promise {
     pub ballot: Ballot,
     pub from_slot: Slot,
     pub slots: Vec<SlotReport>,
+    /// Slots at or below this are chosen, covered by this acceptor's snapshot, and no longer
+    /// kept in its log: the new master must not propose in them, and must catch up past them.
+    pub compacted_through: Slot,
 }
 
 /// Log phase 2 for one slot.
@@ -117,10 +121,28 @@ pub struct Commit {
     pub chosen_through: Slot,
 }
 
-/// "Send me the chosen values of slots `from_slot` …"
+/// "Send me the chosen values of slots `from_slot` …", or, when the sender has compacted them
+/// away, its snapshot — resuming the transfer of the snapshot named in `resume` if it still has
+/// that one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CatchupRequest {
     pub from_slot: Slot,
+    pub resume: Option<SnapshotResume>,
+}
+
+/// Where an interrupted snapshot transfer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SnapshotResume {
+    pub slot: Slot,
+    pub offset: u64,
+}
+
+/// One chunk of a snapshot image in transfer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SnapshotPiece {
+    pub meta: SnapshotMeta,
+    pub offset: u64,
+    pub bytes: Vec<u8>,
 }
 
 /// Chosen values, consecutive from `from_slot`, at most `CATCHUP_ENTRIES_MAX` of them.
@@ -130,6 +152,8 @@ pub struct CatchupReply {
     pub values: Vec<LogValue>,
     /// The sender's own `chosen_through`, so the receiver knows whether to ask again.
     pub chosen_through: Slot,
+    /// Instead of values, when the sender no longer keeps `from_slot`: a piece of its snapshot.
+    pub snapshot: Option<SnapshotPiece>,
 }
 
 /// Every replica-to-replica message.

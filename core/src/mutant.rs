@@ -17,15 +17,18 @@ pub enum Mutant {
     SkipRecovery,
     /// An entry counts as chosen without a majority.
     MinorityCommit,
+    /// Compaction drops applied log entries that no durable snapshot covers.
+    TruncateWithoutSnapshot,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 5] = [
+    pub const ALL: [Mutant; 6] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
         Mutant::SkipRecovery,
         Mutant::MinorityCommit,
+        Mutant::TruncateWithoutSnapshot,
     ];
 
     /// The kebab-case name used on command lines.
@@ -36,6 +39,7 @@ impl Mutant {
             Mutant::StaleLeaseRead => "stale-lease-read",
             Mutant::SkipRecovery => "skip-recovery",
             Mutant::MinorityCommit => "minority-commit",
+            Mutant::TruncateWithoutSnapshot => "truncate-without-snapshot",
         }
     }
 

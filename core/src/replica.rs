@@ -34,6 +34,7 @@ use crate::kv::{StateMachine, StateMachineConfig};
 use crate::lease::{LeaseAcceptor, LeaseConfig, LeaseProposer, ProposerAction};
 use crate::msg::*;
 use crate::mutant::{self, Mutant};
+use crate::snapshot::{SnapshotAssembly, SnapshotImage};
 use crate::storage::{DurableState, StorageWrite};
 use crate::types::{majority, Ballot, Nanos, NodeId, Slot, NANOS_PER_MILLI};
 
@@ -61,6 +62,11 @@ pub struct ReplicaConfig {
     pub batch_commands_max: usize,
     /// Most client requests waiting for a slot in the window.
     pub pending_requests_max: usize,
+    /// A snapshot is taken once this many slots were applied since the last one.
+    pub snapshot_interval_slots: u64,
+    /// Chosen entries kept below the snapshot point, so a replica that lags a little catches up
+    /// from the log instead of by snapshot transfer.
+    pub log_retain_slots: u64,
     pub state_machine: StateMachineConfig,
     /// A deliberately wrong protocol variant; only with the `mutants` feature.
     pub mutant: Option<Mutant>,
@@ -83,6 +89,8 @@ impl ReplicaConfig {
             window_max: 32,
             batch_commands_max: 1024,
             pending_requests_max: 16 * 1024,
+            snapshot_interval_slots: 10_000,
+            log_retain_slots: 1_000,
             state_machine: StateMachineConfig::default(),
             mutant: None,
         }
@@ -108,6 +116,10 @@ impl ReplicaConfig {
         );
         assert!(self.window_max > 0 && self.batch_commands_max > 0);
         assert!(self.pending_requests_max > 0);
+        assert!(
+            self.snapshot_interval_slots > 0,
+            "snapshot interval must be positive"
+        );
         assert!(self.retransmit_interval_ns > 0 && self.heartbeat_interval_ns > 0);
         assert!(
             self.mutant.is_none() || Mutant::ENABLED,
@@ -148,7 +160,7 @@ struct InFlight {
 enum LeaderPhase {
     Preparing {
         from_slot: Slot,
-        promises: BTreeMap<NodeId, Vec<SlotReport>>,
+        promises: BTreeMap<NodeId, Promise>,
     },
     Active,
 }
@@ -193,6 +205,17 @@ pub struct Replica {
     applied_chain: u64,
     state: StateMachine,
     catchup_retry_at_ns: Option<Nanos>,
+    /// A replica known to have chosen through a slot beyond this one's `chosen_through`.
+    catchup_target: Option<(NodeId, Slot)>,
+    // Snapshots and compaction
+    /// The newest snapshot known durable (kept to serve transfers).
+    snapshot: Option<SnapshotImage>,
+    /// A snapshot written but not yet durable, with its persist token.
+    snapshot_in_flight: Option<(u64, SnapshotImage)>,
+    /// Chosen entries at or below this slot are no longer kept.
+    compacted_through: Slot,
+    /// A snapshot being received, and from whom.
+    incoming_snapshot: Option<(NodeId, SnapshotAssembly)>,
     // Master
     leader: Option<Leader>,
     // Outputs
@@ -225,12 +248,17 @@ impl Replica {
             master_hint: None,
             promised: durable.promised,
             log_highest_seen: durable.promised,
-            accepted: durable.accepted,
-            chosen: durable.chosen,
+            accepted: BTreeMap::new(),
+            chosen: BTreeMap::new(),
             chosen_through: 0,
             applied_through: 0,
             applied_chain: 0,
             catchup_retry_at_ns: None,
+            catchup_target: None,
+            snapshot: None,
+            snapshot_in_flight: None,
+            compacted_through: 0,
+            incoming_snapshot: None,
             leader: None,
             outputs: VecDeque::new(),
             loopback: VecDeque::new(),
@@ -239,8 +267,27 @@ impl Replica {
             persisted_token: 0,
             config,
         };
-        replica.advance_chosen();
+        replica.recover(durable);
         replica
+    }
+
+    /// Rebuilds the state from storage: the snapshot (verified), then the log after it.
+    fn recover(&mut self, durable: DurableState) {
+        let DurableState {
+            accepted,
+            chosen,
+            snapshot,
+            ..
+        } = durable;
+        self.accepted = accepted;
+        self.chosen = chosen;
+        if let Some(image) = snapshot {
+            let state = image
+                .restore()
+                .unwrap_or_else(|e| panic!("durable snapshot at slot {}: {e}", image.meta.slot));
+            self.adopt_snapshot(image, state);
+        }
+        self.advance_chosen();
     }
 
     fn lease_proposer(config: &ReplicaConfig) -> LeaseProposer {
@@ -295,6 +342,15 @@ impl Replica {
             return;
         }
         self.persisted_token = token;
+        if self
+            .snapshot_in_flight
+            .as_ref()
+            .is_some_and(|(t, _)| *t <= token)
+        {
+            let (_, image) = self.snapshot_in_flight.take().expect("checked");
+            self.snapshot = Some(image);
+            self.compact();
+        }
         while let Some((t, _, _)) = self.held.front() {
             if *t > token {
                 break;
@@ -664,7 +720,7 @@ impl Replica {
         if msg.ballot != leader.ballot {
             return;
         }
-        promises.insert(from, msg.slots);
+        promises.insert(from, msg);
         if promises.len() >= quorum {
             self.finish_prepare(now_ns);
         }
@@ -682,22 +738,32 @@ impl Replica {
         else {
             unreachable!("finish_prepare outside phase 1");
         };
+        // Slots some acceptor compacted away are chosen already: never propose in them.
+        let (compacted, holder) = promises
+            .iter()
+            .map(|(node, p)| (p.compacted_through, *node))
+            .max()
+            .unwrap_or((0, self.config.node_id));
         let mut found: BTreeMap<Slot, (Option<Ballot>, LogValue)> = BTreeMap::new();
-        for report in promises.into_values().flatten() {
+        for report in promises.into_values().flat_map(|p| p.slots) {
             merge_report(&mut found, report);
         }
         if mutant::is(self.config.mutant, Mutant::SkipRecovery) {
             found.clear(); // wrong on purpose: forgets what earlier ballots may have chosen
         }
+        let first_slot = from_slot.max(compacted + 1);
         let last_found = found.keys().next_back().copied().unwrap_or(0);
-        let end_slot = last_found.max(from_slot - 1);
-        for slot in from_slot..=end_slot {
+        let end_slot = last_found.max(first_slot - 1);
+        for slot in first_slot..=end_slot {
             let value = found.remove(&slot).map_or(LogValue::Noop, |(_, v)| v);
             leader.recovery.push_back((slot, value));
         }
         leader.ready_slot = end_slot + 1;
         leader.recovery.push_back((end_slot + 1, LogValue::Noop));
         leader.next_slot = end_slot + 2;
+        if compacted > self.chosen_through {
+            self.note_chosen_elsewhere(now_ns, holder, compacted);
+        }
         self.fill_window(now_ns);
     }
 
@@ -909,6 +975,7 @@ impl Replica {
             ballot: msg.ballot,
             from_slot: msg.from_slot,
             slots: self.slot_reports(msg.from_slot),
+            compacted_through: self.compacted_through,
         };
         self.send_after(token, from, Message::Promise(promise));
     }
@@ -987,36 +1054,75 @@ impl Replica {
             slot += 1;
         }
         if self.chosen_through < msg.chosen_through {
-            self.request_catchup(now_ns, from);
+            self.note_chosen_elsewhere(now_ns, from, msg.chosen_through);
         }
     }
 
-    fn request_catchup(&mut self, now_ns: Nanos, from: NodeId) {
-        if self.catchup_retry_at_ns.is_some_and(|t| now_ns < t) {
-            return; // one request in flight at a time
+    /// `peer` has chosen through `through`, beyond this replica: catch up from it.
+    fn note_chosen_elsewhere(&mut self, now_ns: Nanos, peer: NodeId, through: Slot) {
+        let known = self.catchup_target.map_or(0, |(_, t)| t);
+        if through >= known {
+            self.catchup_target = Some((peer, through));
+        }
+        if self.catchup_retry_at_ns.is_none_or(|t| now_ns >= t) {
+            self.request_catchup(now_ns); // one request in flight at a time
+        }
+    }
+
+    fn request_catchup(&mut self, now_ns: Nanos) {
+        let Some((peer, through)) = self.catchup_target else {
+            return;
+        };
+        if self.chosen_through >= through {
+            self.catchup_target = None;
+            self.catchup_retry_at_ns = None;
+            return;
         }
         self.catchup_retry_at_ns = Some(now_ns + self.config.retransmit_interval_ns);
+        let resume = self
+            .incoming_snapshot
+            .as_ref()
+            .map(|(_, a)| SnapshotResume {
+                slot: a.meta().slot,
+                offset: a.next_offset(),
+            });
         let from_slot = self.chosen_through + 1;
-        self.send_now(from, Message::CatchupRequest(CatchupRequest { from_slot }));
+        let request = CatchupRequest { from_slot, resume };
+        self.send_now(peer, Message::CatchupRequest(request));
     }
 
+    /// Asks again when a request or its answer was lost.
     fn tick_catchup(&mut self, now_ns: Nanos) {
         if self.catchup_retry_at_ns.is_some_and(|t| now_ns >= t) {
-            // The request or its answer was lost; the next commit or heartbeat asks again.
-            self.catchup_retry_at_ns = None;
+            self.request_catchup(now_ns);
         }
     }
 
     fn on_catchup_request(&mut self, from: NodeId, msg: CatchupRequest) {
-        let values: Vec<LogValue> = (msg.from_slot..)
-            .map_while(|slot| self.chosen.get(&slot).cloned())
-            .take(CATCHUP_ENTRIES_MAX)
-            .collect();
-        let reply = CatchupReply {
+        let mut reply = CatchupReply {
             from_slot: msg.from_slot,
-            values,
+            values: Vec::new(),
             chosen_through: self.chosen_through,
+            snapshot: None,
         };
+        if msg.from_slot > self.compacted_through {
+            reply.values = (msg.from_slot..)
+                .map_while(|slot| self.chosen.get(&slot).cloned())
+                .take(CATCHUP_ENTRIES_MAX)
+                .collect();
+        } else if let Some(image) = &self.snapshot {
+            let offset = msg
+                .resume
+                .filter(|r| r.slot == image.meta.slot)
+                .map_or(0, |r| r.offset);
+            let bytes = image.chunk_at(offset).to_vec();
+            let meta = image.meta;
+            reply.snapshot = Some(SnapshotPiece {
+                meta,
+                offset,
+                bytes,
+            });
+        }
         self.send_now(from, Message::CatchupReply(reply));
     }
 
@@ -1025,18 +1131,27 @@ impl Replica {
             msg.values.len() <= CATCHUP_ENTRIES_MAX,
             "oversized catch-up reply"
         );
+        if let Some(piece) = msg.snapshot {
+            self.on_snapshot_piece(from, piece);
+        }
         for (i, value) in msg.values.into_iter().enumerate() {
-            self.learn(msg.from_slot + i as Slot, value);
+            let slot = msg.from_slot + i as Slot;
+            if slot > self.compacted_through {
+                self.learn(slot, value);
+            }
         }
         self.catchup_retry_at_ns = None;
         if self.chosen_through < msg.chosen_through {
-            self.request_catchup(now_ns, from);
+            self.note_chosen_elsewhere(now_ns, from, msg.chosen_through);
         }
     }
 
     /// Records that `value` is chosen for `slot`, durably (without holding anything for it),
     /// and applies whatever has become contiguous.
     fn learn(&mut self, slot: Slot, value: LogValue) {
+        if slot <= self.compacted_through {
+            return; // covered by a snapshot already
+        }
         if let Some(known) = self.chosen.get(&slot) {
             assert_eq!(known, &value, "two values chosen for slot {slot}");
             return;
@@ -1061,6 +1176,7 @@ impl Replica {
             self.apply_next();
         }
         self.serve_pending_reads();
+        self.maybe_snapshot();
     }
 
     fn apply_next(&mut self) {
@@ -1110,6 +1226,101 @@ impl std::hash::Hasher for WordHasher {
 
     fn write_usize(&mut self, word: usize) {
         self.0 = self.0.word(word as u64);
+    }
+}
+
+// ---- snapshots and compaction -------------------------------------------------------------
+
+impl Replica {
+    /// Takes a snapshot once enough slots were applied since the last one.
+    fn maybe_snapshot(&mut self) {
+        let in_flight = self.snapshot_in_flight.as_ref().map(|(_, i)| i.meta.slot);
+        let last = in_flight
+            .or(self.snapshot.as_ref().map(|i| i.meta.slot))
+            .unwrap_or(0);
+        let due = self.applied_through >= last + self.config.snapshot_interval_slots;
+        if !due || self.snapshot_in_flight.is_some() {
+            return;
+        }
+        let image = SnapshotImage::capture(&self.state, self.applied_chain, self.promised);
+        let token = self.persist(vec![StorageWrite::Snapshot(image.clone())]);
+        self.snapshot_in_flight = Some((token, image));
+    }
+
+    /// Drops log entries the durable snapshot covers, keeping `log_retain_slots` below it.
+    fn compact(&mut self) {
+        let covered = self.snapshot.as_ref().map_or(0, |i| i.meta.slot);
+        let mut through = covered.saturating_sub(self.config.log_retain_slots);
+        if mutant::is(self.config.mutant, Mutant::TruncateWithoutSnapshot) {
+            through = self.applied_through; // wrong on purpose: beyond what the snapshot covers
+        }
+        if through <= self.compacted_through {
+            return;
+        }
+        self.drop_log_through(through);
+        self.persist(vec![StorageWrite::Compact {
+            through_slot: through,
+        }]);
+    }
+
+    fn drop_log_through(&mut self, through: Slot) {
+        assert!(
+            through <= self.applied_through,
+            "only applied entries are dropped"
+        );
+        self.chosen = self.chosen.split_off(&(through + 1));
+        self.accepted = self.accepted.split_off(&(through + 1));
+        self.compacted_through = self.compacted_through.max(through);
+    }
+
+    fn on_snapshot_piece(&mut self, from: NodeId, piece: SnapshotPiece) {
+        if piece.meta.slot <= self.chosen_through {
+            self.incoming_snapshot = None; // already past it
+            return;
+        }
+        let same = matches!(&self.incoming_snapshot, Some((_, a)) if *a.meta() == piece.meta);
+        if !same {
+            self.incoming_snapshot = Some((from, SnapshotAssembly::new(piece.meta)));
+        }
+        let (_, assembly) = self.incoming_snapshot.as_mut().expect("set above");
+        if assembly.offer(piece.offset, &piece.bytes).is_err() {
+            self.incoming_snapshot = None; // start over
+            return;
+        }
+        if !assembly.is_complete() {
+            return; // the caller asks for the next chunk
+        }
+        let (_, assembly) = self.incoming_snapshot.take().expect("set above");
+        let verified = assembly.finish().and_then(|i| i.restore().map(|s| (i, s)));
+        if let Ok((image, state)) = verified {
+            self.install_snapshot(image, state);
+        }
+    }
+
+    /// Replaces this replica's state with a verified snapshot from a peer.
+    fn install_snapshot(&mut self, image: SnapshotImage, state: crate::kv::StateMachine) {
+        assert!(image.meta.slot > self.chosen_through);
+        self.persist(vec![
+            StorageWrite::Snapshot(image.clone()),
+            StorageWrite::Compact {
+                through_slot: image.meta.slot,
+            },
+        ]);
+        self.snapshot_in_flight = None;
+        self.adopt_snapshot(image, state);
+        self.advance_chosen();
+    }
+
+    /// Makes `state` (restored from `image`) the applied state; entries it covers are dropped.
+    fn adopt_snapshot(&mut self, image: SnapshotImage, state: crate::kv::StateMachine) {
+        let slot = image.meta.slot;
+        assert_eq!(state.applied_slot(), slot);
+        self.state = state;
+        self.applied_through = slot;
+        self.chosen_through = self.chosen_through.max(slot);
+        self.applied_chain = image.meta.applied_chain;
+        self.drop_log_through(slot);
+        self.snapshot = Some(image);
     }
 }
 

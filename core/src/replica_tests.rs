@@ -21,6 +21,10 @@ struct Cluster {
 
 impl Cluster {
     fn new(size: usize) -> Self {
+        Self::with_config(size, config)
+    }
+
+    fn with_config(size: usize, config: fn(NodeId, &[NodeId]) -> ReplicaConfig) -> Self {
         let nodes: Vec<NodeId> = (1..=size as NodeId).collect();
         let replicas = nodes
             .iter()
@@ -325,4 +329,99 @@ fn master_steps_down_and_a_new_one_serves_after_its_isolation() {
         cluster.reply_for(5, 2),
         Some(&Outcome::Done(Reply::Value(Some("old".into()))))
     );
+}
+
+fn snapshotting_config(id: NodeId, nodes: &[NodeId]) -> ReplicaConfig {
+    let mut c = config(id, nodes);
+    c.snapshot_interval_slots = 10;
+    c.log_retain_slots = 2;
+    c
+}
+
+fn write_many(
+    cluster: &mut Cluster,
+    master: usize,
+    client_id: u64,
+    count: u64,
+    value_bytes: usize,
+) {
+    for seq in 1..=count {
+        let value = vec![b'a' + (seq % 26) as u8; value_bytes];
+        let key = format!("k{}", seq % 40).into_bytes();
+        let command = Command::Set { key, value };
+        cluster.request(master, client_id, seq, command);
+        cluster.run_until(cluster.now_ns + MS);
+    }
+    cluster.run_until(cluster.now_ns + 300 * MS);
+}
+
+#[test]
+fn replica_snapshots_and_compacts_its_log_after_the_interval() {
+    let mut cluster = Cluster::with_config(3, snapshotting_config);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("master");
+    write_many(&mut cluster, m, 1, 60, 10);
+    for (replica, disk) in cluster.replicas.iter().zip(&cluster.disks) {
+        let snapshot_slot = disk.snapshot_slot().expect("a durable snapshot");
+        assert!(snapshot_slot >= 50, "snapshot at {snapshot_slot}");
+        let oldest_kept = disk.chosen.keys().next().copied().unwrap_or(Slot::MAX);
+        assert!(
+            oldest_kept > snapshot_slot - 2 - 1,
+            "log kept from {oldest_kept}"
+        );
+        assert!(replica.chosen(1).is_none(), "slot 1 is compacted away");
+    }
+}
+
+#[test]
+fn restarted_replica_recovers_from_its_snapshot_and_the_log_after_it() {
+    let mut cluster = Cluster::with_config(3, snapshotting_config);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("master");
+    write_many(&mut cluster, m, 1, 45, 10);
+    let follower = (m + 1) % 3;
+    let before = &cluster.replicas[follower];
+    let (through, chain) = (before.applied_through(), before.applied_chain());
+    let hash = before.state_machine().state_hash();
+    let id = before.node_id();
+    let durable = cluster.disks[follower].clone();
+    assert!(
+        durable.snapshot_slot().unwrap() < through,
+        "some log after the snapshot"
+    );
+    let restarted = Replica::new(
+        snapshotting_config(id, &[1, 2, 3]),
+        durable,
+        cluster.now_ns,
+        5,
+    );
+    assert_eq!(restarted.applied_through(), through);
+    assert_eq!(restarted.applied_chain(), chain);
+    assert_eq!(restarted.state_machine().state_hash(), hash);
+}
+
+#[test]
+fn replica_behind_the_compaction_point_catches_up_by_snapshot_transfer() {
+    let mut cluster = Cluster::with_config(3, snapshotting_config);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("master");
+    let lagging = (m + 1) % 3;
+    cluster.isolated = Some(cluster.replicas[lagging].node_id());
+    // ~3 MB of state: the transfer takes several chunks.
+    write_many(&mut cluster, m, 1, 40, 100_000);
+    assert!(cluster.replicas[lagging].applied_through() < 10);
+    cluster.isolated = None;
+    cluster.run_until(cluster.now_ns + 1_000 * MS);
+    let master = &cluster.replicas[m];
+    let behind = &cluster.replicas[lagging];
+    assert_eq!(behind.applied_through(), master.applied_through());
+    assert_eq!(behind.applied_chain(), master.applied_chain());
+    assert_eq!(
+        behind.state_machine().state_hash(),
+        master.state_machine().state_hash()
+    );
+    let installed = cluster.disks[lagging]
+        .snapshot_slot()
+        .expect("snapshot installed durably");
+    assert!(installed >= 30, "installed snapshot at {installed}");
 }

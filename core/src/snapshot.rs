@@ -16,7 +16,7 @@ use crate::types::{Ballot, Slot};
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// What an image covers and how to check it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     /// The last log slot applied to the image's state.
     pub slot: Slot,

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::msg::LogValue;
+use crate::snapshot::SnapshotImage;
 use crate::types::{Ballot, Slot};
 
 /// One durable change.
@@ -28,6 +29,10 @@ pub enum StorageWrite {
     /// The value this replica accepted for `slot` (an earlier `Accept` record) is chosen.
     /// Saves writing the value twice on the common path.
     Chosen { slot: Slot },
+    /// A snapshot of the applied state; replaces any older one.
+    Snapshot(SnapshotImage),
+    /// Log entries at or below `through_slot` are covered by the durable snapshot: drop them.
+    Compact { through_slot: Slot },
 }
 
 /// Everything a replica recovers from its own storage.
@@ -38,9 +43,16 @@ pub struct DurableState {
     pub accepted: BTreeMap<Slot, (Ballot, LogValue)>,
     /// Known to be chosen.
     pub chosen: BTreeMap<Slot, LogValue>,
+    /// The newest durable snapshot, if any.
+    pub snapshot: Option<SnapshotImage>,
 }
 
 impl DurableState {
+    /// The slot the durable snapshot covers through, if there is one.
+    pub fn snapshot_slot(&self) -> Option<Slot> {
+        self.snapshot.as_ref().map(|image| image.meta.slot)
+    }
+
     /// Replays one write. Replaying a prefix of the writes a replica emitted yields the state it
     /// had when that prefix was durable.
     pub fn apply(&mut self, write: &StorageWrite) {
@@ -68,6 +80,16 @@ impl DurableState {
                     .remove(slot)
                     .expect("a chosen record follows the accept record it names");
                 self.chosen.insert(*slot, value);
+            }
+            StorageWrite::Snapshot(image) => {
+                let newer = self.snapshot_slot().is_none_or(|s| image.meta.slot > s);
+                if newer {
+                    self.snapshot = Some(image.clone());
+                }
+            }
+            StorageWrite::Compact { through_slot } => {
+                self.chosen = self.chosen.split_off(&(through_slot + 1));
+                self.accepted = self.accepted.split_off(&(through_slot + 1));
             }
         }
     }
