@@ -14,9 +14,9 @@
 //! - **Dominance instead of equality.** A visited entry `(C, s, U)` (completed set, state,
 //!   unknown set) prunes any later `(C, s, U')` with `U ⊆ U'`: the later node has the same
 //!   obligations and fewer unknown operations left to help meet them.
-//! - **Reads go first, alone.** A completed operation that is allowed now and leaves the state
-//!   unchanged can be linearized at once with no alternative tried at that node: any
-//!   linearization from the node can be reordered to start with it.
+//! - **Reads go first, alone.** A completed read (an operation the model says never changes
+//!   the state) that is allowed now can be linearized at once with no alternative tried at that
+//!   node: any linearization from the node can be reordered to start with it.
 //! - **No allocation per step.** States are interned to `u32` and transitions memoized per
 //!   (state, distinct operation); the linearized set is a bitset with an incrementally updated
 //!   Zobrist hash; the stack and lists are preallocated.
@@ -98,19 +98,6 @@ impl<'a, M: Model> PartSearch<'a, M> {
             other => other,
         })
     }
-}
-
-/// Searches `ops` (one partition) to the end.
-#[cfg(test)]
-pub(crate) fn search<'a, M: Model>(
-    model: &'a M,
-    ops: &[&'a Operation<M::Input, M::Output>],
-    limits: &Limits,
-    stop: &AtomicBool,
-) -> SearchResult {
-    PartSearch::new(model, ops)
-        .run(limits, stop, u64::MAX)
-        .expect("an unbounded run ends")
 }
 
 /// The history as the search walks it: events in time order in two linked lists.
@@ -456,8 +443,11 @@ impl<'a, M: Model> Search<'a, M> {
         let mut cursor = self.layout.next[self.layout.head_main as usize];
         while self.layout.is_call[cursor as usize] {
             let op = self.layout.event_op[cursor as usize];
-            let to = self.transition(self.state, self.layout.kind[op as usize]);
-            if to == self.state {
+            let kind = self.layout.kind[op as usize];
+            let to = self.transition(self.state, kind);
+            // Only a read goes first alone: a write that happens to change nothing here may
+            // change the state wherever else it is placed.
+            if to == self.state && self.kind_read_only[kind as usize] {
                 self.candidates.truncate(start);
                 return self.descend(op, to, true, 0).then_some(Next::Enter);
             }

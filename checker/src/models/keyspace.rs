@@ -145,10 +145,8 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
 fn apply_add(state: &StoreState, key: &[u8], delta: i64) -> (Option<StoreState>, Reply) {
     let current = match state.get(key) {
         None => 0,
-        Some(bytes) => match std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-        {
+        // The store's own definition of a stored integer: plain decimal, optional '-'.
+        Some(bytes) => match keyspace_core::kv::parse_integer(bytes) {
             Some(n) => n,
             None => return (None, Reply::Error(CommandError::NotAnInteger)),
         },
