@@ -1,0 +1,310 @@
+//! Fault profiles and the fault plan one seed draws from them (swarm testing: not only which
+//! faults happen but how often is drawn from the seed, so a sweep covers many mixes).
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use keyspace_core::Nanos;
+
+pub const NANOS_PER_MICRO: Nanos = 1_000;
+pub const NANOS_PER_MILLI: Nanos = 1_000_000;
+pub const NANOS_PER_SEC: Nanos = 1_000_000_000;
+
+/// Which families of faults a run may inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// A well-behaved cluster: short random delays only.
+    None,
+    /// Message loss, duplication, reordering, long-tail delays, partitions.
+    Net,
+    /// Clock skew and drift within the configured bound, process pauses.
+    Clock,
+    /// Crashes and restarts that lose unsynced writes, slow disks.
+    Crash,
+    /// Every family above, each switched on or off by the seed.
+    All,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 5] = [
+        Profile::None,
+        Profile::Net,
+        Profile::Clock,
+        Profile::Crash,
+        Profile::All,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::None => "none",
+            Profile::Net => "net",
+            Profile::Clock => "clock",
+            Profile::Crash => "crash",
+            Profile::All => "all",
+        }
+    }
+
+    fn net(self) -> bool {
+        matches!(self, Profile::Net | Profile::All)
+    }
+
+    fn clock(self) -> bool {
+        matches!(self, Profile::Clock | Profile::All)
+    }
+
+    fn crash(self) -> bool {
+        matches!(self, Profile::Crash | Profile::All)
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Profile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                format!("unknown fault profile `{s}`; expected one of none, net, clock, crash, all")
+            })
+    }
+}
+
+/// Every rate and bound of one run, drawn from the seed. Probabilities are in parts per million.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultPlan {
+    pub profile: Profile,
+    // Network.
+    pub delay_min_ns: Nanos,
+    pub delay_jitter_ns: Nanos,
+    pub tail_ppm: u32,
+    pub tail_max_ns: Nanos,
+    pub loss_ppm: u32,
+    pub dup_ppm: u32,
+    /// Mean time between partitions; 0 means none.
+    pub partition_every_ns: Nanos,
+    pub partition_max_ns: Nanos,
+    // Clocks and scheduling.
+    /// The drift-rate bound every replica is configured with (ρ).
+    pub drift_bound_ppm: u64,
+    /// Each replica's actual drift rate, within ±`drift_bound_ppm`.
+    pub drift_ppm: Vec<i64>,
+    /// Each replica's clock offset (skew): local clocks never agree.
+    pub clock_offset_ns: Vec<Nanos>,
+    /// Mean time between process pauses; 0 means none.
+    pub pause_every_ns: Nanos,
+    pub pause_max_ns: Nanos,
+    // Crashes and disks.
+    /// Mean time between crashes; 0 means none.
+    pub crash_every_ns: Nanos,
+    pub downtime_max_ns: Nanos,
+    pub sync_min_ns: Nanos,
+    pub sync_jitter_ns: Nanos,
+    /// Whether a crash may keep a random prefix of the unsynced writes (they reached the disk
+    /// without a sync) instead of losing all of them.
+    pub crash_keeps_unsynced_prefix: bool,
+    // Liveness phase.
+    /// Whether the liveness phase leaves a minority crashed or cut off.
+    pub liveness_minority_down: bool,
+}
+
+/// Draws `true` with probability `ppm / 1e6`.
+pub fn chance(rng: &mut ChaCha8Rng, ppm: u32) -> bool {
+    ppm > 0 && rng.gen_range(0..1_000_000u32) < ppm
+}
+
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, options: &[T]) -> T {
+    options[rng.gen_range(0..options.len())]
+}
+
+/// The independent random streams of a run, all derived from its one seed.
+pub struct Streams {
+    pub plan: ChaCha8Rng,
+    pub net: ChaCha8Rng,
+    pub disk: ChaCha8Rng,
+    pub faults: ChaCha8Rng,
+    pub workload: ChaCha8Rng,
+    pub node_seeds: ChaCha8Rng,
+}
+
+impl Streams {
+    pub fn new(seed: u64) -> Streams {
+        let mut master = ChaCha8Rng::seed_from_u64(seed);
+        let mut sub = || ChaCha8Rng::seed_from_u64(master.gen());
+        Streams {
+            plan: sub(),
+            net: sub(),
+            disk: sub(),
+            faults: sub(),
+            workload: sub(),
+            node_seeds: sub(),
+        }
+    }
+}
+
+impl FaultPlan {
+    /// The plan the run of `options` draws.
+    pub fn draw_for(options: &crate::SimOptions) -> FaultPlan {
+        let mut streams = Streams::new(options.seed);
+        FaultPlan::draw(options.faults, options.nodes, &mut streams.plan)
+    }
+
+    /// Draws the plan of one run for `nodes` replicas.
+    pub fn draw(profile: Profile, nodes: usize, rng: &mut ChaCha8Rng) -> FaultPlan {
+        // Swarm testing: each fault of an enabled family is itself switched on with 3/4.
+        let mut on = |enabled: bool| enabled && rng.gen_range(0..4) != 0;
+        let (loss, dup, tail, jitter, partition) = (
+            on(profile.net()),
+            on(profile.net()),
+            on(profile.net()),
+            on(profile.net()),
+            on(profile.net()),
+        );
+        let (skew, drift, pause) = (
+            on(profile.clock()),
+            on(profile.clock()),
+            on(profile.clock()),
+        );
+        let (crash, slow_disk, keep_prefix) = (on(profile.crash()), on(profile.crash()), on(true));
+        let mut plan = FaultPlan {
+            profile,
+            delay_min_ns: rng.gen_range(50..=500) * NANOS_PER_MICRO,
+            delay_jitter_ns: NANOS_PER_MILLI,
+            tail_ppm: 0,
+            tail_max_ns: 0,
+            loss_ppm: 0,
+            dup_ppm: 0,
+            partition_every_ns: 0,
+            partition_max_ns: 0,
+            drift_bound_ppm: 10_000,
+            drift_ppm: vec![0; nodes],
+            clock_offset_ns: vec![0; nodes],
+            pause_every_ns: 0,
+            pause_max_ns: 0,
+            crash_every_ns: 0,
+            downtime_max_ns: 0,
+            sync_min_ns: rng.gen_range(20..=200) * NANOS_PER_MICRO,
+            sync_jitter_ns: 500 * NANOS_PER_MICRO,
+            crash_keeps_unsynced_prefix: keep_prefix,
+            liveness_minority_down: profile != Profile::None && rng.gen_bool(0.5),
+        };
+        if jitter {
+            plan.delay_jitter_ns = pick(rng, &[2, 5, 20, 50]) * NANOS_PER_MILLI;
+        }
+        if tail {
+            plan.tail_ppm = pick(rng, &[1_000, 10_000, 50_000]);
+            plan.tail_max_ns = pick(rng, &[200, 1_000, 3_000]) * NANOS_PER_MILLI;
+        }
+        if loss {
+            plan.loss_ppm = pick(rng, &[1_000, 10_000, 50_000, 200_000]);
+        }
+        if dup {
+            plan.dup_ppm = pick(rng, &[1_000, 10_000, 100_000]);
+        }
+        if partition && nodes > 1 {
+            plan.partition_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
+            plan.partition_max_ns = pick(rng, &[500, 2_000, 5_000]) * NANOS_PER_MILLI;
+        }
+        plan.draw_clocks(rng, skew, drift);
+        if pause {
+            plan.pause_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
+            plan.pause_max_ns = pick(rng, &[100, 1_000, 3_000]) * NANOS_PER_MILLI;
+        }
+        if crash {
+            plan.crash_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
+            plan.downtime_max_ns = pick(rng, &[200, 1_000, 4_000]) * NANOS_PER_MILLI;
+        }
+        if slow_disk {
+            plan.sync_min_ns = pick(rng, &[200, 1_000]) * NANOS_PER_MICRO;
+            plan.sync_jitter_ns = pick(rng, &[2, 10, 50]) * NANOS_PER_MILLI;
+        }
+        plan
+    }
+
+    fn draw_clocks(&mut self, rng: &mut ChaCha8Rng, skew: bool, drift: bool) {
+        if skew {
+            for offset in &mut self.clock_offset_ns {
+                *offset = rng.gen_range(0..1_000_000 * NANOS_PER_SEC);
+            }
+        }
+        if drift {
+            self.drift_bound_ppm = pick(rng, &[100, 1_000, 10_000, 50_000, 100_000]);
+            let bound = self.drift_bound_ppm as i64;
+            for rate in &mut self.drift_ppm {
+                // The extremes are where the lease arithmetic is tight: favour them.
+                *rate = match rng.gen_range(0..3) {
+                    0 => bound,
+                    1 => -bound,
+                    _ => rng.gen_range(-bound..=bound),
+                };
+            }
+        }
+    }
+}
+
+fn ms(ns: Nanos) -> String {
+    format!("{}ms", ns as f64 / NANOS_PER_MILLI as f64)
+}
+
+fn every(ns: Nanos) -> String {
+    if ns == 0 {
+        "off".to_string()
+    } else {
+        format!("every ~{}s", ns / NANOS_PER_SEC)
+    }
+}
+
+impl fmt::Display for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pct = |ppm: u32| format!("{}%", ppm as f64 / 10_000.0);
+        writeln!(
+            f,
+            "  network: delay {} + up to {}, long tail {} up to {}, loss {}, duplication {}",
+            ms(self.delay_min_ns),
+            ms(self.delay_jitter_ns),
+            pct(self.tail_ppm),
+            ms(self.tail_max_ns),
+            pct(self.loss_ppm),
+            pct(self.dup_ppm)
+        )?;
+        writeln!(
+            f,
+            "  partitions: {} lasting up to {}",
+            every(self.partition_every_ns),
+            ms(self.partition_max_ns)
+        )?;
+        let skewed = self.clock_offset_ns.iter().any(|o| *o != 0);
+        writeln!(
+            f,
+            "  clocks: drift bound {}ppm, drift {:?}ppm, skew {}; pauses {} lasting up to {}",
+            self.drift_bound_ppm,
+            self.drift_ppm,
+            if skewed { "on" } else { "off" },
+            every(self.pause_every_ns),
+            ms(self.pause_max_ns)
+        )?;
+        writeln!(
+            f,
+            "  crashes: {} down up to {}; sync {} + up to {}; unsynced prefix may survive: {}",
+            every(self.crash_every_ns),
+            ms(self.downtime_max_ns),
+            ms(self.sync_min_ns),
+            ms(self.sync_jitter_ns),
+            self.crash_keeps_unsynced_prefix
+        )?;
+        write!(
+            f,
+            "  liveness phase leaves a minority down: {}",
+            self.liveness_minority_down
+        )
+    }
+}

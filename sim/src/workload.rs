@@ -1,0 +1,150 @@
+//! The clients' random commands: the whole command set over a few keys that share prefixes, so
+//! that writes contend and PRUNE, LIST-KEYS, LIST-KEYVALUES and COUNT see each other's effects.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use keyspace_checker::OpId;
+use keyspace_core::{ClientId, Command, Seq};
+
+/// Three families of keys; RENAME stays inside a family so the checker can split the history
+/// into independent parts.
+const FAMILIES: [&[&str]; 3] = [&["a", "ab", "abc"], &["b", "ba", "bb"], &["c", "cd"]];
+const PREFIXES: [&str; 4] = ["a", "ab", "b", "c"];
+const VALUES: [&str; 5] = ["1", "2", "3", "x", "y"];
+
+fn bytes(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+fn value(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    bytes(VALUES[rng.gen_range(0..VALUES.len())])
+}
+
+fn prefix(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    bytes(PREFIXES[rng.gen_range(0..PREFIXES.len())])
+}
+
+fn family_key(rng: &mut ChaCha8Rng) -> (usize, Vec<u8>) {
+    let family = rng.gen_range(0..FAMILIES.len());
+    let keys = FAMILIES[family];
+    (family, bytes(keys[rng.gen_range(0..keys.len())]))
+}
+
+fn key(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    family_key(rng).1
+}
+
+fn list_args(rng: &mut ChaCha8Rng) -> (Vec<u8>, Option<Vec<u8>>, Option<u64>) {
+    let start = rng.gen_bool(0.3).then(|| key(rng));
+    let count = rng.gen_bool(0.3).then(|| rng.gen_range(1..=3));
+    (prefix(rng), start, count)
+}
+
+/// One random command, weighted toward GET, SET, ADD, TEST-AND-SET and DELETE.
+pub fn random_command(rng: &mut ChaCha8Rng) -> Command {
+    match rng.gen_range(0..100) {
+        0..=19 => Command::Get { key: key(rng) },
+        20..=39 => Command::Set {
+            key: key(rng),
+            value: value(rng),
+        },
+        40..=51 => Command::Add {
+            key: key(rng),
+            delta: rng.gen_range(-3..=3),
+        },
+        52..=63 => Command::TestAndSet {
+            key: key(rng),
+            expected: value(rng),
+            new: value(rng),
+        },
+        64..=71 => Command::Delete { key: key(rng) },
+        72..=75 => Command::Remove { key: key(rng) },
+        76..=79 => {
+            let (family, from) = family_key(rng);
+            let keys = FAMILIES[family];
+            let to = bytes(keys[rng.gen_range(0..keys.len())]);
+            Command::Rename { from, to }
+        }
+        80..=81 => Command::Prune {
+            prefix: prefix(rng),
+        },
+        82..=85 => {
+            let (prefix, start, count) = list_args(rng);
+            Command::ListKeys {
+                prefix,
+                start,
+                count,
+            }
+        }
+        86..=89 => {
+            let (prefix, start, count) = list_args(rng);
+            Command::ListKeyValues {
+                prefix,
+                start,
+                count,
+            }
+        }
+        90..=94 => Command::Count {
+            prefix: prefix(rng),
+        },
+        _ => Command::DirtyGet { key: key(rng) },
+    }
+}
+
+/// The request a client is working on, and what it knows of its fate.
+#[derive(Debug)]
+pub struct Pending {
+    pub op: OpId,
+    pub command: Command,
+    pub invoked_ns: u64,
+    pub attempts: u32,
+    /// Copies of this request scheduled on the network and not yet delivered or dropped.
+    pub copies_in_flight: u32,
+    /// Copies that reached a live replica.
+    pub copies_delivered: u32,
+    /// Answers that said "certainly not applied".
+    pub rejections: u32,
+    /// Whether any answer said the request may have been applied.
+    pub indeterminate: bool,
+    /// Ids of the answers handled (the network may deliver one answer twice).
+    pub answers: Vec<u64>,
+}
+
+impl Pending {
+    /// Whether the request certainly never took effect: every copy that reached a replica was
+    /// refused and no copy is still travelling. (A duplicated copy may be logged while another
+    /// is refused, so one refusal alone proves nothing.)
+    pub fn certainly_not_applied(&self) -> bool {
+        !self.indeterminate
+            && self.copies_in_flight == 0
+            && self.rejections >= self.copies_delivered
+    }
+}
+
+/// One sequential client session: at most one request outstanding.
+#[derive(Debug)]
+pub struct Client {
+    pub id: ClientId,
+    pub seq: Seq,
+    pub pending: Option<Pending>,
+    /// Replica index the client believes is the master.
+    pub master: Option<usize>,
+    /// Generation of the client's one timer; older timer events are ignored.
+    pub timer_gen: u64,
+    /// Whether this client issues the liveness phase's writes.
+    pub liveness: bool,
+}
+
+impl Client {
+    pub fn new(id: ClientId, liveness: bool) -> Self {
+        Client {
+            id,
+            seq: 0,
+            pending: None,
+            master: None,
+            timer_gen: 0,
+            liveness,
+        }
+    }
+}
