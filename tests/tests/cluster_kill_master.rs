@@ -3,20 +3,19 @@
 //! no acknowledged write may be lost, the killed replica must catch up after a restart, and the
 //! recorded client history must be linearizable.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Stdio};
+use std::net::SocketAddr;
+use std::process::Command as Process;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keyspace_checker::{check_kv, CheckOptions, CheckResult, Recorder};
 use keyspace_core::{Command, Reply};
-use keyspace_node::resp_client::{info_field, parse_value, Value};
+use keyspace_node::resp_client::Value;
 
-const NODES: u16 = 3;
-const LEASE_MS: u64 = 1000;
+mod cluster_common;
+use cluster_common::{Client, Cluster, LEASE_MS, NODES, STEP_TIMEOUT};
+
 /// Writes must work again within this long after the master dies: the lease, the restart-free
 /// election that follows it, and slack for a loaded 2-core machine.
 const FAILOVER_MAX: Duration = Duration::from_millis(3 * LEASE_MS + 2000);
@@ -24,206 +23,6 @@ const KEYS: u64 = 5;
 const CLIENTS: u64 = 4;
 /// Bound on each client's operations (the test also stops them by time).
 const OPS_PER_CLIENT_MAX: u64 = 2_000;
-const STEP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The `keyspace` binary: next to this test's own directory, built if it is not there yet.
-fn keyspace_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let binary = profile_dir.join("keyspace");
-    if !binary.exists() {
-        let release = profile_dir.ends_with("release");
-        let mut build = Process::new(env!("CARGO"));
-        build.args(["build", "-p", "keyspace-node", "--bin", "keyspace"]);
-        if release {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().expect("cargo build").success(),
-            "building keyspace failed"
-        );
-    }
-    binary
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Cluster {
-    binary: PathBuf,
-    dir: PathBuf,
-    peers: String,
-    client_ports: Vec<u16>,
-    children: Vec<Option<Child>>,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir =
-            std::env::temp_dir().join(format!("keyspace-cluster-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let peer_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-        let client_ports = (0..NODES).map(|_| free_port()).collect();
-        let peers = (1..=NODES)
-            .map(|i| format!("{i}=127.0.0.1:{}", peer_ports[i as usize - 1]))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut cluster = Cluster {
-            binary: keyspace_binary(),
-            dir,
-            peers,
-            client_ports,
-            children: Vec::new(),
-        };
-        for id in 1..=NODES {
-            let child = cluster.spawn(id);
-            cluster.children.push(Some(child));
-        }
-        cluster
-    }
-
-    fn spawn(&self, id: u16) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("node-{id}.log")))
-            .unwrap();
-        Process::new(&self.binary)
-            .args(["node", "--id", &id.to_string(), "--peers", &self.peers])
-            .args(["--client-addr", &format!("127.0.0.1:{}", self.port(id))])
-            .args(["--lease-ms", &LEASE_MS.to_string()])
-            .arg("--data")
-            .arg(self.dir.join(format!("node-{id}")))
-            .env("KEYSPACE_CLUSTER_KEY", "cluster-test-key")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start keyspace node")
-    }
-
-    fn port(&self, id: u16) -> u16 {
-        self.client_ports[id as usize - 1]
-    }
-
-    fn addr(&self, id: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port(id)))
-    }
-
-    fn kill(&mut self, id: u16) {
-        let mut child = self.children[id as usize - 1].take().expect("running");
-        child.kill().unwrap(); // SIGKILL: no chance to flush anything
-        child.wait().unwrap();
-    }
-
-    fn restart(&mut self, id: u16) {
-        let child = self.spawn(id);
-        self.children[id as usize - 1] = Some(child);
-    }
-
-    fn info(&self, id: u16) -> Option<Value> {
-        let mut client = Client::connect(self.addr(id)).ok()?;
-        client.call(&[b"INFO", b"replication"]).ok()
-    }
-
-    fn field(&self, id: u16, field: &str) -> Option<String> {
-        info_field(&self.info(id)?, field)
-    }
-
-    fn wait_for_master(&self, except: Option<u16>) -> u16 {
-        let start = Instant::now();
-        loop {
-            for id in (1..=NODES).filter(|id| Some(*id) != except) {
-                if self.field(id, "keyspace_role").as_deref() == Some("master") {
-                    return id;
-                }
-            }
-            assert!(
-                start.elapsed() < STEP_TIMEOUT,
-                "no master within {STEP_TIMEOUT:?}; logs in {}",
-                self.dir.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn logs(&self) -> String {
-        (1..=NODES)
-            .map(|id| {
-                let text = std::fs::read_to_string(self.dir.join(format!("node-{id}.log")))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!(
-                    "--- node {id} ---\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// A blocking Redis-protocol client.
-struct Client {
-    stream: TcpStream,
-    input: Vec<u8>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> std::io::Result<Client> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
-        stream.set_nodelay(true)?;
-        Ok(Client {
-            stream,
-            input: Vec::new(),
-        })
-    }
-
-    fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Value> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            out.extend_from_slice(arg);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.stream.write_all(&out)?;
-        loop {
-            if let Some((value, used)) = parse_value(&self.input)? {
-                self.input.drain(..used);
-                return Ok(value);
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.input.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
 
 struct Shared {
     recorder: Mutex<Recorder>,

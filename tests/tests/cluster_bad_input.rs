@@ -1,0 +1,137 @@
+//! Real processes: bad input from clients and from would-be peers gets a clear error or a
+//! dropped connection, the replica keeps serving, and nothing acknowledged is lost.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use keyspace_core::codec::{self, FrameKind};
+use keyspace_node::resp_client::Value;
+
+mod cluster_common;
+use cluster_common::{Client, Cluster};
+
+fn peer_addr(cluster: &Cluster, id: u16) -> SocketAddr {
+    let entry = cluster
+        .peers
+        .split(',')
+        .find(|p| p.starts_with(&format!("{id}=")))
+        .unwrap();
+    entry.split_once('=').unwrap().1.parse().unwrap()
+}
+
+/// Sends raw bytes and returns what the server answered before closing (or timing out).
+fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+fn error_of(value: Value) -> String {
+    match value {
+        Value::Error(e) => e,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_client_and_peer_input_is_refused_and_the_cluster_keeps_serving() {
+    let cluster = Cluster::start();
+    let master = cluster.wait_for_master(None);
+    let mut client = Client::connect(cluster.addr(master)).unwrap();
+    assert_eq!(
+        client.call(&[b"SET", b"kept", b"1"]).unwrap(),
+        Value::Simple("OK".into())
+    );
+
+    // Client errors: each a RESP error, the connection stays usable.
+    assert!(error_of(client.call(&[b"FLUSHALL"]).unwrap()).starts_with("ERR unknown command"));
+    assert!(error_of(client.call(&[b"GET"]).unwrap()).contains("wrong number of arguments"));
+    let big_value = vec![b'v'; 2 * 1024 * 1024];
+    assert!(error_of(client.call(&[b"SET", b"big", &big_value]).unwrap()).contains("limit"));
+    let big_key = vec![b'k'; 8 * 1024];
+    assert!(error_of(client.call(&[b"GET", &big_key]).unwrap()).contains("limit"));
+    client.call(&[b"SET", b"n", b"x"]).unwrap();
+    assert!(error_of(client.call(&[b"INCR", b"n"]).unwrap()).contains("not an integer"));
+    assert_eq!(
+        client.call(&[b"PING"]).unwrap(),
+        Value::Simple("PONG".into())
+    );
+
+    // Malformed RESP: a protocol error, then that connection (only) is closed.
+    let answer = raw(cluster.addr(master), b"*2\r\n$3\r\nGET\r\n:12\r\n");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("-ERR Protocol error"),
+        "{answer:?}"
+    );
+
+    // Garbage, and a well-formed frame with a bad checksum, on a peer port: dropped.
+    for id in 1..=3 {
+        let answer = raw(peer_addr(&cluster, id), b"GET / HTTP/1.1\r\n\r\n");
+        assert!(
+            answer.is_empty(),
+            "a peer port answered garbage: {answer:?}"
+        );
+        let mut frame = Vec::new();
+        codec::encode(FrameKind::Handshake, &"hello".to_string(), &mut frame);
+        let last = frame.len() - 1;
+        frame[last] ^= 0x40;
+        assert!(raw(peer_addr(&cluster, id), &frame).is_empty());
+    }
+
+    // A replica started with the wrong cluster key is refused by the others: the cluster keeps
+    // its master and keeps serving.
+    assert_eq!(
+        client.call(&[b"SET", b"after", b"2"]).unwrap(),
+        Value::Simple("OK".into())
+    );
+    for id in 1..=3 {
+        let mut c = Client::connect(cluster.addr(id)).unwrap();
+        assert_eq!(
+            c.call(&[b"GET", b"kept"]).unwrap(),
+            Value::Bulk(b"1".to_vec())
+        );
+        assert_eq!(
+            c.call(&[b"GET", b"after"]).unwrap(),
+            Value::Bulk(b"2".to_vec())
+        );
+    }
+}
+
+#[test]
+fn a_replica_without_the_cluster_key_is_refused() {
+    let cluster = Cluster::start_with_key(&["cluster-test-key", "cluster-test-key", "a-wrong-key"]);
+    let master = cluster.wait_for_master(Some(3));
+    let mut client = Client::connect(cluster.addr(master)).unwrap();
+    assert_eq!(
+        client.call(&[b"SET", b"k", b"v"]).unwrap(),
+        Value::Simple("OK".into())
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // The impostor never hears the protocol: it learns nothing.
+    assert_eq!(cluster.field(3, "commit_index").as_deref(), Some("0"));
+    assert_eq!(cluster.field(3, "connected_peers").as_deref(), Some("0/2"));
+    let logs = cluster.logs();
+    assert!(logs.contains("cluster key"), "no refusal logged:\n{logs}");
+}
+
+#[test]
+fn clients_must_auth_when_a_password_is_set() {
+    let cluster = Cluster::start_with_password("s3cret");
+    let mut client = cluster.client(1);
+    assert!(error_of(client.call(&[b"GET", b"k"]).unwrap()).starts_with("NOAUTH"));
+    assert!(error_of(client.call(&[b"AUTH", b"wrong"]).unwrap()).starts_with("WRONGPASS"));
+    assert_eq!(
+        client.call(&[b"AUTH", b"s3cret"]).unwrap(),
+        Value::Simple("OK".into())
+    );
+    assert_eq!(
+        client.call(&[b"PING"]).unwrap(),
+        Value::Simple("PONG".into())
+    );
+}

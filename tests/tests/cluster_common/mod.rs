@@ -1,0 +1,251 @@
+//! What the real-process cluster tests share: starting `keyspace node` processes on 127.0.0.1
+//! with free ports, killing and restarting them, and a blocking Redis-protocol client.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use keyspace_node::resp_client::{info_field, parse_value, Value};
+
+pub const NODES: u16 = 3;
+pub const LEASE_MS: u64 = 1000;
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `keyspace` binary: next to this test's own directory, built if it is not there yet.
+pub fn keyspace_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let binary = profile_dir.join("keyspace");
+    if !binary.exists() {
+        let release = profile_dir.ends_with("release");
+        let mut build = Process::new(env!("CARGO"));
+        build.args(["build", "-p", "keyspace-node", "--bin", "keyspace"]);
+        if release {
+            build.arg("--release");
+        }
+        assert!(
+            build.status().expect("cargo build").success(),
+            "building keyspace failed"
+        );
+    }
+    binary
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Cluster {
+    pub binary: PathBuf,
+    pub dir: PathBuf,
+    pub peers: String,
+    pub client_ports: Vec<u16>,
+    keys: Vec<String>,
+    password: Option<String>,
+    children: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        Self::start_with(&["cluster-test-key"; NODES as usize], None)
+    }
+
+    pub fn start_with_key(keys: &[&str]) -> Cluster {
+        Self::start_with(keys, None)
+    }
+
+    pub fn start_with_password(password: &str) -> Cluster {
+        Self::start_with(&["cluster-test-key"; NODES as usize], Some(password))
+    }
+
+    fn start_with(keys: &[&str], password: Option<&str>) -> Cluster {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("keyspace-cluster-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let peer_ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
+        let client_ports = (0..NODES).map(|_| free_port()).collect();
+        let peers = (1..=NODES)
+            .map(|i| format!("{i}=127.0.0.1:{}", peer_ports[i as usize - 1]))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Cluster {
+            binary: keyspace_binary(),
+            dir,
+            peers,
+            client_ports,
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            password: password.map(str::to_string),
+            children: Vec::new(),
+        };
+        for id in 1..=NODES {
+            let child = cluster.spawn(id);
+            cluster.children.push(Some(child));
+        }
+        cluster
+    }
+
+    pub fn spawn(&self, id: u16) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node-{id}.log")))
+            .unwrap();
+        let mut process = Process::new(&self.binary);
+        if let Some(password) = &self.password {
+            process.env("KEYSPACE_PASSWORD", password);
+        }
+        process
+            .args(["node", "--id", &id.to_string(), "--peers", &self.peers])
+            .args(["--client-addr", &format!("127.0.0.1:{}", self.port(id))])
+            .args(["--lease-ms", &LEASE_MS.to_string()])
+            .arg("--data")
+            .arg(self.dir.join(format!("node-{id}")))
+            .env("KEYSPACE_CLUSTER_KEY", &self.keys[id as usize - 1])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start keyspace node")
+    }
+
+    pub fn port(&self, id: u16) -> u16 {
+        self.client_ports[id as usize - 1]
+    }
+
+    pub fn addr(&self, id: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port(id)))
+    }
+
+    /// A client of replica `id`, once it listens.
+    pub fn client(&self, id: u16) -> Client {
+        let start = Instant::now();
+        loop {
+            match Client::connect(self.addr(id)) {
+                Ok(client) => return client,
+                Err(e) => assert!(
+                    start.elapsed() < STEP_TIMEOUT,
+                    "replica {id} does not listen: {e}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill(&mut self, id: u16) {
+        let mut child = self.children[id as usize - 1].take().expect("running");
+        child.kill().unwrap(); // SIGKILL: no chance to flush anything
+        child.wait().unwrap();
+    }
+
+    pub fn restart(&mut self, id: u16) {
+        let child = self.spawn(id);
+        self.children[id as usize - 1] = Some(child);
+    }
+
+    pub fn info(&self, id: u16) -> Option<Value> {
+        let mut client = Client::connect(self.addr(id)).ok()?;
+        client.call(&[b"INFO", b"replication"]).ok()
+    }
+
+    pub fn field(&self, id: u16, field: &str) -> Option<String> {
+        info_field(&self.info(id)?, field)
+    }
+
+    pub fn wait_for_master(&self, except: Option<u16>) -> u16 {
+        let start = Instant::now();
+        loop {
+            for id in (1..=NODES).filter(|id| Some(*id) != except) {
+                if self.field(id, "keyspace_role").as_deref() == Some("master") {
+                    return id;
+                }
+            }
+            assert!(
+                start.elapsed() < STEP_TIMEOUT,
+                "no master within {STEP_TIMEOUT:?}; logs in {}",
+                self.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        (1..=NODES)
+            .map(|id| {
+                let text = std::fs::read_to_string(self.dir.join(format!("node-{id}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                format!(
+                    "--- node {id} ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A blocking Redis-protocol client.
+pub struct Client {
+    stream: TcpStream,
+    input: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            stream,
+            input: Vec::new(),
+        })
+    }
+
+    pub fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Value> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.stream.write_all(&out)?;
+        loop {
+            if let Some((value, used)) = parse_value(&self.input)? {
+                self.input.drain(..used);
+                return Ok(value);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.input.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
