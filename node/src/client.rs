@@ -120,10 +120,12 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
                     }
                     if conn.quit {
                         stream.write_all(&out).await?;
+                        stream.flush().await?; // a no-op on real TCP; madsim sends on flush
                         return Ok(());
                     }
                     if out.len() >= OUT_FLUSH_BYTES {
                         stream.write_all(&out).await?;
+                        stream.flush().await?; // a no-op on real TCP; madsim sends on flush
                         out.clear();
                     }
                 }
@@ -136,6 +138,7 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
                     }
                     .error(&format!("ERR {error}"));
                     stream.write_all(&out).await?;
+                    stream.flush().await?; // a no-op on real TCP; madsim sends on flush
                     return Ok(());
                 }
             }
@@ -143,6 +146,7 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
         input.drain(..used);
         if !out.is_empty() {
             stream.write_all(&out).await?;
+            stream.flush().await?; // a no-op on real TCP; madsim sends on flush
             out.clear();
         }
         let n = stream.read(&mut chunk).await?;
@@ -220,7 +224,8 @@ impl Connection<'_> {
     async fn await_reply(&mut self, client_id: u64, seq: u64) -> Option<Outcome> {
         let until = Instant::now() + ATTEMPT_TIMEOUT;
         loop {
-            match tokio::time::timeout_at(until, self.replies.recv()).await {
+            let left = until.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.replies.recv()).await {
                 Ok(Some(response)) if response.client_id == client_id && response.seq == seq => {
                     return Some(response.outcome)
                 }

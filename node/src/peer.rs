@@ -177,6 +177,7 @@ async fn write_handshake(stream: &mut TcpStream, value: &Handshake) -> Result<()
     let mut out = Vec::new();
     codec::encode(FrameKind::Handshake, value, &mut out);
     stream.write_all(&out).await?;
+    stream.flush().await?; // a no-op on real TCP; madsim sends on flush
     Ok(())
 }
 
@@ -360,6 +361,7 @@ async fn send_loop(
             }
         }
         stream.write_all(&out).await?;
+        stream.flush().await?; // a no-op on real TCP; madsim sends on flush
     }
     Ok(())
 }

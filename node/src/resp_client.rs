@@ -44,6 +44,7 @@ impl Client {
             w.bulk(arg);
         }
         self.stream.write_all(&self.out).await?;
+        self.stream.flush().await?; // a no-op on real TCP; madsim sends on flush
         loop {
             if let Some((value, used)) = parse_value(&self.input)? {
                 self.input.drain(..used);
