@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 const NONE: u32 = u32::MAX;
+/// A candidate whose transition is not computed yet.
+const NOT_YET: u32 = u32::MAX - 1;
 /// Search steps between two looks at the clock, the memory budget and the stop flag.
 const STEPS_PER_POLL: u64 = 1 << 12;
 /// Largest partition the search takes (indices are `u32`, with room for sentinels).
@@ -444,21 +446,23 @@ impl<'a, M: Model> Search<'a, M> {
         while self.layout.is_call[cursor as usize] {
             let op = self.layout.event_op[cursor as usize];
             let kind = self.layout.kind[op as usize];
-            let to = self.transition(self.state, kind);
-            // Only a read goes first alone: a write that happens to change nothing here may
-            // change the state wherever else it is placed.
-            if to == self.state && self.kind_read_only[kind as usize] {
-                self.candidates.truncate(start);
-                return self.descend(op, to, true, 0).then_some(Next::Enter);
-            }
-            if to != NONE {
-                self.candidates.push((op, to));
+            if self.kind_read_only[kind as usize] {
+                // Only a read goes first alone: a write that happens to change nothing here may
+                // change the state wherever else it is placed.
+                let to = self.transition(self.state, kind);
+                if to == self.state {
+                    self.candidates.truncate(start);
+                    return self.descend(op, to, true, 0).then_some(Next::Enter);
+                }
+            } else {
+                // Its transition waits until it is tried: most candidates never are.
+                self.candidates.push((op, NOT_YET));
             }
             cursor = self.layout.next[cursor as usize];
         }
-        // Earliest return first: the order a real system most likely applied them in.
-        let return_of = &self.layout.return_of;
-        self.candidates[start..].sort_unstable_by_key(|&(op, _)| return_of[op as usize]);
+        // Candidates stay in invoke order: a long-running operation is tried early, where a
+        // wrong guess fails at the next read. (Earliest return first searched several times
+        // more on the key/value histories.)
         let end = self.candidates.len() as u32;
         self.nodes.push(Node {
             start: start as u32,
@@ -476,7 +480,11 @@ impl<'a, M: Model> Search<'a, M> {
             };
         }
         let (op, to) = self.candidates[at as usize];
-        if self.descend(op, to, false, at) {
+        let to = match to {
+            NOT_YET => self.transition(self.state, self.layout.kind[op as usize]),
+            to => to,
+        };
+        if to != NONE && self.descend(op, to, false, at) {
             Next::Enter
         } else {
             Next::Completed { at: at + 1 }
@@ -636,7 +644,7 @@ impl<'a, M: Model> Search<'a, M> {
             return id;
         }
         let id = self.states.len() as u32;
-        assert!(id < NONE, "too many model states");
+        assert!(id < NOT_YET, "too many model states");
         self.states.push(state.clone());
         self.state_ids.insert(state, id);
         id

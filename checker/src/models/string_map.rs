@@ -1,7 +1,6 @@
 //! A map of string keys to string values, every value initially "": the model of the
 //! key/value histories (get, put, append).
 
-use crate::fxhash::FxHasher;
 use crate::history::Operation;
 use crate::model::Model;
 use crate::runner::{check_parts, CheckOptions, CheckResult, Part};
@@ -32,26 +31,108 @@ pub enum MapOutput {
     Done,
 }
 
-/// A value: shared, with its hash computed once, so states clone, hash and compare cheaply.
+/// A value as a persistent chain of appended pieces: an append shares its prefix, so it costs
+/// one small allocation however long the value is. Its length and a content hash (polynomial,
+/// so equal text has an equal hash however it was pieced together) are kept with it; equality
+/// compares the text itself.
 #[derive(Clone, Debug)]
-pub struct Text(Rc<(String, u64)>);
+pub struct Text(Option<Rc<Piece>>);
+
+#[derive(Debug)]
+struct Piece {
+    prefix: Text,
+    piece: Box<str>,
+    len: usize,
+    hash: u64,
+    /// `HASH_BASE` to the power `len`.
+    power: u64,
+}
+
+const HASH_BASE: u64 = 0x100_0000_01b3;
 
 impl Text {
-    fn new(text: String) -> Text {
-        let mut hasher = FxHasher::default();
-        hasher.write(text.as_bytes());
-        let hash = hasher.finish();
-        Text(Rc::new((text, hash)))
+    pub fn empty() -> Text {
+        Text(None)
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0 .0
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |p| p.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn hash_and_power(&self) -> (u64, u64) {
+        self.0.as_ref().map_or((0, 1), |p| (p.hash, p.power))
+    }
+
+    /// This text followed by `piece`.
+    pub fn append(&self, piece: &str) -> Text {
+        if piece.is_empty() {
+            return self.clone();
+        }
+        let (mut hash, mut power) = self.hash_and_power();
+        for &byte in piece.as_bytes() {
+            hash = hash
+                .wrapping_mul(HASH_BASE)
+                .wrapping_add(u64::from(byte) + 1);
+            power = power.wrapping_mul(HASH_BASE);
+        }
+        Text(Some(Rc::new(Piece {
+            prefix: self.clone(),
+            piece: piece.into(),
+            len: self.len() + piece.len(),
+            hash,
+            power,
+        })))
+    }
+
+    /// The pieces, last first.
+    fn pieces(&self) -> impl Iterator<Item = &str> {
+        let mut at = self.0.as_deref();
+        std::iter::from_fn(move || {
+            let piece = at?;
+            at = piece.prefix.0.as_deref();
+            Some(&*piece.piece)
+        })
+    }
+
+    /// Whether the text is exactly `text`, compared from the end (where wrong states differ).
+    pub fn equals(&self, text: &str) -> bool {
+        if self.len() != text.len() {
+            return false;
+        }
+        let mut end = text.len();
+        for piece in self.pieces() {
+            let start = end - piece.len();
+            if text.as_bytes()[start..end] != *piece.as_bytes() {
+                return false;
+            }
+            end = start;
+        }
+        true
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut pieces: Vec<&str> = self.pieces().collect();
+        pieces.reverse();
+        f.write_str(&pieces.concat())
     }
 }
 
 impl PartialEq for Text {
     fn eq(&self, other: &Text) -> bool {
-        Rc::ptr_eq(&self.0, &other.0) || (self.0 .1 == other.0 .1 && self.0 .0 == other.0 .0)
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) if Rc::ptr_eq(a, b) => true,
+            _ => {
+                self.len() == other.len()
+                    && self.hash_and_power() == other.hash_and_power()
+                    && self.equals(&other.to_string())
+            }
+        }
     }
 }
 
@@ -59,7 +140,20 @@ impl Eq for Text {}
 
 impl Hash for Text {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0 .1);
+        state.write_u64(self.hash_and_power().0);
+    }
+}
+
+impl Drop for Piece {
+    /// Unlinks the chain iteratively: a long value must not recurse once per piece.
+    fn drop(&mut self) {
+        let mut next = self.prefix.0.take();
+        while let Some(rc) = next {
+            next = match Rc::try_unwrap(rc) {
+                Ok(mut piece) => piece.prefix.0.take(),
+                Err(_) => None,
+            };
+        }
     }
 }
 
@@ -96,9 +190,9 @@ impl StringMap {
             .expect("the map was built over every key of its operations")
     }
 
-    fn set(&self, state: &MapState, key: &str, text: String) -> MapState {
+    fn set(&self, state: &MapState, key: &str, text: Text) -> MapState {
         let mut next = state.clone();
-        next[self.index(key)] = Text::new(text);
+        next[self.index(key)] = text;
         next
     }
 }
@@ -109,8 +203,7 @@ impl Model for StringMap {
     type State = MapState;
 
     fn init(&self) -> MapState {
-        let empty = Text::new(String::new());
-        vec![empty; self.keys.len()].into_boxed_slice()
+        vec![Text::empty(); self.keys.len()].into_boxed_slice()
     }
 
     fn step(
@@ -122,16 +215,13 @@ impl Model for StringMap {
         match (input, output) {
             (MapInput::Get { .. }, None) => Some(state.clone()),
             (MapInput::Get { key }, Some(MapOutput::Value(value))) => {
-                (state[self.index(key)].as_str() == value).then(|| state.clone())
+                state[self.index(key)].equals(value).then(|| state.clone())
             }
             (MapInput::Put { key, value }, None | Some(MapOutput::Done)) => {
-                Some(self.set(state, key, value.clone()))
+                Some(self.set(state, key, Text::empty().append(value)))
             }
             (MapInput::Append { key, value }, None | Some(MapOutput::Done)) => {
-                let current = state[self.index(key)].as_str();
-                let mut text = String::with_capacity(current.len() + value.len());
-                text.push_str(current);
-                text.push_str(value);
+                let text = state[self.index(key)].append(value);
                 Some(self.set(state, key, text))
             }
             _ => None,
@@ -160,8 +250,8 @@ impl Model for StringMap {
             .keys
             .iter()
             .zip(state.iter())
-            .filter(|(_, v)| !v.as_str().is_empty())
-            .map(|(k, v)| format!("{k:?}: {:?}", v.as_str()))
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k:?}: {:?}", v.to_string()))
             .collect();
         format!("{{{}}}", entries.join(", "))
     }
