@@ -285,3 +285,28 @@ fn etcd_logs_with_spaces_and_noise_parse() {
     };
     assert_eq!(ops.len(), 1);
 }
+
+#[test]
+fn string_map_values_compare_by_text_however_they_were_built() {
+    use keyspace_checker::models::string_map::Text;
+    use std::hash::{BuildHasher, RandomState};
+    let a = Text::empty().append("x 1 y").append("x 2 y");
+    let b = Text::empty().append("x 1 yx").append(" 2 y");
+    assert_eq!(a, b);
+    let hasher = RandomState::new();
+    assert_eq!(hasher.hash_one(&a), hasher.hash_one(&b));
+    assert!(a.equals("x 1 yx 2 y"));
+    assert!(!a.equals("x 2 yx 1 y"));
+    assert_ne!(a, Text::empty().append("x 2 yx 1 y"));
+    assert_eq!(a.to_string(), "x 1 yx 2 y");
+}
+
+#[test]
+fn a_very_long_value_is_dropped_without_deep_recursion() {
+    let mut text = keyspace_checker::models::string_map::Text::empty();
+    for _ in 0..1_000_000 {
+        text = text.append("z");
+    }
+    assert_eq!(text.len(), 1_000_000);
+    drop(text);
+}
