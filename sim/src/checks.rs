@@ -1,7 +1,9 @@
 //! Safety checks run after every event: one value per slot, applied logs that share a prefix,
 //! and replicas that applied the same prefix holding the same state.
 
-use keyspace_core::{Replica, Slot};
+use keyspace_core::{
+    Ballot, ClientId, DurableState, LogValue, Message, NodeId, Replica, Seq, Slot, StorageWrite,
+};
 
 use crate::trace::digest;
 
@@ -17,7 +19,11 @@ struct SlotRecord {
 /// Every slot any replica applied, with the value it held.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    slots: Vec<SlotRecord>,
+    /// By slot - 1; `None` where no replica's log still held the value when it was applied
+    /// (it arrived in a snapshot).
+    slots: Vec<Option<SlotRecord>>,
+    /// Every client request seen applied, with its slot.
+    requests: Vec<(ClientId, Seq, Slot)>,
 }
 
 impl Ledger {
@@ -32,10 +38,9 @@ impl Ledger {
             ));
         }
         for slot in seen + 1..=through {
-            let Some(value) = replica.chosen(slot) else {
-                continue; // not kept any more (a snapshot covers it)
-            };
-            self.record_value(slot, digest(value), node)?;
+            if let Some(value) = replica.chosen(slot) {
+                self.record_value(slot, value, node)?;
+            }
         }
         if through > seen {
             let state = replica.state_machine().state_hash();
@@ -44,24 +49,25 @@ impl Ledger {
         Ok(through)
     }
 
-    fn record_value(&mut self, slot: Slot, value: u64, node: u16) -> Result<(), String> {
+    fn record_value(&mut self, slot: Slot, value: &LogValue, node: u16) -> Result<(), String> {
         let index = (slot - 1) as usize;
-        if index == self.slots.len() {
-            self.slots.push(SlotRecord {
-                value,
+        if index >= self.slots.len() {
+            self.slots.resize(index + 1, None);
+        }
+        let digest = digest(value);
+        let Some(record) = self.slots[index] else {
+            self.slots[index] = Some(SlotRecord {
+                value: digest,
                 first: node,
                 chain: None,
             });
+            if let LogValue::Batch(requests) = value {
+                self.requests
+                    .extend(requests.iter().map(|r| (r.client_id, r.seq, slot)));
+            }
             return Ok(());
-        }
-        if index > self.slots.len() {
-            return Err(format!(
-                "replica {node} applied slot {slot} before slot {}",
-                self.slots.len() + 1
-            ));
-        }
-        let record = self.slots[index];
-        if record.value != value {
+        };
+        if record.value != digest {
             return Err(format!(
                 "two values chosen for slot {slot}: replica {node} applied a value that differs from replica {}'s",
                 record.first
@@ -77,12 +83,20 @@ impl Ledger {
         state: u64,
         node: u16,
     ) -> Result<(), String> {
-        let record = &mut self.slots[(slot - 1) as usize];
+        let index = (slot - 1) as usize;
+        if index >= self.slots.len() {
+            self.slots.resize(index + 1, None);
+        }
+        let record = self.slots[index].get_or_insert(SlotRecord {
+            value: 0,
+            first: node,
+            chain: None,
+        });
         match record.chain {
             None => record.chain = Some((chain, state)),
             Some((c, _)) if c != chain => {
                 return Err(format!(
-                    "applied logs diverge: replica {node}'s hash chain at slot {slot} differs from the first applier's (replica {})",
+                    "applied logs diverge: replica {node}'s hash chain at slot {slot} differs from replica {}'s",
                     record.first
                 ))
             }
@@ -100,4 +114,81 @@ impl Ledger {
     pub fn slots_applied(&self) -> usize {
         self.slots.len()
     }
+
+    /// The slot a client request was applied in, as first seen.
+    pub fn slot_of(&mut self, client: ClientId, seq: Seq) -> Option<Slot> {
+        self.requests.sort_unstable();
+        let at = self
+            .requests
+            .partition_point(|r| (r.0, r.1) < (client, seq));
+        self.requests
+            .get(at)
+            .filter(|r| (r.0, r.1) == (client, seq))
+            .map(|r| r.2)
+    }
+}
+
+/// The acceptor rule, checked on what a replica writes to disk: it never promises or accepts a
+/// log ballot below one it promised before. `floor` is the highest ballot of the replica's
+/// writes so far (from its durable state after a restart).
+pub fn check_acceptor_write(
+    floor: &mut Ballot,
+    write: &StorageWrite,
+    node: NodeId,
+) -> Result<(), String> {
+    let ballot = match write {
+        StorageWrite::Promise { ballot } | StorageWrite::Accept { ballot, .. } => *ballot,
+        StorageWrite::Learn { .. }
+        | StorageWrite::Chosen { .. }
+        | StorageWrite::Snapshot(_)
+        | StorageWrite::Compact { .. } => return Ok(()),
+    };
+    if ballot < *floor {
+        return Err(format!(
+            "replica {node} wrote {} of ballot {ballot} after promising ballot {floor}",
+            if matches!(write, StorageWrite::Promise { .. }) {
+                "a promise"
+            } else {
+                "an accept"
+            }
+        ));
+    }
+    *floor = ballot;
+    Ok(())
+}
+
+/// Persist before send: a promise or an accept leaves a replica only once the write behind it
+/// is durable.
+pub fn check_durable_before_send(
+    durable: &DurableState,
+    msg: &Message,
+    node: NodeId,
+) -> Result<(), String> {
+    let backed = match msg {
+        Message::Promise(p) => durable.promised >= p.ballot,
+        Message::Accepted(a) => {
+            durable.promised >= a.ballot
+                && (durable.chosen.contains_key(&a.slot)
+                    || durable.snapshot_slot().is_some_and(|s| a.slot <= s)
+                    || durable
+                        .accepted
+                        .get(&a.slot)
+                        .is_some_and(|(b, _)| *b >= a.ballot))
+        }
+        _ => true,
+    };
+    if backed {
+        return Ok(());
+    }
+    let slot = match msg {
+        Message::Accepted(a) => a.slot,
+        _ => 0,
+    };
+    Err(format!(
+        "replica {node} sent {msg:?} before the write behind it was durable (durable: promised {}, slot {slot} accepted {:?}, chosen {}, snapshot through {:?})",
+        durable.promised,
+        durable.accepted.get(&slot).map(|(b, _)| *b),
+        durable.chosen.contains_key(&slot),
+        durable.snapshot_slot()
+    ))
 }

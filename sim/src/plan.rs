@@ -112,6 +112,9 @@ pub struct FaultPlan {
     /// Whether a crash may keep a random prefix of the unsynced writes (they reached the disk
     /// without a sync) instead of losing all of them.
     pub crash_keeps_unsynced_prefix: bool,
+    // Snapshots (not faults, but drawn too: small intervals exercise compaction and transfer).
+    pub snapshot_interval_slots: u64,
+    pub log_retain_slots: u64,
     // Liveness phase.
     /// Whether the liveness phase leaves a minority crashed or cut off.
     pub liveness_minority_down: bool,
@@ -174,7 +177,8 @@ impl FaultPlan {
             on(profile.clock()),
             on(profile.clock()),
         );
-        let (crash, slow_disk, keep_prefix) = (on(profile.crash()), on(profile.crash()), on(true));
+        let (crash, slow_disk) = (on(profile.crash()), on(profile.crash()));
+        let keep_prefix = rng.gen_bool(0.5);
         let mut plan = FaultPlan {
             profile,
             delay_min_ns: rng.gen_range(50..=500) * NANOS_PER_MICRO,
@@ -196,13 +200,15 @@ impl FaultPlan {
             sync_jitter_ns: 500 * NANOS_PER_MICRO,
             crash_keeps_unsynced_prefix: keep_prefix,
             liveness_minority_down: profile != Profile::None && rng.gen_bool(0.5),
+            snapshot_interval_slots: pick(rng, &[20, 100, 10_000]),
+            log_retain_slots: pick(rng, &[0, 5, 50]),
         };
         if jitter {
             plan.delay_jitter_ns = pick(rng, &[2, 5, 20, 50]) * NANOS_PER_MILLI;
         }
         if tail {
             plan.tail_ppm = pick(rng, &[1_000, 10_000, 50_000]);
-            plan.tail_max_ns = pick(rng, &[200, 1_000, 3_000]) * NANOS_PER_MILLI;
+            plan.tail_max_ns = pick(rng, &[200, 1_000, 3_000, 10_000]) * NANOS_PER_MILLI;
         }
         if loss {
             plan.loss_ppm = pick(rng, &[1_000, 10_000, 50_000, 200_000]);
