@@ -219,6 +219,37 @@ impl Layout {
     }
 }
 
+/// For each completed read, the writes that may reset it and can be linearized before it (those
+/// invoked before it returns), flattened: `(start per op, plus one; lists)`.
+fn reset_lists<M: Model>(
+    model: &M,
+    ops: &[&Operation<M::Input, M::Output>],
+    layout: &Layout,
+) -> (Vec<u32>, Vec<u32>) {
+    let writes: Vec<usize> = (0..ops.len())
+        .filter(|&w| !model.is_read_only(&ops[w].input))
+        .collect();
+    let mut start = Vec::with_capacity(ops.len() + 1);
+    let mut lists = Vec::new();
+    for (r, read) in ops.iter().enumerate() {
+        start.push(lists.len() as u32);
+        if read.output().is_none() || !model.is_read_only(&read.input) {
+            continue;
+        }
+        let returns = layout.return_of[r];
+        lists.extend(
+            writes
+                .iter()
+                .filter(|&&w| {
+                    layout.call_of[w] < returns && model.resets(&ops[w].input, &read.input)
+                })
+                .map(|&w| w as u32),
+        );
+    }
+    start.push(lists.len() as u32);
+    (start, lists)
+}
+
 /// Visited (completed set, state, unknown set) triples, chained by (completed set, state).
 struct Visited {
     words: usize,
@@ -331,6 +362,12 @@ struct Search<'a, M: Model> {
     kind_output: Vec<Option<&'a M::Output>>,
     /// Per kind: the model says it never changes the state.
     kind_read_only: Vec<bool>,
+    /// Look-ahead: for each completed read, the writes invoked before it returns that might
+    /// reset what it reads (`resets[reset_start[op]..reset_start[op + 1]]`); empty without it.
+    reset_start: Vec<u32>,
+    resets: Vec<u32>,
+    /// Look-ahead answers, memoized per (state << 32 | kind).
+    may_succeed: FxHashMap<u64, bool>,
     states: Vec<M::State>,
     state_ids: FxHashMap<M::State, u32>,
     /// (state << 32 | kind) to the next state, `NONE` if not allowed.
@@ -370,6 +407,11 @@ impl<'a, M: Model> Search<'a, M> {
             .map(|input| model.is_read_only(input))
             .collect();
         let layout = Layout::new(ops, kind);
+        let (reset_start, resets) = if model.looks_ahead() {
+            reset_lists(model, ops, &layout)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let visited = Visited::new(&layout.completed);
         let words = visited.words;
         let init = model.init();
@@ -380,6 +422,9 @@ impl<'a, M: Model> Search<'a, M> {
             kind_input,
             kind_output,
             kind_read_only,
+            reset_start,
+            resets,
+            may_succeed: FxHashMap::default(),
             states: vec![init],
             state_ids,
             transitions: FxHashMap::default(),
@@ -453,6 +498,11 @@ impl<'a, M: Model> Search<'a, M> {
                 if to == self.state {
                     self.candidates.truncate(start);
                     return self.descend(op, to, true, 0).then_some(Next::Enter);
+                }
+                if !self.reset_start.is_empty() && !self.read_may_succeed(op) {
+                    // A read that must still be linearized can never be: the node is dead.
+                    self.candidates.truncate(start);
+                    return None;
                 }
             } else {
                 // Its transition waits until it is tried: most candidates never are.
@@ -533,6 +583,33 @@ impl<'a, M: Model> Search<'a, M> {
             )));
         }
         None
+    }
+
+    /// Look-ahead for a completed read not allowed now: can it still be, later?
+    fn read_may_succeed(&mut self, op: u32) -> bool {
+        let (from, to) = (
+            self.reset_start[op as usize],
+            self.reset_start[op as usize + 1],
+        );
+        if self.resets[from as usize..to as usize]
+            .iter()
+            .any(|&w| !self.bit(w))
+        {
+            return true;
+        }
+        let kind = self.layout.kind[op as usize];
+        let key = (u64::from(self.state) << 32) | u64::from(kind);
+        if let Some(&answer) = self.may_succeed.get(&key) {
+            return answer;
+        }
+        let output = self.kind_output[kind as usize].expect("a completed read has an output");
+        let answer = self.model.may_allow_later(
+            &self.states[self.state as usize],
+            self.kind_input[kind as usize],
+            output,
+        );
+        self.may_succeed.insert(key, answer);
+        answer
     }
 
     fn unknown_allowed(&self, op: u32) -> bool {

@@ -29,6 +29,29 @@ pub trait Model {
     /// input constrains nothing and is left out of the search.
     fn is_read_only(&self, input: &Self::Input) -> bool;
 
+    /// Look-ahead, optional: whether the search should prune nodes where a pending read can no
+    /// longer succeed (see [`Model::may_allow_later`]). Off by default.
+    fn looks_ahead(&self) -> bool {
+        false
+    }
+
+    /// Look-ahead: whether `write`, placed anywhere, might give the read `read` any answer at all
+    /// (a put of the key a get reads). Conservative default: yes.
+    fn resets(&self, _write: &Self::Input, _read: &Self::Input) -> bool {
+        true
+    }
+
+    /// Look-ahead: `false` only if no sequence of operations that do not [`Model::resets`] the
+    /// read can take `state` to one where the read `input -> output` is allowed.
+    fn may_allow_later(
+        &self,
+        _state: &Self::State,
+        _input: &Self::Input,
+        _output: &Self::Output,
+    ) -> bool {
+        true
+    }
+
     /// One short line for a person: `cas(1, 2) -> ok`.
     fn describe_op(&self, input: &Self::Input, output: Option<&Self::Output>) -> String;
 

@@ -3,8 +3,8 @@
 //! from an exhaustive search over every order.
 
 use keyspace_checker::{
-    check_kv, check_register, CasRegister, CheckOptions, History, KeyspaceModel, Model, Operation,
-    Outcome, RegisterInput, RegisterOutput,
+    check_kv, check_register, check_string_map, CasRegister, CheckOptions, History, KeyspaceModel,
+    MapInput, MapOutput, Model, Operation, Outcome, RegisterInput, RegisterOutput, StringMap,
 };
 use keyspace_core::{Command, CommandError, Reply};
 use proptest::prelude::*;
@@ -228,6 +228,46 @@ fn mutate<I, O>(ops: &mut [Operation<I, O>], which: usize, change: impl Fn(&O) -
     }
 }
 
+fn map_input(pick: u8) -> MapInput {
+    let key = ["0", "1"][usize::from(pick / 3 % 2)].to_string();
+    let value = ["a", "b", "ab"][usize::from(pick / 6 % 3)].to_string();
+    match pick % 5 {
+        0 => MapInput::Put { key, value },
+        1 | 2 => MapInput::Append { key, value },
+        _ => MapInput::Get { key },
+    }
+}
+
+fn map_output(
+    model: &StringMap,
+    state: &<StringMap as Model>::State,
+    input: &MapInput,
+) -> MapOutput {
+    match input {
+        MapInput::Get { key } => {
+            let index = model.keys().iter().position(|k| k == key).expect("key");
+            MapOutput::Value(state[index].to_string())
+        }
+        _ => MapOutput::Done,
+    }
+}
+
+fn map_mutated(output: &MapOutput, pick: u8) -> MapOutput {
+    match output {
+        MapOutput::Value(v) if pick & 1 == 0 && !v.is_empty() => {
+            MapOutput::Value(v[1..].to_string())
+        }
+        MapOutput::Value(v) => {
+            MapOutput::Value(format!("{v}{}", ["a", "b"][usize::from(pick / 2 % 2)]))
+        }
+        MapOutput::Done => MapOutput::Value(String::new()),
+    }
+}
+
+fn both_keys() -> StringMap {
+    StringMap::new(["0", "1"])
+}
+
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -282,5 +322,25 @@ proptest! {
         prop_assert_eq!(check_kv(&history, &serial()).is_linearizable(), expected);
         let whole = CheckOptions { partition: false, ..serial() };
         prop_assert_eq!(check_kv(&history, &whole).is_linearizable(), expected);
+    }
+
+    #[test]
+    fn string_map_histories_from_a_sequential_run_are_linearizable(draws in draws(40)) {
+        let ops = run_history(&both_keys(), &draws, map_input, map_output);
+        prop_assert!(check_string_map(&ops, &serial()).is_linearizable());
+        let whole = CheckOptions { partition: false, ..serial() };
+        prop_assert!(check_string_map(&ops, &whole).is_linearizable());
+    }
+
+    #[test]
+    fn string_map_verdict_matches_exhaustive_search_with_one_output_changed(
+        draws in draws(8), which in any::<usize>(), pick in any::<u8>()
+    ) {
+        let mut ops = run_history(&both_keys(), &draws, map_input, map_output);
+        mutate(&mut ops, which, |output| map_mutated(output, pick));
+        let expected = brute_force(&both_keys(), &ops);
+        prop_assert_eq!(check_string_map(&ops, &serial()).is_linearizable(), expected);
+        let whole = CheckOptions { partition: false, ..serial() };
+        prop_assert_eq!(check_string_map(&ops, &whole).is_linearizable(), expected);
     }
 }

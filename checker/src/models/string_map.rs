@@ -100,10 +100,15 @@ impl Text {
 
     /// Whether the text is exactly `text`, compared from the end (where wrong states differ).
     pub fn equals(&self, text: &str) -> bool {
-        if self.len() != text.len() {
+        self.len() == text.len() && self.is_prefix_of(text)
+    }
+
+    /// Whether `text` starts with this text.
+    pub fn is_prefix_of(&self, text: &str) -> bool {
+        if self.len() > text.len() {
             return false;
         }
-        let mut end = text.len();
+        let mut end = self.len();
         for piece in self.pieces() {
             let start = end - piece.len();
             if text.as_bytes()[start..end] != *piece.as_bytes() {
@@ -230,6 +235,25 @@ impl Model for StringMap {
 
     fn is_read_only(&self, input: &MapInput) -> bool {
         matches!(input, MapInput::Get { .. })
+    }
+
+    /// Appends only extend a value: a get of `v` can succeed later only if the value is a
+    /// prefix of `v`, unless a put of that key comes first.
+    fn looks_ahead(&self) -> bool {
+        true
+    }
+
+    fn resets(&self, write: &MapInput, read: &MapInput) -> bool {
+        matches!(write, MapInput::Put { key, .. } if key == read.key())
+    }
+
+    fn may_allow_later(&self, state: &MapState, input: &MapInput, output: &MapOutput) -> bool {
+        match (input, output) {
+            (MapInput::Get { key }, MapOutput::Value(value)) => {
+                state[self.index(key)].is_prefix_of(value)
+            }
+            _ => true,
+        }
     }
 
     fn describe_op(&self, input: &MapInput, output: Option<&MapOutput>) -> String {
