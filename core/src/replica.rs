@@ -1060,10 +1060,10 @@ impl Replica {
 
     /// `peer` has chosen through `through`, beyond this replica: catch up from it.
     fn note_chosen_elsewhere(&mut self, now_ns: Nanos, peer: NodeId, through: Slot) {
-        let known = self.catchup_target.map_or(0, |(_, t)| t);
-        if through >= known {
-            self.catchup_target = Some((peer, through));
-        }
+        // The latest report wins even if an earlier one named a higher slot: this peer was
+        // just heard from, the earlier one may since be cut off or down, and asking it forever
+        // would stall (a new master behind a follower's compaction point never caught up).
+        self.catchup_target = Some((peer, through));
         if self.catchup_retry_at_ns.is_none_or(|t| now_ns >= t) {
             self.request_catchup(now_ns); // one request in flight at a time
         }
@@ -1131,6 +1131,7 @@ impl Replica {
             msg.values.len() <= CATCHUP_ENTRIES_MAX,
             "oversized catch-up reply"
         );
+        let before = self.catchup_progress();
         if let Some(piece) = msg.snapshot {
             self.on_snapshot_piece(from, piece);
         }
@@ -1140,10 +1141,24 @@ impl Replica {
                 self.learn(slot, value);
             }
         }
+        if self.catchup_progress() == before {
+            // A duplicate or a stale answer. Asking again now would let every duplicated
+            // reply start a chain of its own; the retry timer asks instead.
+            return;
+        }
         self.catchup_retry_at_ns = None;
         if self.chosen_through < msg.chosen_through {
             self.note_chosen_elsewhere(now_ns, from, msg.chosen_through);
         }
+    }
+
+    /// How far catch-up has come: chosen slots, and bytes of a snapshot in transfer.
+    fn catchup_progress(&self) -> (Slot, Option<u64>) {
+        let offset = self
+            .incoming_snapshot
+            .as_ref()
+            .map(|(_, a)| a.next_offset());
+        (self.chosen_through, offset)
     }
 
     /// Records that `value` is chosen for `slot`, durably (without holding anything for it),
