@@ -109,6 +109,8 @@ pub struct Pending {
     pub indeterminate: bool,
     /// Ids of the answers handled (the network may deliver one answer twice).
     pub answers: Vec<u64>,
+    /// Master hints followed in a row.
+    pub hint_hops: u32,
 }
 
 impl Pending {

@@ -40,6 +40,8 @@ const THINK_MAX_NS: Nanos = 150 * NANOS_PER_MILLI;
 const BACKOFF_MAX_NS: Nanos = 100 * NANOS_PER_MILLI;
 /// Events one run may process; healthy runs of the default size take well under 100,000.
 const EVENTS_MAX: u64 = 3_000_000;
+/// Master hints a client follows in a row before it tries a random replica.
+const HINT_HOPS_MAX: u32 = 2;
 /// A timer never fires earlier than this after the input that set it (no busy loops).
 const TIMER_MIN_NS: Nanos = 1_000;
 
@@ -787,6 +789,7 @@ impl World {
             rejections: 0,
             indeterminate: false,
             answers: Vec::new(),
+            hint_hops: 0,
         });
         self.stats.ops_invoked += 1;
         self.send_attempt(c);
@@ -883,10 +886,15 @@ impl World {
             Outcome::Done(reply) => return self.client_done(c, reply),
             Outcome::Rejected(Rejection::NotMaster { master_hint }) => {
                 pending.rejections += 1;
-                client.master = master_hint.map(|id| id as usize - 1).filter(|m| *m != from);
+                // Hints can be stale: two cut-off replicas may name each other. Follow at
+                // most HINT_HOPS_MAX in a row, then back off and pick a replica at random.
+                pending.hint_hops += 1;
+                let hint = master_hint.map(|id| id as usize - 1).filter(|m| *m != from);
+                client.master = hint.filter(|_| pending.hint_hops <= HINT_HOPS_MAX);
                 if client.master.is_some() {
                     Next::Now
                 } else {
+                    pending.hint_hops = 0;
                     Next::Backoff
                 }
             }

@@ -1,0 +1,60 @@
+//! Seed sweeps: every fault profile at 3 and 5 replicas passes every check, and runs are
+//! deterministic. (The full acceptance sweeps are `--seeds 0..2000`; these keep CI short.)
+
+use keyspace_sim::{run_seed, run_seed_checked, Profile, SimOptions};
+
+fn sweep(profile: Profile, nodes: usize, seeds: std::ops::Range<u64>) {
+    let mut failures = Vec::new();
+    for seed in seeds {
+        let options = SimOptions {
+            nodes,
+            faults: profile,
+            ..SimOptions::new(seed)
+        };
+        let report = run_seed(&options);
+        if let Some(line) = report.failure_line() {
+            failures.push(line);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failing seeds:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn three_replicas_pass_every_check_under_each_fault_profile() {
+    for profile in Profile::ALL {
+        sweep(profile, 3, 0..200);
+    }
+}
+
+#[test]
+fn five_replicas_pass_every_check_under_each_fault_profile() {
+    for profile in Profile::ALL {
+        sweep(profile, 5, 1_000..1_060);
+    }
+}
+
+#[test]
+fn one_replica_passes_every_check_with_all_faults() {
+    sweep(Profile::All, 1, 0..50);
+}
+
+#[test]
+fn a_seed_replays_the_same_event_trace() {
+    for seed in 0..40 {
+        let options = SimOptions::new(seed);
+        let report = run_seed_checked(&options);
+        assert_eq!(report.failure, None, "{:?}", report.failure_line());
+    }
+}
+
+#[test]
+fn different_seeds_draw_different_runs() {
+    let a = run_seed(&SimOptions::new(1));
+    let b = run_seed(&SimOptions::new(2));
+    assert_ne!(a.trace_hash, b.trace_hash);
+}
