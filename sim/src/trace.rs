@@ -61,36 +61,9 @@ pub fn digest<T: Hash + ?Sized>(value: &T) -> u64 {
     h.finish()
 }
 
-/// A digest of a replica-to-replica message: its kind and the fields that steer the protocol.
+/// A digest of a replica-to-replica message, every field included.
 pub fn message_digest(msg: &Message) -> u64 {
-    let mut h = Fx::new();
-    match msg {
-        Message::LeasePrepare(m) => (1u8, m.ballot).hash(&mut h),
-        Message::LeasePromise(m) => (
-            2u8,
-            m.ballot,
-            m.promised,
-            m.highest,
-            m.open.map(|g| (g.ballot, g.owner)),
-        )
-            .hash(&mut h),
-        Message::LeasePropose(m) => (3u8, m.ballot, m.owner, m.duration_ns).hash(&mut h),
-        Message::LeaseAccepted(m) => (4u8, m.ballot, m.accepted, m.highest).hash(&mut h),
-        Message::Prepare(m) => (5u8, m.ballot, m.from_slot).hash(&mut h),
-        Message::Promise(m) => {
-            (6u8, m.ballot, m.from_slot, m.slots.len()).hash(&mut h);
-            for s in &m.slots {
-                (s.slot, s.accepted_ballot, &s.value).hash(&mut h);
-            }
-        }
-        Message::Accept(m) => (7u8, m.ballot, m.slot, &m.value).hash(&mut h),
-        Message::Accepted(m) => (8u8, m.ballot, m.slot).hash(&mut h),
-        Message::Nack(m) => (9u8, m.ballot, m.highest).hash(&mut h),
-        Message::Commit(m) => (10u8, m.ballot, m.chosen_through).hash(&mut h),
-        Message::CatchupRequest(m) => (11u8, m.from_slot).hash(&mut h),
-        Message::CatchupReply(m) => (12u8, m.from_slot, &m.values, m.chosen_through).hash(&mut h),
-    }
-    h.finish()
+    digest(msg)
 }
 
 pub fn request_digest(request: &ClientRequest) -> u64 {
