@@ -156,6 +156,28 @@ pub struct CatchupReply {
     pub snapshot: Option<SnapshotPiece>,
 }
 
+// ---- recovery from damaged storage --------------------------------------------------------
+
+/// "Tell me your acceptor state": sent by a replica whose own storage failed verification and
+/// which may therefore have forgotten promises or accepted values it gave.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecoveryQuery {
+    /// Names this recovery attempt, so reports to an earlier one are told apart.
+    pub nonce: u64,
+}
+
+/// Answer to [`RecoveryQuery`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    pub nonce: u64,
+    /// False when the reporter is recovering itself: its numbers prove nothing.
+    pub trusted: bool,
+    pub promised: Ballot,
+    /// The highest slot the reporter accepted, chose or compacted.
+    pub log_end_slot: Slot,
+    pub chosen_through: Slot,
+}
+
 /// Every replica-to-replica message.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Message {
@@ -171,4 +193,6 @@ pub enum Message {
     Commit(Commit),
     CatchupRequest(CatchupRequest),
     CatchupReply(CatchupReply),
+    RecoveryQuery(RecoveryQuery),
+    RecoveryReport(RecoveryReport),
 }

@@ -19,16 +19,19 @@ pub enum Mutant {
     MinorityCommit,
     /// Compaction drops applied log entries that no durable snapshot covers.
     TruncateWithoutSnapshot,
+    /// A replica whose storage failed verification votes at once, trusting what is left.
+    TrustCorruptPromise,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 6] = [
+    pub const ALL: [Mutant; 7] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
         Mutant::SkipRecovery,
         Mutant::MinorityCommit,
         Mutant::TruncateWithoutSnapshot,
+        Mutant::TrustCorruptPromise,
     ];
 
     /// The kebab-case name used on command lines.
@@ -40,6 +43,7 @@ impl Mutant {
             Mutant::SkipRecovery => "skip-recovery",
             Mutant::MinorityCommit => "minority-commit",
             Mutant::TruncateWithoutSnapshot => "truncate-without-snapshot",
+            Mutant::TrustCorruptPromise => "trust-corrupt-promise",
         }
     }
 

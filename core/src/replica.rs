@@ -165,6 +165,30 @@ enum LeaderPhase {
     Active,
 }
 
+/// A replica whose storage failed verification, finding out what it may have forgotten.
+///
+/// It neither promises nor accepts (it is as good as down to the log's quorums) until:
+/// 1. every other replica has reported, and fewer than a majority (this one included) are
+///    recovering. Any quorum this replica was part of then holds a trusted reporter, and every
+///    proposer is a replica that raises its own promise to its ballot before asking anyone, so
+///    the highest trusted promise covers any promise this replica gave and forgot; and
+/// 2. it has learned as chosen every slot up to the highest trusted log end: a value it
+///    accepted, forgot, and that may be chosen was accepted by a quorum, so by a trusted
+///    reporter too, and a master elected without this replica finishes that slot.
+///
+/// Then it raises its promise to the highest trusted one and votes again. If a peer is down, or
+/// a majority is recovering (more than the fault budget), this never completes: the replica
+/// stays out rather than vote on state it cannot trust. (Paxos Made Live's rebuild as a
+/// non-voter skips step 1 and is unsafe; see "Protocol-Aware Recovery for Consensus-Based
+/// Storage", FAST'18.)
+struct StorageRecovery {
+    nonce: u64,
+    reports: BTreeMap<NodeId, RecoveryReport>,
+    /// Once every peer reported: the slot this replica must have learned through.
+    horizon: Option<Slot>,
+    query_at_ns: Nanos,
+}
+
 /// State a replica keeps only while it holds the lease.
 struct Leader {
     ballot: Ballot,
@@ -216,6 +240,8 @@ pub struct Replica {
     compacted_through: Slot,
     /// A snapshot being received, and from whom.
     incoming_snapshot: Option<(NodeId, SnapshotAssembly)>,
+    /// Present while this replica recovers from damaged storage (and does not vote).
+    recovery: Option<StorageRecovery>,
     // Master
     leader: Option<Leader>,
     // Outputs
@@ -259,6 +285,7 @@ impl Replica {
             snapshot_in_flight: None,
             compacted_through: 0,
             incoming_snapshot: None,
+            recovery: None,
             leader: None,
             outputs: VecDeque::new(),
             loopback: VecDeque::new(),
@@ -267,25 +294,35 @@ impl Replica {
             persisted_token: 0,
             config,
         };
-        replica.recover(durable);
+        replica.recover(durable, now_ns);
         replica
     }
 
     /// Rebuilds the state from storage: the snapshot (verified), then the log after it.
-    fn recover(&mut self, durable: DurableState) {
+    fn recover(&mut self, durable: DurableState, now_ns: Nanos) {
         let DurableState {
             accepted,
             chosen,
             snapshot,
+            mut damaged,
             ..
         } = durable;
         self.accepted = accepted;
         self.chosen = chosen;
         if let Some(image) = snapshot {
-            let state = image
-                .restore()
-                .unwrap_or_else(|e| panic!("durable snapshot at slot {}: {e}", image.meta.slot));
-            self.adopt_snapshot(image, state);
+            match image.restore() {
+                Ok(state) => self.adopt_snapshot(image, state),
+                // What it covered was compacted away: learn it again from the peers.
+                Err(_) => damaged = true,
+            }
+        }
+        if damaged && !mutant::is(self.config.mutant, Mutant::TrustCorruptPromise) {
+            self.recovery = Some(StorageRecovery {
+                nonce: self.rng.gen(),
+                reports: BTreeMap::new(),
+                horizon: None,
+                query_at_ns: now_ns,
+            });
         }
         self.advance_chosen();
     }
@@ -310,6 +347,7 @@ impl Replica {
     }
 
     pub fn handle_timeout(&mut self, now_ns: Nanos) {
+        self.tick_recovery(now_ns);
         self.tick_lease(now_ns);
         self.tick_leader(now_ns);
         self.tick_catchup(now_ns);
@@ -375,6 +413,12 @@ impl Replica {
         };
         consider(self.lease_acceptor.grant_expiry_ns());
         consider(self.catchup_retry_at_ns);
+        consider(
+            self.recovery
+                .as_ref()
+                .filter(|r| r.horizon.is_none())
+                .map(|r| r.query_at_ns),
+        );
         if let Some(leader) = &self.leader {
             consider(Some(leader.retransmit_at_ns));
             consider(Some(leader.heartbeat_at_ns));
@@ -415,6 +459,11 @@ impl Replica {
         matches!(leader.phase, LeaderPhase::Active)
             && self.applied_through >= leader.ready_slot
             && self.lease_proposer.held_until(now_ns).is_some()
+    }
+
+    /// True while this replica recovers from damaged storage and does not vote.
+    pub fn is_recovering_storage(&self) -> bool {
+        self.recovery.is_some()
     }
 
     pub fn master_hint(&self) -> Option<NodeId> {
@@ -520,6 +569,8 @@ impl Replica {
             Message::Commit(m) => self.on_commit(now_ns, from, m),
             Message::CatchupRequest(m) => self.on_catchup_request(from, m),
             Message::CatchupReply(m) => self.on_catchup_reply(now_ns, from, m),
+            Message::RecoveryQuery(m) => self.on_recovery_query(from, m),
+            Message::RecoveryReport(m) => self.on_recovery_report(now_ns, from, m),
         }
     }
 }
@@ -633,7 +684,8 @@ impl Replica {
     }
 
     fn should_start_lease_attempt(&self, now_ns: Nanos) -> bool {
-        if self.in_quiet_period(now_ns)
+        if self.recovery.is_some()
+            || self.in_quiet_period(now_ns)
             || self.lease_proposer.is_attempting()
             || now_ns < self.next_lease_attempt_ns
         {
@@ -963,6 +1015,9 @@ impl Replica {
     }
 
     fn on_prepare(&mut self, from: NodeId, msg: Prepare) {
+        if self.recovery.is_some() {
+            return; // not voting until recovered
+        }
         if self.refuse_lower_ballot(from, msg.ballot) {
             return;
         }
@@ -1002,6 +1057,9 @@ impl Replica {
     }
 
     fn on_accept(&mut self, now_ns: Nanos, from: NodeId, msg: Accept) {
+        if self.recovery.is_some() {
+            return; // not voting until recovered
+        }
         if self.refuse_lower_ballot(from, msg.ballot) {
             return;
         }
@@ -1192,6 +1250,7 @@ impl Replica {
         }
         self.serve_pending_reads();
         self.maybe_snapshot();
+        self.finish_recovery_if_caught_up();
     }
 
     fn apply_next(&mut self) {
@@ -1336,6 +1395,88 @@ impl Replica {
         self.applied_chain = image.meta.applied_chain;
         self.drop_log_through(slot);
         self.snapshot = Some(image);
+    }
+}
+
+// ---- recovery from damaged storage --------------------------------------------------------
+
+impl Replica {
+    fn tick_recovery(&mut self, now_ns: Nanos) {
+        let Some(recovery) = &mut self.recovery else {
+            return;
+        };
+        if recovery.horizon.is_some() || now_ns < recovery.query_at_ns {
+            return;
+        }
+        recovery.query_at_ns = now_ns + self.config.retransmit_interval_ns;
+        let query = RecoveryQuery {
+            nonce: recovery.nonce,
+        };
+        // Ask again whoever has not answered, or answered while recovering itself.
+        let trusted = |n: &NodeId| recovery.reports.get(n).is_some_and(|r| r.trusted);
+        let silent: Vec<NodeId> = self
+            .config
+            .nodes
+            .iter()
+            .filter(|n| **n != self.config.node_id && !trusted(n))
+            .copied()
+            .collect();
+        for to in silent {
+            self.send_now(to, Message::RecoveryQuery(query.clone()));
+        }
+    }
+
+    fn on_recovery_query(&mut self, from: NodeId, msg: RecoveryQuery) {
+        let last = |m: Option<Slot>| m.unwrap_or(0);
+        let log_end_slot = last(self.chosen.keys().next_back().copied())
+            .max(last(self.accepted.keys().next_back().copied()))
+            .max(self.chosen_through)
+            .max(self.compacted_through);
+        let report = RecoveryReport {
+            nonce: msg.nonce,
+            trusted: self.recovery.is_none(),
+            promised: self.promised,
+            log_end_slot,
+            chosen_through: self.chosen_through,
+        };
+        self.send_now(from, Message::RecoveryReport(report));
+    }
+
+    fn on_recovery_report(&mut self, now_ns: Nanos, from: NodeId, msg: RecoveryReport) {
+        let others = self.config.nodes.len() - 1;
+        let quorum = majority(self.config.nodes.len());
+        let Some(recovery) = &mut self.recovery else {
+            return;
+        };
+        if msg.nonce != recovery.nonce || recovery.horizon.is_some() {
+            return;
+        }
+        recovery.reports.insert(from, msg);
+        let untrusted = recovery.reports.values().filter(|r| !r.trusted).count();
+        if recovery.reports.len() < others || untrusted + 1 >= quorum {
+            return;
+        }
+        let trusted = || recovery.reports.iter().filter(|(_, r)| r.trusted);
+        let horizon = trusted().map(|(_, r)| r.log_end_slot).max();
+        let promised = trusted().map(|(_, r)| r.promised).max();
+        let ahead = trusted().map(|(n, r)| (r.chosen_through, *n)).max();
+        recovery.horizon = horizon;
+        if let Some(promised) = promised.filter(|p| *p > self.promised) {
+            self.promised = promised;
+            self.log_highest_seen = self.log_highest_seen.max(promised);
+            self.persist(vec![StorageWrite::Promise { ballot: promised }]);
+        }
+        if let Some((through, peer)) = ahead.filter(|(t, _)| *t > self.chosen_through) {
+            self.note_chosen_elsewhere(now_ns, peer, through);
+        }
+        self.finish_recovery_if_caught_up();
+    }
+
+    fn finish_recovery_if_caught_up(&mut self) {
+        let horizon = self.recovery.as_ref().and_then(|r| r.horizon);
+        if horizon.is_some_and(|h| self.chosen_through >= h) {
+            self.recovery = None;
+        }
     }
 }
 

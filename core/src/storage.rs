@@ -45,6 +45,11 @@ pub struct DurableState {
     pub chosen: BTreeMap<Slot, LogValue>,
     /// The newest durable snapshot, if any.
     pub snapshot: Option<SnapshotImage>,
+    /// Set by the loader when anything failed verification other than a torn tail (a record
+    /// cut short by a crash mid-write, which was never acknowledged): a checksum mismatch, a
+    /// read error, a snapshot that does not verify. The replica may then have forgotten promises
+    /// or accepted values, and must not vote until it has recovered them from its peers.
+    pub damaged: bool,
 }
 
 impl DurableState {
