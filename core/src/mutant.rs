@@ -21,10 +21,15 @@ pub enum Mutant {
     TruncateWithoutSnapshot,
     /// A replica whose storage failed verification votes at once, trusting what is left.
     TrustCorruptPromise,
+    /// The shell's storage reads records without verifying their checksums (a shell mutant:
+    /// the simulator's disk carries it out).
+    SkipReadVerify,
+    /// The shell reports writes durable before they are synced (a shell mutant).
+    AckBeforeFsync,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 7] = [
+    pub const ALL: [Mutant; 9] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -32,6 +37,8 @@ impl Mutant {
         Mutant::MinorityCommit,
         Mutant::TruncateWithoutSnapshot,
         Mutant::TrustCorruptPromise,
+        Mutant::SkipReadVerify,
+        Mutant::AckBeforeFsync,
     ];
 
     /// The kebab-case name used on command lines.
@@ -44,6 +51,8 @@ impl Mutant {
             Mutant::MinorityCommit => "minority-commit",
             Mutant::TruncateWithoutSnapshot => "truncate-without-snapshot",
             Mutant::TrustCorruptPromise => "trust-corrupt-promise",
+            Mutant::SkipReadVerify => "skip-read-verify",
+            Mutant::AckBeforeFsync => "ack-before-fsync",
         }
     }
 

@@ -79,13 +79,13 @@ impl DurableState {
                 self.accepted.remove(slot);
                 self.chosen.insert(*slot, value.clone());
             }
-            StorageWrite::Chosen { slot } => {
-                let (_, value) = self
-                    .accepted
-                    .remove(slot)
-                    .expect("a chosen record follows the accept record it names");
-                self.chosen.insert(*slot, value);
-            }
+            StorageWrite::Chosen { slot } => match self.accepted.remove(slot) {
+                Some((_, value)) => {
+                    self.chosen.insert(*slot, value);
+                }
+                // The accept record it names was lost to corruption: what it said is gone.
+                None => self.damaged = true,
+            },
             StorageWrite::Snapshot(image) => {
                 let newer = self.snapshot_slot().is_none_or(|s| image.meta.slot > s);
                 if newer {
