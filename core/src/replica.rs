@@ -651,6 +651,12 @@ impl Replica {
             let extend_ns = self.extend_at_ns(until).max(self.next_lease_attempt_ns);
             return Some(extend_ns.min(until));
         }
+        // Recovering storage: no attempt until recovery ends (a message ends it, and the
+        // shell polls the timeout again after every input). A deadline here would be in the
+        // past and fire in a busy loop.
+        if self.recovery.is_some() {
+            return None;
+        }
         // Not holding: the first moment every time condition of an attempt is met.
         let me = self.config.node_id;
         let mut at_ns = self.next_lease_attempt_ns.max(self.quiet_until_ns);
