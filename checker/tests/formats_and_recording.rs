@@ -68,6 +68,12 @@ fn recorder_jsonl_round_trips_every_command_reply_and_outcome() {
         Command::Count {
             prefix: b"a".to_vec(),
         },
+        Command::MultiSet {
+            pairs: vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b%".to_vec(), b"\xff".to_vec()),
+            ],
+        },
     ];
     let replies = vec![
         Reply::Ok,
@@ -82,6 +88,7 @@ fn recorder_jsonl_round_trips_every_command_reply_and_outcome() {
         Reply::Keys(vec![b"b".to_vec(), b"c%".to_vec()]),
         Reply::KeyValues(vec![(b"a".to_vec(), b"1".to_vec())]),
         Reply::Error(CommandError::StaleRequest { seq: 4 }),
+        Reply::Error(CommandError::RequestTooLarge { len: 5_000_000 }),
     ];
     for (i, (command, reply)) in commands.into_iter().zip(replies).enumerate() {
         let t = 10 * i as u64;
@@ -171,6 +178,42 @@ fn rename_joins_the_parts_of_both_keys() {
     );
     rec.ok(mv, 50, Reply::Ok);
     assert!(check_kv(&rec.history(), &options()).is_violation());
+}
+
+fn multi_set(pairs: &[(&str, &str)]) -> Command {
+    let pairs = pairs
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    Command::MultiSet { pairs }
+}
+
+#[test]
+fn multi_set_is_atomic_across_the_keys_it_names() {
+    // Seeing the new "a" but the old "b" after the multi-set completed splits it: a violation.
+    let mut rec = Recorder::new();
+    call(&mut rec, 0, multi_set(&[("a", "0"), ("b", "0")]), Reply::Ok);
+    call(
+        &mut rec,
+        20,
+        multi_set(&[("a", "1"), ("b", "1")]),
+        Reply::Ok,
+    );
+    call(&mut rec, 40, get("a"), value("1"));
+    call(&mut rec, 60, get("b"), value("0"));
+    assert!(check_kv(&rec.history(), &options()).is_violation());
+    // Both new values, or both old ones before it completed, are fine.
+    let mut rec = Recorder::new();
+    call(&mut rec, 0, multi_set(&[("a", "0"), ("b", "0")]), Reply::Ok);
+    let m = rec.invoke(2, 20, multi_set(&[("a", "1"), ("b", "1")]));
+    call(&mut rec, 21, get("b"), value("0"));
+    call(&mut rec, 40, get("a"), value("1"));
+    rec.ok(m, 50, Reply::Ok);
+    call(&mut rec, 60, get("b"), value("1"));
+    assert_eq!(
+        check_kv(&rec.history(), &options()),
+        CheckResult::Linearizable
+    );
 }
 
 #[test]

@@ -18,6 +18,8 @@ pub const KEY_MAX_BYTES: usize = 4 * 1024;
 pub const VALUE_MAX_BYTES: usize = 1024 * 1024;
 /// Largest number of entries one LIST-KEYS or LIST-KEYVALUES returns (a `count` above it is clamped).
 pub const LIST_COUNT_MAX: u64 = 10_000;
+/// Largest request, all keys and values together, in bytes (bounds one log entry's size).
+pub const REQUEST_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// Every command of the store.
 ///
@@ -39,6 +41,8 @@ pub const LIST_COUNT_MAX: u64 = 10_000;
 ///   `start` (inclusive) if given, at most `count` (clamped to [`LIST_COUNT_MAX`]; `None` means
 ///   the maximum); `Keys` / `KeyValues`.
 /// - `Count`: how many keys start with `prefix`; `Int`.
+/// - `MultiSet`: stores every pair in one atomic step, in order (a key given twice keeps its
+///   last value); `Ok`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Command {
     Get {
@@ -86,6 +90,9 @@ pub enum Command {
     Count {
         prefix: Vec<u8>,
     },
+    MultiSet {
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
 }
 
 /// How a command is served.
@@ -127,7 +134,18 @@ impl Command {
                 return Err(CommandError::ValueTooLarge { len: value.len() });
             }
         }
+        let len = self.payload_bytes();
+        if len > REQUEST_MAX_BYTES {
+            return Err(CommandError::RequestTooLarge { len });
+        }
         Ok(())
+    }
+
+    /// Bytes of keys and values the command carries (its share of a log entry, roughly).
+    pub fn payload_bytes(&self) -> usize {
+        let keys: usize = self.keys().iter().map(|k| k.len()).sum();
+        let values: usize = self.values().iter().map(|v| v.len()).sum();
+        keys + values
     }
 
     /// Keys and prefixes the command names (for size checks and partitioning).
@@ -141,6 +159,7 @@ impl Command {
             | Command::Delete { key }
             | Command::Remove { key } => vec![key],
             Command::Rename { from, to } => vec![from, to],
+            Command::MultiSet { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
             Command::Prune { prefix } | Command::Count { prefix } => vec![prefix],
             Command::ListKeys { prefix, start, .. }
             | Command::ListKeyValues { prefix, start, .. } => {
@@ -157,6 +176,7 @@ impl Command {
         match self {
             Command::Set { value, .. } => vec![value],
             Command::TestAndSet { expected, new, .. } => vec![expected, new],
+            Command::MultiSet { pairs } => pairs.iter().map(|(_, v)| v.as_slice()).collect(),
             _ => vec![],
         }
     }
@@ -181,6 +201,8 @@ pub enum CommandError {
     KeyTooLarge { len: usize },
     #[error("value is {len} bytes; the limit is {VALUE_MAX_BYTES}")]
     ValueTooLarge { len: usize },
+    #[error("request carries {len} bytes of keys and values; the limit is {REQUEST_MAX_BYTES}")]
+    RequestTooLarge { len: usize },
     #[error("value is not an integer or out of range")]
     NotAnInteger,
     #[error("increment or decrement would overflow")]

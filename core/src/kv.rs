@@ -245,6 +245,12 @@ impl StateMachine {
             Command::Remove { key } => Reply::Value(self.data.remove(key)),
             Command::Rename { from, to } => self.rename(from, to),
             Command::Prune { prefix } => Reply::Int(int_from_count(self.data.prune(prefix))),
+            Command::MultiSet { pairs } => {
+                for (key, value) in pairs {
+                    self.data.insert(key.clone(), value.clone());
+                }
+                Reply::Ok
+            }
             Command::Get { .. }
             | Command::DirtyGet { .. }
             | Command::ListKeys { .. }

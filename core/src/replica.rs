@@ -60,6 +60,9 @@ pub struct ReplicaConfig {
     pub window_max: usize,
     /// Most client commands in one log entry.
     pub batch_commands_max: usize,
+    /// Most bytes of keys and values in one log entry (one command larger than this still
+    /// travels alone); keeps every entry far below the frame size limit.
+    pub batch_bytes_max: usize,
     /// Most client requests waiting for a slot in the window.
     pub pending_requests_max: usize,
     /// A snapshot is taken once this many slots were applied since the last one.
@@ -88,6 +91,7 @@ impl ReplicaConfig {
             lease_backoff_max_ns: 300 * NANOS_PER_MILLI,
             window_max: 32,
             batch_commands_max: 1024,
+            batch_bytes_max: 8 * 1024 * 1024,
             pending_requests_max: 16 * 1024,
             snapshot_interval_slots: 10_000,
             log_retain_slots: 1_000,
@@ -115,6 +119,10 @@ impl ReplicaConfig {
             "lease too short to extend"
         );
         assert!(self.window_max > 0 && self.batch_commands_max > 0);
+        assert!(
+            self.batch_bytes_max >= crate::command::REQUEST_MAX_BYTES,
+            "a batch must fit the largest request"
+        );
         assert!(self.pending_requests_max > 0);
         assert!(
             self.snapshot_interval_slots > 0,
@@ -839,7 +847,7 @@ impl Replica {
             let (slot, value) = if let Some(next) = leader.recovery.pop_front() {
                 next
             } else if !leader.pending.is_empty() {
-                let take = leader.pending.len().min(batch_max);
+                let take = batch_len(&leader.pending, batch_max, self.config.batch_bytes_max);
                 let batch: Vec<ClientRequest> = leader.pending.drain(..take).collect();
                 for request in &batch {
                     leader.awaiting.insert((request.client_id, request.seq));
@@ -985,6 +993,17 @@ impl Replica {
             self.send_now(to, msg);
         }
     }
+}
+
+/// How many requests from the front of `pending` make the next batch: at least one, at most
+/// `commands_max`, and no more than `bytes_max` of payload unless the first alone exceeds it.
+fn batch_len(pending: &VecDeque<ClientRequest>, commands_max: usize, bytes_max: usize) -> usize {
+    let mut bytes = 0usize;
+    let fitting = pending.iter().take(commands_max).take_while(|request| {
+        bytes += request.command.payload_bytes();
+        bytes <= bytes_max
+    });
+    fitting.count().max(1)
 }
 
 /// Keeps, per slot, a value known chosen over any merely accepted one, and among accepted

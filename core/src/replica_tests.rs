@@ -504,3 +504,28 @@ fn a_lone_replica_with_damaged_storage_never_votes_again() {
     assert!(replica.is_recovering_storage());
     assert_eq!(replica.role(5_000 * MS), Role::Follower);
 }
+
+#[test]
+fn batches_stop_at_the_command_and_byte_limits_but_always_take_one() {
+    let request = |bytes: usize| ClientRequest {
+        client_id: 1,
+        seq: 1,
+        command: Command::Set {
+            key: b"k".to_vec(),
+            value: vec![0; bytes],
+        },
+    };
+    let pending: VecDeque<ClientRequest> = [10, 10, 10, 10].map(request).into();
+    assert_eq!(batch_len(&pending, 3, 1_000), 3, "command limit");
+    assert_eq!(
+        batch_len(&pending, 10, 25),
+        2,
+        "byte limit: 11 + 11 <= 25 < 33"
+    );
+    let huge: VecDeque<ClientRequest> = [100, 1].map(request).into();
+    assert_eq!(
+        batch_len(&huge, 10, 50),
+        1,
+        "an oversized first request travels alone"
+    );
+}

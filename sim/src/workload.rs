@@ -59,7 +59,15 @@ pub fn random_command(rng: &mut ChaCha8Rng) -> Command {
             new: value(rng),
         },
         64..=71 => Command::Delete { key: key(rng) },
-        72..=75 => Command::Remove { key: key(rng) },
+        72..=73 => Command::Remove { key: key(rng) },
+        74..=75 => {
+            let (family, first) = family_key(rng);
+            let keys = FAMILIES[family];
+            let second = bytes(keys[rng.gen_range(0..keys.len())]);
+            Command::MultiSet {
+                pairs: vec![(first, value(rng)), (second, value(rng))],
+            }
+        }
         76..=79 => {
             let (family, from) = family_key(rng);
             let keys = FAMILIES[family];

@@ -67,6 +67,7 @@ fn invoke_line(id: usize, op: &Recorded) -> Value {
         Command::Remove { key } => ("remove", vec![("key", b(key))]),
         Command::Rename { from, to } => ("rename", vec![("from", b(from)), ("to", b(to))]),
         Command::Prune { prefix } => ("prune", vec![("prefix", b(prefix))]),
+        Command::MultiSet { pairs } => ("multi-set", vec![("pairs", pairs_value(pairs))]),
         Command::Count { prefix } => ("count", vec![("prefix", b(prefix))]),
         Command::ListKeys {
             prefix,
@@ -139,11 +140,10 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
             ]
         }
         Reply::KeyValues(pairs) => {
-            let pairs = pairs
-                .iter()
-                .map(|(k, v)| Value::Array(vec![s(k), s(v)]))
-                .collect();
-            vec![("reply", "keyvalues".into()), ("keyvalues", pairs)]
+            vec![
+                ("reply", "keyvalues".into()),
+                ("keyvalues", pairs_value(pairs)),
+            ]
         }
         Reply::Error(error) => {
             let mut fields = vec![("reply", "error".into())];
@@ -156,12 +156,24 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 CommandError::Overflow => ("overflow", None),
                 CommandError::NoSuchKey => ("no-such-key", None),
                 CommandError::StaleRequest { seq } => ("stale-request", Some(("seq", *seq))),
+                CommandError::RequestTooLarge { len } => {
+                    ("request-too-large", Some(("len", *len as u64)))
+                }
             };
             fields.push(("error", name.into()));
             fields.extend(extra.map(|(field, n)| (field, Value::from(n))));
             fields
         }
     }
+}
+
+/// Key-value pairs as a JSON array of `[key, value]` arrays.
+fn pairs_value(pairs: &[(Vec<u8>, Vec<u8>)]) -> Value {
+    let s = |bytes: &[u8]| Value::String(encode_bytes(bytes));
+    pairs
+        .iter()
+        .map(|(k, v)| Value::Array(vec![s(k), s(v)]))
+        .collect()
 }
 
 /// Bytes as a JSON string: UTF-8 text as it is, except `%`, which is written `%25`, and every
@@ -286,6 +298,9 @@ fn invoke(event: &Map<String, Value>) -> Result<Recorded, String> {
             to: bytes(event, "to")?,
         },
         "prune" => Command::Prune { prefix: prefix()? },
+        "multi-set" => Command::MultiSet {
+            pairs: pairs(event, "pairs")?,
+        },
         "count" => Command::Count { prefix: prefix()? },
         "list-keys" => Command::ListKeys {
             prefix: prefix()?,
@@ -337,15 +352,7 @@ fn reply(event: &Map<String, Value>) -> Result<Reply, String> {
                 .map(as_bytes)
                 .collect::<Result<_, _>>()?,
         ),
-        "keyvalues" => Reply::KeyValues(
-            array(event, "keyvalues")?
-                .iter()
-                .map(|pair| match pair.as_array().map(Vec::as_slice) {
-                    Some([k, v]) => Ok((as_bytes(k)?, as_bytes(v)?)),
-                    _ => Err("a key-value pair must be [key, value]".to_string()),
-                })
-                .collect::<Result<_, _>>()?,
-        ),
+        "keyvalues" => Reply::KeyValues(pairs(event, "keyvalues")?),
         "error" => Reply::Error(error(event)?),
         other => return Err(format!("unknown reply {other:?}")),
     })
@@ -360,11 +367,25 @@ fn error(event: &Map<String, Value>) -> Result<CommandError, String> {
         "not-an-integer" => CommandError::NotAnInteger,
         "overflow" => CommandError::Overflow,
         "no-such-key" => CommandError::NoSuchKey,
+        "request-too-large" => CommandError::RequestTooLarge { len: len()? },
         "stale-request" => CommandError::StaleRequest {
             seq: uint(event, "seq")?,
         },
         other => return Err(format!("unknown error {other:?}")),
     })
+}
+
+/// Key-value pairs, as a multi-set command or a list reply carries them.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn pairs(event: &Map<String, Value>, field: &str) -> Result<Pairs, String> {
+    array(event, field)?
+        .iter()
+        .map(|pair| match pair.as_array().map(Vec::as_slice) {
+            Some([k, v]) => Ok((as_bytes(k)?, as_bytes(v)?)),
+            _ => Err("a key-value pair must be [key, value]".to_string()),
+        })
+        .collect()
 }
 
 fn string(event: &Map<String, Value>, field: &str) -> Result<String, String> {

@@ -110,6 +110,13 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
                 (Some(next), Reply::Ok)
             }
         },
+        Command::MultiSet { pairs } => {
+            let mut next = state.clone();
+            for (key, value) in pairs {
+                next.insert(key.clone(), value.clone());
+            }
+            (Some(next), Reply::Ok)
+        }
         Command::Prune { prefix } => {
             let mut next = state.clone();
             next.retain(|key, _| !key.starts_with(prefix));
@@ -219,6 +226,13 @@ pub fn describe_command(command: &Command) -> String {
         Command::Remove { key } => format!("REMOVE {}", show(key)),
         Command::Rename { from, to } => format!("RENAME {} {}", show(from), show(to)),
         Command::Prune { prefix } => format!("PRUNE {}", show(prefix)),
+        Command::MultiSet { pairs } => {
+            let shown: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{} {}", show(k), show(v)))
+                .collect();
+            format!("MULTI-SET {}", shown.join(" "))
+        }
         Command::ListKeys {
             prefix,
             start,
@@ -305,7 +319,7 @@ fn partition(ops: &[Operation<Command, Reply>], checked: &[usize]) -> Vec<Vec<us
     let mut keys: Vec<&[u8]> = Vec::new();
     for &i in checked {
         match &ops[i].input {
-            Command::Rename { from, to } => keys.extend([from.as_slice(), to.as_slice()]),
+            Command::Rename { .. } | Command::MultiSet { .. } => keys.extend(ops[i].input.keys()),
             command if !is_prefix_command(command) => keys.push(command.keys()[0]),
             _ => {}
         }
@@ -318,9 +332,13 @@ fn partition(ops: &[Operation<Command, Reply>], checked: &[usize]) -> Vec<Vec<us
     let mut anchor: Vec<Option<usize>> = Vec::with_capacity(checked.len());
     for &i in checked {
         let command = &ops[i].input;
-        if let Command::Rename { from, to } = command {
-            sets.union(key_id(from), key_id(to));
-            anchor.push(Some(key_id(from)));
+        if let Command::Rename { .. } | Command::MultiSet { .. } = command {
+            // Every key it names lands in one partition; an empty multi-set names none.
+            let ids: Vec<usize> = command.keys().into_iter().map(key_id).collect();
+            for pair in ids.windows(2) {
+                sets.union(pair[0], pair[1]);
+            }
+            anchor.push(ids.first().copied());
         } else if is_prefix_command(command) {
             let prefix = command.keys()[0];
             let first = keys.partition_point(|key| *key < prefix);

@@ -91,6 +91,12 @@ impl Model {
                     Reply::Ok
                 }
             },
+            Command::MultiSet { pairs } => {
+                pairs
+                    .into_iter()
+                    .for_each(|(key, value)| self.set(&key, value));
+                Reply::Ok
+            }
             Command::Prune { prefix } => {
                 let before = self.pairs.len();
                 self.pairs.retain(|(k, _)| !k.starts_with(&prefix));
@@ -226,6 +232,8 @@ fn write_command() -> impl Strategy<Value = Command> {
         1 => key().prop_map(|key| Command::Remove { key }),
         1 => (key(), key()).prop_map(|(from, to)| Command::Rename { from, to }),
         1 => key().prop_map(|prefix| Command::Prune { prefix }),
+        1 => proptest::collection::vec((key(), value()), 0..3)
+            .prop_map(|pairs| Command::MultiSet { pairs }),
     ]
 }
 
