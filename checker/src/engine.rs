@@ -237,11 +237,12 @@ fn reset_lists<M: Model>(
             continue;
         }
         let returns = layout.return_of[r];
+        let output = read.output().expect("a completed read");
         lists.extend(
             writes
                 .iter()
                 .filter(|&&w| {
-                    layout.call_of[w] < returns && model.resets(&ops[w].input, &read.input)
+                    layout.call_of[w] < returns && model.resets(&ops[w].input, &read.input, output)
                 })
                 .map(|&w| w as u32),
         );
@@ -449,6 +450,10 @@ impl<'a, M: Model> Search<'a, M> {
             Some(next) => next,
             None => {
                 self.visited.insert_if_new(0, 0, &self.bits);
+                if let Some(read) = self.read_never_allowed() {
+                    self.deepest_blocked = read;
+                    return Some(self.violation());
+                }
                 Next::Enter
             }
         };
@@ -583,6 +588,21 @@ impl<'a, M: Model> Search<'a, M> {
             )));
         }
         None
+    }
+
+    /// Look-ahead from the initial state: a completed read that nothing could ever allow (the
+    /// value read was never written, say) makes the history a violation at once.
+    fn read_never_allowed(&mut self) -> Option<u32> {
+        if self.reset_start.is_empty() {
+            return None;
+        }
+        (0..self.layout.completed.len() as u32).find(|&op| {
+            let kind = self.layout.kind[op as usize];
+            self.layout.completed[op as usize]
+                && self.kind_read_only[kind as usize]
+                && self.transition(self.state, kind) == NONE
+                && !self.read_may_succeed(op)
+        })
     }
 
     /// Look-ahead for a completed read not allowed now: can it still be, later?

@@ -35,9 +35,15 @@ pub trait Model {
         false
     }
 
-    /// Look-ahead: whether `write`, placed anywhere, might give the read `read` any answer at all
-    /// (a put of the key a get reads). Conservative default: yes.
-    fn resets(&self, _write: &Self::Input, _read: &Self::Input) -> bool {
+    /// Look-ahead: whether `write`, placed anywhere, might let the read `read -> read_output`
+    /// become allowed (a put of the key a get reads; a set of the value it read). Conservative
+    /// default: yes.
+    fn resets(
+        &self,
+        _write: &Self::Input,
+        _read: &Self::Input,
+        _read_output: &Self::Output,
+    ) -> bool {
         true
     }
 

@@ -185,6 +185,12 @@ fn kv_command(pick: u8) -> Command {
         10 => Command::Count {
             prefix: b"a".to_vec(),
         },
+        12 => Command::MultiSet {
+            pairs: vec![
+                (key, value),
+                (other, VALUES[usize::from(pick % 3)].to_vec()),
+            ],
+        },
         _ => Command::Get { key },
     }
 }

@@ -243,7 +243,7 @@ impl Model for StringMap {
         true
     }
 
-    fn resets(&self, write: &MapInput, read: &MapInput) -> bool {
+    fn resets(&self, write: &MapInput, read: &MapInput, _: &MapOutput) -> bool {
         matches!(write, MapInput::Put { key, .. } if key == read.key())
     }
 
