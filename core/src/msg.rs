@@ -19,6 +19,9 @@ pub enum LogValue {
     Noop,
     /// Client writes, applied in order as one atomic step.
     Batch(Vec<ClientRequest>),
+    /// The master's state hash after applying `at_slot`: every replica that applied the same
+    /// slot compares its own and stops loudly on a mismatch. Changes no key.
+    Checkpoint { at_slot: Slot, state_hash: u64 },
 }
 
 // ---- PaxosLease ----------------------------------------------------------------------------

@@ -40,6 +40,9 @@ use crate::types::{majority, Ballot, Nanos, NodeId, Slot, NANOS_PER_MILLI};
 
 /// Most chosen values one [`CatchupReply`] carries.
 pub const CATCHUP_ENTRIES_MAX: usize = 256;
+/// How many recent (slot, state hash) pairs a replica keeps to check checkpoints against; a
+/// checkpoint names a slot at most one window behind its own.
+pub const STATE_HASHES_KEPT_MAX: usize = 1024;
 
 /// Everything that tunes a replica. Identical on every replica but for `node_id`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +73,9 @@ pub struct ReplicaConfig {
     /// Chosen entries kept below the snapshot point, so a replica that lags a little catches up
     /// from the log instead of by snapshot transfer.
     pub log_retain_slots: u64,
+    /// The master logs a checkpoint of its state hash once this many slots were applied since
+    /// the last one; every replica compares (Paxos Made Live's consistency check).
+    pub checkpoint_interval_slots: u64,
     pub state_machine: StateMachineConfig,
     /// A deliberately wrong protocol variant; only with the `mutants` feature.
     pub mutant: Option<Mutant>,
@@ -95,6 +101,7 @@ impl ReplicaConfig {
             pending_requests_max: 16 * 1024,
             snapshot_interval_slots: 10_000,
             log_retain_slots: 1_000,
+            checkpoint_interval_slots: 1_000,
             state_machine: StateMachineConfig::default(),
             mutant: None,
         }
@@ -127,6 +134,14 @@ impl ReplicaConfig {
         assert!(
             self.snapshot_interval_slots > 0,
             "snapshot interval must be positive"
+        );
+        assert!(
+            self.checkpoint_interval_slots > 0,
+            "checkpoint interval must be positive"
+        );
+        assert!(
+            self.window_max < STATE_HASHES_KEPT_MAX,
+            "checkpoints must stay checkable"
         );
         assert!(self.retransmit_interval_ns > 0 && self.heartbeat_interval_ns > 0);
         assert!(
@@ -211,6 +226,8 @@ struct Leader {
     pending_reads: VecDeque<ClientRequest>,
     /// Requests put in the log under this mastership and not yet answered.
     awaiting: BTreeSet<(ClientId, Seq)>,
+    /// The slot the last checkpoint this mastership proposed was taken at.
+    last_checkpoint: Slot,
     retransmit_at_ns: Nanos,
     heartbeat_at_ns: Nanos,
 }
@@ -236,6 +253,8 @@ pub struct Replica {
     applied_through: Slot,
     applied_chain: u64,
     state: StateMachine,
+    /// Recent (slot, state hash after it), oldest first, to check checkpoints against.
+    state_hashes: VecDeque<(Slot, u64)>,
     catchup_retry_at_ns: Option<Nanos>,
     /// A replica known to have chosen through a slot beyond this one's `chosen_through`.
     catchup_target: Option<(NodeId, Slot)>,
@@ -287,6 +306,7 @@ impl Replica {
             chosen_through: 0,
             applied_through: 0,
             applied_chain: 0,
+            state_hashes: VecDeque::new(),
             catchup_retry_at_ns: None,
             catchup_target: None,
             snapshot: None,
@@ -741,6 +761,7 @@ impl Replica {
             pending: VecDeque::new(),
             pending_reads: VecDeque::new(),
             awaiting: BTreeSet::new(),
+            last_checkpoint: self.applied_through,
             retransmit_at_ns: now_ns + self.config.retransmit_interval_ns,
             heartbeat_at_ns: now_ns + self.config.heartbeat_interval_ns,
         });
@@ -844,8 +865,17 @@ impl Replica {
             if !matches!(leader.phase, LeaderPhase::Active) || leader.inflight.len() >= window_max {
                 return;
             }
+            let interval = self.config.checkpoint_interval_slots;
+            let checkpoint = checkpoint_due(&self.state_hashes, interval, leader.last_checkpoint);
             let (slot, value) = if let Some(next) = leader.recovery.pop_front() {
                 next
+            } else if let Some(checkpoint) = checkpoint {
+                if let LogValue::Checkpoint { at_slot, .. } = &checkpoint {
+                    leader.last_checkpoint = *at_slot;
+                }
+                let slot = leader.next_slot;
+                leader.next_slot += 1;
+                (slot, checkpoint)
             } else if !leader.pending.is_empty() {
                 let take = batch_len(&leader.pending, batch_max, self.config.batch_bytes_max);
                 let batch: Vec<ClientRequest> = leader.pending.drain(..take).collect();
@@ -1283,11 +1313,23 @@ impl Replica {
         let value = self.chosen.get(&slot).expect("chosen slot to apply");
         self.applied_chain = chain_hash(self.applied_chain, slot, value);
         self.applied_through = slot;
-        let LogValue::Batch(requests) = value else {
-            self.state.apply_noop(slot);
-            return;
+        let requests = match value {
+            LogValue::Batch(requests) => requests,
+            LogValue::Noop | LogValue::Checkpoint { .. } => {
+                if let LogValue::Checkpoint {
+                    at_slot,
+                    state_hash,
+                } = value
+                {
+                    verify_checkpoint(&self.state_hashes, *at_slot, *state_hash, slot);
+                }
+                self.state.apply_noop(slot);
+                self.remember_state_hash(slot);
+                return;
+            }
         };
         let responses = self.state.apply_batch(slot, requests);
+        self.remember_state_hash(slot);
         let Some(leader) = &mut self.leader else {
             return;
         };
@@ -1297,6 +1339,41 @@ impl Replica {
             }
         }
     }
+}
+
+impl Replica {
+    fn remember_state_hash(&mut self, slot: Slot) {
+        if self.state_hashes.len() == STATE_HASHES_KEPT_MAX {
+            self.state_hashes.pop_front();
+        }
+        self.state_hashes.push_back((slot, self.state.state_hash()));
+    }
+}
+
+/// The checkpoint the master proposes next, when one is due: its state hash after the last
+/// slot it applied, once `interval` slots passed since `last_checkpoint`.
+fn checkpoint_due(hashes: &VecDeque<(Slot, u64)>, interval: u64, last: Slot) -> Option<LogValue> {
+    let (at_slot, state_hash) = hashes.back().copied()?;
+    let due = at_slot >= last + interval;
+    due.then_some(LogValue::Checkpoint {
+        at_slot,
+        state_hash,
+    })
+}
+
+/// Compares a checkpoint with this replica's own state hash after `at_slot`. A mismatch means
+/// two replicas applied the same log and hold different states: a bug or undetected corruption.
+/// Stop rather than serve or extend diverged data.
+fn verify_checkpoint(hashes: &VecDeque<(Slot, u64)>, at_slot: Slot, master_hash: u64, slot: Slot) {
+    // A replica that installed a snapshot past `at_slot` has no hash for it: nothing to compare.
+    let Some((_, own)) = hashes.iter().find(|(s, _)| *s == at_slot) else {
+        return;
+    };
+    assert_eq!(
+        *own, master_hash,
+        "state divergence: after slot {at_slot} this replica's state hash is {own:#018x}, \
+         the master's is {master_hash:#018x} (checkpoint in slot {slot})"
+    );
 }
 
 /// One link of the applied-log hash chain: the previous link, the slot and the value.
@@ -1418,6 +1495,8 @@ impl Replica {
         self.applied_through = slot;
         self.chosen_through = self.chosen_through.max(slot);
         self.applied_chain = image.meta.applied_chain;
+        self.state_hashes.clear();
+        self.remember_state_hash(slot);
         self.drop_log_through(slot);
         self.snapshot = Some(image);
     }

@@ -529,3 +529,75 @@ fn batches_stop_at_the_command_and_byte_limits_but_always_take_one() {
         "an oversized first request travels alone"
     );
 }
+
+fn checkpointing_config(id: NodeId, nodes: &[NodeId]) -> ReplicaConfig {
+    let mut c = config(id, nodes);
+    c.checkpoint_interval_slots = 5;
+    c
+}
+
+#[test]
+fn master_logs_checkpoints_and_every_replica_agrees_with_them() {
+    let mut cluster = Cluster::with_config(3, checkpointing_config);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("master");
+    write_many(&mut cluster, m, 1, 30, 10);
+    let through = cluster.replicas[m].applied_through();
+    let checkpoints = (1..=through)
+        .filter(|s| {
+            matches!(
+                cluster.replicas[m].chosen(*s),
+                Some(LogValue::Checkpoint { .. })
+            )
+        })
+        .count();
+    assert!(
+        checkpoints >= 3,
+        "{checkpoints} checkpoints in {through} slots"
+    );
+    for replica in &cluster.replicas {
+        assert_eq!(
+            replica.applied_through(),
+            through,
+            "every replica applied them all"
+        );
+    }
+}
+
+#[test]
+#[should_panic(expected = "state divergence")]
+fn a_replica_whose_state_disagrees_with_a_checkpoint_stops() {
+    let mut replica = Replica::new(config(1, &[1, 2, 3]), DurableState::default(), 0, 1);
+    let ballot = Ballot { round: 1, node: 2 };
+    let mut deliver = |msg: Message| {
+        replica.handle_message(0, 2, msg);
+        let mut last = 0;
+        while let Some(out) = replica.poll_output() {
+            if let Output::Persist { token, .. } = out {
+                last = token;
+            }
+        }
+        if last > 0 {
+            replica.handle_persisted(0, last);
+            while replica.poll_output().is_some() {}
+        }
+    };
+    deliver(Message::Accept(Accept {
+        ballot,
+        slot: 1,
+        value: LogValue::Noop,
+    }));
+    let wrong = LogValue::Checkpoint {
+        at_slot: 1,
+        state_hash: 12_345,
+    };
+    deliver(Message::Accept(Accept {
+        ballot,
+        slot: 2,
+        value: wrong,
+    }));
+    deliver(Message::Commit(Commit {
+        ballot,
+        chosen_through: 2,
+    }));
+}
