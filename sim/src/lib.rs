@@ -44,6 +44,9 @@ pub struct SimOptions {
     pub mutant: Option<Mutant>,
     /// Print every event to stderr.
     pub trace: bool,
+    /// Corrupt the storage of a majority, beyond the fault budget (for tests: the cluster must
+    /// refuse rather than serve wrong data).
+    pub storage_beyond_budget: bool,
 }
 
 impl SimOptions {
@@ -56,6 +59,7 @@ impl SimOptions {
             duration_s: 30,
             mutant: None,
             trace: false,
+            storage_beyond_budget: false,
         }
     }
 
@@ -138,6 +142,14 @@ pub struct Stats {
     pub slots: u64,
     /// Time from the end of the faults to the last liveness write.
     pub liveness_ns: Option<u64>,
+    /// Faults at rest injected (bit flips, misdirected writes, read errors).
+    pub storage_faults: u64,
+    /// Crashes that tore the record being written.
+    pub torn_writes: u64,
+    /// Restarts whose load found damage (a torn tail is not damage).
+    pub loads_damaged: u64,
+    /// Replicas up and still recovering damaged storage when the run ended.
+    pub recovering_at_end: u64,
 }
 
 /// The outcome of one seed.

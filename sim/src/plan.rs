@@ -24,16 +24,20 @@ pub enum Profile {
     Clock,
     /// Crashes and restarts that lose unsynced writes, slow disks.
     Crash,
+    /// Storage faults within the fault budget (bit flips, misdirected writes, latent read
+    /// errors on a minority; torn writes and lost unsynced writes anywhere), with crashes.
+    Disk,
     /// Every family above, each switched on or off by the seed.
     All,
 }
 
 impl Profile {
-    pub const ALL: [Profile; 5] = [
+    pub const ALL: [Profile; 6] = [
         Profile::None,
         Profile::Net,
         Profile::Clock,
         Profile::Crash,
+        Profile::Disk,
         Profile::All,
     ];
 
@@ -43,6 +47,7 @@ impl Profile {
             Profile::Net => "net",
             Profile::Clock => "clock",
             Profile::Crash => "crash",
+            Profile::Disk => "disk",
             Profile::All => "all",
         }
     }
@@ -57,6 +62,10 @@ impl Profile {
 
     fn crash(self) -> bool {
         matches!(self, Profile::Crash | Profile::All)
+    }
+
+    fn disk(self) -> bool {
+        matches!(self, Profile::Disk | Profile::All)
     }
 }
 
@@ -74,7 +83,7 @@ impl FromStr for Profile {
             .into_iter()
             .find(|p| p.name() == s)
             .ok_or_else(|| {
-                format!("unknown fault profile `{s}`; expected one of none, net, clock, crash, all")
+                format!("unknown fault profile `{s}`; expected one of none, net, clock, crash, disk, all")
             })
     }
 }
@@ -112,6 +121,16 @@ pub struct FaultPlan {
     /// Whether a crash may keep a random prefix of the unsynced writes (they reached the disk
     /// without a sync) instead of losing all of them.
     pub crash_keeps_unsynced_prefix: bool,
+    // Storage faults (see the fault budget in the README).
+    /// The fault atlas: the replicas whose storage may be corrupted at rest (a minority).
+    pub storage_faulty: Vec<bool>,
+    /// Mean time between faults at rest on the atlas's replicas; 0 means none.
+    pub storage_fault_every_ns: Nanos,
+    pub bit_flips: bool,
+    pub misdirected_writes: bool,
+    pub read_errors: bool,
+    /// Whether a crash may tear the record being written (keep a prefix of its bytes).
+    pub torn_writes: bool,
     // Snapshots (not faults, but drawn too: small intervals exercise compaction and transfer).
     pub snapshot_interval_slots: u64,
     pub log_retain_slots: u64,
@@ -137,6 +156,8 @@ pub struct Streams {
     pub faults: ChaCha8Rng,
     pub workload: ChaCha8Rng,
     pub node_seeds: ChaCha8Rng,
+    /// Faults at rest (a stream of its own, so adding them left the other streams unchanged).
+    pub storage: ChaCha8Rng,
 }
 
 impl Streams {
@@ -150,6 +171,7 @@ impl Streams {
             faults: sub(),
             workload: sub(),
             node_seeds: sub(),
+            storage: sub(),
         }
     }
 }
@@ -158,7 +180,11 @@ impl FaultPlan {
     /// The plan the run of `options` draws.
     pub fn draw_for(options: &crate::SimOptions) -> FaultPlan {
         let mut streams = Streams::new(options.seed);
-        FaultPlan::draw(options.faults, options.nodes, &mut streams.plan)
+        let mut plan = FaultPlan::draw(options.faults, options.nodes, &mut streams.plan);
+        if options.storage_beyond_budget {
+            plan.exceed_storage_budget();
+        }
+        plan
     }
 
     /// Draws the plan of one run for `nodes` replicas.
@@ -202,6 +228,12 @@ impl FaultPlan {
             liveness_minority_down: profile != Profile::None && rng.gen_bool(0.5),
             snapshot_interval_slots: pick(rng, &[20, 100, 10_000]),
             log_retain_slots: pick(rng, &[0, 5, 50]),
+            storage_faulty: vec![false; nodes],
+            storage_fault_every_ns: 0,
+            bit_flips: false,
+            misdirected_writes: false,
+            read_errors: false,
+            torn_writes: false,
         };
         if jitter {
             plan.delay_jitter_ns = pick(rng, &[2, 5, 20, 50]) * NANOS_PER_MILLI;
@@ -233,7 +265,50 @@ impl FaultPlan {
             plan.sync_min_ns = pick(rng, &[200, 1_000]) * NANOS_PER_MICRO;
             plan.sync_jitter_ns = pick(rng, &[2, 10, 50]) * NANOS_PER_MILLI;
         }
+        if profile.disk() {
+            plan.draw_storage(rng, nodes);
+        }
         plan
+    }
+
+    /// Storage faults, drawn last so the other profiles' plans are unchanged. Disk faults show
+    /// only when a replica restarts and loads, so the `disk` profile always crashes.
+    fn draw_storage(&mut self, rng: &mut ChaCha8Rng, nodes: usize) {
+        if self.profile == Profile::Disk {
+            self.crash_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
+            self.downtime_max_ns = pick(rng, &[200, 1_000, 4_000]) * NANOS_PER_MILLI;
+        }
+        let mut on = || rng.gen_range(0..4) != 0;
+        let (flips, misdirected, read_errors, torn) = (on(), on(), on(), on());
+        self.bit_flips = flips;
+        self.misdirected_writes = misdirected;
+        self.read_errors = read_errors;
+        self.torn_writes = torn;
+        // The atlas: up to a minority, chosen up front.
+        let minority = (nodes - 1) / 2;
+        let faulty = rng.gen_range(0..=minority);
+        let mut order: Vec<usize> = (0..nodes).collect();
+        for i in 0..nodes {
+            let j = rng.gen_range(i..nodes);
+            order.swap(i, j);
+        }
+        for &i in &order[..faulty] {
+            self.storage_faulty[i] = true;
+        }
+        if flips || misdirected || read_errors {
+            self.storage_fault_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
+        }
+    }
+
+    /// Outside the budget (for tests): a majority has faulty storage, with every fault at rest.
+    pub fn exceed_storage_budget(&mut self) {
+        let nodes = self.storage_faulty.len();
+        let majority = nodes / 2 + 1;
+        self.storage_faulty = (0..nodes).map(|i| i < majority).collect();
+        self.storage_fault_every_ns = NANOS_PER_SEC;
+        self.bit_flips = true;
+        self.misdirected_writes = true;
+        self.read_errors = true;
     }
 
     fn draw_clocks(&mut self, rng: &mut ChaCha8Rng, skew: bool, drift: bool) {
@@ -306,6 +381,19 @@ impl fmt::Display for FaultPlan {
             ms(self.sync_min_ns),
             ms(self.sync_jitter_ns),
             self.crash_keeps_unsynced_prefix
+        )?;
+        let faulty: Vec<usize> = (0..self.storage_faulty.len())
+            .filter(|&i| self.storage_faulty[i])
+            .map(|i| i + 1)
+            .collect();
+        writeln!(
+            f,
+            "  storage: faults at rest {} on replicas {faulty:?} (bit flips {}, misdirected writes {}, read errors {}); torn writes {}",
+            every(self.storage_fault_every_ns),
+            self.bit_flips,
+            self.misdirected_writes,
+            self.read_errors,
+            self.torn_writes
         )?;
         write!(
             f,

@@ -9,13 +9,13 @@ use rand::Rng;
 
 use keyspace_checker::Recorder;
 use keyspace_core::{
-    Ballot, ClientId, ClientRequest, ClientResponse, Command, CommandError, Message, Nanos, NodeId,
-    Outcome, Output, Rejection, Replica, ReplicaConfig, Reply, Seq, Slot,
+    Ballot, ClientId, ClientRequest, ClientResponse, Command, CommandError, Message, Mutant, Nanos,
+    NodeId, Outcome, Output, Rejection, Replica, ReplicaConfig, Reply, Seq, Slot,
 };
 
 use crate::checks::{check_acceptor_write, check_durable_before_send, Ledger};
 use crate::clock::Clock;
-use crate::disk::Disk;
+use crate::disk::{Disk, StorageFault};
 use crate::guard::guarded;
 use crate::plan::{chance, FaultPlan, Streams, NANOS_PER_MILLI, NANOS_PER_SEC};
 use crate::trace::{message_digest, request_digest, response_digest, Fx};
@@ -91,6 +91,14 @@ enum Event {
     },
     Crash,
     Pause,
+    /// A fault at rest on a replica of the fault atlas.
+    StorageFault,
+    /// The `ack-before-fsync` mutant: the disk reports `token` durable before its sync.
+    EarlyAck {
+        node: usize,
+        incarnation: u32,
+        token: u64,
+    },
     PhaseEnd,
     LivenessDeadline,
     End,
@@ -101,7 +109,9 @@ impl Event {
     fn target(&self) -> Option<usize> {
         match self {
             Event::Peer { to, .. } | Event::Request { to, .. } => Some(*to),
-            Event::Timer { node, .. } | Event::Synced { node, .. } => Some(*node),
+            Event::Timer { node, .. }
+            | Event::Synced { node, .. }
+            | Event::EarlyAck { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -123,6 +133,8 @@ impl Event {
             Event::PhaseEnd => 13,
             Event::LivenessDeadline => 14,
             Event::End => 15,
+            Event::StorageFault => 16,
+            Event::EarlyAck { .. } => 17,
         }
     }
 }
@@ -219,7 +231,10 @@ pub struct World {
 impl World {
     pub fn new(opts: &SimOptions) -> World {
         let mut rng = Streams::new(opts.seed);
-        let plan = FaultPlan::draw(opts.faults, opts.nodes, &mut rng.plan);
+        let mut plan = FaultPlan::draw(opts.faults, opts.nodes, &mut rng.plan);
+        if opts.storage_beyond_budget {
+            plan.exceed_storage_budget();
+        }
         let n = opts.nodes;
         let nodes = (0..n)
             .map(|i| Node {
@@ -342,6 +357,7 @@ impl World {
             (self.plan.partition_every_ns, Event::Partition),
             (self.plan.crash_every_ns, Event::Crash),
             (self.plan.pause_every_ns, Event::Pause),
+            (self.plan.storage_fault_every_ns, Event::StorageFault),
         ] {
             if every > 0 {
                 let at = self.rng.faults.gen_range(0..=2 * every);
@@ -355,6 +371,9 @@ impl World {
         match event {
             Event::Timer { node, gen } => self.nodes[*node].timer_gen != *gen,
             Event::Synced {
+                node, incarnation, ..
+            }
+            | Event::EarlyAck {
                 node, incarnation, ..
             } => self.nodes[*node].incarnation != *incarnation,
             Event::ClientTimer { client, gen, .. } => self.clients[*client].timer_gen != *gen,
@@ -378,7 +397,9 @@ impl World {
                 ..
             } => ((client * 8 + from) as u64, response_digest(response)),
             Event::Timer { node, .. } | Event::Restart { node, .. } => (*node as u64, 0),
-            Event::Synced { node, token, .. } => (*node as u64, *token),
+            Event::Synced { node, token, .. } | Event::EarlyAck { node, token, .. } => {
+                (*node as u64, *token)
+            }
             Event::ClientWake { client } | Event::ClientTimer { client, .. } => (*client as u64, 0),
             _ => (0, 0),
         };
@@ -452,6 +473,11 @@ impl World {
                 self.fault_pause();
                 Ok(())
             }
+            Event::StorageFault => {
+                self.fault_storage();
+                Ok(())
+            }
+            Event::EarlyAck { node, token, .. } => self.drive(node, Input::Persisted(token)),
             Event::PhaseEnd => self.end_faults(),
             Event::LivenessDeadline => self.liveness_deadline(),
             Event::End => Ok(()),
@@ -510,6 +536,7 @@ impl World {
     }
 
     fn carry_out(&mut self, i: usize, output: Output) -> Result<(), Failure> {
+        let early_ack = self.mutant(Mutant::AckBeforeFsync);
         let node = &mut self.nodes[i];
         match output {
             Output::Send { to, msg } => {
@@ -523,7 +550,19 @@ impl World {
                         .map_err(Self::safety)?;
                 }
                 node.disk.write(token, writes);
-                if !node.disk.syncing {
+                if early_ack {
+                    // Wrong on purpose: durable as far as the replica knows, not yet synced.
+                    let incarnation = node.incarnation;
+                    self.schedule(
+                        self.now,
+                        Event::EarlyAck {
+                            node: i,
+                            incarnation,
+                            token,
+                        },
+                    );
+                }
+                if !self.nodes[i].disk.syncing {
                     self.start_sync(i);
                 }
             }
@@ -557,7 +596,9 @@ impl World {
         let disk = &mut self.nodes[i].disk;
         disk.synced(token);
         disk.syncing = false;
-        self.drive(i, Input::Persisted(token))?;
+        if !self.mutant(Mutant::AckBeforeFsync) {
+            self.drive(i, Input::Persisted(token))?;
+        }
         if !self.nodes[i].disk.syncing {
             self.start_sync(i);
         }
@@ -600,13 +641,25 @@ impl World {
         Ok(())
     }
 
+    fn mutant(&self, mutant: Mutant) -> bool {
+        keyspace_core::mutant::is(self.opts.mutant, mutant)
+    }
+
     fn crash(&mut self, i: usize) {
-        let keep_max = self.nodes[i].disk.unsynced_len();
+        let keep_max = self.nodes[i].disk.unsynced_records();
         let keep = if self.plan.crash_keeps_unsynced_prefix {
             self.rng.disk.gen_range(0..=keep_max)
         } else {
             0
         };
+        // A torn write: part of the record after the kept ones reached the disk.
+        let mut torn_bytes = 0;
+        if self.plan.torn_writes && self.rng.disk.gen_bool(0.5) {
+            if let Some(len) = self.nodes[i].disk.unsynced_record_bytes(keep) {
+                torn_bytes = self.rng.disk.gen_range(1..len);
+                self.stats.torn_writes += 1;
+            }
+        }
         let node = &mut self.nodes[i];
         node.replica = None;
         node.incarnation += 1;
@@ -614,22 +667,25 @@ impl World {
         node.timer_at = None;
         node.paused_until = 0;
         node.applied_seen = 0;
-        node.disk.crash(keep);
+        node.disk.crash(keep, torn_bytes);
         self.stats.crashes += 1;
     }
 
     fn restart(&mut self, i: usize) -> Result<(), Failure> {
         let config = self.replica_config(i);
         let seed = self.rng.node_seeds.gen();
+        let verify = !self.mutant(Mutant::SkipReadVerify);
         let node = &mut self.nodes[i];
-        let durable = node.disk.durable().clone();
+        let durable = node.disk.load(verify);
+        self.stats.loads_damaged += durable.damaged as u64;
+        let floor = durable.promised;
         let local = node.clock.local(self.now);
         let replica = guarded(|| Replica::new(config, durable, local, seed)).map_err(|panic| {
             Self::safety(format!("replica {} failed to restart: {panic}", i + 1))
         })?;
         node.replica = Some(replica);
         node.incarnation += 1;
-        node.ballot_floor = node.disk.durable().promised;
+        node.ballot_floor = floor;
         self.drive(i, Input::Timeout)
     }
 
@@ -1050,6 +1106,45 @@ impl World {
         self.next_fault(self.plan.pause_every_ns, Event::Pause);
     }
 
+    /// A fault at rest on a replica of the fault atlas: a bit flip, a misdirected write or a
+    /// latent read error in one of its durable records. Seen at its next restart.
+    fn fault_storage(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let atlas: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.plan.storage_faulty[i])
+            .collect();
+        let kinds: Vec<StorageFault> = [
+            (self.plan.bit_flips, StorageFault::BitFlip),
+            (self.plan.misdirected_writes, StorageFault::Misdirected),
+            (self.plan.read_errors, StorageFault::ReadError),
+        ]
+        .into_iter()
+        .filter_map(|(on, kind)| on.then_some(kind))
+        .collect();
+        if !atlas.is_empty() && !kinds.is_empty() {
+            let rng = &mut self.rng.storage;
+            let i = atlas[rng.gen_range(0..atlas.len())];
+            let kind = kinds[rng.gen_range(0..kinds.len())];
+            let records = self.nodes[i].disk.durable_records();
+            if records > 0 {
+                let index = rng.gen_range(0..records);
+                let pick = |n: usize| rng.gen_range(0..n.max(1));
+                if self.nodes[i].disk.corrupt(kind, index, pick) {
+                    self.stats.storage_faults += 1;
+                }
+            }
+        }
+        self.next_storage_fault();
+    }
+
+    fn next_storage_fault(&mut self) {
+        let every = self.plan.storage_fault_every_ns;
+        let at = self.now + self.rng.storage.gen_range(1..=2 * every);
+        self.schedule(at, Event::StorageFault);
+    }
+
     // ---- phases and final checks --------------------------------------------------------
 
     /// Ends the fault phase: heals the network and restarts replicas, leaving at most a
@@ -1065,6 +1160,12 @@ impl World {
         if self.plan.liveness_minority_down && minority > 0 {
             let size = self.rng.faults.gen_range(1..=minority);
             down = self.random_subset(size);
+            // Within the budget: replicas down or with faulty storage form at most a minority
+            // (a recovering replica needs every peer's report), so leave faulty ones down.
+            let faulty = self.plan.storage_faulty.iter().filter(|f| **f).count();
+            if (1..=minority).contains(&faulty) {
+                down.clone_from(&self.plan.storage_faulty);
+            }
         }
         for i in 0..n {
             if down[i] && self.rng.faults.gen_bool(0.5) {
@@ -1092,10 +1193,20 @@ impl World {
         Ok(())
     }
 
+    fn count_recovering(&mut self) {
+        self.stats.recovering_at_end = self
+            .nodes
+            .iter()
+            .filter_map(|node| node.replica.as_ref())
+            .filter(|r| r.is_recovering_storage())
+            .count() as u64;
+    }
+
     fn liveness_deadline(&mut self) -> Result<(), Failure> {
         if self.phase != Phase::Liveness {
             return Ok(());
         }
+        self.count_recovering();
         let done = LIVENESS_WRITES - self.liveness_left;
         Err(Failure {
             kind: FailureKind::Liveness,
@@ -1109,6 +1220,7 @@ impl World {
     /// No acknowledged write lost: every write answered `Done` was applied (and so chosen, by
     /// the ledger's check) in a slot that the replica furthest ahead has applied.
     fn final_checks(&mut self) -> Result<(), Failure> {
+        self.count_recovering();
         let top = self
             .nodes
             .iter()

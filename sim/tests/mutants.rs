@@ -20,25 +20,10 @@ fn first_catch(mutant: Mutant) -> Option<(u64, String)> {
     })
 }
 
-/// Mutants whose wrong behaviour lives in the simulated disk (corruption, read verification,
-/// sync acknowledgement), which does not carry them out yet, so they are not required here.
-const NEEDS_STORAGE_CORRUPTION: [&str; 3] = [
-    "trust-corrupt-promise",
-    "skip-read-verify",
-    "ack-before-fsync",
-];
-
 #[test]
 fn every_mutant_is_caught_within_500_seeds() {
     let mut missed = Vec::new();
     for mutant in Mutant::ALL {
-        if NEEDS_STORAGE_CORRUPTION.contains(&mutant.name()) {
-            println!(
-                "{}: skipped until the simulated disk corrupts data",
-                mutant.name()
-            );
-            continue;
-        }
         match first_catch(mutant) {
             Some((seed, line)) => println!("{}: caught at seed {seed}: {line}", mutant.name()),
             None => missed.push(mutant.name()),

@@ -1,7 +1,7 @@
 //! Seed sweeps: every fault profile at 3 and 5 replicas passes every check, and runs are
 //! deterministic. (The full acceptance sweeps are `--seeds 0..2000`; these keep CI short.)
 
-use keyspace_sim::{run_seed, run_seed_checked, Profile, SimOptions};
+use keyspace_sim::{run_seed, run_seed_checked, FailureKind, Profile, SimOptions};
 
 fn sweep(profile: Profile, nodes: usize, seeds: std::ops::Range<u64>) {
     let mut failures = Vec::new();
@@ -57,4 +57,32 @@ fn different_seeds_draw_different_runs() {
     let a = run_seed(&SimOptions::new(1));
     let b = run_seed(&SimOptions::new(2));
     assert_ne!(a.trace_hash, b.trace_hash);
+}
+
+/// Outside the fault budget (a majority's storage corrupted at rest) the cluster may stop
+/// making progress, but it must never serve wrong data: no safety or linearizability failure,
+/// and a run that stops does so with replicas refusing to vote while they recover.
+#[test]
+fn a_corrupted_majority_refuses_rather_than_serves_wrong_data() {
+    let mut stopped = 0;
+    for seed in 0..60 {
+        let options = SimOptions {
+            faults: Profile::Disk,
+            storage_beyond_budget: true,
+            ..SimOptions::new(seed)
+        };
+        let report = run_seed(&options);
+        match &report.failure {
+            None => {}
+            Some(failure) if failure.kind == FailureKind::Liveness => {
+                assert!(
+                    report.stats.recovering_at_end > 0,
+                    "seed {seed} stopped without a replica recovering storage: {failure}"
+                );
+                stopped += 1;
+            }
+            Some(_) => panic!("{}", report.failure_line().unwrap_or_default()),
+        }
+    }
+    assert!(stopped > 0, "no seed drove the cluster beyond its budget");
 }
