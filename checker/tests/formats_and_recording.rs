@@ -353,3 +353,12 @@ fn a_very_long_value_is_dropped_without_deep_recursion() {
     assert_eq!(text.len(), 1_000_000);
     drop(text);
 }
+
+#[test]
+fn an_empty_file_is_an_empty_history_whatever_its_format() {
+    for text in ["", "\n\n  \n"] {
+        let parsed = formats::parse_text("empty.log", text, None).unwrap();
+        assert!(parsed.is_empty());
+    }
+    assert!(formats::parse_text("noise.log", "not a history\n", None).is_err());
+}

@@ -121,6 +121,8 @@ pub fn parse_file(path: &Path, format: Option<Format>) -> Result<Parsed, ParseEr
 pub fn parse_text(name: &str, text: &str, format: Option<Format>) -> Result<Parsed, ParseError> {
     let format = match format.or_else(|| detect(text)) {
         Some(format) => format,
+        // No operation at all: linearizable under every model, whatever the format was.
+        None if text.trim().is_empty() => return Ok(Parsed::Keyspace(History::default())),
         None => {
             return Err(ParseError::File {
                 path: name.to_string(),
