@@ -176,7 +176,7 @@ fn run_one(cli: &Cli, options: SimOptions) -> i32 {
     let wall = started.elapsed();
     let s = &report.stats;
     println!(
-        "{} events, {:.1}s simulated in {:.3}s wall; ops {} ({} ok, {} failed, {} unknown); {} slots; {} crashes, {} partitions, {} pauses; trace {:016x}",
+        "{} events, {:.1}s simulated in {:.3}s wall; ops {} ({} ok, {} failed, {} unknown); {} slots; {} crashes, {} partitions, {} pauses; disk: {} faults at rest, {} torn writes, {} damaged loads; trace {:016x}",
         s.events,
         s.sim_ns as f64 / 1e9,
         wall.as_secs_f64(),
@@ -188,6 +188,9 @@ fn run_one(cli: &Cli, options: SimOptions) -> i32 {
         s.crashes,
         s.partitions,
         s.pauses,
+        s.storage_faults,
+        s.torn_writes,
+        s.loads_damaged,
         report.trace_hash
     );
     if let Some(reason) = &report.undecided {
