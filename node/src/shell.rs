@@ -1,29 +1,37 @@
 //! The core task: owns the [`Replica`] and its log, feeds it inputs and carries out its outputs.
 //!
-//! One turn: wait for an event or the replica's timer, take every further event already queued
-//! (up to [`EVENTS_PER_TURN_MAX`]), hand them all to the replica, then drain its outputs. Every
-//! `Persist` drained in the turn is appended and made durable with one `fdatasync` (group
-//! commit) before `handle_persisted` is called with the last token; sends are coalesced into
-//! one batch per peer per turn.
+//! One turn: wait for an event, the replica's timer or the end of a log sync; take every
+//! further event already queued (up to [`EVENTS_PER_TURN_MAX`]), hand them all to the replica,
+//! then drain its outputs. Sends are coalesced into one batch per peer per turn and leave at the
+//! end of the turn. `Persist` writes are staged; whenever no sync is running, everything staged
+//! goes to a blocking task that appends it and makes it durable with one `fdatasync` (group
+//! commit), and `handle_persisted` is called with the last token it covered when that task
+//! ends. The event loop keeps serving while the disk syncs, so the master's accepts reach the
+//! followers while its own `fdatasync` runs (and theirs run in parallel). The core holds every
+//! message that depends on a write until `handle_persisted` covers it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use keyspace_core::StorageWrite;
 use keyspace_core::{
     ClientId, ClientRequest, ClientResponse, Nanos, NodeId, Outcome, Output, Rejection, Replica,
     Role, Seq,
 };
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::peer::{PeerFrame, PeerLink};
-use crate::storage::{FileLog, LogStore};
+use crate::storage::{FileLog, LogStore, StorageError};
+
+/// A log sync running on the blocking pool: gives the log back with the outcome, and the last
+/// token it made durable.
+type SyncTask = JoinHandle<(FileLog, Result<(), StorageError>, u64)>;
 
 /// Most events handled in one turn before outputs are carried out.
 pub const EVENTS_PER_TURN_MAX: usize = 4096;
-/// Most persist-and-acknowledge rounds in one turn; the rest wait for the next turn.
-pub const PERSIST_ROUNDS_MAX: usize = 8;
 /// A reply route older than this is forgotten (its client gave up long ago).
 pub const ROUTE_TTL: Duration = Duration::from_secs(30);
 /// Capacity of the channel into the core task.
@@ -63,6 +71,13 @@ pub struct Status {
     pub log_syncs: u64,
 }
 
+/// What ended a wait of the event loop.
+enum Wake {
+    Event(Event),
+    Timer,
+    Synced(Result<(FileLog, Result<(), StorageError>, u64), tokio::task::JoinError>),
+}
+
 enum Route {
     Local(mpsc::Sender<ClientResponse>),
     Remote(NodeId),
@@ -70,12 +85,16 @@ enum Route {
 
 pub struct Shell {
     replica: Replica,
-    log: FileLog,
+    /// `None` while a sync owns it.
+    log: Option<FileLog>,
+    sync: Option<SyncTask>,
+    /// Writes drained since the running sync started (bounded by what the core emits: its
+    /// window, pending queue and catch-up limits).
+    staged: Vec<StorageWrite>,
     links: BTreeMap<NodeId, PeerLink>,
     start: Instant,
     routes: HashMap<(ClientId, Seq), (Route, Instant)>,
     outbox: BTreeMap<NodeId, Vec<PeerFrame>>,
-    persisted_token: u64,
     issued_token: u64,
     next_sweep: Instant,
     requests_served: u64,
@@ -91,12 +110,13 @@ impl Shell {
     ) -> Shell {
         Shell {
             replica,
-            log,
+            log: Some(log),
+            sync: None,
+            staged: Vec::new(),
             links,
             start,
             routes: HashMap::new(),
             outbox: BTreeMap::new(),
-            persisted_token: 0,
             issued_token: 0,
             next_sweep: Instant::now() + ROUTE_TTL,
             requests_served: 0,
@@ -126,33 +146,85 @@ impl Shell {
                     deadline = Some(Instant::now() + Duration::from_millis(1));
                 }
             }
-            let event = match deadline {
-                Some(at) => tokio::select! {
-                    event = events.recv() => event.map(Some),
-                    _ = tokio::time::sleep_until(at) => Some(None),
+            let far = Instant::now() + Duration::from_secs(3600);
+            let sync_done = async {
+                match &mut self.sync {
+                    Some(task) => Some(task.await),
+                    None => std::future::pending().await,
+                }
+            };
+            let wake = tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => Wake::Event(event),
+                    None => return,
                 },
-                None => events.recv().await.map(Some),
+                _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => Wake::Timer,
+                done = sync_done => Wake::Synced(done.expect("a running sync")),
             };
-            let Some(event) = event else { return };
-            last_timer = match event {
-                None => deadline,
-                Some(_) => None,
+            last_timer = match wake {
+                Wake::Timer => deadline,
+                _ => None,
             };
-            if let Some(event) = event {
-                self.handle(event);
-                for _ in 1..EVENTS_PER_TURN_MAX {
-                    match events.try_recv() {
-                        Ok(event) => self.handle(event),
-                        Err(_) => break,
+            match wake {
+                Wake::Event(event) => {
+                    self.handle(event);
+                    for _ in 1..EVENTS_PER_TURN_MAX {
+                        match events.try_recv() {
+                            Ok(event) => self.handle(event),
+                            Err(_) => break,
+                        }
                     }
                 }
+                Wake::Synced(done) => self.on_synced(done),
+                Wake::Timer => {}
             }
             let now = self.now_ns();
             self.replica.handle_timeout(now);
-            self.carry_out();
+            self.drain_outputs();
             self.flush_outbox();
+            self.start_sync();
             self.sweep_routes();
         }
+    }
+
+    /// Hands everything staged to a blocking task that appends it and syncs, unless one runs.
+    fn start_sync(&mut self) {
+        if self.staged.is_empty() || self.sync.is_some() {
+            return;
+        }
+        let mut log = self.log.take().expect("no sync runs, so the log is here");
+        let writes = std::mem::take(&mut self.staged);
+        let token = self.issued_token;
+        #[allow(deprecated)] // madsim marks it so; under madsim it runs as an ordinary task
+        let task = tokio::task::spawn_blocking(move || {
+            log.append(&writes);
+            let result = log.sync();
+            (log, result, token)
+        });
+        self.sync = Some(task);
+    }
+
+    fn on_synced(
+        &mut self,
+        done: Result<(FileLog, Result<(), StorageError>, u64), tokio::task::JoinError>,
+    ) {
+        self.sync = None;
+        let (log, token) = match done {
+            Ok((log, Ok(()), token)) => (log, token),
+            Ok((_, Err(error), _)) => {
+                // The replica's promises may not be on disk: it must not go on.
+                tracing::error!(%error, "cannot make the log durable; stopping");
+                std::process::exit(70);
+            }
+            Err(error) => {
+                tracing::error!(%error, "the log sync task failed; stopping");
+                std::process::exit(70);
+            }
+        };
+        self.log = Some(log);
+        self.log_syncs += 1;
+        let now = self.now_ns();
+        self.replica.handle_persisted(now, token);
     }
 
     fn handle(&mut self, event: Event) {
@@ -242,26 +314,6 @@ impl Shell {
         }
     }
 
-    /// Drains outputs; makes persists durable in one sync per round and acknowledges them.
-    fn carry_out(&mut self) {
-        for _ in 0..PERSIST_ROUNDS_MAX {
-            self.drain_outputs();
-            if self.issued_token == self.persisted_token {
-                return;
-            }
-            if let Err(error) = self.log.sync() {
-                // The replica's promises may not be on disk: it must not go on.
-                tracing::error!(%error, "cannot make the log durable; stopping");
-                std::process::exit(70);
-            }
-            self.log_syncs += 1;
-            self.persisted_token = self.issued_token;
-            let now = self.now_ns();
-            self.replica.handle_persisted(now, self.persisted_token);
-        }
-        self.drain_outputs();
-    }
-
     fn drain_outputs(&mut self) {
         while let Some(output) = self.replica.poll_output() {
             match output {
@@ -270,8 +322,8 @@ impl Shell {
                     .entry(to)
                     .or_default()
                     .push(PeerFrame::Protocol(msg)),
-                Output::Persist { token, writes } => {
-                    self.log.append(&writes);
+                Output::Persist { token, mut writes } => {
+                    self.staged.append(&mut writes);
                     self.issued_token = token;
                 }
                 Output::Reply(response) => self.deliver(response),
