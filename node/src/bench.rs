@@ -44,7 +44,9 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             return Err(format!("unknown op '{op}': use set or get"));
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread, like redis-benchmark: on a machine the replicas share, a multi-threaded load
+    // generator takes their cores and measures itself.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;

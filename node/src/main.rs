@@ -123,7 +123,9 @@ mod cli {
             password: args.requirepass,
             lease_ms: args.lease_ms,
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        // One thread runs the event loop, connections and peers (no cross-thread wake-ups,
+        // which cost most when replicas share few cores); log syncs run on the blocking pool.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
