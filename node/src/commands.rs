@@ -163,7 +163,14 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
         "DEL" => many(args, |key| Command::Delete { key }, Shape::Plain, true),
         "EXISTS" => many(args, |key| Command::Get { key }, Shape::Exists, true),
         "MGET" => many(args, |key| Command::Get { key }, Shape::Plain, false),
-        "MSET" => Action::Error("ERR MSET is not supported yet: use SET per key".into()),
+        "MSET" if args.len().is_multiple_of(2) => arity_error(name),
+        // One command, so one log entry: every pair is stored or none.
+        "MSET" => store(Command::MultiSet {
+            pairs: args[1..]
+                .chunks_exact(2)
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                .collect(),
+        }),
         _ => parse_connection(name, args),
     }
 }

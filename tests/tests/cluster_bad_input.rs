@@ -135,3 +135,39 @@ fn clients_must_auth_when_a_password_is_set() {
         Value::Simple("PONG".into())
     );
 }
+
+#[test]
+fn mset_stores_every_pair_at_once_or_none() {
+    let cluster = Cluster::start();
+    let master = cluster.wait_for_master(None);
+    let follower = (1..=3).find(|id| *id != master).unwrap();
+    let mut client = Client::connect(cluster.addr(follower)).unwrap();
+    assert_eq!(
+        client
+            .call(&[b"MSET", b"a", b"1", b"b", b"2", b"a", b"3"])
+            .unwrap(),
+        Value::Simple("OK".into())
+    );
+    let mut reader = Client::connect(cluster.addr(master)).unwrap();
+    assert_eq!(
+        reader.call(&[b"MGET", b"a", b"b"]).unwrap(),
+        Value::Array(vec![Value::Bulk(b"3".to_vec()), Value::Bulk(b"2".to_vec())])
+    );
+
+    // A key without a value: refused, nothing stored.
+    assert!(error_of(client.call(&[b"MSET", b"c", b"1", b"d"]).unwrap())
+        .contains("wrong number of arguments"));
+    // Too large as a whole though every value is within its own limit: none of it is stored.
+    let value = vec![b'v'; 1024 * 1024];
+    let mut args: Vec<&[u8]> = vec![b"MSET"];
+    let keys: Vec<Vec<u8>> = (0..5).map(|i| format!("big{i}").into_bytes()).collect();
+    for key in &keys {
+        args.push(key);
+        args.push(&value);
+    }
+    assert!(error_of(client.call(&args).unwrap()).contains("limit"));
+    assert_eq!(
+        reader.call(&[b"EXISTS", b"c", b"big0", b"big4"]).unwrap(),
+        Value::Int(0)
+    );
+}
