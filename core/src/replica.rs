@@ -1285,7 +1285,7 @@ impl Replica {
             return;
         }
         let write = match self.accepted.remove(&slot) {
-            Some((_, accepted)) if accepted == value => StorageWrite::Chosen { slot },
+            Some((ballot, accepted)) if accepted == value => StorageWrite::Chosen { slot, ballot },
             _ => StorageWrite::Learn {
                 slot,
                 value: value.clone(),

@@ -26,9 +26,11 @@ pub enum StorageWrite {
     },
     /// The replica learned that `value` is chosen for `slot`.
     Learn { slot: Slot, value: LogValue },
-    /// The value this replica accepted for `slot` (an earlier `Accept` record) is chosen.
-    /// Saves writing the value twice on the common path.
-    Chosen { slot: Slot },
+    /// The value this replica accepted for `slot` in `ballot` (an earlier `Accept` record) is
+    /// chosen. Saves writing the value twice on the common path. The ballot binds the record
+    /// to that one accept: if a later accept record of the slot was lost to corruption, an
+    /// older accepted value must not be taken for the chosen one.
+    Chosen { slot: Slot, ballot: Ballot },
     /// A snapshot of the applied state; replaces any older one.
     Snapshot(SnapshotImage),
     /// Log entries at or below `through_slot` are covered by the durable snapshot: drop them.
@@ -79,12 +81,13 @@ impl DurableState {
                 self.accepted.remove(slot);
                 self.chosen.insert(*slot, value.clone());
             }
-            StorageWrite::Chosen { slot } => match self.accepted.remove(slot) {
-                Some((_, value)) => {
+            StorageWrite::Chosen { slot, ballot } => match self.accepted.get(slot) {
+                Some((accepted, _)) if accepted == ballot => {
+                    let (_, value) = self.accepted.remove(slot).expect("present");
                     self.chosen.insert(*slot, value);
                 }
                 // The accept record it names was lost to corruption: what it said is gone.
-                None => self.damaged = true,
+                _ => self.damaged = true,
             },
             StorageWrite::Snapshot(image) => {
                 let newer = self.snapshot_slot().is_none_or(|s| image.meta.slot > s);
@@ -97,5 +100,46 @@ impl DurableState {
                 self.accepted = self.accepted.split_off(&(through_slot + 1));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(slot: Slot, round: u64, value: LogValue) -> StorageWrite {
+        let ballot = Ballot { round, node: 1 };
+        StorageWrite::Accept {
+            slot,
+            ballot,
+            value,
+        }
+    }
+
+    #[test]
+    fn a_chosen_record_takes_the_value_of_the_accept_it_names() {
+        let mut state = DurableState::default();
+        state.apply(&accept(3, 1, LogValue::Noop));
+        let chosen = StorageWrite::Chosen {
+            slot: 3,
+            ballot: Ballot { round: 1, node: 1 },
+        };
+        state.apply(&chosen);
+        assert_eq!(state.chosen.get(&3), Some(&LogValue::Noop));
+        assert!(!state.damaged);
+    }
+
+    #[test]
+    fn a_chosen_record_whose_accept_was_lost_marks_damage_instead_of_taking_an_older_value() {
+        let mut state = DurableState::default();
+        state.apply(&accept(3, 1, LogValue::Batch(vec![])));
+        // The accept of round 2 (a different value) was lost to corruption.
+        let chosen = StorageWrite::Chosen {
+            slot: 3,
+            ballot: Ballot { round: 2, node: 1 },
+        };
+        state.apply(&chosen);
+        assert_eq!(state.chosen.get(&3), None);
+        assert!(state.damaged);
     }
 }

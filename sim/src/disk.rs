@@ -190,7 +190,7 @@ impl Disk {
                 StorageWrite::Promise { ballot } => later_ballot.is_some_and(|b| b >= *ballot),
                 StorageWrite::Accept { slot, .. }
                 | StorageWrite::Learn { slot, .. }
-                | StorageWrite::Chosen { slot } => i < snapshot_at && *slot <= through,
+                | StorageWrite::Chosen { slot, .. } => i < snapshot_at && *slot <= through,
                 StorageWrite::Snapshot(_) | StorageWrite::Compact { .. } => i < snapshot_at,
             };
             keep[i] = !superseded;

@@ -134,6 +134,9 @@ pub struct FaultPlan {
     // Snapshots (not faults, but drawn too: small intervals exercise compaction and transfer).
     pub snapshot_interval_slots: u64,
     pub log_retain_slots: u64,
+    /// How often the master logs a consistency checkpoint (derived, not drawn, so that adding
+    /// it changed no seed's plan).
+    pub checkpoint_interval_slots: u64,
     // Liveness phase.
     /// Whether the liveness phase leaves a minority crashed or cut off.
     pub liveness_minority_down: bool,
@@ -228,6 +231,7 @@ impl FaultPlan {
             liveness_minority_down: profile != Profile::None && rng.gen_bool(0.5),
             snapshot_interval_slots: pick(rng, &[20, 100, 10_000]),
             log_retain_slots: pick(rng, &[0, 5, 50]),
+            checkpoint_interval_slots: 0,
             storage_faulty: vec![false; nodes],
             storage_fault_every_ns: 0,
             bit_flips: false,
@@ -268,6 +272,7 @@ impl FaultPlan {
         if profile.disk() {
             plan.draw_storage(rng, nodes);
         }
+        plan.checkpoint_interval_slots = 7 + plan.snapshot_interval_slots % 13;
         plan
     }
 

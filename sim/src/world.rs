@@ -22,7 +22,8 @@ use crate::trace::{message_digest, request_digest, response_digest, Fx};
 use crate::workload::{random_command, Client, Pending};
 use crate::{Failure, FailureKind, SimOptions, Stats};
 
-/// How long after the faults stop a majority must complete [`LIVENESS_WRITES`] writes.
+/// How long after the faults stop, and every message sent before then was delivered, a
+/// majority must complete [`LIVENESS_WRITES`] writes.
 pub const LIVENESS_BOUND_NS: Nanos = 10 * NANOS_PER_SEC;
 /// Writes the liveness phase requires.
 pub const LIVENESS_WRITES: u64 = 3;
@@ -696,6 +697,7 @@ impl World {
         config.lease.drift_rate_max_ppm = self.plan.drift_bound_ppm;
         config.snapshot_interval_slots = self.plan.snapshot_interval_slots;
         config.log_retain_slots = self.plan.log_retain_slots;
+        config.checkpoint_interval_slots = self.plan.checkpoint_interval_slots;
         config.mutant = self.opts.mutant;
         config
     }
@@ -1189,8 +1191,21 @@ impl World {
                 client: liveness_client,
             },
         );
-        self.schedule(self.now + LIVENESS_BOUND_NS, Event::LivenessDeadline);
+        let deadline = self.now + self.in_flight_max_ns() + LIVENESS_BOUND_NS;
+        self.schedule(deadline, Event::LivenessDeadline);
         Ok(())
+    }
+
+    /// How long a message sent before healing may still be on the wire after it: a long-tail
+    /// delay plus a duplicate's lag. Until then a dead master's stale lease proposals and
+    /// commits can still arrive and look current (no clocks are shared), so the liveness
+    /// bound starts once they are all delivered.
+    fn in_flight_max_ns(&self) -> Nanos {
+        let plan = &self.plan;
+        plan.delay_min_ns
+            + plan.delay_jitter_ns
+            + plan.tail_max_ns
+            + plan.tail_max_ns.max(NANOS_PER_SEC)
     }
 
     fn count_recovering(&mut self) {
@@ -1211,8 +1226,9 @@ impl World {
         Err(Failure {
             kind: FailureKind::Liveness,
             message: format!(
-                "no progress: {done} of {LIVENESS_WRITES} writes completed within {}s of healing a majority",
-                LIVENESS_BOUND_NS / NANOS_PER_SEC
+                "no progress: {done} of {LIVENESS_WRITES} writes completed within {}s of healing a majority (after the {} ms messages sent before healing may still travel)",
+                LIVENESS_BOUND_NS / NANOS_PER_SEC,
+                self.in_flight_max_ns() / NANOS_PER_MILLI
             ),
         })
     }
