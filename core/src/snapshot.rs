@@ -130,6 +130,12 @@ impl SnapshotImage {
     /// Reads an image written by [`SnapshotImage::encode_frames`], verifying every frame and
     /// then the whole body. Does not decode the state; [`SnapshotImage::restore`] does.
     pub fn decode_frames(buf: &[u8]) -> Result<SnapshotImage, SnapshotError> {
+        Self::decode_frames_prefix(buf).map(|(image, _)| image)
+    }
+
+    /// Like [`SnapshotImage::decode_frames`] for an image at the start of `buf`, with the
+    /// number of bytes it took (what follows it is left alone).
+    pub fn decode_frames_prefix(buf: &[u8]) -> Result<(SnapshotImage, usize), SnapshotError> {
         let (first, mut used) = codec::decode::<SnapshotFrame>(FrameKind::Snapshot, buf)?;
         let SnapshotFrame::Meta(meta) = first else {
             return Err(SnapshotError::MissingMeta);
@@ -143,7 +149,7 @@ impl SnapshotImage {
             };
             assembly.offer(offset, &bytes)?;
         }
-        assembly.finish()
+        Ok((assembly.finish()?, used))
     }
 }
 

@@ -19,6 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use keyspace_core::codec::{self, DecodeError, FrameKind};
+use keyspace_core::snapshot::{SnapshotError, SnapshotImage};
 use keyspace_core::{DurableState, StorageWrite};
 
 /// Size a new segment is preallocated to (larger when one batch needs more).
@@ -153,7 +154,12 @@ impl FileLog {
 impl LogStore for FileLog {
     fn append(&mut self, writes: &[StorageWrite]) {
         for write in writes {
-            codec::encode(FrameKind::LogRecord, write, &mut self.buffer);
+            match write {
+                // A snapshot travels as its own frames (meta, then chunks of at most 1 MiB), so
+                // no frame comes near the codec's size limit however large the state grows.
+                StorageWrite::Snapshot(image) => image.encode_frames(&mut self.buffer),
+                _ => codec::encode(FrameKind::LogRecord, write, &mut self.buffer),
+            }
         }
     }
 
@@ -208,7 +214,7 @@ fn replay_segment(
     let mut count = 0;
     while offset < bytes.len() {
         let rest = &bytes[offset..];
-        match codec::decode::<StorageWrite>(FrameKind::LogRecord, rest) {
+        match decode_record(rest) {
             Ok((write, used)) => {
                 state.apply(&write);
                 offset += used;
@@ -246,17 +252,50 @@ fn replay_segment(
     Ok((offset as u64, count))
 }
 
+/// The record at the start of `rest`: a log record frame, or a snapshot's run of frames.
+fn decode_record(rest: &[u8]) -> Result<(StorageWrite, usize), DecodeError> {
+    if !is_snapshot_frame(rest) {
+        return codec::decode::<StorageWrite>(FrameKind::LogRecord, rest);
+    }
+    match SnapshotImage::decode_frames_prefix(rest) {
+        Ok((image, used)) => Ok((StorageWrite::Snapshot(image), used)),
+        Err(SnapshotError::Frame(error)) => Err(error),
+        Err(other) => Err(DecodeError::Malformed {
+            reason: other.to_string(),
+        }),
+    }
+}
+
 /// A failed frame is a torn (never acknowledged) write when nothing but zeros follows what it
 /// could have covered: the batch it belonged to was the last one and never finished.
 fn is_torn_tail(rest: &[u8], error: &DecodeError) -> bool {
     if error.is_truncated() {
         return true;
     }
-    let covered = match codec::frame_len(FrameKind::LogRecord, rest) {
-        Ok(len) => codec::HEADER_BYTES + len,
-        Err(_) => codec::HEADER_BYTES.min(rest.len()),
+    let covered = if is_snapshot_frame(rest) {
+        snapshot_run_end(rest)
+    } else {
+        match codec::frame_len(FrameKind::LogRecord, rest) {
+            Ok(len) => codec::HEADER_BYTES + len,
+            Err(_) => codec::HEADER_BYTES.min(rest.len()),
+        }
     };
     all_zero(&rest[covered.min(rest.len())..])
+}
+
+fn is_snapshot_frame(rest: &[u8]) -> bool {
+    rest.len() >= codec::HEADER_BYTES
+        && rest[..4] == codec::MAGIC
+        && rest[6] == FrameKind::Snapshot as u8
+}
+
+/// Where the run of whole snapshot frames at the start of `rest` ends (at least one header).
+fn snapshot_run_end(rest: &[u8]) -> usize {
+    let mut at = 0;
+    while let Ok(len) = codec::frame_len(FrameKind::Snapshot, &rest[at..]) {
+        at += codec::HEADER_BYTES + len;
+    }
+    at.max(codec::HEADER_BYTES)
 }
 
 fn all_zero(bytes: &[u8]) -> bool {
@@ -383,6 +422,67 @@ mod tests {
             matches!(err, StorageError::NewerFormat { found: 9, .. }),
             "{err}"
         );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_of_many_chunks_is_replayed_after_reopen() {
+        use keyspace_core::command::{ClientRequest, Command};
+        use keyspace_core::kv::{StateMachine, StateMachineConfig};
+        let mut state = StateMachine::new(StateMachineConfig::default());
+        let requests: Vec<ClientRequest> = (0..3_000u64)
+            .map(|i| ClientRequest {
+                client_id: 1,
+                seq: 1 + i,
+                command: Command::Set {
+                    key: format!("key{i:05}").into_bytes(),
+                    value: vec![b'v'; 1_000],
+                },
+            })
+            .collect();
+        for (i, chunk) in requests.chunks(60).enumerate() {
+            state.apply_batch(1 + i as u64, chunk);
+        }
+        let image = SnapshotImage::capture(&state, 9, Ballot::ZERO);
+        assert!(image.meta.body_len > 2 * 1024 * 1024, "several chunks");
+        let dir = temp_dir("snapshot");
+        let (mut log, _, _) = FileLog::open(&dir).unwrap();
+        log.append(&[accept(1), StorageWrite::Snapshot(image.clone()), accept(2)]);
+        log.sync().unwrap();
+        drop(log);
+        let (_, recovered, records) = FileLog::open(&dir).unwrap();
+        assert_eq!(records, 3);
+        assert_eq!(recovered.snapshot, Some(image));
+        assert_eq!(recovered.accepted.len(), 2);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_cut_short_at_the_end_of_the_log_is_a_torn_tail() {
+        let image = SnapshotImage::capture(
+            &keyspace_core::kv::StateMachine::new(Default::default()),
+            0,
+            Ballot::ZERO,
+        );
+        let dir = temp_dir("torn-snapshot");
+        let (mut log, _, _) = FileLog::open(&dir).unwrap();
+        log.append(&[accept(1)]);
+        log.sync().unwrap();
+        let (segment, start) = log.position();
+        log.append(&[StorageWrite::Snapshot(image)]);
+        log.sync().unwrap();
+        let (_, end) = log.position();
+        drop(log);
+        // The crash kept only the first half of the snapshot's bytes.
+        let path = dir.join(format!("log-{segment:08}.seg"));
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        let keep = (end - start) / 2;
+        let zeros = vec![0u8; (end - start - keep) as usize];
+        file.write_all_at(&zeros, start + keep).unwrap();
+        drop(file);
+        let (_, recovered, records) = FileLog::open(&dir).unwrap();
+        assert_eq!(records, 1);
+        assert_eq!(recovered.snapshot, None);
         fs::remove_dir_all(&dir).unwrap();
     }
 }
