@@ -531,11 +531,8 @@ mod tests {
             bytes[i] ^= flip;
             let mut reader = FrameReader { buf: bytes, start: 0 };
             let mut decoded = 0;
-            loop {
-                match reader.next::<PeerFrame>(FrameKind::PeerMessage) {
-                    Ok(Some(_)) => decoded += 1,
-                    Ok(None) | Err(_) => break,
-                }
+            while let Ok(Some(_)) = reader.next::<PeerFrame>(FrameKind::PeerMessage) {
+                decoded += 1;
             }
             prop_assert!(decoded < 2, "a damaged stream decoded in full");
         }
