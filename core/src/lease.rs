@@ -82,9 +82,12 @@ impl LeaseAcceptor {
 
     pub fn on_propose(&mut self, now_ns: Nanos, msg: &LeasePropose) -> LeaseAccepted {
         self.expire(now_ns);
-        let accepted = msg.ballot >= self.promised;
+        // Only the ballot this acceptor promised last: stricter than Paxos needs (which is
+        // `>=`), and it keeps a proposal that sat for seconds in the network, or reached an
+        // acceptor that restarted since, from granting a lease nobody holds any more and so
+        // holding up the next election for a whole lease.
+        let accepted = msg.ballot == self.promised;
         if accepted {
-            self.promised = msg.ballot;
             let grant = LeaseGrant {
                 ballot: msg.ballot,
                 owner: msg.owner,
@@ -378,6 +381,27 @@ mod tests {
             })
         );
         assert_eq!(a.open_grant(110), None);
+    }
+
+    #[test]
+    fn acceptor_grants_only_the_ballot_it_promised_last() {
+        let mut a = LeaseAcceptor::default();
+        let propose = |round| LeasePropose {
+            ballot: Ballot { round, node: 2 },
+            owner: 2,
+            duration_ns: 100,
+        };
+        // A stale proposal reaching a fresh (or restarted) acceptor grants nothing.
+        assert!(!a.on_propose(0, &propose(7)).accepted);
+        assert_eq!(a.open_grant(0), None);
+        a.on_prepare(
+            0,
+            &LeasePrepare {
+                ballot: propose(8).ballot,
+            },
+        );
+        assert!(!a.on_propose(0, &propose(7)).accepted, "below the promise");
+        assert!(a.on_propose(0, &propose(8)).accepted, "the promised ballot");
     }
 
     #[test]
