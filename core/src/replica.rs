@@ -592,7 +592,7 @@ impl Replica {
             Message::Prepare(m) => self.on_prepare(from, m),
             Message::Promise(m) => self.on_promise(now_ns, from, m),
             Message::Accept(m) => self.on_accept(now_ns, from, m),
-            Message::Accepted(m) => self.on_accepted(now_ns, from, m),
+            Message::Accepted(m) => self.on_accepted(from, m),
             Message::Nack(m) => self.on_nack(now_ns, m),
             Message::Commit(m) => self.on_commit(now_ns, from, m),
             Message::CatchupRequest(m) => self.on_catchup_request(from, m),
@@ -851,11 +851,11 @@ impl Replica {
         if compacted > self.chosen_through {
             self.note_chosen_elsewhere(now_ns, holder, compacted);
         }
-        self.fill_window(now_ns);
+        self.fill_window();
     }
 
     /// Proposes recovery slots, then batches of pending writes, while the window has room.
-    fn fill_window(&mut self, _now_ns: Nanos) {
+    fn fill_window(&mut self) {
         let window_max = self.config.window_max;
         let batch_max = self.config.batch_commands_max;
         loop {
@@ -905,7 +905,7 @@ impl Replica {
         }
     }
 
-    fn on_accepted(&mut self, now_ns: Nanos, from: NodeId, msg: Accepted) {
+    fn on_accepted(&mut self, from: NodeId, msg: Accepted) {
         let quorum = if mutant::is(self.config.mutant, Mutant::MinorityCommit) {
             1 // wrong on purpose: one acceptor is not a majority
         } else {
@@ -932,7 +932,7 @@ impl Replica {
             ballot,
             chosen_through,
         }));
-        self.fill_window(now_ns);
+        self.fill_window();
     }
 
     fn broadcast_to_followers(&mut self, msg: Message) {
@@ -1313,22 +1313,21 @@ impl Replica {
         let value = self.chosen.get(&slot).expect("chosen slot to apply");
         self.applied_chain = chain_hash(self.applied_chain, slot, value);
         self.applied_through = slot;
-        let requests = match value {
-            LogValue::Batch(requests) => requests,
-            LogValue::Noop | LogValue::Checkpoint { .. } => {
-                if let LogValue::Checkpoint {
-                    at_slot,
-                    state_hash,
-                } = value
-                {
-                    verify_checkpoint(&self.state_hashes, *at_slot, *state_hash, slot);
-                }
+        let responses = match value {
+            LogValue::Batch(requests) => self.state.apply_batch(slot, requests),
+            LogValue::Checkpoint {
+                at_slot,
+                state_hash,
+            } => {
+                verify_checkpoint(&self.state_hashes, *at_slot, *state_hash, slot);
                 self.state.apply_noop(slot);
-                self.remember_state_hash(slot);
-                return;
+                Vec::new()
+            }
+            LogValue::Noop => {
+                self.state.apply_noop(slot);
+                Vec::new()
             }
         };
-        let responses = self.state.apply_batch(slot, requests);
         self.remember_state_hash(slot);
         let Some(leader) = &mut self.leader else {
             return;
@@ -1604,7 +1603,7 @@ impl Replica {
             return self.reply(&request, Outcome::Rejected(Rejection::Busy));
         }
         leader.pending.push_back(request);
-        self.fill_window(0);
+        self.fill_window();
     }
 
     fn request_read(&mut self, now_ns: Nanos, request: ClientRequest) {
