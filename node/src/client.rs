@@ -5,6 +5,12 @@
 //! the SAME `(client_id, seq)` until [`REQUEST_DEADLINE`], so the state machine applies it once
 //! and the client gets its original reply. Refusals (`NotMaster`, `Busy`) are retried towards
 //! the hinted master. Commands on one connection run one after another, in order.
+//!
+//! The store keeps a bounded table of sessions and may forget this one (least recently used).
+//! A request it then refuses as `StaleRequest` on its first trip into the log cannot have been
+//! applied, so the connection moves to a fresh session and sends it once more. A `StaleRequest`
+//! for a request an earlier attempt may have put in the log reaches the client as an error: that
+//! write may or may not have been applied. Either way the next command runs in a fresh session.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -90,21 +96,7 @@ pub struct Connection<'a> {
 
 async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let (replies_tx, replies) = mpsc::channel(64);
-    let mut conn = Connection {
-        context,
-        id: context.total_connections.fetch_add(1, Ordering::Relaxed) + 1,
-        client_id: rand::random::<u64>() & !READ_SESSION_BIT,
-        write_seq: 0,
-        read_seq: 0,
-        resp3: false,
-        authenticated: context.password.is_none(),
-        readonly: false,
-        name: None,
-        quit: false,
-        replies_tx,
-        replies,
-    };
+    let mut conn = Connection::new(context);
     let mut input = Vec::with_capacity(16 * 1024);
     let mut out = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
@@ -157,20 +149,82 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
     }
 }
 
+/// A session id nobody else holds (with 63 random bits, a clash is never expected); the top bit
+/// stays clear for the connection's read ids.
+fn fresh_client_id() -> u64 {
+    rand::random::<u64>() & !READ_SESSION_BIT
+}
+
+/// Whether the store no longer knows the request's session.
+fn is_stale(result: &Result<Reply, Failure>) -> bool {
+    matches!(result, Ok(Reply::Error(CommandError::StaleRequest { .. })))
+}
+
+impl<'a> Connection<'a> {
+    fn new(context: &'a ClientContext) -> Self {
+        let (replies_tx, replies) = mpsc::channel(64);
+        Connection {
+            context,
+            id: context.total_connections.fetch_add(1, Ordering::Relaxed) + 1,
+            client_id: fresh_client_id(),
+            write_seq: 0,
+            read_seq: 0,
+            resp3: false,
+            authenticated: context.password.is_none(),
+            readonly: false,
+            name: None,
+            quit: false,
+            replies_tx,
+            replies,
+        }
+    }
+}
+
 impl Connection<'_> {
     async fn execute(&mut self, args: Vec<Vec<u8>>, out: &mut Vec<u8>) {
         let action = commands::parse(&args, self);
         commands::run(action, self, out).await;
     }
 
-    /// Sends `command` through the cluster until it is answered or the deadline passes.
+    /// Sends `command` through the cluster until it is answered or the deadline passes; moves to
+    /// a fresh session when the store has forgotten this one (see the module docs).
     pub async fn submit(&mut self, mut command: Command) -> Result<Reply, Failure> {
         if self.readonly {
             if let Command::Get { key } = command {
                 command = Command::DirtyGet { key };
             }
         }
-        let (client_id, seq) = match command.kind() {
+        let local = command.kind() == CommandKind::DirtyRead;
+        let (client_id, seq) = self.next_id(command.kind());
+        let mut request = ClientRequest {
+            client_id,
+            seq,
+            command,
+        };
+        let deadline = Instant::now() + REQUEST_DEADLINE;
+        let (result, maybe_logged) = self.send_until_answered(&request, local, deadline).await;
+        if !is_stale(&result) {
+            return result;
+        }
+        let old_client_id = self.client_id;
+        self.start_session();
+        tracing::debug!(
+            connection = self.id,
+            old_client_id,
+            new_client_id = self.client_id,
+            resubmit = !maybe_logged,
+            "the store forgot this connection's session"
+        );
+        if maybe_logged {
+            return result;
+        }
+        (request.client_id, request.seq) = self.next_id(request.command.kind());
+        self.send_until_answered(&request, local, deadline).await.0
+    }
+
+    /// The `(client_id, seq)` of the connection's next request of this kind.
+    fn next_id(&mut self, kind: CommandKind) -> (u64, u64) {
+        match kind {
             CommandKind::Write => {
                 self.write_seq += 1;
                 (self.client_id, self.write_seq)
@@ -179,16 +233,30 @@ impl Connection<'_> {
                 self.read_seq += 1;
                 (self.client_id | READ_SESSION_BIT, self.read_seq)
             }
-        };
-        let local = command.kind() == CommandKind::DirtyRead;
-        let request = ClientRequest {
-            client_id,
-            seq,
-            command,
-        };
-        let deadline = Instant::now() + REQUEST_DEADLINE;
+        }
+    }
+
+    /// Drops the session the store forgot: new ids, sequences from the start.
+    fn start_session(&mut self) {
+        self.client_id = fresh_client_id();
+        self.write_seq = 0;
+        self.read_seq = 0;
+    }
+
+    /// Sends `request` until it is answered or `deadline` passes. Also says whether an attempt
+    /// may have put the request in the log before the last one (an answer was `Indeterminate`
+    /// or never came): only a request that was certainly never logged can be sent again under
+    /// a new session.
+    async fn send_until_answered(
+        &mut self,
+        request: &ClientRequest,
+        local: bool,
+        deadline: Instant,
+    ) -> (Result<Reply, Failure>, bool) {
+        let (client_id, seq) = (request.client_id, request.seq);
         let mut prefer = None;
         let mut attempt = 0u32;
+        let mut maybe_logged = false;
         loop {
             attempt += 1;
             let event = Event::Request {
@@ -198,23 +266,25 @@ impl Connection<'_> {
                 reply: self.replies_tx.clone(),
             };
             if self.context.core.send(event).await.is_err() {
-                return Err(Failure::Unavailable);
+                return (Err(Failure::Unavailable), maybe_logged);
             }
             match self.await_reply(client_id, seq).await {
-                Some(Outcome::Done(reply)) => return Ok(reply),
+                Some(Outcome::Done(reply)) => return (Ok(reply), maybe_logged),
                 Some(Outcome::Rejected(Rejection::Invalid(error))) => {
-                    return Err(Failure::Invalid(error))
+                    return (Err(Failure::Invalid(error)), maybe_logged)
                 }
                 Some(Outcome::Rejected(Rejection::NotMaster { master_hint })) => {
                     prefer = master_hint
                 }
-                Some(Outcome::Rejected(Rejection::Busy)) | Some(Outcome::Indeterminate) | None => {
-                    prefer = None
+                Some(Outcome::Rejected(Rejection::Busy)) => prefer = None,
+                Some(Outcome::Indeterminate) | None => {
+                    prefer = None;
+                    maybe_logged = true;
                 }
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Failure::Unavailable);
+                return (Err(Failure::Unavailable), maybe_logged);
             }
             let backoff = (Duration::from_millis(5) * attempt).min(RETRY_BACKOFF_MAX);
             tokio::time::sleep(backoff.min(deadline - now)).await;
@@ -239,5 +309,205 @@ impl Connection<'_> {
         let (tx, rx) = oneshot::channel();
         self.context.core.send(Event::Info(tx)).await.ok()?;
         rx.await.ok()
+    }
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use std::sync::Mutex;
+
+    use keyspace_core::kv::{StateMachine, StateMachineConfig, SESSION_REPLIES_MAX};
+    use keyspace_core::Slot;
+
+    use super::*;
+
+    /// A one-replica store that applies every write in its own slot and keeps one session only,
+    /// so any other client's write evicts the connection's session.
+    struct Store {
+        machine: StateMachine,
+        slot: Slot,
+        other_clients: u64,
+        /// The next write is applied, its session evicted and its answer lost.
+        lose_next_answer: bool,
+    }
+
+    impl Store {
+        fn new() -> Self {
+            let config = StateMachineConfig {
+                sessions_max: 1,
+                ..StateMachineConfig::default()
+            };
+            Store {
+                machine: StateMachine::new(config),
+                slot: 0,
+                other_clients: 0,
+                lose_next_answer: false,
+            }
+        }
+
+        fn apply(&mut self, request: &ClientRequest) -> Outcome {
+            self.slot += 1;
+            let mut responses = self
+                .machine
+                .apply_batch(self.slot, std::slice::from_ref(request));
+            responses.pop().expect("one response per request").outcome
+        }
+
+        fn other_client_writes(&mut self) {
+            self.other_clients += 1;
+            let request = ClientRequest {
+                client_id: 1_000_000 + self.other_clients,
+                seq: 1,
+                command: set(b"other", b"x"),
+            };
+            assert_eq!(self.apply(&request), Outcome::Done(Reply::Ok));
+        }
+
+        fn answer(&mut self, request: &ClientRequest) -> Outcome {
+            if !request.command.is_write() {
+                return Outcome::Done(self.machine.read(&request.command));
+            }
+            let outcome = self.apply(request);
+            if std::mem::take(&mut self.lose_next_answer) {
+                self.other_client_writes();
+                return Outcome::Indeterminate;
+            }
+            outcome
+        }
+    }
+
+    async fn serve_store(mut events: mpsc::Receiver<Event>, store: Arc<Mutex<Store>>) {
+        while let Some(event) = events.recv().await {
+            if let Event::Request { request, reply, .. } = event {
+                let outcome = store.lock().unwrap().answer(&request);
+                let _ = reply.try_send(ClientResponse {
+                    client_id: request.client_id,
+                    seq: request.seq,
+                    outcome,
+                });
+            }
+        }
+    }
+
+    fn set(key: &[u8], value: &[u8]) -> Command {
+        Command::Set {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        }
+    }
+
+    fn get(key: &[u8]) -> Command {
+        Command::Get { key: key.to_vec() }
+    }
+
+    /// When a test's session is evicted.
+    enum Eviction {
+        /// Now, by another client's write.
+        Now,
+        /// Right after the connection's next write is applied; that write's answer is lost.
+        AfterNextWrite,
+    }
+
+    /// A runtime with a fresh one-session [`Store`] behind a client context.
+    struct Harness {
+        runtime: tokio::runtime::Runtime,
+        context: ClientContext,
+        store: Arc<Mutex<Store>>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let (core, events) = mpsc::channel(16);
+            let store = Arc::new(Mutex::new(Store::new()));
+            runtime.spawn(serve_store(events, store.clone()));
+            let context = ClientContext {
+                core,
+                node_id: 1,
+                client_addr: "127.0.0.1:6379".parse().unwrap(),
+                password: None,
+                started: Instant::now(),
+                connections: AtomicU64::new(0),
+                total_connections: AtomicU64::new(0),
+                commands_processed: AtomicU64::new(0),
+            };
+            Harness {
+                runtime,
+                context,
+                store,
+            }
+        }
+
+        /// Writes past the session window (so the store cannot re-create the session for a
+        /// later seq: it answers `StaleRequest`), then arranges the eviction. Returns the
+        /// session's client id.
+        async fn fill_then_evict(&self, conn: &mut Connection<'_>, eviction: Eviction) -> u64 {
+            for i in 0..SESSION_REPLIES_MAX + 1 {
+                let value = format!("v{i}").into_bytes();
+                let reply = conn.submit(set(b"k", &value)).await;
+                assert!(matches!(reply, Ok(Reply::Ok)));
+            }
+            let mut store = self.store.lock().unwrap();
+            match eviction {
+                Eviction::Now => {
+                    store.other_client_writes();
+                    assert!(store.machine.session(conn.client_id).is_none());
+                }
+                Eviction::AfterNextWrite => store.lose_next_answer = true,
+            }
+            conn.client_id
+        }
+    }
+
+    #[test]
+    fn connection_moves_to_a_fresh_session_when_its_session_was_evicted() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            let old_client_id = harness.fill_then_evict(conn, Eviction::Now).await;
+
+            let reply = conn.submit(set(b"k", b"after eviction")).await;
+
+            assert!(matches!(reply, Ok(Reply::Ok)), "{:?}", reply.ok());
+            assert_ne!(conn.client_id, old_client_id);
+            assert_eq!(conn.write_seq, 1);
+            let value = conn.submit(get(b"k")).await;
+            assert!(matches!(value, Ok(Reply::Value(Some(v))) if v == b"after eviction"));
+        });
+    }
+
+    #[test]
+    fn stale_answer_to_a_retry_reaches_the_client_and_the_next_command_runs() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            // The write is applied, its session evicted and its answer lost: the retry is refused
+            // as stale, and sending it again under a new session would apply it twice.
+            let old_client_id = harness
+                .fill_then_evict(conn, Eviction::AfterNextWrite)
+                .await;
+
+            let add = Command::Add {
+                key: b"n".to_vec(),
+                delta: 1,
+            };
+            let reply = conn.submit(add).await;
+
+            assert!(
+                matches!(reply, Ok(Reply::Error(CommandError::StaleRequest { .. }))),
+                "{:?}",
+                reply.ok()
+            );
+            let value = conn.submit(get(b"n")).await;
+            assert!(matches!(value, Ok(Reply::Value(Some(v))) if v == b"1"));
+            assert_ne!(conn.client_id, old_client_id);
+            assert!(matches!(
+                conn.submit(set(b"k", b"next")).await,
+                Ok(Reply::Ok)
+            ));
+        });
     }
 }
