@@ -46,51 +46,70 @@ pub const REQUEST_MAX_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Command {
     Get {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
     },
     DirtyGet {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
     },
     Set {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     TestAndSet {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         expected: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         new: Vec<u8>,
     },
     Add {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         delta: i64,
     },
     Delete {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
     },
     Remove {
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
     },
     Rename {
+        #[serde(with = "serde_bytes")]
         from: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         to: Vec<u8>,
     },
     Prune {
+        #[serde(with = "serde_bytes")]
         prefix: Vec<u8>,
     },
     ListKeys {
+        #[serde(with = "serde_bytes")]
         prefix: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         start: Option<Vec<u8>>,
         count: Option<u64>,
     },
     ListKeyValues {
+        #[serde(with = "serde_bytes")]
         prefix: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         start: Option<Vec<u8>>,
         count: Option<u64>,
     },
     Count {
+        #[serde(with = "serde_bytes")]
         prefix: Vec<u8>,
     },
     MultiSet {
+        #[serde(with = "crate::bytes::pairs")]
         pairs: Vec<(Vec<u8>, Vec<u8>)>,
     },
 }
@@ -186,11 +205,11 @@ impl Command {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Reply {
     Ok,
-    Value(Option<Vec<u8>>),
+    Value(#[serde(with = "serde_bytes")] Option<Vec<u8>>),
     Bool(bool),
     Int(i64),
-    Keys(Vec<Vec<u8>>),
-    KeyValues(Vec<(Vec<u8>, Vec<u8>)>),
+    Keys(#[serde(with = "crate::bytes::list")] Vec<Vec<u8>>),
+    KeyValues(#[serde(with = "crate::bytes::pairs")] Vec<(Vec<u8>, Vec<u8>)>),
     Error(CommandError),
 }
 

@@ -19,6 +19,7 @@
 //! - Invariants are asserted in release builds: a violated one stops the replica rather than
 //!   letting it corrupt data.
 
+mod bytes;
 pub mod codec;
 pub mod command;
 pub mod kv;

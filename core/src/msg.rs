@@ -145,6 +145,7 @@ pub struct SnapshotResume {
 pub struct SnapshotPiece {
     pub meta: SnapshotMeta,
     pub offset: u64,
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
 }
 

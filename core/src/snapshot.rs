@@ -34,7 +34,11 @@ pub struct SnapshotMeta {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SnapshotFrame {
     Meta(SnapshotMeta),
-    Chunk { offset: u64, bytes: Vec<u8> },
+    Chunk {
+        offset: u64,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +65,7 @@ pub enum SnapshotError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotImage {
     pub meta: SnapshotMeta,
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
 }
 

@@ -13,6 +13,7 @@ use crate::command::LIST_COUNT_MAX;
 /// All changes go through `insert` and `remove` so the sum can never drift from the map.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Store {
+    #[serde(with = "crate::bytes::map")]
     map: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Wrapping sum of `data_entry_hash` over all pairs: order-independent and O(1) to update.
     entries_hash: u64,
