@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::peer::ClusterKey;
-use crate::storage::FileLog;
+use crate::storage::{FileLog, StorageLimits};
 
 /// Everything one replica process needs to start.
 #[derive(Clone, Debug)]
@@ -40,6 +40,8 @@ pub struct NodeConfig {
     /// Clients must `AUTH` with this when set.
     pub password: Option<String>,
     pub lease_ms: u64,
+    /// Most bytes the log's segments may take on disk; `None`: what the device holds.
+    pub max_log_bytes: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +73,15 @@ pub fn replica_config(config: &NodeConfig) -> ReplicaConfig {
 pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     let me = config.id;
     let peer_addr = *config.peers.get(&me).ok_or(NodeError::NotAMember(me))?;
-    let (log, durable, records) = FileLog::open(&config.data_dir)?;
-    tracing::info!(node = me, records, chosen = durable.chosen.len(), dir = %config.data_dir.display(), "log replayed");
+    let limits = StorageLimits::with_max_bytes(config.max_log_bytes);
+    let (log, durable, records) = FileLog::open_with(&config.data_dir, limits)?;
+    tracing::info!(node = me, records, chosen = durable.chosen.len(), damaged = durable.damaged, dir = %config.data_dir.display(), "log replayed");
+    if durable.damaged {
+        tracing::warn!(
+            node = me,
+            "the log was damaged: this replica does not vote until it has recovered from its peers"
+        );
+    }
     let peer_listener = TcpListener::bind(peer_addr)
         .await
         .map_err(|source| NodeError::Listen {

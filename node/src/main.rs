@@ -78,6 +78,11 @@ mod cli {
         /// Master lease duration in milliseconds: how long a failover can take at most.
         #[arg(long, default_value_t = 2000)]
         lease_ms: u64,
+        /// Most bytes the log may take on disk (default: no limit but the device's). A write
+        /// that would need more stops the replica with an error naming the file, before it is
+        /// acknowledged.
+        #[arg(long)]
+        max_log_bytes: Option<u64>,
     }
 
     pub fn main() -> ExitCode {
@@ -122,6 +127,7 @@ mod cli {
             cluster_key: args.cluster_key,
             password: args.requirepass,
             lease_ms: args.lease_ms,
+            max_log_bytes: args.max_log_bytes,
         };
         // One thread runs the event loop, connections and peers (no cross-thread wake-ups,
         // which cost most when replicas share few cores); log syncs run on the blocking pool.

@@ -209,7 +209,7 @@ impl Shell {
         done: Result<(FileLog, Result<(), StorageError>, u64), tokio::task::JoinError>,
     ) {
         self.sync = None;
-        let (log, token) = match done {
+        let (mut log, token) = match done {
             Ok((log, Ok(()), token)) => (log, token),
             Ok((_, Err(error), _)) => {
                 // The replica's promises may not be on disk: it must not go on.
@@ -221,6 +221,9 @@ impl Shell {
                 std::process::exit(70);
             }
         };
+        if !self.replica.is_recovering_storage() {
+            log.set_recovered(); // segments damaged at open may go once compacted
+        }
         self.log = Some(log);
         self.log_syncs += 1;
         let now = self.now_ns();
