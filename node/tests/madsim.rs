@@ -45,6 +45,7 @@ fn config(id: NodeId, dir: &PathBuf) -> NodeConfig {
         cluster_key: "madsim-key".into(),
         password: None,
         lease_ms: 1000,
+        max_log_bytes: None,
     }
 }
 
