@@ -112,7 +112,7 @@ impl Cluster {
             .args(["--client-addr", &format!("127.0.0.1:{}", self.port(id))])
             .args(["--lease-ms", &LEASE_MS.to_string()])
             .arg("--data")
-            .arg(self.dir.join(format!("node-{id}")))
+            .arg(self.data_dir(id))
             .env("KEYSPACE_CLUSTER_KEY", &self.keys[id as usize - 1])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -151,6 +151,24 @@ impl Cluster {
         child.wait().unwrap();
     }
 
+    /// Whether replica `id`'s process is still running (false once it exited or was killed).
+    pub fn is_running(&mut self, id: u16) -> bool {
+        match &mut self.children[id as usize - 1] {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Replica `id`'s data directory.
+    pub fn data_dir(&self, id: u16) -> PathBuf {
+        self.dir.join(format!("node-{id}"))
+    }
+
+    /// Everything replica `id` has logged so far.
+    pub fn node_log(&self, id: u16) -> String {
+        std::fs::read_to_string(self.dir.join(format!("node-{id}.log"))).unwrap_or_default()
+    }
+
     pub fn restart(&mut self, id: u16) {
         let child = self.spawn(id);
         self.children[id as usize - 1] = Some(child);
@@ -182,6 +200,19 @@ impl Cluster {
         }
     }
 
+    /// A number from replica `id`'s INFO replication.
+    pub fn index(&self, id: u16, field: &str) -> Option<u64> {
+        self.field(id, field)?.parse().ok()
+    }
+
+    /// Waits until replica `id` has applied everything `master` had committed when called.
+    pub fn wait_caught_up(&self, id: u16, master: u16) {
+        let commit = self.index(master, "commit_index").expect("master answers");
+        wait_until(&format!("replica {id} applied through {commit}"), || {
+            self.index(id, "applied_index").is_some_and(|a| a >= commit)
+        });
+    }
+
     pub fn logs(&self) -> String {
         (1..=NODES)
             .map(|id| {
@@ -207,6 +238,18 @@ impl Drop for Cluster {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// Polls `done` until it holds, for at most [`STEP_TIMEOUT`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < STEP_TIMEOUT,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
