@@ -46,6 +46,8 @@ pub const SEGMENT_BYTES_MIN: u64 = 4096;
 const READ_BLOCK_BYTES: usize = 64 * 1024;
 /// ... and a block that fails to read is read again sector by sector.
 const READ_SECTOR_BYTES: usize = 512;
+/// The unit a write reaches the disk in whole: a crash tears a write only at a multiple of it.
+const TORN_SECTOR_BYTES: usize = 512;
 /// What stands in for a sector that cannot be read: never a valid frame header.
 const UNREADABLE_FILL: u8 = 0xff;
 
@@ -603,7 +605,7 @@ fn replay_bytes(
                     found,
                 })
             }
-            Err(error) if is_last && !unreadable && is_torn_tail(rest) => {
+            Err(error) if is_last && !unreadable && is_torn_tail(rest, offset) => {
                 tracing::warn!(path = %path.display(), offset, %error, "cutting off a torn write at the end of the log");
                 let len = rest.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
                 replay.state.damaged |= summary.damaged;
@@ -670,12 +672,13 @@ fn decode_record(rest: &[u8]) -> Result<(StorageWrite, usize), DecodeError> {
     }
 }
 
-/// A failed frame at the end of the last segment is a torn (never acknowledged) write when
-/// nothing but zeros follows what it could have covered (the batch it belonged to was the last
-/// one and never finished) and no record verifies anywhere after its start. The second test
-/// catches a damaged length field that claims the rest of the segment: a torn write never
-/// reaches past the preallocated end, so such a frame is damage when records follow it.
-fn is_torn_tail(rest: &[u8]) -> bool {
+/// Whether the failed frame at the start of `rest` (at `offset` in its segment) is a torn
+/// write: the last batch, cut short by a crash before it was acknowledged. Writes reach the
+/// disk in whole sectors, so a tear leaves the frame's bytes from some sector boundary on as
+/// the zeros the segment was preallocated with, and nothing verifies after it. A frame that is
+/// all there but fails its checksum — a flipped bit, or a length field a flipped bit made point
+/// into the zeros — is damage, never a tear: it may be an acknowledged record.
+fn is_torn_tail(rest: &[u8], offset: usize) -> bool {
     let covered = if is_snapshot_frame(rest) {
         snapshot_run_end(rest)
     } else {
@@ -685,7 +688,28 @@ fn is_torn_tail(rest: &[u8]) -> bool {
             Err(_) => codec::HEADER_BYTES.min(rest.len()),
         }
     };
-    all_zero(&rest[covered.min(rest.len())..]) && !record_after_start(rest)
+    let zeros_from = rest.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+    let first_zero_sector = (offset + zeros_from).next_multiple_of(TORN_SECTOR_BYTES) - offset;
+    zeros_from <= covered
+        && first_zero_sector < covered.max(1)
+        && !length_bit_flipped(rest)
+        && !record_after_start(rest)
+}
+
+/// Whether the frame at the start of `rest` verifies once one bit of its length field is
+/// flipped back: a whole frame whose length was damaged at rest, not a torn write.
+fn length_bit_flipped(rest: &[u8]) -> bool {
+    if rest.len() < codec::HEADER_BYTES {
+        return false;
+    }
+    let mut frame = rest.to_vec();
+    let len = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes"));
+    (0..32).any(|bit| {
+        let candidate = len ^ (1 << bit);
+        frame[8..12].copy_from_slice(&candidate.to_le_bytes());
+        let end = codec::HEADER_BYTES.saturating_add(candidate as usize);
+        end <= frame.len() && decode_record(&frame[..end]).is_ok()
+    })
 }
 
 /// Whether a whole record verifies anywhere in `rest` after its first byte.
@@ -906,15 +930,23 @@ mod tests {
     fn a_torn_tail_is_cut_off_is_not_damage_and_the_log_stays_appendable() {
         let dir = temp_dir("torn");
         let (mut log, _, _) = FileLog::open(&dir).unwrap();
-        log.append(&[accept(1), accept(2)]);
+        log.append(&[accept(1)]);
+        log.sync().unwrap();
+        let (_, start) = log.position();
+        log.append(&[StorageWrite::Accept {
+            slot: 2,
+            ballot: ballot(1, 1),
+            value: set(2, 3_000),
+        }]);
         log.sync().unwrap();
         let (_, end) = log.position();
         drop(log);
-        // Tear the second record: keep only its first bytes.
+        // Tear the second record: the crash kept only its first sector.
         let path = dir.join("log-00000001.seg");
         let file = OpenOptions::new().write(true).open(&path).unwrap();
-        let half = end / 2 + 4;
-        file.write_all_at(&vec![0u8; (end - half) as usize], half)
+        let cut = (start + 1).next_multiple_of(TORN_SECTOR_BYTES as u64);
+        assert!(cut < end);
+        file.write_all_at(&vec![0u8; (end - cut) as usize], cut)
             .unwrap();
         let (mut log, state, records) = FileLog::open(&dir).unwrap();
         assert_eq!(records, 1);
@@ -1077,7 +1109,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_cut_short_at_the_end_of_the_log_is_a_torn_tail() {
-        let image = snapshot_through(0, 0);
+        let image = snapshot_through(3, 1_000);
         let dir = temp_dir("torn-snapshot");
         let (mut log, _, _) = FileLog::open(&dir).unwrap();
         log.append(&[accept(1)]);
@@ -1090,15 +1122,44 @@ mod tests {
         // The crash kept only the first half of the snapshot's bytes.
         let path = dir.join(format!("log-{segment:08}.seg"));
         let file = OpenOptions::new().write(true).open(&path).unwrap();
-        let keep = (end - start) / 2;
-        let zeros = vec![0u8; (end - start - keep) as usize];
-        file.write_all_at(&zeros, start + keep).unwrap();
+        let cut = (start + (end - start) / 2).next_multiple_of(TORN_SECTOR_BYTES as u64);
+        assert!(cut < end);
+        file.write_all_at(&vec![0u8; (end - cut) as usize], cut)
+            .unwrap();
         drop(file);
         let (_, recovered, records) = FileLog::open(&dir).unwrap();
         assert_eq!(records, 1);
         assert_eq!(recovered.snapshot, None);
         assert!(!recovered.damaged);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_last_whole_record_is_damage_not_a_torn_tail() {
+        for at in [4 + 2, 8, 9, 14, 20] {
+            let dir = temp_dir("last-record-rot");
+            let (mut log, _, _) = FileLog::open(&dir).unwrap();
+            write_each(&mut log, vec![accept(1), accept(2)]);
+            let (segment, end) = log.position();
+            drop(log);
+            let path = dir.join(format!("log-{segment:08}.seg"));
+            let record_len = end / 2;
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            let mut byte = [0u8];
+            file.read_exact_at(&mut byte, record_len + at).unwrap();
+            // One bit: in the length field (offsets 8..12) it points the frame into the zeros.
+            let bit = if (8..12).contains(&at) { 0x40 } else { 0x01 };
+            file.write_all_at(&[byte[0] ^ bit], record_len + at)
+                .unwrap();
+            let (_, state, _) = FileLog::open(&dir).unwrap();
+            assert!(state.damaged, "a flip at byte {at} of the last record");
+            assert_eq!(accepted_slots(&state), [1], "byte {at}");
+            fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     /// Writes slots 1..=`slots` (each accept and its chosen record synced on its own) after a
