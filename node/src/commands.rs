@@ -553,7 +553,10 @@ async fn info_text(conn: &Connection<'_>, section: Option<&str>) -> String {
     if let Some(s) = &status {
         sections.push((
             "persistence",
-            format!("aof_enabled:1\r\nlog_syncs:{}\r\n", s.log_syncs),
+            format!(
+                "aof_enabled:1\r\nlog_syncs:{}\r\nlog_records:{}\r\nlog_sync_us:{}\r\n",
+                s.log_syncs, s.log_records, s.log_sync_us
+            ),
         ));
         sections.push(("replication", replication_text(s)));
         sections.push((
@@ -585,7 +588,7 @@ fn replication_text(s: &crate::shell::Status) -> String {
         None => "lease_held:0\r\n".to_string(),
     };
     format!(
-        "role:{role}\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\n",
-        s.node_id, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served,
+        "role:{role}\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\nstorage_recovering:{}\r\n",
+        s.node_id, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served, u8::from(s.storage_recovering),
     )
 }

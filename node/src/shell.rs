@@ -28,12 +28,26 @@ use crate::storage::{FileLog, LogStore, StorageError};
 
 /// A log sync running on the blocking pool: gives the log back with the outcome, and the last
 /// token it made durable.
-type SyncTask = JoinHandle<(FileLog, Result<(), StorageError>, u64)>;
+type SyncTask = JoinHandle<SyncDone>;
+
+/// What a finished log sync hands back: the log, the outcome, the last token it covered, the
+/// records it wrote and how long the write and `fdatasync` took.
+pub struct SyncDone {
+    log: FileLog,
+    result: Result<(), StorageError>,
+    token: u64,
+    records: u64,
+    took: Duration,
+}
 
 /// Most events handled in one turn before outputs are carried out.
 pub const EVENTS_PER_TURN_MAX: usize = 4096;
 /// A reply route older than this is forgotten (its client gave up long ago).
 pub const ROUTE_TTL: Duration = Duration::from_secs(30);
+/// Longest a staged write that nothing waits for (a `Learn` or `Chosen` record, a `Compact`)
+/// stays unsynced when nothing else needs the disk. Such a write rides along with the next sync
+/// that something does wait for; if a crash loses it, the replica learns the slot again.
+pub const LAZY_SYNC_MAX: Duration = Duration::from_millis(10);
 /// Capacity of the channel into the core task.
 pub const EVENTS_QUEUE_MAX: usize = 16 * 1024;
 
@@ -69,13 +83,19 @@ pub struct Status {
     pub peers: usize,
     pub requests_served: u64,
     pub log_syncs: u64,
+    pub log_records: u64,
+    pub log_sync_us: u64,
+    /// Recovering what damaged storage may have lost; does not vote until done.
+    pub storage_recovering: bool,
 }
 
 /// What ended a wait of the event loop.
 enum Wake {
     Event(Event),
     Timer,
-    Synced(Result<(FileLog, Result<(), StorageError>, u64), tokio::task::JoinError>),
+    /// Staged writes nothing waits for have waited long enough.
+    LazySync,
+    Synced(Result<SyncDone, tokio::task::JoinError>),
 }
 
 enum Route {
@@ -91,6 +111,10 @@ pub struct Shell {
     /// Writes drained since the running sync started (bounded by what the core emits: its
     /// window, pending queue and catch-up limits).
     staged: Vec<StorageWrite>,
+    /// Something staged is waited for: a promise, an accept or a snapshot.
+    staged_urgent: bool,
+    /// When the staged writes must be synced even if nothing waits for them.
+    lazy_deadline: Instant,
     links: BTreeMap<NodeId, PeerLink>,
     start: Instant,
     routes: HashMap<(ClientId, Seq), (Route, Instant)>,
@@ -99,6 +123,8 @@ pub struct Shell {
     next_sweep: Instant,
     requests_served: u64,
     log_syncs: u64,
+    log_records: u64,
+    log_sync_us: u64,
 }
 
 impl Shell {
@@ -113,6 +139,8 @@ impl Shell {
             log: Some(log),
             sync: None,
             staged: Vec::new(),
+            staged_urgent: false,
+            lazy_deadline: Instant::now(),
             links,
             start,
             routes: HashMap::new(),
@@ -121,6 +149,8 @@ impl Shell {
             next_sweep: Instant::now() + ROUTE_TTL,
             requests_served: 0,
             log_syncs: 0,
+            log_records: 0,
+            log_sync_us: 0,
         }
     }
 
@@ -147,6 +177,7 @@ impl Shell {
                 }
             }
             let far = Instant::now() + Duration::from_secs(3600);
+            let lazy_wait = self.sync.is_none() && !self.staged.is_empty();
             let sync_done = async {
                 match &mut self.sync {
                     Some(task) => Some(task.await),
@@ -159,6 +190,7 @@ impl Shell {
                     None => return,
                 },
                 _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => Wake::Timer,
+                _ = tokio::time::sleep_until(self.lazy_deadline), if lazy_wait => Wake::LazySync,
                 done = sync_done => Wake::Synced(done.expect("a running sync")),
             };
             last_timer = match wake {
@@ -176,7 +208,7 @@ impl Shell {
                     }
                 }
                 Wake::Synced(done) => self.on_synced(done),
-                Wake::Timer => {}
+                Wake::Timer | Wake::LazySync => {}
             }
             let now = self.now_ns();
             self.replica.handle_timeout(now);
@@ -187,37 +219,49 @@ impl Shell {
         }
     }
 
-    /// Hands everything staged to a blocking task that appends it and syncs, unless one runs.
+    /// Hands everything staged to a blocking task that appends it and syncs, unless one runs
+    /// or nothing staged is waited for yet.
     fn start_sync(&mut self) {
         if self.staged.is_empty() || self.sync.is_some() {
             return;
         }
+        if !self.staged_urgent && Instant::now() < self.lazy_deadline {
+            return;
+        }
+        self.staged_urgent = false;
         let mut log = self.log.take().expect("no sync runs, so the log is here");
         let writes = std::mem::take(&mut self.staged);
         let token = self.issued_token;
         #[allow(deprecated)] // madsim marks it so; under madsim it runs as an ordinary task
         let task = tokio::task::spawn_blocking(move || {
+            let began = std::time::Instant::now();
             log.append(&writes);
             let result = log.sync();
-            (log, result, token)
+            SyncDone {
+                log,
+                result,
+                token,
+                records: writes.len() as u64,
+                took: began.elapsed(),
+            }
         });
         self.sync = Some(task);
     }
 
-    fn on_synced(
-        &mut self,
-        done: Result<(FileLog, Result<(), StorageError>, u64), tokio::task::JoinError>,
-    ) {
+    fn on_synced(&mut self, done: Result<SyncDone, tokio::task::JoinError>) {
         self.sync = None;
-        let (mut log, token) = match done {
-            Ok((log, Ok(()), token)) => (log, token),
-            Ok((_, Err(error), _)) => {
-                // The replica's promises may not be on disk: it must not go on.
-                tracing::error!(%error, "cannot make the log durable; stopping");
-                std::process::exit(70);
-            }
+        let done = match done {
+            Ok(done) => done,
             Err(error) => {
                 tracing::error!(%error, "the log sync task failed; stopping");
+                std::process::exit(70);
+            }
+        };
+        let (mut log, token) = match done.result {
+            Ok(()) => (done.log, done.token),
+            Err(error) => {
+                // The replica's promises may not be on disk: it must not go on.
+                tracing::error!(%error, "cannot make the log durable; stopping");
                 std::process::exit(70);
             }
         };
@@ -226,6 +270,8 @@ impl Shell {
         }
         self.log = Some(log);
         self.log_syncs += 1;
+        self.log_records += done.records;
+        self.log_sync_us += done.took.as_micros() as u64;
         let now = self.now_ns();
         self.replica.handle_persisted(now, token);
     }
@@ -326,6 +372,10 @@ impl Shell {
                     .or_default()
                     .push(PeerFrame::Protocol(msg)),
                 Output::Persist { token, mut writes } => {
+                    if self.staged.is_empty() {
+                        self.lazy_deadline = Instant::now() + LAZY_SYNC_MAX;
+                    }
+                    self.staged_urgent |= writes.iter().any(is_waited_for);
                     self.staged.append(&mut writes);
                     self.issued_token = token;
                 }
@@ -377,6 +427,23 @@ impl Shell {
             peers: self.links.len(),
             requests_served: self.requests_served,
             log_syncs: self.log_syncs,
+            log_records: self.log_records,
+            log_sync_us: self.log_sync_us,
+            storage_recovering: replica.is_recovering_storage(),
+        }
+    }
+}
+
+/// Whether anything waits for `write` to be durable: a promise or an accept (the answers that
+/// depend on them are held until then) and a snapshot (compaction waits for it). A record that
+/// a slot is chosen only saves learning it again after a restart.
+fn is_waited_for(write: &StorageWrite) -> bool {
+    match write {
+        StorageWrite::Promise { .. } | StorageWrite::Accept { .. } | StorageWrite::Snapshot(_) => {
+            true
+        }
+        StorageWrite::Learn { .. } | StorageWrite::Chosen { .. } | StorageWrite::Compact { .. } => {
+            false
         }
     }
 }
