@@ -195,6 +195,9 @@ fn a_follower_restarted_on_a_damaged_log_recovers_from_its_peers_and_catches_up(
 
     cluster.wait_caught_up(follower, master);
     let caught_up = restarted.elapsed();
+    wait_until("INFO shows the storage recovery finished", || {
+        cluster.field(follower, "storage_recovering").as_deref() == Some("0")
+    });
     assert!(cluster.is_running(follower), "{}", cluster.logs());
 
     let acked = acked.lock().unwrap().clone();
