@@ -152,7 +152,7 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
 /// A session id nobody else holds (with 63 random bits, a clash is never expected); the top bit
 /// stays clear for the connection's read ids.
 fn fresh_client_id() -> u64 {
-    rand::random::<u64>() & !READ_SESSION_BIT
+    crate::random::<u64>() & !READ_SESSION_BIT
 }
 
 /// Whether the store no longer knows the request's session.

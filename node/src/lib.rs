@@ -58,6 +58,22 @@ pub enum NodeError {
     Storage(#[from] storage::StorageError),
 }
 
+/// Entropy for the shell: the operating system's generator, or under `--cfg madsim` the
+/// simulation's seeded one, so that a simulated run repeats from its seed.
+pub fn random<T>() -> T
+where
+    rand::distributions::Standard: rand::distributions::Distribution<T>,
+{
+    #[cfg(madsim)]
+    {
+        madsim::rand::random()
+    }
+    #[cfg(not(madsim))]
+    {
+        rand::random()
+    }
+}
+
 /// The replica configuration the node runs with.
 pub fn replica_config(config: &NodeConfig) -> ReplicaConfig {
     let mut replica = ReplicaConfig::new(config.id, config.peers.keys().copied().collect());
@@ -98,7 +114,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
         })?;
     let key = ClusterKey::from_secret(&config.cluster_key);
     let start = Instant::now();
-    let replica = Replica::new(replica_config(&config), durable, 0, rand::random());
+    let replica = Replica::new(replica_config(&config), durable, 0, random());
     let links = config
         .peers
         .iter()

@@ -182,7 +182,7 @@ async fn write_handshake(stream: &mut TcpStream, value: &Handshake) -> Result<()
 }
 
 fn nonce() -> [u8; 32] {
-    rand::random()
+    crate::random()
 }
 
 /// Dialler's side: proves the key and checks the listener's proof.

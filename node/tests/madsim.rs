@@ -14,10 +14,9 @@
 //! `packet_loss_rate`, and on one direction of one replica-to-replica link, by clogging that
 //! link in a random share of a period's short ticks.
 //!
-//! Known gap: the node's own `rand::random` calls (its election jitter seed among them) reach
-//! the kernel through getrandom's raw syscall, which madsim 0.2 does not intercept on Linux, so
-//! a seed does not replay the same run (the fault schedule shares the simulator's generator and
-//! drifts with it); `KEYSPACE_MADSIM_SEED` reruns a seed, not its exact schedule.
+//! The node draws its entropy through `keyspace_node::random`, which is the simulation's seeded
+//! generator under madsim, so `KEYSPACE_MADSIM_SEED=N` replays seed N's run exactly (same fault
+//! schedule, same operations, same verdict).
 #![cfg(madsim)]
 
 use std::collections::BTreeMap;
