@@ -165,6 +165,32 @@ fn check_magic(prefix: &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// The format version of the frame at the start of `buf` when it is newer than this build's
+/// and the frame is intact. The header layout (magic, version, kind, a spare byte, body length,
+/// CRC32C over the first 12 header bytes and the body) is the same in every version — a newer
+/// version may change bodies, never the header — so an older build can still tell a frame a
+/// newer build wrote (refuse to run: its data is not this build's to interpret) from a version
+/// field that a flipped bit made look newer (damage, to be recovered like any other).
+pub fn newer_version(buf: &[u8]) -> Option<u16> {
+    if buf.len() < HEADER_BYTES || buf[0..4] != MAGIC {
+        return None;
+    }
+    let version = u16::from_le_bytes([buf[4], buf[5]]);
+    let len = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes")) as usize;
+    let body = buf.get(HEADER_BYTES..HEADER_BYTES.checked_add(len)?)?;
+    let stored = u32::from_le_bytes(buf[12..16].try_into().expect("4 bytes"));
+    (version > FORMAT_VERSION && checksum(&buf[0..12], body) == stored).then_some(version)
+}
+
+/// Sets the version field of the frame at the start of `frame` and its checksum to match, as a
+/// build of that version would have written it. For tests of version handling.
+pub fn rewrite_version(frame: &mut [u8], version: u16) {
+    frame[4..6].copy_from_slice(&version.to_le_bytes());
+    let len = u32::from_le_bytes(frame[8..12].try_into().expect("4 bytes")) as usize;
+    let crc = checksum(&frame[0..12], &frame[HEADER_BYTES..HEADER_BYTES + len]);
+    frame[12..16].copy_from_slice(&crc.to_le_bytes());
+}
+
 fn checksum(header: &[u8], body: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(header), body)
 }
@@ -172,6 +198,21 @@ fn checksum(header: &[u8], body: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_newer_version_is_recognised_only_on_an_intact_frame() {
+        let mut out = Vec::new();
+        encode(FrameKind::LogRecord, &7u64, &mut out);
+        assert_eq!(newer_version(&out), None, "this build's own version");
+        rewrite_version(&mut out, FORMAT_VERSION + 1);
+        assert_eq!(newer_version(&out), Some(FORMAT_VERSION + 1));
+        let mut flipped = out.clone();
+        flipped[5] ^= 0x01; // a flipped bit makes the version look newer still
+        assert_eq!(newer_version(&flipped), None);
+        let mut rotten = out.clone();
+        rotten[HEADER_BYTES] ^= 0x01;
+        assert_eq!(newer_version(&rotten), None);
+    }
     use crate::msg::LogValue;
     use crate::storage::StorageWrite;
     use crate::types::Ballot;
