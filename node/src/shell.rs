@@ -3,12 +3,13 @@
 //! One turn: wait for an event, the replica's timer or the end of a log sync; take every
 //! further event already queued (up to [`EVENTS_PER_TURN_MAX`]), hand them all to the replica,
 //! then drain its outputs. Sends are coalesced into one batch per peer per turn and leave at the
-//! end of the turn. `Persist` writes are staged; whenever no sync is running, everything staged
-//! goes to a blocking task that appends it and makes it durable with one `fdatasync` (group
-//! commit), and `handle_persisted` is called with the last token it covered when that task
-//! ends. The event loop keeps serving while the disk syncs, so the master's accepts reach the
-//! followers while its own `fdatasync` runs (and theirs run in parallel). The core holds every
-//! message that depends on a write until `handle_persisted` covers it.
+//! end of the turn. `Persist` writes are staged; whenever no sync is running and something
+//! staged is waited for, everything staged is appended and made durable with one `fdatasync`
+//! (group commit), and `handle_persisted` is called with the last token it covered. On the
+//! master that runs on the blocking pool while the event loop keeps serving, so its accepts
+//! reach the followers while its own `fdatasync` runs (and theirs run in parallel); a follower
+//! syncs on the event loop itself and sends what the sync released in the same turn. The core
+//! holds every message that depends on a write until `handle_persisted` covers it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -48,6 +49,8 @@ pub const ROUTE_TTL: Duration = Duration::from_secs(30);
 /// stays unsynced when nothing else needs the disk. Such a write rides along with the next sync
 /// that something does wait for; if a crash loses it, the replica learns the slot again.
 pub const LAZY_SYNC_MAX: Duration = Duration::from_millis(10);
+/// Most syncs a follower runs on its event loop in one turn.
+pub const SYNCS_PER_TURN_MAX: usize = 3;
 /// Capacity of the channel into the core task.
 pub const EVENTS_QUEUE_MAX: usize = 16 * 1024;
 
@@ -214,38 +217,45 @@ impl Shell {
             self.replica.handle_timeout(now);
             self.drain_outputs();
             self.flush_outbox();
-            self.start_sync();
+            // A follower syncs on this thread (see `start_sync`); what the sync released leaves
+            // at once. Bounded: a sync's outputs hold at most one more write to sync.
+            for _ in 0..SYNCS_PER_TURN_MAX {
+                if !self.start_sync() {
+                    break;
+                }
+                self.drain_outputs();
+                self.flush_outbox();
+            }
             self.sweep_routes();
         }
     }
 
     /// Hands everything staged to a blocking task that appends it and syncs, unless one runs
     /// or nothing staged is waited for yet.
-    fn start_sync(&mut self) {
+    ///
+    /// A follower syncs right here, on the event loop: its only work meanwhile would be the
+    /// next accept, which waits for this sync anyway, and it saves two thread hand-offs per
+    /// sync. The master syncs on the blocking pool so that clients are served meanwhile.
+    /// Returns true when a sync finished here (its outputs are then waiting to be drained).
+    fn start_sync(&mut self) -> bool {
         if self.staged.is_empty() || self.sync.is_some() {
-            return;
+            return false;
         }
         if !self.staged_urgent && Instant::now() < self.lazy_deadline {
-            return;
+            return false;
         }
         self.staged_urgent = false;
-        let mut log = self.log.take().expect("no sync runs, so the log is here");
+        let log = self.log.take().expect("no sync runs, so the log is here");
         let writes = std::mem::take(&mut self.staged);
         let token = self.issued_token;
+        if self.replica.role(self.now_ns()) == Role::Follower {
+            self.on_synced(Ok(write_and_sync(log, &writes, token)));
+            return true;
+        }
         #[allow(deprecated)] // madsim marks it so; under madsim it runs as an ordinary task
-        let task = tokio::task::spawn_blocking(move || {
-            let began = std::time::Instant::now();
-            log.append(&writes);
-            let result = log.sync();
-            SyncDone {
-                log,
-                result,
-                token,
-                records: writes.len() as u64,
-                took: began.elapsed(),
-            }
-        });
+        let task = tokio::task::spawn_blocking(move || write_and_sync(log, &writes, token));
         self.sync = Some(task);
+        false
     }
 
     fn on_synced(&mut self, done: Result<SyncDone, tokio::task::JoinError>) {
@@ -431,6 +441,20 @@ impl Shell {
             log_sync_us: self.log_sync_us,
             storage_recovering: replica.is_recovering_storage(),
         }
+    }
+}
+
+/// Appends `writes` to `log` and makes them durable with one `fdatasync`.
+fn write_and_sync(mut log: FileLog, writes: &[StorageWrite], token: u64) -> SyncDone {
+    let began = std::time::Instant::now();
+    log.append(writes);
+    let result = log.sync();
+    SyncDone {
+        log,
+        result,
+        token,
+        records: writes.len() as u64,
+        took: began.elapsed(),
     }
 }
 
