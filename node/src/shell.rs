@@ -98,7 +98,7 @@ enum Wake {
     Timer,
     /// Staged writes nothing waits for have waited long enough.
     LazySync,
-    Synced(Result<SyncDone, tokio::task::JoinError>),
+    Synced(Box<Result<SyncDone, tokio::task::JoinError>>),
 }
 
 enum Route {
@@ -194,7 +194,7 @@ impl Shell {
                 },
                 _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => Wake::Timer,
                 _ = tokio::time::sleep_until(self.lazy_deadline), if lazy_wait => Wake::LazySync,
-                done = sync_done => Wake::Synced(done.expect("a running sync")),
+                done = sync_done => Wake::Synced(Box::new(done.expect("a running sync"))),
             };
             last_timer = match wake {
                 Wake::Timer => deadline,
@@ -210,7 +210,7 @@ impl Shell {
                         }
                     }
                 }
-                Wake::Synced(done) => self.on_synced(done),
+                Wake::Synced(done) => self.on_synced(*done),
                 Wake::Timer | Wake::LazySync => {}
             }
             let now = self.now_ns();

@@ -2,8 +2,9 @@
 //!
 //! Each record is one frame of the core codec (`FrameKind::LogRecord`: magic, version, length,
 //! CRC32C, postcard body); a snapshot is its own run of `FrameKind::Snapshot` frames. Records go
-//! into preallocated segment files `log-NNNNNNNN.seg` in the data directory; a batch of records
-//! never spans two segments. Writes are group-committed: the shell [`FileLog::append`]s every
+//! into segment files `log-NNNNNNNN.seg` in the data directory, written with zeros before use
+//! (a [`Spare`] filled in the background) or else preallocated; a batch of records never spans
+//! two segments. Writes are group-committed: the shell [`FileLog::append`]s every
 //! `Persist` output it drained, then one [`FileLog::sync`] (one `fdatasync`) makes them all
 //! durable before `handle_persisted` is called.
 //!
@@ -33,6 +34,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use keyspace_core::codec::{self, DecodeError, FrameKind};
 use keyspace_core::snapshot::{SnapshotError, SnapshotImage};
@@ -42,6 +45,10 @@ use keyspace_core::{Ballot, DurableState, Slot, StorageWrite};
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Smallest segment size [`StorageLimits`] chooses for a small `max_bytes`.
 pub const SEGMENT_BYTES_MIN: u64 = 4096;
+/// Size of the first segment of a new log, written with zeros before use (see [`Spare`]).
+pub const FIRST_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+/// The next segment, zero-filled in the background while the active one fills.
+const SPARE_NAME: &str = "spare-segment.tmp";
 /// A segment is read in blocks of this size at open ...
 const READ_BLOCK_BYTES: usize = 64 * 1024;
 /// ... and a block that fails to read is read again sector by sector.
@@ -234,6 +241,76 @@ pub struct FileLog {
     collect_due: bool,
     /// The log was damaged at open and the replica has not recovered yet: delete nothing.
     awaiting_recovery: bool,
+    /// The next segment, being written with zeros in the background.
+    spare: Option<Spare>,
+}
+
+/// A segment file written with zeros ahead of use. The blocks of a segment that was only
+/// preallocated are marked unwritten, so the first `fdatasync` over each of them also writes
+/// the file's extent metadata; over blocks that already hold zeros it writes the data alone
+/// (on this project's machine 0.09 ms against 0.15 ms for one sync, 0.23 against 0.33 ms with
+/// three processes syncing at once). Filling 64 MiB takes a moment, so the next segment is
+/// filled on a thread of its own while the active one fills, under a name recovery ignores,
+/// and renamed into the log when it is needed and ready; if it is not, the log goes on in a
+/// preallocated segment as before. Used only when the log has no size limit (a spare would
+/// count against it) and not under madsim (no threads of its own there).
+struct Spare {
+    path: PathBuf,
+    bytes: u64,
+    filling: std::thread::JoinHandle<io::Result<File>>,
+    /// Set to stop filling (the log is being dropped).
+    cancel: Arc<AtomicBool>,
+}
+
+impl Spare {
+    fn start(dir: &Path, bytes: u64) -> Option<Spare> {
+        let path = dir.join(SPARE_NAME);
+        let target = path.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = cancel.clone();
+        let filling = std::thread::Builder::new()
+            .name("segment-fill".into())
+            .spawn(move || zero_filled(&target, bytes, &stop))
+            .ok()?;
+        Some(Spare {
+            path,
+            bytes,
+            filling,
+            cancel,
+        })
+    }
+}
+
+/// Whether this log fills segments with zeros ahead of use (see [`Spare`]).
+fn spares_enabled(limits: StorageLimits) -> bool {
+    limits.max_bytes.is_none() && !cfg!(madsim)
+}
+
+/// Creates `path` (replacing any file there) holding `bytes` zeros, durably, unless `cancel`
+/// is set first (then the file is removed).
+fn zero_filled(path: &Path, bytes: u64, cancel: &AtomicBool) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < bytes {
+        if cancel.load(Ordering::Relaxed) {
+            drop(file);
+            let _ = fs::remove_file(path);
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        let n = (bytes - at).min(zeros.len() as u64);
+        file.write_all_at(&zeros[..n as usize], at)?;
+        // A chunk at a time, so the log's own syncs never queue behind the whole file.
+        file.sync_data()?;
+        at += n;
+    }
+    file.sync_all()?;
+    Ok(file)
 }
 
 impl FileLog {
@@ -276,11 +353,18 @@ impl FileLog {
                 .open(&active.path)
                 .map_err(io_err(&active.path))?,
             None => {
-                let (file, segment) = create_segment(dir, 1, limits.segment_bytes, &[], limits)?;
+                let (file, segment) = if spares_enabled(limits) {
+                    let bytes = limits.segment_bytes.min(FIRST_SEGMENT_BYTES);
+                    create_zeroed_segment(dir, 1, bytes)?
+                } else {
+                    create_segment(dir, 1, limits.segment_bytes, &[], limits)?
+                };
                 segments.push(segment);
                 file
             }
         };
+        // A spare left by a crash may be half filled: start it again.
+        let _ = fs::remove_file(dir.join(SPARE_NAME));
         let active = segments.last().expect("at least one segment");
         // After damage the log goes on in a new segment: nothing is written next to bytes
         // that failed verification.
@@ -300,7 +384,10 @@ impl FileLog {
             compacted_through,
             collect_due: compacted_through.is_some(),
             awaiting_recovery: state.damaged,
+            spare: None,
         };
+        let mut log = log;
+        log.start_spare();
         Ok((log, state, records))
     }
 
@@ -339,7 +426,11 @@ impl FileLog {
         let needed = (head.len() + self.buffer.len()) as u64;
         let bytes = self.limits.segment_bytes.max(needed);
         let index = self.active().index + 1;
-        let (file, segment) = create_segment(&self.dir, index, bytes, &self.segments, self.limits)?;
+        let (file, segment) = match self.take_spare(index, needed)? {
+            Some(ready) => ready,
+            None => create_segment(&self.dir, index, bytes, &self.segments, self.limits)?,
+        };
+        self.start_spare();
         self.file = file;
         self.offset = 0;
         self.segments.push(segment);
@@ -347,6 +438,42 @@ impl FileLog {
         self.buffer = head;
         self.buffered.note(&promise);
         Ok(())
+    }
+
+    /// Starts filling the next segment with zeros, unless one is being filled already.
+    fn start_spare(&mut self) {
+        if self.spare.is_none() && spares_enabled(self.limits) {
+            self.spare = Spare::start(&self.dir, self.limits.segment_bytes);
+        }
+    }
+
+    /// The spare as segment `index`, if it is filled and holds `needed` bytes; otherwise
+    /// `None` (a spare still filling is kept for the roll-over after this one).
+    fn take_spare(
+        &mut self,
+        index: u64,
+        needed: u64,
+    ) -> Result<Option<(File, Segment)>, StorageError> {
+        let ready = self
+            .spare
+            .as_ref()
+            .is_some_and(|s| s.filling.is_finished() && s.bytes >= needed);
+        if !ready {
+            return Ok(None);
+        }
+        let spare = self.spare.take().expect("checked");
+        let file = match spare.filling.join() {
+            Ok(Ok(file)) => file,
+            Ok(Err(error)) => {
+                tracing::warn!(path = %spare.path.display(), %error, "cannot fill a spare log segment; preallocating instead");
+                let _ = fs::remove_file(&spare.path);
+                return Ok(None);
+            }
+            Err(_) => return Ok(None),
+        };
+        let path = self.dir.join(segment_name(index));
+        fs::rename(&spare.path, &path).map_err(io_err(&path))?;
+        named(&self.dir, index, path, spare.bytes, file).map(Some)
     }
 
     /// Deletes every segment but the active one that compaction has made redundant, unless
@@ -394,6 +521,18 @@ impl FileLog {
     }
 }
 
+impl Drop for FileLog {
+    /// Stops a spare still filling (within one 1 MiB write), waits for its thread and removes
+    /// the spare, so nothing writes into the directory or is left in it once the log is gone.
+    fn drop(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            spare.cancel.store(true, Ordering::Relaxed);
+            let _ = spare.filling.join();
+            let _ = fs::remove_file(&spare.path);
+        }
+    }
+}
+
 impl LogStore for FileLog {
     fn append(&mut self, writes: &[StorageWrite]) {
         for write in writes {
@@ -438,6 +577,22 @@ impl LogStore for FileLog {
     }
 }
 
+/// The file name of segment `index`.
+fn segment_name(index: u64) -> String {
+    format!("log-{index:08}.seg")
+}
+
+/// Creates segment `index` of `bytes` zeros (see [`Spare`]), durably named.
+fn create_zeroed_segment(
+    dir: &Path,
+    index: u64,
+    bytes: u64,
+) -> Result<(File, Segment), StorageError> {
+    let path = dir.join(segment_name(index));
+    let file = zero_filled(&path, bytes, &AtomicBool::new(false)).map_err(io_err(&path))?;
+    named(dir, index, path, bytes, file)
+}
+
 /// Creates segment `index` of `bytes` bytes, preallocated, if the limit leaves room for it
 /// next to `existing`.
 fn create_segment(
@@ -447,7 +602,7 @@ fn create_segment(
     existing: &[Segment],
     limits: StorageLimits,
 ) -> Result<(File, Segment), StorageError> {
-    let path = dir.join(format!("log-{index:08}.seg"));
+    let path = dir.join(segment_name(index));
     let total_bytes = existing.iter().map(|s| s.bytes).sum::<u64>() + bytes;
     if let Some(max_bytes) = limits.max_bytes.filter(|max| total_bytes > *max) {
         let cause = FullCause::Limit {
@@ -467,6 +622,17 @@ fn create_segment(
         let _ = fs::remove_file(&path); // an empty name would only clutter the directory
         return Err(io_err(&path)(error));
     }
+    named(dir, index, path, bytes, file)
+}
+
+/// Segment `index`, now that `file` at `path` is ready: its name is made durable first.
+fn named(
+    dir: &Path,
+    index: u64,
+    path: PathBuf,
+    bytes: u64,
+    file: File,
+) -> Result<(File, Segment), StorageError> {
     // The new name must survive a crash too.
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -904,6 +1070,70 @@ mod tests {
         let mut byte = [0u8];
         file.read_exact_at(&mut byte, offset).unwrap();
         file.write_all_at(&[byte[0] ^ 0xff], offset).unwrap();
+    }
+
+    /// Waits (bounded) until the log's spare segment is filled.
+    fn wait_for_spare(log: &FileLog) {
+        let spare = log.spare.as_ref().expect("a spare is being filled");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !spare.filling.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "spare never filled");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_log_rolls_into_its_zero_filled_spare_and_replays_the_same_after_reopen() {
+        let dir = temp_dir("spare");
+        let (mut log, _, _) = FileLog::open_with(&dir, SMALL).unwrap();
+        let first = fs::read(dir.join("log-00000001.seg")).unwrap();
+        assert_eq!(
+            first.len() as u64,
+            SEGMENT_BYTES_MIN,
+            "first segment written out"
+        );
+        assert!(all_zero(&first));
+        let mut writes = Vec::new();
+        for slot in 1..=40 {
+            wait_for_spare(&log);
+            let write = StorageWrite::Accept {
+                slot,
+                ballot: ballot(1, 1),
+                value: set(slot, 500),
+            };
+            writes.extend(write_each(&mut log, vec![write]));
+        }
+        let (segment, _) = log.position();
+        assert!(
+            segment >= 4,
+            "rolled over several times, to segment {segment}"
+        );
+        // Each roll-over took the filled spare: no segment was merely preallocated.
+        for index in 2..=segment {
+            let path = dir.join(segment_name(index));
+            assert_eq!(fs::metadata(&path).unwrap().len(), SEGMENT_BYTES_MIN);
+        }
+        drop(log);
+        assert!(!dir.join(SPARE_NAME).exists(), "no spare left behind");
+        let (_, state, _) = FileLog::open_with(&dir, SMALL).unwrap();
+        assert_eq!(state, replayed(&writes));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_spare_left_half_filled_by_a_crash_is_not_replayed_and_is_filled_again() {
+        let dir = temp_dir("stale-spare");
+        let (mut log, _, _) = FileLog::open_with(&dir, SMALL).unwrap();
+        let writes = write_each(&mut log, vec![accept(1), accept(2)]);
+        drop(log);
+        fs::write(dir.join(SPARE_NAME), b"KSPX half a segment of garbage").unwrap();
+        let (log, state, _) = FileLog::open_with(&dir, SMALL).unwrap();
+        assert_eq!(state, replayed(&writes));
+        assert!(!state.damaged);
+        wait_for_spare(&log);
+        drop(log);
+        assert_eq!(segment_names(&dir), ["log-00000001.seg"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
