@@ -3,7 +3,7 @@
 //! Each record is one frame of the core codec (`FrameKind::LogRecord`: magic, version, length,
 //! CRC32C, postcard body); a snapshot is its own run of `FrameKind::Snapshot` frames. Records go
 //! into segment files `log-NNNNNNNN.seg` in the data directory, written with zeros before use
-//! (a [`Spare`] filled in the background) or else preallocated; a batch of records never spans
+//! (a spare filled in the background) or else preallocated; a batch of records never spans
 //! two segments. Writes are group-committed: the shell [`FileLog::append`]s every
 //! `Persist` output it drained, then one [`FileLog::sync`] (one `fdatasync`) makes them all
 //! durable before `handle_persisted` is called.
@@ -45,7 +45,7 @@ use keyspace_core::{Ballot, DurableState, Slot, StorageWrite};
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Smallest segment size [`StorageLimits`] chooses for a small `max_bytes`.
 pub const SEGMENT_BYTES_MIN: u64 = 4096;
-/// Size of the first segment of a new log, written with zeros before use (see [`Spare`]).
+/// Size of the first segment of a new log, written with zeros before use (see `Spare`).
 pub const FIRST_SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 /// The next segment, zero-filled in the background while the active one fills.
 const SPARE_NAME: &str = "spare-segment.tmp";
