@@ -29,6 +29,32 @@ pub struct ClusterArgs {
     requirepass: Option<String>,
 }
 
+/// Makes the replica get SIGTERM when this process dies, however it dies (killed, or a closed
+/// pipe on its output): Ctrl-C stops the replicas through [`Children`], but a `kill -9` of
+/// this process would otherwise leave them running on their ports.
+#[cfg(target_os = "linux")]
+fn stop_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid, kill, getpid).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the request took effect.
+            if libc::getppid() != parent {
+                libc::kill(libc::getpid(), libc::SIGTERM);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_with_parent(_command: &mut Command) {}
+
 struct Children(Vec<Child>);
 
 impl Drop for Children {
@@ -86,6 +112,7 @@ fn run_in(args: &ClusterArgs, dir: &std::path::Path) -> Result<(), String> {
         if let Some(password) = &args.requirepass {
             command.env("KEYSPACE_PASSWORD", password);
         }
+        stop_with_parent(&mut command);
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start replica {i}: {e}"))?;
