@@ -1,5 +1,8 @@
-//! A minimal RESP2 client, for `keyspace cluster`'s status checks and `keyspace bench`.
+//! A minimal RESP2 client, for `keyspace cluster`'s status checks and `keyspace bench`, and the
+//! translation between the store's commands and their Redis form that clients recording a
+//! history for the checker need.
 
+use keyspace_core::{Command, CommandError, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -113,4 +116,63 @@ pub fn info_field(info: &Value, field: &str) -> Option<String> {
             .strip_prefix(':')
             .map(|v| v.trim().to_string())
     })
+}
+
+/// One operation of a test workload: `choice % 3` picks SET `key` `value`, INCR `key` or GET
+/// `key`. Returns the command as a history records it and the RESP arguments that carry it.
+pub fn workload_op(choice: u64, key: Vec<u8>, value: Vec<u8>) -> (Command, Vec<Vec<u8>>) {
+    match choice % 3 {
+        0 => {
+            let args = vec![b"SET".to_vec(), key.clone(), value.clone()];
+            (Command::Set { key, value }, args)
+        }
+        1 => {
+            let args = vec![b"INCR".to_vec(), key.clone()];
+            (Command::Add { key, delta: 1 }, args)
+        }
+        _ => {
+            let args = vec![b"GET".to_vec(), key.clone()];
+            (Command::Get { key }, args)
+        }
+    }
+}
+
+/// What the answer `value` to a [`workload_op`] says happened, as a history records it; `None`
+/// when it says nothing (a refusal such as a redirect or a timeout: the outcome is unknown).
+pub fn workload_reply(value: Value) -> Option<Reply> {
+    match value {
+        Value::Simple(s) if s == "OK" => Some(Reply::Ok),
+        Value::Int(n) => Some(Reply::Int(n)),
+        Value::Bulk(v) => Some(Reply::Value(Some(v))),
+        Value::Null => Some(Reply::Value(None)),
+        // INCR on a value a SET made non-numeric: refused, changed nothing.
+        Value::Error(e) if e.contains("not an integer") => {
+            Some(Reply::Error(CommandError::NotAnInteger))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_ops_carry_their_command_and_answers_map_to_what_happened() {
+        let (set, args) = workload_op(3, b"k".to_vec(), b"v".to_vec());
+        assert!(matches!(set, Command::Set { .. }));
+        assert_eq!(args, [&b"SET"[..], b"k", b"v"]);
+        let (incr, args) = workload_op(4, b"k".to_vec(), b"v".to_vec());
+        assert!(matches!(incr, Command::Add { delta: 1, .. }));
+        assert_eq!(args, [&b"INCR"[..], b"k"]);
+        let (get, _) = workload_op(5, b"k".to_vec(), b"v".to_vec());
+        assert!(matches!(get, Command::Get { .. }));
+        let refused = Value::Error("ERR value is not an integer or out of range".into());
+        assert_eq!(
+            workload_reply(refused),
+            Some(Reply::Error(CommandError::NotAnInteger))
+        );
+        assert_eq!(workload_reply(Value::Error("TRYAGAIN".into())), None);
+        assert_eq!(workload_reply(Value::Null), Some(Reply::Value(None)));
+    }
 }

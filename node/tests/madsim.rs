@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyspace_checker::{check_kv, CheckOptions, CheckResult, Recorder};
-use keyspace_core::{Command, CommandError, NodeId, Reply};
-use keyspace_node::resp_client::{Client, Value};
+use keyspace_core::NodeId;
+use keyspace_node::resp_client::{workload_op, workload_reply, Client};
 use keyspace_node::{run_node, NodeConfig};
 use madsim::net::NetSim;
 use madsim::rand::{thread_rng, Rng};
@@ -110,29 +110,8 @@ async fn client_loop(client: u64, history: Arc<History>, ops_min: u64) {
             }
         }
         let key = format!("k{}", thread_rng().gen_range(0..KEYS)).into_bytes();
-        let (command, args): (Command, Vec<Vec<u8>>) = match thread_rng().gen_range(0..3) {
-            0 => {
-                let value = format!("c{client}-{op}").into_bytes();
-                (
-                    Command::Set {
-                        key: key.clone(),
-                        value: value.clone(),
-                    },
-                    vec![b"SET".to_vec(), key, value],
-                )
-            }
-            1 => (
-                Command::Add {
-                    key: key.clone(),
-                    delta: 1,
-                },
-                vec![b"INCR".to_vec(), key],
-            ),
-            _ => (
-                Command::Get { key: key.clone() },
-                vec![b"GET".to_vec(), key],
-            ),
-        };
+        let value = format!("c{client}-{op}").into_bytes();
+        let (command, args) = workload_op(thread_rng().gen_range(0..3), key, value);
         let is_write = command.is_write();
         let id = history
             .recorder
@@ -147,14 +126,7 @@ async fn client_loop(client: u64, history: Arc<History>, ops_min: u64) {
         .await;
         let now = history.now_ns();
         let reply = match result {
-            Ok(Ok(Value::Simple(s))) if s == "OK" => Some(Reply::Ok),
-            Ok(Ok(Value::Int(n))) => Some(Reply::Int(n)),
-            Ok(Ok(Value::Bulk(v))) => Some(Reply::Value(Some(v))),
-            Ok(Ok(Value::Null)) => Some(Reply::Value(None)),
-            Ok(Ok(Value::Error(e))) if e.contains("not an integer") => {
-                Some(Reply::Error(CommandError::NotAnInteger))
-            }
-            Ok(Ok(_)) => None,
+            Ok(Ok(value)) => workload_reply(value),
             _ => {
                 conn = None;
                 None

@@ -3,7 +3,6 @@
 //! no acknowledged write may be lost, the killed replica must catch up after a restart, and the
 //! recorded client history must be linearizable.
 
-use std::net::SocketAddr;
 use std::process::Command as Process;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use keyspace_checker::{check_kv, CheckOptions, CheckResult, Recorder};
 use keyspace_core::{Command, Reply};
-use keyspace_node::resp_client::Value;
+use keyspace_node::resp_client::{workload_op, workload_reply, Value};
 
 mod cluster_common;
-use cluster_common::{Client, Cluster, LEASE_MS, NODES, STEP_TIMEOUT};
+use cluster_common::{connect_next, wait_until, Client, Cluster, LEASE_MS, NODES};
 
 /// Writes must work again within this long after the master dies: the lease, the restart-free
 /// election that follows it, and slack for a loaded 2-core machine.
@@ -54,38 +53,14 @@ fn client_loop(client: u64, ports: Vec<u16>, shared: Arc<Shared>) {
             return;
         }
         if conn.is_none() {
-            target += 1;
-            let addr = SocketAddr::from(([127, 0, 0, 1], ports[target % ports.len()]));
-            conn = Client::connect(addr).ok();
+            conn = connect_next(&ports, &mut target);
             if conn.is_none() {
-                std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
         }
         let key = format!("k{}", next() % KEYS).into_bytes();
-        let (command, args): (Command, Vec<Vec<u8>>) = match next() % 3 {
-            0 => {
-                let value = format!("c{client}-{op}").into_bytes();
-                (
-                    Command::Set {
-                        key: key.clone(),
-                        value: value.clone(),
-                    },
-                    vec![b"SET".to_vec(), key, value],
-                )
-            }
-            1 => (
-                Command::Add {
-                    key: key.clone(),
-                    delta: 1,
-                },
-                vec![b"INCR".to_vec(), key],
-            ),
-            _ => (
-                Command::Get { key: key.clone() },
-                vec![b"GET".to_vec(), key],
-            ),
-        };
+        let value = format!("c{client}-{op}").into_bytes();
+        let (command, args) = workload_op(next(), key, value);
         let is_write = command.is_write();
         let id = shared
             .recorder
@@ -96,15 +71,7 @@ fn client_loop(client: u64, ports: Vec<u16>, shared: Arc<Shared>) {
         let result = conn.as_mut().unwrap().call(&arg_refs);
         let now = shared.now_ns();
         let reply = match result {
-            Ok(Value::Simple(s)) if s == "OK" => Some(Reply::Ok),
-            Ok(Value::Int(n)) => Some(Reply::Int(n)),
-            Ok(Value::Bulk(v)) => Some(Reply::Value(Some(v))),
-            Ok(Value::Null) => Some(Reply::Value(None)),
-            // INCR on a value a SET made non-numeric: refused, changed nothing.
-            Ok(Value::Error(e)) if e.contains("not an integer") => {
-                Some(Reply::Error(keyspace_core::CommandError::NotAnInteger))
-            }
-            Ok(_) => None,
+            Ok(value) => workload_reply(value),
             Err(_) => {
                 conn = None;
                 None
@@ -125,17 +92,6 @@ fn client_loop(client: u64, ports: Vec<u16>, shared: Arc<Shared>) {
             None if !is_write => recorder.fail(id, now), // a read changes nothing
             None => recorder.unknown(id),                // the write may have been applied
         }
-    }
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < STEP_TIMEOUT,
-            "timed out waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -4,7 +4,6 @@
 //! catch up, and then hold every acknowledged value and vote again; the cluster keeps serving
 //! writes all along.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 use keyspace_node::resp_client::Value;
 
 mod cluster_common;
-use cluster_common::{wait_until, Client, Cluster, NODES};
+use cluster_common::{connect_next, wait_until, Client, Cluster, NODES};
 
 /// Keys written before the follower is killed.
 const KEYS_BEFORE_KILL: u64 = 300;
@@ -53,12 +52,7 @@ fn writer(
             let client = match &mut conn {
                 Some(client) => client,
                 None => {
-                    target += 1;
-                    let addr = SocketAddr::from(([127, 0, 0, 1], ports[target % ports.len()]));
-                    conn = Client::connect(addr).ok();
-                    if conn.is_none() {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
+                    conn = connect_next(&ports, &mut target);
                     continue;
                 }
             };

@@ -253,6 +253,18 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A connection to the replica after `target` in `ports` (moving `target` on), or `None` after
+/// a short pause when that replica does not answer.
+pub fn connect_next(ports: &[u16], target: &mut usize) -> Option<Client> {
+    *target += 1;
+    let addr = SocketAddr::from(([127, 0, 0, 1], ports[*target % ports.len()]));
+    let conn = Client::connect(addr).ok();
+    if conn.is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    conn
+}
+
 /// A blocking Redis-protocol client.
 pub struct Client {
     stream: TcpStream,
