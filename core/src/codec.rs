@@ -182,6 +182,23 @@ pub fn newer_version(buf: &[u8]) -> Option<u16> {
     (version > FORMAT_VERSION && checksum(&buf[0..12], body) == stored).then_some(version)
 }
 
+/// Whether the frame at the start of `buf` verifies once one bit of its length field is
+/// flipped back: a whole frame whose length was damaged at rest, not one a crash cut short.
+pub fn length_bit_flipped(buf: &[u8]) -> bool {
+    if buf.len() < HEADER_BYTES || buf[0..4] != MAGIC {
+        return false;
+    }
+    let mut header: [u8; 12] = buf[0..12].try_into().expect("12 bytes");
+    let len = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
+    let stored = u32::from_le_bytes(buf[12..16].try_into().expect("4 bytes"));
+    (0..32).any(|bit| {
+        let candidate = len ^ (1 << bit);
+        header[8..12].copy_from_slice(&candidate.to_le_bytes());
+        let end = HEADER_BYTES.saturating_add(candidate as usize);
+        end <= buf.len() && checksum(&header, &buf[HEADER_BYTES..end]) == stored
+    })
+}
+
 /// Sets the version field of the frame at the start of `frame` and its checksum to match, as a
 /// build of that version would have written it. For tests of version handling.
 pub fn rewrite_version(frame: &mut [u8], version: u16) {
@@ -198,6 +215,20 @@ fn checksum(header: &[u8], body: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_length_field_with_one_flipped_bit_is_told_from_a_short_frame() {
+        let mut out = Vec::new();
+        encode(FrameKind::LogRecord, &vec![7u8; 40], &mut out);
+        out.extend_from_slice(&[0; 64]); // the zeros after the last record
+        assert!(!length_bit_flipped(&out), "an intact frame");
+        let mut flipped = out.clone();
+        flipped[8] ^= 0x20; // the length now points into the zeros
+        assert!(length_bit_flipped(&flipped));
+        let mut torn = out.clone();
+        torn[HEADER_BYTES + 10..].fill(0); // the body cut short, its length intact
+        assert!(!length_bit_flipped(&torn));
+    }
 
     #[test]
     fn a_newer_version_is_recognised_only_on_an_intact_frame() {

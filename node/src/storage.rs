@@ -859,24 +859,8 @@ fn is_torn_tail(rest: &[u8], offset: usize) -> bool {
     let first_zero_sector = (offset + zeros_from).next_multiple_of(TORN_SECTOR_BYTES) - offset;
     zeros_from <= covered
         && first_zero_sector < covered.max(1)
-        && !length_bit_flipped(rest)
+        && !codec::length_bit_flipped(rest)
         && !record_after_start(rest)
-}
-
-/// Whether the frame at the start of `rest` verifies once one bit of its length field is
-/// flipped back: a whole frame whose length was damaged at rest, not a torn write.
-fn length_bit_flipped(rest: &[u8]) -> bool {
-    if rest.len() < codec::HEADER_BYTES {
-        return false;
-    }
-    let mut frame = rest.to_vec();
-    let len = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes"));
-    (0..32).any(|bit| {
-        let candidate = len ^ (1 << bit);
-        frame[8..12].copy_from_slice(&candidate.to_le_bytes());
-        let end = codec::HEADER_BYTES.saturating_add(candidate as usize);
-        end <= frame.len() && decode_record(&frame[..end]).is_ok()
-    })
 }
 
 /// Whether a whole record verifies anywhere in `rest` after its first byte.
