@@ -33,7 +33,7 @@ type SyncTask = JoinHandle<SyncDone>;
 
 /// What a finished log sync hands back: the log, the outcome, the last token it covered, the
 /// records it wrote and how long the write and `fdatasync` took.
-pub struct SyncDone {
+struct SyncDone {
     log: FileLog,
     result: Result<(), StorageError>,
     token: u64,

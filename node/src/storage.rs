@@ -373,7 +373,7 @@ impl FileLog {
         } else {
             end
         };
-        let log = FileLog {
+        let mut log = FileLog {
             dir: dir.to_path_buf(),
             limits,
             segments,
@@ -386,7 +386,6 @@ impl FileLog {
             awaiting_recovery: state.damaged,
             spare: None,
         };
-        let mut log = log;
         log.start_spare();
         Ok((log, state, records))
     }
