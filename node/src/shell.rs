@@ -1,15 +1,17 @@
 //! The core task: owns the [`Replica`] and its log, feeds it inputs and carries out its outputs.
 //!
-//! One turn: wait for an event, the replica's timer or the end of a log sync; take every
-//! further event already queued (up to [`EVENTS_PER_TURN_MAX`]), hand them all to the replica,
-//! then drain its outputs. Sends are coalesced into one batch per peer per turn and leave at the
-//! end of the turn. `Persist` writes are staged; whenever no sync is running and something
-//! staged is waited for, everything staged is appended and made durable with one `fdatasync`
-//! (group commit), and `handle_persisted` is called with the last token it covered. On the
-//! master that runs on the blocking pool while the event loop keeps serving, so its accepts
-//! reach the followers while its own `fdatasync` runs (and theirs run in parallel); a follower
-//! syncs on the event loop itself and sends what the sync released in the same turn. The core
-//! holds every message that depends on a write until `handle_persisted` covers it.
+//! One turn: wait for an event or the replica's timer; take every further event already queued
+//! (up to [`EVENTS_PER_TURN_MAX`]), hand them all to the replica, then drain its outputs. Sends
+//! are coalesced into one batch per peer per turn. `Persist` writes are staged; at the end of a
+//! turn in which something staged is waited for, everything staged is appended and made durable
+//! with one `fdatasync` (group commit) right on the event loop, `handle_persisted` is called with
+//! the last token it covered, and what that released is sent in the same turn. The core holds
+//! every message that depends on a write until `handle_persisted` covers it.
+//!
+//! Syncing on the event loop, on the master too, measured faster than handing each sync to a
+//! blocking thread on this 2-core machine (README, Benchmarks): no thread hand-offs, and the
+//! writes that arrive during a sync make the next slot's batch larger. The cost is that the
+//! loop serves nothing else for the length of one `fdatasync`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -21,25 +23,10 @@ use keyspace_core::{
     Role, Seq,
 };
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::peer::{PeerFrame, PeerLink};
-use crate::storage::{FileLog, LogStore, StorageError};
-
-/// A log sync running on the blocking pool: gives the log back with the outcome, and the last
-/// token it made durable.
-type SyncTask = JoinHandle<SyncDone>;
-
-/// What a finished log sync hands back: the log, the outcome, the last token it covered, the
-/// records it wrote and how long the write and `fdatasync` took.
-struct SyncDone {
-    log: FileLog,
-    result: Result<(), StorageError>,
-    token: u64,
-    records: u64,
-    took: Duration,
-}
+use crate::storage::{FileLog, LogStore};
 
 /// Most events handled in one turn before outputs are carried out.
 pub const EVENTS_PER_TURN_MAX: usize = 4096;
@@ -49,7 +36,7 @@ pub const ROUTE_TTL: Duration = Duration::from_secs(30);
 /// stays unsynced when nothing else needs the disk. Such a write rides along with the next sync
 /// that something does wait for; if a crash loses it, the replica learns the slot again.
 pub const LAZY_SYNC_MAX: Duration = Duration::from_millis(10);
-/// Most syncs a follower runs on its event loop in one turn.
+/// Most syncs run in one turn.
 pub const SYNCS_PER_TURN_MAX: usize = 3;
 /// Capacity of the channel into the core task.
 pub const EVENTS_QUEUE_MAX: usize = 16 * 1024;
@@ -98,7 +85,6 @@ enum Wake {
     Timer,
     /// Staged writes nothing waits for have waited long enough.
     LazySync,
-    Synced(Box<Result<SyncDone, tokio::task::JoinError>>),
 }
 
 enum Route {
@@ -108,11 +94,9 @@ enum Route {
 
 pub struct Shell {
     replica: Replica,
-    /// `None` while a sync owns it.
-    log: Option<FileLog>,
-    sync: Option<SyncTask>,
-    /// Writes drained since the running sync started (bounded by what the core emits: its
-    /// window, pending queue and catch-up limits).
+    log: FileLog,
+    /// Writes drained since the last sync (bounded by what the core emits: its window, pending
+    /// queue and catch-up limits).
     staged: Vec<StorageWrite>,
     /// Something staged is waited for: a promise, an accept or a snapshot.
     staged_urgent: bool,
@@ -139,8 +123,7 @@ impl Shell {
     ) -> Shell {
         Shell {
             replica,
-            log: Some(log),
-            sync: None,
+            log,
             staged: Vec::new(),
             staged_urgent: false,
             lazy_deadline: Instant::now(),
@@ -180,13 +163,7 @@ impl Shell {
                 }
             }
             let far = Instant::now() + Duration::from_secs(3600);
-            let lazy_wait = self.sync.is_none() && !self.staged.is_empty();
-            let sync_done = async {
-                match &mut self.sync {
-                    Some(task) => Some(task.await),
-                    None => std::future::pending().await,
-                }
-            };
+            let lazy_wait = !self.staged.is_empty();
             let wake = tokio::select! {
                 event = events.recv() => match event {
                     Some(event) => Wake::Event(event),
@@ -194,7 +171,6 @@ impl Shell {
                 },
                 _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => Wake::Timer,
                 _ = tokio::time::sleep_until(self.lazy_deadline), if lazy_wait => Wake::LazySync,
-                done = sync_done => Wake::Synced(Box::new(done.expect("a running sync"))),
             };
             last_timer = match wake {
                 Wake::Timer => deadline,
@@ -210,17 +186,16 @@ impl Shell {
                         }
                     }
                 }
-                Wake::Synced(done) => self.on_synced(*done),
                 Wake::Timer | Wake::LazySync => {}
             }
             let now = self.now_ns();
             self.replica.handle_timeout(now);
             self.drain_outputs();
             self.flush_outbox();
-            // A follower syncs on this thread (see `start_sync`); what the sync released leaves
-            // at once. Bounded: a sync's outputs hold at most one more write to sync.
+            // What a sync released leaves at once. Bounded: a sync's outputs hold at most one
+            // more write to sync.
             for _ in 0..SYNCS_PER_TURN_MAX {
-                if !self.start_sync() {
+                if !self.sync() {
                     break;
                 }
                 self.drain_outputs();
@@ -230,60 +205,34 @@ impl Shell {
         }
     }
 
-    /// Hands everything staged to a blocking task that appends it and syncs, unless one runs
-    /// or nothing staged is waited for yet.
-    ///
-    /// A follower syncs right here, on the event loop: its only work meanwhile would be the
-    /// next accept, which waits for this sync anyway, and it saves two thread hand-offs per
-    /// sync. The master syncs on the blocking pool so that clients are served meanwhile.
-    /// Returns true when a sync finished here (its outputs are then waiting to be drained).
-    fn start_sync(&mut self) -> bool {
-        if self.staged.is_empty() || self.sync.is_some() {
+    /// Appends everything staged and makes it durable with one `fdatasync`, unless nothing is
+    /// staged or nothing staged is waited for before the lazy deadline. Returns true when it
+    /// synced (what that released is then waiting to be drained).
+    fn sync(&mut self) -> bool {
+        if self.staged.is_empty() {
             return false;
         }
         if !self.staged_urgent && Instant::now() < self.lazy_deadline {
             return false;
         }
         self.staged_urgent = false;
-        let log = self.log.take().expect("no sync runs, so the log is here");
         let writes = std::mem::take(&mut self.staged);
-        let token = self.issued_token;
-        if self.replica.role(self.now_ns()) == Role::Follower {
-            self.on_synced(Ok(write_and_sync(log, &writes, token)));
-            return true;
+        let began = std::time::Instant::now();
+        self.log.append(&writes);
+        if let Err(error) = self.log.sync() {
+            // The replica's promises may not be on disk: it must not go on.
+            tracing::error!(%error, "cannot make the log durable; stopping");
+            std::process::exit(70);
         }
-        #[allow(deprecated)] // madsim marks it so; under madsim it runs as an ordinary task
-        let task = tokio::task::spawn_blocking(move || write_and_sync(log, &writes, token));
-        self.sync = Some(task);
-        false
-    }
-
-    fn on_synced(&mut self, done: Result<SyncDone, tokio::task::JoinError>) {
-        self.sync = None;
-        let done = match done {
-            Ok(done) => done,
-            Err(error) => {
-                tracing::error!(%error, "the log sync task failed; stopping");
-                std::process::exit(70);
-            }
-        };
-        let (mut log, token) = match done.result {
-            Ok(()) => (done.log, done.token),
-            Err(error) => {
-                // The replica's promises may not be on disk: it must not go on.
-                tracing::error!(%error, "cannot make the log durable; stopping");
-                std::process::exit(70);
-            }
-        };
         if !self.replica.is_recovering_storage() {
-            log.set_recovered(); // segments damaged at open may go once compacted
+            self.log.set_recovered(); // segments damaged at open may go once compacted
         }
-        self.log = Some(log);
         self.log_syncs += 1;
-        self.log_records += done.records;
-        self.log_sync_us += done.took.as_micros() as u64;
+        self.log_records += writes.len() as u64;
+        self.log_sync_us += began.elapsed().as_micros() as u64;
         let now = self.now_ns();
-        self.replica.handle_persisted(now, token);
+        self.replica.handle_persisted(now, self.issued_token);
+        true
     }
 
     fn handle(&mut self, event: Event) {
@@ -441,20 +390,6 @@ impl Shell {
             log_sync_us: self.log_sync_us,
             storage_recovering: replica.is_recovering_storage(),
         }
-    }
-}
-
-/// Appends `writes` to `log` and makes them durable with one `fdatasync`.
-fn write_and_sync(mut log: FileLog, writes: &[StorageWrite], token: u64) -> SyncDone {
-    let began = std::time::Instant::now();
-    log.append(writes);
-    let result = log.sync();
-    SyncDone {
-        log,
-        result,
-        token,
-        records: writes.len() as u64,
-        took: began.elapsed(),
     }
 }
 
