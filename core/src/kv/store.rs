@@ -92,6 +92,58 @@ impl Store {
     }
 }
 
+/// What the encoding of a [`Store`] holds, read without building the map: the pairs are
+/// visited as borrowed slices, counted and hashed (see `StateMachine::verify_encoding`).
+/// Field for field the same shape as `Store`, so whatever decodes as one decodes as the other.
+#[derive(Deserialize)]
+pub(crate) struct StoreDigest {
+    #[serde(deserialize_with = "pairs_digest")]
+    pub(crate) pairs: PairsDigest,
+    pub(crate) entries_hash: u64,
+}
+
+/// The count and hash sum of encoded pairs whose keys were in strictly ascending order.
+pub(crate) struct PairsDigest {
+    pub(crate) len: u64,
+    pub(crate) entries_hash: u64,
+}
+
+fn pairs_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PairsDigest, D::Error> {
+    d.deserialize_map(PairsDigestVisitor)
+}
+
+struct PairsDigestVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PairsDigestVisitor {
+    type Value = PairsDigest;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of byte strings in ascending key order")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut access: A,
+    ) -> Result<PairsDigest, A::Error> {
+        let mut digest = PairsDigest {
+            len: 0,
+            entries_hash: 0,
+        };
+        let mut previous: Option<&'de [u8]> = None;
+        while let Some((key, value)) = access.next_entry::<&'de [u8], &'de [u8]>()? {
+            if previous.is_some_and(|p| p >= key) {
+                return Err(serde::de::Error::custom("keys out of order"));
+            }
+            previous = Some(key);
+            digest.len += 1;
+            digest.entries_hash = digest
+                .entries_hash
+                .wrapping_add(data_entry_hash(key, value));
+        }
+        Ok(digest)
+    }
+}
+
 /// A list `count` as the number of entries to return: `None` means the maximum, and anything
 /// above the maximum is clamped to it.
 pub(crate) fn list_count_clamped(count: Option<u64>) -> usize {

@@ -439,3 +439,74 @@ fn state_hash_differs_for_different_data_and_sessions() {
         "same data, different session"
     );
 }
+
+/// A state with a few keys written by two clients, and its encoding.
+fn encoded_state() -> (StateMachine, Vec<u8>) {
+    let mut machine = machine();
+    machine.apply_batch(
+        1,
+        &[
+            request(1, 1, set(b"a", b"1")),
+            request(2, 1, set(b"b", b"2")),
+        ],
+    );
+    machine.apply_batch(2, &[request(1, 2, set(b"c", b"33"))]);
+    let body = postcard::to_allocvec(&machine).unwrap();
+    (machine, body)
+}
+
+#[test]
+fn verify_encoding_accepts_the_states_own_encoding() {
+    let (machine, body) = encoded_state();
+    assert_eq!(machine.verify_encoding(&body), Ok(()));
+}
+
+#[test]
+fn verify_encoding_refuses_another_states_encoding() {
+    let (machine, _) = encoded_state();
+    let mut other = machine.clone();
+    other.apply_batch(3, &[request(1, 3, set(b"c", b"34"))]);
+    let other_body = postcard::to_allocvec(&other).unwrap();
+    assert!(machine.verify_encoding(&other_body).is_err());
+    let mut same_data_later = machine.clone();
+    same_data_later.apply_noop(3);
+    let later_body = postcard::to_allocvec(&same_data_later).unwrap();
+    assert_eq!(
+        machine.verify_encoding(&later_body),
+        Err("applied slot differs".to_string())
+    );
+}
+
+#[test]
+fn verify_encoding_refuses_a_changed_value_a_cut_body_and_trailing_bytes() {
+    let (machine, body) = encoded_state();
+    let at = body.windows(2).position(|w| w == b"33").unwrap();
+    let mut changed = body.clone();
+    changed[at] = b'4';
+    assert_eq!(
+        machine.verify_encoding(&changed),
+        Err("pairs differ from their stored hash".to_string())
+    );
+    assert!(machine.verify_encoding(&body[..body.len() - 1]).is_err());
+    let mut longer = body.clone();
+    longer.push(0);
+    assert_eq!(
+        machine.verify_encoding(&longer),
+        Err("bytes after the state".to_string())
+    );
+}
+
+#[test]
+fn verify_encoding_refuses_keys_out_of_order() {
+    let (machine, body) = encoded_state();
+    // Each pair is a length byte then the bytes: "a"="1", "b"="2". Swap the two keys.
+    let at = body
+        .windows(8)
+        .position(|w| w == b"\x01a\x011\x01b\x012")
+        .unwrap();
+    let mut swapped = body.clone();
+    swapped[at + 1] = b'b';
+    swapped[at + 5] = b'a';
+    let error = machine.verify_encoding(&swapped).unwrap_err();
+    assert!(error.contains("does not decode"), "{error}");
+}
