@@ -1407,19 +1407,40 @@ impl std::hash::Hasher for WordHasher {
 // ---- snapshots and compaction -------------------------------------------------------------
 
 impl Replica {
-    /// Takes a snapshot once enough slots were applied since the last one.
+    /// Takes a snapshot once the next slot of this replica's schedule has been applied.
     fn maybe_snapshot(&mut self) {
         let in_flight = self.snapshot_in_flight.as_ref().map(|(_, i)| i.meta.slot);
         let last = in_flight
             .or(self.snapshot.as_ref().map(|i| i.meta.slot))
             .unwrap_or(0);
-        let due = self.applied_through >= last + self.config.snapshot_interval_slots;
+        let due = self.applied_through >= self.next_snapshot_slot(last);
         if !due || self.snapshot_in_flight.is_some() {
             return;
         }
         let image = SnapshotImage::capture(&self.state, self.applied_chain, self.promised);
         let token = self.persist(vec![StorageWrite::Snapshot(image.clone())]);
         self.snapshot_in_flight = Some((token, image));
+    }
+
+    /// The first slot above `last` in this replica's snapshot schedule: every
+    /// `snapshot_interval_slots`, shifted by the replica's place among the members times
+    /// interval / members. Taking and writing a snapshot holds a replica's event loop for a while
+    /// (about 0.3 s with 500,000 keys); staggered, no two replicas of a cluster take theirs at
+    /// the same slot, so a majority keeps accepting while one is busy.
+    fn next_snapshot_slot(&self, last: Slot) -> Slot {
+        let interval = self.config.snapshot_interval_slots;
+        let members = self.config.nodes.len() as u64;
+        let place = self
+            .config
+            .nodes
+            .iter()
+            .position(|&n| n == self.config.node_id)
+            .expect("a replica is one of the members") as u64;
+        let phase = place * interval / members;
+        match last.checked_sub(phase) {
+            Some(past) if last >= phase => (past / interval + 1) * interval + phase,
+            _ => phase.max(1),
+        }
     }
 
     /// Drops log entries the durable snapshot covers, keeping `log_retain_slots` below it.

@@ -374,6 +374,25 @@ fn replica_snapshots_and_compacts_its_log_after_the_interval() {
 }
 
 #[test]
+fn replicas_take_their_snapshots_at_staggered_slots() {
+    let mut cluster = Cluster::with_config(3, snapshotting_config);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("master");
+    write_many(&mut cluster, m, 1, 60, 10);
+    // Interval 10 among 3 members: places 0, 1 and 2 snapshot at slots 10k, 10k+3, 10k+6.
+    for (replica, disk) in cluster.replicas.iter().zip(&cluster.disks) {
+        let snapshot_slot = disk.snapshot_slot().expect("a durable snapshot");
+        let place = u64::from(replica.node_id() - 1);
+        assert_eq!(
+            snapshot_slot % 10,
+            place * 10 / 3,
+            "replica {} snapshot at {snapshot_slot}",
+            replica.node_id()
+        );
+    }
+}
+
+#[test]
 fn restarted_replica_recovers_from_its_snapshot_and_the_log_after_it() {
     let mut cluster = Cluster::with_config(3, snapshotting_config);
     cluster.run_until(2_500 * MS);
