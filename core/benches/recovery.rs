@@ -47,7 +47,7 @@ fn main() {
         let start = Instant::now();
         let image = SnapshotImage::decode_frames(&file).expect("snapshot decodes");
         let durable = DurableState {
-            snapshot: Some(image),
+            snapshot: Some(image.into()),
             ..DurableState::default()
         };
         let replica = Replica::new(ReplicaConfig::new(1, vec![1, 2, 3]), durable, 0, 1);

@@ -21,6 +21,7 @@
 //! it to [`Replica::new`]; writes that never became durable are simply gone.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -260,9 +261,9 @@ pub struct Replica {
     catchup_target: Option<(NodeId, Slot)>,
     // Snapshots and compaction
     /// The newest snapshot known durable (kept to serve transfers).
-    snapshot: Option<SnapshotImage>,
+    snapshot: Option<Arc<SnapshotImage>>,
     /// A snapshot written but not yet durable, with its persist token.
-    snapshot_in_flight: Option<(u64, SnapshotImage)>,
+    snapshot_in_flight: Option<(u64, Arc<SnapshotImage>)>,
     /// Chosen entries at or below this slot are no longer kept.
     compacted_through: Slot,
     /// A snapshot being received, and from whom.
@@ -1417,7 +1418,11 @@ impl Replica {
         if !due || self.snapshot_in_flight.is_some() {
             return;
         }
-        let image = SnapshotImage::capture(&self.state, self.applied_chain, self.promised);
+        let image = Arc::new(SnapshotImage::capture(
+            &self.state,
+            self.applied_chain,
+            self.promised,
+        ));
         let token = self.persist(vec![StorageWrite::Snapshot(image.clone())]);
         self.snapshot_in_flight = Some((token, image));
     }
@@ -1489,12 +1494,12 @@ impl Replica {
         let (_, assembly) = self.incoming_snapshot.take().expect("set above");
         let verified = assembly.finish().and_then(|i| i.restore().map(|s| (i, s)));
         if let Ok((image, state)) = verified {
-            self.install_snapshot(image, state);
+            self.install_snapshot(Arc::new(image), state);
         }
     }
 
     /// Replaces this replica's state with a verified snapshot from a peer.
-    fn install_snapshot(&mut self, image: SnapshotImage, state: crate::kv::StateMachine) {
+    fn install_snapshot(&mut self, image: Arc<SnapshotImage>, state: crate::kv::StateMachine) {
         assert!(image.meta.slot > self.chosen_through);
         self.persist(vec![
             StorageWrite::Snapshot(image.clone()),
@@ -1508,7 +1513,7 @@ impl Replica {
     }
 
     /// Makes `state` (restored from `image`) the applied state; entries it covers are dropped.
-    fn adopt_snapshot(&mut self, image: SnapshotImage, state: crate::kv::StateMachine) {
+    fn adopt_snapshot(&mut self, image: Arc<SnapshotImage>, state: crate::kv::StateMachine) {
         let slot = image.meta.slot;
         assert_eq!(state.applied_slot(), slot);
         self.state = state;

@@ -14,6 +14,9 @@ use crate::types::{Ballot, Slot};
 
 /// Largest chunk of an image body in one frame.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Most bytes a frame's body holds besides a chunk's bytes: the variant, the offset and the
+/// length (varints), or a whole meta.
+const FRAME_FIELDS_BYTES_MAX: usize = 128;
 
 /// What an image covers and how to check it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -118,6 +121,10 @@ impl SnapshotImage {
 
     /// The image as a sequence of codec frames: meta, then chunks.
     pub fn encode_frames(&self, out: &mut Vec<u8>) {
+        // Room for everything at once: growing by doubling would copy the image again and
+        // touch twice its size in fresh pages, on the replica's event loop.
+        let chunks = self.body.len().div_ceil(SNAPSHOT_CHUNK_BYTES) + 1;
+        out.reserve(self.body.len() + chunks * (codec::HEADER_BYTES + FRAME_FIELDS_BYTES_MAX));
         codec::encode(FrameKind::Snapshot, &SnapshotFrame::Meta(self.meta), out);
         let mut offset = 0u64;
         while offset < self.meta.body_len {

@@ -6,6 +6,7 @@
 //! `Replica::new`. Record framing and checksums belong to the storage format, not to this type.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +32,9 @@ pub enum StorageWrite {
     /// to that one accept: if a later accept record of the slot was lost to corruption, an
     /// older accepted value must not be taken for the chosen one.
     Chosen { slot: Slot, ballot: Ballot },
-    /// A snapshot of the applied state; replaces any older one.
-    Snapshot(SnapshotImage),
+    /// A snapshot of the applied state; replaces any older one. Shared, not copied: the
+    /// replica keeps the same image to serve catch-up from.
+    Snapshot(Arc<SnapshotImage>),
     /// Log entries at or below `through_slot` are covered by the durable snapshot: drop them.
     Compact { through_slot: Slot },
 }
@@ -46,7 +48,7 @@ pub struct DurableState {
     /// Known to be chosen.
     pub chosen: BTreeMap<Slot, LogValue>,
     /// The newest durable snapshot, if any.
-    pub snapshot: Option<SnapshotImage>,
+    pub snapshot: Option<Arc<SnapshotImage>>,
     /// Set by the loader when anything failed verification other than a torn tail (a record
     /// cut short by a crash mid-write, which was never acknowledged): a checksum mismatch, a
     /// read error, a snapshot that does not verify. The replica may then have forgotten promises

@@ -76,7 +76,7 @@ fn build_data_dir(dir: &Path, keys: u64, log_slots: u64) -> u64 {
     let (mut log, _, _) = FileLog::open(dir).expect("empty log opens");
     log.append(&[
         StorageWrite::Promise { ballot },
-        StorageWrite::Snapshot(image),
+        StorageWrite::Snapshot(image.into()),
         StorageWrite::Compact {
             through_slot: snapshot_slot,
         },

@@ -313,6 +313,10 @@ fn zero_filled(path: &Path, bytes: u64, cancel: &AtomicBool) -> io::Result<File>
     Ok(file)
 }
 
+/// Most capacity the write buffer keeps between syncs (a snapshot's frames make it grow to
+/// the snapshot's size once).
+const BUFFER_KEPT_BYTES_MAX: usize = 4 * 1024 * 1024;
+
 impl FileLog {
     /// Opens (or creates) the log in `dir` with the default limits and replays it: the log, the
     /// state it holds (`damaged` when a record failed verification), and the number of records.
@@ -559,6 +563,9 @@ impl LogStore for FileLog {
             .map_err(io_err(path))?;
         self.offset += self.buffer.len() as u64;
         self.buffer.clear();
+        if self.buffer.capacity() > BUFFER_KEPT_BYTES_MAX {
+            self.buffer = Vec::new(); // a snapshot passed through: give its memory back
+        }
         let synced = std::mem::take(&mut self.buffered);
         if synced.compact_through > self.compacted_through {
             self.compacted_through = synced.compact_through;
@@ -830,7 +837,7 @@ fn decode_record(rest: &[u8]) -> Result<(StorageWrite, usize), DecodeError> {
         return codec::decode::<StorageWrite>(FrameKind::LogRecord, rest);
     }
     match SnapshotImage::decode_frames_prefix(rest) {
-        Ok((image, used)) => Ok((StorageWrite::Snapshot(image), used)),
+        Ok((image, used)) => Ok((StorageWrite::Snapshot(image.into()), used)),
         Err(SnapshotError::Frame(error)) => Err(error),
         Err(other) => Err(DecodeError::Malformed {
             reason: other.to_string(),
@@ -1215,7 +1222,7 @@ mod tests {
         log.append(&[accept(1)]);
         log.sync().unwrap();
         let (_, start) = log.position();
-        log.append(&[StorageWrite::Snapshot(image), accept(2)]);
+        log.append(&[StorageWrite::Snapshot(image.into()), accept(2)]);
         log.sync().unwrap();
         drop(log);
         flip(&dir.join("log-00000001.seg"), start + 1_500_000); // in the second chunk
@@ -1325,12 +1332,16 @@ mod tests {
         assert!(image.meta.body_len > 2 * 1024 * 1024, "several chunks");
         let dir = temp_dir("snapshot");
         let (mut log, _, _) = FileLog::open(&dir).unwrap();
-        log.append(&[accept(1), StorageWrite::Snapshot(image.clone()), accept(2)]);
+        log.append(&[
+            accept(1),
+            StorageWrite::Snapshot(image.clone().into()),
+            accept(2),
+        ]);
         log.sync().unwrap();
         drop(log);
         let (_, recovered, records) = FileLog::open(&dir).unwrap();
         assert_eq!(records, 3);
-        assert_eq!(recovered.snapshot, Some(image));
+        assert_eq!(recovered.snapshot, Some(image.into()));
         assert_eq!(recovered.accepted.len(), 2);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -1343,7 +1354,7 @@ mod tests {
         log.append(&[accept(1)]);
         log.sync().unwrap();
         let (segment, start) = log.position();
-        log.append(&[StorageWrite::Snapshot(image)]);
+        log.append(&[StorageWrite::Snapshot(image.into())]);
         log.sync().unwrap();
         let (_, end) = log.position();
         drop(log);
@@ -1413,7 +1424,7 @@ mod tests {
 
     /// The core's order: a snapshot through `slot`, then (once it is durable) the compaction.
     fn snapshot_and_compact(log: &mut FileLog, slot: u64) -> Vec<StorageWrite> {
-        let snapshot = StorageWrite::Snapshot(snapshot_through(slot, 150));
+        let snapshot = StorageWrite::Snapshot(snapshot_through(slot, 150).into());
         let compact = StorageWrite::Compact { through_slot: slot };
         write_each(log, vec![snapshot, compact])
     }
@@ -1609,7 +1620,7 @@ mod tests {
                 value: set(2, 20),
             },
             StorageWrite::Chosen { slot: 1, ballot },
-            StorageWrite::Snapshot(snapshot_through(1, 20)),
+            StorageWrite::Snapshot(snapshot_through(1, 20).into()),
             StorageWrite::Accept {
                 slot: 3,
                 ballot,
