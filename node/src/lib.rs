@@ -42,6 +42,8 @@ pub struct NodeConfig {
     pub lease_ms: u64,
     /// Most bytes the log's segments may take on disk; `None`: what the device holds.
     pub max_log_bytes: Option<u64>,
+    /// A snapshot every this many applied slots (each replica on its own staggered schedule).
+    pub snapshot_interval_slots: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,7 @@ where
 pub fn replica_config(config: &NodeConfig) -> ReplicaConfig {
     let mut replica = ReplicaConfig::new(config.id, config.peers.keys().copied().collect());
     replica.lease.lease_duration_ns = config.lease_ms * NANOS_PER_MILLI;
+    replica.snapshot_interval_slots = config.snapshot_interval_slots;
     // One slot in flight: every write that arrives while it is being accepted goes into the
     // next log entry together. Per write that means fewer accepts, records, acknowledgements
     // and system calls than with more, smaller slots in flight, and on a machine whose replicas

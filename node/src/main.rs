@@ -89,6 +89,10 @@ mod cli {
         /// acknowledged.
         #[arg(long)]
         max_log_bytes: Option<u64>,
+        /// Take a snapshot of the state every this many log slots; the log before it is then
+        /// dropped. Replicas take theirs at staggered slots, so only one at a time is busy.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+        snapshot_interval_slots: u64,
     }
 
     pub fn main() -> ExitCode {
@@ -134,6 +138,7 @@ mod cli {
             password: args.requirepass,
             lease_ms: args.lease_ms,
             max_log_bytes: args.max_log_bytes,
+            snapshot_interval_slots: args.snapshot_interval_slots,
         };
         // One thread runs the event loop, connections, peers and log syncs (no cross-thread
         // wake-ups, which cost most when replicas share few cores).

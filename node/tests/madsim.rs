@@ -38,6 +38,8 @@ use madsim::time::{sleep, Instant};
 const NODES: u16 = 3;
 const CLIENTS: u64 = 3;
 const KEYS: u64 = 3;
+/// Snapshot interval of the simulated replicas: a run applies a few hundred slots.
+const SNAPSHOT_INTERVAL_SLOTS: u64 = 20;
 const FAULT_STEPS: usize = 6;
 /// Longest pause between one client's operations.
 const THINK_TIME_MAX_MS: u64 = 50;
@@ -68,6 +70,8 @@ fn config(id: NodeId, dir: &Path) -> NodeConfig {
         password: None,
         lease_ms: 1000,
         max_log_bytes: None,
+        // Small, so that every run takes snapshots (synced on a blocking task) and compacts.
+        snapshot_interval_slots: SNAPSHOT_INTERVAL_SLOTS,
     }
 }
 
