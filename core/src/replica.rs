@@ -1442,10 +1442,10 @@ impl Replica {
             .position(|&n| n == self.config.node_id)
             .expect("a replica is one of the members") as u64;
         let phase = place * interval / members;
-        match last.checked_sub(phase) {
-            Some(past) if last >= phase => (past / interval + 1) * interval + phase,
-            _ => phase.max(1),
+        if last < phase {
+            return phase; // above 0, since last is not below 0
         }
+        ((last - phase) / interval + 1) * interval + phase
     }
 
     /// Drops log entries the durable snapshot covers, keeping `log_retain_slots` below it.

@@ -355,12 +355,19 @@ fn write_many(
     cluster.run_until(cluster.now_ns + 300 * MS);
 }
 
-#[test]
-fn replica_snapshots_and_compacts_its_log_after_the_interval() {
+/// A three-replica cluster snapshotting every 10 slots, after `count` writes through its
+/// master; returns it with the master's index.
+fn snapshotting_cluster_after_writes(count: u64) -> (Cluster, usize) {
     let mut cluster = Cluster::with_config(3, snapshotting_config);
     cluster.run_until(2_500 * MS);
     let m = cluster.master().expect("master");
-    write_many(&mut cluster, m, 1, 60, 10);
+    write_many(&mut cluster, m, 1, count, 10);
+    (cluster, m)
+}
+
+#[test]
+fn replica_snapshots_and_compacts_its_log_after_the_interval() {
+    let (cluster, _) = snapshotting_cluster_after_writes(60);
     for (replica, disk) in cluster.replicas.iter().zip(&cluster.disks) {
         let snapshot_slot = disk.snapshot_slot().expect("a durable snapshot");
         assert!(snapshot_slot >= 50, "snapshot at {snapshot_slot}");
@@ -375,10 +382,7 @@ fn replica_snapshots_and_compacts_its_log_after_the_interval() {
 
 #[test]
 fn replicas_take_their_snapshots_at_staggered_slots() {
-    let mut cluster = Cluster::with_config(3, snapshotting_config);
-    cluster.run_until(2_500 * MS);
-    let m = cluster.master().expect("master");
-    write_many(&mut cluster, m, 1, 60, 10);
+    let (cluster, _) = snapshotting_cluster_after_writes(60);
     // Interval 10 among 3 members: places 0, 1 and 2 snapshot at slots 10k, 10k+3, 10k+6.
     for (replica, disk) in cluster.replicas.iter().zip(&cluster.disks) {
         let snapshot_slot = disk.snapshot_slot().expect("a durable snapshot");
@@ -394,10 +398,7 @@ fn replicas_take_their_snapshots_at_staggered_slots() {
 
 #[test]
 fn restarted_replica_recovers_from_its_snapshot_and_the_log_after_it() {
-    let mut cluster = Cluster::with_config(3, snapshotting_config);
-    cluster.run_until(2_500 * MS);
-    let m = cluster.master().expect("master");
-    write_many(&mut cluster, m, 1, 45, 10);
+    let (cluster, m) = snapshotting_cluster_after_writes(45);
     let follower = (m + 1) % 3;
     let before = &cluster.replicas[follower];
     let (through, chain) = (before.applied_through(), before.applied_chain());

@@ -131,8 +131,8 @@ pub struct Shell {
     start: Instant,
     routes: HashMap<(ClientId, Seq), (Route, Instant)>,
     outbox: BTreeMap<NodeId, Vec<PeerFrame>>,
-    /// Answers handed to this replica's own client connections in the current turn.
-    answered_this_turn: usize,
+    /// An answer went to one of this replica's own client connections in the current turn.
+    answered_this_turn: bool,
     issued_token: u64,
     next_sweep: Instant,
     requests_served: u64,
@@ -159,7 +159,7 @@ impl Shell {
             start,
             routes: HashMap::new(),
             outbox: BTreeMap::new(),
-            answered_this_turn: 0,
+            answered_this_turn: false,
             issued_token: 0,
             next_sweep: Instant::now() + ROUTE_TTL,
             requests_served: 0,
@@ -229,10 +229,7 @@ impl Shell {
         let far = Instant::now() + Duration::from_secs(3600);
         let staged_wait = self.background.is_none() && !self.staged.is_empty();
         // Writes something waits for are due at once (a turn stops after SYNCS_PER_TURN_MAX).
-        let staged_due = match self.staged_urgent {
-            true => Instant::now(),
-            false => self.lazy_deadline,
-        };
+        let staged_due = self.staged_due(Instant::now());
         let background_done = async {
             match &mut self.background {
                 Some(task) => task.await,
@@ -259,10 +256,10 @@ impl Shell {
         // first and its replies and accepts leave together after: under load, starting the
         // accepts earlier bought no throughput in paired runs, as the followers then compete
         // with the reply writes for the cores and with this sync for the disk.
-        if self.answered_this_turn == 0 && self.sync_due() {
+        if !self.answered_this_turn && self.sync_due() {
             tokio::task::yield_now().await;
         }
-        self.answered_this_turn = 0;
+        self.answered_this_turn = false;
         // What a sync released leaves at once. Bounded: a sync's outputs hold at most one
         // more write to sync.
         for _ in 0..SYNCS_PER_TURN_MAX {
@@ -277,9 +274,17 @@ impl Shell {
 
     /// Whether [`Self::sync`] would sync now.
     fn sync_due(&self) -> bool {
-        self.background.is_none()
-            && !self.staged.is_empty()
-            && (self.staged_urgent || Instant::now() >= self.lazy_deadline)
+        let now = Instant::now();
+        self.background.is_none() && !self.staged.is_empty() && now >= self.staged_due(now)
+    }
+
+    /// When what is staged must be synced: `now` if something waits for it, else at the lazy
+    /// deadline.
+    fn staged_due(&self, now: Instant) -> Instant {
+        match self.staged_urgent {
+            true => now,
+            false => self.lazy_deadline,
+        }
     }
 
     /// Appends everything staged and makes it durable with one `fdatasync`, unless nothing is
@@ -418,7 +423,7 @@ impl Shell {
         };
         match route {
             Route::Local(tx) => {
-                self.answered_this_turn += 1;
+                self.answered_this_turn = true;
                 self.requests_served += 1;
                 let _ = tx.try_send(response);
             }
