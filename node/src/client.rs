@@ -6,6 +6,11 @@
 //! and the client gets its original reply. Refusals (`NotMaster`, `Busy`) are retried towards
 //! the hinted master. Commands on one connection run one after another, in order.
 //!
+//! Pipelined writes: consecutive plain `SET key value`s that arrive in one read are stored as
+//! one atomic command (the one MSET uses) and each gets its own `+OK`: one trip through the log
+//! instead of one per SET. Stored at one point, in order, they are still a valid order of the
+//! client's writes, and a command other than a plain SET waits for them first.
+//!
 //! The store keeps a bounded table of sessions and may forget this one (least recently used).
 //! A request it then refuses as `StaleRequest` on its first trip into the log cannot have been
 //! applied, so the connection moves to a fresh session and sends it once more. A `StaleRequest`
@@ -16,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use keyspace_core::command::{KEY_MAX_BYTES, VALUE_MAX_BYTES};
 use keyspace_core::{
     ClientRequest, ClientResponse, Command, CommandError, CommandKind, NodeId, Outcome, Rejection,
     Reply,
@@ -36,6 +42,10 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(100);
 /// Bytes of unanswered replies after which a connection writes them out mid-batch.
 const OUT_FLUSH_BYTES: usize = 64 * 1024;
+/// Most SETs of one pipelined run stored as one command.
+const SET_RUN_PAIRS_MAX: usize = 512;
+/// Most bytes of keys and values in one pipelined run (well under `REQUEST_MAX_BYTES`).
+const SET_RUN_BYTES_MAX: usize = 1024 * 1024;
 /// Reads use their own id, so they never leave gaps in the write session's sequence.
 const READ_SESSION_BIT: u64 = 1 << 63;
 
@@ -100,12 +110,22 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
     let mut input = Vec::with_capacity(16 * 1024);
     let mut out = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut run = SetRun::default();
     loop {
         let mut used = 0;
         loop {
             match resp::parse(&input[used..]) {
                 Ok(Some((args, n))) => {
                     used += n;
+                    if let Some((key, value)) = conn.plain_set(args.as_slice()) {
+                        if !run.has_room_for(&key, &value) {
+                            conn.store_run(&mut run, &mut out).await;
+                        }
+                        run.push(key, value);
+                        context.commands_processed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    conn.store_run(&mut run, &mut out).await;
                     if !args.is_empty() {
                         conn.execute(args, &mut out).await;
                         context.commands_processed.fetch_add(1, Ordering::Relaxed);
@@ -123,6 +143,7 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
                 }
                 Ok(None) => break,
                 Err(error) => {
+                    conn.store_run(&mut run, &mut out).await;
                     // Like Redis: answer the protocol error, then close.
                     Writer {
                         out: &mut out,
@@ -136,6 +157,7 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
             }
         }
         input.drain(..used);
+        conn.store_run(&mut run, &mut out).await;
         if !out.is_empty() {
             stream.write_all(&out).await?;
             stream.flush().await?; // a no-op on real TCP; madsim sends on flush
@@ -146,6 +168,31 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
             return Ok(());
         }
         input.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Consecutive plain SETs of one read, waiting to be stored together.
+#[derive(Default)]
+struct SetRun {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Bytes of the keys and values in `pairs`.
+    bytes: usize,
+}
+
+impl SetRun {
+    fn has_room_for(&self, key: &[u8], value: &[u8]) -> bool {
+        let bytes = self.bytes + key.len() + value.len();
+        self.pairs.len() < SET_RUN_PAIRS_MAX && bytes <= SET_RUN_BYTES_MAX
+    }
+
+    fn push(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.bytes += key.len() + value.len();
+        self.pairs.push((key, value));
+    }
+
+    fn take(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.bytes = 0;
+        std::mem::take(&mut self.pairs)
     }
 }
 
@@ -305,6 +352,46 @@ impl Connection<'_> {
         }
     }
 
+    /// The key and value of `args` if it is a plain `SET key value` this connection may send
+    /// as part of a pipelined run: authenticated, and within the size limits (a SET over them is
+    /// run alone, to get its own error).
+    fn plain_set(&self, args: &[Vec<u8>]) -> Option<(Vec<u8>, Vec<u8>)> {
+        match args {
+            [name, key, value]
+                if name.eq_ignore_ascii_case(b"SET")
+                    && self.authenticated
+                    && key.len() <= KEY_MAX_BYTES
+                    && value.len() <= VALUE_MAX_BYTES =>
+            {
+                Some((key.clone(), value.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Stores the SETs of `run` (one SET as itself, several as one atomic command) and writes
+    /// one reply per SET, the same for all of them.
+    async fn store_run(&mut self, run: &mut SetRun, out: &mut Vec<u8>) {
+        let mut pairs = run.take();
+        let sets = pairs.len();
+        let command = match sets {
+            0 => return,
+            1 => {
+                let (key, value) = pairs.pop().expect("one pair");
+                Command::Set { key, value }
+            }
+            _ => Command::MultiSet { pairs },
+        };
+        let start = out.len();
+        commands::run(commands::store(command), self, out).await;
+        if sets > 1 {
+            let reply = out[start..].to_vec();
+            for _ in 1..sets {
+                out.extend_from_slice(&reply);
+            }
+        }
+    }
+
     pub async fn status(&self) -> Option<Status> {
         let (tx, rx) = oneshot::channel();
         self.context.core.send(Event::Info(tx)).await.ok()?;
@@ -326,6 +413,8 @@ mod tests {
     struct Store {
         machine: StateMachine,
         slot: Slot,
+        /// Writes sent to the store, retries included.
+        writes: u64,
         other_clients: u64,
         /// The next write is applied, its session evicted and its answer lost.
         lose_next_answer: bool,
@@ -340,6 +429,7 @@ mod tests {
             Store {
                 machine: StateMachine::new(config),
                 slot: 0,
+                writes: 0,
                 other_clients: 0,
                 lose_next_answer: false,
             }
@@ -367,6 +457,7 @@ mod tests {
             if !request.command.is_write() {
                 return Outcome::Done(self.machine.read(&request.command));
             }
+            self.writes += 1;
             let outcome = self.apply(request);
             if std::mem::take(&mut self.lose_next_answer) {
                 self.other_client_writes();
@@ -509,5 +600,54 @@ mod tests {
                 Ok(Reply::Ok)
             ));
         });
+    }
+
+    #[test]
+    fn a_run_of_pipelined_sets_is_one_write_with_one_reply_per_set() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            let mut run = SetRun::default();
+            for (key, value) in [("a", "1"), ("b", "2"), ("a", "3")] {
+                let args = [b"set".to_vec(), key.into(), value.into()];
+                let (key, value) = conn.plain_set(&args).expect("a plain SET");
+                run.push(key, value);
+            }
+            let mut out = Vec::new();
+
+            conn.store_run(&mut run, &mut out).await;
+
+            assert_eq!(out, b"+OK\r\n+OK\r\n+OK\r\n");
+            assert!(run.pairs.is_empty() && run.bytes == 0);
+            assert_eq!(harness.store.lock().unwrap().writes, 1);
+            let value = conn.submit(get(b"a")).await;
+            assert!(matches!(value, Ok(Reply::Value(Some(v))) if v == b"3"));
+        });
+    }
+
+    #[test]
+    fn only_plain_sets_within_the_limits_join_a_run() {
+        let harness = Harness::new();
+        let mut conn = Connection::new(&harness.context);
+        let args = |parts: &[&[u8]]| parts.iter().map(|p| p.to_vec()).collect::<Vec<_>>();
+        assert!(conn.plain_set(&args(&[b"SET", b"k", b"v"])).is_some());
+        assert!(conn.plain_set(&args(&[b"SET", b"k"])).is_none());
+        assert!(conn
+            .plain_set(&args(&[b"SET", b"k", b"v", b"EX"]))
+            .is_none());
+        assert!(conn.plain_set(&args(&[b"GETDEL", b"k"])).is_none());
+        let big = vec![b'v'; VALUE_MAX_BYTES + 1];
+        assert!(conn.plain_set(&args(&[b"SET", b"k", &big])).is_none());
+        conn.authenticated = false;
+        assert!(conn.plain_set(&args(&[b"SET", b"k", b"v"])).is_none());
+
+        let mut run = SetRun::default();
+        let value = vec![b'v'; SET_RUN_BYTES_MAX / 2];
+        assert!(run.has_room_for(b"k", &value));
+        run.push(b"k".to_vec(), value.clone());
+        assert!(
+            !run.has_room_for(b"k", &value),
+            "a run stays under its byte limit"
+        );
     }
 }

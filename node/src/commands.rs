@@ -57,7 +57,7 @@ fn arity_error(name: &str) -> Action {
     ))
 }
 
-fn store(command: Command) -> Action {
+pub fn store(command: Command) -> Action {
     Action::Store {
         commands: vec![command],
         shape: Shape::Plain,
@@ -85,8 +85,8 @@ fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
 
 fn arity_of(name: &str) -> Option<i32> {
     Some(match name {
-        "GET" | "DIRTYGET" | "INCR" | "DECR" | "GETDEL" | "PRUNE" | "COUNT" => 2,
-        "SET" | "INCRBY" | "DECRBY" | "RENAME" | "ECHO" => 3,
+        "GET" | "DIRTYGET" | "INCR" | "DECR" | "GETDEL" | "PRUNE" | "COUNT" | "ECHO" => 2,
+        "SET" | "INCRBY" | "DECRBY" | "RENAME" => 3,
         "TESTANDSET" => 4,
         "DEL" | "EXISTS" | "MGET" | "AUTH" | "SELECT" | "CLIENT" | "CONFIG" | "LISTKEYS"
         | "LISTKEYVALUES" => -2,
@@ -591,4 +591,71 @@ fn replication_text(s: &crate::shell::Status) -> String {
         "role:{role}\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\nstorage_recovering:{}\r\n",
         s.node_id, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served, u8::from(s.storage_recovering),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(parts: &[&str]) -> Vec<Vec<u8>> {
+        parts.iter().map(|p| p.as_bytes().to_vec()).collect()
+    }
+
+    fn arity_accepts(parts: &[&str]) -> bool {
+        let name = text(parts[0].as_bytes());
+        arity_ok(&args(parts), arity_of(&name).expect("a known command"))
+    }
+
+    #[test]
+    fn every_command_accepts_the_arguments_redis_gives_it() {
+        let calls: &[&[&str]] = &[
+            &["GET", "k"],
+            &["DIRTYGET", "k"],
+            &["SET", "k", "v"],
+            &["DEL", "a", "b"],
+            &["EXISTS", "a"],
+            &["INCR", "k"],
+            &["INCRBY", "k", "5"],
+            &["DECR", "k"],
+            &["DECRBY", "k", "5"],
+            &["GETDEL", "k"],
+            &["RENAME", "a", "b"],
+            &["MGET", "a", "b"],
+            &["MSET", "a", "1", "b", "2"],
+            &["DBSIZE"],
+            &["PING"],
+            &["PING", "hi"],
+            &["ECHO", "hi"],
+            &["INFO"],
+            &["INFO", "replication"],
+            &["HELLO", "3"],
+            &["AUTH", "secret"],
+            &["CLIENT", "SETNAME", "n"],
+            &["COMMAND"],
+            &["COMMAND", "DOCS"],
+            &["CONFIG", "GET", "save"],
+            &["SELECT", "0"],
+            &["READONLY"],
+            &["READWRITE"],
+            &["QUIT"],
+            &["TESTANDSET", "k", "old", "new"],
+            &["PRUNE", "p"],
+            &["LISTKEYS", "p", "COUNT", "3"],
+            &["LISTKEYVALUES", "p"],
+            &["COUNT", "p"],
+        ];
+        for call in calls {
+            assert!(arity_accepts(call), "{call:?} refused");
+        }
+    }
+
+    #[test]
+    fn echo_answers_its_one_argument_and_refuses_any_other_count() {
+        assert_eq!(
+            parse_named("ECHO", &args(&["ECHO", "hi"])),
+            Action::Echo(b"hi".to_vec())
+        );
+        assert!(!arity_accepts(&["ECHO"]));
+        assert!(!arity_accepts(&["ECHO", "a", "b"]));
+    }
 }

@@ -1,8 +1,10 @@
 //! Real processes: bad input from clients and from would-be peers gets a clear error or a
-//! dropped connection, the replica keeps serving, and nothing acknowledged is lost.
+//! dropped connection, the replica keeps serving, and nothing acknowledged is lost; pipelined
+//! commands, bad ones among them, are answered in order.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Command as Process, Stdio};
 use std::time::Duration;
 
 use keyspace_core::codec::{self, FrameKind};
@@ -169,5 +171,97 @@ fn mset_stores_every_pair_at_once_or_none() {
     assert_eq!(
         reader.call(&[b"EXISTS", b"c", b"big0", b"big4"]).unwrap(),
         Value::Int(0)
+    );
+}
+
+#[test]
+fn pipelined_sets_are_answered_in_order_and_an_oversized_one_fails_alone() {
+    let cluster = Cluster::start();
+    let master = cluster.wait_for_master(None);
+    let follower = (1..=3).find(|id| *id != master).unwrap();
+    let big_value = vec![b'v'; 1024 * 1024 + 1];
+    let mut client = Client::connect(cluster.addr(follower)).unwrap();
+    let too_large = error_of(client.call(&[b"SET", b"big", &big_value]).unwrap());
+
+    // One write holding every command: the SETs between other commands are stored as runs.
+    let commands: Vec<Vec<&[u8]>> = vec![
+        vec![b"SET", b"a", b"1"],
+        vec![b"set", b"b", b"2"],
+        vec![b"SET", b"a", b"3"],
+        vec![b"GET", b"a"],
+        vec![b"SET", b"big", &big_value],
+        vec![b"SET", b"c", b"4"],
+        vec![b"INCR", b"n"],
+        vec![b"SET", b"d", b"5"],
+        vec![b"SET", b"a", b"6"],
+        vec![b"MGET", b"a", b"b", b"c", b"d", b"big"],
+        vec![b"QUIT"],
+    ];
+    let mut pipeline = Vec::new();
+    for args in &commands {
+        pipeline.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for arg in args {
+            pipeline.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            pipeline.extend_from_slice(arg);
+            pipeline.extend_from_slice(b"\r\n");
+        }
+    }
+    let answer = raw(cluster.addr(follower), &pipeline);
+
+    let expected = format!(
+        "+OK\r\n+OK\r\n+OK\r\n$1\r\n3\r\n-{too_large}\r\n+OK\r\n:1\r\n+OK\r\n+OK\r\n\
+         *5\r\n$1\r\n6\r\n$1\r\n2\r\n$1\r\n4\r\n$1\r\n5\r\n$-1\r\n+OK\r\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&answer), expected);
+}
+
+#[test]
+fn redis_cli_pipe_mass_insertion_stores_every_write() {
+    let cluster = Cluster::start();
+    let master = cluster.wait_for_master(None);
+    const SETS: usize = 5000;
+    let mut input = String::new();
+    for i in 0..SETS {
+        input.push_str(&format!("SET key:{i} value-{i}\r\n"));
+    }
+    input.push_str("INCR counter\r\nINCR counter\r\n");
+    let child = Process::new("redis-cli")
+        .args(["-p", &cluster.port(master).to_string(), "--pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("redis-cli is not installed: skipped");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains(&format!("errors: 0, replies: {}", SETS + 2)),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let mut client = cluster.client(master);
+    assert_eq!(
+        client.call(&[b"DBSIZE"]).unwrap(),
+        Value::Int(SETS as i64 + 1)
+    );
+    assert_eq!(
+        client
+            .call(&[b"MGET", b"key:0", b"key:4999", b"counter"])
+            .unwrap(),
+        Value::Array(vec![
+            Value::Bulk(b"value-0".to_vec()),
+            Value::Bulk(b"value-4999".to_vec()),
+            Value::Bulk(b"2".to_vec()),
+        ])
     );
 }
