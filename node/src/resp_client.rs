@@ -37,21 +37,31 @@ impl Client {
     }
 
     pub async fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Value> {
+        let mut replies = self.pipeline(&[args]).await?;
+        Ok(replies.pop().expect("one reply per command"))
+    }
+
+    /// Sends every command in one write, then reads their replies, in order.
+    pub async fn pipeline(&mut self, commands: &[&[&[u8]]]) -> std::io::Result<Vec<Value>> {
         self.out.clear();
         let mut w = Writer {
             out: &mut self.out,
             resp3: false,
         };
-        w.array(args.len());
-        for arg in args {
-            w.bulk(arg);
+        for args in commands {
+            w.array(args.len());
+            for arg in args.iter() {
+                w.bulk(arg);
+            }
         }
         self.stream.write_all(&self.out).await?;
         self.stream.flush().await?; // a no-op on real TCP; madsim sends on flush
-        loop {
+        let mut replies = Vec::with_capacity(commands.len());
+        while replies.len() < commands.len() {
             if let Some((value, used)) = parse_value(&self.input)? {
                 self.input.drain(..used);
-                return Ok(value);
+                replies.push(value);
+                continue;
             }
             let mut chunk = [0u8; 16 * 1024];
             let n = self.stream.read(&mut chunk).await?;
@@ -60,6 +70,7 @@ impl Client {
             }
             self.input.extend_from_slice(&chunk[..n]);
         }
+        Ok(replies)
     }
 }
 

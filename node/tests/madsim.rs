@@ -41,6 +41,10 @@ const KEYS: u64 = 3;
 /// Snapshot interval of the simulated replicas: a run applies a few hundred slots.
 const SNAPSHOT_INTERVAL_SLOTS: u64 = 20;
 const FAULT_STEPS: usize = 6;
+/// One operation in this many is a pipeline of SETs.
+const PIPELINE_ONE_IN: u32 = 4;
+/// Most SETs in one pipeline.
+const PIPELINE_SETS_MAX: usize = 4;
 /// Longest pause between one client's operations.
 const THINK_TIME_MAX_MS: u64 = 50;
 /// Simulated time the healed cluster gets to serve every client again.
@@ -113,30 +117,62 @@ async fn client_loop(client: u64, history: Arc<History>, ops_min: u64) {
                 }
             }
         }
-        let key = format!("k{}", thread_rng().gen_range(0..KEYS)).into_bytes();
-        let value = format!("c{client}-{op}").into_bytes();
-        let (command, args) = workload_op(thread_rng().gen_range(0..3), key, value);
-        let is_write = command.is_write();
-        let id = history
-            .recorder
-            .lock()
-            .unwrap()
-            .invoke(client, history.now_ns(), command);
-        let arg_refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let result = madsim::time::timeout(
-            Duration::from_secs(15),
-            conn.as_mut().unwrap().call(&arg_refs),
-        )
-        .await;
-        let now = history.now_ns();
-        let reply = match result {
-            Ok(Ok(value)) => workload_reply(value),
+        // Now and then a pipeline of SETs, which the node stores as one log command.
+        let ops = match thread_rng().gen_range(0..PIPELINE_ONE_IN) {
+            0 => (0..thread_rng().gen_range(2..=PIPELINE_SETS_MAX))
+                .map(|i| workload_op(0, random_key(), format!("c{client}-{op}-{i}").into_bytes()))
+                .collect(),
             _ => {
-                conn = None;
-                None
+                let value = format!("c{client}-{op}").into_bytes();
+                vec![workload_op(
+                    thread_rng().gen_range(0..3),
+                    random_key(),
+                    value,
+                )]
             }
         };
-        let mut recorder = history.recorder.lock().unwrap();
+        if !run_ops(&history, client, conn.as_mut().unwrap(), ops).await {
+            conn = None;
+        }
+    }
+}
+
+fn random_key() -> Vec<u8> {
+    format!("k{}", thread_rng().gen_range(0..KEYS)).into_bytes()
+}
+
+/// Sends `ops` in one write and records each in the history; false when the connection failed.
+async fn run_ops(
+    history: &History,
+    client: u64,
+    conn: &mut Client,
+    ops: Vec<(keyspace_core::Command, Vec<Vec<u8>>)>,
+) -> bool {
+    let invoked: Vec<_> =
+        ops.iter()
+            .map(|(command, _)| {
+                let id = history.recorder.lock().unwrap().invoke(
+                    client,
+                    history.now_ns(),
+                    command.clone(),
+                );
+                (id, command.is_write())
+            })
+            .collect();
+    let args: Vec<Vec<&[u8]>> = ops
+        .iter()
+        .map(|(_, args)| args.iter().map(Vec::as_slice).collect())
+        .collect();
+    let commands: Vec<&[&[u8]]> = args.iter().map(Vec::as_slice).collect();
+    let result = madsim::time::timeout(Duration::from_secs(15), conn.pipeline(&commands)).await;
+    let now = history.now_ns();
+    let connected = matches!(result, Ok(Ok(_)));
+    let replies: Vec<_> = match result {
+        Ok(Ok(values)) => values.into_iter().map(workload_reply).collect(),
+        _ => vec![None; invoked.len()],
+    };
+    let mut recorder = history.recorder.lock().unwrap();
+    for ((id, is_write), reply) in invoked.into_iter().zip(replies) {
         match reply {
             Some(reply) => {
                 recorder.ok(id, now, reply);
@@ -146,6 +182,7 @@ async fn client_loop(client: u64, history: Arc<History>, ops_min: u64) {
             None => recorder.unknown(id),
         }
     }
+    connected
 }
 
 /// What the fault schedule did in one seed, for its summary line.
