@@ -86,7 +86,8 @@ fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
 fn arity_of(name: &str) -> Option<i32> {
     Some(match name {
         "GET" | "DIRTYGET" | "INCR" | "DECR" | "GETDEL" | "PRUNE" | "COUNT" | "ECHO" => 2,
-        "SET" | "INCRBY" | "DECRBY" | "RENAME" => 3,
+        "INCRBY" | "DECRBY" | "RENAME" => 3,
+        "SET" => -3,
         "TESTANDSET" => 4,
         "DEL" | "EXISTS" | "MGET" | "AUTH" | "SELECT" | "CLIENT" | "CONFIG" | "LISTKEYS"
         | "LISTKEYVALUES" => -2,
@@ -126,6 +127,11 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
     match name {
         "GET" => store(Command::Get { key: key() }),
         "DIRTYGET" => store(Command::DirtyGet { key: key() }),
+        "SET" if args.len() > 3 => Action::Error(
+            "ERR syntax error: keyspace's SET takes no options (EX, PX, NX, XX, GET, KEEPTTL); \
+             keys do not expire, and TESTANDSET sets conditionally"
+                .into(),
+        ),
         "SET" => store(Command::Set {
             key: key(),
             value: args[2].clone(),
@@ -647,6 +653,16 @@ mod tests {
         for call in calls {
             assert!(arity_accepts(call), "{call:?} refused");
         }
+    }
+
+    #[test]
+    fn set_with_options_is_refused_with_a_reason() {
+        let refusal = parse_named("SET", &args(&["SET", "k", "v", "EX", "10"]));
+        assert!(
+            matches!(&refusal, Action::Error(e) if e.starts_with("ERR syntax error") && e.contains("EX")),
+            "{refusal:?}"
+        );
+        assert!(!arity_accepts(&["SET", "k"]));
     }
 
     #[test]
