@@ -6,6 +6,8 @@
 //! - The Multi-Paxos replicated log (`Prepare` … `CatchupReply`): acceptor state (promise and
 //!   accepted values) is persisted before any reply leaves.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::command::ClientRequest;
@@ -17,8 +19,10 @@ use crate::types::{Ballot, Nanos, NodeId, Slot};
 pub enum LogValue {
     /// Fills a gap or opens a mastership; changes no key.
     Noop,
-    /// Client writes, applied in order as one atomic step.
-    Batch(Vec<ClientRequest>),
+    /// Client writes, applied in order as one atomic step. Shared, not copied: the master hands
+    /// the same batch to its own acceptor, to each follower's message and to its in-flight
+    /// table (the encoding is that of a plain sequence).
+    Batch(Arc<[ClientRequest]>),
     /// The master's state hash after applying `at_slot`: every replica that applied the same
     /// slot compares its own and stops loudly on a mismatch. Changes no key.
     Checkpoint { at_slot: Slot, state_hash: u64 },

@@ -885,7 +885,7 @@ impl Replica {
                 }
                 let slot = leader.next_slot;
                 leader.next_slot += 1;
-                (slot, LogValue::Batch(batch))
+                (slot, LogValue::Batch(batch.into()))
             } else {
                 return;
             };

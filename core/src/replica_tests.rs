@@ -285,7 +285,7 @@ fn new_master_reproposes_the_highest_ballot_value_it_finds() {
         accepted_ballot: Some(Ballot { round: b, node: 1 }),
         value: v,
     };
-    let batch = LogValue::Batch(vec![]);
+    let batch = LogValue::Batch(Vec::new().into());
     merge_report(&mut found, report(2, LogValue::Noop));
     merge_report(&mut found, report(5, batch.clone()));
     merge_report(&mut found, report(4, LogValue::Noop));

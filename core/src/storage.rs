@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn a_chosen_record_whose_accept_was_lost_marks_damage_instead_of_taking_an_older_value() {
         let mut state = DurableState::default();
-        state.apply(&accept(3, 1, LogValue::Batch(vec![])));
+        state.apply(&accept(3, 1, LogValue::Batch(Vec::new().into())));
         // The accept of round 2 (a different value) was lost to corruption.
         let chosen = StorageWrite::Chosen {
             slot: 3,

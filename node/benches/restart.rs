@@ -58,11 +58,14 @@ fn mset_entry(slot: Slot, keys: u64) -> LogValue {
     let pairs = (0..MSET_PAIRS)
         .map(|j| (key((slot * MSET_PAIRS + j) % keys), vec![b'w'; VALUE_BYTES]))
         .collect();
-    LogValue::Batch(vec![ClientRequest {
-        client_id: 1_000_000_000,
-        seq: slot,
-        command: Command::MultiSet { pairs },
-    }])
+    LogValue::Batch(
+        vec![ClientRequest {
+            client_id: 1_000_000_000,
+            seq: slot,
+            command: Command::MultiSet { pairs },
+        }]
+        .into(),
+    )
 }
 
 /// Writes the data directory: promise, snapshot, compaction mark, then `log_slots` entries

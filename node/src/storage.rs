@@ -992,14 +992,17 @@ mod tests {
 
     /// A write of one key at `slot`, about `bytes` long.
     fn set(slot: u64, bytes: usize) -> LogValue {
-        LogValue::Batch(vec![ClientRequest {
-            client_id: 1,
-            seq: slot,
-            command: Command::Set {
-                key: format!("key{slot}").into_bytes(),
-                value: vec![b'v'; bytes],
-            },
-        }])
+        LogValue::Batch(
+            vec![ClientRequest {
+                client_id: 1,
+                seq: slot,
+                command: Command::Set {
+                    key: format!("key{slot}").into_bytes(),
+                    value: vec![b'v'; bytes],
+                },
+            }]
+            .into(),
+        )
     }
 
     /// A snapshot of the state after the writes `set(1..=slot, bytes)`.
