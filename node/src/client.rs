@@ -117,14 +117,17 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
             match resp::parse(&input[used..]) {
                 Ok(Some((args, n))) => {
                     used += n;
-                    if let Some((key, value)) = conn.plain_set(args.as_slice()) {
-                        if !run.has_room_for(&key, &value) {
-                            conn.store_run(&mut run, &mut out).await;
+                    let args = match conn.plain_set(args) {
+                        Ok((key, value)) => {
+                            if !run.has_room_for(&key, &value) {
+                                conn.store_run(&mut run, &mut out).await;
+                            }
+                            run.push(key, value);
+                            context.commands_processed.fetch_add(1, Ordering::Relaxed);
+                            continue;
                         }
-                        run.push(key, value);
-                        context.commands_processed.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
+                        Err(args) => args,
+                    };
                     conn.store_run(&mut run, &mut out).await;
                     if !args.is_empty() {
                         conn.execute(args, &mut out).await;
@@ -171,10 +174,15 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
     }
 }
 
+/// A command's arguments, its name first.
+type Args = Vec<Vec<u8>>;
+/// A key and its value.
+type Pair = (Vec<u8>, Vec<u8>);
+
 /// Consecutive plain SETs of one read, waiting to be stored together.
 #[derive(Default)]
 struct SetRun {
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    pairs: Vec<Pair>,
     /// Bytes of the keys and values in `pairs`.
     bytes: usize,
 }
@@ -190,7 +198,7 @@ impl SetRun {
         self.pairs.push((key, value));
     }
 
-    fn take(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn take(&mut self) -> Vec<Pair> {
         self.bytes = 0;
         std::mem::take(&mut self.pairs)
     }
@@ -354,19 +362,18 @@ impl Connection<'_> {
 
     /// The key and value of `args` if it is a plain `SET key value` this connection may send
     /// as part of a pipelined run: authenticated, and within the size limits (a SET over them is
-    /// run alone, to get its own error).
-    fn plain_set(&self, args: &[Vec<u8>]) -> Option<(Vec<u8>, Vec<u8>)> {
-        match args {
-            [name, key, value]
-                if name.eq_ignore_ascii_case(b"SET")
-                    && self.authenticated
-                    && key.len() <= KEY_MAX_BYTES
-                    && value.len() <= VALUE_MAX_BYTES =>
-            {
-                Some((key.clone(), value.clone()))
-            }
-            _ => None,
+    /// run alone, to get its own error). Anything else comes back as it was.
+    fn plain_set(&self, args: Args) -> Result<Pair, Args> {
+        let plain = matches!(args.as_slice(), [name, key, value]
+            if name.eq_ignore_ascii_case(b"SET")
+                && self.authenticated
+                && key.len() <= KEY_MAX_BYTES
+                && value.len() <= VALUE_MAX_BYTES);
+        if !plain {
+            return Err(args);
         }
+        let [_, key, value]: [Vec<u8>; 3] = args.try_into().expect("three arguments");
+        Ok((key, value))
     }
 
     /// Stores the SETs of `run` (one SET as itself, several as one atomic command) and writes
@@ -609,8 +616,8 @@ mod tests {
             let conn = &mut Connection::new(&harness.context);
             let mut run = SetRun::default();
             for (key, value) in [("a", "1"), ("b", "2"), ("a", "3")] {
-                let args = [b"set".to_vec(), key.into(), value.into()];
-                let (key, value) = conn.plain_set(&args).expect("a plain SET");
+                let args = vec![b"set".to_vec(), key.into(), value.into()];
+                let (key, value) = conn.plain_set(args).expect("a plain SET");
                 run.push(key, value);
             }
             let mut out = Vec::new();
@@ -630,16 +637,15 @@ mod tests {
         let harness = Harness::new();
         let mut conn = Connection::new(&harness.context);
         let args = |parts: &[&[u8]]| parts.iter().map(|p| p.to_vec()).collect::<Vec<_>>();
-        assert!(conn.plain_set(&args(&[b"SET", b"k", b"v"])).is_some());
-        assert!(conn.plain_set(&args(&[b"SET", b"k"])).is_none());
-        assert!(conn
-            .plain_set(&args(&[b"SET", b"k", b"v", b"EX"]))
-            .is_none());
-        assert!(conn.plain_set(&args(&[b"GETDEL", b"k"])).is_none());
+        assert!(conn.plain_set(args(&[b"SET", b"k", b"v"])).is_ok());
+        assert!(conn.plain_set(args(&[b"SET", b"k"])).is_err());
+        let with_option = args(&[b"SET", b"k", b"v", b"EX"]);
+        assert_eq!(conn.plain_set(with_option.clone()), Err(with_option));
+        assert!(conn.plain_set(args(&[b"GETDEL", b"k"])).is_err());
         let big = vec![b'v'; VALUE_MAX_BYTES + 1];
-        assert!(conn.plain_set(&args(&[b"SET", b"k", &big])).is_none());
+        assert!(conn.plain_set(args(&[b"SET", b"k", &big])).is_err());
         conn.authenticated = false;
-        assert!(conn.plain_set(&args(&[b"SET", b"k", b"v"])).is_none());
+        assert!(conn.plain_set(args(&[b"SET", b"k", b"v"])).is_err());
 
         let mut run = SetRun::default();
         let value = vec![b'v'; SET_RUN_BYTES_MAX / 2];
