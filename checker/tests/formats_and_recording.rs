@@ -74,6 +74,9 @@ fn recorder_jsonl_round_trips_every_command_reply_and_outcome() {
                 (b"b%".to_vec(), b"\xff".to_vec()),
             ],
         },
+        Command::MultiDelete {
+            keys: vec![b"a".to_vec(), b"b%".to_vec()],
+        },
     ];
     let replies = vec![
         Reply::Ok,
@@ -89,7 +92,9 @@ fn recorder_jsonl_round_trips_every_command_reply_and_outcome() {
         Reply::KeyValues(vec![(b"a".to_vec(), b"1".to_vec())]),
         Reply::Error(CommandError::StaleRequest { seq: 4 }),
         Reply::Error(CommandError::RequestTooLarge { len: 5_000_000 }),
+        Reply::Int(2),
     ];
+    assert_eq!(commands.len(), replies.len());
     for (i, (command, reply)) in commands.into_iter().zip(replies).enumerate() {
         let t = 10 * i as u64;
         let op = rec.invoke(i as u64 % 3, t, command);

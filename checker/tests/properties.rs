@@ -185,11 +185,14 @@ fn kv_command(pick: u8) -> Command {
         10 => Command::Count {
             prefix: b"a".to_vec(),
         },
-        12 => Command::MultiSet {
+        12 if pick.is_multiple_of(2) => Command::MultiSet {
             pairs: vec![
                 (key, value),
                 (other, VALUES[usize::from(pick % 3)].to_vec()),
             ],
+        },
+        12 => Command::MultiDelete {
+            keys: vec![key, other],
         },
         _ => Command::Get { key },
     }

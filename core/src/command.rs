@@ -43,6 +43,8 @@ pub const REQUEST_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// - `Count`: how many keys start with `prefix`; `Int`.
 /// - `MultiSet`: stores every pair in one atomic step, in order (a key given twice keeps its
 ///   last value); `Ok`.
+/// - `MultiDelete`: removes every key given, in one atomic step; `Int(how many existed)` (a key
+///   given twice counts once).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Command {
     Get {
@@ -112,6 +114,10 @@ pub enum Command {
         #[serde(with = "crate::bytes::pairs")]
         pairs: Vec<(Vec<u8>, Vec<u8>)>,
     },
+    MultiDelete {
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 /// How a command is served.
@@ -179,6 +185,7 @@ impl Command {
             | Command::Remove { key } => vec![key],
             Command::Rename { from, to } => vec![from, to],
             Command::MultiSet { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
+            Command::MultiDelete { keys } => keys.iter().map(Vec::as_slice).collect(),
             Command::Prune { prefix } | Command::Count { prefix } => vec![prefix],
             Command::ListKeys { prefix, start, .. }
             | Command::ListKeyValues { prefix, start, .. } => {

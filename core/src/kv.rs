@@ -285,6 +285,13 @@ impl StateMachine {
             }
             Command::Add { key, delta } => self.add(key, *delta),
             Command::Delete { key } => Reply::Bool(self.data.remove(key).is_some()),
+            Command::MultiDelete { keys } => {
+                let removed = keys
+                    .iter()
+                    .filter(|k| self.data.remove(k).is_some())
+                    .count();
+                Reply::Int(int_from_count(removed))
+            }
             Command::Remove { key } => Reply::Value(self.data.remove(key)),
             Command::Rename { from, to } => self.rename(from, to),
             Command::Prune { prefix } => Reply::Int(int_from_count(self.data.prune(prefix))),

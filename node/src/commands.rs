@@ -166,7 +166,11 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
         "COUNT" => store(Command::Count { prefix: key() }),
         "DBSIZE" => store(Command::Count { prefix: Vec::new() }),
         "LISTKEYS" | "LISTKEYVALUES" => parse_list(name, args),
-        "DEL" => many(args, |key| Command::Delete { key }, Shape::Plain, true),
+        "DEL" if args.len() == 2 => many(args, |key| Command::Delete { key }, Shape::Plain, true),
+        // One command, so one log entry: every key goes at once.
+        "DEL" => store(Command::MultiDelete {
+            keys: args[1..].to_vec(),
+        }),
         "EXISTS" => many(args, |key| Command::Get { key }, Shape::Exists, true),
         "MGET" => many(args, |key| Command::Get { key }, Shape::Plain, false),
         "MSET" if args.len().is_multiple_of(2) => arity_error(name),
@@ -663,6 +667,20 @@ mod tests {
             "{refusal:?}"
         );
         assert!(!arity_accepts(&["SET", "k"]));
+    }
+
+    #[test]
+    fn del_of_several_keys_is_one_command() {
+        assert_eq!(
+            parse_named("DEL", &args(&["DEL", "a", "b", "a"])),
+            store(Command::MultiDelete {
+                keys: vec![b"a".to_vec(), b"b".to_vec(), b"a".to_vec()]
+            })
+        );
+        assert!(matches!(
+            parse_named("DEL", &args(&["DEL", "a"])),
+            Action::Store { commands, sum: true, .. } if commands == [Command::Delete { key: b"a".to_vec() }]
+        ));
     }
 
     #[test]

@@ -35,6 +35,13 @@ fn key(rng: &mut ChaCha8Rng) -> Vec<u8> {
     family_key(rng).1
 }
 
+/// Two keys of one family (possibly the same), for the commands that name several keys.
+fn family_pair(rng: &mut ChaCha8Rng) -> (Vec<u8>, Vec<u8>) {
+    let (family, first) = family_key(rng);
+    let keys = FAMILIES[family];
+    (first, bytes(keys[rng.gen_range(0..keys.len())]))
+}
+
 fn list_args(rng: &mut ChaCha8Rng) -> (Vec<u8>, Option<Vec<u8>>, Option<u64>) {
     let start = rng.gen_bool(0.3).then(|| key(rng));
     let count = rng.gen_bool(0.3).then(|| rng.gen_range(1..=3));
@@ -58,20 +65,22 @@ pub fn random_command(rng: &mut ChaCha8Rng) -> Command {
             expected: value(rng),
             new: value(rng),
         },
-        64..=71 => Command::Delete { key: key(rng) },
+        64..=69 => Command::Delete { key: key(rng) },
+        70..=71 => {
+            let (first, second) = family_pair(rng);
+            Command::MultiDelete {
+                keys: vec![first, second],
+            }
+        }
         72..=73 => Command::Remove { key: key(rng) },
         74..=75 => {
-            let (family, first) = family_key(rng);
-            let keys = FAMILIES[family];
-            let second = bytes(keys[rng.gen_range(0..keys.len())]);
+            let (first, second) = family_pair(rng);
             Command::MultiSet {
                 pairs: vec![(first, value(rng)), (second, value(rng))],
             }
         }
         76..=79 => {
-            let (family, from) = family_key(rng);
-            let keys = FAMILIES[family];
-            let to = bytes(keys[rng.gen_range(0..keys.len())]);
+            let (from, to) = family_pair(rng);
             Command::Rename { from, to }
         }
         80..=81 => Command::Prune {

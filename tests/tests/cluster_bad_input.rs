@@ -139,7 +139,7 @@ fn clients_must_auth_when_a_password_is_set() {
 }
 
 #[test]
-fn mset_stores_every_pair_at_once_or_none() {
+fn mset_and_del_of_several_keys_act_on_every_key_at_once() {
     let cluster = Cluster::start();
     let master = cluster.wait_for_master(None);
     let follower = (1..=3).find(|id| *id != master).unwrap();
@@ -170,6 +170,16 @@ fn mset_stores_every_pair_at_once_or_none() {
     assert!(error_of(client.call(&args).unwrap()).contains("limit"));
     assert_eq!(
         reader.call(&[b"EXISTS", b"c", b"big0", b"big4"]).unwrap(),
+        Value::Int(0)
+    );
+
+    // DEL of several keys: one command; a key given twice or absent counts once or not at all.
+    assert_eq!(
+        client.call(&[b"DEL", b"a", b"b", b"absent", b"a"]).unwrap(),
+        Value::Int(2)
+    );
+    assert_eq!(
+        reader.call(&[b"EXISTS", b"a", b"b"]).unwrap(),
         Value::Int(0)
     );
 }

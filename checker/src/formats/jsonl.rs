@@ -68,6 +68,10 @@ fn invoke_line(id: usize, op: &Recorded) -> Value {
         Command::Rename { from, to } => ("rename", vec![("from", b(from)), ("to", b(to))]),
         Command::Prune { prefix } => ("prune", vec![("prefix", b(prefix))]),
         Command::MultiSet { pairs } => ("multi-set", vec![("pairs", pairs_value(pairs))]),
+        Command::MultiDelete { keys } => (
+            "multi-delete",
+            vec![("keys", keys.iter().map(|k| b(k)).collect())],
+        ),
         Command::Count { prefix } => ("count", vec![("prefix", b(prefix))]),
         Command::ListKeys {
             prefix,
@@ -300,6 +304,12 @@ fn invoke(event: &Map<String, Value>) -> Result<Recorded, String> {
         "prune" => Command::Prune { prefix: prefix()? },
         "multi-set" => Command::MultiSet {
             pairs: pairs(event, "pairs")?,
+        },
+        "multi-delete" => Command::MultiDelete {
+            keys: array(event, "keys")?
+                .iter()
+                .map(as_bytes)
+                .collect::<Result<_, _>>()?,
         },
         "count" => Command::Count { prefix: prefix()? },
         "list-keys" => Command::ListKeys {

@@ -117,6 +117,11 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
             }
             (Some(next), Reply::Ok)
         }
+        Command::MultiDelete { keys } => {
+            let mut next = state.clone();
+            let removed = keys.iter().filter(|k| next.remove(*k).is_some()).count() as i64;
+            ((removed > 0).then_some(next), Reply::Int(removed))
+        }
         Command::Prune { prefix } => {
             let mut next = state.clone();
             next.retain(|key, _| !key.starts_with(prefix));
@@ -233,6 +238,10 @@ pub fn describe_command(command: &Command) -> String {
                 .collect();
             format!("MULTI-SET {}", shown.join(" "))
         }
+        Command::MultiDelete { keys } => {
+            let shown: Vec<String> = keys.iter().map(|k| show(k)).collect();
+            format!("MULTI-DELETE {}", shown.join(" "))
+        }
         Command::ListKeys {
             prefix,
             start,
@@ -319,7 +328,9 @@ fn partition(ops: &[Operation<Command, Reply>], checked: &[usize]) -> Vec<Vec<us
     let mut keys: Vec<&[u8]> = Vec::new();
     for &i in checked {
         match &ops[i].input {
-            Command::Rename { .. } | Command::MultiSet { .. } => keys.extend(ops[i].input.keys()),
+            Command::Rename { .. } | Command::MultiSet { .. } | Command::MultiDelete { .. } => {
+                keys.extend(ops[i].input.keys())
+            }
             command if !is_prefix_command(command) => keys.push(command.keys()[0]),
             _ => {}
         }
@@ -332,7 +343,9 @@ fn partition(ops: &[Operation<Command, Reply>], checked: &[usize]) -> Vec<Vec<us
     let mut anchor: Vec<Option<usize>> = Vec::with_capacity(checked.len());
     for &i in checked {
         let command = &ops[i].input;
-        if let Command::Rename { .. } | Command::MultiSet { .. } = command {
+        if let Command::Rename { .. } | Command::MultiSet { .. } | Command::MultiDelete { .. } =
+            command
+        {
             // Every key it names lands in one partition; an empty multi-set names none.
             let ids: Vec<usize> = command.keys().into_iter().map(key_id).collect();
             for pair in ids.windows(2) {

@@ -97,6 +97,10 @@ impl Model {
                     .for_each(|(key, value)| self.set(&key, value));
                 Reply::Ok
             }
+            Command::MultiDelete { keys } => {
+                let removed = keys.iter().filter(|k| self.remove(k).is_some()).count();
+                Reply::Int(removed as i64)
+            }
             Command::Prune { prefix } => {
                 let before = self.pairs.len();
                 self.pairs.retain(|(k, _)| !k.starts_with(&prefix));
@@ -234,6 +238,7 @@ fn write_command() -> impl Strategy<Value = Command> {
         1 => key().prop_map(|prefix| Command::Prune { prefix }),
         1 => proptest::collection::vec((key(), value()), 0..3)
             .prop_map(|pairs| Command::MultiSet { pairs }),
+        1 => proptest::collection::vec(key(), 0..4).prop_map(|keys| Command::MultiDelete { keys }),
     ]
 }
 
