@@ -74,6 +74,9 @@ fn recorder_jsonl_round_trips_every_command_reply_and_outcome() {
                 (b"b%".to_vec(), b"\xff".to_vec()),
             ],
         },
+        Command::MultiGet {
+            keys: vec![b"a".to_vec(), b"\x00".to_vec()],
+        },
         Command::MultiDelete {
             keys: vec![b"a".to_vec(), b"b%".to_vec()],
         },
@@ -92,6 +95,7 @@ fn recorder_jsonl_round_trips_every_command_reply_and_outcome() {
         Reply::KeyValues(vec![(b"a".to_vec(), b"1".to_vec())]),
         Reply::Error(CommandError::StaleRequest { seq: 4 }),
         Reply::Error(CommandError::RequestTooLarge { len: 5_000_000 }),
+        Reply::Values(vec![Some(b"1".to_vec()), None]),
         Reply::Int(2),
     ];
     assert_eq!(commands.len(), replies.len());

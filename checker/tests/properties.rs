@@ -194,6 +194,9 @@ fn kv_command(pick: u8) -> Command {
         12 => Command::MultiDelete {
             keys: vec![key, other],
         },
+        11 if pick.is_multiple_of(2) => Command::MultiGet {
+            keys: vec![key, other],
+        },
         _ => Command::Get { key },
     }
 }
@@ -220,6 +223,15 @@ fn kv_mutated(reply: &Reply, pick: u8) -> Reply {
         }
         Reply::KeyValues(pairs) => Reply::KeyValues(pairs[1..].to_vec()),
         Reply::Error(_) => Reply::Ok,
+        Reply::Values(values) => {
+            let mut changed = values.clone();
+            match changed.first_mut() {
+                Some(first @ Some(_)) => *first = None,
+                Some(first) => *first = Some(VALUES[usize::from(pick % 3)].to_vec()),
+                None => changed.push(None),
+            }
+            Reply::Values(changed)
+        }
     }
 }
 

@@ -45,6 +45,8 @@ pub const REQUEST_MAX_BYTES: usize = 4 * 1024 * 1024;
 ///   last value); `Ok`.
 /// - `MultiDelete`: removes every key given, in one atomic step; `Int(how many existed)` (a key
 ///   given twice counts once).
+/// - `MultiGet`: the value of every key given, in order, all read at one point; `Values`.
+///   Linearizable, like `Get`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Command {
     Get {
@@ -118,6 +120,10 @@ pub enum Command {
         #[serde(with = "crate::bytes::list")]
         keys: Vec<Vec<u8>>,
     },
+    MultiGet {
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 /// How a command is served.
@@ -135,6 +141,7 @@ impl Command {
     pub fn kind(&self) -> CommandKind {
         match self {
             Command::Get { .. }
+            | Command::MultiGet { .. }
             | Command::ListKeys { .. }
             | Command::ListKeyValues { .. }
             | Command::Count { .. } => CommandKind::LinearizableRead,
@@ -185,7 +192,9 @@ impl Command {
             | Command::Remove { key } => vec![key],
             Command::Rename { from, to } => vec![from, to],
             Command::MultiSet { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
-            Command::MultiDelete { keys } => keys.iter().map(Vec::as_slice).collect(),
+            Command::MultiDelete { keys } | Command::MultiGet { keys } => {
+                keys.iter().map(Vec::as_slice).collect()
+            }
             Command::Prune { prefix } | Command::Count { prefix } => vec![prefix],
             Command::ListKeys { prefix, start, .. }
             | Command::ListKeyValues { prefix, start, .. } => {
@@ -218,6 +227,8 @@ pub enum Reply {
     Keys(#[serde(with = "crate::bytes::list")] Vec<Vec<u8>>),
     KeyValues(#[serde(with = "crate::bytes::pairs")] Vec<(Vec<u8>, Vec<u8>)>),
     Error(CommandError),
+    /// One value (or none) per key of a `MultiGet`, in its order.
+    Values(Vec<Option<Vec<u8>>>),
 }
 
 /// A command the state machine refused; it changed nothing.

@@ -127,6 +127,9 @@ impl StateMachine {
             Command::Get { key } | Command::DirtyGet { key } => {
                 Reply::Value(self.data.get(key).cloned())
             }
+            Command::MultiGet { keys } => {
+                Reply::Values(keys.iter().map(|k| self.data.get(k).cloned()).collect())
+            }
             Command::ListKeys {
                 prefix,
                 start,
@@ -305,6 +308,7 @@ impl StateMachine {
             | Command::DirtyGet { .. }
             | Command::ListKeys { .. }
             | Command::ListKeyValues { .. }
+            | Command::MultiGet { .. }
             | Command::Count { .. } => unreachable!("apply_batch rejects reads: {command:?}"),
         }
     }

@@ -18,6 +18,8 @@ pub enum Shape {
     Plain,
     /// `Value(Some)` counts 1, `Value(None)` 0 (EXISTS).
     Exists,
+    /// An array even of one reply (MGET after READONLY, one read per key).
+    Array,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -119,6 +121,10 @@ pub fn parse(args: &[Vec<u8>], conn: &Connection<'_>) -> Action {
     if !conn.authenticated && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
         return Action::Error("NOAUTH Authentication required.".into());
     }
+    if name == "MGET" && conn.readonly {
+        // Each key read by this replica on its own (DIRTYGET), possibly stale.
+        return many(args, |key| Command::Get { key }, Shape::Array, false);
+    }
     parse_named(&name, args)
 }
 
@@ -172,7 +178,10 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
             keys: args[1..].to_vec(),
         }),
         "EXISTS" => many(args, |key| Command::Get { key }, Shape::Exists, true),
-        "MGET" => many(args, |key| Command::Get { key }, Shape::Plain, false),
+        // One read of every key at one point: a concurrent MSET is seen whole or not at all.
+        "MGET" => store(Command::MultiGet {
+            keys: args[1..].to_vec(),
+        }),
         "MSET" if args.len().is_multiple_of(2) => arity_error(name),
         // One command, so one log entry: every pair is stored or none.
         "MSET" => store(Command::MultiSet {
@@ -453,7 +462,7 @@ async fn run_store(
     conn: &mut Connection<'_>,
     out: &mut Vec<u8>,
 ) {
-    let single = commands.len() == 1 && !sum;
+    let single = commands.len() == 1 && !sum && shape != Shape::Array;
     let mut replies = Vec::with_capacity(commands.len());
     for command in commands {
         match conn.submit(command).await {
@@ -514,6 +523,15 @@ pub fn write_reply(reply: &Reply, w: &mut Writer<'_>) {
             w.array(keys.len());
             for key in keys {
                 w.bulk(key);
+            }
+        }
+        Reply::Values(values) => {
+            w.array(values.len());
+            for value in values {
+                match value {
+                    Some(value) => w.bulk(value),
+                    None => w.null(),
+                }
             }
         }
         Reply::KeyValues(pairs) => {
@@ -667,6 +685,16 @@ mod tests {
             "{refusal:?}"
         );
         assert!(!arity_accepts(&["SET", "k"]));
+    }
+
+    #[test]
+    fn mget_is_one_read_of_every_key() {
+        assert_eq!(
+            parse_named("MGET", &args(&["MGET", "a", "b"])),
+            store(Command::MultiGet {
+                keys: vec![b"a".to_vec(), b"b".to_vec()]
+            })
+        );
     }
 
     #[test]

@@ -51,7 +51,13 @@ fn list_args(rng: &mut ChaCha8Rng) -> (Vec<u8>, Option<Vec<u8>>, Option<u64>) {
 /// One random command, weighted toward GET, SET, ADD, TEST-AND-SET and DELETE.
 pub fn random_command(rng: &mut ChaCha8Rng) -> Command {
     match rng.gen_range(0..100) {
-        0..=19 => Command::Get { key: key(rng) },
+        0..=17 => Command::Get { key: key(rng) },
+        18..=19 => {
+            let (first, second) = family_pair(rng);
+            Command::MultiGet {
+                keys: vec![first, second],
+            }
+        }
         20..=39 => Command::Set {
             key: key(rng),
             value: value(rng),

@@ -173,6 +173,12 @@ fn mset_and_del_of_several_keys_act_on_every_key_at_once() {
         Value::Int(0)
     );
 
+    // MGET of one key is still an array, as in Redis.
+    assert_eq!(
+        reader.call(&[b"MGET", b"a"]).unwrap(),
+        Value::Array(vec![Value::Bulk(b"3".to_vec())])
+    );
+
     // DEL of several keys: one command; a key given twice or absent counts once or not at all.
     assert_eq!(
         client.call(&[b"DEL", b"a", b"b", b"absent", b"a"]).unwrap(),

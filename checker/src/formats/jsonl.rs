@@ -72,6 +72,10 @@ fn invoke_line(id: usize, op: &Recorded) -> Value {
             "multi-delete",
             vec![("keys", keys.iter().map(|k| b(k)).collect())],
         ),
+        Command::MultiGet { keys } => (
+            "multi-get",
+            vec![("keys", keys.iter().map(|k| b(k)).collect())],
+        ),
         Command::Count { prefix } => ("count", vec![("prefix", b(prefix))]),
         Command::ListKeys {
             prefix,
@@ -141,6 +145,13 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
             vec![
                 ("reply", "keys".into()),
                 ("keys", keys.iter().map(|k| s(k)).collect()),
+            ]
+        }
+        Reply::Values(values) => {
+            let shown = |v: &Option<Vec<u8>>| v.as_deref().map_or(Value::Null, s);
+            vec![
+                ("reply", "values".into()),
+                ("values", values.iter().map(shown).collect()),
             ]
         }
         Reply::KeyValues(pairs) => {
@@ -311,6 +322,12 @@ fn invoke(event: &Map<String, Value>) -> Result<Recorded, String> {
                 .map(as_bytes)
                 .collect::<Result<_, _>>()?,
         },
+        "multi-get" => Command::MultiGet {
+            keys: array(event, "keys")?
+                .iter()
+                .map(as_bytes)
+                .collect::<Result<_, _>>()?,
+        },
         "count" => Command::Count { prefix: prefix()? },
         "list-keys" => Command::ListKeys {
             prefix: prefix()?,
@@ -363,6 +380,15 @@ fn reply(event: &Map<String, Value>) -> Result<Reply, String> {
                 .collect::<Result<_, _>>()?,
         ),
         "keyvalues" => Reply::KeyValues(pairs(event, "keyvalues")?),
+        "values" => Reply::Values(
+            array(event, "values")?
+                .iter()
+                .map(|v| match v {
+                    Value::Null => Ok(None),
+                    v => as_bytes(v).map(Some),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         "error" => Reply::Error(error(event)?),
         other => return Err(format!("unknown reply {other:?}")),
     })

@@ -85,6 +85,10 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
         Command::Get { key } | Command::DirtyGet { key } => {
             (None, Reply::Value(state.get(key).cloned()))
         }
+        Command::MultiGet { keys } => (
+            None,
+            Reply::Values(keys.iter().map(|k| state.get(k).cloned()).collect()),
+        ),
         Command::Set { key, value } => (Some(with(state, key, value.clone())), Reply::Ok),
         Command::TestAndSet { key, expected, new } => match state.get(key) {
             Some(current) if current == expected => {
@@ -242,6 +246,10 @@ pub fn describe_command(command: &Command) -> String {
             let shown: Vec<String> = keys.iter().map(|k| show(k)).collect();
             format!("MULTI-DELETE {}", shown.join(" "))
         }
+        Command::MultiGet { keys } => {
+            let shown: Vec<String> = keys.iter().map(|k| show(k)).collect();
+            format!("MULTI-GET {}", shown.join(" "))
+        }
         Command::ListKeys {
             prefix,
             start,
@@ -286,6 +294,13 @@ pub fn describe_reply(reply: &Reply) -> String {
             format!("{{{}}}", pairs.join(", "))
         }
         Reply::Error(error) => format!("error: {error}"),
+        Reply::Values(values) => {
+            let shown: Vec<String> = values
+                .iter()
+                .map(|v| v.as_deref().map_or("nil".to_string(), show))
+                .collect();
+            format!("[{}]", shown.join(", "))
+        }
     }
 }
 
@@ -328,9 +343,10 @@ fn partition(ops: &[Operation<Command, Reply>], checked: &[usize]) -> Vec<Vec<us
     let mut keys: Vec<&[u8]> = Vec::new();
     for &i in checked {
         match &ops[i].input {
-            Command::Rename { .. } | Command::MultiSet { .. } | Command::MultiDelete { .. } => {
-                keys.extend(ops[i].input.keys())
-            }
+            Command::Rename { .. }
+            | Command::MultiSet { .. }
+            | Command::MultiDelete { .. }
+            | Command::MultiGet { .. } => keys.extend(ops[i].input.keys()),
             command if !is_prefix_command(command) => keys.push(command.keys()[0]),
             _ => {}
         }
@@ -343,8 +359,10 @@ fn partition(ops: &[Operation<Command, Reply>], checked: &[usize]) -> Vec<Vec<us
     let mut anchor: Vec<Option<usize>> = Vec::with_capacity(checked.len());
     for &i in checked {
         let command = &ops[i].input;
-        if let Command::Rename { .. } | Command::MultiSet { .. } | Command::MultiDelete { .. } =
-            command
+        if let Command::Rename { .. }
+        | Command::MultiSet { .. }
+        | Command::MultiDelete { .. }
+        | Command::MultiGet { .. } = command
         {
             // Every key it names lands in one partition; an empty multi-set names none.
             let ids: Vec<usize> = command.keys().into_iter().map(key_id).collect();

@@ -138,6 +138,7 @@ impl Model {
         };
         match command {
             Command::Get { key } | Command::DirtyGet { key } => Reply::Value(self.get(key)),
+            Command::MultiGet { keys } => Reply::Values(keys.iter().map(|k| self.get(k)).collect()),
             Command::ListKeys {
                 prefix,
                 start,
@@ -248,6 +249,7 @@ fn read_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         key().prop_map(|key| Command::Get { key }),
         key().prop_map(|key| Command::DirtyGet { key }),
+        proptest::collection::vec(key(), 0..4).prop_map(|keys| Command::MultiGet { keys }),
         (key(), start.clone(), count.clone()).prop_map(|(prefix, start, count)| {
             Command::ListKeys {
                 prefix,
