@@ -121,9 +121,13 @@ pub fn parse(args: &[Vec<u8>], conn: &Connection<'_>) -> Action {
     if !conn.authenticated && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
         return Action::Error("NOAUTH Authentication required.".into());
     }
-    if name == "MGET" && conn.readonly {
+    if conn.readonly {
         // Each key read by this replica on its own (DIRTYGET), possibly stale.
-        return many(args, |key| Command::Get { key }, Shape::Array, false);
+        match name.as_str() {
+            "MGET" => return many(args, |key| Command::Get { key }, Shape::Array, false),
+            "EXISTS" => return many(args, |key| Command::Get { key }, Shape::Exists, true),
+            _ => {}
+        }
     }
     parse_named(&name, args)
 }
@@ -177,7 +181,14 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
         "DEL" => store(Command::MultiDelete {
             keys: args[1..].to_vec(),
         }),
-        "EXISTS" => many(args, |key| Command::Get { key }, Shape::Exists, true),
+        // One read of every key at one point; a key named twice counts twice, as in Redis.
+        "EXISTS" => Action::Store {
+            commands: vec![Command::MultiGet {
+                keys: args[1..].to_vec(),
+            }],
+            shape: Shape::Exists,
+            sum: true,
+        },
         // One read of every key at one point: a concurrent MSET is seen whole or not at all.
         "MGET" => store(Command::MultiGet {
             keys: args[1..].to_vec(),
@@ -497,6 +508,7 @@ async fn run_store(
 fn count_of(reply: &Reply, shape: Shape) -> i64 {
     match (reply, shape) {
         (Reply::Value(value), Shape::Exists) => value.is_some() as i64,
+        (Reply::Values(values), Shape::Exists) => values.iter().flatten().count() as i64,
         (Reply::Bool(b), _) => *b as i64,
         (Reply::Int(n), _) => *n,
         _ => 0,
@@ -685,6 +697,27 @@ mod tests {
             "{refusal:?}"
         );
         assert!(!arity_accepts(&["SET", "k"]));
+    }
+
+    #[test]
+    fn exists_counts_every_key_named_from_one_read() {
+        let action = parse_named("EXISTS", &args(&["EXISTS", "a", "b", "a"]));
+        let Action::Store {
+            commands,
+            shape: Shape::Exists,
+            sum: true,
+        } = action
+        else {
+            panic!("{action:?}");
+        };
+        assert_eq!(
+            commands,
+            [Command::MultiGet {
+                keys: vec![b"a".to_vec(), b"b".to_vec(), b"a".to_vec()]
+            }]
+        );
+        let reply = Reply::Values(vec![Some(b"1".to_vec()), None, Some(b"1".to_vec())]);
+        assert_eq!(count_of(&reply, Shape::Exists), 2);
     }
 
     #[test]

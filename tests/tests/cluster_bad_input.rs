@@ -173,6 +173,13 @@ fn mset_and_del_of_several_keys_act_on_every_key_at_once() {
         Value::Int(0)
     );
 
+    // EXISTS counts a key named twice twice, as in Redis.
+    assert_eq!(
+        reader
+            .call(&[b"EXISTS", b"a", b"a", b"b", b"absent"])
+            .unwrap(),
+        Value::Int(3)
+    );
     // MGET of one key is still an array, as in Redis.
     assert_eq!(
         reader.call(&[b"MGET", b"a"]).unwrap(),
