@@ -98,6 +98,8 @@ pub struct Connection<'a> {
     pub resp3: bool,
     pub authenticated: bool,
     pub readonly: bool,
+    /// After a refused `MULTI`, until `EXEC` or `DISCARD`: every command is refused.
+    pub in_refused_multi: bool,
     pub name: Option<Vec<u8>>,
     pub quit: bool,
     replies_tx: mpsc::Sender<ClientResponse>,
@@ -227,6 +229,7 @@ impl<'a> Connection<'a> {
             resp3: false,
             authenticated: context.password.is_none(),
             readonly: false,
+            in_refused_multi: false,
             name: None,
             quit: false,
             replies_tx,
@@ -367,6 +370,7 @@ impl Connection<'_> {
         let plain = matches!(args.as_slice(), [name, key, value]
             if name.eq_ignore_ascii_case(b"SET")
                 && self.authenticated
+                && !self.in_refused_multi
                 && key.len() <= KEY_MAX_BYTES
                 && value.len() <= VALUE_MAX_BYTES);
         if !plain {

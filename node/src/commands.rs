@@ -49,6 +49,12 @@ pub enum Action {
     EmptyArray,
     ConfigGet(String),
     ReadOnly(bool),
+    /// `MULTI`: refused, and every command up to `EXEC` or `DISCARD` is refused with it.
+    RefuseMulti,
+    /// `EXEC` (true) or `DISCARD` (false) ending a refused `MULTI`.
+    EndRefusedMulti {
+        exec: bool,
+    },
     Quit,
 }
 
@@ -94,7 +100,7 @@ fn arity_of(name: &str) -> Option<i32> {
         "DEL" | "EXISTS" | "MGET" | "AUTH" | "SELECT" | "CLIENT" | "CONFIG" | "LISTKEYS"
         | "LISTKEYVALUES" => -2,
         "MSET" => -3,
-        "DBSIZE" | "QUIT" | "READONLY" | "READWRITE" => 1,
+        "DBSIZE" | "QUIT" | "READONLY" | "READWRITE" | "MULTI" | "EXEC" | "DISCARD" => 1,
         "PING" | "INFO" | "HELLO" | "COMMAND" => -1,
         _ => return None,
     })
@@ -120,6 +126,13 @@ pub fn parse(args: &[Vec<u8>], conn: &Connection<'_>) -> Action {
     }
     if !conn.authenticated && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
         return Action::Error("NOAUTH Authentication required.".into());
+    }
+    if conn.in_refused_multi {
+        return match name.as_str() {
+            "EXEC" => Action::EndRefusedMulti { exec: true },
+            "DISCARD" => Action::EndRefusedMulti { exec: false },
+            _ => Action::Error(NOT_RUN_IN_MULTI.into()),
+        };
     }
     if conn.readonly {
         // Each key read by this replica on its own (DIRTYGET), possibly stale.
@@ -251,6 +264,9 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
         "PING" => arity_error(name),
         "ECHO" => Action::Echo(args[1].clone()),
         "QUIT" => Action::Quit,
+        "MULTI" => Action::RefuseMulti,
+        "EXEC" => Action::Error("ERR EXEC without MULTI".into()),
+        "DISCARD" => Action::Error("ERR DISCARD without MULTI".into()),
         "READONLY" => Action::ReadOnly(true),
         "READWRITE" => Action::ReadOnly(false),
         "SELECT" if args.len() == 2 && args[1] == b"0" => Action::Ok,
@@ -385,6 +401,17 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
             conn.readonly = on;
             w.simple("OK");
         }
+        Action::RefuseMulti => {
+            conn.in_refused_multi = true;
+            w.error(MULTI_REFUSED);
+        }
+        Action::EndRefusedMulti { exec } => {
+            conn.in_refused_multi = false;
+            match exec {
+                true => w.error("EXECABORT Transaction discarded: MULTI is not supported"),
+                false => w.simple("OK"),
+            }
+        }
         Action::Quit => {
             conn.quit = true;
             w.simple("OK");
@@ -395,7 +422,50 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
     }
 }
 
-const COMMAND_NAMES_COUNT: i64 = 36;
+/// Every command name this node answers (`COMMAND COUNT`).
+const COMMAND_NAMES: [&str; 34] = [
+    "AUTH",
+    "CLIENT",
+    "COMMAND",
+    "CONFIG",
+    "COUNT",
+    "DBSIZE",
+    "DECR",
+    "DECRBY",
+    "DEL",
+    "DIRTYGET",
+    "DISCARD",
+    "ECHO",
+    "EXEC",
+    "EXISTS",
+    "GET",
+    "GETDEL",
+    "HELLO",
+    "INCR",
+    "INCRBY",
+    "INFO",
+    "LISTKEYS",
+    "LISTKEYVALUES",
+    "MGET",
+    "MSET",
+    "MULTI",
+    "PING",
+    "PRUNE",
+    "QUIT",
+    "READONLY",
+    "READWRITE",
+    "RENAME",
+    "SELECT",
+    "SET",
+    "TESTANDSET",
+];
+const COMMAND_NAMES_COUNT: i64 = COMMAND_NAMES.len() as i64;
+/// The answer to `MULTI`. Clients send a transaction in one go, so what follows it is refused
+/// too, up to `EXEC` or `DISCARD`: none of it runs outside the transaction it was meant for.
+const MULTI_REFUSED: &str = "ERR MULTI is not supported: every command up to EXEC or DISCARD \
+                             will be refused; single commands (MSET, DEL of several keys, \
+                             TESTANDSET) are atomic";
+const NOT_RUN_IN_MULTI: &str = "ERR not run: inside a refused MULTI (EXEC or DISCARD ends it)";
 
 fn config_pair(w: &mut Writer<'_>, name: &str, value: &str) {
     w.map(1);
@@ -742,6 +812,16 @@ mod tests {
             parse_named("DEL", &args(&["DEL", "a"])),
             Action::Store { commands, sum: true, .. } if commands == [Command::Delete { key: b"a".to_vec() }]
         ));
+    }
+
+    #[test]
+    fn command_count_names_exactly_the_commands_with_an_arity() {
+        for name in COMMAND_NAMES {
+            assert!(arity_of(name).is_some(), "{name} has no arity");
+        }
+        let unique: std::collections::BTreeSet<_> = COMMAND_NAMES.iter().collect();
+        assert_eq!(unique.len(), COMMAND_NAMES.len());
+        assert!(arity_of("FLUSHALL").is_none());
     }
 
     #[test]

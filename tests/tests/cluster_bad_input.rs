@@ -288,3 +288,43 @@ fn redis_cli_pipe_mass_insertion_stores_every_write() {
         ])
     );
 }
+
+#[test]
+fn a_transaction_is_refused_whole_and_none_of_it_runs() {
+    let cluster = Cluster::start();
+    let master = cluster.wait_for_master(None);
+    // A client sends MULTI ... EXEC in one go: what MULTI's refusal cannot stop must not run.
+    let answer = raw(
+        cluster.addr(master),
+        b"MULTI\r\nSET t 1\r\nINCR n\r\nEXEC\r\nGET t\r\n\
+          MULTI\r\nSET t 2\r\nDISCARD\r\nEXEC\r\nSET t 3\r\nGET t\r\nQUIT\r\n",
+    );
+    let lines: Vec<String> = String::from_utf8_lossy(&answer)
+        .split("\r\n")
+        .map(str::to_string)
+        .collect();
+    let starts = [
+        "-ERR MULTI is not supported",
+        "-ERR not run",
+        "-ERR not run",
+        "-EXECABORT",
+        "$-1",
+        "-ERR MULTI is not supported",
+        "-ERR not run",
+        "+OK",
+        "-ERR EXEC without MULTI",
+        "+OK",
+        "$1",
+        "3",
+        "+OK",
+    ];
+    assert!(lines.len() > starts.len(), "{lines:?}");
+    for (line, start) in lines.iter().zip(starts) {
+        assert!(
+            line.starts_with(start),
+            "{line:?} should start {start:?}: {lines:?}"
+        );
+    }
+    let mut client = cluster.client(master);
+    assert_eq!(client.call(&[b"GET", b"n"]).unwrap(), Value::Null);
+}
