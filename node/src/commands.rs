@@ -20,6 +20,10 @@ pub enum Shape {
     Exists,
     /// An array even of one reply (MGET after READONLY, one read per key).
     Array,
+    /// `Value(Some)` is `string`, `Value(None)` is `none` (TYPE).
+    Type,
+    /// `Value(Some)` is -1 (no expiry: keys never expire), `Value(None)` is -2 (TTL, PTTL).
+    Ttl,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -93,7 +97,8 @@ fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
 
 fn arity_of(name: &str) -> Option<i32> {
     Some(match name {
-        "GET" | "DIRTYGET" | "INCR" | "DECR" | "GETDEL" | "PRUNE" | "COUNT" | "ECHO" => 2,
+        "GET" | "DIRTYGET" | "INCR" | "DECR" | "GETDEL" | "PRUNE" | "COUNT" | "ECHO" | "TYPE"
+        | "TTL" | "PTTL" => 2,
         "INCRBY" | "DECRBY" | "RENAME" => 3,
         "SET" => -3,
         "TESTANDSET" => 4,
@@ -150,6 +155,8 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
     match name {
         "GET" => store(Command::Get { key: key() }),
         "DIRTYGET" => store(Command::DirtyGet { key: key() }),
+        "TYPE" => many(args, |key| Command::Get { key }, Shape::Type, false),
+        "TTL" | "PTTL" => many(args, |key| Command::Get { key }, Shape::Ttl, false),
         "SET" if args.len() > 3 => Action::Error(
             "ERR syntax error: keyspace's SET takes no options (EX, PX, NX, XX, GET, KEEPTTL); \
              keys do not expire, and TESTANDSET sets conditionally"
@@ -423,7 +430,7 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
 }
 
 /// Every command name this node answers (`COMMAND COUNT`).
-const COMMAND_NAMES: [&str; 34] = [
+const COMMAND_NAMES: [&str; 37] = [
     "AUTH",
     "CLIENT",
     "COMMAND",
@@ -458,6 +465,9 @@ const COMMAND_NAMES: [&str; 34] = [
     "SELECT",
     "SET",
     "TESTANDSET",
+    "TYPE",
+    "TTL",
+    "PTTL",
 ];
 const COMMAND_NAMES_COUNT: i64 = COMMAND_NAMES.len() as i64;
 /// The answer to `MULTI`. Clients send a transaction in one go, so what follows it is refused
@@ -566,6 +576,14 @@ async fn run_store(
     if sum {
         let total: i64 = replies.iter().map(|r| count_of(r, shape)).sum();
         return w.int(total);
+    }
+    if let ([Reply::Value(value)], Shape::Type | Shape::Ttl) = (replies.as_slice(), shape) {
+        return match (shape, value) {
+            (Shape::Type, Some(_)) => w.simple("string"),
+            (Shape::Type, None) => w.simple("none"),
+            (_, Some(_)) => w.int(-1),
+            (_, None) => w.int(-2),
+        };
     }
     if !single {
         w.array(replies.len());
@@ -753,6 +771,9 @@ mod tests {
             &["LISTKEYS", "p", "COUNT", "3"],
             &["LISTKEYVALUES", "p"],
             &["COUNT", "p"],
+            &["TYPE", "k"],
+            &["TTL", "k"],
+            &["PTTL", "k"],
         ];
         for call in calls {
             assert!(arity_accepts(call), "{call:?} refused");

@@ -180,6 +180,18 @@ fn mset_and_del_of_several_keys_act_on_every_key_at_once() {
             .unwrap(),
         Value::Int(3)
     );
+    // TYPE and TTL for tools that ask: every value is a string and never expires.
+    for (args, answer) in [
+        (&[b"TYPE".as_slice(), b"a"], Value::Simple("string".into())),
+        (
+            &[b"TYPE".as_slice(), b"absent"],
+            Value::Simple("none".into()),
+        ),
+        (&[b"TTL".as_slice(), b"a"], Value::Int(-1)),
+        (&[b"PTTL".as_slice(), b"absent"], Value::Int(-2)),
+    ] {
+        assert_eq!(reader.call(args).unwrap(), answer, "{args:?}");
+    }
     // MGET of one key is still an array, as in Redis.
     assert_eq!(
         reader.call(&[b"MGET", b"a"]).unwrap(),
