@@ -11,15 +11,21 @@ use keyspace_node::resp_client::{Client, Value};
 const KEYSPACE_KEYS: u64 = 100_000;
 /// Most clients a run may start.
 const CLIENTS_MAX: usize = 10_000;
+/// Most requests one client may send in one write.
+const PIPELINE_MAX: usize = 1_000;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Server to load (any replica; non-masters forward).
     #[arg(long, default_value = "127.0.0.1:6379")]
     addr: String,
-    /// Concurrent connections, each with one request outstanding.
+    /// Concurrent connections, each with one request (or one pipeline) outstanding.
     #[arg(long, default_value_t = 16)]
     clients: usize,
+    /// Requests each client sends in one write before it reads their replies (like
+    /// redis-benchmark's -P); each request's latency is its pipeline's.
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
     /// Requests per operation, across all clients.
     #[arg(long, default_value_t = 100_000)]
     requests: u64,
@@ -38,6 +44,9 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let addr = keyspace_node::peer::parse_addr(&args.addr)?;
     if args.clients == 0 || args.clients > CLIENTS_MAX {
         return Err(format!("--clients must be between 1 and {CLIENTS_MAX}"));
+    }
+    if args.pipeline == 0 || args.pipeline > PIPELINE_MAX {
+        return Err(format!("--pipeline must be between 1 and {PIPELINE_MAX}"));
     }
     for op in &args.ops {
         if op != "set" && op != "get" {
@@ -77,8 +86,15 @@ async fn run_op(addr: SocketAddr, args: &BenchArgs, op: &str) -> Result<String, 
             + u64::from((c as u64) < args.requests % args.clients as u64);
         let (done, errors, op) = (done.clone(), errors.clone(), op.to_string());
         let value = vec![b'x'; args.value_size];
+        let pipeline = args.pipeline;
         tasks.push(tokio::spawn(async move {
-            client_loop(addr, c as u64, share, &op, &value, deadline, &done, &errors).await
+            let work = Work {
+                requests: share,
+                pipeline,
+                op: &op,
+                value: &value,
+            };
+            client_loop(addr, c as u64, work, deadline, &done, &errors).await
         }));
     }
     let ticker = {
@@ -103,10 +119,11 @@ async fn run_op(addr: SocketAddr, args: &BenchArgs, op: &str) -> Result<String, 
         latencies.get(i).map_or(0.0, |ns| *ns as f64 / 1e6)
     };
     Ok(format!(
-        "{:>4}: {} requests, {} clients, {} B values: {:.0} ops/s, latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms, errors {}",
+        "{:>4}: {} requests, {} clients, pipeline {}, {} B values: {:.0} ops/s, latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms, errors {}",
         op.to_uppercase(),
         latencies.len(),
         args.clients,
+        args.pipeline,
         args.value_size,
         latencies.len() as f64 / elapsed,
         pct(0.50),
@@ -117,13 +134,18 @@ async fn run_op(addr: SocketAddr, args: &BenchArgs, op: &str) -> Result<String, 
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one client sends.
+struct Work<'a> {
+    requests: u64,
+    pipeline: usize,
+    op: &'a str,
+    value: &'a [u8],
+}
+
 async fn client_loop(
     addr: SocketAddr,
     client: u64,
-    requests: u64,
-    op: &str,
-    value: &[u8],
+    work: Work<'_>,
     deadline: Instant,
     done: &AtomicU64,
     errors: &AtomicU64,
@@ -131,28 +153,44 @@ async fn client_loop(
     let mut conn = Client::connect(addr)
         .await
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let mut latencies = Vec::with_capacity(requests as usize);
+    let mut latencies = Vec::with_capacity(work.requests as usize);
     let mut state = client.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    for _ in 0..requests {
+    let mut left = work.requests;
+    while left > 0 {
         if Instant::now() > deadline {
             return Err("benchmark timed out".into());
         }
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let key = format!("key:{:012}", state % KEYSPACE_KEYS);
+        let batch = left.min(work.pipeline as u64);
+        left -= batch;
+        let keys: Vec<String> = (0..batch)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                format!("key:{:012}", state % KEYSPACE_KEYS)
+            })
+            .collect();
+        let args: Vec<Vec<&[u8]>> = keys
+            .iter()
+            .map(|key| match work.op {
+                "set" => vec![b"SET".as_slice(), key.as_bytes(), work.value],
+                _ => vec![b"GET".as_slice(), key.as_bytes()],
+            })
+            .collect();
+        let commands: Vec<&[&[u8]]> = args.iter().map(Vec::as_slice).collect();
         let t = Instant::now();
-        let reply = if op == "set" {
-            conn.call(&[b"SET", key.as_bytes(), value]).await
-        } else {
-            conn.call(&[b"GET", key.as_bytes()]).await
-        };
-        let reply = reply.map_err(|e| format!("connection to {addr} failed: {e}"))?;
-        latencies.push(t.elapsed().as_nanos() as u64);
-        if matches!(reply, Value::Error(_)) {
-            errors.fetch_add(1, Ordering::Relaxed);
-        }
-        done.fetch_add(1, Ordering::Relaxed);
+        let replies = conn
+            .pipeline(&commands)
+            .await
+            .map_err(|e| format!("connection to {addr} failed: {e}"))?;
+        let took = t.elapsed().as_nanos() as u64;
+        latencies.extend(std::iter::repeat_n(took, replies.len()));
+        let failed = replies
+            .iter()
+            .filter(|r| matches!(r, Value::Error(_)))
+            .count();
+        errors.fetch_add(failed as u64, Ordering::Relaxed);
+        done.fetch_add(batch, Ordering::Relaxed);
     }
     Ok(latencies)
 }
