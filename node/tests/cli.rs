@@ -41,6 +41,18 @@ fn a_bad_peer_list_is_refused_with_a_reason() {
     assert!(text.contains("--peers"), "{text}");
 }
 
+#[test]
+fn bench_refuses_a_pipeline_out_of_range_before_connecting() {
+    for pipeline in ["0", "1001"] {
+        let (ok, text) = keyspace(&["bench", "--addr", "127.0.0.1:1", "--pipeline", pipeline]);
+        assert!(!ok);
+        assert!(
+            text.contains("--pipeline must be between 1 and 1000"),
+            "{text}"
+        );
+    }
+}
+
 /// Processes whose parent is `parent`, from /proc.
 #[cfg(target_os = "linux")]
 fn children_of(parent: u32) -> Vec<u32> {
