@@ -32,12 +32,11 @@ pub enum Action {
     Ok,
     Pong(Option<Vec<u8>>),
     Echo(Vec<u8>),
-    /// One or more store commands; a single one answers with its reply, several with an array
-    /// (MGET) or, for integer replies, their sum (DEL, EXISTS).
+    /// One or more store commands, answered as `shape` says: a single one with its reply,
+    /// several with an array, or (EXISTS) the number of keys found.
     Store {
         commands: Vec<Command>,
         shape: Shape,
-        sum: bool,
     },
     Info(Option<String>),
     Hello {
@@ -73,7 +72,6 @@ pub fn store(command: Command) -> Action {
     Action::Store {
         commands: vec![command],
         shape: Shape::Plain,
-        sum: false,
     }
 }
 
@@ -95,20 +93,53 @@ fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
     }
 }
 
+/// Every command this node answers, with its arity: exactly `n` arguments (name included), or
+/// at least `-n`. `COMMAND COUNT` counts this table.
+const COMMANDS: [(&str, i32); 37] = [
+    ("GET", 2),
+    ("DIRTYGET", 2),
+    ("INCR", 2),
+    ("DECR", 2),
+    ("GETDEL", 2),
+    ("PRUNE", 2),
+    ("COUNT", 2),
+    ("ECHO", 2),
+    ("TYPE", 2),
+    ("TTL", 2),
+    ("PTTL", 2),
+    ("INCRBY", 3),
+    ("DECRBY", 3),
+    ("RENAME", 3),
+    ("SET", -3),
+    ("MSET", -3),
+    ("TESTANDSET", 4),
+    ("DEL", -2),
+    ("EXISTS", -2),
+    ("MGET", -2),
+    ("AUTH", -2),
+    ("SELECT", -2),
+    ("CLIENT", -2),
+    ("CONFIG", -2),
+    ("LISTKEYS", -2),
+    ("LISTKEYVALUES", -2),
+    ("DBSIZE", 1),
+    ("QUIT", 1),
+    ("READONLY", 1),
+    ("READWRITE", 1),
+    ("MULTI", 1),
+    ("EXEC", 1),
+    ("DISCARD", 1),
+    ("PING", -1),
+    ("INFO", -1),
+    ("HELLO", -1),
+    ("COMMAND", -1),
+];
+
 fn arity_of(name: &str) -> Option<i32> {
-    Some(match name {
-        "GET" | "DIRTYGET" | "INCR" | "DECR" | "GETDEL" | "PRUNE" | "COUNT" | "ECHO" | "TYPE"
-        | "TTL" | "PTTL" => 2,
-        "INCRBY" | "DECRBY" | "RENAME" => 3,
-        "SET" => -3,
-        "TESTANDSET" => 4,
-        "DEL" | "EXISTS" | "MGET" | "AUTH" | "SELECT" | "CLIENT" | "CONFIG" | "LISTKEYS"
-        | "LISTKEYVALUES" => -2,
-        "MSET" => -3,
-        "DBSIZE" | "QUIT" | "READONLY" | "READWRITE" | "MULTI" | "EXEC" | "DISCARD" => 1,
-        "PING" | "INFO" | "HELLO" | "COMMAND" => -1,
-        _ => return None,
-    })
+    COMMANDS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|&(_, arity)| arity)
 }
 
 /// Turns a command's arguments into what to do.
@@ -142,8 +173,8 @@ pub fn parse(args: &[Vec<u8>], conn: &Connection<'_>) -> Action {
     if conn.readonly {
         // Each key read by this replica on its own (DIRTYGET), possibly stale.
         match name.as_str() {
-            "MGET" => return many(args, |key| Command::Get { key }, Shape::Array, false),
-            "EXISTS" => return many(args, |key| Command::Get { key }, Shape::Exists, true),
+            "MGET" => return many(args, |key| Command::Get { key }, Shape::Array),
+            "EXISTS" => return many(args, |key| Command::Get { key }, Shape::Exists),
             _ => {}
         }
     }
@@ -155,8 +186,8 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
     match name {
         "GET" => store(Command::Get { key: key() }),
         "DIRTYGET" => store(Command::DirtyGet { key: key() }),
-        "TYPE" => many(args, |key| Command::Get { key }, Shape::Type, false),
-        "TTL" | "PTTL" => many(args, |key| Command::Get { key }, Shape::Ttl, false),
+        "TYPE" => many(args, |key| Command::Get { key }, Shape::Type),
+        "TTL" | "PTTL" => many(args, |key| Command::Get { key }, Shape::Ttl),
         "SET" if args.len() > 3 => Action::Error(
             "ERR syntax error: keyspace's SET takes no options (EX, PX, NX, XX, GET, KEEPTTL); \
              keys do not expire, and TESTANDSET sets conditionally"
@@ -196,7 +227,6 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
         "COUNT" => store(Command::Count { prefix: key() }),
         "DBSIZE" => store(Command::Count { prefix: Vec::new() }),
         "LISTKEYS" | "LISTKEYVALUES" => parse_list(name, args),
-        "DEL" if args.len() == 2 => many(args, |key| Command::Delete { key }, Shape::Plain, true),
         // One command, so one log entry: every key goes at once.
         "DEL" => store(Command::MultiDelete {
             keys: args[1..].to_vec(),
@@ -207,7 +237,6 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
                 keys: args[1..].to_vec(),
             }],
             shape: Shape::Exists,
-            sum: true,
         },
         // One read of every key at one point: a concurrent MSET is seen whole or not at all.
         "MGET" => store(Command::MultiGet {
@@ -225,13 +254,9 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
     }
 }
 
-fn many(args: &[Vec<u8>], make: impl Fn(Vec<u8>) -> Command, shape: Shape, sum: bool) -> Action {
+fn many(args: &[Vec<u8>], make: impl Fn(Vec<u8>) -> Command, shape: Shape) -> Action {
     let commands = args[1..].iter().map(|k| make(k.clone())).collect();
-    Action::Store {
-        commands,
-        shape,
-        sum,
-    }
+    Action::Store { commands, shape }
 }
 
 /// `LISTKEYS prefix [START key] [COUNT n]`.
@@ -348,11 +373,7 @@ fn parse_client(args: &[Vec<u8>]) -> Action {
 /// Carries out `action` on `conn` and writes its reply.
 pub async fn run(action: Action, conn: &mut Connection<'_>, out: &mut Vec<u8>) {
     match action {
-        Action::Store {
-            commands,
-            shape,
-            sum,
-        } => run_store(commands, shape, sum, conn, out).await,
+        Action::Store { commands, shape } => run_store(commands, shape, conn, out).await,
         Action::Info(section) => {
             let info = info_text(conn, section.as_deref()).await;
             Writer {
@@ -429,47 +450,7 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
     }
 }
 
-/// Every command name this node answers (`COMMAND COUNT`).
-const COMMAND_NAMES: [&str; 37] = [
-    "AUTH",
-    "CLIENT",
-    "COMMAND",
-    "CONFIG",
-    "COUNT",
-    "DBSIZE",
-    "DECR",
-    "DECRBY",
-    "DEL",
-    "DIRTYGET",
-    "DISCARD",
-    "ECHO",
-    "EXEC",
-    "EXISTS",
-    "GET",
-    "GETDEL",
-    "HELLO",
-    "INCR",
-    "INCRBY",
-    "INFO",
-    "LISTKEYS",
-    "LISTKEYVALUES",
-    "MGET",
-    "MSET",
-    "MULTI",
-    "PING",
-    "PRUNE",
-    "QUIT",
-    "READONLY",
-    "READWRITE",
-    "RENAME",
-    "SELECT",
-    "SET",
-    "TESTANDSET",
-    "TYPE",
-    "TTL",
-    "PTTL",
-];
-const COMMAND_NAMES_COUNT: i64 = COMMAND_NAMES.len() as i64;
+const COMMAND_NAMES_COUNT: i64 = COMMANDS.len() as i64;
 /// The answer to `MULTI`. Clients send a transaction in one go, so what follows it is refused
 /// too, up to `EXEC` or `DISCARD`: none of it runs outside the transaction it was meant for.
 const MULTI_REFUSED: &str = "ERR MULTI is not supported: every command up to EXEC or DISCARD \
@@ -549,11 +530,10 @@ async fn run_hello(
 async fn run_store(
     commands: Vec<Command>,
     shape: Shape,
-    sum: bool,
     conn: &mut Connection<'_>,
     out: &mut Vec<u8>,
 ) {
-    let single = commands.len() == 1 && !sum && shape != Shape::Array;
+    let single = commands.len() == 1 && shape != Shape::Array;
     let mut replies = Vec::with_capacity(commands.len());
     for command in commands {
         match conn.submit(command).await {
@@ -573,9 +553,8 @@ async fn run_store(
         out,
         resp3: conn.resp3,
     };
-    if sum {
-        let total: i64 = replies.iter().map(|r| count_of(r, shape)).sum();
-        return w.int(total);
+    if shape == Shape::Exists {
+        return w.int(replies.iter().map(keys_found).sum());
     }
     if let ([Reply::Value(value)], Shape::Type | Shape::Ttl) = (replies.as_slice(), shape) {
         return match (shape, value) {
@@ -593,12 +572,11 @@ async fn run_store(
     }
 }
 
-fn count_of(reply: &Reply, shape: Shape) -> i64 {
-    match (reply, shape) {
-        (Reply::Value(value), Shape::Exists) => value.is_some() as i64,
-        (Reply::Values(values), Shape::Exists) => values.iter().flatten().count() as i64,
-        (Reply::Bool(b), _) => *b as i64,
-        (Reply::Int(n), _) => *n,
+/// How many keys a read's reply found (EXISTS).
+fn keys_found(reply: &Reply) -> i64 {
+    match reply {
+        Reply::Value(value) => value.is_some() as i64,
+        Reply::Values(values) => values.iter().flatten().count() as i64,
         _ => 0,
     }
 }
@@ -796,7 +774,6 @@ mod tests {
         let Action::Store {
             commands,
             shape: Shape::Exists,
-            sum: true,
         } = action
         else {
             panic!("{action:?}");
@@ -808,7 +785,7 @@ mod tests {
             }]
         );
         let reply = Reply::Values(vec![Some(b"1".to_vec()), None, Some(b"1".to_vec())]);
-        assert_eq!(count_of(&reply, Shape::Exists), 2);
+        assert_eq!(keys_found(&reply), 2);
     }
 
     #[test]
@@ -829,19 +806,25 @@ mod tests {
                 keys: vec![b"a".to_vec(), b"b".to_vec(), b"a".to_vec()]
             })
         );
-        assert!(matches!(
+        assert_eq!(
             parse_named("DEL", &args(&["DEL", "a"])),
-            Action::Store { commands, sum: true, .. } if commands == [Command::Delete { key: b"a".to_vec() }]
-        ));
+            store(Command::MultiDelete {
+                keys: vec![b"a".to_vec()]
+            })
+        );
     }
 
     #[test]
-    fn command_count_names_exactly_the_commands_with_an_arity() {
-        for name in COMMAND_NAMES {
-            assert!(arity_of(name).is_some(), "{name} has no arity");
+    fn the_command_table_names_each_command_once_in_upper_case() {
+        let names: std::collections::BTreeSet<_> = COMMANDS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names.len(), COMMANDS.len(), "a name is listed twice");
+        for name in names {
+            assert_eq!(
+                name,
+                name.to_uppercase(),
+                "parse looks names up in upper case"
+            );
         }
-        let unique: std::collections::BTreeSet<_> = COMMAND_NAMES.iter().collect();
-        assert_eq!(unique.len(), COMMAND_NAMES.len());
         assert!(arity_of("FLUSHALL").is_none());
     }
 
