@@ -660,8 +660,13 @@ async fn info_text(conn: &Connection<'_>, section: Option<&str>) -> String {
         sections.push((
             "persistence",
             format!(
-                "aof_enabled:1\r\nlog_syncs:{}\r\nlog_records:{}\r\nlog_sync_us:{}\r\n",
-                s.log_syncs, s.log_records, s.log_sync_us
+                "aof_enabled:1\r\nlog_syncs:{}\r\nlog_records:{}\r\nlog_sync_us:{}\r\n\
+                 log_syncs_off_loop:{}\r\nlog_sync_recent_us:{}\r\n",
+                s.log_syncs,
+                s.log_records,
+                s.log_sync_us,
+                s.log_syncs_off_loop,
+                s.log_sync_recent_us
             ),
         ));
         sections.push(("replication", replication_text(s)));

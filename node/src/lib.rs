@@ -44,6 +44,9 @@ pub struct NodeConfig {
     pub max_log_bytes: Option<u64>,
     /// A snapshot every this many applied slots (each replica on its own staggered schedule).
     pub snapshot_interval_slots: u64,
+    /// A sync of a turn that answered clients leaves the event loop for a blocking thread while
+    /// recent syncs average this many microseconds or more (0: always).
+    pub sync_inline_max_us: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +149,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     });
     tokio::spawn(client::listen(client_listener, context));
     tracing::info!(node = me, peers = %peer_addr, clients = %config.client_addr, "serving");
-    shell::Shell::new(replica, log, links, start)
+    shell::Shell::new(replica, log, links, start, config.sync_inline_max_us)
         .run(core_rx)
         .await;
     Ok(())

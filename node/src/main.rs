@@ -25,7 +25,7 @@ mod cli {
     use std::process::ExitCode;
 
     use clap::{Parser, Subcommand};
-    use keyspace_node::{peer, run_node, NodeConfig};
+    use keyspace_node::{peer, run_node, shell, NodeConfig};
 
     /// keyspace: a strongly consistent, replicated key-value store that speaks the Redis protocol.
     ///
@@ -93,6 +93,12 @@ mod cli {
         /// dropped. Replicas take theirs at staggered slots, so only one at a time is busy.
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
         snapshot_interval_slots: u64,
+        /// A log sync of a turn that answered clients runs on a blocking thread, so the
+        /// replies go out meanwhile, while recent syncs average this many microseconds
+        /// or more (a slow disk); 0 sends every such sync there. Quicker syncs stay on
+        /// the event loop, which saves two thread hand-offs each.
+        #[arg(long, default_value_t = shell::SYNC_INLINE_MAX_US)]
+        sync_inline_max_us: u64,
     }
 
     pub fn main() -> ExitCode {
@@ -139,6 +145,7 @@ mod cli {
             lease_ms: args.lease_ms,
             max_log_bytes: args.max_log_bytes,
             snapshot_interval_slots: args.snapshot_interval_slots,
+            sync_inline_max_us: args.sync_inline_max_us,
         };
         // One thread runs the event loop, connections, peers and log syncs (no cross-thread
         // wake-ups, which cost most when replicas share few cores).

@@ -8,16 +8,18 @@
 //! the last token it covered, and what that released is sent in the same turn. The core holds
 //! every message that depends on a write until `handle_persisted` covers it.
 //!
-//! A sync that carries a snapshot runs on a blocking thread instead: writing the whole state
-//! would hold the loop for a long time (about 0.15 s for 500,000 keys). Meanwhile the loop keeps
-//! serving and later writes stay staged, so this replica votes again only once the snapshot is
-//! durable; the others, which take theirs at other slots, keep a majority.
+//! A sync runs on a blocking thread instead when it carries a snapshot (writing the whole state
+//! would hold the loop for a long time: about 0.15 s for 500,000 keys), or when its turn
+//! answered clients and recent syncs were slow (see [`SYNC_INLINE_MAX_US`]). Meanwhile the loop
+//! keeps serving and later writes stay staged, so this replica votes again only once that sync
+//! is durable; the others keep a majority.
 //!
-//! Syncing on the event loop, on the master too, measured faster than handing each sync to a
-//! blocking thread on this 2-core machine (README, Benchmarks): no thread hand-offs, and the
-//! writes that arrive during a sync make the next slot's batch larger. The cost is that the
-//! loop serves nothing else for the length of one `fdatasync`; a turn that answered no client
-//! lets its accepts leave before that, so a lone writer's followers sync in parallel.
+//! Where the disk syncs quickly, syncing on the event loop, on the master too, measured faster
+//! than handing each sync to a blocking thread on this 2-core machine (README, Benchmarks): no
+//! thread hand-offs, and the writes that arrive during a sync make the next slot's batch
+//! larger. The cost is that the loop serves nothing else for the length of one `fdatasync`,
+//! which on a slow disk outweighs the hand-off; a turn that answered no client lets its accepts
+//! leave before the sync, so a lone writer's followers sync in parallel.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -39,13 +41,14 @@ use crate::storage::{FileLog, LogStore, StorageError};
 /// the outcome and what it covered.
 type BackgroundSync = JoinHandle<SyncDone>;
 
-/// What a sync hands back: the log, the outcome, the last token it covered, the records it wrote
-/// and how long the write and `fdatasync` took.
+/// What a sync hands back: the log, the outcome, the last token it covered, the records it wrote,
+/// whether one was a snapshot, and how long the write and `fdatasync` took.
 struct SyncDone {
     log: FileLog,
     result: Result<(), StorageError>,
     token: u64,
     records: u64,
+    snapshot: bool,
     took: Duration,
 }
 
@@ -59,6 +62,15 @@ pub const ROUTE_TTL: Duration = Duration::from_secs(30);
 pub const LAZY_SYNC_MAX: Duration = Duration::from_millis(10);
 /// Most syncs run in one turn.
 pub const SYNCS_PER_TURN_MAX: usize = 3;
+/// The default of `keyspace node --sync-inline-max-us`: a busy turn's sync runs on a blocking
+/// thread while recent syncs (write and `fdatasync`, snapshots left out) averaged this long
+/// or longer; the event loop then writes replies while the disk works, which pays for the two
+/// thread hand-offs. Chosen between the 0.1 to 0.2 ms a sync took on a fast day of the development
+/// machine, where syncs on the loop measured faster, and the 0.4 to 0.7 ms of a slow one, where
+/// syncs on a blocking thread did (README, Benchmarks).
+pub const SYNC_INLINE_MAX_US: u64 = 300;
+/// The weight of the newest sync in the recent average: 1 / SYNC_AVERAGE_WEIGHT.
+const SYNC_AVERAGE_WEIGHT: u64 = 8;
 /// Capacity of the channel into the core task.
 pub const EVENTS_QUEUE_MAX: usize = 16 * 1024;
 
@@ -96,6 +108,10 @@ pub struct Status {
     pub log_syncs: u64,
     pub log_records: u64,
     pub log_sync_us: u64,
+    /// Syncs that ran on a blocking thread (snapshots, and busy turns' while the disk is slow).
+    pub log_syncs_off_loop: u64,
+    /// Recent average time of one sync (snapshots left out).
+    pub log_sync_recent_us: u64,
     /// Recovering what damaged storage may have lost; does not vote until done.
     pub storage_recovering: bool,
 }
@@ -139,6 +155,11 @@ pub struct Shell {
     log_syncs: u64,
     log_records: u64,
     log_sync_us: u64,
+    log_syncs_off_loop: u64,
+    /// Recent average of write and `fdatasync` time, snapshots left out.
+    sync_recent_us: u64,
+    /// See [`SYNC_INLINE_MAX_US`].
+    sync_inline_max_us: u64,
 }
 
 impl Shell {
@@ -147,6 +168,7 @@ impl Shell {
         log: FileLog,
         links: BTreeMap<NodeId, PeerLink>,
         start: Instant,
+        sync_inline_max_us: u64,
     ) -> Shell {
         Shell {
             replica,
@@ -166,6 +188,9 @@ impl Shell {
             log_syncs: 0,
             log_records: 0,
             log_sync_us: 0,
+            log_syncs_off_loop: 0,
+            sync_recent_us: 0,
+            sync_inline_max_us,
         }
     }
 
@@ -255,15 +280,16 @@ impl Shell {
         // one client's SET p50 went from 0.48 to 0.37 ms. A turn that answered clients syncs
         // first and its replies and accepts leave together after: under load, starting the
         // accepts earlier bought no throughput in paired runs, as the followers then compete
-        // with the reply writes for the cores and with this sync for the disk.
-        if !self.answered_this_turn && self.sync_due() {
+        // with the reply writes for the cores and with this sync for the disk. On a slow disk
+        // such a turn's sync leaves the loop instead, so the replies go out meanwhile.
+        let answered = std::mem::take(&mut self.answered_this_turn);
+        if !answered && self.sync_due() {
             tokio::task::yield_now().await;
         }
-        self.answered_this_turn = false;
         // What a sync released leaves at once. Bounded: a sync's outputs hold at most one
         // more write to sync.
         for _ in 0..SYNCS_PER_TURN_MAX {
-            if !self.sync() {
+            if !self.sync(answered) {
                 break;
             }
             self.drain_outputs();
@@ -288,9 +314,10 @@ impl Shell {
     }
 
     /// Appends everything staged and makes it durable with one `fdatasync`, unless nothing is
-    /// staged or nothing staged is waited for before the lazy deadline. Returns true when it
-    /// synced (what that released is then waiting to be drained).
-    fn sync(&mut self) -> bool {
+    /// staged or nothing staged is waited for before the lazy deadline. `answered` says the turn
+    /// answered clients, whose replies a sync on the loop would hold up. Returns true when it
+    /// synced on the loop (what that released is then waiting to be drained).
+    fn sync(&mut self, answered: bool) -> bool {
         if !self.sync_due() {
             return false;
         }
@@ -301,16 +328,19 @@ impl Shell {
             .take()
             .expect("no background sync runs, so the log is here");
         let token = self.issued_token;
-        if writes
+        let snapshot = writes
             .iter()
-            .any(|w| matches!(w, StorageWrite::Snapshot(_)))
-        {
+            .any(|w| matches!(w, StorageWrite::Snapshot(_)));
+        let slow = self.sync_recent_us >= self.sync_inline_max_us;
+        if sync_off_loop(snapshot, answered, slow) {
+            self.log_syncs_off_loop += 1;
             #[allow(deprecated)] // madsim marks it so; under madsim it runs as an ordinary task
-            let task = tokio::task::spawn_blocking(move || write_and_sync(log, &writes, token));
+            let task =
+                tokio::task::spawn_blocking(move || write_and_sync(log, &writes, token, snapshot));
             self.background = Some(task);
             return false;
         }
-        self.on_synced(write_and_sync(log, &writes, token));
+        self.on_synced(write_and_sync(log, &writes, token, snapshot));
         true
     }
 
@@ -318,12 +348,14 @@ impl Shell {
         self.background = None;
         match done {
             Ok(done) => {
-                let took_ms = done.took.as_millis() as u64;
-                tracing::info!(took_ms, "snapshot written and synced");
+                if done.snapshot {
+                    let took_ms = done.took.as_millis() as u64;
+                    tracing::info!(took_ms, "snapshot written and synced");
+                }
                 self.on_synced(done)
             }
             Err(error) => {
-                tracing::error!(%error, "the snapshot sync failed; stopping");
+                tracing::error!(%error, "a sync on a blocking thread failed; stopping");
                 std::process::exit(70);
             }
         }
@@ -343,6 +375,9 @@ impl Shell {
         self.log_syncs += 1;
         self.log_records += done.records;
         self.log_sync_us += done.took.as_micros() as u64;
+        if !done.snapshot {
+            self.sync_recent_us = recent_average_us(self.sync_recent_us, done.took);
+        }
         let now = self.now_ns();
         self.replica.handle_persisted(now, done.token);
     }
@@ -501,13 +536,20 @@ impl Shell {
             log_syncs: self.log_syncs,
             log_records: self.log_records,
             log_sync_us: self.log_sync_us,
+            log_syncs_off_loop: self.log_syncs_off_loop,
+            log_sync_recent_us: self.sync_recent_us,
             storage_recovering: replica.is_recovering_storage(),
         }
     }
 }
 
 /// Appends `writes` to `log` and makes them durable with one `fdatasync`.
-fn write_and_sync(mut log: FileLog, writes: &[StorageWrite], token: u64) -> SyncDone {
+fn write_and_sync(
+    mut log: FileLog,
+    writes: &[StorageWrite],
+    token: u64,
+    snapshot: bool,
+) -> SyncDone {
     let began = std::time::Instant::now();
     log.append(writes);
     let result = log.sync();
@@ -516,8 +558,24 @@ fn write_and_sync(mut log: FileLog, writes: &[StorageWrite], token: u64) -> Sync
         result,
         token,
         records: writes.len() as u64,
+        snapshot,
         took: began.elapsed(),
     }
+}
+
+/// Whether a sync runs on a blocking thread: one that carries a snapshot always does; one of a
+/// turn that answered clients does while recent syncs were `slow` (see
+/// [`SYNC_INLINE_MAX_US`]), so that the loop writes the replies meanwhile. Any other stays on
+/// the loop, which has nothing to do during it but would pay the hand-offs (a lone writer's
+/// SET p50 0.58 to 0.60 -> 0.69 to 0.75 ms on a slow day when its syncs left the loop too).
+fn sync_off_loop(snapshot: bool, answered: bool, slow: bool) -> bool {
+    snapshot || (answered && slow)
+}
+
+/// The recent average of sync times with `took` added.
+fn recent_average_us(recent_us: u64, took: Duration) -> u64 {
+    let took_us = took.as_micros().min(u64::MAX as u128) as u64;
+    recent_us - recent_us / SYNC_AVERAGE_WEIGHT + took_us / SYNC_AVERAGE_WEIGHT
 }
 
 /// Whether anything waits for `write` to be durable: a promise or an accept (the answers that
@@ -531,5 +589,68 @@ fn is_waited_for(write: &StorageWrite) -> bool {
         StorageWrite::Learn { .. } | StorageWrite::Chosen { .. } | StorageWrite::Compact { .. } => {
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settle(took: Duration, syncs: usize) -> u64 {
+        (0..syncs).fold(0, |recent, _| recent_average_us(recent, took))
+    }
+
+    /// Whether a busy turn's sync leaves the loop at the default threshold.
+    fn busy_turn_off_loop(recent_us: u64) -> bool {
+        sync_off_loop(false, true, recent_us >= SYNC_INLINE_MAX_US)
+    }
+
+    #[test]
+    fn syncs_stay_on_the_loop_while_the_disk_syncs_quickly() {
+        let recent = settle(Duration::from_micros(150), 100);
+        assert!((140..=150).contains(&recent), "{recent}");
+        assert!(!busy_turn_off_loop(recent));
+        assert!(
+            sync_off_loop(true, false, false),
+            "a snapshot always leaves the loop"
+        );
+    }
+
+    #[test]
+    fn busy_turns_sync_off_the_loop_once_the_disk_is_slow_and_on_it_when_fast_again() {
+        let mut recent = settle(Duration::from_micros(150), 100);
+        let mut slow_syncs = 0;
+        while !busy_turn_off_loop(recent) {
+            recent = recent_average_us(recent, Duration::from_micros(700));
+            slow_syncs += 1;
+        }
+        assert!(
+            (1..=8).contains(&slow_syncs),
+            "{slow_syncs} slow syncs to notice"
+        );
+        assert!(
+            !sync_off_loop(false, false, true),
+            "a turn that answered nobody syncs on the loop"
+        );
+        let mut fast_syncs = 0;
+        while busy_turn_off_loop(recent) {
+            recent = recent_average_us(recent, Duration::from_micros(100));
+            fast_syncs += 1;
+        }
+        assert!(
+            (1..=16).contains(&fast_syncs),
+            "{fast_syncs} fast syncs to notice"
+        );
+    }
+
+    #[test]
+    fn one_stalled_sync_does_not_move_syncs_off_the_loop_for_long() {
+        let recent = settle(Duration::from_micros(150), 100);
+        let after_stall = recent_average_us(recent, Duration::from_millis(20));
+        assert!(busy_turn_off_loop(after_stall));
+        let recovered = (0..40).fold(after_stall, |r, _| {
+            recent_average_us(r, Duration::from_micros(150))
+        });
+        assert!(!busy_turn_off_loop(recovered), "{recovered}");
     }
 }
