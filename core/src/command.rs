@@ -6,8 +6,17 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Identifies a client session. Chosen by the client; unique per client process.
+/// Identifies a client session: either one the log opened ([`Command::OpenSession`], its bit
+/// [`OPENED_SESSION_BIT`] set) or one the client chose (that bit clear; unique per client
+/// process), which the state machine starts on the session's first write.
 pub type ClientId = u64;
+/// Set in every client id [`Command::OpenSession`] hands out; a client that chooses its own ids
+/// keeps it clear (an id with it set that no `OpenSession` handed out is refused). A session of
+/// such an id exists from the slot that opened it; once forgotten, every request under it is refused
+/// as `StaleRequest`, so a retry can never apply a second time. A client-chosen id, whose session
+/// starts implicitly, has no such guarantee for a retry of one of its first
+/// [`crate::kv::SESSION_REPLIES_MAX`] writes after the store forgot the session.
+pub const OPENED_SESSION_BIT: ClientId = 1 << 62;
 /// Per-session request number. A client numbers its requests 1, 2, 3, … and retries a request
 /// with the same number; the replicated state machine applies each number at most once.
 pub type Seq = u64;
@@ -47,6 +56,10 @@ pub const REQUEST_MAX_BYTES: usize = 4 * 1024 * 1024;
 ///   given twice counts once).
 /// - `MultiGet`: the value of every key given, in order, all read at one point; `Values`.
 ///   Linearizable, like `Get`.
+/// - `OpenSession`: starts a session for later writes and returns its client id as `Int` (see
+///   [`OPENED_SESSION_BIT`]); the request's own `(client_id, seq)` only routes the answer and is
+///   not a session's. Touches no key. A retried `OpenSession` may open a second session, which
+///   nobody uses and which goes like any idle one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Command {
     Get {
@@ -124,6 +137,7 @@ pub enum Command {
         #[serde(with = "crate::bytes::list")]
         keys: Vec<Vec<u8>>,
     },
+    OpenSession,
 }
 
 /// How a command is served.
@@ -196,6 +210,7 @@ impl Command {
                 keys.iter().map(Vec::as_slice).collect()
             }
             Command::Prune { prefix } | Command::Count { prefix } => vec![prefix],
+            Command::OpenSession => vec![],
             Command::ListKeys { prefix, start, .. }
             | Command::ListKeyValues { prefix, start, .. } => {
                 let mut keys: Vec<&[u8]> = vec![prefix];

@@ -34,6 +34,8 @@ use session::{Admission, SessionTable};
 use store::{list_count_clamped, Store, StoreDigest};
 
 pub use session::{Session, SESSION_EXPIRIES_PER_SLOT_MAX, SESSION_REPLIES_MAX};
+/// Most requests one log entry may hold (opened session ids number them in 20 bits).
+pub const ENTRY_REQUESTS_MAX: usize = 1 << session::OPENED_INDEX_BITS;
 pub use store::parse_integer;
 
 /// Limits of the session table. Every replica must use the same values: they decide which
@@ -106,10 +108,11 @@ impl StateMachine {
         self.begin_slot(slot);
         requests
             .iter()
-            .map(|request| ClientResponse {
+            .enumerate()
+            .map(|(index, request)| ClientResponse {
                 client_id: request.client_id,
                 seq: request.seq,
-                outcome: Outcome::Done(self.apply_request(slot, request)),
+                outcome: Outcome::Done(self.apply_request(slot, index, request)),
             })
             .collect()
     }
@@ -256,7 +259,13 @@ impl StateMachine {
         self.sessions.begin_slot(slot, &self.config);
     }
 
-    fn apply_request(&mut self, slot: Slot, request: &ClientRequest) -> Reply {
+    /// Applies the `index`th request of the entry at `slot`.
+    fn apply_request(&mut self, slot: Slot, index: usize, request: &ClientRequest) -> Reply {
+        if request.command == Command::OpenSession {
+            let client_id = session::opened_session_id(slot, index);
+            self.sessions.open(slot, client_id, &self.config);
+            return Reply::Int(i64::try_from(client_id).expect("bit 63 is clear"));
+        }
         let (client_id, seq) = (request.client_id, request.seq);
         match self.sessions.admit(slot, client_id, seq, &self.config) {
             Admission::Duplicate(reply) => reply,
@@ -310,6 +319,7 @@ impl StateMachine {
             | Command::ListKeyValues { .. }
             | Command::MultiGet { .. }
             | Command::Count { .. } => unreachable!("apply_batch rejects reads: {command:?}"),
+            Command::OpenSession => unreachable!("apply_request opens sessions itself"),
         }
     }
 

@@ -128,6 +128,11 @@ impl ReplicaConfig {
         );
         assert!(self.window_max > 0 && self.batch_commands_max > 0);
         assert!(
+            self.batch_commands_max <= crate::kv::ENTRY_REQUESTS_MAX,
+            "batch_commands_max is above {}",
+            crate::kv::ENTRY_REQUESTS_MAX
+        );
+        assert!(
             self.batch_bytes_max >= crate::command::REQUEST_MAX_BYTES,
             "a batch must fit the largest request"
         );

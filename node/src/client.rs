@@ -1,27 +1,32 @@
 //! Client connections: the Redis protocol in, core requests out.
 //!
-//! Each connection is a session: a random 64-bit `client_id` and a `seq` that grows by one per
-//! write. A write that comes back `Indeterminate`, or gets no answer in time, is sent again with
-//! the SAME `(client_id, seq)` until [`REQUEST_DEADLINE`], so the state machine applies it once
-//! and the client gets its original reply. Refusals (`NotMaster`, `Busy`) are retried towards
-//! the hinted master. Commands on one connection run one after another, in order.
+//! Each connection writes in a session the log opens for it: before its first write it sends
+//! `OpenSession`, which hands out a `client_id` no other session has held, and numbers its
+//! writes 1, 2, 3, … under it. A write that comes back `Indeterminate`, or gets no answer in
+//! time, is sent again with the SAME `(client_id, seq)` until [`REQUEST_DEADLINE`], so the state
+//! machine applies it once and the client gets its original reply. Refusals (`NotMaster`,
+//! `Busy`) are retried towards the hinted master. Commands on one connection run one after
+//! another, in order. Reads and `OpenSession` itself travel under the connection's random
+//! routing id, outside any session.
 //!
 //! Pipelined writes: consecutive plain `SET key value`s that arrive in one read are stored as
 //! one atomic command (the one MSET uses) and each gets its own `+OK`: one trip through the log
 //! instead of one per SET. Stored at one point, in order, they are still a valid order of the
 //! client's writes, and a command other than a plain SET waits for them first.
 //!
-//! The store keeps a bounded table of sessions and may forget this one (least recently used).
-//! A request it then refuses as `StaleRequest` on its first trip into the log cannot have been
-//! applied, so the connection moves to a fresh session and sends it once more. A `StaleRequest`
-//! for a request an earlier attempt may have put in the log reaches the client as an error: that
-//! write may or may not have been applied. Either way the next command runs in a fresh session.
+//! The store keeps a bounded table of sessions and may forget this one (least recently used),
+//! after which it refuses every request of the session as `StaleRequest`, a retry included: a
+//! write can never apply twice. A request refused so on its first trip into the log cannot have
+//! been applied, so the connection opens a fresh session and sends it once more. A
+//! `StaleRequest` for a request an earlier attempt may have put in the log reaches the client as
+//! an error: that write may or may not have been applied. Either way the next write runs in a
+//! fresh session.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyspace_core::command::{KEY_MAX_BYTES, VALUE_MAX_BYTES};
+use keyspace_core::command::{KEY_MAX_BYTES, OPENED_SESSION_BIT, VALUE_MAX_BYTES};
 use keyspace_core::{
     ClientRequest, ClientResponse, Command, CommandError, CommandKind, NodeId, Outcome, Rejection,
     Reply,
@@ -92,8 +97,11 @@ pub enum Failure {
 pub struct Connection<'a> {
     pub context: &'a ClientContext,
     pub id: u64,
-    client_id: u64,
+    /// The session the log opened for this connection's writes, once it has one.
+    session: Option<u64>,
     write_seq: u64,
+    /// Id of the connection's reads and `OpenSession` requests (routing only).
+    route_id: u64,
     read_seq: u64,
     pub resp3: bool,
     pub authenticated: bool,
@@ -206,10 +214,10 @@ impl SetRun {
     }
 }
 
-/// A session id nobody else holds (with 63 random bits, a clash is never expected); the top bit
-/// stays clear for the connection's read ids.
-fn fresh_client_id() -> u64 {
-    crate::random::<u64>() & !READ_SESSION_BIT
+/// A routing id nobody else holds (with 62 random bits, a clash is never expected), clear of
+/// the bits of read ids and opened sessions.
+fn fresh_route_id() -> u64 {
+    crate::random::<u64>() & !(READ_SESSION_BIT | OPENED_SESSION_BIT)
 }
 
 /// Whether the store no longer knows the request's session.
@@ -223,8 +231,9 @@ impl<'a> Connection<'a> {
         Connection {
             context,
             id: context.total_connections.fetch_add(1, Ordering::Relaxed) + 1,
-            client_id: fresh_client_id(),
+            session: None,
             write_seq: 0,
+            route_id: fresh_route_id(),
             read_seq: 0,
             resp3: false,
             authenticated: context.password.is_none(),
@@ -244,8 +253,9 @@ impl Connection<'_> {
         commands::run(action, self, out).await;
     }
 
-    /// Sends `command` through the cluster until it is answered or the deadline passes; moves to
-    /// a fresh session when the store has forgotten this one (see the module docs).
+    /// Sends `command` through the cluster until it is answered or the deadline passes; opens a
+    /// session first for a write when the connection has none, and a fresh one when the store
+    /// has forgotten it (see the module docs).
     pub async fn submit(&mut self, mut command: Command) -> Result<Reply, Failure> {
         if self.readonly {
             if let Command::Get { key } = command {
@@ -253,52 +263,73 @@ impl Connection<'_> {
             }
         }
         let local = command.kind() == CommandKind::DirtyRead;
-        let (client_id, seq) = self.next_id(command.kind());
+        let deadline = Instant::now() + REQUEST_DEADLINE;
+        let (client_id, seq) = self.next_id(command.kind(), deadline).await?;
         let mut request = ClientRequest {
             client_id,
             seq,
             command,
         };
-        let deadline = Instant::now() + REQUEST_DEADLINE;
         let (result, maybe_logged) = self.send_until_answered(&request, local, deadline).await;
-        if !is_stale(&result) {
+        if !is_stale(&result) || !request.command.is_write() {
             return result;
         }
-        let old_client_id = self.client_id;
-        self.start_session();
+        self.session = None;
         tracing::debug!(
             connection = self.id,
-            old_client_id,
-            new_client_id = self.client_id,
+            old_client_id = request.client_id,
             resubmit = !maybe_logged,
             "the store forgot this connection's session"
         );
         if maybe_logged {
             return result;
         }
-        (request.client_id, request.seq) = self.next_id(request.command.kind());
+        (request.client_id, request.seq) = self.next_id(request.command.kind(), deadline).await?;
         self.send_until_answered(&request, local, deadline).await.0
     }
 
-    /// The `(client_id, seq)` of the connection's next request of this kind.
-    fn next_id(&mut self, kind: CommandKind) -> (u64, u64) {
-        match kind {
-            CommandKind::Write => {
-                self.write_seq += 1;
-                (self.client_id, self.write_seq)
-            }
-            _ => {
-                self.read_seq += 1;
-                (self.client_id | READ_SESSION_BIT, self.read_seq)
-            }
+    /// The `(client_id, seq)` of the connection's next request of this kind; a write's opens a
+    /// session first if the connection has none.
+    async fn next_id(
+        &mut self,
+        kind: CommandKind,
+        deadline: Instant,
+    ) -> Result<(u64, u64), Failure> {
+        if kind != CommandKind::Write {
+            return Ok(self.next_route_id());
         }
+        let session = match self.session {
+            Some(session) => session,
+            None => self.open_session(deadline).await?,
+        };
+        self.write_seq += 1;
+        Ok((session, self.write_seq))
     }
 
-    /// Drops the session the store forgot: new ids, sequences from the start.
-    fn start_session(&mut self) {
-        self.client_id = fresh_client_id();
+    fn next_route_id(&mut self) -> (u64, u64) {
+        self.read_seq += 1;
+        (self.route_id | READ_SESSION_BIT, self.read_seq)
+    }
+
+    /// Asks the log for a session of the connection's own; its writes number from 1.
+    async fn open_session(&mut self, deadline: Instant) -> Result<u64, Failure> {
+        let (client_id, seq) = self.next_route_id();
+        let request = ClientRequest {
+            client_id,
+            seq,
+            command: Command::OpenSession,
+        };
+        let session = match self
+            .send_until_answered(&request, false, deadline)
+            .await
+            .0?
+        {
+            Reply::Int(id) if id as u64 & OPENED_SESSION_BIT != 0 => id as u64,
+            other => panic!("OpenSession answered {other:?}"),
+        };
+        self.session = Some(session);
         self.write_seq = 0;
-        self.read_seq = 0;
+        Ok(session)
     }
 
     /// Sends `request` until it is answered or `deadline` passes. Also says whether an attempt
@@ -468,6 +499,9 @@ mod tests {
             if !request.command.is_write() {
                 return Outcome::Done(self.machine.read(&request.command));
             }
+            if request.command == Command::OpenSession {
+                return self.apply(request);
+            }
             self.writes += 1;
             let outcome = self.apply(request);
             if std::mem::take(&mut self.lose_next_answer) {
@@ -543,11 +577,15 @@ mod tests {
             }
         }
 
-        /// Writes past the session window (so the store cannot re-create the session for a
-        /// later seq: it answers `StaleRequest`), then arranges the eviction. Returns the
-        /// session's client id.
-        async fn fill_then_evict(&self, conn: &mut Connection<'_>, eviction: Eviction) -> u64 {
-            for i in 0..SESSION_REPLIES_MAX + 1 {
+        /// Makes `writes` writes, then arranges the eviction. Returns the session's client id, if
+        /// the writes opened one.
+        async fn write_then_evict(
+            &self,
+            conn: &mut Connection<'_>,
+            writes: u64,
+            eviction: Eviction,
+        ) -> Option<u64> {
+            for i in 0..writes {
                 let value = format!("v{i}").into_bytes();
                 let reply = conn.submit(set(b"k", &value)).await;
                 assert!(matches!(reply, Ok(Reply::Ok)));
@@ -556,11 +594,12 @@ mod tests {
             match eviction {
                 Eviction::Now => {
                     store.other_client_writes();
-                    assert!(store.machine.session(conn.client_id).is_none());
+                    let session = conn.session.expect("the writes opened a session");
+                    assert!(store.machine.session(session).is_none());
                 }
                 Eviction::AfterNextWrite => store.lose_next_answer = true,
             }
-            conn.client_id
+            conn.session
         }
     }
 
@@ -569,27 +608,28 @@ mod tests {
         let harness = Harness::new();
         harness.runtime.block_on(async {
             let conn = &mut Connection::new(&harness.context);
-            let old_client_id = harness.fill_then_evict(conn, Eviction::Now).await;
+            let old_client_id = harness.write_then_evict(conn, 3, Eviction::Now).await;
 
             let reply = conn.submit(set(b"k", b"after eviction")).await;
 
             assert!(matches!(reply, Ok(Reply::Ok)), "{:?}", reply.ok());
-            assert_ne!(conn.client_id, old_client_id);
+            assert_ne!(conn.session, old_client_id);
+            assert!(conn.session.is_some());
             assert_eq!(conn.write_seq, 1);
             let value = conn.submit(get(b"k")).await;
             assert!(matches!(value, Ok(Reply::Value(Some(v))) if v == b"after eviction"));
         });
     }
 
-    #[test]
-    fn stale_answer_to_a_retry_reaches_the_client_and_the_next_command_runs() {
+    /// A write is applied, its session evicted and its answer lost; the retry is refused as
+    /// stale, and the write is not applied a second time, however early in its session it was:
+    /// the session was opened by the log, so the store never starts it afresh.
+    fn retry_after_eviction_is_refused_and_applies_once(writes_before: u64) {
         let harness = Harness::new();
         harness.runtime.block_on(async {
             let conn = &mut Connection::new(&harness.context);
-            // The write is applied, its session evicted and its answer lost: the retry is refused
-            // as stale, and sending it again under a new session would apply it twice.
             let old_client_id = harness
-                .fill_then_evict(conn, Eviction::AfterNextWrite)
+                .write_then_evict(conn, writes_before, Eviction::AfterNextWrite)
                 .await;
 
             let add = Command::Add {
@@ -605,11 +645,44 @@ mod tests {
             );
             let value = conn.submit(get(b"n")).await;
             assert!(matches!(value, Ok(Reply::Value(Some(v))) if v == b"1"));
-            assert_ne!(conn.client_id, old_client_id);
+            assert_eq!(conn.session, None);
             assert!(matches!(
                 conn.submit(set(b"k", b"next")).await,
                 Ok(Reply::Ok)
             ));
+            assert!(conn.session.is_some() && conn.session != old_client_id);
+        });
+    }
+
+    #[test]
+    fn stale_answer_to_a_retry_past_the_session_window_reaches_the_client() {
+        retry_after_eviction_is_refused_and_applies_once(SESSION_REPLIES_MAX + 1);
+    }
+
+    #[test]
+    fn retry_of_a_sessions_first_write_after_eviction_is_refused_not_applied_twice() {
+        retry_after_eviction_is_refused_and_applies_once(0);
+    }
+
+    #[test]
+    fn a_connection_opens_its_session_through_the_store_before_its_first_write() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            assert!(matches!(
+                conn.submit(get(b"k")).await,
+                Ok(Reply::Value(None))
+            ));
+            assert_eq!(conn.session, None, "a read needs no session");
+
+            assert!(matches!(conn.submit(set(b"k", b"v")).await, Ok(Reply::Ok)));
+
+            let session = conn.session.expect("the write opened a session");
+            assert_ne!(session & OPENED_SESSION_BIT, 0);
+            let store = harness.store.lock().unwrap();
+            let kept = store.machine.session(session).expect("the store holds it");
+            assert_eq!(kept.highest_seq(), 1);
+            assert_eq!(store.writes, 1);
         });
     }
 

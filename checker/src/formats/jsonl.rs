@@ -87,6 +87,7 @@ fn invoke_line(id: usize, op: &Recorded) -> Value {
             start,
             count,
         } => ("list-keyvalues", list_fields(prefix, start, count)),
+        Command::OpenSession => ("open-session", vec![]),
     };
     line.insert("cmd".into(), name.into());
     for (field, value) in fields {
@@ -339,6 +340,7 @@ fn invoke(event: &Map<String, Value>) -> Result<Recorded, String> {
             start: optional(event, "start", bytes)?,
             count: optional(event, "count", uint)?,
         },
+        "open-session" => Command::OpenSession,
         other => return Err(format!("unknown command {other:?}")),
     };
     Ok(Recorded {

@@ -5,7 +5,8 @@
 //! checked on its own. A multi-key command joins the groups of every key it touches: RENAME its
 //! two keys, and PRUNE, LIST-KEYS, LIST-KEYVALUES and COUNT every key with their prefix that any
 //! checked command of the history names (a key no command names is never present, so it cannot
-//! change their answer). DIRTY-GET is not linearizable by design and is left out.
+//! change their answer). DIRTY-GET is not linearizable by design and is left out, and so is
+//! OPEN-SESSION, which names no key and answers with an id of the store's choosing.
 
 use crate::history::{Operation, Outcome};
 use crate::model::Model;
@@ -155,6 +156,8 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
             None,
             Reply::Int(with_prefix(state, prefix, prefix).count() as i64),
         ),
+        // Changes no key; the id it answers is the store's choice, so `check_kv` leaves it out.
+        Command::OpenSession => (None, Reply::Int(0)),
     }
 }
 
@@ -270,6 +273,7 @@ pub fn describe_command(command: &Command) -> String {
             )
         }
         Command::Count { prefix } => format!("COUNT {}", show(prefix)),
+        Command::OpenSession => "OPEN-SESSION".to_string(),
     }
 }
 
@@ -308,7 +312,12 @@ pub fn describe_reply(reply: &Reply) -> String {
 pub fn check_kv(history: &History, options: &CheckOptions) -> CheckResult {
     let ops: Vec<Operation<Command, Reply>> = history.ops.iter().map(normalized).collect();
     let checked: Vec<usize> = (0..ops.len())
-        .filter(|&i| !matches!(ops[i].input, Command::DirtyGet { .. }))
+        .filter(|&i| {
+            !matches!(
+                ops[i].input,
+                Command::DirtyGet { .. } | Command::OpenSession
+            )
+        })
         .collect();
     let groups = if options.partition {
         partition(&ops, &checked)

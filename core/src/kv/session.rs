@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hash::{reply_hash, Hash64, TAG_SESSION};
 use super::StateMachineConfig;
-use crate::command::{ClientId, Reply, Seq};
+use crate::command::{ClientId, Reply, Seq, OPENED_SESSION_BIT};
 use crate::types::Slot;
 
 /// How many recent seqs a session keeps replies for: the window of requests a client may have in
@@ -140,10 +140,11 @@ impl SessionTable {
             }
         }
         if !self.sessions.contains_key(&client_id) {
-            // A client starts at seq 1 and pipelines at most a window of requests. A higher seq
-            // from an unknown client means its session expired: whether that request was
+            // An opened session the table does not hold was forgotten: nothing under it may
+            // apply. A client-chosen one starts at seq 1 and pipelines at most a window of
+            // requests, so a higher seq means its session expired: whether that request was
             // applied is no longer known, so it must not be applied again.
-            if seq == 0 || seq > SESSION_REPLIES_MAX {
+            if client_id & OPENED_SESSION_BIT != 0 || seq == 0 || seq > SESSION_REPLIES_MAX {
                 return Admission::Stale;
             }
             self.make_room(slot, config.sessions_max);
@@ -151,6 +152,17 @@ impl SessionTable {
         }
         self.touch(client_id, slot);
         self.sessions[&client_id].admission(seq)
+    }
+
+    /// Starts the session `client_id` (an id [`opened_session_id`] made, never used before) at
+    /// `slot`, making room as a client-chosen session's first write does.
+    pub(crate) fn open(&mut self, slot: Slot, client_id: ClientId, config: &StateMachineConfig) {
+        assert!(
+            client_id & OPENED_SESSION_BIT != 0 && !self.sessions.contains_key(&client_id),
+            "session {client_id} opened twice"
+        );
+        self.make_room(slot, config.sessions_max);
+        self.insert(client_id, slot);
     }
 
     /// Keeps the reply of a request `admit` said to apply, and slides the window.
@@ -253,6 +265,24 @@ impl SessionTable {
         }
         assert_eq!(sum, self.sessions_hash, "session hash drifted");
     }
+}
+
+/// Bits of an opened session's id that hold the request's place in its log entry.
+pub(crate) const OPENED_INDEX_BITS: u32 = 20;
+
+/// The id of the session the `index`th request of the entry at `slot` opens: unique, as one slot
+/// is applied once and holds fewer than 2^20 requests, and it never has bit 63 set.
+pub(crate) fn opened_session_id(slot: Slot, index: usize) -> ClientId {
+    let index = u64::try_from(index).expect("index fits in u64");
+    assert!(
+        index < 1 << OPENED_INDEX_BITS,
+        "request {index} of slot {slot}: entry too long"
+    );
+    assert!(
+        slot < OPENED_SESSION_BIT >> OPENED_INDEX_BITS,
+        "slot {slot} is past the opened-session id space"
+    );
+    OPENED_SESSION_BIT | slot << OPENED_INDEX_BITS | index
 }
 
 /// Idle means no request for more than `session_idle_slots_max` slots.

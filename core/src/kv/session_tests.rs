@@ -2,7 +2,7 @@
 
 use super::tests::{add, replies, request, set};
 use super::*;
-use crate::command::Seq;
+use crate::command::{ClientId, Seq, OPENED_SESSION_BIT};
 
 fn get(machine: &StateMachine, key: &[u8]) -> Reply {
     machine.read(&Command::Get { key: key.to_vec() })
@@ -235,4 +235,107 @@ fn idle_sweep_is_bounded_per_slot_but_expiry_is_exact() {
     assert_eq!(apply(&mut machine, 13, &[retry]), [stale(seq)]);
     machine.apply_noop(14);
     assert_eq!(machine.sessions_len(), 0);
+}
+
+/// The id an `OpenSession` answered with.
+fn opened(reply: &Reply) -> ClientId {
+    match reply {
+        Reply::Int(id) => *id as ClientId,
+        other => panic!("OpenSession answered {other:?}"),
+    }
+}
+
+fn open_session(route: u64) -> ClientRequest {
+    request(route, 1, Command::OpenSession)
+}
+
+#[test]
+fn open_session_hands_out_distinct_ids_with_the_opened_bit_and_bit_63_clear() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let batch = [open_session(1), open_session(1), open_session(2)];
+    let mut ids: Vec<ClientId> = apply(&mut machine, 5, &batch).iter().map(opened).collect();
+    ids.extend(
+        apply(&mut machine, 6, &[open_session(1)])
+            .iter()
+            .map(opened),
+    );
+    for &id in &ids {
+        assert_ne!(id & OPENED_SESSION_BIT, 0);
+        assert_eq!(id >> 63, 0);
+        assert_eq!(machine.session(id).map(Session::highest_seq), Some(0));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "a retried OpenSession opens a second session");
+    assert_eq!(machine.sessions_len(), 4);
+}
+
+#[test]
+fn opened_session_applies_each_write_once_like_any_session() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let id = opened(&apply(&mut machine, 1, &[open_session(9)])[0]);
+    let write = request(id, 1, add(b"n", 1));
+    assert_eq!(
+        apply(&mut machine, 2, std::slice::from_ref(&write)),
+        [Reply::Int(1)]
+    );
+    assert_eq!(apply(&mut machine, 3, &[write]), [Reply::Int(1)]);
+    assert_eq!(get(&machine, b"n"), Reply::Value(Some(b"1".to_vec())));
+}
+
+#[test]
+fn forgotten_opened_session_refuses_even_its_first_write_and_is_never_started_again() {
+    let mut machine = StateMachine::new(config(1, 1_000));
+    let id = opened(&apply(&mut machine, 1, &[open_session(9)])[0]);
+    let first = request(id, 1, add(b"n", 1));
+    assert_eq!(
+        apply(&mut machine, 2, std::slice::from_ref(&first)),
+        [Reply::Int(1)]
+    );
+    apply(&mut machine, 3, &[request(50, 1, set(b"other", b"x"))]);
+    assert!(machine.session(id).is_none(), "evicted by the other client");
+
+    // A client-chosen session would start again here and apply its seq 1 a second time.
+    assert_eq!(apply(&mut machine, 4, &[first]), [stale(1)]);
+    assert_eq!(
+        apply(&mut machine, 5, &[request(id, 2, add(b"n", 1))]),
+        [stale(2)]
+    );
+    assert!(machine.session(id).is_none());
+    assert_eq!(get(&machine, b"n"), Reply::Value(Some(b"1".to_vec())));
+}
+
+#[test]
+fn id_with_the_opened_bit_that_no_open_session_handed_out_is_refused() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let made_up = OPENED_SESSION_BIT | 12345;
+    assert_eq!(
+        apply(&mut machine, 1, &[request(made_up, 1, set(b"k", b"v"))]),
+        [stale(1)]
+    );
+    assert_eq!(get(&machine, b"k"), Reply::Value(None));
+    assert_eq!(machine.sessions_len(), 0);
+}
+
+#[test]
+fn idle_opened_session_expires_and_its_retries_are_refused() {
+    let mut machine = StateMachine::new(config(10, 3));
+    let id = opened(&apply(&mut machine, 1, &[open_session(9)])[0]);
+    let write = request(id, 1, set(b"k", b"v"));
+    assert_eq!(
+        apply(&mut machine, 2, std::slice::from_ref(&write)),
+        [Reply::Ok]
+    );
+    assert_eq!(apply(&mut machine, 10, &[write]), [stale(1)]);
+}
+
+#[test]
+fn opening_a_session_in_a_full_table_evicts_the_least_recently_used() {
+    let mut machine = StateMachine::new(config(2, 1_000));
+    apply(&mut machine, 1, &[request(1, 1, set(b"a", b"1"))]);
+    apply(&mut machine, 2, &[request(2, 1, set(b"b", b"1"))]);
+    let id = opened(&apply(&mut machine, 3, &[open_session(9)])[0]);
+    assert!(machine.session(1).is_none());
+    assert!(machine.session(2).is_some() && machine.session(id).is_some());
+    assert_eq!(machine.sessions_len(), 2);
 }
