@@ -28,6 +28,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{ClientRequest, ClientResponse, Command, CommandError, Outcome, Reply};
+use crate::mutant::{self, Mutant};
 use crate::types::Slot;
 use hash::{Hash64, TAG_STATE};
 use session::{Admission, SessionTable};
@@ -75,6 +76,9 @@ pub struct StateMachine {
     sessions: SessionTable,
     /// Last slot applied; 0 before any.
     applied_slot: Slot,
+    /// A deliberately wrong rule to run (see [`Mutant`]); not part of the state.
+    #[serde(skip)]
+    mutant: Option<Mutant>,
 }
 
 impl StateMachine {
@@ -89,7 +93,13 @@ impl StateMachine {
             data: Store::default(),
             sessions: SessionTable::default(),
             applied_slot: 0,
+            mutant: None,
         }
+    }
+
+    /// Runs `mutant`'s wrong rule from now on (the replica sets its own after every restore).
+    pub fn set_mutant(&mut self, mutant: Option<Mutant>) {
+        self.mutant = mutant;
     }
 
     /// Applies one chosen log entry's batch of client write requests, in order, at `slot` (which
@@ -267,7 +277,11 @@ impl StateMachine {
             return Reply::Int(i64::try_from(client_id).expect("bit 63 is clear"));
         }
         let (client_id, seq) = (request.client_id, request.seq);
-        match self.sessions.admit(slot, client_id, seq, &self.config) {
+        let restart = mutant::is(self.mutant, Mutant::ForgottenSessionRestarts);
+        match self
+            .sessions
+            .admit(slot, client_id, seq, &self.config, restart)
+        {
             Admission::Duplicate(reply) => reply,
             Admission::Stale => Reply::Error(CommandError::StaleRequest { seq }),
             Admission::Apply => {

@@ -26,10 +26,13 @@ pub enum Mutant {
     SkipReadVerify,
     /// The shell reports writes durable before they are synced (a shell mutant).
     AckBeforeFsync,
+    /// A write under an opened session the store forgot starts that session again, as a
+    /// client-chosen one's first write would: a retry after the store forgot applies twice.
+    ForgottenSessionRestarts,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 9] = [
+    pub const ALL: [Mutant; 10] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -39,6 +42,7 @@ impl Mutant {
         Mutant::TrustCorruptPromise,
         Mutant::SkipReadVerify,
         Mutant::AckBeforeFsync,
+        Mutant::ForgottenSessionRestarts,
     ];
 
     /// The kebab-case name used on command lines.
@@ -53,6 +57,7 @@ impl Mutant {
             Mutant::TrustCorruptPromise => "trust-corrupt-promise",
             Mutant::SkipReadVerify => "skip-read-verify",
             Mutant::AckBeforeFsync => "ack-before-fsync",
+            Mutant::ForgottenSessionRestarts => "forgotten-session-restarts",
         }
     }
 

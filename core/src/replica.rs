@@ -328,6 +328,7 @@ impl Replica {
             persisted_token: 0,
             config,
         };
+        replica.state.set_mutant(replica.config.mutant);
         replica.recover(durable, now_ns);
         replica
     }
@@ -1522,6 +1523,7 @@ impl Replica {
         let slot = image.meta.slot;
         assert_eq!(state.applied_slot(), slot);
         self.state = state;
+        self.state.set_mutant(self.config.mutant);
         self.applied_through = slot;
         self.chosen_through = self.chosen_through.max(slot);
         self.applied_chain = image.meta.applied_chain;

@@ -47,6 +47,10 @@ pub struct SimOptions {
     /// Corrupt the storage of a majority, beyond the fault budget (for tests: the cluster must
     /// refuse rather than serve wrong data).
     pub storage_beyond_budget: bool,
+    /// Every client names its own session, even where the store forgets sessions (for tests:
+    /// a retry after the store forgot may then apply twice, which is why node connections,
+    /// and here the clients by default, open their sessions through the log).
+    pub client_chosen_sessions: bool,
 }
 
 impl SimOptions {
@@ -60,6 +64,7 @@ impl SimOptions {
             mutant: None,
             trace: false,
             storage_beyond_budget: false,
+            client_chosen_sessions: false,
         }
     }
 
@@ -135,6 +140,8 @@ pub struct Stats {
     pub ops_ok: u64,
     pub ops_failed: u64,
     pub ops_unknown: u64,
+    /// Sessions clients opened through the log.
+    pub sessions_opened: u64,
     pub crashes: u64,
     pub partitions: u64,
     pub pauses: u64,

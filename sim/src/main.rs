@@ -176,7 +176,7 @@ fn run_one(cli: &Cli, options: SimOptions) -> i32 {
     let wall = started.elapsed();
     let s = &report.stats;
     println!(
-        "{} events, {:.1}s simulated in {:.3}s wall; ops {} ({} ok, {} failed, {} unknown); {} slots; {} crashes, {} partitions, {} pauses; disk: {} faults at rest, {} torn writes, {} damaged loads; trace {:016x}",
+        "{} events, {:.1}s simulated in {:.3}s wall; ops {} ({} ok, {} failed, {} unknown), {} sessions opened; {} slots; {} crashes, {} partitions, {} pauses; disk: {} faults at rest, {} torn writes, {} damaged loads; trace {:016x}",
         s.events,
         s.sim_ns as f64 / 1e9,
         wall.as_secs_f64(),
@@ -184,6 +184,7 @@ fn run_one(cli: &Cli, options: SimOptions) -> i32 {
         s.ops_ok,
         s.ops_failed,
         s.ops_unknown,
+        s.sessions_opened,
         s.slots,
         s.crashes,
         s.partitions,
@@ -231,7 +232,10 @@ fn run_sweep(cli: &Cli, base: SimOptions, range: Range<u64>) -> i32 {
             },
         );
         sim_ns += report.stats.sim_ns;
-        undecided += report.undecided.is_some() as u64;
+        if let Some(reason) = &report.undecided {
+            undecided += 1;
+            bar.suspend(|| println!("seed {seed}: checker undecided: {reason}"));
+        }
         if let (Some(line), Some(failure)) = (report.failure_line(), &report.failure) {
             bar.suspend(|| println!("{line}"));
             failures[failure.kind as usize] += 1;

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use keyspace_core::kv::StateMachineConfig;
 use keyspace_core::Nanos;
 
 pub const NANOS_PER_MICRO: Nanos = 1_000;
@@ -137,6 +138,11 @@ pub struct FaultPlan {
     /// How often the master logs a consistency checkpoint (derived, not drawn, so that adding
     /// it changed no seed's plan).
     pub checkpoint_interval_slots: u64,
+    /// The state machine's session limits: small ones make the store forget sessions, so
+    /// clients see `StaleRequest` and open new ones (drawn after everything else, so adding
+    /// them changed no other field of any seed's plan).
+    pub sessions_max: usize,
+    pub session_idle_slots_max: u64,
     // Liveness phase.
     /// Whether the liveness phase leaves a minority crashed or cut off.
     pub liveness_minority_down: bool,
@@ -232,6 +238,8 @@ impl FaultPlan {
             snapshot_interval_slots: pick(rng, &[20, 100, 10_000]),
             log_retain_slots: pick(rng, &[0, 5, 50]),
             checkpoint_interval_slots: 0,
+            sessions_max: 0,
+            session_idle_slots_max: 0,
             storage_faulty: vec![false; nodes],
             storage_fault_every_ns: 0,
             bit_flips: false,
@@ -273,7 +281,30 @@ impl FaultPlan {
             plan.draw_storage(rng, nodes);
         }
         plan.checkpoint_interval_slots = 7 + plan.snapshot_interval_slots % 13;
+        plan.draw_session_limits(rng);
         plan
+    }
+
+    /// Whether the store may forget a session during the run (limits below the defaults).
+    pub fn forgets_sessions(&self) -> bool {
+        let defaults = StateMachineConfig::default();
+        self.sessions_max < defaults.sessions_max
+            || self.session_idle_slots_max < defaults.session_idle_slots_max
+    }
+
+    /// One seed in three forgets sessions by count (the least recently used beyond 2 or 3, so
+    /// one or two of the four clients are always out), one in three by idleness (no write for 5
+    /// to 20 slots); the defaults otherwise. (At 4 or more, nothing is ever forgotten.)
+    fn draw_session_limits(&mut self, rng: &mut ChaCha8Rng) {
+        let defaults = StateMachineConfig::default();
+        self.sessions_max = match rng.gen_range(0..3) {
+            0 => pick(rng, &[2, 3]),
+            _ => defaults.sessions_max,
+        };
+        self.session_idle_slots_max = match rng.gen_range(0..3) {
+            0 => rng.gen_range(5..=20),
+            _ => defaults.session_idle_slots_max,
+        };
     }
 
     /// Storage faults, drawn last so the other profiles' plans are unchanged. Disk faults show
@@ -399,6 +430,11 @@ impl fmt::Display for FaultPlan {
             self.misdirected_writes,
             self.read_errors,
             self.torn_writes
+        )?;
+        writeln!(
+            f,
+            "  sessions: at most {}, forgotten after {} idle slots",
+            self.sessions_max, self.session_idle_slots_max
         )?;
         write!(
             f,

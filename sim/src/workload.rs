@@ -5,7 +5,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use keyspace_checker::OpId;
-use keyspace_core::{ClientId, Command, Seq};
+use keyspace_core::{ClientId, Command, CommandError, Reply, Seq, OPENED_SESSION_BIT};
 
 /// Three families of keys; RENAME stays inside a family so the checker can split the history
 /// into independent parts.
@@ -120,6 +120,8 @@ pub fn random_command(rng: &mut ChaCha8Rng) -> Command {
 pub struct Pending {
     pub op: OpId,
     pub command: Command,
+    /// The `(client_id, seq)` every attempt of this request carries.
+    pub request_id: (ClientId, Seq),
     pub invoked_ns: u64,
     pub attempts: u32,
     /// Copies of this request scheduled on the network and not yet delivered or dropped.
@@ -145,11 +147,29 @@ impl Pending {
             && self.copies_in_flight == 0
             && self.rejections >= self.copies_delivered
     }
+
+    /// Whether a `StaleRequest` answer to one copy proves the request never took effect: the
+    /// store forgot the session, so that copy was not applied, and every other copy that
+    /// reached a replica was refused. Otherwise an earlier copy may have been applied before
+    /// the store forgot, its answer lost.
+    pub fn stale_proves_not_applied(&self) -> bool {
+        !self.indeterminate
+            && self.copies_in_flight == 0
+            && self.rejections + 1 >= self.copies_delivered
+    }
 }
 
-/// One sequential client session: at most one request outstanding.
+/// One sequential client: at most one request outstanding.
+///
+/// A client either names its own session (`id`, writes and reads numbered together by `seq`)
+/// or, like a node connection, opens one through the log: its first write waits for an
+/// `OpenSession` (sent under `id`, like its reads), then its writes carry the opened id and
+/// their own numbering from 1, and it opens a new session when the store says it forgot the
+/// old one.
 #[derive(Debug)]
 pub struct Client {
+    /// The client's own id: its reads, its `OpenSession`s and (unless it opens sessions) its
+    /// writes carry it; replies come back to it by it.
     pub id: ClientId,
     pub seq: Seq,
     pub pending: Option<Pending>,
@@ -159,10 +179,16 @@ pub struct Client {
     pub timer_gen: u64,
     /// Whether this client issues the liveness phase's writes.
     pub liveness: bool,
+    /// Whether this client's writes go under sessions opened through the log.
+    pub opens_sessions: bool,
+    /// The opened session its writes go under, once the log handed one out.
+    pub session: Option<ClientId>,
+    /// The last write seq used under `session`.
+    pub write_seq: Seq,
 }
 
 impl Client {
-    pub fn new(id: ClientId, liveness: bool) -> Self {
+    pub fn new(id: ClientId, liveness: bool, opens_sessions: bool) -> Self {
         Client {
             id,
             seq: 0,
@@ -170,6 +196,55 @@ impl Client {
             master: None,
             timer_gen: 0,
             liveness,
+            opens_sessions,
+            session: None,
+            write_seq: 0,
+        }
+    }
+
+    /// What the client sends instead of `command` first: an `OpenSession` when `command` is a
+    /// write that needs a session the client does not have.
+    pub fn first_needed(&self, command: Command) -> Command {
+        if self.opens_sessions && self.session.is_none() && command.is_write() {
+            Command::OpenSession
+        } else {
+            command
+        }
+    }
+
+    /// Takes the `(client_id, seq)` for a new request of `command`.
+    pub fn next_request_id(&mut self, command: &Command) -> (ClientId, Seq) {
+        match self.session {
+            Some(session) if command.is_write() && *command != Command::OpenSession => {
+                self.write_seq += 1;
+                (session, self.write_seq)
+            }
+            _ => {
+                self.seq += 1;
+                (self.id, self.seq)
+            }
+        }
+    }
+
+    /// Learns what a completed request says of the client's session: an `OpenSession`'s id
+    /// starts one (returned, for routing), a write refused as stale ends it.
+    pub fn learn(&mut self, command: &Command, reply: &Reply) -> Option<ClientId> {
+        match (command, reply) {
+            (Command::OpenSession, Reply::Int(id)) => {
+                let session = *id as ClientId;
+                assert!(
+                    session & OPENED_SESSION_BIT != 0,
+                    "OpenSession answered {id}, not an opened id"
+                );
+                self.session = Some(session);
+                self.write_seq = 0;
+                Some(session)
+            }
+            (command, Reply::Error(CommandError::StaleRequest { .. })) if command.is_write() => {
+                self.session = None;
+                None
+            }
+            _ => None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! event loop that drives them in true time.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::hash::Hasher;
 
 use rand::Rng;
@@ -11,6 +11,7 @@ use keyspace_checker::Recorder;
 use keyspace_core::{
     Ballot, ClientId, ClientRequest, ClientResponse, Command, CommandError, Message, Mutant, Nanos,
     NodeId, Outcome, Output, Rejection, Replica, ReplicaConfig, Reply, Seq, Slot,
+    OPENED_SESSION_BIT,
 };
 
 use crate::checks::{check_acceptor_write, check_durable_before_send, Ledger};
@@ -219,6 +220,8 @@ pub struct World {
     pub recorder: Recorder,
     /// Writes answered `Done`: they must never be lost.
     acked: Vec<(ClientId, Seq)>,
+    /// The client each opened session belongs to (replies carry the session's id).
+    session_clients: BTreeMap<ClientId, usize>,
     ledger: Ledger,
     trace: Fx,
     pub stats: Stats,
@@ -252,10 +255,17 @@ impl World {
                 stay_down: false,
             })
             .collect();
+        // Every second client opens its sessions through the log, as node connections do, and
+        // every client does where the store forgets sessions: a retry under a client-chosen id
+        // the store forgot would start the session again and apply a second time.
+        let opened =
+            |c: usize| !opts.client_chosen_sessions && (c % 2 == 1 || plan.forgets_sessions());
         let mut clients: Vec<Client> = (0..opts.clients)
-            .map(|c| Client::new(c as ClientId + 1, false))
+            .map(|c| Client::new(c as ClientId + 1, false, opened(c)))
             .collect();
-        clients.push(Client::new(opts.clients as ClientId + 1, true));
+        let liveness_id = opts.clients as ClientId + 1;
+        let liveness_opens = opened(opts.clients) && plan.forgets_sessions();
+        clients.push(Client::new(liveness_id, true, liveness_opens));
         World {
             opts: opts.clone(),
             plan,
@@ -269,6 +279,7 @@ impl World {
             rng,
             recorder: Recorder::with_capacity(2048),
             acked: Vec::new(),
+            session_clients: BTreeMap::new(),
             ledger: Ledger::default(),
             trace: Fx::new(),
             stats: Stats::default(),
@@ -568,11 +579,22 @@ impl World {
                 }
             }
             Output::Reply(response) => {
-                let client = response.client_id as usize - 1;
+                let client = self.client_of(response.client_id);
                 self.send_response(i, client, response);
             }
         }
         Ok(())
+    }
+
+    /// The client a reply to `client_id` goes to: a client's own id is its index plus one.
+    fn client_of(&self, client_id: ClientId) -> usize {
+        if client_id & OPENED_SESSION_BIT == 0 {
+            return client_id as usize - 1;
+        }
+        *self
+            .session_clients
+            .get(&client_id)
+            .unwrap_or_else(|| panic!("a reply to session {client_id}, which no client opened"))
     }
 
     fn start_sync(&mut self, i: usize) {
@@ -698,6 +720,8 @@ impl World {
         config.snapshot_interval_slots = self.plan.snapshot_interval_slots;
         config.log_retain_slots = self.plan.log_retain_slots;
         config.checkpoint_interval_slots = self.plan.checkpoint_interval_slots;
+        config.state_machine.sessions_max = self.plan.sessions_max;
+        config.state_machine.session_idle_slots_max = self.plan.session_idle_slots_max;
         config.mutant = self.opts.mutant;
         config
     }
@@ -805,7 +829,7 @@ impl World {
         let up = self.nodes[to].replica.is_some();
         let client = &mut self.clients[c];
         if let Some(pending) = &mut client.pending {
-            if client.seq == request.seq {
+            if pending.request_id == (request.client_id, request.seq) {
                 pending.copies_in_flight -= 1;
                 pending.copies_delivered += up as u32;
             }
@@ -832,14 +856,16 @@ impl World {
                 value,
             }
         } else {
-            random_command(&mut self.rng.workload)
+            let command = random_command(&mut self.rng.workload);
+            client.first_needed(command)
         };
         let client = &mut self.clients[c];
-        client.seq += 1;
+        let request_id = client.next_request_id(&command);
         let op = self.recorder.invoke(client.id, self.now, command.clone());
         client.pending = Some(Pending {
             op,
             command,
+            request_id,
             invoked_ns: self.now,
             attempts: 0,
             copies_in_flight: 0,
@@ -862,9 +888,10 @@ impl World {
         let client = &mut self.clients[c];
         let pending = client.pending.as_mut().expect("an attempt needs a request");
         pending.attempts += 1;
+        let (client_id, seq) = pending.request_id;
         let request = ClientRequest {
-            client_id: client.id,
-            seq: client.seq,
+            client_id,
+            seq,
             command: pending.command.clone(),
         };
         self.send_request(c, target, request);
@@ -936,7 +963,8 @@ impl World {
         let Some(pending) = client.pending.as_mut() else {
             return;
         };
-        if client.seq != response.seq || pending.answers.contains(&id) {
+        let answers_this = pending.request_id == (response.client_id, response.seq);
+        if !answers_this || pending.answers.contains(&id) {
             return; // an answer to an earlier request, or a copy of one already handled
         }
         pending.answers.push(id);
@@ -985,10 +1013,19 @@ impl World {
         let pending = client.pending.take().expect("a request to complete");
         let stale = matches!(reply, Reply::Error(CommandError::StaleRequest { .. }));
         if pending.command.is_write() && !stale {
-            self.acked.push((client.id, client.seq));
+            self.acked.push(pending.request_id);
         }
-        self.recorder.ok(pending.op, self.now, reply);
-        self.stats.ops_ok += 1;
+        if let Some(session) = client.learn(&pending.command, &reply) {
+            self.session_clients.insert(session, c);
+            self.stats.sessions_opened += 1;
+        }
+        if stale && pending.stale_proves_not_applied() {
+            self.recorder.fail(pending.op, self.now);
+            self.stats.ops_failed += 1;
+        } else {
+            self.recorder.ok(pending.op, self.now, reply);
+            self.stats.ops_ok += 1;
+        }
         if client.liveness {
             self.liveness_left -= 1;
             if self.liveness_left == 0 {

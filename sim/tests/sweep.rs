@@ -86,3 +86,51 @@ fn a_corrupted_majority_refuses_rather_than_serves_wrong_data() {
     }
     assert!(stopped > 0, "no seed drove the cluster beyond its budget");
 }
+
+/// Where the store forgets sessions (a seed's drawn limits), the clients open theirs through
+/// the log and open new ones after `StaleRequest`: every check passes, and sessions are forgotten
+/// and reopened for real.
+#[test]
+fn clients_reopen_the_sessions_a_forgetful_store_drops_and_every_check_passes() {
+    let (mut forgetful, mut reopened) = (0, 0);
+    for seed in 0..150 {
+        let options = SimOptions::new(seed);
+        if !keyspace_sim::FaultPlan::draw_for(&options).forgets_sessions() {
+            continue;
+        }
+        forgetful += 1;
+        let report = run_seed(&options);
+        assert_eq!(report.failure, None, "{:?}", report.failure_line());
+        let clients = options.clients as u64 + 1;
+        reopened += report.stats.sessions_opened.saturating_sub(clients);
+    }
+    assert!(forgetful >= 50, "only {forgetful} seeds forget sessions");
+    assert!(
+        reopened >= 100,
+        "only {reopened} sessions were opened again"
+    );
+}
+
+/// The reason sessions are opened through the log: with client-chosen ids, a retry that
+/// reaches the store after it forgot the session starts the session again and applies a
+/// second time, and the checker sees it.
+#[test]
+fn client_chosen_sessions_that_the_store_forgets_let_a_retry_apply_twice() {
+    let forgetful = (0..300).filter(|seed| {
+        let options = SimOptions::new(*seed);
+        keyspace_sim::FaultPlan::draw_for(&options).forgets_sessions()
+    });
+    for seed in forgetful {
+        let options = SimOptions {
+            client_chosen_sessions: true,
+            ..SimOptions::new(seed)
+        };
+        let report = run_seed(&options);
+        match &report.failure {
+            None => {}
+            Some(failure) if failure.kind == FailureKind::Linearizability => return,
+            Some(_) => panic!("{}", report.failure_line().unwrap_or_default()),
+        }
+    }
+    panic!("no seed applied a retried write twice");
+}

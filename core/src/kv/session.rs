@@ -133,6 +133,7 @@ impl SessionTable {
         client_id: ClientId,
         seq: Seq,
         config: &StateMachineConfig,
+        restart_forgotten: bool,
     ) -> Admission {
         if let Some(session) = self.sessions.get(&client_id) {
             if is_idle(session.last_slot, slot, config) {
@@ -144,7 +145,8 @@ impl SessionTable {
             // apply. A client-chosen one starts at seq 1 and pipelines at most a window of
             // requests, so a higher seq means its session expired: whether that request was
             // applied is no longer known, so it must not be applied again.
-            if client_id & OPENED_SESSION_BIT != 0 || seq == 0 || seq > SESSION_REPLIES_MAX {
+            let opened = client_id & OPENED_SESSION_BIT != 0 && !restart_forgotten;
+            if opened || seq == 0 || seq > SESSION_REPLIES_MAX {
                 return Admission::Stale;
             }
             self.make_room(slot, config.sessions_max);
