@@ -147,16 +147,6 @@ impl Pending {
             && self.copies_in_flight == 0
             && self.rejections >= self.copies_delivered
     }
-
-    /// Whether a `StaleRequest` answer to one copy proves the request never took effect: the
-    /// store forgot the session, so that copy was not applied, and every other copy that
-    /// reached a replica was refused. Otherwise an earlier copy may have been applied before
-    /// the store forgot, its answer lost.
-    pub fn stale_proves_not_applied(&self) -> bool {
-        !self.indeterminate
-            && self.copies_in_flight == 0
-            && self.rejections + 1 >= self.copies_delivered
-    }
 }
 
 /// One sequential client: at most one request outstanding.

@@ -264,7 +264,7 @@ impl World {
             .map(|c| Client::new(c as ClientId + 1, false, opened(c)))
             .collect();
         let liveness_id = opts.clients as ClientId + 1;
-        let liveness_opens = opened(opts.clients) && plan.forgets_sessions();
+        let liveness_opens = !opts.client_chosen_sessions && plan.forgets_sessions();
         clients.push(Client::new(liveness_id, true, liveness_opens));
         World {
             opts: opts.clone(),
@@ -1010,7 +1010,7 @@ impl World {
 
     fn client_done(&mut self, c: usize, reply: Reply) {
         let client = &mut self.clients[c];
-        let pending = client.pending.take().expect("a request to complete");
+        let mut pending = client.pending.take().expect("a request to complete");
         let stale = matches!(reply, Reply::Error(CommandError::StaleRequest { .. }));
         if pending.command.is_write() && !stale {
             self.acked.push(pending.request_id);
@@ -1019,7 +1019,10 @@ impl World {
             self.session_clients.insert(session, c);
             self.stats.sessions_opened += 1;
         }
-        if stale && pending.stale_proves_not_applied() {
+        // A `StaleRequest` refuses the copy it answers (the store forgot the session, so that
+        // copy was not applied); an earlier copy may still have been applied, its answer lost.
+        pending.rejections += stale as u32;
+        if stale && pending.certainly_not_applied() {
             self.recorder.fail(pending.op, self.now);
             self.stats.ops_failed += 1;
         } else {
