@@ -82,6 +82,12 @@ impl SimOptions {
         if let Some(mutant) = self.mutant {
             command.push_str(&format!(" --mutant {}", mutant.name()));
         }
+        if self.storage_beyond_budget {
+            command.push_str(" --storage-beyond-budget");
+        }
+        if self.client_chosen_sessions {
+            command.push_str(" --client-chosen-sessions");
+        }
         command
     }
 }

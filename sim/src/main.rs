@@ -40,7 +40,7 @@ struct Cli {
     /// Concurrent clients.
     #[arg(long, default_value_t = 4)]
     clients: usize,
-    /// Fault profile: none, net, clock, crash or all.
+    /// Fault profile: none, net, clock, crash, disk or all.
     #[arg(long, default_value = "all")]
     faults: Profile,
     /// Simulated seconds of the fault phase.
@@ -61,6 +61,14 @@ struct Cli {
     /// Print the names of the mutants, one per line, and exit.
     #[arg(long)]
     list_mutants: bool,
+    /// Corrupt the storage of a majority, beyond the fault budget: the cluster must refuse
+    /// rather than serve wrong data (the seed's failures are expected refusals, not bugs).
+    #[arg(long)]
+    storage_beyond_budget: bool,
+    /// Let every client name its own session, even where the store forgets sessions: a retry
+    /// after the store forgot may then apply twice, and the checker must catch it.
+    #[arg(long)]
+    client_chosen_sessions: bool,
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -107,6 +115,8 @@ fn main() -> ExitCode {
         duration_s: cli.duration,
         mutant,
         trace: cli.trace,
+        storage_beyond_budget: cli.storage_beyond_budget,
+        client_chosen_sessions: cli.client_chosen_sessions,
         ..SimOptions::new(0)
     };
     let code = match (cli.seed, cli.seeds.clone()) {

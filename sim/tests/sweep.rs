@@ -79,6 +79,10 @@ fn a_corrupted_majority_refuses_rather_than_serves_wrong_data() {
                     report.stats.recovering_at_end > 0,
                     "seed {seed} stopped without a replica recovering storage: {failure}"
                 );
+                if stopped == 0 {
+                    let line = report.failure_line().unwrap_or_default();
+                    assert_reproduces(&line, FailureKind::Liveness);
+                }
                 stopped += 1;
             }
             Some(_) => panic!("{}", report.failure_line().unwrap_or_default()),
@@ -128,9 +132,30 @@ fn client_chosen_sessions_that_the_store_forgets_let_a_retry_apply_twice() {
         let report = run_seed(&options);
         match &report.failure {
             None => {}
-            Some(failure) if failure.kind == FailureKind::Linearizability => return,
+            Some(failure) if failure.kind == FailureKind::Linearizability => {
+                let line = report.failure_line().unwrap_or_default();
+                assert_reproduces(&line, FailureKind::Linearizability);
+                return;
+            }
             Some(_) => panic!("{}", report.failure_line().unwrap_or_default()),
         }
     }
     panic!("no seed applied a retried write twice");
+}
+
+/// Runs the `keyspace-sim` arguments of a failure line's reproduce command and checks that
+/// they fail again, with the same kind's exit code.
+fn assert_reproduces(line: &str, kind: FailureKind) {
+    let (_, command) = line.split_once("reproduce: ").expect("a reproduce command");
+    let (_, args) = command.split_once(" -- ").expect("arguments after --");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_keyspace-sim"))
+        .args(args.split_whitespace())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("keyspace-sim runs");
+    assert_eq!(
+        status.code(),
+        Some(kind.exit_code()),
+        "`{command}` did not reproduce {line}"
+    );
 }
