@@ -14,12 +14,12 @@
 //! keeps serving and later writes stay staged, so this replica votes again only once that sync
 //! is durable; the others keep a majority.
 //!
-//! Where the disk syncs quickly, syncing on the event loop, on the master too, measured faster
-//! than handing each sync to a blocking thread on this 2-core machine (README, Benchmarks): no
-//! thread hand-offs, and the writes that arrive during a sync make the next slot's batch
-//! larger. The cost is that the loop serves nothing else for the length of one `fdatasync`,
-//! which on a slow disk outweighs the hand-off; a turn that answered no client lets its accepts
-//! leave before the sync, so a lone writer's followers sync in parallel.
+//! By default every busy turn's sync leaves the loop (the threshold is 0): the replies go out
+//! while the disk works. With a threshold, syncs stay on the loop while recent ones were
+//! quicker than it: no thread hand-offs, and the writes that arrive during a sync make the next
+//! slot's batch larger, at the cost that the loop serves nothing else for one `fdatasync`. A
+//! turn that answered no client syncs on the loop and lets its accepts leave before the sync,
+//! so a lone writer's followers sync in parallel.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -65,10 +65,11 @@ pub const SYNCS_PER_TURN_MAX: usize = 3;
 /// The default of `keyspace node --sync-inline-max-us`: a busy turn's sync runs on a blocking
 /// thread while recent syncs (write and `fdatasync`, snapshots left out) averaged this long
 /// or longer; the event loop then writes replies while the disk works, which pays for the two
-/// thread hand-offs. Chosen between the 0.1 to 0.2 ms a sync took on a fast day of the development
-/// machine, where syncs on the loop measured faster, and the 0.4 to 0.7 ms of a slow one, where
-/// syncs on a blocking thread did (README, Benchmarks).
-pub const SYNC_INLINE_MAX_US: u64 = 300;
+/// thread hand-offs. 0: every busy turn's sync does. On 2026-12-03, with syncs of 0.13 to 0.2
+/// ms, 0 measured 13 to 27 % more SETs a second at 16 and 64 clients than 300 (which kept such
+/// syncs on the loop) and a lone writer's SET p50 0.01 to 0.03 ms slower (README, Benchmarks);
+/// an earlier fast day had measured syncs on the loop quicker, so the threshold stays a flag.
+pub const SYNC_INLINE_MAX_US: u64 = 0;
 /// The weight of the newest sync in the recent average: 1 / SYNC_AVERAGE_WEIGHT.
 const SYNC_AVERAGE_WEIGHT: u64 = 8;
 /// Capacity of the channel into the core task.
@@ -600,9 +601,22 @@ mod tests {
         (0..syncs).fold(0, |recent, _| recent_average_us(recent, took))
     }
 
-    /// Whether a busy turn's sync leaves the loop at the default threshold.
+    /// A threshold like an operator's `--sync-inline-max-us 300`.
+    const THRESHOLD_US: u64 = 300;
+
+    /// Whether a busy turn's sync leaves the loop at [`THRESHOLD_US`].
     fn busy_turn_off_loop(recent_us: u64) -> bool {
-        sync_off_loop(false, true, recent_us >= SYNC_INLINE_MAX_US)
+        sync_off_loop(false, true, recent_us >= THRESHOLD_US)
+    }
+
+    #[test]
+    fn by_default_every_busy_turns_sync_leaves_the_loop_and_a_quiet_turns_stays() {
+        for took_us in [50, 150, 700] {
+            let recent = settle(Duration::from_micros(took_us), 100);
+            let slow = recent >= SYNC_INLINE_MAX_US;
+            assert!(sync_off_loop(false, true, slow), "{took_us} us");
+            assert!(!sync_off_loop(false, false, slow), "{took_us} us");
+        }
     }
 
     #[test]
