@@ -332,7 +332,7 @@ impl Shell {
         let snapshot = writes
             .iter()
             .any(|w| matches!(w, StorageWrite::Snapshot(_)));
-        let slow = self.sync_recent_us >= self.sync_inline_max_us;
+        let slow = syncs_slow(self.sync_recent_us, self.sync_inline_max_us);
         if sync_off_loop(snapshot, answered, slow) {
             self.log_syncs_off_loop += 1;
             #[allow(deprecated)] // madsim marks it so; under madsim it runs as an ordinary task
@@ -573,6 +573,11 @@ fn sync_off_loop(snapshot: bool, answered: bool, slow: bool) -> bool {
     snapshot || (answered && slow)
 }
 
+/// Whether recent syncs, averaging `recent_us`, count as slow against `threshold_us`.
+fn syncs_slow(recent_us: u64, threshold_us: u64) -> bool {
+    recent_us >= threshold_us
+}
+
 /// The recent average of sync times with `took` added.
 fn recent_average_us(recent_us: u64, took: Duration) -> u64 {
     let took_us = took.as_micros().min(u64::MAX as u128) as u64;
@@ -606,14 +611,14 @@ mod tests {
 
     /// Whether a busy turn's sync leaves the loop at [`THRESHOLD_US`].
     fn busy_turn_off_loop(recent_us: u64) -> bool {
-        sync_off_loop(false, true, recent_us >= THRESHOLD_US)
+        sync_off_loop(false, true, syncs_slow(recent_us, THRESHOLD_US))
     }
 
     #[test]
     fn by_default_every_busy_turns_sync_leaves_the_loop_and_a_quiet_turns_stays() {
         for took_us in [50, 150, 700] {
             let recent = settle(Duration::from_micros(took_us), 100);
-            let slow = recent >= SYNC_INLINE_MAX_US;
+            let slow = syncs_slow(recent, SYNC_INLINE_MAX_US);
             assert!(sync_off_loop(false, true, slow), "{took_us} us");
             assert!(!sync_off_loop(false, false, slow), "{took_us} us");
         }
