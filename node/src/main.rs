@@ -95,7 +95,7 @@ mod cli {
         snapshot_interval_slots: u64,
         /// A log sync of a turn that answered clients runs on a blocking thread, so the
         /// replies go out meanwhile, while recent syncs average this many microseconds
-        /// or more (a slow disk); 0, the default, sends every such sync there. Quicker syncs stay on
+        /// or more; 0, the default, sends every such sync there. Quicker syncs stay on
         /// the event loop, which saves two thread hand-offs each.
         #[arg(long, default_value_t = shell::SYNC_INLINE_MAX_US)]
         sync_inline_max_us: u64,

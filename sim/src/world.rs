@@ -1020,7 +1020,9 @@ impl World {
             self.stats.sessions_opened += 1;
         }
         // A `StaleRequest` refuses the copy it answers (the store forgot the session, so that
-        // copy was not applied); an earlier copy may still have been applied, its answer lost.
+        // copy was not applied); an earlier copy may still have been applied, its answer lost,
+        // and then the op is recorded with its StaleRequest reply, which the checker reads as
+        // unknown (applied or not).
         pending.rejections += stale as u32;
         if stale && pending.certainly_not_applied() {
             self.recorder.fail(pending.op, self.now);

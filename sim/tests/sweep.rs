@@ -98,10 +98,10 @@ fn a_corrupted_majority_refuses_rather_than_serves_wrong_data() {
 fn clients_reopen_the_sessions_a_forgetful_store_drops_and_every_check_passes() {
     let (mut forgetful, mut reopened) = (0, 0);
     for seed in 0..150 {
-        let options = SimOptions::new(seed);
-        if !keyspace_sim::FaultPlan::draw_for(&options).forgets_sessions() {
+        if !forgets_sessions(seed) {
             continue;
         }
+        let options = SimOptions::new(seed);
         forgetful += 1;
         let report = run_seed(&options);
         assert_eq!(report.failure, None, "{:?}", report.failure_line());
@@ -120,11 +120,7 @@ fn clients_reopen_the_sessions_a_forgetful_store_drops_and_every_check_passes() 
 /// second time, and the checker sees it.
 #[test]
 fn client_chosen_sessions_that_the_store_forgets_let_a_retry_apply_twice() {
-    let forgetful = (0..300).filter(|seed| {
-        let options = SimOptions::new(*seed);
-        keyspace_sim::FaultPlan::draw_for(&options).forgets_sessions()
-    });
-    for seed in forgetful {
+    for seed in (0..300).filter(|seed| forgets_sessions(*seed)) {
         let options = SimOptions {
             client_chosen_sessions: true,
             ..SimOptions::new(seed)
@@ -141,6 +137,11 @@ fn client_chosen_sessions_that_the_store_forgets_let_a_retry_apply_twice() {
         }
     }
     panic!("no seed applied a retried write twice");
+}
+
+/// Whether the seed's drawn session limits make the store forget sessions.
+fn forgets_sessions(seed: u64) -> bool {
+    keyspace_sim::FaultPlan::draw_for(&SimOptions::new(seed)).forgets_sessions()
 }
 
 /// Runs the `keyspace-sim` arguments of a failure line's reproduce command and checks that
