@@ -80,9 +80,10 @@ fn children_of(parent: u32) -> Vec<u32> {
 #[test]
 fn replicas_of_a_local_cluster_stop_when_the_cluster_process_is_killed() {
     use std::time::{Duration, Instant};
-    // A base port whose client ports and peer ports (+1000) are all free.
+    // A base port whose client ports and peer ports (+1000) are all free, below Linux's default
+    // ephemeral range (32768 up) so that no outgoing connection takes one before the replica binds.
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-    let start = 20_000 + (std::process::id() % 20_000) as u16;
+    let start = 10_000 + (std::process::id() % 18_000) as u16;
     let port = (start..start + 2_000)
         .step_by(7)
         .find(|p| (0..3).all(|i| free(p + i) && free(p + 1000 + i)))

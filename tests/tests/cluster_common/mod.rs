@@ -37,12 +37,39 @@ pub fn keyspace_binary() -> PathBuf {
     binary
 }
 
+/// The lowest port this process's replicas may use.
+const FIRST_TEST_PORT: u32 = 10_000;
+
+/// A port no replica of this process has been given, free when checked, and below the kernel's
+/// ephemeral range: no outgoing connection, ours or anyone's, can take it between this check and
+/// the replica's bind (a port from `bind(0)` can be handed out again at once, and two clusters
+/// started side by side then shared a port and talked to each other).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let span = ephemeral_first_port() - FIRST_TEST_PORT;
+    // Test binaries run at once (two checkouts, say) start far apart.
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    loop {
+        let n = HANDED_OUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(n < span, "no free port left below the ephemeral range");
+        let port = (FIRST_TEST_PORT + (start + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The first port of the kernel's ephemeral range (Linux's default when it cannot be read).
+fn ephemeral_first_port() -> u32 {
+    let first = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    assert!(
+        first >= FIRST_TEST_PORT + 1_000,
+        "the ephemeral range starts at {first}: too low for the test's own ports"
+    );
+    first
 }
 
 pub struct Cluster {
@@ -86,7 +113,11 @@ impl Cluster {
             dir,
             peers,
             client_ports,
-            keys: keys.iter().map(|k| k.to_string()).collect(),
+            // Each cluster's own key, so that replicas of two clusters can never join up.
+            keys: keys
+                .iter()
+                .map(|k| format!("{k}-{}-{n}", std::process::id()))
+                .collect(),
             password: password.map(str::to_string),
             children: Vec::new(),
         };
@@ -193,8 +224,9 @@ impl Cluster {
             }
             assert!(
                 start.elapsed() < STEP_TIMEOUT,
-                "no master within {STEP_TIMEOUT:?}; logs in {}",
-                self.dir.display()
+                "no master within {STEP_TIMEOUT:?}; logs in {}:\n{}",
+                self.dir.display(),
+                self.logs()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
