@@ -55,6 +55,10 @@ struct Cli {
     /// Print every event to stderr.
     #[arg(long)]
     trace: bool,
+    /// Write each seed's trace hash, one `SEED HASH` line per seed, to FILE: two builds that
+    /// should behave the same (a refactoring) must write the same file.
+    #[arg(long, value_name = "FILE")]
+    trace_hashes: Option<std::path::PathBuf>,
     /// Run a deliberately wrong core (builds with `--features mutants` only).
     #[arg(long, value_name = "NAME")]
     mutant: Option<String>,
@@ -167,6 +171,20 @@ fn write_history(cli: &Cli, report: &SeedReport) -> Result<(), i32> {
     })
 }
 
+/// The file `--trace-hashes` names, created, if it names one.
+fn trace_hash_file(cli: &Cli) -> Result<Option<BufWriter<File>>, i32> {
+    let Some(path) = &cli.trace_hashes else {
+        return Ok(None);
+    };
+    match File::create(path) {
+        Ok(file) => Ok(Some(BufWriter::new(file))),
+        Err(error) => {
+            eprintln!("error: cannot create {}: {error}", path.display());
+            Err(1)
+        }
+    }
+}
+
 fn run_one(cli: &Cli, options: SimOptions) -> i32 {
     println!(
         "seed {}: {} replicas, {} clients, faults {}, {}s{}",
@@ -233,6 +251,10 @@ fn run_sweep(cli: &Cli, base: SimOptions, range: Range<u64>) -> i32 {
     let mut worst: Option<FailureKind> = None;
     let mut failures = [0u64; 4];
     let (mut undecided, mut sim_ns, mut history_written) = (0u64, 0u64, false);
+    let mut hashes = match trace_hash_file(cli) {
+        Ok(file) => file,
+        Err(code) => return code,
+    };
     for seed in range.clone() {
         let report = run(
             cli,
@@ -242,6 +264,12 @@ fn run_sweep(cli: &Cli, base: SimOptions, range: Range<u64>) -> i32 {
             },
         );
         sim_ns += report.stats.sim_ns;
+        if let Some(out) = hashes.as_mut() {
+            if let Err(error) = writeln!(out, "{seed} {:016x}", report.trace_hash) {
+                eprintln!("error: cannot write the trace hashes: {error}");
+                return 1;
+            }
+        }
         if let Some(reason) = &report.undecided {
             undecided += 1;
             bar.suspend(|| println!("seed {seed}: checker undecided: {reason}"));
@@ -261,6 +289,10 @@ fn run_sweep(cli: &Cli, base: SimOptions, range: Range<u64>) -> i32 {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if let Some(Err(error)) = hashes.as_mut().map(|out| out.flush()) {
+        eprintln!("error: cannot write the trace hashes: {error}");
+        return 1;
+    }
     let wall = started.elapsed().as_secs_f64();
     let total: u64 = failures.iter().sum();
     println!(
