@@ -15,8 +15,12 @@ pub type ClientId = u64;
 /// such an id exists from the slot that opened it; once forgotten, every request under it is refused
 /// as `StaleRequest`, so a retry can never apply a second time. A client-chosen id, whose session
 /// starts implicitly, has no such guarantee for a retry of one of its first
-/// [`crate::kv::SESSION_REPLIES_MAX`] writes after the store forgot the session.
+/// [`SESSION_REPLIES_MAX`] writes after the store forgot the session.
 pub const OPENED_SESSION_BIT: ClientId = 1 << 62;
+/// How many recent seqs a session keeps replies for: the window of requests a client may have in
+/// flight (pipelined) at once. A request whose seq is this far or further below the session's
+/// highest is answered [`CommandError::StaleRequest`] and never applied.
+pub const SESSION_REPLIES_MAX: u64 = 64;
 /// Per-session request number. A client numbers its requests 1, 2, 3, … and retries a request
 /// with the same number; the replicated state machine applies each number at most once.
 pub type Seq = u64;

@@ -34,7 +34,8 @@ use hash::{Hash64, TAG_STATE};
 use session::{Admission, SessionTable};
 use store::{list_count_clamped, Store, StoreDigest};
 
-pub use session::{Session, SESSION_EXPIRIES_PER_SLOT_MAX, SESSION_REPLIES_MAX};
+pub use crate::command::SESSION_REPLIES_MAX;
+pub use session::{Session, SESSION_EXPIRIES_PER_SLOT_MAX};
 /// Most requests one log entry may hold (opened session ids number them in 20 bits).
 pub const ENTRY_REQUESTS_MAX: usize = 1 << session::OPENED_INDEX_BITS;
 pub use store::parse_integer;

@@ -11,13 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::hash::{reply_hash, Hash64, TAG_SESSION};
 use super::StateMachineConfig;
-use crate::command::{ClientId, Reply, Seq, OPENED_SESSION_BIT};
+use crate::command::{ClientId, Reply, Seq, OPENED_SESSION_BIT, SESSION_REPLIES_MAX};
 use crate::types::Slot;
-
-/// How many recent seqs a session keeps replies for: the window of requests a client may have in
-/// flight (pipelined) at once. A request whose seq is this far or further below the session's
-/// highest is answered `StaleRequest` and never applied.
-pub const SESSION_REPLIES_MAX: u64 = 64;
 
 /// Most idle sessions the sweep forgets per applied slot, so one apply does bounded work. A
 /// session idle past its limit but not yet swept is still treated as expired when its client
