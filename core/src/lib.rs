@@ -16,8 +16,9 @@
 //!   crashes can stop progress but not break agreement. The lease (reads served from memory)
 //!   depends only on the configured bound on clock drift *rate* (see [`lease`]).
 //! - Every record and frame goes through [`codec`], which checksums and verifies it.
-//! - Invariants are asserted in release builds: a violated one stops the replica rather than
-//!   letting it corrupt data.
+//! - Invariants are asserted in release builds, and the replica checks its components' after
+//!   every input (see [`replica`]): a violated one stops the replica rather than letting it
+//!   corrupt data.
 
 mod bytes;
 pub mod codec;

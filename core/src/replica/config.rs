@@ -1,0 +1,131 @@
+//! What tunes a replica: identical on every replica of a cluster but for `node_id`.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::learner::STATE_HASHES_KEPT_MAX;
+use crate::kv::StateMachineConfig;
+use crate::lease::LeaseConfig;
+use crate::mutant::Mutant;
+use crate::types::{Nanos, NodeId, NANOS_PER_MILLI};
+
+/// Everything that tunes a replica. Identical on every replica but for `node_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaConfig {
+    pub node_id: NodeId,
+    /// Every replica's id, this one included.
+    pub nodes: Vec<NodeId>,
+    pub lease: LeaseConfig,
+    /// How often unanswered prepares and accepts are sent again.
+    pub retransmit_interval_ns: Nanos,
+    /// How often the master tells followers what is chosen when nothing else does.
+    pub heartbeat_interval_ns: Nanos,
+    /// How long one lease attempt may take before it is abandoned.
+    pub lease_attempt_timeout_ns: Nanos,
+    /// Upper bound of the random wait before a lease attempt (spreads out contenders).
+    pub lease_backoff_max_ns: Nanos,
+    /// Most log slots in phase 2 at once.
+    pub window_max: usize,
+    /// Most client commands in one log entry.
+    pub batch_commands_max: usize,
+    /// Most bytes of keys and values in one log entry (one command larger than this still
+    /// travels alone); keeps every entry far below the frame size limit.
+    pub batch_bytes_max: usize,
+    /// Most client requests waiting for a slot in the window.
+    pub pending_requests_max: usize,
+    /// A snapshot is taken once this many slots were applied since the last one.
+    pub snapshot_interval_slots: u64,
+    /// Chosen entries kept below the snapshot point, so a replica that lags a little catches up
+    /// from the log instead of by snapshot transfer.
+    pub log_retain_slots: u64,
+    /// The master logs a checkpoint of its state hash once this many slots were applied since
+    /// the last one; every replica compares (Paxos Made Live's consistency check).
+    pub checkpoint_interval_slots: u64,
+    pub state_machine: StateMachineConfig,
+    /// A deliberately wrong protocol variant; only with the `mutants` feature.
+    pub mutant: Option<Mutant>,
+}
+
+impl ReplicaConfig {
+    /// Production defaults for replica `node_id` of `nodes`.
+    pub fn new(node_id: NodeId, nodes: Vec<NodeId>) -> Self {
+        Self {
+            node_id,
+            nodes,
+            lease: LeaseConfig {
+                lease_duration_ns: 2_000 * NANOS_PER_MILLI,
+                drift_rate_max_ppm: 10_000,
+            },
+            retransmit_interval_ns: 50 * NANOS_PER_MILLI,
+            heartbeat_interval_ns: 100 * NANOS_PER_MILLI,
+            lease_attempt_timeout_ns: 200 * NANOS_PER_MILLI,
+            lease_backoff_max_ns: 300 * NANOS_PER_MILLI,
+            window_max: 32,
+            batch_commands_max: 1024,
+            batch_bytes_max: 8 * 1024 * 1024,
+            pending_requests_max: 16 * 1024,
+            snapshot_interval_slots: 10_000,
+            log_retain_slots: 1_000,
+            checkpoint_interval_slots: 1_000,
+            state_machine: StateMachineConfig::default(),
+            mutant: None,
+        }
+    }
+
+    /// Panics on a configuration the protocol cannot run safely with.
+    pub fn validate(&self) {
+        assert!(
+            !self.nodes.is_empty(),
+            "a cluster needs at least one replica"
+        );
+        assert!(
+            self.nodes.contains(&self.node_id),
+            "node_id must be in nodes"
+        );
+        let unique: BTreeSet<_> = self.nodes.iter().collect();
+        assert_eq!(unique.len(), self.nodes.len(), "node ids must be unique");
+        assert!(!self.nodes.contains(&0), "node ids start at 1");
+        let holder_ns = self.lease.holder_duration_ns();
+        assert!(
+            holder_ns > 2 * self.lease_attempt_timeout_ns,
+            "lease too short to extend"
+        );
+        assert!(self.window_max > 0 && self.batch_commands_max > 0);
+        assert!(
+            self.batch_commands_max <= crate::kv::ENTRY_REQUESTS_MAX,
+            "batch_commands_max is above {}",
+            crate::kv::ENTRY_REQUESTS_MAX
+        );
+        assert!(
+            self.batch_bytes_max >= crate::command::REQUEST_MAX_BYTES,
+            "a batch must fit the largest request"
+        );
+        assert!(self.pending_requests_max > 0);
+        assert!(
+            self.snapshot_interval_slots > 0,
+            "snapshot interval must be positive"
+        );
+        assert!(
+            self.checkpoint_interval_slots > 0,
+            "checkpoint interval must be positive"
+        );
+        assert!(
+            self.window_max < STATE_HASHES_KEPT_MAX,
+            "checkpoints must stay checkable"
+        );
+        assert!(self.retransmit_interval_ns > 0 && self.heartbeat_interval_ns > 0);
+        assert!(
+            self.mutant.is_none() || Mutant::ENABLED,
+            "mutants need the `mutants` feature"
+        );
+    }
+
+    /// This replica's place among the members (0-based), which staggers its snapshots.
+    pub(super) fn place(&self) -> usize {
+        self.nodes
+            .iter()
+            .position(|&n| n == self.node_id)
+            .expect("a replica is one of the members")
+    }
+}

@@ -1,0 +1,586 @@
+//! The proposer side of the Multi-Paxos log: state a replica keeps only while it holds the
+//! lease and leads the log.
+//!
+//! One mastership runs phase 1 once over every slot not known chosen, re-proposes what earlier
+//! ballots may have chosen (filling gaps with no-ops), opens with a no-op of its own, and then
+//! keeps at most `window_max` slots in phase 2, each a batch of client writes or a checkpoint.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::config::ReplicaConfig;
+use crate::command::{ClientId, ClientRequest, ClientResponse, Outcome, Rejection, Seq};
+use crate::msg::{Accept, Accepted, Commit, LogValue, Message, Prepare, Promise, SlotReport};
+use crate::mutant::{self, Mutant};
+use crate::types::{majority, Ballot, Nanos, NodeId, Slot};
+
+struct InFlight {
+    value: LogValue,
+    acks: BTreeSet<NodeId>,
+}
+
+enum LeaderPhase {
+    Preparing {
+        from_slot: Slot,
+        promises: BTreeMap<NodeId, Promise>,
+    },
+    Active,
+}
+
+pub(super) struct Leader {
+    ballot: Ballot,
+    phase: LeaderPhase,
+    /// The first slot this mastership may propose in (phase 1 starts there).
+    first_slot: Slot,
+    /// The no-op slot that opens this mastership; reads wait until it is applied.
+    ready_slot: Slot,
+    next_slot: Slot,
+    /// Slots to (re)propose before any new command: earlier ballots' values, then the no-op.
+    recovery: VecDeque<(Slot, LogValue)>,
+    inflight: BTreeMap<Slot, InFlight>,
+    pending: VecDeque<ClientRequest>,
+    pending_reads: VecDeque<ClientRequest>,
+    /// Requests put in the log under this mastership and not yet answered.
+    awaiting: BTreeSet<(ClientId, Seq)>,
+    /// The slot the last checkpoint this mastership proposed was taken at.
+    last_checkpoint: Slot,
+    retransmit_at_ns: Nanos,
+    heartbeat_at_ns: Nanos,
+}
+
+impl Leader {
+    /// A mastership in `ballot` that starts phase 1 at `from_slot`, with the prepare to send.
+    pub(super) fn start(
+        ballot: Ballot,
+        from_slot: Slot,
+        applied_through: Slot,
+        now_ns: Nanos,
+        config: &ReplicaConfig,
+    ) -> (Leader, Prepare) {
+        assert_eq!(ballot.node, config.node_id, "a ballot of another replica");
+        assert!(from_slot > applied_through, "phase 1 over applied slots");
+        let leader = Leader {
+            ballot,
+            phase: LeaderPhase::Preparing {
+                from_slot,
+                promises: BTreeMap::new(),
+            },
+            first_slot: from_slot,
+            ready_slot: Slot::MAX,
+            next_slot: from_slot,
+            recovery: VecDeque::new(),
+            inflight: BTreeMap::new(),
+            pending: VecDeque::new(),
+            pending_reads: VecDeque::new(),
+            awaiting: BTreeSet::new(),
+            last_checkpoint: applied_through,
+            retransmit_at_ns: now_ns + config.retransmit_interval_ns,
+            heartbeat_at_ns: now_ns + config.heartbeat_interval_ns,
+        };
+        (leader, Prepare { ballot, from_slot })
+    }
+
+    pub(super) fn ballot(&self) -> Ballot {
+        self.ballot
+    }
+
+    /// Whether reads may be served: phase 1 is done and the opening no-op is applied.
+    pub(super) fn is_ready(&self, applied_through: Slot) -> bool {
+        matches!(self.phase, LeaderPhase::Active) && applied_through >= self.ready_slot
+    }
+
+    /// When the leader next retransmits and next sends a heartbeat.
+    pub(super) fn deadlines_ns(&self) -> [Nanos; 2] {
+        [self.retransmit_at_ns, self.heartbeat_at_ns]
+    }
+
+    /// Notes a promise; true once a majority promised (then call [`Self::finish_prepare`]).
+    pub(super) fn on_promise(&mut self, from: NodeId, msg: Promise, cluster_size: usize) -> bool {
+        let LeaderPhase::Preparing { promises, .. } = &mut self.phase else {
+            return false;
+        };
+        if msg.ballot != self.ballot {
+            return false;
+        }
+        promises.insert(from, msg);
+        promises.len() >= majority(cluster_size)
+    }
+
+    /// Phase 1 reached a majority: queues whatever earlier ballots may have chosen, no-ops in
+    /// the gaps, and this mastership's own no-op. Returns the highest compaction point a
+    /// promise reported and who reported it: slots up to there are chosen already.
+    pub(super) fn finish_prepare(&mut self, me: NodeId, active: Option<Mutant>) -> (Slot, NodeId) {
+        let phase = std::mem::replace(&mut self.phase, LeaderPhase::Active);
+        let LeaderPhase::Preparing {
+            from_slot,
+            promises,
+        } = phase
+        else {
+            unreachable!("finish_prepare outside phase 1");
+        };
+        // Slots some acceptor compacted away are chosen already: never propose in them.
+        let (compacted, holder) = promises
+            .iter()
+            .map(|(node, p)| (p.compacted_through, *node))
+            .max()
+            .unwrap_or((0, me));
+        let mut found: BTreeMap<Slot, (Option<Ballot>, LogValue)> = BTreeMap::new();
+        for report in promises.into_values().flat_map(|p| p.slots) {
+            merge_report(&mut found, report);
+        }
+        if mutant::is(active, Mutant::SkipRecovery) {
+            found.clear(); // wrong on purpose: forgets what earlier ballots may have chosen
+        }
+        let first_slot = from_slot.max(compacted + 1);
+        let last_found = found.keys().next_back().copied().unwrap_or(0);
+        let end_slot = last_found.max(first_slot - 1);
+        for slot in first_slot..=end_slot {
+            let value = found.remove(&slot).map_or(LogValue::Noop, |(_, v)| v);
+            self.recovery.push_back((slot, value));
+        }
+        assert!(
+            end_slot >= compacted,
+            "a mastership proposing in compacted slots"
+        );
+        self.ready_slot = end_slot + 1;
+        self.recovery.push_back((end_slot + 1, LogValue::Noop));
+        self.next_slot = end_slot + 2;
+        (compacted, holder)
+    }
+
+    /// The next slot to put in phase 2 while the window has room: recovery slots first, then a
+    /// due checkpoint of `last_state_hash` (slot, hash), then a batch of pending writes.
+    pub(super) fn next_accept(
+        &mut self,
+        last_state_hash: Option<(Slot, u64)>,
+        config: &ReplicaConfig,
+    ) -> Option<Accept> {
+        if !matches!(self.phase, LeaderPhase::Active) || self.inflight.len() >= config.window_max {
+            return None;
+        }
+        let interval = config.checkpoint_interval_slots;
+        let checkpoint = last_state_hash.filter(|(at, _)| *at >= self.last_checkpoint + interval);
+        let (slot, value) = if let Some(next) = self.recovery.pop_front() {
+            next
+        } else if let Some((at_slot, state_hash)) = checkpoint {
+            self.last_checkpoint = at_slot;
+            let value = LogValue::Checkpoint {
+                at_slot,
+                state_hash,
+            };
+            (self.take_slot(), value)
+        } else if !self.pending.is_empty() {
+            let take = batch_len(
+                &self.pending,
+                config.batch_commands_max,
+                config.batch_bytes_max,
+            );
+            let batch: Vec<ClientRequest> = self.pending.drain(..take).collect();
+            for request in &batch {
+                self.awaiting.insert((request.client_id, request.seq));
+            }
+            (self.take_slot(), LogValue::Batch(batch.into()))
+        } else {
+            return None;
+        };
+        let entry = InFlight {
+            value: value.clone(),
+            acks: BTreeSet::new(),
+        };
+        assert!(
+            self.inflight.insert(slot, entry).is_none(),
+            "slot {slot} proposed twice"
+        );
+        let ballot = self.ballot;
+        Some(Accept {
+            ballot,
+            slot,
+            value,
+        })
+    }
+
+    fn take_slot(&mut self) -> Slot {
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        slot
+    }
+
+    /// Notes an acceptance; returns the slot and its value once `quorum` accepted it.
+    pub(super) fn on_accepted(
+        &mut self,
+        from: NodeId,
+        msg: &Accepted,
+        quorum: usize,
+    ) -> Option<(Slot, LogValue)> {
+        assert!(quorum > 0);
+        if msg.ballot != self.ballot {
+            return None;
+        }
+        let entry = self.inflight.get_mut(&msg.slot)?;
+        entry.acks.insert(from);
+        if entry.acks.len() < quorum {
+            return None;
+        }
+        let entry = self.inflight.remove(&msg.slot).expect("entry exists");
+        Some((msg.slot, entry.value))
+    }
+
+    /// Moves the requests this mastership logged and that `responses` answer to `replies`.
+    pub(super) fn answer(&mut self, responses: Vec<ClientResponse>) -> Vec<ClientResponse> {
+        let awaiting = &mut self.awaiting;
+        responses
+            .into_iter()
+            .filter(|r| awaiting.remove(&(r.client_id, r.seq)))
+            .collect()
+    }
+
+    /// The heartbeat to send at `now_ns`, if one is due.
+    pub(super) fn heartbeat(
+        &mut self,
+        now_ns: Nanos,
+        interval_ns: Nanos,
+        chosen_through: Slot,
+    ) -> Option<Commit> {
+        if now_ns < self.heartbeat_at_ns {
+            return None;
+        }
+        self.heartbeat_at_ns = now_ns + interval_ns;
+        Some(Commit {
+            ballot: self.ballot,
+            chosen_through,
+        })
+    }
+
+    /// Unanswered prepares and accepts to send again at `now_ns`, if retransmission is due,
+    /// each to the replicas that have not answered.
+    pub(super) fn retransmissions(
+        &mut self,
+        now_ns: Nanos,
+        interval_ns: Nanos,
+        nodes: &[NodeId],
+    ) -> Vec<(NodeId, Message)> {
+        if now_ns < self.retransmit_at_ns {
+            return Vec::new();
+        }
+        self.retransmit_at_ns = now_ns + interval_ns;
+        let ballot = self.ballot;
+        let mut sends = Vec::new();
+        match &self.phase {
+            LeaderPhase::Preparing {
+                from_slot,
+                promises,
+            } => {
+                let msg = Message::Prepare(Prepare {
+                    ballot,
+                    from_slot: *from_slot,
+                });
+                for to in nodes.iter().filter(|n| !promises.contains_key(n)) {
+                    sends.push((*to, msg.clone()));
+                }
+            }
+            LeaderPhase::Active => {
+                for (slot, entry) in &self.inflight {
+                    let accept = Accept {
+                        ballot,
+                        slot: *slot,
+                        value: entry.value.clone(),
+                    };
+                    for to in nodes.iter().filter(|n| !entry.acks.contains(n)) {
+                        sends.push((*to, Message::Accept(accept.clone())));
+                    }
+                }
+            }
+        }
+        sends
+    }
+
+    /// Queues a write for the next batch; gives it back if the queue is full.
+    pub(super) fn enqueue_write(
+        &mut self,
+        request: ClientRequest,
+        pending_max: usize,
+    ) -> Result<(), ClientRequest> {
+        if self.pending.len() >= pending_max {
+            return Err(request);
+        }
+        self.pending.push_back(request);
+        Ok(())
+    }
+
+    /// Queues a read until the mastership is ready; gives it back if the queue is full.
+    pub(super) fn enqueue_read(
+        &mut self,
+        request: ClientRequest,
+        pending_max: usize,
+    ) -> Result<(), ClientRequest> {
+        if self.pending_reads.len() >= pending_max {
+            return Err(request);
+        }
+        self.pending_reads.push_back(request);
+        Ok(())
+    }
+
+    /// The reads that waited for this mastership, once it is ready at `applied_through`.
+    pub(super) fn take_ready_reads(&mut self, applied_through: Slot) -> Vec<ClientRequest> {
+        if !self.is_ready(applied_through) {
+            return Vec::new();
+        }
+        self.pending_reads.drain(..).collect()
+    }
+
+    /// Ends the mastership. Requests already in the log may still be chosen: their clients
+    /// hear `Indeterminate`; requests never logged are refused, naming `hint` as the master.
+    pub(super) fn step_down(self, hint: Option<NodeId>) -> Vec<ClientResponse> {
+        let unknown = self
+            .awaiting
+            .into_iter()
+            .map(|(client_id, seq)| ClientResponse {
+                client_id,
+                seq,
+                outcome: Outcome::Indeterminate,
+            });
+        let refused = Outcome::Rejected(Rejection::NotMaster { master_hint: hint });
+        let queued = self.pending.into_iter().chain(self.pending_reads);
+        let refusals = queued.map(|request| ClientResponse {
+            client_id: request.client_id,
+            seq: request.seq,
+            outcome: refused.clone(),
+        });
+        unknown.chain(refusals).collect()
+    }
+
+    /// The window and the queues within their maxima, slots in the order this mastership
+    /// hands them out, and phase 1 still short of a majority while it runs.
+    pub(super) fn check_invariants(&self, config: &ReplicaConfig, applied_through: Slot) {
+        assert_eq!(self.ballot.node, config.node_id);
+        assert!(self.inflight.len() <= config.window_max, "window overfull");
+        assert!(self.pending.len() <= config.pending_requests_max);
+        assert!(self.pending_reads.len() <= config.pending_requests_max);
+        assert!(self.last_checkpoint <= applied_through);
+        match &self.phase {
+            LeaderPhase::Preparing {
+                from_slot,
+                promises,
+            } => {
+                assert_eq!(*from_slot, self.first_slot);
+                assert!(promises.len() < majority(config.nodes.len()));
+                assert!(self.inflight.is_empty() && self.recovery.is_empty());
+                assert_eq!(self.ready_slot, Slot::MAX);
+                assert!(self.awaiting.is_empty(), "nothing is logged before phase 2");
+            }
+            LeaderPhase::Active => {
+                assert!(self.ready_slot < self.next_slot && self.first_slot < self.next_slot);
+                let first = self.inflight.keys().next().copied();
+                let last = self.inflight.keys().next_back().copied();
+                assert!(
+                    first.is_none_or(|s| s >= self.first_slot),
+                    "slot below phase 1"
+                );
+                assert!(
+                    last.is_none_or(|s| s < self.next_slot),
+                    "slot not handed out"
+                );
+                let queued = self.recovery.back().map(|(s, _)| *s);
+                assert!(queued.is_none_or(|s| s < self.next_slot));
+            }
+        }
+    }
+}
+
+/// How many requests from the front of `pending` make the next batch: at least one, at most
+/// `commands_max`, and no more than `bytes_max` of payload unless the first alone exceeds it.
+pub(super) fn batch_len(
+    pending: &VecDeque<ClientRequest>,
+    commands_max: usize,
+    bytes_max: usize,
+) -> usize {
+    assert!(!pending.is_empty() && commands_max > 0, "an empty batch");
+    let mut bytes = 0usize;
+    let fitting = pending.iter().take(commands_max).take_while(|request| {
+        bytes += request.command.payload_bytes();
+        bytes <= bytes_max
+    });
+    fitting.count().max(1)
+}
+
+/// Keeps, per slot, a value known chosen over any merely accepted one, and among accepted
+/// ones the one with the highest ballot.
+pub(super) fn merge_report(
+    found: &mut BTreeMap<Slot, (Option<Ballot>, LogValue)>,
+    report: SlotReport,
+) {
+    let replace = match found.get(&report.slot) {
+        None => true,
+        Some((None, existing)) => {
+            if report.accepted_ballot.is_none() {
+                assert_eq!(existing, &report.value, "two chosen values for one slot");
+            }
+            false
+        }
+        Some((Some(b), _)) => report.accepted_ballot.is_none_or(|r| r > *b),
+    };
+    if replace {
+        found.insert(report.slot, (report.accepted_ballot, report.value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+
+    fn config() -> ReplicaConfig {
+        let mut config = ReplicaConfig::new(1, vec![1, 2, 3]);
+        config.window_max = 4;
+        config.batch_commands_max = 2;
+        config
+    }
+
+    fn write(seq: u64) -> ClientRequest {
+        let command = Command::Set {
+            key: b"k".to_vec(),
+            value: vec![b'v'; 10],
+        };
+        ClientRequest {
+            client_id: 7,
+            seq,
+            command,
+        }
+    }
+
+    /// A leader of ballot 3.1 that finished phase 1 from slot 5 with empty promises.
+    fn active_leader(config: &ReplicaConfig) -> Leader {
+        let ballot = Ballot { round: 3, node: 1 };
+        let (mut leader, prepare) = Leader::start(ballot, 5, 4, 0, config);
+        for from in [2, 3] {
+            let promise = Promise {
+                ballot,
+                from_slot: prepare.from_slot,
+                slots: Vec::new(),
+                compacted_through: 0,
+            };
+            leader.on_promise(from, promise, 3);
+        }
+        assert_eq!(leader.finish_prepare(1, None), (0, 3), "nothing compacted");
+        leader
+    }
+
+    #[test]
+    fn new_master_reproposes_the_highest_ballot_value_it_finds() {
+        let mut found = BTreeMap::new();
+        let report = |b: u64, v: LogValue| SlotReport {
+            slot: 3,
+            accepted_ballot: Some(Ballot { round: b, node: 1 }),
+            value: v,
+        };
+        let batch = LogValue::Batch(Vec::new().into());
+        merge_report(&mut found, report(2, LogValue::Noop));
+        merge_report(&mut found, report(5, batch.clone()));
+        merge_report(&mut found, report(4, LogValue::Noop));
+        assert_eq!(found[&3].1, batch);
+    }
+
+    #[test]
+    fn batches_stop_at_the_command_and_byte_limits_but_always_take_one() {
+        let request = |bytes: usize| ClientRequest {
+            client_id: 1,
+            seq: 1,
+            command: Command::Set {
+                key: b"k".to_vec(),
+                value: vec![0; bytes],
+            },
+        };
+        let pending: VecDeque<ClientRequest> = [10, 10, 10, 10].map(request).into();
+        assert_eq!(batch_len(&pending, 3, 1_000), 3, "command limit");
+        assert_eq!(
+            batch_len(&pending, 10, 25),
+            2,
+            "byte limit: 11 + 11 <= 25 < 33"
+        );
+        let huge: VecDeque<ClientRequest> = [100, 1].map(request).into();
+        assert_eq!(
+            batch_len(&huge, 10, 50),
+            1,
+            "an oversized first request travels alone"
+        );
+    }
+
+    #[test]
+    fn a_mastership_opens_with_a_no_op_and_keeps_at_most_a_window_in_phase_two() {
+        let config = config();
+        let mut leader = active_leader(&config);
+        for seq in 1..=20 {
+            leader.enqueue_write(write(seq), 100).unwrap();
+        }
+        let mut accepts = Vec::new();
+        while let Some(accept) = leader.next_accept(None, &config) {
+            accepts.push(accept);
+        }
+        let slots: Vec<Slot> = accepts.iter().map(|a| a.slot).collect();
+        assert_eq!(slots, [5, 6, 7, 8], "the window is full at window_max");
+        assert_eq!(accepts[0].value, LogValue::Noop, "the opening no-op");
+        assert!(matches!(&accepts[1].value, LogValue::Batch(b) if b.len() == 2));
+        assert!(!leader.is_ready(4) && leader.is_ready(5));
+        leader.check_invariants(&config, 4);
+        let acked = Accepted {
+            ballot: leader.ballot(),
+            slot: 5,
+        };
+        assert_eq!(
+            leader.on_accepted(2, &acked, 2),
+            None,
+            "one of two acceptances"
+        );
+        assert_eq!(leader.on_accepted(3, &acked, 2), Some((5, LogValue::Noop)));
+        assert_eq!(leader.next_accept(None, &config).map(|a| a.slot), Some(9));
+    }
+
+    #[test]
+    fn stepping_down_leaves_logged_requests_undecided_and_refuses_queued_ones() {
+        let config = config();
+        let mut leader = active_leader(&config);
+        for seq in 1..=3 {
+            leader.enqueue_write(write(seq), 100).unwrap();
+        }
+        leader.next_accept(None, &config); // the no-op
+        leader.next_accept(None, &config); // seqs 1 and 2
+        let outcomes: Vec<(Seq, Outcome)> = leader
+            .step_down(Some(2))
+            .into_iter()
+            .map(|r| (r.seq, r.outcome))
+            .collect();
+        let refused = Outcome::Rejected(Rejection::NotMaster {
+            master_hint: Some(2),
+        });
+        let expected = [
+            (1, Outcome::Indeterminate),
+            (2, Outcome::Indeterminate),
+            (3, refused),
+        ];
+        assert_eq!(outcomes, expected);
+    }
+
+    #[test]
+    fn a_full_queue_gives_the_request_back() {
+        let config = config();
+        let mut leader = active_leader(&config);
+        leader.enqueue_write(write(1), 1).unwrap();
+        assert_eq!(leader.enqueue_write(write(2), 1), Err(write(2)));
+        assert_eq!(leader.enqueue_read(write(3), 0), Err(write(3)));
+    }
+
+    #[test]
+    #[should_panic(expected = "window overfull")]
+    fn the_invariant_check_catches_a_window_past_its_maximum() {
+        let config = config();
+        let mut leader = active_leader(&config);
+        for slot in 5..10 {
+            let entry = InFlight {
+                value: LogValue::Noop,
+                acks: BTreeSet::new(),
+            };
+            leader.inflight.insert(slot, entry);
+        }
+        leader.next_slot = 10;
+        leader.check_invariants(&config, 4);
+    }
+}

@@ -1,0 +1,253 @@
+//! How the replica routes the Multi-Paxos log: mastership (phase 1 and 2 as proposer), the
+//! log acceptor, and learning and applying chosen values.
+
+use super::leader::Leader;
+use super::Replica;
+use crate::msg::{Accept, Accepted, Commit, LogValue, Message, Nack, Prepare, Promise, SlotReport};
+use crate::mutant::{self, Mutant};
+use crate::storage::StorageWrite;
+use crate::types::{majority, Ballot, Nanos, NodeId, Slot};
+
+impl Replica {
+    /// Starts log phase 1 over every slot not known to be chosen.
+    pub(super) fn become_leader(&mut self, now_ns: Nanos) {
+        assert!(self.leader.is_none());
+        let ballot = self.acceptor.next_ballot(self.config.node_id);
+        let from_slot = self.learner.chosen_through() + 1;
+        let applied_through = self.learner.applied_through();
+        let (leader, prepare) =
+            Leader::start(ballot, from_slot, applied_through, now_ns, &self.config);
+        self.leader = Some(leader);
+        self.outbox
+            .broadcast(&self.config.nodes, Message::Prepare(prepare));
+    }
+
+    /// Gives up mastership, answering every request it still holds.
+    pub(super) fn step_down(&mut self, hint: Option<NodeId>) {
+        let Some(leader) = self.leader.take() else {
+            return;
+        };
+        for response in leader.step_down(hint) {
+            self.outbox.push_reply(response);
+        }
+        self.lease.set_master_hint(hint);
+    }
+
+    /// Another replica leads with a higher ballot: stop leading, and stop extending a lease
+    /// this replica no longer acts on (giving up a lease early is always safe).
+    pub(super) fn yield_to(&mut self, master: NodeId) {
+        self.step_down(Some(master));
+        self.lease.release();
+    }
+
+    pub(super) fn on_promise(&mut self, now_ns: Nanos, from: NodeId, msg: Promise) {
+        let cluster_size = self.config.nodes.len();
+        let Some(leader) = &mut self.leader else {
+            return;
+        };
+        if !leader.on_promise(from, msg, cluster_size) {
+            return;
+        }
+        let (compacted, holder) = leader.finish_prepare(self.config.node_id, self.config.mutant);
+        if compacted > self.learner.chosen_through() {
+            self.note_chosen_elsewhere(now_ns, holder, compacted);
+        }
+        self.fill_window();
+    }
+
+    /// Proposes recovery slots, then batches of pending writes, while the window has room.
+    pub(super) fn fill_window(&mut self) {
+        let Some(leader) = &mut self.leader else {
+            return;
+        };
+        let last_state_hash = self.learner.last_state_hash();
+        while let Some(accept) = leader.next_accept(last_state_hash, &self.config) {
+            self.outbox
+                .broadcast(&self.config.nodes, Message::Accept(accept));
+        }
+    }
+
+    pub(super) fn on_accepted(&mut self, from: NodeId, msg: Accepted) {
+        let quorum = if mutant::is(self.config.mutant, Mutant::MinorityCommit) {
+            1 // wrong on purpose: one acceptor is not a majority
+        } else {
+            majority(self.config.nodes.len())
+        };
+        let Some(leader) = &mut self.leader else {
+            return;
+        };
+        let Some((slot, value)) = leader.on_accepted(from, &msg, quorum) else {
+            return;
+        };
+        let ballot = leader.ballot();
+        self.learn(slot, value);
+        let chosen_through = self.learner.chosen_through();
+        let commit = Commit {
+            ballot,
+            chosen_through,
+        };
+        self.outbox
+            .broadcast_to_others(&self.config.nodes, Message::Commit(commit));
+        self.fill_window();
+    }
+
+    pub(super) fn on_nack(&mut self, now_ns: Nanos, msg: Nack) {
+        self.acceptor.observe(msg.highest);
+        let Some(leader) = &self.leader else {
+            return;
+        };
+        if msg.ballot != leader.ballot() || msg.highest <= leader.ballot() {
+            return;
+        }
+        // A higher ballot exists: this mastership's phase 1 or 2 cannot finish. Start over
+        // with a higher ballot if the lease is still ours.
+        self.step_down(None);
+        if self.lease.held_until(now_ns).is_some() {
+            self.become_leader(now_ns);
+        }
+    }
+
+    /// Sends a due heartbeat, then whatever prepares and accepts are due to be sent again.
+    pub(super) fn tick_leader(&mut self, now_ns: Nanos) {
+        let Some(leader) = &mut self.leader else {
+            return;
+        };
+        let chosen_through = self.learner.chosen_through();
+        let interval_ns = self.config.heartbeat_interval_ns;
+        if let Some(commit) = leader.heartbeat(now_ns, interval_ns, chosen_through) {
+            self.outbox
+                .broadcast_to_others(&self.config.nodes, Message::Commit(commit));
+        }
+        let interval_ns = self.config.retransmit_interval_ns;
+        for (to, msg) in leader.retransmissions(now_ns, interval_ns, &self.config.nodes) {
+            self.outbox.send(to, msg);
+        }
+    }
+}
+
+impl Replica {
+    /// Notes `ballot`, and answers a `Nack` if it is below this acceptor's promise.
+    pub(super) fn refuse_lower_ballot(&mut self, from: NodeId, ballot: Ballot) -> bool {
+        let Some(nack) = self.acceptor.refuses(ballot, self.config.mutant) else {
+            return false;
+        };
+        self.outbox.send(from, Message::Nack(nack));
+        true
+    }
+
+    pub(super) fn on_prepare(&mut self, from: NodeId, msg: Prepare) {
+        assert!(msg.from_slot > 0, "a prepare from slot 0");
+        if self.recovery.is_some() {
+            return; // not voting until recovered
+        }
+        if self.refuse_lower_ballot(from, msg.ballot) {
+            return;
+        }
+        if from != self.config.node_id && self.leader.is_some() {
+            self.yield_to(from); // a newer master is taking over
+        }
+        let write = self.acceptor.promise(msg.ballot);
+        let token = self.outbox.persist(vec![write]);
+        let promise = Promise {
+            ballot: msg.ballot,
+            from_slot: msg.from_slot,
+            slots: self.slot_reports(msg.from_slot),
+            compacted_through: self.learner.compacted_through(),
+        };
+        self.outbox
+            .send_after(token, from, Message::Promise(promise));
+    }
+
+    /// Every slot from `from_slot` on that this replica knows chosen or has accepted.
+    pub(super) fn slot_reports(&self, from_slot: Slot) -> Vec<SlotReport> {
+        let chosen = self.learner.reports_from(from_slot);
+        chosen
+            .chain(self.acceptor.reports_from(from_slot))
+            .collect()
+    }
+
+    pub(super) fn on_accept(&mut self, now_ns: Nanos, from: NodeId, msg: Accept) {
+        if self.recovery.is_some() {
+            return; // not voting until recovered
+        }
+        if self.refuse_lower_ballot(from, msg.ballot) {
+            return;
+        }
+        if from != self.config.node_id {
+            self.note_master_contact(now_ns, from, msg.ballot);
+        }
+        let chosen = self.learner.is_chosen(msg.slot);
+        let write = self
+            .acceptor
+            .accept(msg.slot, msg.ballot, msg.value, chosen);
+        let token = self.outbox.persist(vec![write]);
+        let accepted = Accepted {
+            ballot: msg.ballot,
+            slot: msg.slot,
+        };
+        self.outbox
+            .send_after(token, from, Message::Accepted(accepted));
+    }
+
+    pub(super) fn note_master_contact(&mut self, now_ns: Nanos, master: NodeId, ballot: Ballot) {
+        if self.leader.as_ref().is_some_and(|l| l.ballot() < ballot) {
+            self.yield_to(master);
+        }
+        self.lease.note_master(now_ns, master);
+    }
+}
+
+impl Replica {
+    pub(super) fn on_commit(&mut self, now_ns: Nanos, from: NodeId, msg: Commit) {
+        self.note_master_contact(now_ns, from, msg.ballot);
+        let mut slot = self.learner.chosen_through() + 1;
+        while slot <= msg.chosen_through {
+            if !self.learner.is_chosen(slot) {
+                match self.acceptor.accepted_in(slot, msg.ballot) {
+                    Some(value) => {
+                        let value = value.clone();
+                        self.learn(slot, value);
+                    }
+                    None => break,
+                }
+            }
+            slot += 1;
+        }
+        if self.learner.chosen_through() < msg.chosen_through {
+            self.note_chosen_elsewhere(now_ns, from, msg.chosen_through);
+        }
+    }
+
+    /// Records that `value` is chosen for `slot`, durably (without holding anything for it),
+    /// and applies whatever has become contiguous.
+    pub(super) fn learn(&mut self, slot: Slot, value: LogValue) {
+        if self.learner.knows(slot, &value) {
+            return;
+        }
+        let write = match self.acceptor.take(slot) {
+            Some((ballot, accepted)) if accepted == value => StorageWrite::Chosen { slot, ballot },
+            _ => StorageWrite::Learn {
+                slot,
+                value: value.clone(),
+            },
+        };
+        self.outbox.persist(vec![write]);
+        self.learner.insert(slot, value);
+        self.advance_chosen();
+    }
+
+    pub(super) fn advance_chosen(&mut self) {
+        self.learner.advance();
+        while let Some(responses) = self.learner.apply_next() {
+            let Some(leader) = &mut self.leader else {
+                continue;
+            };
+            for response in leader.answer(responses) {
+                self.outbox.push_reply(response);
+            }
+        }
+        self.serve_pending_reads();
+        self.maybe_snapshot();
+        self.finish_recovery_if_caught_up();
+    }
+}
