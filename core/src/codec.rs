@@ -111,6 +111,10 @@ pub fn encode<T: Serialize + DeserializeOwned + PartialEq>(
 pub fn decode<T: DeserializeOwned>(kind: FrameKind, buf: &[u8]) -> Result<(T, usize), DecodeError> {
     let len = frame_len(kind, buf)?;
     let total = HEADER_BYTES + len;
+    assert!(
+        len <= BODY_MAX_BYTES && total <= buf.len(),
+        "frame_len let a bad frame by"
+    );
     let body = &buf[HEADER_BYTES..total];
     let stored = u32::from_le_bytes(buf[12..16].try_into().expect("4 bytes"));
     let computed = checksum(&buf[0..12], body);
@@ -202,6 +206,10 @@ pub fn length_bit_flipped(buf: &[u8]) -> bool {
 /// Sets the version field of the frame at the start of `frame` and its checksum to match, as a
 /// build of that version would have written it. For tests of version handling.
 pub fn rewrite_version(frame: &mut [u8], version: u16) {
+    assert!(
+        frame.len() >= HEADER_BYTES && frame[0..4] == MAGIC,
+        "not a frame"
+    );
     frame[4..6].copy_from_slice(&version.to_le_bytes());
     let len = u32::from_le_bytes(frame[8..12].try_into().expect("4 bytes")) as usize;
     let crc = checksum(&frame[0..12], &frame[HEADER_BYTES..HEADER_BYTES + len]);

@@ -109,6 +109,11 @@ impl StateMachine {
     ///
     /// Panics if a request holds a read: the replica never logs reads.
     pub fn apply_batch(&mut self, slot: Slot, requests: &[ClientRequest]) -> Vec<ClientResponse> {
+        assert!(
+            requests.len() <= ENTRY_REQUESTS_MAX,
+            "{} requests in the entry at slot {slot}",
+            requests.len()
+        );
         for request in requests {
             assert!(
                 request.command.is_write(),
@@ -249,7 +254,9 @@ impl StateMachine {
     }
 
     /// Checks the running hashes and indexes against the state they summarize; O(state size).
-    /// Meant for tests and for a state just read back from a snapshot.
+    /// Meant for tests and for a state just read back from a snapshot (which
+    /// [`crate::snapshot::SnapshotImage::restore`] runs it on); applying checks the O(1) parts
+    /// as it goes.
     pub fn assert_invariants(&self) {
         assert_eq!(
             self.data.entries_hash(),

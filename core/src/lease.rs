@@ -185,6 +185,11 @@ impl LeaseProposer {
         config: LeaseConfig,
         holder_duration_ns: Nanos,
     ) -> Self {
+        assert!(
+            cluster_size > 0 && node > 0,
+            "replica {node} of {cluster_size}"
+        );
+        assert!(holder_duration_ns > 0, "a lease held for no time");
         Self {
             holder_duration_ns,
             node,
@@ -223,6 +228,10 @@ impl LeaseProposer {
     /// Starts an attempt (to acquire, or to extend a held lease). The timer starts now, before
     /// anything is asked.
     pub fn start(&mut self, now_ns: Nanos) -> ProposerAction {
+        assert!(
+            !self.is_attempting(),
+            "a lease attempt started over a running one"
+        );
         let ballot = Ballot::next_above(self.highest_seen, self.node);
         self.highest_seen = ballot;
         self.attempt = Attempt::Preparing {
@@ -275,6 +284,10 @@ impl LeaseProposer {
             *blocked = true;
         }
         promises.insert(from);
+        assert!(
+            promises.len() <= self.cluster_size,
+            "promises from outside the cluster"
+        );
         if promises.len() < majority(self.cluster_size) {
             return ProposerAction::None;
         }
@@ -314,10 +327,17 @@ impl LeaseProposer {
             return ProposerAction::Failed;
         }
         accepts.insert(from);
+        assert!(
+            accepts.len() <= self.cluster_size,
+            "acceptances from outside the cluster"
+        );
         if accepts.len() < majority(self.cluster_size) {
             return ProposerAction::None;
         }
+        // Timed from the start of the attempt, before anyone was asked: never from a reply.
         let held_until_ns = started_ns.saturating_add(self.holder_duration_ns);
+        // An extension started after the attempt that won the lease held now.
+        assert!(self.held_until_ns.is_none_or(|held| held <= held_until_ns));
         self.attempt = Attempt::Idle;
         self.held_until_ns = Some(held_until_ns);
         ProposerAction::Acquired { held_until_ns }

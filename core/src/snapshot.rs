@@ -109,6 +109,9 @@ impl SnapshotImage {
                 expected: meta.state_hash,
             });
         }
+        // The running hashes and indexes were read back, not rebuilt: check them against the
+        // state they summarize before it is used.
+        state.assert_invariants();
         Ok(state)
     }
 
@@ -137,6 +140,7 @@ impl SnapshotImage {
             );
             offset += len;
         }
+        assert_eq!(offset, self.meta.body_len, "chunks cover the body exactly");
     }
 
     /// Reads an image written by [`SnapshotImage::encode_frames`], verifying every frame and
@@ -161,6 +165,7 @@ impl SnapshotImage {
             };
             assembly.offer(offset, &bytes)?;
         }
+        assert!(used <= buf.len());
         Ok((assembly.finish()?, used))
     }
 }
@@ -227,6 +232,10 @@ impl SnapshotAssembly {
             });
         }
         self.body.extend_from_slice(bytes);
+        assert!(
+            self.next_offset() <= self.meta.body_len,
+            "assembly past its image"
+        );
         Ok(())
     }
 

@@ -26,8 +26,11 @@ impl Ballot {
 
     /// The smallest ballot owned by `node` that is above `seen`.
     pub fn next_above(seen: Ballot, node: NodeId) -> Ballot {
+        assert!(node > 0, "node ids start at 1");
         let round = seen.round.checked_add(1).expect("ballot round overflow");
-        Ballot { round, node }
+        let next = Ballot { round, node };
+        assert!(next > seen);
+        next
     }
 }
 

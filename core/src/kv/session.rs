@@ -111,6 +111,7 @@ impl SessionTable {
         while self.sessions.len() > config.sessions_max {
             self.evict_least_recently_used();
         }
+        assert!(self.sessions.len() <= config.sessions_max);
         for _ in 0..SESSION_EXPIRIES_PER_SLOT_MAX {
             match self.by_last_slot.first() {
                 Some(&(last_slot, _)) if is_idle(last_slot, slot, config) => {
@@ -148,6 +149,7 @@ impl SessionTable {
             self.insert(client_id, slot);
         }
         self.touch(client_id, slot);
+        self.check_sizes();
         self.sessions[&client_id].admission(seq)
     }
 
@@ -182,6 +184,13 @@ impl SessionTable {
             let (old_seq, old_reply) = session.replies.pop_first().expect("not empty");
             removed = removed.wrapping_add(reply_hash(client_id, old_seq, &old_reply));
         }
+        // The window slid: what is kept is within it (assert_invariants, for this session).
+        assert!(
+            session.replies.len() <= window_len(),
+            "reply window overfull"
+        );
+        let oldest = session.replies.keys().next().copied();
+        assert!(oldest.is_some_and(|s| !session.is_stale(s) && s <= session.highest_seq));
         let new_header = session.header_hash(client_id);
         self.sessions_hash = self
             .sessions_hash
@@ -246,6 +255,16 @@ impl SessionTable {
 
     fn header_hash(&self, client_id: ClientId) -> u64 {
         self.sessions[&client_id].header_hash(client_id)
+    }
+
+    /// The part of [`Self::assert_invariants`] that costs O(1): the index by last use holds
+    /// exactly one entry per session.
+    fn check_sizes(&self) {
+        assert_eq!(
+            self.sessions.len(),
+            self.by_last_slot.len(),
+            "session index out of step"
+        );
     }
 
     /// Checks the index and the running hash against the sessions; O(size of the table).

@@ -6,7 +6,7 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use super::hash::data_entry_hash;
-use crate::command::LIST_COUNT_MAX;
+use crate::command::{KEY_MAX_BYTES, LIST_COUNT_MAX, VALUE_MAX_BYTES};
 
 /// Ordered key-value pairs plus the wrapping sum of their entry hashes.
 ///
@@ -32,7 +32,14 @@ impl Store {
         self.map.get(key)
     }
 
+    /// Stores a pair of a command that passed `Command::validate`.
     pub(crate) fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        assert!(key.len() <= KEY_MAX_BYTES, "a key of {} bytes", key.len());
+        assert!(
+            value.len() <= VALUE_MAX_BYTES,
+            "a value of {} bytes",
+            value.len()
+        );
         let added = data_entry_hash(&key, &value);
         if let Some(old) = self.map.get(&key) {
             let removed = data_entry_hash(&key, old);
@@ -71,9 +78,11 @@ impl Store {
             .prefix_range(prefix, None)
             .map(|(key, _)| key.clone())
             .collect();
+        let before = self.map.len();
         for key in &doomed {
             self.remove(key).expect("a key just listed is present");
         }
+        assert_eq!(self.map.len() + doomed.len(), before);
         doomed.len()
     }
 
