@@ -369,8 +369,8 @@ impl Leader {
             }
             LeaderPhase::Active => {
                 assert!(self.ready_slot < self.next_slot && self.first_slot < self.next_slot);
-                let first = self.inflight.keys().next().copied();
-                let last = self.inflight.keys().next_back().copied();
+                let first = self.inflight.first_key_value().map(|(s, _)| *s);
+                let last = self.inflight.last_key_value().map(|(s, _)| *s);
                 assert!(
                     first.is_none_or(|s| s >= self.first_slot),
                     "slot below phase 1"

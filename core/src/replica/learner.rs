@@ -240,11 +240,20 @@ impl Learner {
             through_kept + self.chosen_above,
             "chosen slots {compacted}..={chosen} are not contiguous"
         );
-        assert!(self.chosen.keys().next().is_none_or(|s| *s > compacted));
-        assert!(
-            !self.chosen.contains_key(&(chosen + 1)),
-            "chosen-through lags"
-        );
+        // First and last keys cost a walk down one edge of the tree, a search costs compares
+        // at every level: search only when slots above chosen-through are kept.
+        let first = self.chosen.first_key_value().map(|(s, _)| *s);
+        assert!(first.is_none_or(|s| s > compacted));
+        if self.chosen_above == 0 {
+            let last = self.chosen.last_key_value().map(|(s, _)| *s);
+            assert!(
+                last.is_none_or(|s| s == chosen),
+                "slots kept above chosen-through"
+            );
+        } else {
+            let lags = self.chosen.contains_key(&(chosen + 1));
+            assert!(!lags, "chosen-through lags");
+        }
         assert!(self.state_hashes.len() <= STATE_HASHES_KEPT_MAX);
         match self.state_hashes.back() {
             None => assert_eq!(applied, 0, "no state hash after applying"),

@@ -22,6 +22,8 @@ pub(super) fn quiet_until_ns(config: &ReplicaConfig, now_ns: Nanos) -> Nanos {
 pub(super) struct MasterLease {
     me: NodeId,
     config: LeaseConfig,
+    /// `H`, the holder's duration ([`LeaseConfig::holder_duration_ns`]).
+    holder_ns: Nanos,
     attempt_timeout_ns: Nanos,
     backoff_max_ns: Nanos,
     retransmit_interval_ns: Nanos,
@@ -43,6 +45,7 @@ impl MasterLease {
         Self {
             me: config.node_id,
             config: config.lease,
+            holder_ns: config.lease.holder_duration_ns(),
             attempt_timeout_ns: config.lease_attempt_timeout_ns,
             backoff_max_ns: config.lease_backoff_max_ns,
             retransmit_interval_ns: config.retransmit_interval_ns,
@@ -107,7 +110,7 @@ impl MasterLease {
 
     /// When the master extends its lease: halfway through its holding time.
     fn extend_at_ns(&self, held_until_ns: Nanos) -> Nanos {
-        held_until_ns.saturating_sub(self.config.holder_duration_ns() / 2)
+        held_until_ns.saturating_sub(self.holder_ns / 2)
     }
 
     /// The earliest local time at which the lease side has something to do.
@@ -209,7 +212,7 @@ impl MasterLease {
     /// timer started before it asked, at or before now), the quiet period within one restart
     /// wait, and the next attempt within a backoff after it.
     pub(super) fn check_invariants(&self, now_ns: Nanos) {
-        let holder_ns = self.config.holder_duration_ns();
+        let holder_ns = self.holder_ns;
         if let Some(until) = self.proposer.holding_until_ns() {
             let longer_on_purpose = mutant::is(self.mutant, Mutant::StaleLeaseRead);
             assert!(

@@ -20,7 +20,7 @@ pub(super) struct Snapshots {
     /// Where this replica's schedule starts within each interval (see [`Self::next_slot`]).
     phase_slots: u64,
     log_retain_slots: u64,
-    mutant: Option<crate::mutant::Mutant>,
+    mutant: Option<Mutant>,
 }
 
 impl Snapshots {
