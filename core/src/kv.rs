@@ -255,8 +255,7 @@ impl StateMachine {
 
     /// Checks the running hashes and indexes against the state they summarize; O(state size).
     /// Meant for tests and for a state just read back from a snapshot (which
-    /// [`crate::snapshot::SnapshotImage::restore`] runs it on); applying checks the O(1) parts
-    /// as it goes.
+    /// `SnapshotImage::restore` runs it on); applying checks the O(1) parts as it goes.
     pub fn assert_invariants(&self) {
         assert_eq!(
             self.data.entries_hash(),
