@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use keyspace_core::StorageWrite;
+use keyspace_core::{drive, StorageWrite};
 use keyspace_core::{
     ClientId, ClientRequest, ClientResponse, Nanos, NodeId, Outcome, Output, Rejection, Replica,
     Role, Seq,
@@ -148,6 +148,8 @@ pub struct Shell {
     start: Instant,
     routes: HashMap<(ClientId, Seq), (Route, Instant)>,
     outbox: BTreeMap<NodeId, Vec<PeerFrame>>,
+    /// Outputs being carried out (kept to reuse its allocation).
+    drained: Vec<Output>,
     /// An answer went to one of this replica's own client connections in the current turn.
     answered_this_turn: bool,
     issued_token: u64,
@@ -182,6 +184,7 @@ impl Shell {
             start,
             routes: HashMap::new(),
             outbox: BTreeMap::new(),
+            drained: Vec::new(),
             answered_this_turn: false,
             issued_token: 0,
             next_sweep: Instant::now() + ROUTE_TTL,
@@ -472,7 +475,9 @@ impl Shell {
     }
 
     fn drain_outputs(&mut self) {
-        while let Some(output) = self.replica.poll_output() {
+        let mut outputs = std::mem::take(&mut self.drained);
+        drive::drain(&mut self.replica, &mut outputs);
+        for output in outputs.drain(..) {
             match output {
                 Output::Send { to, msg } => self
                     .outbox
@@ -490,6 +495,7 @@ impl Shell {
                 Output::Reply(response) => self.deliver(response),
             }
         }
+        self.drained = outputs;
     }
 
     fn flush_outbox(&mut self) {

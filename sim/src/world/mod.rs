@@ -13,7 +13,7 @@ mod replicas;
 use std::hash::Hasher;
 
 use keyspace_checker::Recorder;
-use keyspace_core::Nanos;
+use keyspace_core::{Input, Nanos};
 
 use crate::checks::Ledger;
 use crate::plan::{FaultPlan, Streams, NANOS_PER_SEC};
@@ -24,7 +24,7 @@ use clients::Clients;
 use events::{Event, EventQueue};
 use faults::Faults;
 use network::Network;
-use replicas::{Input, Replicas};
+use replicas::Replicas;
 
 pub use phases::{LIVENESS_BOUND_NS, LIVENESS_WRITES};
 
@@ -192,7 +192,7 @@ impl World {
                 }
                 self.stats.messages_delivered += 1;
                 let from_id = self.replicas.nodes[from].id;
-                self.drive(to, Input::Message(from_id, msg))
+                self.drive(to, Input::Message { from: from_id, msg })
             }
             Event::Request {
                 client,
@@ -210,7 +210,7 @@ impl World {
             }
             Event::Timer { node, .. } => self.timer_fired(node),
             Event::Synced { node, token, .. } => self.synced(node, token),
-            Event::EarlyAck { node, token, .. } => self.drive(node, Input::Persisted(token)),
+            Event::EarlyAck { node, token, .. } => self.drive(node, Input::Persisted { token }),
             Event::Restart { node, incarnation } => self.restart_after_crash(node, incarnation),
             Event::PhaseEnd => self.end_faults(),
             Event::LivenessDeadline => self.liveness_deadline(),

@@ -5,9 +5,9 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use keyspace_core::drive::{self, Input};
 use keyspace_core::{
-    Ballot, ClientRequest, Message, Mutant, Nanos, NodeId, Output, Replica, ReplicaConfig, Slot,
-    StorageWrite,
+    Ballot, Mutant, Nanos, NodeId, Output, Replica, ReplicaConfig, Slot, StorageWrite,
 };
 
 use super::events::Event;
@@ -21,14 +21,6 @@ use crate::Failure;
 
 /// A timer never fires earlier than this after the input that set it (no busy loops).
 const TIMER_MIN_NS: Nanos = 1_000;
-
-/// One input to a replica.
-pub(super) enum Input {
-    Message(NodeId, Message),
-    Request(ClientRequest),
-    Timeout,
-    Persisted(u64),
-}
 
 pub(super) struct Node {
     pub(super) id: NodeId,
@@ -164,18 +156,7 @@ impl World {
             return Ok(());
         };
         let mut out = std::mem::take(&mut self.replicas.out);
-        let result = guarded(|| {
-            match input {
-                Input::Message(from, msg) => replica.handle_message(local, from, msg),
-                Input::Request(request) => replica.handle_request(local, request),
-                Input::Timeout => replica.handle_timeout(local),
-                Input::Persisted(token) => replica.handle_persisted(local, token),
-            }
-            while let Some(output) = replica.poll_output() {
-                out.push(output);
-            }
-            replica.poll_timeout()
-        });
+        let result = guarded(|| drive::step(replica, local, input, &mut out));
         let deadline = result.map_err(|panic| {
             safety(format!(
                 "replica {} stopped on a violated invariant: {panic}",
@@ -278,7 +259,7 @@ impl World {
         disk.synced(token);
         disk.syncing = false;
         if !self.mutant(Mutant::AckBeforeFsync) {
-            self.drive(i, Input::Persisted(token))?;
+            self.drive(i, Input::Persisted { token })?;
         }
         if !self.replicas.nodes[i].disk.syncing {
             self.start_sync(i);
