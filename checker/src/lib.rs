@@ -17,7 +17,7 @@
 
 mod engine;
 pub mod formats;
-mod fxhash;
+pub mod fxhash;
 pub mod history;
 pub mod html;
 pub mod model;
@@ -25,6 +25,7 @@ pub mod models;
 mod recorder;
 mod runner;
 
+pub use fxhash::FxHasher;
 pub use history::{Operation, Outcome};
 pub use model::Model;
 pub use models::keyspace::{check_kv, History, KeyspaceModel};

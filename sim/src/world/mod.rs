@@ -12,12 +12,11 @@ mod replicas;
 
 use std::hash::Hasher;
 
-use keyspace_checker::Recorder;
+use keyspace_checker::{FxHasher, Recorder};
 use keyspace_core::{Input, Nanos};
 
 use crate::checks::Ledger;
 use crate::plan::{FaultPlan, Streams, NANOS_PER_SEC};
-use crate::trace::Fx;
 use crate::{Failure, FailureKind, SimOptions, Stats};
 
 use clients::Clients;
@@ -49,7 +48,8 @@ pub struct World {
     faults: Faults,
     pub recorder: Recorder,
     ledger: Ledger,
-    trace: Fx,
+    /// The trace hash: every processed event, in order.
+    trace: FxHasher,
     pub stats: Stats,
     phase: Phase,
     liveness_left: u64,
@@ -89,7 +89,7 @@ impl World {
             plan,
             recorder: Recorder::with_capacity(2048),
             ledger: Ledger::default(),
-            trace: Fx::new(),
+            trace: FxHasher::new(),
             stats: Stats::default(),
             phase: Phase::Faults,
             liveness_left: LIVENESS_WRITES,
