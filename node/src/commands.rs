@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 
 use keyspace_core::{Command, CommandError, Reply, Role};
 
-use crate::client::{Connection, Failure};
+use crate::connection::{Connection, Failure};
+use crate::event::Status;
 use crate::resp::Writer;
 
 /// How a store reply is shown to a Redis client.
@@ -142,8 +143,19 @@ fn arity_of(name: &str) -> Option<i32> {
         .map(|&(_, arity)| arity)
 }
 
+/// What of a connection's state decides how its commands parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionFlags {
+    /// AUTH succeeded, or no password is configured.
+    pub authenticated: bool,
+    /// After a refused `MULTI`, until `EXEC` or `DISCARD`.
+    pub in_refused_multi: bool,
+    /// `READONLY`: reads go to this replica, possibly stale.
+    pub readonly: bool,
+}
+
 /// Turns a command's arguments into what to do.
-pub fn parse(args: &[Vec<u8>], conn: &Connection<'_>) -> Action {
+pub fn parse(args: &[Vec<u8>], conn: ConnectionFlags) -> Action {
     let name = text(&args[0]);
     let Some(arity) = arity_of(&name) else {
         let first: Vec<String> = args[1..]
@@ -687,7 +699,7 @@ async fn info_text(conn: &Connection<'_>, section: Option<&str>) -> String {
     text
 }
 
-fn replication_text(s: &crate::shell::Status) -> String {
+fn replication_text(s: &Status) -> String {
     let (role, keyspace_role) = match s.role {
         Role::Master => ("master", "master"),
         Role::Recovering => ("master", "recovering"),
