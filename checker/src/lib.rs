@@ -26,10 +26,10 @@ mod recorder;
 mod runner;
 
 pub use fxhash::FxHasher;
-pub use history::{Operation, Outcome};
+pub use history::{End, Operation, Outcome, Recorded};
 pub use model::Model;
 pub use models::keyspace::{check_kv, History, KeyspaceModel};
 pub use models::register::{check_register, CasRegister, RegisterInput, RegisterOutput};
 pub use models::string_map::{check_string_map, MapInput, MapOutput, StringMap};
-pub use recorder::{End, OpId, Recorded, Recorder};
+pub use recorder::{OpId, Recorder};
 pub use runner::{CheckOptions, CheckResult, LinearizedOp, Violation, MEMORY_MAX_BYTES_DEFAULT};
