@@ -239,6 +239,14 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
         "COUNT" => store(Command::Count { prefix: key() }),
         "DBSIZE" => store(Command::Count { prefix: Vec::new() }),
         "LISTKEYS" | "LISTKEYVALUES" => parse_list(name, args),
+        "DEL" | "EXISTS" | "MGET" | "MSET" => parse_multi_key(name, args),
+        _ => parse_connection(name, args),
+    }
+}
+
+/// The commands that name several keys: each is one store command, read or applied at once.
+fn parse_multi_key(name: &str, args: &[Vec<u8>]) -> Action {
+    match name {
         // One command, so one log entry: every key goes at once.
         "DEL" => store(Command::MultiDelete {
             keys: args[1..].to_vec(),
@@ -262,7 +270,7 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
                 .map(|pair| (pair[0].clone(), pair[1].clone()))
                 .collect(),
         }),
-        _ => parse_connection(name, args),
+        _ => unreachable!("not a multi-key command: {name}"),
     }
 }
 
