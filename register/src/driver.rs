@@ -1,0 +1,186 @@
+//! [`Register`]: drives the sans-IO [`Client`] over real stores, one thread per store.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::client::{Client, Completion, Config, ConfigError, RequestId, StartError};
+use crate::keys::Timestamp;
+use crate::store::{Store, StoreError, StoreOp, StoreReply};
+
+/// Requests waiting for one store's thread; past it a request fails at once (the store is too
+/// slow to keep up, and the register treats it as silent).
+pub const STORE_QUEUE_MAX: usize = 1024;
+/// How long an operation may wait for `n - t` stores unless told otherwise.
+pub const TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Error)]
+pub enum RegisterError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("{failed} stores failed and at least {needed} must answer: start the failed stores again or check their addresses")]
+    Unavailable { failed: usize, needed: usize },
+    #[error("fewer than {needed} stores answered within {waited_ms} ms (more than a minority of the stores is down or slow); a write may still take effect")]
+    Timeout { needed: usize, waited_ms: u128 },
+}
+
+type Reply = (RequestId, Result<StoreReply, StoreError>);
+
+/// A register over real stores. Each store is served by its own thread, so a slow or dead
+/// store holds up nothing: every operation follows the `n - t` fastest stores.
+pub struct Register {
+    client: Client,
+    stores: Vec<SyncSender<(RequestId, StoreOp)>>,
+    replies: Receiver<Reply>,
+    timeout: Duration,
+    round_trips: u32,
+}
+
+impl Register {
+    pub fn new<S: Store + Send + 'static>(
+        stores: Vec<S>,
+        config: Config,
+    ) -> Result<Register, RegisterError> {
+        let config = Config {
+            stores: stores.len(),
+            ..config
+        };
+        let client = Client::new(config)?;
+        let (reply_tx, replies) = mpsc::channel();
+        let stores = stores
+            .into_iter()
+            .map(|store| spawn_store(store, reply_tx.clone()))
+            .collect();
+        Ok(Register {
+            client,
+            stores,
+            replies,
+            timeout: TIMEOUT_DEFAULT,
+            round_trips: 0,
+        })
+    }
+
+    /// How long an operation waits for `n - t` stores before giving up.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Round trips of the last operation (see [`Completion`]).
+    pub fn last_round_trips(&self) -> u32 {
+        self.round_trips
+    }
+
+    pub fn write(&mut self, value: &[u8]) -> Result<Timestamp, RegisterError> {
+        self.client.start_write(value.to_vec())?;
+        match self.drive()? {
+            Completion::Written { ts, round_trips } => {
+                self.round_trips = round_trips;
+                Ok(ts)
+            }
+            other => Err(self.failure(other)),
+        }
+    }
+
+    /// The value and its timestamp; `None` while nothing was ever written.
+    pub fn read(&mut self) -> Result<(Timestamp, Option<Vec<u8>>), RegisterError> {
+        self.client.start_read()?;
+        match self.drive()? {
+            Completion::Read {
+                ts,
+                value,
+                round_trips,
+            } => {
+                self.round_trips = round_trips;
+                Ok((ts, value))
+            }
+            other => Err(self.failure(other)),
+        }
+    }
+
+    /// Lets the last write's clean-up run on for at most `within`; whether it finished.
+    pub fn settle(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            self.flush();
+            if self.client.is_idle() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.replies.recv_timeout(left) {
+                Ok((id, reply)) => self.client.handle_reply(id, reply),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn failure(&mut self, completion: Completion) -> RegisterError {
+        match completion {
+            Completion::Unavailable { failed, needed } => {
+                RegisterError::Unavailable { failed, needed }
+            }
+            other => unreachable!("operation ended with {other:?}"),
+        }
+    }
+
+    fn drive(&mut self) -> Result<Completion, RegisterError> {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        loop {
+            self.flush();
+            if let Some(completion) = self.client.poll_completion() {
+                self.flush();
+                return Ok(completion);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.replies.recv_timeout(left) {
+                Ok((id, reply)) => {
+                    self.client.handle_reply(id, reply);
+                    // Every answer already here goes in before the client decides.
+                    while let Ok((id, reply)) = self.replies.try_recv() {
+                        self.client.handle_reply(id, reply);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(RegisterError::Timeout {
+                        needed: self.client.quorum(),
+                        waited_ms: started.elapsed().as_millis(),
+                    })
+                }
+                Err(RecvTimeoutError::Disconnected) => unreachable!("the register holds a sender"),
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(request) = self.client.poll_request() {
+            let failure = match self.stores[request.store].try_send((request.id, request.op)) {
+                Ok(()) => continue,
+                Err(TrySendError::Full(_)) => "the store's request queue is full",
+                Err(TrySendError::Disconnected(_)) => "the store's thread ended",
+            };
+            let reply = Err(StoreError(failure.to_string()));
+            self.client.handle_reply(request.id, reply);
+        }
+    }
+}
+
+fn spawn_store<S: Store + Send + 'static>(
+    mut store: S,
+    replies: mpsc::Sender<Reply>,
+) -> SyncSender<(RequestId, StoreOp)> {
+    let (tx, rx) = mpsc::sync_channel::<(RequestId, StoreOp)>(STORE_QUEUE_MAX);
+    thread::spawn(move || {
+        // Ends when the register is dropped (the sender goes) or no one listens any more.
+        while let Ok((id, op)) = rx.recv() {
+            let reply = op.apply(&mut store);
+            if replies.send((id, reply)).is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
