@@ -42,14 +42,7 @@ impl Store for Shared {
 }
 
 fn config(client_id: u64) -> Config {
-    Config {
-        stores: 3,
-        variant: Variant::Atomic,
-        client_id,
-        name: "greeting".to_string(),
-        #[cfg(feature = "mutants")]
-        mutant: None,
-    }
+    Config::new(3, Variant::Atomic, client_id, "greeting")
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -58,6 +58,19 @@ pub struct Config {
     pub mutant: Option<Mutant>,
 }
 
+impl Config {
+    pub fn new(stores: usize, variant: Variant, client_id: u64, name: &str) -> Config {
+        Config {
+            stores,
+            variant,
+            client_id,
+            name: name.to_string(),
+            #[cfg(feature = "mutants")]
+            mutant: None,
+        }
+    }
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{0} stores: a register spans 1 to {STORES_MAX}")]

@@ -73,18 +73,12 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         .iter()
         .map(|addr| RedisStore::new(addr, timeout))
         .collect();
-    let config = Config {
-        stores: stores.len(),
-        variant: if cli.atomic {
-            Variant::Atomic
-        } else {
-            Variant::Regular
-        },
-        client_id: random_client_id(),
-        name,
-        #[cfg(feature = "mutants")]
-        mutant: None,
+    let variant = if cli.atomic {
+        Variant::Atomic
+    } else {
+        Variant::Regular
     };
+    let config = Config::new(stores.len(), variant, random_client_id(), &name);
     let mut register = Register::new(stores, config).map_err(|e| e.to_string())?;
     register.set_timeout(timeout);
     match &cli.command {
