@@ -341,6 +341,13 @@ impl Client {
         Ok(())
     }
 
+    /// Whether the client still waits for the answer to request `id`. A caller that queues
+    /// requests for a slow store can skip those no longer wanted (of finished operations), so
+    /// that store's backlog cannot grow with the operations the other stores served.
+    pub fn wants(&self, id: RequestId) -> bool {
+        self.pending.contains_key(&id)
+    }
+
     pub fn poll_request(&mut self) -> Option<Request> {
         self.advance();
         self.outbox.pop_front()

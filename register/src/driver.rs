@@ -1,6 +1,7 @@
 //! [`Register`]: drives the sans-IO [`Client`] over real stores, one thread per store.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -10,8 +11,8 @@ use crate::client::{Client, Completion, Config, ConfigError, RequestId, StartErr
 use crate::keys::Timestamp;
 use crate::store::{Store, StoreError, StoreOp, StoreReply};
 
-/// Requests waiting for one store's thread; past it a request fails at once (the store is too
-/// slow to keep up, and the register treats it as silent).
+/// Requests waiting for one store; past it a request fails at once (the store is too slow to
+/// keep up, and the register treats it as silent).
 pub const STORE_QUEUE_MAX: usize = 1024;
 /// How long an operation may wait for `n - t` stores unless told otherwise.
 pub const TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
@@ -28,13 +29,17 @@ pub enum RegisterError {
     Timeout { needed: usize, waited_ms: u128 },
 }
 
-type Reply = (RequestId, Result<StoreReply, StoreError>);
+type Reply = (usize, RequestId, Result<StoreReply, StoreError>);
 
 /// A register over real stores. Each store is served by its own thread, so a slow or dead
 /// store holds up nothing: every operation follows the `n - t` fastest stores.
 pub struct Register {
     client: Client,
     stores: Vec<SyncSender<(RequestId, StoreOp)>>,
+    /// Per store, requests not yet handed to its thread, which takes one at a time: a request
+    /// the client no longer wants by its turn is dropped unsent.
+    queues: Vec<VecDeque<(RequestId, StoreOp)>>,
+    busy: Vec<bool>,
     replies: Receiver<Reply>,
     timeout: Duration,
     round_trips: u32,
@@ -51,13 +56,17 @@ impl Register {
         };
         let client = Client::new(config)?;
         let (reply_tx, replies) = mpsc::channel();
+        let n = stores.len();
         let stores = stores
             .into_iter()
-            .map(|store| spawn_store(store, reply_tx.clone()))
+            .enumerate()
+            .map(|(i, store)| spawn_store(i, store, reply_tx.clone()))
             .collect();
         Ok(Register {
             client,
             stores,
+            queues: vec![VecDeque::new(); n],
+            busy: vec![false; n],
             replies,
             timeout: TIMEOUT_DEFAULT,
             round_trips: 0,
@@ -111,7 +120,7 @@ impl Register {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.replies.recv_timeout(left) {
-                Ok((id, reply)) => self.client.handle_reply(id, reply),
+                Ok(reply) => self.take_reply(reply),
                 Err(_) => return false,
             }
         }
@@ -137,11 +146,11 @@ impl Register {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.replies.recv_timeout(left) {
-                Ok((id, reply)) => {
-                    self.client.handle_reply(id, reply);
+                Ok(reply) => {
+                    self.take_reply(reply);
                     // Every answer already here goes in before the client decides.
-                    while let Ok((id, reply)) = self.replies.try_recv() {
-                        self.client.handle_reply(id, reply);
+                    while let Ok(reply) = self.replies.try_recv() {
+                        self.take_reply(reply);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -155,29 +164,54 @@ impl Register {
         }
     }
 
+    fn take_reply(&mut self, (store, id, reply): Reply) {
+        self.busy[store] = false;
+        self.client.handle_reply(id, reply);
+    }
+
+    /// Queues what the client asks for, then hands each idle store its next wanted request.
     fn flush(&mut self) {
         while let Some(request) = self.client.poll_request() {
-            let failure = match self.stores[request.store].try_send((request.id, request.op)) {
-                Ok(()) => continue,
-                Err(TrySendError::Full(_)) => "the store's request queue is full",
-                Err(TrySendError::Disconnected(_)) => "the store's thread ended",
-            };
-            let reply = Err(StoreError(failure.to_string()));
+            let queue = &mut self.queues[request.store];
+            if queue.len() < STORE_QUEUE_MAX {
+                queue.push_back((request.id, request.op));
+                continue;
+            }
+            let reply = Err(StoreError("the store's request queue is full".to_string()));
             self.client.handle_reply(request.id, reply);
+        }
+        for store in 0..self.stores.len() {
+            if self.busy[store] {
+                continue;
+            }
+            let queue = &mut self.queues[store];
+            while let Some((id, op)) = queue.pop_front() {
+                if !self.client.wants(id) {
+                    continue;
+                }
+                if self.stores[store].send((id, op)).is_err() {
+                    let reply = Err(StoreError("the store's thread ended".to_string()));
+                    self.client.handle_reply(id, reply);
+                    continue;
+                }
+                self.busy[store] = true;
+                break;
+            }
         }
     }
 }
 
 fn spawn_store<S: Store + Send + 'static>(
+    index: usize,
     mut store: S,
     replies: mpsc::Sender<Reply>,
 ) -> SyncSender<(RequestId, StoreOp)> {
-    let (tx, rx) = mpsc::sync_channel::<(RequestId, StoreOp)>(STORE_QUEUE_MAX);
+    let (tx, rx) = mpsc::sync_channel::<(RequestId, StoreOp)>(1);
     thread::spawn(move || {
         // Ends when the register is dropped (the sender goes) or no one listens any more.
         while let Ok((id, op)) = rx.recv() {
             let reply = op.apply(&mut store);
-            if replies.send((id, reply)).is_err() {
+            if replies.send((index, id, reply)).is_err() {
                 return;
             }
         }
