@@ -489,7 +489,12 @@ impl Client {
                 return;
             }
             let seen = write.listed.iter().flatten().flatten().flatten().max();
-            let ts = Timestamp::after(seen.copied().unwrap_or_default(), self.config.client_id);
+            let seen = seen.copied().unwrap_or_default();
+            let ts = Timestamp::after(seen, self.config.client_id);
+            assert!(
+                ts > seen,
+                "a write's timestamp is above every key it listed"
+            );
             self.start_put(&mut write, ts);
             self.op = Some(Op::Write(write));
             return;
@@ -607,6 +612,10 @@ impl Client {
             .collect();
         doomed.sort();
         doomed.truncate(REMOVES_PER_STORE_MAX);
+        assert!(
+            !keep_newest || !matches!(newest, Some(n) if doomed.contains(&self.keys.write_once(n))),
+            "a clean-up never removes a store's newest write-once key"
+        );
         doomed
     }
 }
@@ -665,6 +674,13 @@ impl Client {
             self.op = Some(Op::Read(read));
             return;
         }
+        assert!(
+            done.iter().all(|c| match (&c.step, c.bound) {
+                (Step::Done(answer), Some(bound)) => answer.as_ref().map(|r| r.ts) >= bound,
+                _ => true,
+            }),
+            "every chain's answer is at least as new as its store's first listing"
+        );
         let round_trips = done.iter().map(|c| c.round_trips).max().unwrap_or(0);
         let best = done
             .iter()
@@ -699,6 +715,10 @@ impl Client {
                 round_trips,
             });
         }
+        assert!(
+            record.ts > Timestamp::ZERO,
+            "only a written value is written back"
+        );
         let key = self.keys.write_once(record.ts);
         let encoded = record.encode();
         for store in 0..self.config.stores {
@@ -770,11 +790,15 @@ impl Client {
                 key: Some(key),
                 eternal: Some(eternal),
             } => {
-                if let Some(record) = key.take().filter(|r| r.ts == *target) {
+                let bound = chain.bound.expect("fetching after a listing");
+                // Below the bound only when a store lost its newest key: then look further.
+                let fetched = key
+                    .take()
+                    .filter(|r| r.ts == *target && Some(r.ts) >= bound);
+                if let Some(record) = fetched {
                     chain.step = Step::Done(Some(record));
                     return;
                 }
-                let bound = chain.bound.expect("fetching after a listing");
                 if let Some(answer) = Self::acceptable(bound, eternal.take()) {
                     chain.step = Step::Done(answer);
                     return;

@@ -165,6 +165,10 @@ impl Register {
     }
 
     fn take_reply(&mut self, (store, id, reply): Reply) {
+        assert!(
+            self.busy[store],
+            "an answer comes only from a store given a request"
+        );
         self.busy[store] = false;
         self.client.handle_reply(id, reply);
     }

@@ -600,7 +600,12 @@ impl World {
 
     fn complete(&mut self, slot: usize, completion: Completion) {
         let running = self.slots[slot].op.take().expect("an operation ran");
+        assert!(
+            self.op_correct[running.index],
+            "a crashed client completes nothing"
+        );
         if running.is_write {
+            assert!(self.writes_in_progress > 0, "a write in progress ends once");
             self.writes_in_progress -= 1;
         }
         let (output, round_trips, kind) = match completion {
