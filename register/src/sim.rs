@@ -21,10 +21,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::hash::Hasher;
 
 use keyspace_checker::{
-    check_register, check_regular, CheckOptions, CheckResult, Operation, Outcome, RegisterInput,
-    RegisterOutput,
+    check_register, check_regular, CheckOptions, CheckResult, FxHasher, Operation, Outcome,
+    RegisterInput, RegisterOutput,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -141,6 +142,7 @@ pub fn run_seed(options: &SimOptions) -> SeedReport {
     if failure.is_none() && !world.stats.beyond_t {
         failure = world.run_idle_phase();
     }
+    world.stats.trace_hash = world.trace.finish();
     let history = world.history();
     let verdict = check_history(options.variant, &history);
     // A wrong value outranks a stuck operation or a stray copy.
@@ -325,6 +327,8 @@ struct World {
     calm: bool,
     events: u64,
     keys: Keys,
+    /// The hash of every event's time and every request a store served, in order.
+    trace: FxHasher,
     stats: Stats,
 }
 
@@ -364,6 +368,7 @@ impl World {
             calm: false,
             events: 0,
             keys: Keys::new(NAME).expect("valid name"),
+            trace: FxHasher::new(),
             stats,
             plan,
         };
@@ -447,7 +452,7 @@ impl World {
                 return;
             }
             self.now_ns = at;
-            self.stats.trace_hash = mix(self.stats.trace_hash, at);
+            self.trace.write_u64(at);
             if self.options.trace {
                 eprintln!("{at:>12} {event:?}");
             }
@@ -485,7 +490,7 @@ impl World {
             return;
         }
         let reply = request.op.apply(&mut self.stores[store].mem);
-        self.stats.trace_hash = mix(self.stats.trace_hash, request.id);
+        self.trace.write_u64(request.id);
         if request.op.is_mutation() {
             self.note_mutation(&request.op, store);
         }
@@ -819,10 +824,4 @@ fn decode_value(value: Option<Vec<u8>>) -> Option<i64> {
     let bytes = value?;
     let text = String::from_utf8(bytes).expect("simulated values are decimal text");
     Some(text.parse().expect("simulated values are integers"))
-}
-
-fn mix(hash: u64, value: u64) -> u64 {
-    (hash ^ value)
-        .wrapping_mul(0x0100_0000_01b3)
-        .rotate_left(17)
 }
