@@ -9,7 +9,7 @@ use keyspace_core::Nanos;
 use super::events::Event;
 use super::{Phase, World};
 use crate::disk::StorageFault;
-use crate::plan::FaultPlan;
+use crate::plan::{FaultPlan, GRANT_CRASH_DOWNTIME_MAX_NS};
 
 /// The random streams of the faults.
 pub(super) struct Faults {
@@ -136,6 +136,25 @@ impl World {
             );
         }
         self.next_fault(self.plan.crash_every_ns, Event::Crash);
+    }
+
+    /// A replica that dies right after its first lease grant to another and comes straight
+    /// back, while the lease it granted and forgot is still held (see the plan).
+    pub(super) fn crash_after_first_grant(&mut self, i: usize) {
+        let crashes = std::mem::take(&mut self.plan.crash_after_first_grant[i]);
+        if !crashes || self.phase != Phase::Faults {
+            return;
+        }
+        self.crash(i);
+        let down = self.faults.rng.gen_range(1..=GRANT_CRASH_DOWNTIME_MAX_NS);
+        let incarnation = self.replicas.nodes[i].incarnation;
+        self.schedule(
+            self.now + down,
+            Event::Restart {
+                node: i,
+                incarnation,
+            },
+        );
     }
 
     pub(super) fn fault_pause(&mut self) {
