@@ -44,6 +44,8 @@ struct ClusterProcess {
     child: Child,
     base_port: u16,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The threads that collect the lines; they end when the process closes its output.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl ClusterProcess {
@@ -63,21 +65,26 @@ impl ClusterProcess {
         }
         let mut child = command.spawn().expect("start keyspace cluster");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        for output in [
+        let outputs = [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(output).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
+        ];
+        let readers = outputs
+            .into_iter()
+            .map(|output| {
+                let lines = lines.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(output).lines().map_while(Result::ok) {
+                        lines.lock().unwrap().push(line);
+                    }
+                })
+            })
+            .collect();
         ClusterProcess {
             child,
             base_port,
             lines,
+            readers,
         }
     }
 
@@ -151,11 +158,14 @@ impl ClusterProcess {
         unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
     }
 
-    /// Waits for the cluster process to end by itself.
+    /// Waits for the cluster process to end, and for everything it printed.
     fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                for reader in self.readers.drain(..) {
+                    reader.join().unwrap();
+                }
                 return status;
             }
             assert!(
