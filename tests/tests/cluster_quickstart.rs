@@ -92,31 +92,38 @@ impl ClusterProcess {
         self.lines.lock().unwrap().join("\n")
     }
 
-    /// The first printed line that starts with `prefix`, waiting for it.
-    fn wait_for_line(&self, prefix: &str, timeout: Duration) -> String {
+    /// Polls `found` until it gives a value, for at most `timeout`.
+    fn poll<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut found: impl FnMut(&mut Self) -> Option<T>,
+    ) -> T {
         let start = Instant::now();
         loop {
-            let found = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|line| line.starts_with(prefix))
-                .cloned();
-            if let Some(line) = found {
-                return line;
+            if let Some(value) = found(self) {
+                return value;
             }
             assert!(
                 start.elapsed() < timeout,
-                "no line starting with {prefix:?} within {timeout:?}; printed:\n{}",
+                "{what}: not within {timeout:?}; printed:\n{}",
                 self.printed()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
+    /// The first printed line that starts with `prefix`, waiting for it.
+    fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        let what = format!("a line starting with {prefix:?}");
+        self.poll(&what, timeout, |cluster| {
+            let lines = cluster.lines.lock().unwrap();
+            lines.iter().find(|line| line.starts_with(prefix)).cloned()
+        })
+    }
+
     /// Replica `id`'s pid, as printed at start.
-    fn pid(&self, id: u16) -> u32 {
+    fn pid(&mut self, id: u16) -> u32 {
         let line = self.wait_for_line(&format!("replica {id}: pid "), STEP_TIMEOUT);
         let digits: String = line[format!("replica {id}: pid ").len()..]
             .chars()
@@ -126,7 +133,7 @@ impl ClusterProcess {
     }
 
     /// The first master, as printed.
-    fn master(&self) -> u16 {
+    fn master(&mut self) -> u16 {
         let line = self.wait_for_line("master: replica ", STEP_TIMEOUT);
         line["master: replica ".len()..]
             .split(' ')
@@ -136,7 +143,7 @@ impl ClusterProcess {
     }
 
     /// The temporary data directory the cluster chose, from the line of replica 1.
-    fn data_root(&self) -> PathBuf {
+    fn data_root(&mut self) -> PathBuf {
         let line = self.wait_for_line("replica 1: pid ", STEP_TIMEOUT);
         let data = line
             .split(", ")
@@ -147,6 +154,18 @@ impl ClusterProcess {
 
     fn addr(&self, id: u16) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.base_port + id - 1))
+    }
+
+    /// SIGINT, as Ctrl-C sends: the cluster exits well, and every replica in `pids` is gone.
+    fn stop_with_ctrl_c(&mut self, pids: &[u32]) {
+        self.signal(libc::SIGINT);
+        let status = self.wait_exit(STEP_TIMEOUT);
+        assert!(
+            status.success(),
+            "after Ctrl-C: {status}\n{}",
+            self.printed()
+        );
+        wait_until_gone(pids);
     }
 
     fn is_running(&mut self) -> bool {
@@ -160,21 +179,13 @@ impl ClusterProcess {
 
     /// Waits for the cluster process to end, and for everything it printed.
     fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                for reader in self.readers.drain(..) {
-                    reader.join().unwrap();
-                }
-                return status;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "the cluster still runs after {timeout:?}; printed:\n{}",
-                self.printed()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let status = self.poll("the cluster's exit", timeout, |cluster| {
+            cluster.child.try_wait().unwrap()
+        });
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
         }
+        status
     }
 }
 
@@ -311,14 +322,7 @@ fn kill_9_of_the_master_fails_over_within_the_lease_bound_and_loses_no_acknowled
     let line = cluster.wait_for_line("  to restart it: ", STEP_TIMEOUT);
     assert!(line.contains(&format!("--id {master} ")), "{line}");
 
-    cluster.signal(libc::SIGINT);
-    let status = cluster.wait_exit(STEP_TIMEOUT);
-    assert!(
-        status.success(),
-        "after Ctrl-C: {status}\n{}",
-        cluster.printed()
-    );
-    wait_until_gone(&pids);
+    cluster.stop_with_ctrl_c(&pids);
     for id in 1..=NODES {
         let data = dir.0.join(format!("node-{id}"));
         let entries = std::fs::read_dir(&data).map(|d| d.count()).unwrap_or(0);
@@ -334,14 +338,7 @@ fn ctrl_c_stops_every_replica_and_removes_the_temporary_directory() {
     let root = cluster.data_root();
     assert!(root.join("node-1").exists(), "{}", root.display());
 
-    cluster.signal(libc::SIGINT);
-    let status = cluster.wait_exit(STEP_TIMEOUT);
-    assert!(
-        status.success(),
-        "after Ctrl-C: {status}\n{}",
-        cluster.printed()
-    );
-    wait_until_gone(&pids);
+    cluster.stop_with_ctrl_c(&pids);
     assert!(!root.exists(), "{} was left behind", root.display());
     assert!(
         !cluster.printed().contains("was killed by"),

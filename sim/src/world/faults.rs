@@ -124,16 +124,8 @@ impl World {
             .collect();
         if !up.is_empty() {
             let i = up[self.faults.rng.gen_range(0..up.len())];
-            self.crash(i);
             let down = self.faults.rng.gen_range(1..=self.plan.downtime_max_ns);
-            let incarnation = self.replicas.nodes[i].incarnation;
-            self.schedule(
-                self.now + down,
-                Event::Restart {
-                    node: i,
-                    incarnation,
-                },
-            );
+            self.crash_for(i, down);
         }
         self.next_fault(self.plan.crash_every_ns, Event::Crash);
     }
@@ -145,8 +137,13 @@ impl World {
         if !crashes || self.phase != Phase::Faults {
             return;
         }
-        self.crash(i);
         let down = self.faults.rng.gen_range(1..=GRANT_CRASH_DOWNTIME_MAX_NS);
+        self.crash_for(i, down);
+    }
+
+    /// Replica `i` dies and restarts `down` later.
+    fn crash_for(&mut self, i: usize, down: Nanos) {
+        self.crash(i);
         let incarnation = self.replicas.nodes[i].incarnation;
         self.schedule(
             self.now + down,
