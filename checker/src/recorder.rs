@@ -1,7 +1,7 @@
 //! Recording a history of the store's commands as clients see them.
 
 use crate::formats::jsonl;
-use crate::history::{Operation, Outcome};
+use crate::history::{End, Recorded};
 use crate::models::keyspace::History;
 use keyspace_core::{Command, Reply};
 use std::io;
@@ -14,26 +14,6 @@ impl OpId {
     pub fn index(self) -> usize {
         self.0 as usize
     }
-}
-
-/// An operation as recorded, including ones that certainly did not take effect.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recorded {
-    pub client: u64,
-    pub invoke_ns: u64,
-    pub command: Command,
-    pub end: End,
-}
-
-/// How a recorded operation ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum End {
-    /// Completed with this reply.
-    Ok { at_ns: u64, reply: Reply },
-    /// Certainly not applied; left out of the history.
-    Fail { at_ns: u64 },
-    /// Outcome unknown: it may have taken effect at any time after its invoke, or never.
-    Unknown,
 }
 
 /// Records invocations and their outcomes; cheap enough to call on every client operation.
@@ -140,36 +120,14 @@ impl Recorder {
 
     /// The history to check: failed operations left out.
     pub fn history(&self) -> History {
-        history_of(self.ops.iter().cloned())
+        History::from_recorded(self.ops.iter().cloned())
     }
 
     pub fn into_history(self) -> History {
-        history_of(self.ops.into_iter())
+        History::from_recorded(self.ops.into_iter())
     }
 
     pub fn from_recorded(ops: Vec<Recorded>) -> Self {
         Recorder { ops }
     }
-}
-
-pub(crate) fn history_of(ops: impl Iterator<Item = Recorded>) -> History {
-    let ops = ops
-        .filter_map(|op| {
-            let outcome = match op.end {
-                End::Ok { at_ns, reply } => Outcome::Returned {
-                    at_ns,
-                    output: reply,
-                },
-                End::Fail { .. } => return None,
-                End::Unknown => Outcome::Unknown,
-            };
-            Some(Operation {
-                client: op.client,
-                invoke_ns: op.invoke_ns,
-                input: op.command,
-                outcome,
-            })
-        })
-        .collect();
-    History { ops }
 }

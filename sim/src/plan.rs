@@ -13,6 +13,9 @@ use keyspace_core::Nanos;
 pub const NANOS_PER_MICRO: Nanos = 1_000;
 pub const NANOS_PER_MILLI: Nanos = 1_000_000;
 pub const NANOS_PER_SEC: Nanos = 1_000_000_000;
+/// Longest downtime of a replica that died right after its first lease grant: it comes back
+/// while the lease it granted is still held.
+pub const GRANT_CRASH_DOWNTIME_MAX_NS: Nanos = 100 * NANOS_PER_MILLI;
 
 /// Which families of faults a run may inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -122,6 +125,10 @@ pub struct FaultPlan {
     /// Whether a crash may keep a random prefix of the unsynced writes (they reached the disk
     /// without a sync) instead of losing all of them.
     pub crash_keeps_unsynced_prefix: bool,
+    /// The replicas that die right after their first lease grant to another replica, often
+    /// before anything they wrote is durable, and come straight back (the case the restart
+    /// quiet period exists for, which only a brand-new cluster may skip).
+    pub crash_after_first_grant: Vec<bool>,
     // Storage faults (see the fault budget in the README).
     /// The fault atlas: the replicas whose storage may be corrupted at rest (a minority).
     pub storage_faulty: Vec<bool>,
@@ -185,6 +192,39 @@ impl Streams {
     }
 }
 
+/// Which faults of the enabled families a run has (swarm testing: each fault of an enabled
+/// family is itself switched on with probability 3/4).
+struct Switches {
+    loss: bool,
+    dup: bool,
+    tail: bool,
+    jitter: bool,
+    partition: bool,
+    skew: bool,
+    drift: bool,
+    pause: bool,
+    crash: bool,
+    slow_disk: bool,
+}
+
+impl Switches {
+    fn draw(profile: Profile, rng: &mut ChaCha8Rng) -> Switches {
+        let mut on = |enabled: bool| enabled && rng.gen_range(0..4) != 0;
+        Switches {
+            loss: on(profile.net()),
+            dup: on(profile.net()),
+            tail: on(profile.net()),
+            jitter: on(profile.net()),
+            partition: on(profile.net()),
+            skew: on(profile.clock()),
+            drift: on(profile.clock()),
+            pause: on(profile.clock()),
+            crash: on(profile.crash()),
+            slow_disk: on(profile.crash()),
+        }
+    }
+}
+
 impl FaultPlan {
     /// The plan the run of `options` draws.
     pub fn draw_for(options: &crate::SimOptions) -> FaultPlan {
@@ -198,21 +238,7 @@ impl FaultPlan {
 
     /// Draws the plan of one run for `nodes` replicas.
     pub fn draw(profile: Profile, nodes: usize, rng: &mut ChaCha8Rng) -> FaultPlan {
-        // Swarm testing: each fault of an enabled family is itself switched on with 3/4.
-        let mut on = |enabled: bool| enabled && rng.gen_range(0..4) != 0;
-        let (loss, dup, tail, jitter, partition) = (
-            on(profile.net()),
-            on(profile.net()),
-            on(profile.net()),
-            on(profile.net()),
-            on(profile.net()),
-        );
-        let (skew, drift, pause) = (
-            on(profile.clock()),
-            on(profile.clock()),
-            on(profile.clock()),
-        );
-        let (crash, slow_disk) = (on(profile.crash()), on(profile.crash()));
+        let on = Switches::draw(profile, rng);
         let keep_prefix = rng.gen_bool(0.5);
         let mut plan = FaultPlan {
             profile,
@@ -234,6 +260,7 @@ impl FaultPlan {
             sync_min_ns: rng.gen_range(20..=200) * NANOS_PER_MICRO,
             sync_jitter_ns: 500 * NANOS_PER_MICRO,
             crash_keeps_unsynced_prefix: keep_prefix,
+            crash_after_first_grant: vec![false; nodes],
             liveness_minority_down: profile != Profile::None && rng.gen_bool(0.5),
             snapshot_interval_slots: pick(rng, &[20, 100, 10_000]),
             log_retain_slots: pick(rng, &[0, 5, 50]),
@@ -247,42 +274,63 @@ impl FaultPlan {
             read_errors: false,
             torn_writes: false,
         };
-        if jitter {
-            plan.delay_jitter_ns = pick(rng, &[2, 5, 20, 50]) * NANOS_PER_MILLI;
-        }
-        if tail {
-            plan.tail_ppm = pick(rng, &[1_000, 10_000, 50_000]);
-            plan.tail_max_ns = pick(rng, &[200, 1_000, 3_000, 10_000]) * NANOS_PER_MILLI;
-        }
-        if loss {
-            plan.loss_ppm = pick(rng, &[1_000, 10_000, 50_000, 200_000]);
-        }
-        if dup {
-            plan.dup_ppm = pick(rng, &[1_000, 10_000, 100_000]);
-        }
-        if partition && nodes > 1 {
-            plan.partition_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
-            plan.partition_max_ns = pick(rng, &[500, 2_000, 5_000]) * NANOS_PER_MILLI;
-        }
-        plan.draw_clocks(rng, skew, drift);
-        if pause {
-            plan.pause_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
-            plan.pause_max_ns = pick(rng, &[100, 1_000, 3_000]) * NANOS_PER_MILLI;
-        }
-        if crash {
-            plan.crash_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
-            plan.downtime_max_ns = pick(rng, &[200, 1_000, 4_000]) * NANOS_PER_MILLI;
-        }
-        if slow_disk {
-            plan.sync_min_ns = pick(rng, &[200, 1_000]) * NANOS_PER_MICRO;
-            plan.sync_jitter_ns = pick(rng, &[2, 10, 50]) * NANOS_PER_MILLI;
-        }
+        plan.draw_network(rng, &on, nodes);
+        plan.draw_clocks(rng, on.skew, on.drift);
+        plan.draw_process_faults(rng, &on);
         if profile.disk() {
             plan.draw_storage(rng, nodes);
         }
         plan.checkpoint_interval_slots = 7 + plan.snapshot_interval_slots % 13;
         plan.draw_session_limits(rng);
+        plan.draw_grant_crashes(rng);
         plan
+    }
+
+    /// The network's rates: delay jitter, long tails, loss, duplication, partitions.
+    fn draw_network(&mut self, rng: &mut ChaCha8Rng, on: &Switches, nodes: usize) {
+        if on.jitter {
+            self.delay_jitter_ns = pick(rng, &[2, 5, 20, 50]) * NANOS_PER_MILLI;
+        }
+        if on.tail {
+            self.tail_ppm = pick(rng, &[1_000, 10_000, 50_000]);
+            self.tail_max_ns = pick(rng, &[200, 1_000, 3_000, 10_000]) * NANOS_PER_MILLI;
+        }
+        if on.loss {
+            self.loss_ppm = pick(rng, &[1_000, 10_000, 50_000, 200_000]);
+        }
+        if on.dup {
+            self.dup_ppm = pick(rng, &[1_000, 10_000, 100_000]);
+        }
+        if on.partition && nodes > 1 {
+            self.partition_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
+            self.partition_max_ns = pick(rng, &[500, 2_000, 5_000]) * NANOS_PER_MILLI;
+        }
+    }
+
+    /// Pauses, crashes and slow disks.
+    fn draw_process_faults(&mut self, rng: &mut ChaCha8Rng, on: &Switches) {
+        if on.pause {
+            self.pause_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
+            self.pause_max_ns = pick(rng, &[100, 1_000, 3_000]) * NANOS_PER_MILLI;
+        }
+        if on.crash {
+            self.crash_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
+            self.downtime_max_ns = pick(rng, &[200, 1_000, 4_000]) * NANOS_PER_MILLI;
+        }
+        if on.slow_disk {
+            self.sync_min_ns = pick(rng, &[200, 1_000]) * NANOS_PER_MICRO;
+            self.sync_jitter_ns = pick(rng, &[2, 10, 50]) * NANOS_PER_MILLI;
+        }
+    }
+
+    /// One seed in two of those that crash replicas has each replica die after its first
+    /// lease grant with probability 1/2 (drawn last, so adding it changed no other field).
+    fn draw_grant_crashes(&mut self, rng: &mut ChaCha8Rng) {
+        if self.crash_every_ns > 0 && rng.gen_bool(0.5) {
+            for crashes in &mut self.crash_after_first_grant {
+                *crashes = rng.gen_bool(0.5);
+            }
+        }
     }
 
     /// Whether the store may forget a session during the run (limits below the defaults).
@@ -409,9 +457,13 @@ impl fmt::Display for FaultPlan {
             every(self.pause_every_ns),
             ms(self.pause_max_ns)
         )?;
+        let grant_crashes: Vec<usize> = (0..self.crash_after_first_grant.len())
+            .filter(|&i| self.crash_after_first_grant[i])
+            .map(|i| i + 1)
+            .collect();
         writeln!(
             f,
-            "  crashes: {} down up to {}; sync {} + up to {}; unsynced prefix may survive: {}",
+            "  crashes: {} down up to {}; sync {} + up to {}; unsynced prefix may survive: {}; right after the first lease grant: replicas {grant_crashes:?}",
             every(self.crash_every_ns),
             ms(self.downtime_max_ns),
             ms(self.sync_min_ns),

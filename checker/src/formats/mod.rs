@@ -141,7 +141,10 @@ pub fn parse_text(name: &str, text: &str, format: Option<Format>) -> Result<Pars
     Ok(match format {
         Format::JepsenEtcd => Parsed::Register(etcd::parse(text).map_err(at)?),
         Format::EdnKv => Parsed::StringMap(edn::parse(text).map_err(at)?),
-        Format::Jsonl => Parsed::Keyspace(jsonl::parse(text).map_err(at)?.into_history()),
+        Format::Jsonl => {
+            let recorded = jsonl::parse(text).map_err(at)?;
+            Parsed::Keyspace(History::from_recorded(recorded.into_iter()))
+        }
     })
 }
 

@@ -8,7 +8,7 @@
 //! change their answer). DIRTY-GET is not linearizable by design and is left out, and so is
 //! OPEN-SESSION, which names no key and answers with an id of the store's choosing.
 
-use crate::history::{Operation, Outcome};
+use crate::history::{End, Operation, Outcome, Recorded};
 use crate::model::Model;
 use crate::runner::{check_parts, CheckOptions, CheckResult, Part};
 use keyspace_core::{Command, CommandError, CommandKind, Reply, LIST_COUNT_MAX};
@@ -21,6 +21,30 @@ pub struct History {
 }
 
 impl History {
+    /// The history to check from what was recorded: failed operations left out (they never
+    /// took effect), unfinished ones of unknown outcome.
+    pub fn from_recorded(ops: impl Iterator<Item = Recorded>) -> History {
+        let ops = ops
+            .filter_map(|op| {
+                let outcome = match op.end {
+                    End::Ok { at_ns, reply } => Outcome::Returned {
+                        at_ns,
+                        output: reply,
+                    },
+                    End::Fail { .. } => return None,
+                    End::Unknown => Outcome::Unknown,
+                };
+                Some(Operation {
+                    client: op.client,
+                    invoke_ns: op.invoke_ns,
+                    input: op.command,
+                    outcome,
+                })
+            })
+            .collect();
+        History { ops }
+    }
+
     pub fn len(&self) -> usize {
         self.ops.len()
     }
@@ -82,14 +106,43 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
     if let Err(error) = command.validate() {
         return (None, Reply::Error(error));
     }
+    if command.is_write() {
+        apply_write(state, command)
+    } else {
+        (None, read(state, command))
+    }
+}
+
+/// The reply of a read, which changes nothing.
+fn read(state: &StoreState, command: &Command) -> Reply {
     match command {
-        Command::Get { key } | Command::DirtyGet { key } => {
-            (None, Reply::Value(state.get(key).cloned()))
+        Command::Get { key } | Command::DirtyGet { key } => Reply::Value(state.get(key).cloned()),
+        Command::MultiGet { keys } => {
+            Reply::Values(keys.iter().map(|k| state.get(k).cloned()).collect())
         }
-        Command::MultiGet { keys } => (
-            None,
-            Reply::Values(keys.iter().map(|k| state.get(k).cloned()).collect()),
-        ),
+        Command::ListKeys {
+            prefix,
+            start,
+            count,
+        } => {
+            let keys = listed(state, prefix, start.as_deref(), *count).map(|(k, _)| k.clone());
+            Reply::Keys(keys.collect())
+        }
+        Command::ListKeyValues {
+            prefix,
+            start,
+            count,
+        } => {
+            let pairs = listed(state, prefix, start.as_deref(), *count);
+            Reply::KeyValues(pairs.map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
+        Command::Count { prefix } => Reply::Int(with_prefix(state, prefix, prefix).count() as i64),
+        write => unreachable!("{write:?} is a write"),
+    }
+}
+
+fn apply_write(state: &StoreState, command: &Command) -> (Option<StoreState>, Reply) {
+    match command {
         Command::Set { key, value } => (Some(with(state, key, value.clone())), Reply::Ok),
         Command::TestAndSet { key, expected, new } => match state.get(key) {
             Some(current) if current == expected => {
@@ -133,31 +186,9 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
             let removed = (state.len() - next.len()) as i64;
             ((removed > 0).then_some(next), Reply::Int(removed))
         }
-        Command::ListKeys {
-            prefix,
-            start,
-            count,
-        } => {
-            let keys = listed(state, prefix, start.as_deref(), *count).map(|(k, _)| k.clone());
-            (None, Reply::Keys(keys.collect()))
-        }
-        Command::ListKeyValues {
-            prefix,
-            start,
-            count,
-        } => {
-            let pairs = listed(state, prefix, start.as_deref(), *count);
-            (
-                None,
-                Reply::KeyValues(pairs.map(|(k, v)| (k.clone(), v.clone())).collect()),
-            )
-        }
-        Command::Count { prefix } => (
-            None,
-            Reply::Int(with_prefix(state, prefix, prefix).count() as i64),
-        ),
         // Changes no key; the id it answers is the store's choice, so `check_kv` leaves it out.
         Command::OpenSession => (None, Reply::Int(0)),
+        read => unreachable!("{read:?} is a read"),
     }
 }
 

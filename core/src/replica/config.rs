@@ -43,6 +43,12 @@ pub struct ReplicaConfig {
     /// the last one; every replica compares (Paxos Made Live's consistency check).
     pub checkpoint_interval_slots: u64,
     pub state_machine: StateMachineConfig,
+    /// Every member of this group is starting for the first time (etcd's
+    /// `--initial-cluster-state new`): a replica with empty storage then skips the restart
+    /// quiet period, since it has granted no lease. Empty storage alone cannot tell "brand new"
+    /// from "wiped after granting", so only the operator can say this.
+    #[serde(default)]
+    pub new_cluster: bool,
     /// A deliberately wrong protocol variant; only with the `mutants` feature.
     pub mutant: Option<Mutant>,
 }
@@ -69,6 +75,7 @@ impl ReplicaConfig {
             log_retain_slots: 1_000,
             checkpoint_interval_slots: 1_000,
             state_machine: StateMachineConfig::default(),
+            new_cluster: false,
             mutant: None,
         }
     }

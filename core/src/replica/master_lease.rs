@@ -14,9 +14,16 @@ use crate::msg::{LeaseAccepted, LeasePrepare, LeasePromise, LeasePropose};
 use crate::mutant::{self, Mutant};
 use crate::types::{Nanos, NodeId};
 
-/// The local time until which a replica started at `now_ns` stays out of the lease protocol.
-pub(super) fn quiet_until_ns(config: &ReplicaConfig, now_ns: Nanos) -> Nanos {
-    now_ns + config.lease.restart_quiet_ns()
+/// The local time until which a replica started at `now_ns` stays out of the lease protocol:
+/// at once when the operator says the whole group is new and its storage holds nothing (so it
+/// cannot have granted a lease and lost the record), one lease duration later otherwise.
+pub(super) fn quiet_until_ns(config: &ReplicaConfig, storage_empty: bool, now_ns: Nanos) -> Nanos {
+    let new = config.new_cluster || mutant::is(config.mutant, Mutant::RestartSkipsQuietPeriod);
+    if new && storage_empty {
+        now_ns
+    } else {
+        now_ns + config.lease.restart_quiet_ns()
+    }
 }
 
 pub(super) struct MasterLease {
@@ -37,10 +44,16 @@ pub(super) struct MasterLease {
 }
 
 impl MasterLease {
-    /// The lease side of a replica (re)started at `now_ns`: quiet for a lease duration, then
-    /// a random backoff drawn from `rng` before its first attempt.
-    pub(super) fn new(config: &ReplicaConfig, now_ns: Nanos, rng: &mut impl Rng) -> Self {
-        let quiet_until_ns = quiet_until_ns(config, now_ns);
+    /// The lease side of a replica (re)started at `now_ns`: quiet for a lease duration (unless
+    /// it is a member of a brand-new cluster with empty storage), then a random backoff drawn
+    /// from `rng` before its first attempt.
+    pub(super) fn new(
+        config: &ReplicaConfig,
+        storage_empty: bool,
+        now_ns: Nanos,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let quiet_until_ns = quiet_until_ns(config, storage_empty, now_ns);
         let backoff_ns = rng.gen_range(0..=config.lease_backoff_max_ns);
         Self {
             me: config.node_id,
@@ -61,6 +74,13 @@ impl MasterLease {
 
     fn in_quiet_period(&self, now_ns: Nanos) -> bool {
         now_ns < self.quiet_until_ns
+    }
+
+    /// Whether this replica stands behind `owner`'s lease at `now_ns`: its grant to `owner`
+    /// still runs, or it sits out its quiet period and grants nothing.
+    pub(super) fn backs_lease_of(&self, owner: NodeId, now_ns: Nanos) -> bool {
+        self.in_quiet_period(now_ns)
+            || matches!(self.acceptor.open_grant(now_ns), Some(g) if g.owner == owner)
     }
 
     /// The acceptor's answer to a prepare; none in the quiet period.

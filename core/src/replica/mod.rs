@@ -119,11 +119,12 @@ pub struct Replica {
 
 impl Replica {
     /// Starts (or restarts) a replica from what its storage holds. It stays out of the lease
-    /// protocol for one lease duration, since it forgot any lease grant it gave before.
+    /// protocol for one lease duration, since it forgot any lease grant it gave before, unless
+    /// it is a member of a brand-new cluster with empty storage.
     pub fn new(config: ReplicaConfig, durable: DurableState, now_ns: Nanos, seed: u64) -> Self {
         config.validate();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let lease = MasterLease::new(&config, now_ns, &mut rng);
+        let lease = MasterLease::new(&config, durable.is_empty(), now_ns, &mut rng);
         let DurableState {
             promised,
             accepted,
@@ -301,6 +302,13 @@ impl Replica {
     /// Local time until which this replica holds the lease, if it does at `now_ns`.
     pub fn lease_held_until(&self, now_ns: Nanos) -> Option<Nanos> {
         self.lease.held_until(now_ns)
+    }
+
+    /// Whether this replica stands behind `owner`'s lease at `now_ns`: its grant to `owner`
+    /// still runs, or it sits out its restart quiet period and grants nothing. Throughout a
+    /// lease, a majority does this or is down (the simulator checks it).
+    pub fn backs_lease_of(&self, owner: NodeId, now_ns: Nanos) -> bool {
+        self.lease.backs_lease_of(owner, now_ns)
     }
 
     /// Whether linearizable reads would be served from memory at `now_ns`.
