@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::peer::ClusterKey;
-use crate::storage::{FileLog, StorageLimits};
+use crate::storage::StorageLimits;
 
 /// Everything one replica process needs to start.
 #[derive(Clone, Debug)]
@@ -97,7 +97,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     let me = config.id;
     let peer_addr = *config.peers.get(&me).ok_or(NodeError::NotAMember(me))?;
     let limits = StorageLimits::with_max_bytes(config.max_log_bytes);
-    let (log, durable, records) = FileLog::open_with(&config.data_dir, limits)?;
+    let (log, durable, records) = storage::open(&config.data_dir, limits)?;
     tracing::info!(node = me, records, chosen = durable.chosen.len(), damaged = durable.damaged, dir = %config.data_dir.display(), "log replayed");
     if durable.damaged {
         tracing::warn!(
