@@ -1,11 +1,11 @@
-//! Benchmark: the checker over the shared reference histories, read and parsed from disk and
+//! Benchmark: the checker over the reference histories in `checker/testdata/histories`, read and parsed from disk and
 //! checked on one thread, as Porcupine's figures are taken.
 //!
 //! `cargo bench -p keyspace-checker --bench histories [-- RUNS [DIR ...]]`
 //!
 //! Prints min / median / max milliseconds over RUNS runs (default 20) for: all etcd logs
 //! together, etcd_002 alone, and each kv file partitioned per key and as one unpartitioned map.
-//! Extra DIRs (laid out like the shared folder: `jepsen-etcd/`, `kv/`) are measured the same way.
+//! Extra DIRs (laid out like that folder: `jepsen-etcd/`, `kv/`) are measured the same way.
 
 use keyspace_checker::formats::{self, Parsed};
 use keyspace_checker::models::keyspace::{apply, StoreState};
@@ -275,8 +275,8 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let runs: usize = args.first().and_then(|r| r.parse().ok()).unwrap_or(20);
-    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/histories");
-    let mut dirs = vec![shared];
+    let reference = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/histories");
+    let mut dirs = vec![reference];
     dirs.extend(args.iter().skip(1).map(PathBuf::from));
     println!(
         "{:<44} {:>10} {:>10} {:>10}",

@@ -1,4 +1,5 @@
-//! Every history in the shared reference folder gets the verdict its `expected.tsv` gives.
+//! Every reference history in `checker/testdata/histories` gets the verdict its `expected.tsv`
+//! gives.
 //!
 //! The folder holds histories recorded by other systems (Jepsen's etcd test, a key/value lab)
 //! with verdicts independent checkers agree on. The test walks `expected.tsv`, so a file added
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn histories_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/histories")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/histories")
 }
 
 fn check(parsed: &Parsed, options: &CheckOptions) -> CheckResult {
@@ -22,11 +23,11 @@ fn check(parsed: &Parsed, options: &CheckOptions) -> CheckResult {
 }
 
 #[test]
-fn every_shared_history_gets_its_expected_verdict() {
+fn every_reference_history_gets_its_expected_verdict() {
     let dir = histories_dir();
     let listing = std::fs::read_to_string(dir.join("expected.tsv")).unwrap_or_else(|e| {
         panic!(
-            "the shared histories must be at {} (expected.tsv: {e})",
+            "the reference histories must be at {} (expected.tsv: {e})",
             dir.display()
         )
     });
@@ -68,7 +69,7 @@ fn every_shared_history_gets_its_expected_verdict() {
 }
 
 #[test]
-fn shared_kv_histories_get_the_same_verdict_unpartitioned() {
+fn reference_kv_histories_get_the_same_verdict_unpartitioned() {
     let dir = histories_dir().join("kv");
     let options = CheckOptions {
         partition: false,

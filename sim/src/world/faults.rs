@@ -1,0 +1,190 @@
+//! The fault schedule of the fault phase: partitions, crashes, process pauses and faults at
+//! rest, each at random times around the rate the plan drew.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use keyspace_core::Nanos;
+
+use super::events::Event;
+use super::{Phase, World};
+use crate::disk::StorageFault;
+use crate::plan::FaultPlan;
+
+/// The random streams of the faults.
+pub(super) struct Faults {
+    /// Which fault, whom it hits, when and for how long.
+    rng: ChaCha8Rng,
+    /// Faults at rest (a stream of its own, so adding them left the other streams unchanged).
+    storage_rng: ChaCha8Rng,
+}
+
+impl Faults {
+    pub(super) fn new(rng: ChaCha8Rng, storage_rng: ChaCha8Rng) -> Faults {
+        Faults { rng, storage_rng }
+    }
+
+    /// A random set of `size` of the `n` replicas.
+    pub(super) fn random_subset(&mut self, n: usize, size: usize) -> Vec<bool> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in 0..n {
+            let j = self.rng.gen_range(i..n);
+            order.swap(i, j);
+        }
+        let mut set = vec![false; n];
+        for &i in &order[..size] {
+            set[i] = true;
+        }
+        set
+    }
+
+    /// The replicas the liveness phase leaves crashed or cut off: none, or a random minority.
+    /// Within the fault budget, replicas down or with faulty storage form at most a minority
+    /// (a recovering replica needs every peer's report), so faulty ones are the ones left down.
+    pub(super) fn liveness_down(&mut self, n: usize, plan: &FaultPlan) -> Vec<bool> {
+        let minority = (n - 1) / 2;
+        if !plan.liveness_minority_down || minority == 0 {
+            return vec![false; n];
+        }
+        let size = self.rng.gen_range(1..=minority);
+        let mut down = self.random_subset(n, size);
+        let faulty = plan.storage_faulty.iter().filter(|f| **f).count();
+        if (1..=minority).contains(&faulty) {
+            down.clone_from(&plan.storage_faulty);
+        }
+        down
+    }
+
+    /// Whether a replica left down by the liveness phase is cut off rather than crashed.
+    pub(super) fn cut_off_not_crashed(&mut self) -> bool {
+        self.rng.gen_bool(0.5)
+    }
+}
+
+impl World {
+    /// Schedules the first fault of each kind the plan has, within twice its mean interval.
+    pub(super) fn start_faults(&mut self) {
+        for (every, event) in [
+            (self.plan.partition_every_ns, Event::Partition),
+            (self.plan.crash_every_ns, Event::Crash),
+            (self.plan.pause_every_ns, Event::Pause),
+            (self.plan.storage_fault_every_ns, Event::StorageFault),
+        ] {
+            if every > 0 {
+                let at = self.faults.rng.gen_range(0..=2 * every);
+                self.schedule(at, event);
+            }
+        }
+    }
+
+    fn next_fault(&mut self, every: Nanos, event: Event) {
+        let at = self.now + self.faults.rng.gen_range(1..=2 * every);
+        self.schedule(at, event);
+    }
+
+    pub(super) fn fault_partition(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let n = self.replicas.len();
+        let minority = (n - 1) / 2;
+        let side: Vec<bool> = match self.faults.rng.gen_range(0..5) {
+            0 => match self.replicas.lease_holder(self.now) {
+                Some(m) => (0..n).map(|i| i == m).collect(), // isolate the master
+                None => self.faults.random_subset(n, 1),
+            },
+            1 => self.faults.random_subset(n, minority.max(1)), // minority / majority split
+            _ => {
+                let size = self.faults.rng.gen_range(1..n);
+                self.faults.random_subset(n, size)
+            }
+        };
+        // Symmetric, or one way only (the side can send but not hear, or the reverse).
+        let direction = self.faults.rng.gen_range(0..4);
+        let gen = self.net.partition(&side, direction);
+        self.stats.partitions += 1;
+        let lasts = self.faults.rng.gen_range(1..=self.plan.partition_max_ns);
+        self.schedule(self.now + lasts, Event::Heal { gen });
+        self.next_fault(self.plan.partition_every_ns, Event::Partition);
+    }
+
+    /// Ends partition `gen` if it is still the current one.
+    pub(super) fn heal(&mut self, gen: u64) {
+        if self.phase == Phase::Faults {
+            self.net.heal(gen);
+        }
+    }
+
+    pub(super) fn fault_crash(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let up: Vec<usize> = (0..self.replicas.len())
+            .filter(|&i| self.replicas.nodes[i].is_up())
+            .collect();
+        if !up.is_empty() {
+            let i = up[self.faults.rng.gen_range(0..up.len())];
+            self.crash(i);
+            let down = self.faults.rng.gen_range(1..=self.plan.downtime_max_ns);
+            let incarnation = self.replicas.nodes[i].incarnation;
+            self.schedule(
+                self.now + down,
+                Event::Restart {
+                    node: i,
+                    incarnation,
+                },
+            );
+        }
+        self.next_fault(self.plan.crash_every_ns, Event::Crash);
+    }
+
+    pub(super) fn fault_pause(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let holder = if self.faults.rng.gen_bool(0.5) {
+            self.replicas.lease_holder(self.now)
+        } else {
+            None
+        };
+        let n = self.replicas.len();
+        let i = holder.unwrap_or_else(|| self.faults.rng.gen_range(0..n));
+        let node = &mut self.replicas.nodes[i];
+        if node.is_up() && node.paused_until <= self.now {
+            let pause = self.faults.rng.gen_range(1..=self.plan.pause_max_ns);
+            node.paused_until = self.now + pause;
+            self.stats.pauses += 1;
+        }
+        self.next_fault(self.plan.pause_every_ns, Event::Pause);
+    }
+
+    /// A fault at rest on a replica of the fault atlas: a bit flip, a misdirected write or a
+    /// latent read error in one of its durable records. Seen at its next restart.
+    pub(super) fn fault_storage(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let atlas: Vec<usize> = (0..self.replicas.len())
+            .filter(|&i| self.plan.storage_faulty[i])
+            .collect();
+        let kinds: Vec<StorageFault> = [
+            (self.plan.bit_flips, StorageFault::BitFlip),
+            (self.plan.misdirected_writes, StorageFault::Misdirected),
+            (self.plan.read_errors, StorageFault::ReadError),
+        ]
+        .into_iter()
+        .filter_map(|(on, kind)| on.then_some(kind))
+        .collect();
+        if !atlas.is_empty() && !kinds.is_empty() {
+            let rng = &mut self.faults.storage_rng;
+            let i = atlas[rng.gen_range(0..atlas.len())];
+            let kind = kinds[rng.gen_range(0..kinds.len())];
+            if self.replicas.nodes[i].corrupt_at_rest(kind, rng) {
+                self.stats.storage_faults += 1;
+            }
+        }
+        let every = self.plan.storage_fault_every_ns;
+        let at = self.now + self.faults.storage_rng.gen_range(1..=2 * every);
+        self.schedule(at, Event::StorageFault);
+    }
+}

@@ -1,0 +1,379 @@
+//! The replicas and how the world drives them: each one's core, local clock and disk; inputs
+//! in, outputs carried out, timers armed, writes synced; crashes and restarts. Every use of the
+//! simulated disk is in this module.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use keyspace_core::{
+    Ballot, ClientRequest, Message, Mutant, Nanos, NodeId, Output, Replica, ReplicaConfig, Slot,
+    StorageWrite,
+};
+
+use super::events::Event;
+use super::{safety, World};
+use crate::checks::{check_acceptor_write, check_durable_before_send};
+use crate::clock::Clock;
+use crate::disk::{Disk, StorageFault};
+use crate::guard::guarded;
+use crate::plan::{FaultPlan, NANOS_PER_SEC};
+use crate::Failure;
+
+/// A timer never fires earlier than this after the input that set it (no busy loops).
+const TIMER_MIN_NS: Nanos = 1_000;
+
+/// One input to a replica.
+pub(super) enum Input {
+    Message(NodeId, Message),
+    Request(ClientRequest),
+    Timeout,
+    Persisted(u64),
+}
+
+pub(super) struct Node {
+    pub(super) id: NodeId,
+    pub(super) replica: Option<Replica>,
+    clock: Clock,
+    disk: Disk,
+    pub(super) incarnation: u32,
+    pub(super) timer_gen: u64,
+    timer_at: Option<Nanos>,
+    pub(super) paused_until: Nanos,
+    applied_seen: Slot,
+    /// Highest log ballot this incarnation promised or accepted (durable ones included).
+    ballot_floor: Ballot,
+    /// Left down by the liveness phase.
+    pub(super) stay_down: bool,
+}
+
+impl Node {
+    fn new(i: usize, plan: &FaultPlan) -> Node {
+        Node {
+            id: (i + 1) as NodeId,
+            replica: None,
+            clock: Clock::new(plan.clock_offset_ns[i], plan.drift_ppm[i]),
+            disk: Disk::default(),
+            incarnation: 0,
+            timer_gen: 0,
+            timer_at: None,
+            paused_until: 0,
+            applied_seen: 0,
+            ballot_floor: Ballot::ZERO,
+            stay_down: false,
+        }
+    }
+
+    pub(super) fn is_up(&self) -> bool {
+        self.replica.is_some()
+    }
+
+    /// Whether the replica believes it holds the lease at true time `now`.
+    fn holds_lease(&self, now: Nanos) -> bool {
+        self.replica
+            .as_ref()
+            .is_some_and(|r| r.lease_held_until(self.clock.local(now)).is_some())
+    }
+
+    /// A fault at rest of `kind` in one of the durable records, drawn from `rng`. Returns
+    /// whether it hit something.
+    pub(super) fn corrupt_at_rest(&mut self, kind: StorageFault, rng: &mut ChaCha8Rng) -> bool {
+        let records = self.disk.durable_records();
+        if records == 0 {
+            return false;
+        }
+        let index = rng.gen_range(0..records);
+        let pick = |n: usize| rng.gen_range(0..n.max(1));
+        self.disk.corrupt(kind, index, pick)
+    }
+}
+
+/// Every replica, with the random streams of their disks and of their incarnations.
+pub(super) struct Replicas {
+    pub(super) nodes: Vec<Node>,
+    /// Sync latencies and what a crash keeps of the unsynced writes.
+    disk_rng: ChaCha8Rng,
+    /// Each incarnation's own seed.
+    seed_rng: ChaCha8Rng,
+    /// Outputs being carried out (kept to reuse its allocation).
+    out: Vec<Output>,
+}
+
+impl Replicas {
+    pub(super) fn new(
+        n: usize,
+        plan: &FaultPlan,
+        disk_rng: ChaCha8Rng,
+        seed_rng: ChaCha8Rng,
+    ) -> Replicas {
+        let nodes = (0..n).map(|i| Node::new(i, plan)).collect();
+        Replicas {
+            nodes,
+            disk_rng,
+            seed_rng,
+            out: Vec::new(),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The replica that believes it holds the lease at true time `now`, if any.
+    pub(super) fn lease_holder(&self, now: Nanos) -> Option<usize> {
+        self.nodes.iter().position(|node| node.holds_lease(now))
+    }
+
+    /// At most one replica believes it holds the lease at true time `now`.
+    pub(super) fn check_lease_holders(&self, now: Nanos) -> Result<(), Failure> {
+        let mut holders = (0..self.len()).filter(|&i| self.nodes[i].holds_lease(now));
+        match (holders.next(), holders.next()) {
+            (Some(first), Some(second)) => Err(safety(format!(
+                "two lease holders at true time {now}ns: replicas {} and {}",
+                first + 1,
+                second + 1
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Replicas up and still recovering damaged storage.
+    pub(super) fn recovering(&self) -> u64 {
+        self.nodes
+            .iter()
+            .filter_map(|node| node.replica.as_ref())
+            .filter(|r| r.is_recovering_storage())
+            .count() as u64
+    }
+
+    /// The replica up that applied the most.
+    pub(super) fn furthest_applied(&self) -> Option<&Replica> {
+        self.nodes
+            .iter()
+            .filter_map(|node| node.replica.as_ref())
+            .max_by_key(|r| r.applied_through())
+    }
+}
+
+impl World {
+    /// Hands `input` to replica `i` (if it is up), carries out every output, re-arms its timer
+    /// and checks what it applied.
+    pub(super) fn drive(&mut self, i: usize, input: Input) -> Result<(), Failure> {
+        let local = self.replicas.nodes[i].clock.local(self.now);
+        let node = &mut self.replicas.nodes[i];
+        let Some(replica) = node.replica.as_mut() else {
+            return Ok(());
+        };
+        let mut out = std::mem::take(&mut self.replicas.out);
+        let result = guarded(|| {
+            match input {
+                Input::Message(from, msg) => replica.handle_message(local, from, msg),
+                Input::Request(request) => replica.handle_request(local, request),
+                Input::Timeout => replica.handle_timeout(local),
+                Input::Persisted(token) => replica.handle_persisted(local, token),
+            }
+            while let Some(output) = replica.poll_output() {
+                out.push(output);
+            }
+            replica.poll_timeout()
+        });
+        let deadline = result.map_err(|panic| {
+            safety(format!(
+                "replica {} stopped on a violated invariant: {panic}",
+                i + 1
+            ))
+        })?;
+        self.arm_timer(i, deadline);
+        for output in out.drain(..) {
+            self.carry_out(i, output)?;
+        }
+        self.replicas.out = out;
+        self.observe(i)
+    }
+
+    fn arm_timer(&mut self, i: usize, deadline: Option<Nanos>) {
+        let node = &mut self.replicas.nodes[i];
+        let at = deadline.map(|d| node.clock.true_at(d).max(self.now + TIMER_MIN_NS));
+        if at == node.timer_at {
+            return;
+        }
+        node.timer_gen += 1;
+        node.timer_at = at;
+        let gen = node.timer_gen;
+        if let Some(at) = at {
+            self.schedule(at, Event::Timer { node: i, gen });
+        }
+    }
+
+    /// The timer of replica `i` fired.
+    pub(super) fn timer_fired(&mut self, i: usize) -> Result<(), Failure> {
+        self.replicas.nodes[i].timer_at = None;
+        self.drive(i, Input::Timeout)
+    }
+
+    fn carry_out(&mut self, i: usize, output: Output) -> Result<(), Failure> {
+        match output {
+            Output::Send { to, msg } => {
+                let node = &self.replicas.nodes[i];
+                check_durable_before_send(node.disk.durable(), &msg, node.id).map_err(safety)?;
+                self.send_peer(i, to as usize - 1, msg);
+            }
+            Output::Persist { token, writes } => self.persist(i, token, writes)?,
+            Output::Reply(response) => {
+                let client = self.clients.client_of(response.client_id);
+                self.send_response(i, client, response);
+            }
+        }
+        Ok(())
+    }
+
+    fn persist(&mut self, i: usize, token: u64, writes: Vec<StorageWrite>) -> Result<(), Failure> {
+        let early_ack = self.mutant(Mutant::AckBeforeFsync);
+        let node = &mut self.replicas.nodes[i];
+        for write in &writes {
+            check_acceptor_write(&mut node.ballot_floor, write, node.id).map_err(safety)?;
+        }
+        node.disk.write(token, writes);
+        if early_ack {
+            // Wrong on purpose: durable as far as the replica knows, not yet synced.
+            let incarnation = node.incarnation;
+            self.schedule(
+                self.now,
+                Event::EarlyAck {
+                    node: i,
+                    incarnation,
+                    token,
+                },
+            );
+        }
+        if !self.replicas.nodes[i].disk.syncing {
+            self.start_sync(i);
+        }
+        Ok(())
+    }
+
+    fn start_sync(&mut self, i: usize) {
+        let Some(token) = self.replicas.nodes[i].disk.newest_unsynced() else {
+            return;
+        };
+        let jitter = self
+            .replicas
+            .disk_rng
+            .gen_range(0..=self.plan.sync_jitter_ns);
+        let latency = self.plan.sync_min_ns + jitter;
+        let node = &mut self.replicas.nodes[i];
+        node.disk.syncing = true;
+        let incarnation = node.incarnation;
+        self.schedule(
+            self.now + latency,
+            Event::Synced {
+                node: i,
+                incarnation,
+                token,
+            },
+        );
+    }
+
+    pub(super) fn synced(&mut self, i: usize, token: u64) -> Result<(), Failure> {
+        let disk = &mut self.replicas.nodes[i].disk;
+        disk.synced(token);
+        disk.syncing = false;
+        if !self.mutant(Mutant::AckBeforeFsync) {
+            self.drive(i, Input::Persisted(token))?;
+        }
+        if !self.replicas.nodes[i].disk.syncing {
+            self.start_sync(i);
+        }
+        Ok(())
+    }
+
+    fn observe(&mut self, i: usize) -> Result<(), Failure> {
+        let node = &mut self.replicas.nodes[i];
+        let Some(replica) = &node.replica else {
+            return Ok(());
+        };
+        node.applied_seen = self
+            .ledger
+            .observe(replica, node.applied_seen)
+            .map_err(safety)?;
+        Ok(())
+    }
+
+    fn mutant(&self, mutant: Mutant) -> bool {
+        keyspace_core::mutant::is(self.opts.mutant, mutant)
+    }
+
+    /// Replica `i` dies: its unsynced writes are lost, or a prefix of them survives and the
+    /// next one may be torn.
+    pub(super) fn crash(&mut self, i: usize) {
+        let rng = &mut self.replicas.disk_rng;
+        let keep_max = self.replicas.nodes[i].disk.unsynced_records();
+        let keep = if self.plan.crash_keeps_unsynced_prefix {
+            rng.gen_range(0..=keep_max)
+        } else {
+            0
+        };
+        // A torn write: part of the record after the kept ones reached the disk.
+        let mut torn_bytes = 0;
+        if self.plan.torn_writes && rng.gen_bool(0.5) {
+            if let Some(len) = self.replicas.nodes[i].disk.unsynced_record_bytes(keep) {
+                torn_bytes = rng.gen_range(1..len);
+                self.stats.torn_writes += 1;
+            }
+        }
+        let node = &mut self.replicas.nodes[i];
+        node.replica = None;
+        node.incarnation += 1;
+        node.timer_gen += 1;
+        node.timer_at = None;
+        node.paused_until = 0;
+        node.applied_seen = 0;
+        node.disk.crash(keep, torn_bytes);
+        self.stats.crashes += 1;
+    }
+
+    /// Replica `i` starts from what its disk holds.
+    pub(super) fn restart(&mut self, i: usize) -> Result<(), Failure> {
+        let config = self.replica_config(i);
+        let seed = self.replicas.seed_rng.gen();
+        let verify = !self.mutant(Mutant::SkipReadVerify);
+        let node = &mut self.replicas.nodes[i];
+        let durable = node.disk.load(verify);
+        self.stats.loads_damaged += durable.damaged as u64;
+        let floor = durable.promised;
+        let local = node.clock.local(self.now);
+        let replica = guarded(|| Replica::new(config, durable, local, seed))
+            .map_err(|panic| safety(format!("replica {} failed to restart: {panic}", i + 1)))?;
+        node.replica = Some(replica);
+        node.incarnation += 1;
+        node.ballot_floor = floor;
+        self.drive(i, Input::Timeout)
+    }
+
+    /// A crashed replica's downtime ended: it restarts, unless it came back already or the
+    /// liveness phase leaves it down.
+    pub(super) fn restart_after_crash(
+        &mut self,
+        i: usize,
+        incarnation: u32,
+    ) -> Result<(), Failure> {
+        let node = &self.replicas.nodes[i];
+        if !node.is_up() && node.incarnation == incarnation && !node.stay_down {
+            self.restart(i)?;
+        }
+        Ok(())
+    }
+
+    fn replica_config(&self, i: usize) -> ReplicaConfig {
+        let nodes = (1..=self.replicas.len() as NodeId).collect();
+        let mut config = ReplicaConfig::new(self.replicas.nodes[i].id, nodes);
+        config.lease.lease_duration_ns = NANOS_PER_SEC;
+        config.lease.drift_rate_max_ppm = self.plan.drift_bound_ppm;
+        config.snapshot_interval_slots = self.plan.snapshot_interval_slots;
+        config.log_retain_slots = self.plan.log_retain_slots;
+        config.checkpoint_interval_slots = self.plan.checkpoint_interval_slots;
+        config.state_machine.sessions_max = self.plan.sessions_max;
+        config.state_machine.session_idle_slots_max = self.plan.session_idle_slots_max;
+        config.mutant = self.opts.mutant;
+        config
+    }
+}
