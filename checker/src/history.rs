@@ -1,5 +1,9 @@
 //! The history model shared by every checker: operations with an invoke time and, when the
-//! caller saw one, a return time and an output.
+//! caller saw one, a return time and an output. Also the store's operations as recorded
+//! ([`Recorded`]), failed ones included, which the recorder keeps and the JSON-lines format
+//! reads and writes.
+
+use keyspace_core::{Command, Reply};
 
 /// One operation of a history.
 ///
@@ -41,4 +45,24 @@ impl<I, O> Operation<I, O> {
             Outcome::Unknown => None,
         }
     }
+}
+
+/// An operation as recorded, including ones that certainly did not take effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub client: u64,
+    pub invoke_ns: u64,
+    pub command: Command,
+    pub end: End,
+}
+
+/// How a recorded operation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Completed with this reply.
+    Ok { at_ns: u64, reply: Reply },
+    /// Certainly not applied; left out of the history.
+    Fail { at_ns: u64 },
+    /// Outcome unknown: it may have taken effect at any time after its invoke, or never.
+    Unknown,
 }

@@ -123,6 +123,37 @@ fn render_file(page: &mut String, file: &FileView) {
     page.push_str("</section>");
 }
 
+/// Where the shown operations land: time compressed to the rank of each distinct instant, so
+/// every bar is visible, and one lane per client.
+struct Layout {
+    rank: BTreeMap<u64, usize>,
+    /// The column after the last instant, where unknown outcomes end.
+    end: usize,
+    lane: BTreeMap<u64, usize>,
+}
+
+impl Layout {
+    fn new(ops: &[OpView], shown: &[usize]) -> Layout {
+        let instants: BTreeSet<u64> = shown
+            .iter()
+            .flat_map(|&i| [Some(ops[i].invoke), ops[i].ret])
+            .flatten()
+            .collect();
+        let rank = instants.iter().enumerate().map(|(r, &t)| (t, r)).collect();
+        let clients: BTreeSet<u64> = shown.iter().map(|&i| ops[i].client).collect();
+        let lane = clients.iter().enumerate().map(|(l, &c)| (c, l)).collect();
+        Layout {
+            rank,
+            end: instants.len() + 1,
+            lane,
+        }
+    }
+
+    fn width(&self) -> usize {
+        LABEL_PX + (self.end + 1) * STEP_PX
+    }
+}
+
 fn draw(
     page: &mut String,
     ops: &[OpView],
@@ -130,23 +161,14 @@ fn draw(
     order: &BTreeMap<usize, usize>,
     blocked: Option<usize>,
 ) {
-    // Compress time to the rank of each distinct instant, so every bar is visible.
-    let instants: BTreeSet<u64> = shown
-        .iter()
-        .flat_map(|&i| [Some(ops[i].invoke), ops[i].ret])
-        .flatten()
-        .collect();
-    let rank: BTreeMap<u64, usize> = instants.iter().enumerate().map(|(r, &t)| (t, r)).collect();
-    let end = instants.len() + 1;
-    let clients: BTreeSet<u64> = shown.iter().map(|&i| ops[i].client).collect();
-    let lane: BTreeMap<u64, usize> = clients.iter().enumerate().map(|(l, &c)| (c, l)).collect();
-    let width = LABEL_PX + (end + 1) * STEP_PX;
-    let height = clients.len() * LANE_PX + 10;
+    let layout = Layout::new(ops, shown);
+    let width = layout.width();
+    let height = layout.lane.len() * LANE_PX + 10;
     let _ = write!(
         page,
         "<div class=\"scroll\"><svg width=\"{width}\" height=\"{height}\">"
     );
-    for (&client, &l) in &lane {
+    for (&client, &l) in &layout.lane {
         let y = l * LANE_PX;
         let _ = write!(
             page,
@@ -157,44 +179,56 @@ fn draw(
         );
     }
     for &i in shown {
-        let op = &ops[i];
-        let x0 = LABEL_PX + rank[&op.invoke] * STEP_PX;
-        let x1 = LABEL_PX + op.ret.map_or(end, |t| rank[&t]) * STEP_PX + STEP_PX / 2;
-        let y = lane[&op.client] * LANE_PX + 3;
-        let mut class = String::from("op");
-        if op.ret.is_none() {
-            class.push_str(" unknown");
-        }
-        let mark = if blocked == Some(i) {
-            class.push_str(" bad");
-            "!".to_string()
-        } else if let Some(n) = order.get(&i) {
-            class.push_str(" lin");
-            n.to_string()
-        } else {
-            String::new()
-        };
-        let ret = op
-            .ret
-            .map_or("never (unknown outcome)".to_string(), |t| t.to_string());
-        let _ = write!(
-            page,
-            "<g class=\"{class}\"><title>op {i}, client {}: {}\ninvoked {}, returned {ret}{}</title>\
-             <rect x=\"{x0}\" y=\"{y}\" width=\"{}\" height=\"{}\" rx=\"3\"/>\
-             <text x=\"{}\" y=\"{}\">{} {}</text></g>",
-            op.client,
-            escape(&op.text),
-            op.invoke,
-            order.get(&i).map_or(String::new(), |n| format!("\nlinearized #{n}")),
-            x1.saturating_sub(x0).max(4),
-            LANE_PX - 8,
-            x0 + 3,
-            y + 15,
-            escape(&mark),
-            escape(&op.text)
-        );
+        draw_op(page, &layout, i, &ops[i], order.get(&i), blocked == Some(i));
     }
     page.push_str("</svg></div>");
+}
+
+/// One operation's bar: `linearized` is its place in the linearization found, `blocked` marks
+/// the operation that cannot follow it.
+fn draw_op(
+    page: &mut String,
+    layout: &Layout,
+    i: usize,
+    op: &OpView,
+    linearized: Option<&usize>,
+    blocked: bool,
+) {
+    let x0 = LABEL_PX + layout.rank[&op.invoke] * STEP_PX;
+    let x1 = LABEL_PX + op.ret.map_or(layout.end, |t| layout.rank[&t]) * STEP_PX + STEP_PX / 2;
+    let y = layout.lane[&op.client] * LANE_PX + 3;
+    let mut class = String::from("op");
+    if op.ret.is_none() {
+        class.push_str(" unknown");
+    }
+    let mark = if blocked {
+        class.push_str(" bad");
+        "!".to_string()
+    } else if let Some(n) = linearized {
+        class.push_str(" lin");
+        n.to_string()
+    } else {
+        String::new()
+    };
+    let ret = op
+        .ret
+        .map_or("never (unknown outcome)".to_string(), |t| t.to_string());
+    let _ = write!(
+        page,
+        "<g class=\"{class}\"><title>op {i}, client {}: {}\ninvoked {}, returned {ret}{}</title>\
+         <rect x=\"{x0}\" y=\"{y}\" width=\"{}\" height=\"{}\" rx=\"3\"/>\
+         <text x=\"{}\" y=\"{}\">{} {}</text></g>",
+        op.client,
+        escape(&op.text),
+        op.invoke,
+        linearized.map_or(String::new(), |n| format!("\nlinearized #{n}")),
+        x1.saturating_sub(x0).max(4),
+        LANE_PX - 8,
+        x0 + 3,
+        y + 15,
+        escape(&mark),
+        escape(&op.text)
+    );
 }
 
 fn escape(text: &str) -> String {

@@ -10,6 +10,8 @@
 //! - **Models:** the store's own commands ([`check_kv`], partitioned by key, with multi-key
 //!   commands joining the parts they touch), a compare-and-set register ([`check_register`],
 //!   Jepsen's etcd test) and a string map with get/put/append ([`check_string_map`]).
+//! - **Multi-writer regularity** of a read/write register ([`check_regular`]), decided exactly
+//!   in polynomial time (definition in [`regular`]).
 //! - **Recording** for the simulator and cluster tests: [`Recorder`], which writes the JSON-lines
 //!   format that `keyspace-check` reads.
 //!
@@ -17,18 +19,21 @@
 
 mod engine;
 pub mod formats;
-mod fxhash;
+pub mod fxhash;
 pub mod history;
 pub mod html;
 pub mod model;
 pub mod models;
 mod recorder;
+pub mod regular;
 mod runner;
 
-pub use history::{Operation, Outcome};
+pub use fxhash::FxHasher;
+pub use history::{End, Operation, Outcome, Recorded};
 pub use model::Model;
 pub use models::keyspace::{check_kv, History, KeyspaceModel};
 pub use models::register::{check_register, CasRegister, RegisterInput, RegisterOutput};
 pub use models::string_map::{check_string_map, MapInput, MapOutput, StringMap};
-pub use recorder::{End, OpId, Recorded, Recorder};
+pub use recorder::{OpId, Recorder};
+pub use regular::{check_regular, Irregular};
 pub use runner::{CheckOptions, CheckResult, LinearizedOp, Violation, MEMORY_MAX_BYTES_DEFAULT};

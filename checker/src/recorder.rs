@@ -1,7 +1,7 @@
 //! Recording a history of the store's commands as clients see them.
 
 use crate::formats::jsonl;
-use crate::history::{Operation, Outcome};
+use crate::history::{End, Operation, Outcome, Recorded};
 use crate::models::keyspace::History;
 use keyspace_core::{Command, Reply};
 use std::io;
@@ -14,26 +14,6 @@ impl OpId {
     pub fn index(self) -> usize {
         self.0 as usize
     }
-}
-
-/// An operation as recorded, including ones that certainly did not take effect.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recorded {
-    pub client: u64,
-    pub invoke_ns: u64,
-    pub command: Command,
-    pub end: End,
-}
-
-/// How a recorded operation ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum End {
-    /// Completed with this reply.
-    Ok { at_ns: u64, reply: Reply },
-    /// Certainly not applied; left out of the history.
-    Fail { at_ns: u64 },
-    /// Outcome unknown: it may have taken effect at any time after its invoke, or never.
-    Unknown,
 }
 
 /// Records invocations and their outcomes; cheap enough to call on every client operation.

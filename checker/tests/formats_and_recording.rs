@@ -112,7 +112,7 @@ fn recorder_jsonl_round_trips_every_command_reply_and_outcome() {
     rec.write_jsonl(&mut bytes).unwrap();
     let text = String::from_utf8(bytes).unwrap();
     assert_eq!(formats::detect(&text), Some(Format::Jsonl));
-    let back = jsonl::parse(&text).unwrap();
+    let back = Recorder::from_recorded(jsonl::parse(&text).unwrap());
     assert_eq!(back.recorded(), rec.recorded());
     assert_eq!(back.history(), rec.history());
 }

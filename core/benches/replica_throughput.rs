@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use keyspace_core::command::{ClientRequest, Command, Outcome};
-use keyspace_core::{DurableState, Message, NodeId, Output, Replica, ReplicaConfig, Role};
+use keyspace_core::{drive, DurableState, Message, NodeId, Output, Replica, ReplicaConfig, Role};
 
 const MS: u64 = 1_000_000;
 
@@ -21,6 +21,8 @@ struct Bench {
     network: VecDeque<(NodeId, NodeId, Message)>,
     tokens: Vec<Option<u64>>,
     done: u64,
+    /// Outputs being carried out (kept to reuse its allocation).
+    outputs: Vec<Output>,
 }
 
 impl Bench {
@@ -39,12 +41,14 @@ impl Bench {
             network: VecDeque::new(),
             tokens: vec![None; 3],
             done: 0,
+            outputs: Vec::new(),
         }
     }
 
     fn drain(&mut self, i: usize) {
         let from = self.replicas[i].node_id();
-        while let Some(output) = self.replicas[i].poll_output() {
+        drive::drain(&mut self.replicas[i], &mut self.outputs);
+        for output in self.outputs.drain(..) {
             match output {
                 Output::Send { to, msg } => self.network.push_back((from, to, msg)),
                 Output::Persist { token, .. } => self.tokens[i] = Some(token),

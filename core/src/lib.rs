@@ -9,6 +9,7 @@
 //! - [`Replica`] is the one entry point. Its module docs give the drain order: after every input,
 //!   drain `poll_output` to the end, carry out `Persist` writes in order and report them with
 //!   `handle_persisted`, send `Send`s best-effort, deliver `Reply`s, then ask `poll_timeout`.
+//!   [`drive`] is that loop, the one every shell (simulator, node, tests) runs.
 //! - Persist before send: a message that promises durable state (a promise, an accept) is
 //!   emitted only after the `handle_persisted` call covering its write. A shell can therefore
 //!   crash at any point without breaking Paxos, losing only what was not yet durable.
@@ -22,10 +23,12 @@
 mod bytes;
 pub mod codec;
 pub mod command;
+pub mod drive;
 pub mod kv;
 pub mod types;
 
 pub use command::*;
+pub use drive::Input;
 pub use types::*;
 pub mod lease;
 pub mod msg;

@@ -44,7 +44,9 @@ impl Cluster {
 
     fn drain(&mut self, index: usize) {
         let from = self.replicas[index].node_id();
-        while let Some(output) = self.replicas[index].poll_output() {
+        let mut outputs = Vec::new();
+        crate::drive::drain(&mut self.replicas[index], &mut outputs);
+        for output in outputs {
             match output {
                 Output::Send { to, msg } => self.network.push_back((from, to, msg)),
                 Output::Persist { token, writes } => self.unsynced[index].push((token, writes)),

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 
 use keyspace_core::{Command, CommandError, Reply, Role};
 
-use crate::client::{Connection, Failure};
+use crate::connection::{Connection, Failure};
+use crate::event::Status;
 use crate::resp::Writer;
 
 /// How a store reply is shown to a Redis client.
@@ -142,8 +143,19 @@ fn arity_of(name: &str) -> Option<i32> {
         .map(|&(_, arity)| arity)
 }
 
+/// What of a connection's state decides how its commands parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionFlags {
+    /// AUTH succeeded, or no password is configured.
+    pub authenticated: bool,
+    /// After a refused `MULTI`, until `EXEC` or `DISCARD`.
+    pub in_refused_multi: bool,
+    /// `READONLY`: reads go to this replica, possibly stale.
+    pub readonly: bool,
+}
+
 /// Turns a command's arguments into what to do.
-pub fn parse(args: &[Vec<u8>], conn: &Connection<'_>) -> Action {
+pub fn parse(args: &[Vec<u8>], conn: ConnectionFlags) -> Action {
     let name = text(&args[0]);
     let Some(arity) = arity_of(&name) else {
         let first: Vec<String> = args[1..]
@@ -227,6 +239,14 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
         "COUNT" => store(Command::Count { prefix: key() }),
         "DBSIZE" => store(Command::Count { prefix: Vec::new() }),
         "LISTKEYS" | "LISTKEYVALUES" => parse_list(name, args),
+        "DEL" | "EXISTS" | "MGET" | "MSET" => parse_multi_key(name, args),
+        _ => parse_connection(name, args),
+    }
+}
+
+/// The commands that name several keys: each is one store command, read or applied at once.
+fn parse_multi_key(name: &str, args: &[Vec<u8>]) -> Action {
+    match name {
         // One command, so one log entry: every key goes at once.
         "DEL" => store(Command::MultiDelete {
             keys: args[1..].to_vec(),
@@ -250,7 +270,7 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
                 .map(|pair| (pair[0].clone(), pair[1].clone()))
                 .collect(),
         }),
-        _ => parse_connection(name, args),
+        _ => unreachable!("not a multi-key command: {name}"),
     }
 }
 
@@ -687,7 +707,7 @@ async fn info_text(conn: &Connection<'_>, section: Option<&str>) -> String {
     text
 }
 
-fn replication_text(s: &crate::shell::Status) -> String {
+fn replication_text(s: &Status) -> String {
     let (role, keyspace_role) = match s.role {
         Role::Master => ("master", "master"),
         Role::Recovering => ("master", "recovering"),

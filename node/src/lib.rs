@@ -1,13 +1,16 @@
 //! keyspace-node: the real-I/O shell around `keyspace-core`.
 //!
 //! It carries bytes between the outside world and the core's sans-IO [`Replica`]: TCP between
-//! replicas ([`peer`]), the Redis protocol for clients ([`client`], [`commands`], [`resp`]),
-//! segment files with group commit on disk ([`storage`]) and the monotonic clock. Everything
+//! replicas ([`peer`]), the Redis protocol for clients ([`client`], [`connection`], [`commands`],
+//! [`resp`]), segment files with group commit on disk ([`storage`]) and the monotonic clock; the
+//! core task ([`shell`]) hands the replica what they bring ([`event`]). Everything
 //! about the protocol stays in `keyspace-core`. The async code runs on tokio through
 //! madsim-tokio, so the same shell also runs as simulated nodes under `--cfg madsim`.
 
 pub mod client;
 pub mod commands;
+pub mod connection;
+pub mod event;
 pub mod peer;
 pub mod resp;
 pub mod resp_client;

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyspace_core::codec::{self, DecodeError, FrameKind};
-use keyspace_core::{ClientRequest, ClientResponse, Message, NodeId};
+use keyspace_core::NodeId;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::shell::Event;
+use crate::event::{Event, PeerFrame};
 
 /// Most batches of frames waiting for one peer's connection; more are dropped (the protocol
 /// retransmits).
@@ -32,17 +32,6 @@ pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(20);
 pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Bytes read from a socket at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
-
-/// What one replica sends another after the handshake.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PeerFrame {
-    /// A protocol message for the core.
-    Protocol(Message),
-    /// A client request that reached a non-master; the receiver serves it as its own client's.
-    Forward(ClientRequest),
-    /// The answer to a forwarded request.
-    ForwardReply(ClientResponse),
-}
 
 /// The handshake that opens every peer connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -465,7 +454,7 @@ pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyspace_core::{Ballot, Command};
+    use keyspace_core::{Ballot, ClientRequest, Command, Message};
     use proptest::prelude::*;
 
     #[test]

@@ -25,16 +25,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use keyspace_core::StorageWrite;
+use keyspace_core::{drive, StorageWrite};
 use keyspace_core::{
     ClientId, ClientRequest, ClientResponse, Nanos, NodeId, Outcome, Output, Rejection, Replica,
-    Role, Seq,
+    Seq,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::peer::{PeerFrame, PeerLink};
+use crate::event::{Event, PeerFrame, Status};
+use crate::peer::PeerLink;
 use crate::storage::{FileLog, StorageError};
 
 /// A sync running on a blocking thread (one that carries a snapshot): gives the log back with
@@ -75,48 +76,6 @@ const SYNC_AVERAGE_WEIGHT: u64 = 8;
 /// Capacity of the channel into the core task.
 pub const EVENTS_QUEUE_MAX: usize = 16 * 1024;
 
-pub enum Event {
-    /// A client request from a local connection. `prefer` names the replica to try (a hint
-    /// from an earlier refusal); `local` asks for this replica itself (dirty reads).
-    Request {
-        request: ClientRequest,
-        prefer: Option<NodeId>,
-        local: bool,
-        reply: mpsc::Sender<ClientResponse>,
-    },
-    Peer {
-        from: NodeId,
-        frames: Vec<PeerFrame>,
-    },
-    Info(oneshot::Sender<Status>),
-}
-
-/// What INFO shows about the replica.
-#[derive(Clone, Debug)]
-pub struct Status {
-    pub node_id: NodeId,
-    pub role: Role,
-    pub master: Option<NodeId>,
-    pub ballot: String,
-    pub chosen_through: u64,
-    pub applied_through: u64,
-    pub lease_remaining_ms: Option<u64>,
-    pub keys: usize,
-    pub sessions: usize,
-    pub peers_connected: usize,
-    pub peers: usize,
-    pub requests_served: u64,
-    pub log_syncs: u64,
-    pub log_records: u64,
-    pub log_sync_us: u64,
-    /// Syncs that ran on a blocking thread (snapshots, and busy turns' while the disk is slow).
-    pub log_syncs_off_loop: u64,
-    /// Recent average time of one sync (snapshots left out).
-    pub log_sync_recent_us: u64,
-    /// Recovering what damaged storage may have lost; does not vote until done.
-    pub storage_recovering: bool,
-}
-
 /// What ended a wait of the event loop.
 enum Wake {
     Event(Event),
@@ -148,6 +107,8 @@ pub struct Shell {
     start: Instant,
     routes: HashMap<(ClientId, Seq), (Route, Instant)>,
     outbox: BTreeMap<NodeId, Vec<PeerFrame>>,
+    /// Outputs being carried out (kept to reuse its allocation).
+    drained: Vec<Output>,
     /// An answer went to one of this replica's own client connections in the current turn.
     answered_this_turn: bool,
     issued_token: u64,
@@ -182,6 +143,7 @@ impl Shell {
             start,
             routes: HashMap::new(),
             outbox: BTreeMap::new(),
+            drained: Vec::new(),
             answered_this_turn: false,
             issued_token: 0,
             next_sweep: Instant::now() + ROUTE_TTL,
@@ -472,7 +434,9 @@ impl Shell {
     }
 
     fn drain_outputs(&mut self) {
-        while let Some(output) = self.replica.poll_output() {
+        let mut outputs = std::mem::take(&mut self.drained);
+        drive::drain(&mut self.replica, &mut outputs);
+        for output in outputs.drain(..) {
             match output {
                 Output::Send { to, msg } => self
                     .outbox
@@ -490,6 +454,7 @@ impl Shell {
                 Output::Reply(response) => self.deliver(response),
             }
         }
+        self.drained = outputs;
     }
 
     fn flush_outbox(&mut self) {

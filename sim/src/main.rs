@@ -240,50 +240,87 @@ fn run_one(cli: &Cli, options: SimOptions) -> i32 {
     }
 }
 
+/// What a sweep has seen so far.
+#[derive(Default)]
+struct Tally {
+    /// The most serious failure kind.
+    worst: Option<FailureKind>,
+    /// Failing seeds by kind.
+    failures: [u64; 4],
+    undecided: u64,
+    sim_ns: u64,
+}
+
+impl Tally {
+    /// Counts one seed's report, printing what it found above the progress bar; returns whether
+    /// the seed failed.
+    fn record(&mut self, report: &SeedReport, bar: &ProgressBar) -> bool {
+        let seed = report.options.seed;
+        self.sim_ns += report.stats.sim_ns;
+        if let Some(reason) = &report.undecided {
+            self.undecided += 1;
+            bar.suspend(|| println!("seed {seed}: checker undecided: {reason}"));
+        }
+        let (Some(line), Some(failure)) = (report.failure_line(), &report.failure) else {
+            return false;
+        };
+        bar.suspend(|| println!("{line}"));
+        self.failures[failure.kind as usize] += 1;
+        self.worst = Some(self.worst.map_or(failure.kind, |w| w.min(failure.kind)));
+        bar.set_message(format!("{} failed", self.failures.iter().sum::<u64>()));
+        true
+    }
+
+    /// The sweep's one summary line.
+    fn summary(&self, range: &Range<u64>, wall_s: f64) -> String {
+        let count = range.end - range.start;
+        let failures = &self.failures;
+        format!(
+            "seeds {}..{}: {} run, {} failed (safety {}, linearizability {}, determinism {}, liveness {}), {} undecided by the checker; {:.0} seeds/min, {:.0}x simulated/wall",
+            range.start,
+            range.end,
+            count,
+            failures.iter().sum::<u64>(),
+            failures[FailureKind::Safety as usize],
+            failures[FailureKind::Linearizability as usize],
+            failures[FailureKind::Determinism as usize],
+            failures[FailureKind::Liveness as usize],
+            self.undecided,
+            count as f64 / wall_s * 60.0,
+            self.sim_ns as f64 / 1e9 / wall_s
+        )
+    }
+}
+
 fn run_sweep(cli: &Cli, base: SimOptions, range: Range<u64>) -> i32 {
-    let count = range.end - range.start;
-    let bar = ProgressBar::new(count);
+    let bar = ProgressBar::new(range.end - range.start);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {per_sec}, eta {eta} {msg}")
             .expect("a valid template"),
     );
     let started = Instant::now();
-    let mut worst: Option<FailureKind> = None;
-    let mut failures = [0u64; 4];
-    let (mut undecided, mut sim_ns, mut history_written) = (0u64, 0u64, false);
+    let mut tally = Tally::default();
+    let mut history_written = false;
     let mut hashes = match trace_hash_file(cli) {
         Ok(file) => file,
         Err(code) => return code,
     };
     for seed in range.clone() {
-        let report = run(
-            cli,
-            &SimOptions {
-                seed,
-                ..base.clone()
-            },
-        );
-        sim_ns += report.stats.sim_ns;
+        let options = SimOptions {
+            seed,
+            ..base.clone()
+        };
+        let report = run(cli, &options);
         if let Some(out) = hashes.as_mut() {
             if let Err(error) = writeln!(out, "{seed} {:016x}", report.trace_hash) {
                 eprintln!("error: cannot write the trace hashes: {error}");
                 return 1;
             }
         }
-        if let Some(reason) = &report.undecided {
-            undecided += 1;
-            bar.suspend(|| println!("seed {seed}: checker undecided: {reason}"));
-        }
-        if let (Some(line), Some(failure)) = (report.failure_line(), &report.failure) {
-            bar.suspend(|| println!("{line}"));
-            failures[failure.kind as usize] += 1;
-            worst = Some(worst.map_or(failure.kind, |w| w.min(failure.kind)));
-            bar.set_message(format!("{} failed", failures.iter().sum::<u64>()));
-            if !history_written {
-                history_written = true;
-                if let Err(code) = write_history(cli, &report) {
-                    return code;
-                }
+        if tally.record(&report, &bar) && !history_written {
+            history_written = true;
+            if let Err(code) = write_history(cli, &report) {
+                return code;
             }
         }
         bar.inc(1);
@@ -293,21 +330,6 @@ fn run_sweep(cli: &Cli, base: SimOptions, range: Range<u64>) -> i32 {
         eprintln!("error: cannot write the trace hashes: {error}");
         return 1;
     }
-    let wall = started.elapsed().as_secs_f64();
-    let total: u64 = failures.iter().sum();
-    println!(
-        "seeds {}..{}: {} run, {} failed (safety {}, linearizability {}, determinism {}, liveness {}), {} undecided by the checker; {:.0} seeds/min, {:.0}x simulated/wall",
-        range.start,
-        range.end,
-        count,
-        total,
-        failures[FailureKind::Safety as usize],
-        failures[FailureKind::Linearizability as usize],
-        failures[FailureKind::Determinism as usize],
-        failures[FailureKind::Liveness as usize],
-        undecided,
-        count as f64 / wall * 60.0,
-        sim_ns as f64 / 1e9 / wall
-    );
-    worst.map_or(0, |kind| kind.exit_code())
+    println!("{}", tally.summary(&range, started.elapsed().as_secs_f64()));
+    tally.worst.map_or(0, |kind| kind.exit_code())
 }

@@ -188,6 +188,39 @@ impl Streams {
     }
 }
 
+/// Which faults of the enabled families a run has (swarm testing: each fault of an enabled
+/// family is itself switched on with probability 3/4).
+struct Switches {
+    loss: bool,
+    dup: bool,
+    tail: bool,
+    jitter: bool,
+    partition: bool,
+    skew: bool,
+    drift: bool,
+    pause: bool,
+    crash: bool,
+    slow_disk: bool,
+}
+
+impl Switches {
+    fn draw(profile: Profile, rng: &mut ChaCha8Rng) -> Switches {
+        let mut on = |enabled: bool| enabled && rng.gen_range(0..4) != 0;
+        Switches {
+            loss: on(profile.net()),
+            dup: on(profile.net()),
+            tail: on(profile.net()),
+            jitter: on(profile.net()),
+            partition: on(profile.net()),
+            skew: on(profile.clock()),
+            drift: on(profile.clock()),
+            pause: on(profile.clock()),
+            crash: on(profile.crash()),
+            slow_disk: on(profile.crash()),
+        }
+    }
+}
+
 impl FaultPlan {
     /// The plan the run of `options` draws.
     pub fn draw_for(options: &crate::SimOptions) -> FaultPlan {
@@ -201,21 +234,7 @@ impl FaultPlan {
 
     /// Draws the plan of one run for `nodes` replicas.
     pub fn draw(profile: Profile, nodes: usize, rng: &mut ChaCha8Rng) -> FaultPlan {
-        // Swarm testing: each fault of an enabled family is itself switched on with 3/4.
-        let mut on = |enabled: bool| enabled && rng.gen_range(0..4) != 0;
-        let (loss, dup, tail, jitter, partition) = (
-            on(profile.net()),
-            on(profile.net()),
-            on(profile.net()),
-            on(profile.net()),
-            on(profile.net()),
-        );
-        let (skew, drift, pause) = (
-            on(profile.clock()),
-            on(profile.clock()),
-            on(profile.clock()),
-        );
-        let (crash, slow_disk) = (on(profile.crash()), on(profile.crash()));
+        let on = Switches::draw(profile, rng);
         let keep_prefix = rng.gen_bool(0.5);
         let mut plan = FaultPlan {
             profile,
@@ -251,36 +270,9 @@ impl FaultPlan {
             torn_writes: false,
             segment_bytes: 0,
         };
-        if jitter {
-            plan.delay_jitter_ns = pick(rng, &[2, 5, 20, 50]) * NANOS_PER_MILLI;
-        }
-        if tail {
-            plan.tail_ppm = pick(rng, &[1_000, 10_000, 50_000]);
-            plan.tail_max_ns = pick(rng, &[200, 1_000, 3_000, 10_000]) * NANOS_PER_MILLI;
-        }
-        if loss {
-            plan.loss_ppm = pick(rng, &[1_000, 10_000, 50_000, 200_000]);
-        }
-        if dup {
-            plan.dup_ppm = pick(rng, &[1_000, 10_000, 100_000]);
-        }
-        if partition && nodes > 1 {
-            plan.partition_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
-            plan.partition_max_ns = pick(rng, &[500, 2_000, 5_000]) * NANOS_PER_MILLI;
-        }
-        plan.draw_clocks(rng, skew, drift);
-        if pause {
-            plan.pause_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
-            plan.pause_max_ns = pick(rng, &[100, 1_000, 3_000]) * NANOS_PER_MILLI;
-        }
-        if crash {
-            plan.crash_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
-            plan.downtime_max_ns = pick(rng, &[200, 1_000, 4_000]) * NANOS_PER_MILLI;
-        }
-        if slow_disk {
-            plan.sync_min_ns = pick(rng, &[200, 1_000]) * NANOS_PER_MICRO;
-            plan.sync_jitter_ns = pick(rng, &[2, 10, 50]) * NANOS_PER_MILLI;
-        }
+        plan.draw_network(rng, &on, nodes);
+        plan.draw_clocks(rng, on.skew, on.drift);
+        plan.draw_process_faults(rng, &on);
         if profile.disk() {
             plan.draw_storage(rng, nodes);
         }
@@ -288,6 +280,43 @@ impl FaultPlan {
         plan.draw_session_limits(rng);
         plan.segment_bytes = pick(rng, &[16, 64, 256]) * 1024;
         plan
+    }
+
+    /// The network's rates: delay jitter, long tails, loss, duplication, partitions.
+    fn draw_network(&mut self, rng: &mut ChaCha8Rng, on: &Switches, nodes: usize) {
+        if on.jitter {
+            self.delay_jitter_ns = pick(rng, &[2, 5, 20, 50]) * NANOS_PER_MILLI;
+        }
+        if on.tail {
+            self.tail_ppm = pick(rng, &[1_000, 10_000, 50_000]);
+            self.tail_max_ns = pick(rng, &[200, 1_000, 3_000, 10_000]) * NANOS_PER_MILLI;
+        }
+        if on.loss {
+            self.loss_ppm = pick(rng, &[1_000, 10_000, 50_000, 200_000]);
+        }
+        if on.dup {
+            self.dup_ppm = pick(rng, &[1_000, 10_000, 100_000]);
+        }
+        if on.partition && nodes > 1 {
+            self.partition_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
+            self.partition_max_ns = pick(rng, &[500, 2_000, 5_000]) * NANOS_PER_MILLI;
+        }
+    }
+
+    /// Pauses, crashes and slow disks.
+    fn draw_process_faults(&mut self, rng: &mut ChaCha8Rng, on: &Switches) {
+        if on.pause {
+            self.pause_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
+            self.pause_max_ns = pick(rng, &[100, 1_000, 3_000]) * NANOS_PER_MILLI;
+        }
+        if on.crash {
+            self.crash_every_ns = pick(rng, &[1, 3, 8]) * NANOS_PER_SEC;
+            self.downtime_max_ns = pick(rng, &[200, 1_000, 4_000]) * NANOS_PER_MILLI;
+        }
+        if on.slow_disk {
+            self.sync_min_ns = pick(rng, &[200, 1_000]) * NANOS_PER_MICRO;
+            self.sync_jitter_ns = pick(rng, &[2, 10, 50]) * NANOS_PER_MILLI;
+        }
     }
 
     /// Whether the store may forget a session during the run (limits below the defaults).

@@ -2,61 +2,12 @@
 
 use std::hash::{Hash, Hasher};
 
+use keyspace_checker::FxHasher;
 use keyspace_core::{ClientRequest, ClientResponse, Message, Outcome, Rejection};
-
-/// FxHash: fast, and the same on every run and platform.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Fx(u64);
-
-const K: u64 = 0x517c_c1b7_2722_0a95;
-
-impl Fx {
-    pub fn new() -> Self {
-        Fx(0)
-    }
-}
-
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write_u64(n as u64);
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(n as u64);
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(n as u64);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn write_i64(&mut self, n: i64) {
-        self.write_u64(n as u64);
-    }
-}
 
 /// A hash of any hashable value.
 pub fn digest<T: Hash + ?Sized>(value: &T) -> u64 {
-    let mut h = Fx::new();
+    let mut h = FxHasher::new();
     value.hash(&mut h);
     h.finish()
 }
@@ -71,7 +22,7 @@ pub fn request_digest(request: &ClientRequest) -> u64 {
 }
 
 pub fn response_digest(response: &ClientResponse) -> u64 {
-    let mut h = Fx::new();
+    let mut h = FxHasher::new();
     (response.client_id, response.seq).hash(&mut h);
     match &response.outcome {
         Outcome::Done(reply) => (0u8, reply).hash(&mut h),

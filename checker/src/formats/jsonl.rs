@@ -1,7 +1,7 @@
 //! The project's JSON-lines history format (specified in the crate README).
 
 use super::LineError;
-use crate::recorder::{End, Recorded, Recorder};
+use crate::history::{End, Recorded};
 use keyspace_core::{Command, CommandError, Reply};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -233,7 +233,7 @@ pub fn decode_bytes(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Reads a history written by [`write`] (or by anything that follows the format).
-pub fn parse(text: &str) -> Result<Recorder, LineError> {
+pub fn parse(text: &str) -> Result<Vec<Recorded>, LineError> {
     let mut ops: Vec<Recorded> = Vec::new();
     let mut index_of: HashMap<u64, usize> = HashMap::new();
     for (index, line) in text.lines().enumerate() {
@@ -273,7 +273,7 @@ pub fn parse(text: &str) -> Result<Recorder, LineError> {
             }
         }
     }
-    Ok(Recorder::from_recorded(ops))
+    Ok(ops)
 }
 
 fn check_header(event: &Map<String, Value>) -> Result<(), String> {

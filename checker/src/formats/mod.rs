@@ -9,6 +9,7 @@ use crate::history::{Operation, Outcome};
 use crate::models::keyspace::History;
 use crate::models::register::{RegisterInput, RegisterOutput};
 use crate::models::string_map::{MapInput, MapOutput};
+use crate::recorder::Recorder;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -141,7 +142,10 @@ pub fn parse_text(name: &str, text: &str, format: Option<Format>) -> Result<Pars
     Ok(match format {
         Format::JepsenEtcd => Parsed::Register(etcd::parse(text).map_err(at)?),
         Format::EdnKv => Parsed::StringMap(edn::parse(text).map_err(at)?),
-        Format::Jsonl => Parsed::Keyspace(jsonl::parse(text).map_err(at)?.into_history()),
+        Format::Jsonl => {
+            let recorded = jsonl::parse(text).map_err(at)?;
+            Parsed::Keyspace(Recorder::from_recorded(recorded).into_history())
+        }
     })
 }
 

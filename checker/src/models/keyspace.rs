@@ -82,14 +82,43 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
     if let Err(error) = command.validate() {
         return (None, Reply::Error(error));
     }
+    if command.is_write() {
+        apply_write(state, command)
+    } else {
+        (None, read(state, command))
+    }
+}
+
+/// The reply of a read, which changes nothing.
+fn read(state: &StoreState, command: &Command) -> Reply {
     match command {
-        Command::Get { key } | Command::DirtyGet { key } => {
-            (None, Reply::Value(state.get(key).cloned()))
+        Command::Get { key } | Command::DirtyGet { key } => Reply::Value(state.get(key).cloned()),
+        Command::MultiGet { keys } => {
+            Reply::Values(keys.iter().map(|k| state.get(k).cloned()).collect())
         }
-        Command::MultiGet { keys } => (
-            None,
-            Reply::Values(keys.iter().map(|k| state.get(k).cloned()).collect()),
-        ),
+        Command::ListKeys {
+            prefix,
+            start,
+            count,
+        } => {
+            let keys = listed(state, prefix, start.as_deref(), *count).map(|(k, _)| k.clone());
+            Reply::Keys(keys.collect())
+        }
+        Command::ListKeyValues {
+            prefix,
+            start,
+            count,
+        } => {
+            let pairs = listed(state, prefix, start.as_deref(), *count);
+            Reply::KeyValues(pairs.map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
+        Command::Count { prefix } => Reply::Int(with_prefix(state, prefix, prefix).count() as i64),
+        write => unreachable!("{write:?} is a write"),
+    }
+}
+
+fn apply_write(state: &StoreState, command: &Command) -> (Option<StoreState>, Reply) {
+    match command {
         Command::Set { key, value } => (Some(with(state, key, value.clone())), Reply::Ok),
         Command::TestAndSet { key, expected, new } => match state.get(key) {
             Some(current) if current == expected => {
@@ -133,31 +162,9 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
             let removed = (state.len() - next.len()) as i64;
             ((removed > 0).then_some(next), Reply::Int(removed))
         }
-        Command::ListKeys {
-            prefix,
-            start,
-            count,
-        } => {
-            let keys = listed(state, prefix, start.as_deref(), *count).map(|(k, _)| k.clone());
-            (None, Reply::Keys(keys.collect()))
-        }
-        Command::ListKeyValues {
-            prefix,
-            start,
-            count,
-        } => {
-            let pairs = listed(state, prefix, start.as_deref(), *count);
-            (
-                None,
-                Reply::KeyValues(pairs.map(|(k, v)| (k.clone(), v.clone())).collect()),
-            )
-        }
-        Command::Count { prefix } => (
-            None,
-            Reply::Int(with_prefix(state, prefix, prefix).count() as i64),
-        ),
         // Changes no key; the id it answers is the store's choice, so `check_kv` leaves it out.
         Command::OpenSession => (None, Reply::Int(0)),
+        read => unreachable!("{read:?} is a read"),
     }
 }
 

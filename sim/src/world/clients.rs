@@ -7,12 +7,11 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use keyspace_core::{
-    ClientId, ClientRequest, ClientResponse, Command, CommandError, Nanos, Outcome, Rejection,
-    Reply, Seq, OPENED_SESSION_BIT,
+    ClientId, ClientRequest, ClientResponse, Command, CommandError, Input, Nanos, Outcome,
+    Rejection, Reply, Seq, OPENED_SESSION_BIT,
 };
 
 use super::events::Event;
-use super::replicas::Input;
 use super::{Phase, World};
 use crate::plan::{FaultPlan, NANOS_PER_MILLI, NANOS_PER_SEC};
 use crate::workload::{random_command, Client, Pending};

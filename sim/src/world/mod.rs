@@ -12,19 +12,18 @@ mod replicas;
 
 use std::hash::Hasher;
 
-use keyspace_checker::Recorder;
-use keyspace_core::Nanos;
+use keyspace_checker::{FxHasher, Recorder};
+use keyspace_core::{Input, Nanos};
 
 use crate::checks::Ledger;
 use crate::plan::{FaultPlan, Streams, NANOS_PER_SEC};
-use crate::trace::Fx;
 use crate::{Failure, FailureKind, SimOptions, Stats};
 
 use clients::Clients;
 use events::{Event, EventQueue};
 use faults::Faults;
 use network::Network;
-use replicas::{Input, Replicas};
+use replicas::Replicas;
 
 pub use phases::{LIVENESS_BOUND_NS, LIVENESS_WRITES};
 
@@ -49,7 +48,8 @@ pub struct World {
     faults: Faults,
     pub recorder: Recorder,
     ledger: Ledger,
-    trace: Fx,
+    /// The trace hash: every processed event, in order.
+    trace: FxHasher,
     pub stats: Stats,
     phase: Phase,
     liveness_left: u64,
@@ -89,7 +89,7 @@ impl World {
             plan,
             recorder: Recorder::with_capacity(2048),
             ledger: Ledger::default(),
-            trace: Fx::new(),
+            trace: FxHasher::new(),
             stats: Stats::default(),
             phase: Phase::Faults,
             liveness_left: LIVENESS_WRITES,
@@ -195,7 +195,7 @@ impl World {
                 }
                 self.stats.messages_delivered += 1;
                 let from_id = self.replicas.nodes[from].id;
-                self.drive(to, Input::Message(from_id, msg))
+                self.drive(to, Input::Message { from: from_id, msg })
             }
             Event::Request {
                 client,
@@ -213,7 +213,7 @@ impl World {
             }
             Event::Timer { node, .. } => self.timer_fired(node),
             Event::Synced { node, token, .. } => self.synced(node, token),
-            Event::EarlyAck { node, token, .. } => self.drive(node, Input::Persisted(token)),
+            Event::EarlyAck { node, token, .. } => self.drive(node, Input::Persisted { token }),
             Event::Restart { node, incarnation } => self.restart_after_crash(node, incarnation),
             Event::PhaseEnd => self.end_faults(),
             Event::LivenessDeadline => self.liveness_deadline(),

@@ -6,9 +6,9 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use keyspace_core::drive::{self, Input};
 use keyspace_core::{
-    Ballot, ClientRequest, Message, Mutant, Nanos, NodeId, Output, Replica, ReplicaConfig, Slot,
-    StorageWrite,
+    Ballot, Mutant, Nanos, NodeId, Output, Replica, ReplicaConfig, Slot, StorageWrite,
 };
 use keyspace_storage::{LogConfig, StorageLimits};
 
@@ -23,14 +23,6 @@ use crate::Failure;
 
 /// A timer never fires earlier than this after the input that set it (no busy loops).
 const TIMER_MIN_NS: Nanos = 1_000;
-
-/// One input to a replica.
-pub(super) enum Input {
-    Message(NodeId, Message),
-    Request(ClientRequest),
-    Timeout,
-    Persisted(u64),
-}
 
 pub(super) struct Node {
     pub(super) id: NodeId,
@@ -169,18 +161,7 @@ impl World {
             return Ok(());
         };
         let mut out = std::mem::take(&mut self.replicas.out);
-        let result = guarded(|| {
-            match input {
-                Input::Message(from, msg) => replica.handle_message(local, from, msg),
-                Input::Request(request) => replica.handle_request(local, request),
-                Input::Timeout => replica.handle_timeout(local),
-                Input::Persisted(token) => replica.handle_persisted(local, token),
-            }
-            while let Some(output) = replica.poll_output() {
-                out.push(output);
-            }
-            replica.poll_timeout()
-        });
+        let result = guarded(|| drive::step(replica, local, input, &mut out));
         let deadline = result.map_err(|panic| {
             safety(format!(
                 "replica {} stopped on a violated invariant: {panic}",
@@ -282,7 +263,7 @@ impl World {
         let storage = &mut self.replicas.nodes[i].storage;
         storage.synced(token).map_err(|e| storage_failed(i, e))?;
         if !self.mutant(Mutant::AckBeforeFsync) {
-            self.drive(i, Input::Persisted(token))?;
+            self.drive(i, Input::Persisted { token })?;
         }
         self.start_sync(i)
     }

@@ -1,0 +1,61 @@
+//! What the core task (the shell) is told and what it tells: the events it handles, the frames
+//! replicas exchange, and the status `INFO` shows. A module of its own, so that the tasks that
+//! feed the core task (peer links, client connections) need not know the core task itself.
+
+use keyspace_core::{ClientRequest, ClientResponse, Message, NodeId, Role};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+/// What one replica sends another after the handshake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerFrame {
+    /// A protocol message for the core.
+    Protocol(Message),
+    /// A client request that reached a non-master; the receiver serves it as its own client's.
+    Forward(ClientRequest),
+    /// The answer to a forwarded request.
+    ForwardReply(ClientResponse),
+}
+
+/// What the core task handles, from client connections and peer links.
+pub enum Event {
+    /// A client request from a local connection. `prefer` names the replica to try (a hint
+    /// from an earlier refusal); `local` asks for this replica itself (dirty reads).
+    Request {
+        request: ClientRequest,
+        prefer: Option<NodeId>,
+        local: bool,
+        reply: mpsc::Sender<ClientResponse>,
+    },
+    Peer {
+        from: NodeId,
+        frames: Vec<PeerFrame>,
+    },
+    Info(oneshot::Sender<Status>),
+}
+
+/// What INFO shows about the replica.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub node_id: NodeId,
+    pub role: Role,
+    pub master: Option<NodeId>,
+    pub ballot: String,
+    pub chosen_through: u64,
+    pub applied_through: u64,
+    pub lease_remaining_ms: Option<u64>,
+    pub keys: usize,
+    pub sessions: usize,
+    pub peers_connected: usize,
+    pub peers: usize,
+    pub requests_served: u64,
+    pub log_syncs: u64,
+    pub log_records: u64,
+    pub log_sync_us: u64,
+    /// Syncs that ran on a blocking thread (snapshots, and busy turns' while the disk is slow).
+    pub log_syncs_off_loop: u64,
+    /// Recent average time of one sync (snapshots left out).
+    pub log_sync_recent_us: u64,
+    /// Recovering what damaged storage may have lost; does not vote until done.
+    pub storage_recovering: bool,
+}
