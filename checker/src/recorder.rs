@@ -1,7 +1,7 @@
 //! Recording a history of the store's commands as clients see them.
 
 use crate::formats::jsonl;
-use crate::history::{End, Operation, Outcome, Recorded};
+use crate::history::{End, Recorded};
 use crate::models::keyspace::History;
 use keyspace_core::{Command, Reply};
 use std::io;
@@ -120,36 +120,14 @@ impl Recorder {
 
     /// The history to check: failed operations left out.
     pub fn history(&self) -> History {
-        history_of(self.ops.iter().cloned())
+        History::from_recorded(self.ops.iter().cloned())
     }
 
     pub fn into_history(self) -> History {
-        history_of(self.ops.into_iter())
+        History::from_recorded(self.ops.into_iter())
     }
 
     pub fn from_recorded(ops: Vec<Recorded>) -> Self {
         Recorder { ops }
     }
-}
-
-pub(crate) fn history_of(ops: impl Iterator<Item = Recorded>) -> History {
-    let ops = ops
-        .filter_map(|op| {
-            let outcome = match op.end {
-                End::Ok { at_ns, reply } => Outcome::Returned {
-                    at_ns,
-                    output: reply,
-                },
-                End::Fail { .. } => return None,
-                End::Unknown => Outcome::Unknown,
-            };
-            Some(Operation {
-                client: op.client,
-                invoke_ns: op.invoke_ns,
-                input: op.command,
-                outcome,
-            })
-        })
-        .collect();
-    History { ops }
 }

@@ -14,7 +14,8 @@
 //!   grant, and two majorities share an acceptor, so two holders never overlap in true time.
 //! - A restarted replica forgets its grants; it sits out `L` of its own clock (at least
 //!   `L / (1 + ρ)` true time) before it answers lease messages, which outlasts any belief a
-//!   grant it gave before the crash could support.
+//!   grant it gave before the crash could support. A member of a brand-new cluster
+//!   (`ReplicaConfig::new_cluster`, empty storage) has given no grant and does not wait.
 
 use std::collections::BTreeSet;
 

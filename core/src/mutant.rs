@@ -30,10 +30,14 @@ pub enum Mutant {
     /// A write under an opened session the store forgot starts that session again, as a
     /// client-chosen one's first write would: a retry after the store forgot applies twice.
     ForgottenSessionRestarts,
+    /// A restarted replica whose storage is empty skips the restart quiet period, as a member
+    /// of a brand-new cluster does: it forgot any lease it granted before anything it wrote
+    /// became durable.
+    RestartSkipsQuietPeriod,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 11] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -44,6 +48,7 @@ impl Mutant {
         Mutant::SkipReadVerify,
         Mutant::AckBeforeFsync,
         Mutant::ForgottenSessionRestarts,
+        Mutant::RestartSkipsQuietPeriod,
     ];
 
     /// The kebab-case name used on command lines.
@@ -59,6 +64,7 @@ impl Mutant {
             Mutant::SkipReadVerify => "skip-read-verify",
             Mutant::AckBeforeFsync => "ack-before-fsync",
             Mutant::ForgottenSessionRestarts => "forgotten-session-restarts",
+            Mutant::RestartSkipsQuietPeriod => "restart-skips-quiet-period",
         }
     }
 

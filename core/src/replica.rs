@@ -78,6 +78,12 @@ pub struct ReplicaConfig {
     /// the last one; every replica compares (Paxos Made Live's consistency check).
     pub checkpoint_interval_slots: u64,
     pub state_machine: StateMachineConfig,
+    /// Every member of this group is starting for the first time (etcd's
+    /// `--initial-cluster-state new`): a replica with empty storage then skips the restart
+    /// quiet period, since it has granted no lease. Empty storage alone cannot tell "brand new"
+    /// from "wiped after granting", so only the operator can say this.
+    #[serde(default)]
+    pub new_cluster: bool,
     /// A deliberately wrong protocol variant; only with the `mutants` feature.
     pub mutant: Option<Mutant>,
 }
@@ -104,6 +110,7 @@ impl ReplicaConfig {
             log_retain_slots: 1_000,
             checkpoint_interval_slots: 1_000,
             state_machine: StateMachineConfig::default(),
+            new_cluster: false,
             mutant: None,
         }
     }
@@ -289,11 +296,12 @@ pub struct Replica {
 
 impl Replica {
     /// Starts (or restarts) a replica from what its storage holds. It stays out of the lease
-    /// protocol for one lease duration, since it forgot any lease grant it gave before.
+    /// protocol for one lease duration, since it forgot any lease grant it gave before, unless
+    /// it is a member of a brand-new cluster with empty storage.
     pub fn new(config: ReplicaConfig, durable: DurableState, now_ns: Nanos, seed: u64) -> Self {
         config.validate();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let quiet_until_ns = now_ns + config.lease.restart_quiet_ns();
+        let quiet_until_ns = now_ns + Self::start_quiet_ns(&config, &durable);
         let backoff_ns = rng.gen_range(0..=config.lease_backoff_max_ns);
         let proposer = Self::lease_proposer(&config);
         let mut replica = Self {
@@ -331,6 +339,18 @@ impl Replica {
         replica.state.set_mutant(replica.config.mutant);
         replica.recover(durable, now_ns);
         replica
+    }
+
+    /// How long a starting replica sits out the lease protocol: nothing when the operator says
+    /// the whole group is new and its storage holds nothing (so it cannot have granted a lease
+    /// and lost the record), one lease duration otherwise.
+    fn start_quiet_ns(config: &ReplicaConfig, durable: &DurableState) -> Nanos {
+        let new = config.new_cluster || mutant::is(config.mutant, Mutant::RestartSkipsQuietPeriod);
+        if new && durable.is_empty() {
+            0
+        } else {
+            config.lease.restart_quiet_ns()
+        }
     }
 
     /// Rebuilds the state from storage: the snapshot (verified), then the log after it.
@@ -484,6 +504,14 @@ impl Replica {
     /// Local time until which this replica holds the lease, if it does at `now_ns`.
     pub fn lease_held_until(&self, now_ns: Nanos) -> Option<Nanos> {
         self.lease_proposer.held_until(now_ns)
+    }
+
+    /// Whether this replica stands behind `owner`'s lease at `now_ns`: its grant to `owner`
+    /// still runs, or it sits out its restart quiet period and grants nothing. Throughout a
+    /// lease, a majority does this or is down (the simulator checks it).
+    pub fn backs_lease_of(&self, owner: NodeId, now_ns: Nanos) -> bool {
+        self.in_quiet_period(now_ns)
+            || matches!(self.lease_acceptor.open_grant(now_ns), Some(g) if g.owner == owner)
     }
 
     /// Whether linearizable reads would be served from memory at `now_ns`.

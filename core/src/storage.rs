@@ -57,6 +57,15 @@ pub struct DurableState {
 }
 
 impl DurableState {
+    /// Nothing was ever durable: no promise, no accept, nothing chosen, no snapshot, no damage.
+    pub fn is_empty(&self) -> bool {
+        self.promised == Ballot::ZERO
+            && self.accepted.is_empty()
+            && self.chosen.is_empty()
+            && self.snapshot.is_none()
+            && !self.damaged
+    }
+
     /// The slot the durable snapshot covers through, if there is one.
     pub fn snapshot_slot(&self) -> Option<Slot> {
         self.snapshot.as_ref().map(|image| image.meta.slot)
@@ -116,6 +125,24 @@ mod tests {
             ballot,
             value,
         }
+    }
+
+    #[test]
+    fn state_is_empty_only_when_nothing_was_written_and_nothing_failed_verification() {
+        assert!(DurableState::default().is_empty());
+        let mut promised = DurableState::default();
+        promised.apply(&StorageWrite::Promise {
+            ballot: Ballot { round: 1, node: 2 },
+        });
+        assert!(!promised.is_empty());
+        let mut accepted = DurableState::default();
+        accepted.apply(&accept(1, 1, LogValue::Noop));
+        assert!(!accepted.is_empty());
+        let damaged = DurableState {
+            damaged: true,
+            ..DurableState::default()
+        };
+        assert!(!damaged.is_empty());
     }
 
     #[test]

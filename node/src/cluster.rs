@@ -1,24 +1,38 @@
 //! `keyspace cluster`: a local cluster of replicas as child processes, for trying keyspace out.
+//!
+//! A replica that dies is reported (how, and the command that restarts it) while the others
+//! keep serving; the cluster process itself ends only on Ctrl-C or when no majority is left.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use keyspace_core::majority;
 use keyspace_node::resp_client::{info_field, Client};
 
 /// Peer ports sit this far above client ports.
 const PEER_PORT_OFFSET: u16 = 1000;
 /// How long to wait for the first master before saying so.
 const MASTER_WAIT: Duration = Duration::from_secs(20);
+/// How often the replicas are checked while waiting for a master.
+const MASTER_POLL: Duration = Duration::from_millis(50);
+/// How often the replicas' processes are checked once the cluster serves.
+const WATCH_POLL: Duration = Duration::from_millis(250);
+/// How long one status question to a replica may take (a stopped process never answers).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// The file (in the cluster's directory) holding the key replicas authenticate peers with.
+const KEY_FILE: &str = "cluster.key";
 
 #[derive(clap::Args)]
 pub struct ClusterArgs {
     /// Number of replicas.
     #[arg(long, default_value_t = 3)]
     nodes: u16,
-    /// Data directory (one subdirectory per replica). Default: a fresh temporary directory,
-    /// removed on exit.
+    /// Data directory (one subdirectory per replica, and their logs). Kept on exit; started
+    /// again, the replicas keep their data. Default: a fresh temporary directory, removed on
+    /// exit.
     #[arg(long)]
     dir: Option<PathBuf>,
     /// First client port; replica i listens on BASE-PORT+i-1 for clients.
@@ -30,7 +44,7 @@ pub struct ClusterArgs {
 }
 
 /// Makes the replica get SIGTERM when this process dies, however it dies (killed, or a closed
-/// pipe on its output): Ctrl-C stops the replicas through [`Children`], but a `kill -9` of
+/// pipe on its output): Ctrl-C stops the replicas through [`Replicas`], but a `kill -9` of
 /// this process would otherwise leave them running on their ports.
 #[cfg(target_os = "linux")]
 fn stop_with_parent(command: &mut Command) {
@@ -55,16 +69,237 @@ fn stop_with_parent(command: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn stop_with_parent(_command: &mut Command) {}
 
-struct Children(Vec<Child>);
+/// Where everything of one cluster lives, and how a replica is started.
+struct Layout {
+    nodes: u16,
+    base_port: u16,
+    dir: PathBuf,
+    exe: PathBuf,
+    peers: String,
+    key: String,
+    password: Option<String>,
+    /// Every replica's data directory is created by this start: the whole group is new.
+    new_cluster: bool,
+}
 
-impl Drop for Children {
+impl Layout {
+    fn new(args: &ClusterArgs, dir: &Path) -> Result<Layout, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        let mut layout = Layout {
+            nodes: args.nodes,
+            base_port: args.base_port,
+            dir: dir.to_path_buf(),
+            exe,
+            peers: String::new(),
+            key: format!("{:032x}", rand::random::<u128>()),
+            password: args.requirepass.clone(),
+            new_cluster: false,
+        };
+        layout.peers = (1..=args.nodes)
+            .map(|i| format!("{i}=127.0.0.1:{}", layout.peer_port(i)))
+            .collect::<Vec<_>>()
+            .join(",");
+        layout.new_cluster = (1..=args.nodes).all(|i| !layout.data_dir(i).exists());
+        Ok(layout)
+    }
+
+    fn client_port(&self, id: u16) -> u16 {
+        self.base_port + id - 1
+    }
+
+    fn peer_port(&self, id: u16) -> u16 {
+        self.client_port(id) + PEER_PORT_OFFSET
+    }
+
+    fn client_addr(&self, id: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.client_port(id)))
+    }
+
+    fn data_dir(&self, id: u16) -> PathBuf {
+        self.dir.join(format!("node-{id}"))
+    }
+
+    fn log_path(&self, id: u16) -> PathBuf {
+        self.dir.join(format!("node-{id}.log"))
+    }
+
+    /// The arguments of `keyspace node` for replica `id` (without --new-cluster).
+    fn node_args(&self, id: u16) -> Vec<String> {
+        let data = self.data_dir(id).display().to_string();
+        let client_addr = format!("127.0.0.1:{}", self.client_port(id));
+        ["node", "--id", &id.to_string(), "--peers", &self.peers]
+            .into_iter()
+            .chain(["--client-addr", &client_addr, "--data", &data])
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn spawn(&self, id: u16) -> Result<Child, String> {
+        let log_path = self.log_path(id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let mut command = Command::new(&self.exe);
+        command
+            .args(self.node_args(id))
+            .env("KEYSPACE_CLUSTER_KEY", &self.key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if self.new_cluster {
+            command.arg("--new-cluster");
+        }
+        if let Some(password) = &self.password {
+            command.env("KEYSPACE_PASSWORD", password);
+        }
+        // A process group of its own: Ctrl-C in the terminal reaches only this process, which
+        // then stops the replicas, instead of killing them all at once behind its back.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        stop_with_parent(&mut command);
+        command
+            .spawn()
+            .map_err(|e| format!("cannot start replica {id}: {e}"))
+    }
+
+    /// A shell command line that starts replica `id` again, as this process started it.
+    fn restart_command(&self, id: u16) -> String {
+        let key_file = shell_quote(&self.dir.join(KEY_FILE).display().to_string());
+        let mut line = format!("KEYSPACE_CLUSTER_KEY=\"$(cat {key_file})\" ");
+        if self.password.is_some() {
+            line.push_str("KEYSPACE_PASSWORD=<this cluster's password> ");
+        }
+        line.push_str(&shell_quote(&self.exe.display().to_string()));
+        for arg in self.node_args(id) {
+            let _ = write!(line, " {}", shell_quote(&arg));
+        }
+        let log = shell_quote(&self.log_path(id).display().to_string());
+        let _ = write!(line, " 2>>{log}");
+        line
+    }
+}
+
+/// `text` as one shell word.
+fn shell_quote(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// How a process ended, in words.
+fn describe_exit(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exited with code {code}");
+    }
+    let Some(signal) = status.signal() else {
+        return format!("ended ({status})");
+    };
+    let name = match signal {
+        libc::SIGHUP => " (SIGHUP)",
+        libc::SIGINT => " (SIGINT)",
+        libc::SIGQUIT => " (SIGQUIT)",
+        libc::SIGABRT => " (SIGABRT)",
+        libc::SIGKILL => " (SIGKILL)",
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGBUS => " (SIGBUS)",
+        libc::SIGTERM => " (SIGTERM)",
+        _ => "",
+    };
+    format!("was killed by signal {signal}{name}")
+}
+
+/// One replica as this process sees it.
+struct Replica {
+    id: u16,
+    /// The child process; `None` once it ended and was reaped.
+    child: Option<Child>,
+    /// It ended, and a process restarted outside this one answers on its client port.
+    restarted_by_hand: bool,
+}
+
+impl Replica {
+    fn is_up(&self) -> bool {
+        self.child.is_some() || self.restarted_by_hand
+    }
+}
+
+/// The replicas; dropping this stops every child still running.
+struct Replicas(Vec<Replica>);
+
+impl Drop for Replicas {
     fn drop(&mut self) {
-        for child in &mut self.0 {
+        for child in self.0.iter_mut().filter_map(|r| r.child.as_mut()) {
             // SAFETY: plain signal to a child process this one started and has not reaped.
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         }
-        for child in &mut self.0 {
+        for child in self.0.iter_mut().filter_map(|r| r.child.as_mut()) {
             let _ = child.wait();
+        }
+    }
+}
+
+impl Replicas {
+    fn up(&self) -> usize {
+        self.0.iter().filter(|r| r.is_up()).count()
+    }
+
+    /// Reaps every child that ended and says how it ended; returns the ids of those that did.
+    fn reap(&mut self, layout: &Layout) -> Vec<u16> {
+        let mut ended = Vec::new();
+        for index in 0..self.0.len() {
+            let replica = &mut self.0[index];
+            let Some(child) = replica.child.as_mut() else {
+                continue;
+            };
+            let Ok(Some(status)) = child.try_wait() else {
+                continue;
+            };
+            let pid = child.id();
+            replica.child = None;
+            let id = replica.id;
+            ended.push(id);
+            let up = self.up();
+            let quorum = majority(layout.nodes as usize);
+            let serving = if up >= quorum {
+                "a majority: the cluster keeps serving"
+            } else {
+                "no majority"
+            };
+            println!(
+                "replica {id} (pid {pid}) {}; {up} of {} replicas run, {serving}. Its log: {}\n  to restart it: {}",
+                describe_exit(status),
+                layout.nodes,
+                layout.log_path(id).display(),
+                layout.restart_command(id)
+            );
+        }
+        ended
+    }
+
+    /// Notices replicas restarted outside this process (they answer on their client port
+    /// again) and those that stopped answering since.
+    async fn probe_restarted(&mut self, layout: &Layout) {
+        for replica in self.0.iter_mut().filter(|r| r.child.is_none()) {
+            let addr = layout.client_addr(replica.id);
+            let connect = tokio::net::TcpStream::connect(addr);
+            let answers = matches!(
+                tokio::time::timeout(PROBE_TIMEOUT, connect).await,
+                Ok(Ok(_))
+            );
+            if answers != replica.restarted_by_hand {
+                replica.restarted_by_hand = answers;
+                let what = if answers {
+                    "answers again (restarted outside this process, which cannot stop it)"
+                } else {
+                    "no longer answers"
+                };
+                println!("replica {} on {addr} {what}", replica.id);
+            }
         }
     }
 }
@@ -73,11 +308,14 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
     if args.nodes == 0 || args.nodes > 9 {
         return Err("--nodes must be between 1 and 9".into());
     }
-    let temporary = args.dir.is_none();
-    let dir = args.dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("keyspace-cluster-{}", std::process::id()))
-    });
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let (dir, temporary) = match &args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            (dir.clone(), false)
+        }
+        None => (fresh_temporary_dir()?, true),
+    };
     let result = run_in(&args, &dir);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
@@ -85,111 +323,192 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
     result
 }
 
-fn run_in(args: &ClusterArgs, dir: &std::path::Path) -> Result<(), String> {
-    let client_port = |i: u16| args.base_port + i - 1;
-    let peers: Vec<String> = (1..=args.nodes)
-        .map(|i| format!("{i}=127.0.0.1:{}", client_port(i) + PEER_PORT_OFFSET))
-        .collect();
-    let peers = peers.join(",");
-    let key = format!("{:032x}", rand::random::<u128>());
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let mut children = Children(Vec::new());
-    for i in 1..=args.nodes {
-        let data = dir.join(format!("node-{i}"));
-        let log_path = dir.join(format!("node-{i}.log"));
-        let log =
-            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let mut command = Command::new(&exe);
-        command
-            .args(["node", "--id", &i.to_string(), "--peers", &peers])
-            .args(["--client-addr", &format!("127.0.0.1:{}", client_port(i))])
-            .arg("--data")
-            .arg(&data)
-            .env("KEYSPACE_CLUSTER_KEY", &key)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        if let Some(password) = &args.requirepass {
-            command.env("KEYSPACE_PASSWORD", password);
-        }
-        stop_with_parent(&mut command);
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot start replica {i}: {e}"))?;
+/// A directory under the system's temporary directory that did not exist before.
+fn fresh_temporary_dir() -> Result<PathBuf, String> {
+    let name = format!(
+        "keyspace-cluster-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let dir = std::env::temp_dir().join(name);
+    std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+fn run_in(args: &ClusterArgs, dir: &Path) -> Result<(), String> {
+    let layout = Layout::new(args, dir)?;
+    write_key_file(&layout)?;
+    if layout.new_cluster {
+        println!("new data directories: the replicas elect a master at once");
+    } else {
+        println!("existing data: each replica first waits out one lease, as after any restart");
+    }
+    let mut replicas = Replicas(Vec::new());
+    for id in 1..=args.nodes {
+        let child = layout.spawn(id)?;
         println!(
-            "replica {i}: clients on 127.0.0.1:{}, peers on 127.0.0.1:{}, data in {}, log in {}",
-            client_port(i),
-            client_port(i) + PEER_PORT_OFFSET,
-            data.display(),
-            log_path.display()
+            "replica {id}: pid {}, clients on 127.0.0.1:{}, peers on 127.0.0.1:{}, data in {}, log in {}",
+            child.id(),
+            layout.client_port(id),
+            layout.peer_port(id),
+            layout.data_dir(id).display(),
+            layout.log_path(id).display()
         );
-        children.0.push(child);
+        replicas.0.push(Replica {
+            id,
+            child: Some(child),
+            restarted_by_hand: false,
+        });
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(watch(args, &mut children))
+    runtime.block_on(watch(&layout, &mut replicas))
 }
 
-async fn watch(args: &ClusterArgs, children: &mut Children) -> Result<(), String> {
-    let addrs: Vec<SocketAddr> = (1..=args.nodes)
-        .map(|i| SocketAddr::from(([127, 0, 0, 1], args.base_port + i - 1)))
-        .collect();
-    let started = Instant::now();
-    let master = loop {
-        if let Some(master) = find_master(&addrs, args.requirepass.as_deref()).await {
-            break Some(master);
+/// The peer key, readable by this user only, so that the restart command can read it.
+fn write_key_file(layout: &Layout) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = layout.dir.join(KEY_FILE);
+    let _ = std::fs::remove_file(&path);
+    std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut file| file.write_all(layout.key.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Who is master, as far as this process knows.
+enum Mastership {
+    Known(u16),
+    /// None known since this moment, for this reason ("the start", "replica 2 ended").
+    Sought {
+        since: Instant,
+        reason: String,
+        announced_wait: bool,
+    },
+}
+
+impl Mastership {
+    fn sought(reason: String) -> Mastership {
+        Mastership::Sought {
+            since: Instant::now(),
+            reason,
+            announced_wait: false,
         }
-        check_children(children)?;
-        if started.elapsed() > MASTER_WAIT {
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    match master {
-        Some((id, addr)) => println!(
-            "master: replica {id} (127.0.0.1:{}), elected in {:.1} s. Any replica accepts any command: try `redis-cli -p {}`",
-            addr.port(),
-            started.elapsed().as_secs_f64(),
-            args.base_port
-        ),
-        None => println!("no master yet after {} s; see the logs", MASTER_WAIT.as_secs()),
     }
-    println!("press Ctrl-C to stop the cluster");
+}
+
+/// Watches the replicas until Ctrl-C (Ok) or until no majority is left (Err).
+async fn watch(layout: &Layout, replicas: &mut Replicas) -> Result<(), String> {
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut mastership = Mastership::sought("the start".into());
+    let mut first = true;
     loop {
+        let poll = match mastership {
+            Mastership::Known(_) => WATCH_POLL,
+            Mastership::Sought { .. } => MASTER_POLL,
+        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => check_children(children)?,
+            _ = &mut ctrl_c => break,
+            _ = tokio::time::sleep(poll) => {}
+        }
+        for id in replicas.reap(layout) {
+            if matches!(mastership, Mastership::Known(master) if master == id) {
+                mastership = Mastership::sought(format!("replica {id} ended"));
+            }
+        }
+        replicas.probe_restarted(layout).await;
+        let up = replicas.up();
+        if up < majority(layout.nodes as usize) {
+            return Err(format!(
+                "no majority left: {up} of {} replicas run, so the cluster cannot serve; stopping",
+                layout.nodes
+            ));
+        }
+        if seek_master(layout, replicas, &mut mastership, first).await {
+            first = false;
         }
     }
-    println!("stopping {} replicas", children.0.len());
+    let running = replicas.0.iter().filter(|r| r.child.is_some()).count();
+    println!("stopping {running} of {} replicas", layout.nodes);
+    for replica in replicas.0.iter().filter(|r| r.restarted_by_hand) {
+        println!(
+            "replica {} was restarted outside this process: stop it there",
+            replica.id
+        );
+    }
     Ok(())
 }
 
-fn check_children(children: &mut Children) -> Result<(), String> {
-    for (i, child) in children.0.iter_mut().enumerate() {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("replica {} exited ({status}); see its log", i + 1));
+/// Looks for the master while none is known and announces it; true when it found one.
+async fn seek_master(
+    layout: &Layout,
+    replicas: &Replicas,
+    mastership: &mut Mastership,
+    first: bool,
+) -> bool {
+    let Mastership::Sought {
+        since,
+        reason,
+        announced_wait,
+    } = mastership
+    else {
+        return false;
+    };
+    let Some(id) = find_master(layout, replicas).await else {
+        if since.elapsed() > MASTER_WAIT && !*announced_wait {
+            println!(
+                "no master yet after {} s; see the logs",
+                MASTER_WAIT.as_secs()
+            );
+            *announced_wait = true;
         }
+        return false;
+    };
+    println!(
+        "master: replica {id} (127.0.0.1:{}), elected {:.2} s after {reason}",
+        layout.client_port(id),
+        since.elapsed().as_secs_f64()
+    );
+    if first {
+        println!(
+            "Any replica accepts any command: try `redis-cli -p {}`. Ctrl-C stops the cluster; `kill -9` of a replica's pid shows another take over.",
+            layout.base_port
+        );
     }
-    Ok(())
+    *mastership = Mastership::Known(id);
+    true
 }
 
-async fn find_master(addrs: &[SocketAddr], password: Option<&str>) -> Option<(String, SocketAddr)> {
-    for addr in addrs {
-        let Ok(mut client) = Client::connect(*addr).await else {
-            continue;
-        };
-        if let Some(password) = password {
-            let _ = client.call(&[b"AUTH", password.as_bytes()]).await;
-        }
-        let Ok(info) = client.call(&[b"INFO", b"replication"]).await else {
-            continue;
-        };
-        if info_field(&info, "keyspace_role").as_deref() == Some("master") {
-            return Some((info_field(&info, "node_id")?, *addr));
+/// The replica that says it is the master, if one does.
+async fn find_master(layout: &Layout, replicas: &Replicas) -> Option<u16> {
+    for replica in replicas.0.iter().filter(|r| r.is_up()) {
+        let addr = layout.client_addr(replica.id);
+        let probe =
+            tokio::time::timeout(PROBE_TIMEOUT, is_master(addr, layout.password.as_deref()));
+        if let Ok(true) = probe.await {
+            return Some(replica.id);
         }
     }
     None
+}
+
+/// Whether the replica at `addr` says it is the master.
+async fn is_master(addr: SocketAddr, password: Option<&str>) -> bool {
+    let Ok(mut client) = Client::connect(addr).await else {
+        return false;
+    };
+    if let Some(password) = password {
+        let _ = client.call(&[b"AUTH", password.as_bytes()]).await;
+    }
+    let Ok(info) = client.call(&[b"INFO", b"replication"]).await else {
+        return false;
+    };
+    info_field(&info, "keyspace_role").as_deref() == Some("master")
 }

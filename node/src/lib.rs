@@ -19,7 +19,7 @@ pub mod storage;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -50,6 +50,9 @@ pub struct NodeConfig {
     /// A sync of a turn that answered clients leaves the event loop for a blocking thread while
     /// recent syncs average this many microseconds or more (0: always).
     pub sync_inline_max_us: u64,
+    /// The operator says every replica of the cluster starts for the first time. Honoured only
+    /// when this start creates `data_dir` (see [`ReplicaConfig::new_cluster`]).
+    pub new_cluster: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,13 @@ pub enum NodeError {
     Listen {
         addr: SocketAddr,
         what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot create the data directory {path}: {source}; check the path and its permissions"
+    )]
+    DataDir {
+        path: PathBuf,
         source: std::io::Error,
     },
     #[error(transparent)]
@@ -95,10 +105,31 @@ pub fn replica_config(config: &NodeConfig) -> ReplicaConfig {
     replica
 }
 
+/// Creates `dir` (and its parents) if it is missing; true when this call created `dir` itself,
+/// so nothing in it can come from an earlier run.
+fn create_data_dir(dir: &Path) -> Result<bool, NodeError> {
+    let error = |source| NodeError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(error)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(error(e)),
+    }
+}
+
 /// Runs one replica until the process ends. Returns early only on a startup error.
 pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     let me = config.id;
     let peer_addr = *config.peers.get(&me).ok_or(NodeError::NotAMember(me))?;
+    let created = create_data_dir(&config.data_dir)?;
+    if config.new_cluster && !created {
+        tracing::warn!(node = me, dir = %config.data_dir.display(), "--new-cluster ignored: the data directory existed before this start, so this replica first waits out one lease");
+    }
     let limits = StorageLimits::with_max_bytes(config.max_log_bytes);
     let (log, durable, records) = storage::open(&config.data_dir, limits)?;
     tracing::info!(node = me, records, chosen = durable.chosen.len(), damaged = durable.damaged, dir = %config.data_dir.display(), "log replayed");
@@ -124,7 +155,9 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
         })?;
     let key = ClusterKey::from_secret(&config.cluster_key);
     let start = Instant::now();
-    let replica = Replica::new(replica_config(&config), durable, 0, random());
+    let mut replica_config = replica_config(&config);
+    replica_config.new_cluster = config.new_cluster && created;
+    let replica = Replica::new(replica_config, durable, 0, random());
     let links = config
         .peers
         .iter()

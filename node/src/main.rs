@@ -51,6 +51,12 @@ mod cli {
         /// Start a local cluster of N replicas as child processes; Ctrl-C stops them all.
         ///
         /// Client ports are BASE-PORT, BASE-PORT+1, …; peer ports are BASE-PORT+1000, …
+        /// It prints each replica's pid and the master once one is elected. A replica that dies
+        /// (try `kill -9` of the master's pid) is reported, with how it ended and the command
+        /// that restarts it, and the others keep serving: another replica takes over within
+        /// about two lease durations. The cluster stops by itself only when no majority of the
+        /// replicas is left. In new data directories the replicas elect a master at once; with
+        /// existing data (--dir) each first waits out one lease, as after any restart.
         Cluster(crate::cluster::ClusterArgs),
         /// Load generator: concurrent clients doing SET/GET, then ops/s and latency percentiles.
         Bench(crate::bench::BenchArgs),
@@ -99,6 +105,14 @@ mod cli {
         /// the event loop, which saves two thread hand-offs each.
         #[arg(long, default_value_t = shell::SYNC_INLINE_MAX_US)]
         sync_inline_max_us: u64,
+        /// Every replica of the cluster is starting for the first time (like etcd's
+        /// `--initial-cluster-state new`): this one then takes part in electing a master at once,
+        /// instead of first waiting one lease (--lease-ms), the wait that covers a lease it may
+        /// have granted before a restart. Honoured only when this start creates the --data
+        /// directory; with an existing one it is ignored (and logged). Never give it to a
+        /// replica whose data was lost or wiped while the others ran.
+        #[arg(long)]
+        new_cluster: bool,
     }
 
     pub fn main() -> ExitCode {
@@ -146,6 +160,7 @@ mod cli {
             max_log_bytes: args.max_log_bytes,
             snapshot_interval_slots: args.snapshot_interval_slots,
             sync_inline_max_us: args.sync_inline_max_us,
+            new_cluster: args.new_cluster,
         };
         // One thread runs the event loop, connections, peers and log syncs (no cross-thread
         // wake-ups, which cost most when replicas share few cores).

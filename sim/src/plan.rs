@@ -13,6 +13,9 @@ use keyspace_core::Nanos;
 pub const NANOS_PER_MICRO: Nanos = 1_000;
 pub const NANOS_PER_MILLI: Nanos = 1_000_000;
 pub const NANOS_PER_SEC: Nanos = 1_000_000_000;
+/// Longest downtime of a replica that died right after its first lease grant: it comes back
+/// while the lease it granted is still held.
+pub const GRANT_CRASH_DOWNTIME_MAX_NS: Nanos = 100 * NANOS_PER_MILLI;
 
 /// Which families of faults a run may inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -122,6 +125,10 @@ pub struct FaultPlan {
     /// Whether a crash may keep a random prefix of the unsynced writes (they reached the disk
     /// without a sync) instead of losing all of them.
     pub crash_keeps_unsynced_prefix: bool,
+    /// The replicas that die right after their first lease grant to another replica, often
+    /// before anything they wrote is durable, and come straight back (the case the restart
+    /// quiet period exists for, which only a brand-new cluster may skip).
+    pub crash_after_first_grant: Vec<bool>,
     // Storage faults (see the fault budget in the README).
     /// The fault atlas: the replicas whose storage may be corrupted at rest (a minority).
     pub storage_faulty: Vec<bool>,
@@ -256,6 +263,7 @@ impl FaultPlan {
             sync_min_ns: rng.gen_range(20..=200) * NANOS_PER_MICRO,
             sync_jitter_ns: 500 * NANOS_PER_MICRO,
             crash_keeps_unsynced_prefix: keep_prefix,
+            crash_after_first_grant: vec![false; nodes],
             liveness_minority_down: profile != Profile::None && rng.gen_bool(0.5),
             snapshot_interval_slots: pick(rng, &[20, 100, 10_000]),
             log_retain_slots: pick(rng, &[0, 5, 50]),
@@ -279,6 +287,7 @@ impl FaultPlan {
         plan.checkpoint_interval_slots = 7 + plan.snapshot_interval_slots % 13;
         plan.draw_session_limits(rng);
         plan.segment_bytes = pick(rng, &[16, 64, 256]) * 1024;
+        plan.draw_grant_crashes(rng);
         plan
     }
 
@@ -316,6 +325,16 @@ impl FaultPlan {
         if on.slow_disk {
             self.sync_min_ns = pick(rng, &[200, 1_000]) * NANOS_PER_MICRO;
             self.sync_jitter_ns = pick(rng, &[2, 10, 50]) * NANOS_PER_MILLI;
+        }
+    }
+
+    /// One seed in two of those that crash replicas has each replica die after its first
+    /// lease grant with probability 1/2 (drawn last, so adding it changed no other field).
+    fn draw_grant_crashes(&mut self, rng: &mut ChaCha8Rng) {
+        if self.crash_every_ns > 0 && rng.gen_bool(0.5) {
+            for crashes in &mut self.crash_after_first_grant {
+                *crashes = rng.gen_bool(0.5);
+            }
         }
     }
 
@@ -443,9 +462,13 @@ impl fmt::Display for FaultPlan {
             every(self.pause_every_ns),
             ms(self.pause_max_ns)
         )?;
+        let grant_crashes: Vec<usize> = (0..self.crash_after_first_grant.len())
+            .filter(|&i| self.crash_after_first_grant[i])
+            .map(|i| i + 1)
+            .collect();
         writeln!(
             f,
-            "  crashes: {} down up to {}; sync {} + up to {}; unsynced prefix may survive: {}",
+            "  crashes: {} down up to {}; sync {} + up to {}; unsynced prefix may survive: {}; right after the first lease grant: replicas {grant_crashes:?}",
             every(self.crash_every_ns),
             ms(self.downtime_max_ns),
             ms(self.sync_min_ns),

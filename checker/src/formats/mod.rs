@@ -9,7 +9,6 @@ use crate::history::{Operation, Outcome};
 use crate::models::keyspace::History;
 use crate::models::register::{RegisterInput, RegisterOutput};
 use crate::models::string_map::{MapInput, MapOutput};
-use crate::recorder::Recorder;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -144,7 +143,7 @@ pub fn parse_text(name: &str, text: &str, format: Option<Format>) -> Result<Pars
         Format::EdnKv => Parsed::StringMap(edn::parse(text).map_err(at)?),
         Format::Jsonl => {
             let recorded = jsonl::parse(text).map_err(at)?;
-            Parsed::Keyspace(Recorder::from_recorded(recorded).into_history())
+            Parsed::Keyspace(History::from_recorded(recorded.into_iter()))
         }
     })
 }

@@ -8,7 +8,7 @@
 //! change their answer). DIRTY-GET is not linearizable by design and is left out, and so is
 //! OPEN-SESSION, which names no key and answers with an id of the store's choosing.
 
-use crate::history::{Operation, Outcome};
+use crate::history::{End, Operation, Outcome, Recorded};
 use crate::model::Model;
 use crate::runner::{check_parts, CheckOptions, CheckResult, Part};
 use keyspace_core::{Command, CommandError, CommandKind, Reply, LIST_COUNT_MAX};
@@ -21,6 +21,30 @@ pub struct History {
 }
 
 impl History {
+    /// The history to check from what was recorded: failed operations left out (they never
+    /// took effect), unfinished ones of unknown outcome.
+    pub fn from_recorded(ops: impl Iterator<Item = Recorded>) -> History {
+        let ops = ops
+            .filter_map(|op| {
+                let outcome = match op.end {
+                    End::Ok { at_ns, reply } => Outcome::Returned {
+                        at_ns,
+                        output: reply,
+                    },
+                    End::Fail { .. } => return None,
+                    End::Unknown => Outcome::Unknown,
+                };
+                Some(Operation {
+                    client: op.client,
+                    invoke_ns: op.invoke_ns,
+                    input: op.command,
+                    outcome,
+                })
+            })
+            .collect();
+        History { ops }
+    }
+
     pub fn len(&self) -> usize {
         self.ops.len()
     }

@@ -8,7 +8,7 @@ use keyspace_core::Nanos;
 
 use super::events::Event;
 use super::{Phase, World};
-use crate::plan::FaultPlan;
+use crate::plan::{FaultPlan, GRANT_CRASH_DOWNTIME_MAX_NS};
 use crate::storage::StorageFault;
 
 /// The random streams of the faults.
@@ -143,8 +143,24 @@ impl World {
 
     /// Replica `i` crashes and restarts after a downtime drawn from the plan.
     fn crash_for_a_while(&mut self, i: usize) {
-        self.crash(i);
         let down = self.faults.rng.gen_range(1..=self.plan.downtime_max_ns);
+        self.crash_for(i, down);
+    }
+
+    /// A replica that dies right after its first lease grant to another and comes straight
+    /// back, while the lease it granted and forgot is still held (see the plan).
+    pub(super) fn crash_after_first_grant(&mut self, i: usize) {
+        let crashes = std::mem::take(&mut self.plan.crash_after_first_grant[i]);
+        if !crashes || self.phase != Phase::Faults {
+            return;
+        }
+        let down = self.faults.rng.gen_range(1..=GRANT_CRASH_DOWNTIME_MAX_NS);
+        self.crash_for(i, down);
+    }
+
+    /// Replica `i` dies and restarts `down` later.
+    fn crash_for(&mut self, i: usize, down: Nanos) {
+        self.crash(i);
         let incarnation = self.replicas.nodes[i].incarnation;
         self.schedule(
             self.now + down,

@@ -8,7 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use keyspace_core::drive::{self, Input};
 use keyspace_core::{
-    Ballot, Mutant, Nanos, NodeId, Output, Replica, ReplicaConfig, Slot, StorageWrite,
+    majority, Ballot, Message, Mutant, Nanos, NodeId, Output, Replica, ReplicaConfig, Slot,
+    StorageWrite,
 };
 use keyspace_storage::{LogConfig, StorageLimits};
 
@@ -120,7 +121,8 @@ impl Replicas {
         self.nodes.iter().position(|node| node.holds_lease(now))
     }
 
-    /// At most one replica believes it holds the lease at true time `now`.
+    /// At most one replica believes it holds the lease at true time `now`, and a majority
+    /// stands behind it.
     pub(super) fn check_lease_holders(&self, now: Nanos) -> Result<(), Failure> {
         let mut holders = (0..self.len()).filter(|&i| self.nodes[i].holds_lease(now));
         match (holders.next(), holders.next()) {
@@ -129,8 +131,31 @@ impl Replicas {
                 first + 1,
                 second + 1
             ))),
+            (Some(holder), None) => self.check_lease_backing(holder, now),
             _ => Ok(()),
         }
+    }
+
+    /// Each replica of a majority still runs its grant to the holder, sits out its restart
+    /// quiet period, or is down. Fewer, and the others could grant a second lease now (the
+    /// two-holder check sees that only if they also get to).
+    fn check_lease_backing(&self, holder: usize, now: Nanos) -> Result<(), Failure> {
+        let owner = self.nodes[holder].id;
+        let backing = self
+            .nodes
+            .iter()
+            .filter(|node| match &node.replica {
+                Some(replica) => replica.backs_lease_of(owner, node.clock.local(now)),
+                None => true,
+            })
+            .count();
+        if backing >= majority(self.len()) {
+            return Ok(());
+        }
+        Err(safety(format!(
+            "replica {owner} holds the lease at true time {now}ns, but only {backing} of {} replicas stand behind it (a running grant, the restart wait, or down)",
+            self.len()
+        )))
     }
 
     /// Replicas up and still recovering damaged storage.
@@ -169,11 +194,18 @@ impl World {
             ))
         })?;
         self.arm_timer(i, deadline);
+        let granted = out
+            .iter()
+            .any(|o| is_lease_grant_to_another(o, self.replicas.nodes[i].id));
         for output in out.drain(..) {
             self.carry_out(i, output)?;
         }
         self.replicas.out = out;
-        self.observe(i)
+        self.observe(i)?;
+        if granted {
+            self.crash_after_first_grant(i);
+        }
+        Ok(())
     }
 
     fn arm_timer(&mut self, i: usize, deadline: Option<Nanos>) {
@@ -353,6 +385,8 @@ impl World {
         config.checkpoint_interval_slots = self.plan.checkpoint_interval_slots;
         config.state_machine.sessions_max = self.plan.sessions_max;
         config.state_machine.session_idle_slots_max = self.plan.session_idle_slots_max;
+        // The first start at time 0 is a brand-new cluster's; a restart may follow a grant.
+        config.new_cluster = self.replicas.nodes[i].incarnation == 0;
         config.mutant = self.opts.mutant;
         config
     }
@@ -362,4 +396,9 @@ impl World {
 /// format): the node would stop, and no fault the simulator injects should make it.
 fn storage_failed(i: usize, error: keyspace_storage::StorageError) -> Failure {
     safety(format!("replica {} stopped: {error}", i + 1))
+}
+
+/// Whether `output` tells another replica that this one granted it the lease.
+fn is_lease_grant_to_another(output: &Output, me: NodeId) -> bool {
+    matches!(output, Output::Send { to, msg: Message::LeaseAccepted(reply) } if reply.accepted && *to != me)
 }

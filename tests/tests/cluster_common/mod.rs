@@ -45,16 +45,27 @@ const FIRST_TEST_PORT: u32 = 10_000;
 /// the replica's bind (a port from `bind(0)` can be handed out again at once, and two clusters
 /// started side by side then shared a port and talked to each other).
 pub fn free_port() -> u16 {
-    static HANDED_OUT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let span = ephemeral_first_port() - FIRST_TEST_PORT;
+    free_port_run(1, 0)
+}
+
+/// How many ports this process has handed out (or passed over).
+static HANDED_OUT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A port P such that the `count` ports from P and the `count` ports from P + `offset` are all
+/// free, as `keyspace cluster --base-port P` needs (client ports, then peer ports above them);
+/// from the same never-repeated sequence below the ephemeral range as [`free_port`].
+pub fn free_port_run(count: u32, offset: u32) -> u16 {
+    let ephemeral = ephemeral_first_port();
+    let span = ephemeral - FIRST_TEST_PORT - offset - count;
     // Test binaries run at once (two checkouts, say) start far apart.
     let start = std::process::id().wrapping_mul(7_919) % span;
+    let free = |port: u32| TcpListener::bind(("127.0.0.1", port as u16)).is_ok();
     loop {
-        let n = HANDED_OUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = HANDED_OUT.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
         assert!(n < span, "no free port left below the ephemeral range");
-        let port = (FIRST_TEST_PORT + (start + n) % span) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        let port = FIRST_TEST_PORT + (start + n) % span;
+        if (port..port + count).all(|p| free(p) && (offset == 0 || free(p + offset))) {
+            return port as u16;
         }
     }
 }
