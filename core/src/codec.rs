@@ -14,6 +14,11 @@
 //!
 //! Every frame is verified when it is read, and [`encode`] verifies its own output before
 //! handing it out, so a bad encoder can never put an unreadable record on disk.
+//!
+//! A frame may be *sealed* with a 32-bit tag ([`seal`]): its stored checksum is then the
+//! CRC32C XOR the tag, and it verifies only for a reader that expects that tag
+//! ([`decode_sealed`]). The log seals each record with a tag of the place it is written to, so
+//! a record found anywhere else fails verification. Wire frames are unsealed (tag 0).
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -109,6 +114,15 @@ pub fn encode<T: Serialize + DeserializeOwned + PartialEq>(
 
 /// Reads the frame at the start of `buf`: its value and how many bytes it took.
 pub fn decode<T: DeserializeOwned>(kind: FrameKind, buf: &[u8]) -> Result<(T, usize), DecodeError> {
+    decode_sealed(kind, buf, 0)
+}
+
+/// Like [`decode`] for a frame sealed with `tag` (see [`seal`]).
+pub fn decode_sealed<T: DeserializeOwned>(
+    kind: FrameKind,
+    buf: &[u8],
+    tag: u32,
+) -> Result<(T, usize), DecodeError> {
     let len = frame_len(kind, buf)?;
     let total = HEADER_BYTES + len;
     assert!(
@@ -116,7 +130,7 @@ pub fn decode<T: DeserializeOwned>(kind: FrameKind, buf: &[u8]) -> Result<(T, us
         "frame_len let a bad frame by"
     );
     let body = &buf[HEADER_BYTES..total];
-    let stored = u32::from_le_bytes(buf[12..16].try_into().expect("4 bytes"));
+    let stored = stored_checksum(buf) ^ tag;
     let computed = checksum(&buf[0..12], body);
     if stored != computed {
         return Err(DecodeError::BadChecksum { stored, computed });
@@ -169,32 +183,48 @@ fn check_magic(prefix: &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// The format version of the frame at the start of `buf` when it is newer than this build's
-/// and the frame is intact. The header layout (magic, version, kind, a spare byte, body length,
+/// Seals the whole frame at the start of `frame` with `tag`: a reader must expect that tag
+/// ([`decode_sealed`]) for it to verify. Sealing twice with the same tag unseals.
+pub fn seal(frame: &mut [u8], tag: u32) {
+    assert!(
+        frame.len() >= HEADER_BYTES && frame[0..4] == MAGIC,
+        "only a frame is sealed"
+    );
+    let sealed = stored_checksum(frame) ^ tag;
+    frame[12..16].copy_from_slice(&sealed.to_le_bytes());
+}
+
+fn stored_checksum(frame: &[u8]) -> u32 {
+    u32::from_le_bytes(frame[12..16].try_into().expect("4 bytes"))
+}
+
+/// The format version of the frame at the start of `buf` (sealed with `tag`) when it is newer
+/// than this build's and the frame is intact. The header layout (magic, version, kind, a spare byte, body length,
 /// CRC32C over the first 12 header bytes and the body) is the same in every version — a newer
 /// version may change bodies, never the header — so an older build can still tell a frame a
 /// newer build wrote (refuse to run: its data is not this build's to interpret) from a version
 /// field that a flipped bit made look newer (damage, to be recovered like any other).
-pub fn newer_version(buf: &[u8]) -> Option<u16> {
+pub fn newer_version(buf: &[u8], tag: u32) -> Option<u16> {
     if buf.len() < HEADER_BYTES || buf[0..4] != MAGIC {
         return None;
     }
     let version = u16::from_le_bytes([buf[4], buf[5]]);
     let len = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes")) as usize;
     let body = buf.get(HEADER_BYTES..HEADER_BYTES.checked_add(len)?)?;
-    let stored = u32::from_le_bytes(buf[12..16].try_into().expect("4 bytes"));
+    let stored = stored_checksum(buf) ^ tag;
     (version > FORMAT_VERSION && checksum(&buf[0..12], body) == stored).then_some(version)
 }
 
-/// Whether the frame at the start of `buf` verifies once one bit of its length field is
-/// flipped back: a whole frame whose length was damaged at rest, not one a crash cut short.
-pub fn length_bit_flipped(buf: &[u8]) -> bool {
+/// Whether the frame at the start of `buf` (sealed with `tag`) verifies once one bit of its
+/// length field is flipped back: a whole frame whose length was damaged at rest, not one a
+/// crash cut short.
+pub fn length_bit_flipped(buf: &[u8], tag: u32) -> bool {
     if buf.len() < HEADER_BYTES || buf[0..4] != MAGIC {
         return false;
     }
     let mut header: [u8; 12] = buf[0..12].try_into().expect("12 bytes");
     let len = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
-    let stored = u32::from_le_bytes(buf[12..16].try_into().expect("4 bytes"));
+    let stored = stored_checksum(buf) ^ tag;
     (0..32).any(|bit| {
         let candidate = len ^ (1 << bit);
         header[8..12].copy_from_slice(&candidate.to_le_bytes());
@@ -229,28 +259,28 @@ mod tests {
         let mut out = Vec::new();
         encode(FrameKind::LogRecord, &vec![7u8; 40], &mut out);
         out.extend_from_slice(&[0; 64]); // the zeros after the last record
-        assert!(!length_bit_flipped(&out), "an intact frame");
+        assert!(!length_bit_flipped(&out, 0), "an intact frame");
         let mut flipped = out.clone();
         flipped[8] ^= 0x20; // the length now points into the zeros
-        assert!(length_bit_flipped(&flipped));
+        assert!(length_bit_flipped(&flipped, 0));
         let mut torn = out.clone();
         torn[HEADER_BYTES + 10..].fill(0); // the body cut short, its length intact
-        assert!(!length_bit_flipped(&torn));
+        assert!(!length_bit_flipped(&torn, 0));
     }
 
     #[test]
     fn a_newer_version_is_recognised_only_on_an_intact_frame() {
         let mut out = Vec::new();
         encode(FrameKind::LogRecord, &7u64, &mut out);
-        assert_eq!(newer_version(&out), None, "this build's own version");
+        assert_eq!(newer_version(&out, 0), None, "this build's own version");
         rewrite_version(&mut out, FORMAT_VERSION + 1);
-        assert_eq!(newer_version(&out), Some(FORMAT_VERSION + 1));
+        assert_eq!(newer_version(&out, 0), Some(FORMAT_VERSION + 1));
         let mut flipped = out.clone();
         flipped[5] ^= 0x01; // a flipped bit makes the version look newer still
-        assert_eq!(newer_version(&flipped), None);
+        assert_eq!(newer_version(&flipped, 0), None);
         let mut rotten = out.clone();
         rotten[HEADER_BYTES] ^= 0x01;
-        assert_eq!(newer_version(&rotten), None);
+        assert_eq!(newer_version(&rotten, 0), None);
     }
     use crate::msg::LogValue;
     use crate::storage::StorageWrite;
@@ -269,6 +299,23 @@ mod tests {
         let mut out = Vec::new();
         encode(FrameKind::LogRecord, &record(), &mut out);
         out
+    }
+
+    #[test]
+    fn a_sealed_frame_verifies_only_under_its_own_tag() {
+        let mut sealed = frame();
+        seal(&mut sealed, 0x5eed_0001);
+        let read = decode_sealed::<StorageWrite>(FrameKind::LogRecord, &sealed, 0x5eed_0001);
+        assert_eq!(read.unwrap().0, record());
+        for tag in [0, 0x5eed_0002, 0xffff_ffff] {
+            let err = decode_sealed::<StorageWrite>(FrameKind::LogRecord, &sealed, tag);
+            assert!(
+                matches!(err, Err(DecodeError::BadChecksum { .. })),
+                "tag {tag:#x}"
+            );
+        }
+        seal(&mut sealed, 0x5eed_0001);
+        assert_eq!(sealed, frame(), "sealing twice with one tag unseals");
     }
 
     #[test]

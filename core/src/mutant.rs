@@ -21,10 +21,11 @@ pub enum Mutant {
     TruncateWithoutSnapshot,
     /// A replica whose storage failed verification votes at once, trusting what is left.
     TrustCorruptPromise,
-    /// The shell's storage reads records without verifying their checksums (a shell mutant:
-    /// the simulator's disk carries it out).
+    /// The log engine reads records without verifying their checksums (a storage mutant:
+    /// `keyspace-storage` carries it out when built with its `mutants` feature).
     SkipReadVerify,
-    /// The shell reports writes durable before they are synced (a shell mutant).
+    /// The shell reports writes durable before they are synced (a storage mutant: the
+    /// simulator's sync model carries it out).
     AckBeforeFsync,
     /// A write under an opened session the store forgot starts that session again, as a
     /// client-chosen one's first write would: a retry after the store forgot applies twice.

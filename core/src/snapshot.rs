@@ -152,13 +152,25 @@ impl SnapshotImage {
     /// Like [`SnapshotImage::decode_frames`] for an image at the start of `buf`, with the
     /// number of bytes it took (what follows it is left alone).
     pub fn decode_frames_prefix(buf: &[u8]) -> Result<(SnapshotImage, usize), SnapshotError> {
-        let (first, mut used) = codec::decode::<SnapshotFrame>(FrameKind::Snapshot, buf)?;
+        Self::decode_sealed_frames_prefix(buf, |_| 0)
+    }
+
+    /// Like [`SnapshotImage::decode_frames_prefix`] for frames sealed (see [`codec::seal`])
+    /// with `tag_at(offset)`, the offset of each frame in `buf`.
+    pub fn decode_sealed_frames_prefix(
+        buf: &[u8],
+        tag_at: impl Fn(usize) -> u32,
+    ) -> Result<(SnapshotImage, usize), SnapshotError> {
+        let (first, mut used) =
+            codec::decode_sealed::<SnapshotFrame>(FrameKind::Snapshot, buf, tag_at(0))?;
         let SnapshotFrame::Meta(meta) = first else {
             return Err(SnapshotError::MissingMeta);
         };
         let mut assembly = SnapshotAssembly::new(meta);
         while !assembly.is_complete() {
-            let (frame, n) = codec::decode::<SnapshotFrame>(FrameKind::Snapshot, &buf[used..])?;
+            let tag = tag_at(used);
+            let (frame, n) =
+                codec::decode_sealed::<SnapshotFrame>(FrameKind::Snapshot, &buf[used..], tag)?;
             used += n;
             let SnapshotFrame::Chunk { offset, bytes } = frame else {
                 return Err(SnapshotError::MissingMeta);

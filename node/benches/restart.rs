@@ -1,6 +1,6 @@
-//! How long a replica takes to restart from its own disk: `FileLog::open` reads every segment
+//! How long a replica takes to restart from its own disk: `storage::open` reads every segment
 //! file, verifies and replays it, then `Replica::new` restores the snapshot and applies the log
-//! after it. The data directory is written with the node's own `FileLog`: a snapshot of
+//! after it. The data directory is written with the node's own log (`FileLog`): a snapshot of
 //! 1,000,000 keys of 100-byte values, then 1,000 slots of MSET-sized entries (100 pairs each)
 //! accepted and chosen after it.
 //!
@@ -18,13 +18,13 @@ use keyspace_core::command::{ClientRequest, Command};
 use keyspace_core::kv::{StateMachine, StateMachineConfig};
 use keyspace_core::snapshot::SnapshotImage;
 use keyspace_core::{Ballot, LogValue, Replica, ReplicaConfig, Slot, StorageWrite};
-use keyspace_node::storage::{FileLog, LogStore};
+use keyspace_node::storage::{self, StorageLimits};
 
 /// Keys are written to the state in batches of this many, one slot each.
 const FILL_BATCH_KEYS: u64 = 1_000;
 /// Pairs in one MSET entry of the log after the snapshot.
 const MSET_PAIRS: u64 = 100;
-/// Log slots made durable by one `FileLog::sync` while building the directory.
+/// Log slots made durable by one write and sync while building the directory.
 const SLOTS_PER_SYNC: u64 = 100;
 const VALUE_BYTES: usize = 100;
 /// Most runs of each kind, whatever the command line asks.
@@ -76,7 +76,7 @@ fn build_data_dir(dir: &Path, keys: u64, log_slots: u64) -> u64 {
     let image = SnapshotImage::capture(&state, 0, ballot);
     let (snapshot_slot, body_len) = (image.meta.slot, image.meta.body_len);
     drop(state);
-    let (mut log, _, _) = FileLog::open(dir).expect("empty log opens");
+    let (mut log, _, _) = storage::open(dir, StorageLimits::default()).expect("empty log opens");
     log.append(&[
         StorageWrite::Promise { ballot },
         StorageWrite::Snapshot(image.into()),
@@ -84,7 +84,9 @@ fn build_data_dir(dir: &Path, keys: u64, log_slots: u64) -> u64 {
             through_slot: snapshot_slot,
         },
     ]);
-    log.sync().expect("snapshot written");
+    log.write()
+        .and_then(|()| log.sync())
+        .expect("snapshot written");
     let slots: Vec<Slot> = (snapshot_slot + 1..=snapshot_slot + log_slots).collect();
     for group in slots.chunks(SLOTS_PER_SYNC as usize) {
         let writes: Vec<StorageWrite> = group
@@ -102,7 +104,7 @@ fn build_data_dir(dir: &Path, keys: u64, log_slots: u64) -> u64 {
             })
             .collect();
         log.append(&writes);
-        log.sync().expect("log written");
+        log.write().and_then(|()| log.sync()).expect("log written");
     }
     body_len
 }
@@ -143,7 +145,8 @@ impl Run {
 
 fn restart(dir: &Path, keys: u64, log_slots: u64, config: &ReplicaConfig) -> Run {
     let start = Instant::now();
-    let (log, durable, _records) = FileLog::open(dir).expect("log replays");
+    let (log, durable, _records) =
+        storage::open(dir, StorageLimits::default()).expect("log replays");
     let open_s = start.elapsed().as_secs_f64();
     assert_eq!(
         durable.chosen.len() as u64,
@@ -176,7 +179,7 @@ fn best_of(runs: usize, mut one: impl FnMut() -> Run) -> Run {
 
 fn report(label: &str, runs: usize, run: &Run) {
     println!(
-        "{label:<5} best of {runs}: FileLog::open {:.3} s + Replica::new {:.3} s = ready in {:.3} s",
+        "{label:<5} best of {runs}: storage::open {:.3} s + Replica::new {:.3} s = ready in {:.3} s",
         run.open_s,
         run.replica_s,
         run.total_s()

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::peer::ClusterKey;
-use crate::storage::{FileLog, StorageLimits};
+use crate::storage::StorageLimits;
 
 /// Everything one replica process needs to start.
 #[derive(Clone, Debug)]
@@ -131,7 +131,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
         tracing::warn!(node = me, dir = %config.data_dir.display(), "--new-cluster ignored: the data directory existed before this start, so this replica first waits out one lease");
     }
     let limits = StorageLimits::with_max_bytes(config.max_log_bytes);
-    let (log, durable, records) = FileLog::open_with(&config.data_dir, limits)?;
+    let (log, durable, records) = storage::open(&config.data_dir, limits)?;
     tracing::info!(node = me, records, chosen = durable.chosen.len(), damaged = durable.damaged, dir = %config.data_dir.display(), "log replayed");
     if durable.damaged {
         tracing::warn!(

@@ -36,7 +36,7 @@ use tokio::time::Instant;
 
 use crate::event::{Event, PeerFrame, Status};
 use crate::peer::PeerLink;
-use crate::storage::{FileLog, LogStore, StorageError};
+use crate::storage::{FileLog, StorageError};
 
 /// A sync running on a blocking thread (one that carries a snapshot): gives the log back with
 /// the outcome and what it covered.
@@ -509,7 +509,7 @@ impl Shell {
     }
 }
 
-/// Appends `writes` to `log` and makes them durable with one `fdatasync`.
+/// Appends `writes` to `log`, writes them and makes them durable with one `fdatasync`.
 fn write_and_sync(
     mut log: FileLog,
     writes: &[StorageWrite],
@@ -518,7 +518,7 @@ fn write_and_sync(
 ) -> SyncDone {
     let began = std::time::Instant::now();
     log.append(writes);
-    let result = log.sync();
+    let result = log.write().and_then(|()| log.sync());
     SyncDone {
         log,
         result,

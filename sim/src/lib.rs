@@ -15,9 +15,9 @@
 
 mod checks;
 mod clock;
-mod disk;
 mod guard;
 pub mod plan;
+mod storage;
 mod trace;
 mod workload;
 mod world;
@@ -157,7 +157,7 @@ pub struct Stats {
     pub liveness_ns: Option<u64>,
     /// Faults at rest injected (bit flips, misdirected writes, read errors).
     pub storage_faults: u64,
-    /// Crashes that tore the record being written.
+    /// Crashes that tore the write in flight at a sector boundary.
     pub torn_writes: u64,
     /// Restarts whose load found damage (a torn tail is not damage).
     pub loads_damaged: u64,

@@ -137,8 +137,11 @@ pub struct FaultPlan {
     pub bit_flips: bool,
     pub misdirected_writes: bool,
     pub read_errors: bool,
-    /// Whether a crash may tear the record being written (keep a prefix of its bytes).
+    /// Whether a crash may tear the write in flight (keep a prefix of its sectors).
     pub torn_writes: bool,
+    /// The size of a log segment: small ones make the log roll over into new segments and
+    /// compaction delete old ones often (drawn last, so adding it changed no other field).
+    pub segment_bytes: u64,
     // Snapshots (not faults, but drawn too: small intervals exercise compaction and transfer).
     pub snapshot_interval_slots: u64,
     pub log_retain_slots: u64,
@@ -273,6 +276,7 @@ impl FaultPlan {
             misdirected_writes: false,
             read_errors: false,
             torn_writes: false,
+            segment_bytes: 0,
         };
         plan.draw_network(rng, &on, nodes);
         plan.draw_clocks(rng, on.skew, on.drift);
@@ -282,6 +286,7 @@ impl FaultPlan {
         }
         plan.checkpoint_interval_slots = 7 + plan.snapshot_interval_slots % 13;
         plan.draw_session_limits(rng);
+        plan.segment_bytes = pick(rng, &[16, 64, 256]) * 1024;
         plan.draw_grant_crashes(rng);
         plan
     }
@@ -476,12 +481,13 @@ impl fmt::Display for FaultPlan {
             .collect();
         writeln!(
             f,
-            "  storage: faults at rest {} on replicas {faulty:?} (bit flips {}, misdirected writes {}, read errors {}); torn writes {}",
+            "  storage: faults at rest {} on replicas {faulty:?} (bit flips {}, misdirected writes {}, read errors {}); torn writes {}; segments of {} KiB",
             every(self.storage_fault_every_ns),
             self.bit_flips,
             self.misdirected_writes,
             self.read_errors,
-            self.torn_writes
+            self.torn_writes,
+            self.segment_bytes / 1024
         )?;
         writeln!(
             f,

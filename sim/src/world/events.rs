@@ -62,6 +62,12 @@ pub(super) enum Event {
         incarnation: u32,
         token: u64,
     },
+    /// A crash fault that waited for replica `node`'s next write: it dies before the write
+    /// is synced.
+    CrashMidWrite {
+        node: usize,
+        incarnation: u32,
+    },
     PhaseEnd,
     LivenessDeadline,
     End,
@@ -95,7 +101,9 @@ impl Event {
                 response,
                 ..
             } => ((client * 8 + from) as u64, response_digest(response)),
-            Event::Timer { node, .. } | Event::Restart { node, .. } => (*node as u64, 0),
+            Event::Timer { node, .. }
+            | Event::Restart { node, .. }
+            | Event::CrashMidWrite { node, .. } => (*node as u64, 0),
             Event::Synced { node, token, .. } | Event::EarlyAck { node, token, .. } => {
                 (*node as u64, *token)
             }
@@ -124,6 +132,7 @@ impl Event {
             Event::End => 15,
             Event::StorageFault => 16,
             Event::EarlyAck { .. } => 17,
+            Event::CrashMidWrite { .. } => 18,
         }
     }
 }

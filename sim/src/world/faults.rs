@@ -8,8 +8,8 @@ use keyspace_core::Nanos;
 
 use super::events::Event;
 use super::{Phase, World};
-use crate::disk::StorageFault;
 use crate::plan::{FaultPlan, GRANT_CRASH_DOWNTIME_MAX_NS};
+use crate::storage::StorageFault;
 
 /// The random streams of the faults.
 pub(super) struct Faults {
@@ -17,11 +17,17 @@ pub(super) struct Faults {
     rng: ChaCha8Rng,
     /// Faults at rest (a stream of its own, so adding them left the other streams unchanged).
     storage_rng: ChaCha8Rng,
+    /// A crash waits for this replica's next write, to catch it before the sync.
+    crash_at_write: Option<usize>,
 }
 
 impl Faults {
     pub(super) fn new(rng: ChaCha8Rng, storage_rng: ChaCha8Rng) -> Faults {
-        Faults { rng, storage_rng }
+        Faults {
+            rng,
+            storage_rng,
+            crash_at_write: None,
+        }
     }
 
     /// A random set of `size` of the `n` replicas.
@@ -115,6 +121,8 @@ impl World {
         }
     }
 
+    /// A replica crashes: at once, or (half the time, when no other crash waits) at its next
+    /// write, between the write and its sync, where the write may be lost or torn.
     pub(super) fn fault_crash(&mut self) {
         if self.phase != Phase::Faults {
             return;
@@ -124,10 +132,19 @@ impl World {
             .collect();
         if !up.is_empty() {
             let i = up[self.faults.rng.gen_range(0..up.len())];
-            let down = self.faults.rng.gen_range(1..=self.plan.downtime_max_ns);
-            self.crash_for(i, down);
+            if self.faults.crash_at_write.is_none() && self.faults.rng.gen_bool(0.5) {
+                self.faults.crash_at_write = Some(i);
+            } else {
+                self.crash_for_a_while(i);
+            }
         }
         self.next_fault(self.plan.crash_every_ns, Event::Crash);
+    }
+
+    /// Replica `i` crashes and restarts after a downtime drawn from the plan.
+    fn crash_for_a_while(&mut self, i: usize) {
+        let down = self.faults.rng.gen_range(1..=self.plan.downtime_max_ns);
+        self.crash_for(i, down);
     }
 
     /// A replica that dies right after its first lease grant to another and comes straight
@@ -152,6 +169,31 @@ impl World {
                 incarnation,
             },
         );
+    }
+
+    /// Replica `i` started a sync that takes `latency_ns`: if a crash waits for its write, it
+    /// comes at some instant before the sync ends.
+    pub(super) fn write_started(&mut self, i: usize, latency_ns: Nanos) {
+        if self.faults.crash_at_write != Some(i) || self.phase != Phase::Faults {
+            return;
+        }
+        self.faults.crash_at_write = None;
+        let at = self.now + self.faults.rng.gen_range(0..latency_ns.max(1));
+        let incarnation = self.replicas.nodes[i].incarnation;
+        self.schedule(
+            at,
+            Event::CrashMidWrite {
+                node: i,
+                incarnation,
+            },
+        );
+    }
+
+    /// The crash that waited for replica `i`'s write.
+    pub(super) fn crash_mid_write(&mut self, i: usize) {
+        if self.phase == Phase::Faults && self.replicas.nodes[i].is_up() {
+            self.crash_for_a_while(i);
+        }
     }
 
     pub(super) fn fault_pause(&mut self) {

@@ -82,7 +82,7 @@ impl World {
             opts: opts.clone(),
             now: 0,
             queue: EventQueue::new(),
-            replicas: Replicas::new(n, &plan, disk, node_seeds),
+            replicas: Replicas::new(n, &plan, opts.mutant, disk, node_seeds),
             net: Network::new(n, &plan, net),
             clients: Clients::new(opts, &plan, workload),
             faults: Faults::new(faults, storage),
@@ -167,7 +167,10 @@ impl World {
             }
             | Event::EarlyAck {
                 node, incarnation, ..
-            } => self.replicas.nodes[*node].incarnation != *incarnation,
+            }
+            | Event::CrashMidWrite { node, incarnation } => {
+                self.replicas.nodes[*node].incarnation != *incarnation
+            }
             Event::ClientTimer { client, gen, .. } => self.clients.list[*client].timer_gen != *gen,
             _ => false,
         }
@@ -230,6 +233,7 @@ impl World {
             Event::Partition => self.fault_partition(),
             Event::Heal { gen } => self.heal(gen),
             Event::Crash => self.fault_crash(),
+            Event::CrashMidWrite { node, .. } => self.crash_mid_write(node),
             Event::Pause => self.fault_pause(),
             Event::StorageFault => self.fault_storage(),
             other => unreachable!("{other:?} is handled by `handle`"),

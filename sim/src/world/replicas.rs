@@ -1,6 +1,7 @@
-//! The replicas and how the world drives them: each one's core, local clock and disk; inputs
-//! in, outputs carried out, timers armed, writes synced; crashes and restarts. Every use of the
-//! simulated disk is in this module.
+//! The replicas and how the world drives them: each one's core, local clock and storage (the
+//! node's log engine on a fault-injecting device, see [`crate::storage`]); inputs in, outputs
+//! carried out, timers armed, writes synced; crashes and restarts. Every use of a replica's
+//! storage is in this module.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -10,14 +11,15 @@ use keyspace_core::{
     majority, Ballot, Message, Mutant, Nanos, NodeId, Output, Replica, ReplicaConfig, Slot,
     StorageWrite,
 };
+use keyspace_storage::{LogConfig, StorageLimits};
 
 use super::events::Event;
 use super::{safety, World};
 use crate::checks::{check_acceptor_write, check_durable_before_send};
 use crate::clock::Clock;
-use crate::disk::{Disk, StorageFault};
 use crate::guard::guarded;
 use crate::plan::{FaultPlan, NANOS_PER_SEC};
+use crate::storage::{NodeStorage, StorageFault};
 use crate::Failure;
 
 /// A timer never fires earlier than this after the input that set it (no busy loops).
@@ -27,7 +29,7 @@ pub(super) struct Node {
     pub(super) id: NodeId,
     pub(super) replica: Option<Replica>,
     clock: Clock,
-    disk: Disk,
+    storage: NodeStorage,
     pub(super) incarnation: u32,
     pub(super) timer_gen: u64,
     timer_at: Option<Nanos>,
@@ -40,12 +42,12 @@ pub(super) struct Node {
 }
 
 impl Node {
-    fn new(i: usize, plan: &FaultPlan) -> Node {
+    fn new(i: usize, plan: &FaultPlan, log: LogConfig) -> Node {
         Node {
             id: (i + 1) as NodeId,
             replica: None,
             clock: Clock::new(plan.clock_offset_ns[i], plan.drift_ppm[i]),
-            disk: Disk::default(),
+            storage: NodeStorage::new(log),
             incarnation: 0,
             timer_gen: 0,
             timer_at: None,
@@ -67,16 +69,11 @@ impl Node {
             .is_some_and(|r| r.lease_held_until(self.clock.local(now)).is_some())
     }
 
-    /// A fault at rest of `kind` in one of the durable records, drawn from `rng`. Returns
-    /// whether it hit something.
+    /// A fault at rest of `kind` in what its storage holds, placed by `rng`. Returns whether
+    /// it hit something.
     pub(super) fn corrupt_at_rest(&mut self, kind: StorageFault, rng: &mut ChaCha8Rng) -> bool {
-        let records = self.disk.durable_records();
-        if records == 0 {
-            return false;
-        }
-        let index = rng.gen_range(0..records);
-        let pick = |n: usize| rng.gen_range(0..n.max(1));
-        self.disk.corrupt(kind, index, pick)
+        let mut pick = |n: usize| rng.gen_range(0..n.max(1));
+        self.storage.fault(kind, &mut pick)
     }
 }
 
@@ -95,10 +92,18 @@ impl Replicas {
     pub(super) fn new(
         n: usize,
         plan: &FaultPlan,
+        mutant: Option<Mutant>,
         disk_rng: ChaCha8Rng,
         seed_rng: ChaCha8Rng,
     ) -> Replicas {
-        let nodes = (0..n).map(|i| Node::new(i, plan)).collect();
+        let log = LogConfig {
+            limits: StorageLimits {
+                segment_bytes: plan.segment_bytes,
+                max_bytes: None,
+            },
+            mutant,
+        };
+        let nodes = (0..n).map(|i| Node::new(i, plan, log)).collect();
         Replicas {
             nodes,
             disk_rng,
@@ -227,7 +232,7 @@ impl World {
         match output {
             Output::Send { to, msg } => {
                 let node = &self.replicas.nodes[i];
-                check_durable_before_send(node.disk.durable(), &msg, node.id).map_err(safety)?;
+                check_durable_before_send(node.storage.durable(), &msg, node.id).map_err(safety)?;
                 self.send_peer(i, to as usize - 1, msg);
             }
             Output::Persist { token, writes } => self.persist(i, token, writes)?,
@@ -245,7 +250,7 @@ impl World {
         for write in &writes {
             check_acceptor_write(&mut node.ballot_floor, write, node.id).map_err(safety)?;
         }
-        node.disk.write(token, writes);
+        node.storage.append(token, writes);
         if early_ack {
             // Wrong on purpose: durable as far as the replica knows, not yet synced.
             let incarnation = node.incarnation;
@@ -258,24 +263,22 @@ impl World {
                 },
             );
         }
-        if !self.replicas.nodes[i].disk.syncing {
-            self.start_sync(i);
-        }
-        Ok(())
+        self.start_sync(i)
     }
 
-    fn start_sync(&mut self, i: usize) {
-        let Some(token) = self.replicas.nodes[i].disk.newest_unsynced() else {
-            return;
+    /// Unless a sync is running, writes what replica `i` appended and starts syncing it.
+    fn start_sync(&mut self, i: usize) -> Result<(), Failure> {
+        let storage = &mut self.replicas.nodes[i].storage;
+        let Some(token) = storage.start_write().map_err(|e| storage_failed(i, e))? else {
+            return Ok(());
         };
         let jitter = self
             .replicas
             .disk_rng
             .gen_range(0..=self.plan.sync_jitter_ns);
         let latency = self.plan.sync_min_ns + jitter;
-        let node = &mut self.replicas.nodes[i];
-        node.disk.syncing = true;
-        let incarnation = node.incarnation;
+        self.write_started(i, latency);
+        let incarnation = self.replicas.nodes[i].incarnation;
         self.schedule(
             self.now + latency,
             Event::Synced {
@@ -284,19 +287,17 @@ impl World {
                 token,
             },
         );
+        Ok(())
     }
 
+    /// The sync of replica `i` covering `token` finished.
     pub(super) fn synced(&mut self, i: usize, token: u64) -> Result<(), Failure> {
-        let disk = &mut self.replicas.nodes[i].disk;
-        disk.synced(token);
-        disk.syncing = false;
+        let storage = &mut self.replicas.nodes[i].storage;
+        storage.synced(token).map_err(|e| storage_failed(i, e))?;
         if !self.mutant(Mutant::AckBeforeFsync) {
             self.drive(i, Input::Persisted { token })?;
         }
-        if !self.replicas.nodes[i].disk.syncing {
-            self.start_sync(i);
-        }
-        Ok(())
+        self.start_sync(i)
     }
 
     fn observe(&mut self, i: usize) -> Result<(), Failure> {
@@ -316,22 +317,21 @@ impl World {
     }
 
     /// Replica `i` dies: its unsynced writes are lost, or a prefix of them survives and the
-    /// next one may be torn.
+    /// next one may be torn at a sector boundary.
     pub(super) fn crash(&mut self, i: usize) {
         let rng = &mut self.replicas.disk_rng;
-        let keep_max = self.replicas.nodes[i].disk.unsynced_records();
+        let sectors = self.replicas.nodes[i].storage.unsynced_sectors();
         let keep = if self.plan.crash_keeps_unsynced_prefix {
-            rng.gen_range(0..=keep_max)
+            rng.gen_range(0..=sectors.len())
         } else {
             0
         };
-        // A torn write: part of the record after the kept ones reached the disk.
-        let mut torn_bytes = 0;
-        if self.plan.torn_writes && rng.gen_bool(0.5) {
-            if let Some(len) = self.replicas.nodes[i].disk.unsynced_record_bytes(keep) {
-                torn_bytes = rng.gen_range(1..len);
-                self.stats.torn_writes += 1;
-            }
+        let mut kept_sectors: usize = sectors[..keep].iter().sum();
+        // A torn write: the first sectors of the write after the kept ones reached the disk.
+        let next = sectors.get(keep).copied().unwrap_or(0);
+        if self.plan.torn_writes && rng.gen_bool(0.5) && next > 1 {
+            kept_sectors += rng.gen_range(1..next);
+            self.stats.torn_writes += 1;
         }
         let node = &mut self.replicas.nodes[i];
         node.replica = None;
@@ -340,7 +340,7 @@ impl World {
         node.timer_at = None;
         node.paused_until = 0;
         node.applied_seen = 0;
-        node.disk.crash(keep, torn_bytes);
+        node.storage.crash(kept_sectors);
         self.stats.crashes += 1;
     }
 
@@ -348,9 +348,8 @@ impl World {
     pub(super) fn restart(&mut self, i: usize) -> Result<(), Failure> {
         let config = self.replica_config(i);
         let seed = self.replicas.seed_rng.gen();
-        let verify = !self.mutant(Mutant::SkipReadVerify);
         let node = &mut self.replicas.nodes[i];
-        let durable = node.disk.load(verify);
+        let durable = node.storage.open().map_err(|e| storage_failed(i, e))?;
         self.stats.loads_damaged += durable.damaged as u64;
         let floor = durable.promised;
         let local = node.clock.local(self.now);
@@ -391,6 +390,12 @@ impl World {
         config.mutant = self.opts.mutant;
         config
     }
+}
+
+/// The failure of a replica whose log engine refused to go on (a device error, or a newer
+/// format): the node would stop, and no fault the simulator injects should make it.
+fn storage_failed(i: usize, error: keyspace_storage::StorageError) -> Failure {
+    safety(format!("replica {} stopped: {error}", i + 1))
 }
 
 /// Whether `output` tells another replica that this one granted it the lease.
