@@ -99,8 +99,7 @@ pub fn replica_config(config: &NodeConfig) -> ReplicaConfig {
     replica.snapshot_interval_slots = config.snapshot_interval_slots;
     // One slot in flight: every write that arrives while it is being accepted goes into the
     // next log entry together. Per write that means fewer accepts, records, acknowledgements
-    // and system calls than with more, smaller slots in flight, and on a machine whose replicas
-    // share the cores and one disk it gave more throughput too (README, Benchmarks).
+    // and system calls than with more, smaller slots in flight (docs/benchmarks.md).
     replica.window_max = 1;
     replica
 }

@@ -5,8 +5,8 @@ mod bench;
 #[cfg(not(madsim))]
 mod cluster;
 
-/// mimalloc: the node allocates per request (keys, values, replies); with it the master spent
-/// about 1 µs less CPU per SET than with the system allocator (README, Benchmarks).
+/// mimalloc: the node allocates per request (keys, values, replies), and mimalloc costs less
+/// CPU per request than the system allocator (docs/benchmarks.md).
 #[cfg(not(madsim))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -66,10 +66,8 @@ pub const SYNCS_PER_TURN_MAX: usize = 3;
 /// The default of `keyspace node --sync-inline-max-us`: a busy turn's sync runs on a blocking
 /// thread while recent syncs (write and `fdatasync`, snapshots left out) averaged this long
 /// or longer; the event loop then writes replies while the disk works, which pays for the two
-/// thread hand-offs. 0: every busy turn's sync does. On 2026-12-03, with syncs of 0.13 to 0.2
-/// ms, 0 measured 13 to 27 % more SETs a second at 16 and 64 clients than 300 (which kept such
-/// syncs on the loop) and a lone writer's SET p50 0.01 to 0.03 ms slower (README, Benchmarks);
-/// an earlier fast day had measured syncs on the loop quicker, so the threshold stays a flag.
+/// thread hand-offs. 0: every busy turn's sync does. Which is quicker depends on the disk, so
+/// the threshold stays a flag; figures in docs/benchmarks.md.
 pub const SYNC_INLINE_MAX_US: u64 = 0;
 /// The weight of the newest sync in the recent average: 1 / SYNC_AVERAGE_WEIGHT.
 const SYNC_AVERAGE_WEIGHT: u64 = 8;
