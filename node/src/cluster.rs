@@ -23,7 +23,7 @@ const WATCH_POLL: Duration = Duration::from_millis(250);
 /// How long one status question to a replica may take (a stopped process never answers).
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// The file (in the cluster's directory) holding the key replicas authenticate peers with.
-const KEY_FILE: &str = "cluster.key";
+const KEY_FILE: &str = "cluster-key";
 
 #[derive(clap::Args)]
 pub struct ClusterArgs {
@@ -338,6 +338,11 @@ fn fresh_temporary_dir() -> Result<PathBuf, String> {
 fn run_in(args: &ClusterArgs, dir: &Path) -> Result<(), String> {
     let layout = Layout::new(args, dir)?;
     write_key_file(&layout)?;
+    println!(
+        "cluster key in {} (mode 0600): a replica started by hand needs it, e.g. --cluster-key \"$(cat {})\"",
+        layout.dir.join(KEY_FILE).display(),
+        shell_quote(&layout.dir.join(KEY_FILE).display().to_string())
+    );
     if layout.new_cluster {
         println!("new data directories: the replicas elect a master at once");
     } else {

@@ -14,27 +14,30 @@ pub const NODES: u16 = 3;
 pub const LEASE_MS: u64 = 1000;
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The `keyspace` binary: next to this test's own directory, built if it is not there yet.
+/// The `keyspace` binary next to this test's own directory, brought up to date once per test
+/// process: `cargo test -p keyspace-tests` alone does not rebuild another package's binary, and
+/// a stale one would test old code.
 pub fn keyspace_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_keyspace_binary).clone()
+}
+
+fn build_keyspace_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>");
-    let binary = profile_dir.join("keyspace");
-    if !binary.exists() {
-        let release = profile_dir.ends_with("release");
-        let mut build = Process::new(env!("CARGO"));
-        build.args(["build", "-p", "keyspace-node", "--bin", "keyspace"]);
-        if release {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().expect("cargo build").success(),
-            "building keyspace failed"
-        );
+    let mut build = Process::new(env!("CARGO"));
+    build.args(["build", "-p", "keyspace-node", "--bin", "keyspace"]);
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
     }
-    binary
+    assert!(
+        build.status().expect("cargo build").success(),
+        "building keyspace failed"
+    );
+    profile_dir.join("keyspace")
 }
 
 /// The lowest port this process's replicas may use.
