@@ -148,7 +148,26 @@ fn register_mutated(output: &RegisterOutput, pick: u8) -> RegisterOutput {
 const KEYS: [&[u8]; 3] = [b"a", b"ab", b"b"];
 const VALUES: [&[u8]; 3] = [b"0", b"1", b"x"];
 
+/// A command of `kv_command_in_db0`, or of the database commands, in database 0 or 1.
 fn kv_command(pick: u8) -> Command {
+    let key = KEYS[usize::from(pick / 13 % 3)].to_vec();
+    let command = match pick % 23 {
+        0 => Command::Move {
+            key,
+            to: pick / 23 % 2,
+        },
+        1 => Command::FlushDb,
+        2 => Command::Keys {
+            pattern: b"a*".to_vec(),
+        },
+        3 if pick.is_multiple_of(2) => Command::SwapDb { a: 0, b: 1 },
+        3 => Command::FlushAll,
+        _ => kv_command_in_db0(pick),
+    };
+    command.in_db(pick / 7 % 2)
+}
+
+fn kv_command_in_db0(pick: u8) -> Command {
     let key = KEYS[usize::from(pick / 13 % 3)].to_vec();
     let other = KEYS[usize::from(pick / 39 % 3)].to_vec();
     let value = VALUES[usize::from(pick / 13 % 3)].to_vec();
@@ -223,6 +242,10 @@ fn kv_mutated(reply: &Reply, pick: u8) -> Reply {
         }
         Reply::KeyValues(pairs) => Reply::KeyValues(pairs[1..].to_vec()),
         Reply::Error(_) => Reply::Ok,
+        Reply::Scan { cursor, keys } => Reply::Scan {
+            cursor: cursor + 1,
+            keys: keys.clone(),
+        },
         Reply::Values(values) => {
             let mut changed = values.clone();
             match changed.first_mut() {

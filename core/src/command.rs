@@ -33,6 +33,14 @@ pub const VALUE_MAX_BYTES: usize = 1024 * 1024;
 pub const LIST_COUNT_MAX: u64 = 10_000;
 /// Largest request, all keys and values together, in bytes (bounds one log entry's size).
 pub const REQUEST_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// A database number: `SELECT 0` to `SELECT 15`, as in Redis's default configuration.
+pub type Db = u8;
+/// How many databases the store has.
+pub const DATABASES: Db = 16;
+/// Most keys one SCAN call visits (a `count` above it is clamped): the work of one call.
+pub const SCAN_COUNT_MAX: u64 = 10_000;
+/// Most keys one KEYS call visits; a pattern that would visit more is refused (use SCAN).
+pub const KEYS_VISIT_MAX: usize = 100_000;
 
 /// Every command of the store.
 ///
@@ -60,6 +68,21 @@ pub const REQUEST_MAX_BYTES: usize = 4 * 1024 * 1024;
 ///   given twice counts once).
 /// - `MultiGet`: the value of every key given, in order, all read at one point; `Values`.
 ///   Linearizable, like `Get`.
+/// - `InDb`: `command` acting on database `db` (1 to 15) instead of database 0; every other
+///   command acts on database 0 (so the log's encoding of database-0 commands is unchanged).
+///   `FlushAll`, `SwapDb`, `OpenSession` and `InDb` itself are not per database and are refused
+///   inside it.
+/// - `FlushDb`: removes every key of the database; `Ok`. `FlushAll`: of every database; `Ok`.
+/// - `SwapDb`: exchanges the keys of databases `a` and `b`; `Ok`.
+/// - `Move`: moves `key` to database `to`; `Bool(false)` if it is absent here or present there,
+///   `Error(SameObject)` if `to` is this database.
+/// - `Keys`: every key matching the glob `pattern` (Redis's rules), in byte order;
+///   `Error(TooManyKeys)` if that would visit more than [`KEYS_VISIT_MAX`] keys.
+/// - `Scan`: visits up to `count` keys (clamped to 1..=[`SCAN_COUNT_MAX`]) in scan order from
+///   `cursor` and returns those matching `pattern` and `type_name` with the cursor to continue
+///   from (0 when done); a key present for the whole scan is returned at least once.
+/// - `RandomKey`: the first key in scan order at or after `seed` (wrapping), or `Value(None)`
+///   in an empty database; the caller draws `seed`, so the read is a pure function of it.
 /// - `OpenSession`: starts a session for later writes and returns its client id as `Int` (see
 ///   [`OPENED_SESSION_BIT`]); the request's own `(client_id, seq)` only routes the answer and is
 ///   not a session's. Touches no key. A retried `OpenSession` may open a second session, which
@@ -142,6 +165,37 @@ pub enum Command {
         keys: Vec<Vec<u8>>,
     },
     OpenSession,
+    // New variants go last: a variant's place is its encoding in the log.
+    InDb {
+        db: Db,
+        command: Box<Command>,
+    },
+    FlushDb,
+    FlushAll,
+    SwapDb {
+        a: Db,
+        b: Db,
+    },
+    Move {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        to: Db,
+    },
+    Keys {
+        #[serde(with = "serde_bytes")]
+        pattern: Vec<u8>,
+    },
+    Scan {
+        cursor: u64,
+        #[serde(with = "serde_bytes")]
+        pattern: Option<Vec<u8>>,
+        count: u64,
+        #[serde(with = "serde_bytes")]
+        type_name: Option<Vec<u8>>,
+    },
+    RandomKey {
+        seed: u64,
+    },
 }
 
 /// How a command is served.
@@ -162,9 +216,60 @@ impl Command {
             | Command::MultiGet { .. }
             | Command::ListKeys { .. }
             | Command::ListKeyValues { .. }
-            | Command::Count { .. } => CommandKind::LinearizableRead,
+            | Command::Count { .. }
+            | Command::Keys { .. }
+            | Command::Scan { .. }
+            | Command::RandomKey { .. } => CommandKind::LinearizableRead,
             Command::DirtyGet { .. } => CommandKind::DirtyRead,
+            Command::InDb { command, .. } => command.kind(),
             _ => CommandKind::Write,
+        }
+    }
+
+    /// `self` acting on database `db`: itself for database 0 or a command that is not per
+    /// database (those act the same from any database), else wrapped in [`Command::InDb`].
+    pub fn in_db(self, db: Db) -> Command {
+        if db == 0 || !self.is_per_database() {
+            return self;
+        }
+        Command::InDb {
+            db,
+            command: Box::new(self),
+        }
+    }
+
+    /// The database the command acts on and the command itself, unwrapped.
+    pub fn db_and_command(&self) -> (Db, &Command) {
+        match self {
+            Command::InDb { db, command } => (*db, command),
+            other => (0, other),
+        }
+    }
+
+    fn is_per_database(&self) -> bool {
+        !matches!(
+            self,
+            Command::FlushAll
+                | Command::SwapDb { .. }
+                | Command::OpenSession
+                | Command::InDb { .. }
+        )
+    }
+
+    /// Checks the database numbers a command names.
+    fn validate_databases(&self) -> Result<(), CommandError> {
+        let in_range = |db: Db| match db < DATABASES {
+            true => Ok(()),
+            false => Err(CommandError::DbOutOfRange),
+        };
+        match self {
+            Command::InDb { db, command } if *db == 0 || !command.is_per_database() => {
+                Err(CommandError::NotPerDatabase)
+            }
+            Command::InDb { db, command } => in_range(*db).and(command.validate_databases()),
+            Command::SwapDb { a, b } => in_range(*a).and(in_range(*b)),
+            Command::Move { to, .. } => in_range(*to),
+            _ => Ok(()),
         }
     }
 
@@ -174,6 +279,7 @@ impl Command {
 
     /// Checks the size limits; the replica refuses a command that fails this before ordering it.
     pub fn validate(&self) -> Result<(), CommandError> {
+        self.validate_databases()?;
         for key in self.keys() {
             if key.len() > KEY_MAX_BYTES {
                 return Err(CommandError::KeyTooLarge { len: key.len() });
@@ -207,14 +313,22 @@ impl Command {
             | Command::TestAndSet { key, .. }
             | Command::Add { key, .. }
             | Command::Delete { key }
-            | Command::Remove { key } => vec![key],
+            | Command::Remove { key }
+            | Command::Move { key, .. } => vec![key],
             Command::Rename { from, to } => vec![from, to],
             Command::MultiSet { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
             Command::MultiDelete { keys } | Command::MultiGet { keys } => {
                 keys.iter().map(Vec::as_slice).collect()
             }
             Command::Prune { prefix } | Command::Count { prefix } => vec![prefix],
-            Command::OpenSession => vec![],
+            Command::Keys { pattern } => vec![pattern],
+            Command::Scan { pattern, .. } => pattern.iter().map(Vec::as_slice).collect(),
+            Command::InDb { command, .. } => command.keys(),
+            Command::OpenSession
+            | Command::FlushDb
+            | Command::FlushAll
+            | Command::SwapDb { .. }
+            | Command::RandomKey { .. } => vec![],
             Command::ListKeys { prefix, start, .. }
             | Command::ListKeyValues { prefix, start, .. } => {
                 let mut keys: Vec<&[u8]> = vec![prefix];
@@ -231,6 +345,7 @@ impl Command {
             Command::Set { value, .. } => vec![value],
             Command::TestAndSet { expected, new, .. } => vec![expected, new],
             Command::MultiSet { pairs } => pairs.iter().map(|(_, v)| v.as_slice()).collect(),
+            Command::InDb { command, .. } => command.values(),
             _ => vec![],
         }
     }
@@ -248,6 +363,12 @@ pub enum Reply {
     Error(CommandError),
     /// One value (or none) per key of a `MultiGet`, in its order.
     Values(Vec<Option<Vec<u8>>>),
+    /// A `Scan`'s next cursor (0: done) and the keys it found.
+    Scan {
+        cursor: u64,
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 /// A command the state machine refused; it changed nothing.
@@ -269,6 +390,15 @@ pub enum CommandError {
     /// was no longer kept.
     #[error("request {seq} is older than the session's latest; its reply is gone")]
     StaleRequest { seq: Seq },
+    // New variants go last: replies are kept in sessions, encoded by variant place.
+    #[error("DB index is out of range")]
+    DbOutOfRange,
+    #[error("source and destination objects are the same")]
+    SameObject,
+    #[error("this command acts on every database and cannot be given one")]
+    NotPerDatabase,
+    #[error("KEYS would visit more than {limit} keys; use SCAN, which works in steps")]
+    TooManyKeys { limit: usize },
 }
 
 /// A request from a client session.

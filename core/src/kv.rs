@@ -14,6 +14,8 @@
 //! - Comparability: [`StateMachine::state_hash`] covers the data, the sessions and the applied
 //!   slot, is the same on every platform, and costs O(1) to read.
 
+mod databases;
+pub mod glob;
 pub(crate) mod hash;
 mod session;
 mod store;
@@ -27,12 +29,16 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{ClientRequest, ClientResponse, Command, CommandError, Outcome, Reply};
+use crate::command::{
+    ClientRequest, ClientResponse, Command, CommandError, Db, Outcome, Reply, KEYS_VISIT_MAX,
+    SCAN_COUNT_MAX,
+};
 use crate::mutant::{self, Mutant};
 use crate::types::Slot;
+use databases::Databases;
 use hash::{Hash64, TAG_STATE};
 use session::{Admission, SessionTable};
-use store::{list_count_clamped, Store, StoreDigest};
+use store::{list_count_clamped, Store};
 
 pub use crate::command::SESSION_REPLIES_MAX;
 pub use session::{Session, SESSION_EXPIRIES_PER_SLOT_MAX};
@@ -59,26 +65,15 @@ impl Default for StateMachineConfig {
     }
 }
 
-/// A [`StateMachine`]'s encoding read for checking (see [`StateMachine::verify_encoding`]):
-/// the same fields in the same order, with the pairs only counted and hashed.
-#[derive(Deserialize)]
-struct StateDigest {
-    config: StateMachineConfig,
-    data: StoreDigest,
-    sessions: SessionTable,
-    applied_slot: Slot,
-}
-
-/// The key-value data, the session table, and the last applied slot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The key-value data of every database, the session table, and the last applied slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateMachine {
     config: StateMachineConfig,
-    data: Store,
+    data: Databases,
     sessions: SessionTable,
     /// Last slot applied; 0 before any.
     applied_slot: Slot,
     /// A deliberately wrong rule to run (see [`Mutant`]); not part of the state.
-    #[serde(skip)]
     mutant: Option<Mutant>,
 }
 
@@ -91,7 +86,7 @@ impl StateMachine {
         );
         StateMachine {
             config,
-            data: Store::default(),
+            data: Databases::default(),
             sessions: SessionTable::default(),
             applied_slot: 0,
             mutant: None,
@@ -142,19 +137,24 @@ impl StateMachine {
     /// Serves a read command from the current state. Panics on a write.
     pub fn read(&self, command: &Command) -> Reply {
         assert!(!command.is_write(), "read() given a write: {command:?}");
+        if let Err(error) = command.validate() {
+            return Reply::Error(error);
+        }
+        let (db, command) = command.db_and_command();
+        let store = self.data.db(db);
         match command {
             Command::Get { key } | Command::DirtyGet { key } => {
-                Reply::Value(self.data.get(key).cloned())
+                Reply::Value(store.get(key).cloned())
             }
             Command::MultiGet { keys } => {
-                Reply::Values(keys.iter().map(|k| self.data.get(k).cloned()).collect())
+                Reply::Values(keys.iter().map(|k| store.get(k).cloned()).collect())
             }
             Command::ListKeys {
                 prefix,
                 start,
                 count,
             } => Reply::Keys(
-                (self.list(prefix, start, *count))
+                (list(store, prefix, start, *count))
                     .map(|(key, _)| key.clone())
                     .collect(),
             ),
@@ -163,23 +163,27 @@ impl StateMachine {
                 start,
                 count,
             } => Reply::KeyValues(
-                (self.list(prefix, start, *count))
+                (list(store, prefix, start, *count))
                     .map(|(key, value)| (key.clone(), value.clone()))
                     .collect(),
             ),
-            Command::Count { prefix } => Reply::Int(int_from_count(self.data.count(prefix))),
+            Command::Count { prefix } => Reply::Int(int_from_count(store.count(prefix))),
+            Command::Keys { pattern } => keys_matching(store, pattern),
+            Command::Scan {
+                cursor,
+                pattern,
+                count,
+                type_name,
+            } => scan(
+                store,
+                *cursor,
+                pattern.as_deref(),
+                *count,
+                type_name.as_deref(),
+            ),
+            Command::RandomKey { seed } => Reply::Value(store.key_at_or_after(*seed).cloned()),
             _ => unreachable!("checked above: {command:?} is a read"),
         }
-    }
-
-    /// The pairs a ListKeys or ListKeyValues names.
-    fn list<'a>(
-        &'a self,
-        prefix: &'a [u8],
-        start: &Option<Vec<u8>>,
-        count: Option<u64>,
-    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)> + 'a {
-        (self.data.prefix_range(prefix, start.as_deref())).take(list_count_clamped(count))
     }
 
     pub fn applied_slot(&self) -> Slot {
@@ -208,6 +212,11 @@ impl StateMachine {
         self.sessions.get(client_id)
     }
 
+    /// Number of keys in database `db`.
+    pub fn db_len(&self, db: Db) -> usize {
+        self.data.db(db).len()
+    }
+
     /// A hash of the whole replicated state (data, sessions, applied slot): equal on replicas
     /// that applied the same log prefix, the same on every platform and build, O(1) to read.
     pub fn state_hash(&self) -> u64 {
@@ -220,29 +229,46 @@ impl StateMachine {
             .finish()
     }
 
+    /// The state's encoding: what a snapshot image holds.
+    pub fn encode(&self) -> Vec<u8> {
+        databases::encode(&self.config, &self.data, &self.sessions, self.applied_slot)
+    }
+
+    /// Decodes a state [`StateMachine::encode`] wrote, or one encoded before there were
+    /// databases (its keys go to database 0). Runs no mutant.
+    pub fn decode(body: &[u8]) -> Result<StateMachine, String> {
+        let parts = databases::decode(body)?;
+        Ok(StateMachine {
+            config: parts.config,
+            data: parts.data,
+            sessions: parts.sessions,
+            applied_slot: parts.applied_slot,
+            mutant: None,
+        })
+    }
+
     /// Checks that `body` encodes exactly this state without decoding a second copy of it: the
     /// key-value pairs are read as borrowed slices, counted and hashed afresh; the config, the
     /// session table and the slot are decoded and compared. O(body) time, no per-key memory, so
     /// a snapshot of millions of keys is checked before it is written at a fraction of the cost
     /// of restoring it.
     pub fn verify_encoding(&self, body: &[u8]) -> Result<(), String> {
-        let (digest, rest): (StateDigest, &[u8]) =
-            postcard::take_from_bytes(body).map_err(|e| format!("does not decode: {e}"))?;
-        let pairs = &digest.data.pairs;
+        let digest = databases::decode_digest(body)?;
+        let stores = &digest.stores;
+        let stored_hashes_match = stores
+            .iter()
+            .all(|s| s.pairs.entries_hash == s.entries_hash);
+        let keys: u64 = stores.iter().map(|s| s.pairs.len).sum();
         let checks = [
-            (rest.is_empty(), "bytes after the state"),
             (digest.config == self.config, "config differs"),
             (
                 digest.applied_slot == self.applied_slot,
                 "applied slot differs",
             ),
-            (pairs.len == self.data.len() as u64, "key count differs"),
+            (keys == self.data.len() as u64, "key count differs"),
+            (stored_hashes_match, "pairs differ from their stored hash"),
             (
-                pairs.entries_hash == digest.data.entries_hash,
-                "pairs differ from their stored hash",
-            ),
-            (
-                pairs.entries_hash == self.data.entries_hash(),
+                databases::digest_entries_hash(stores) == self.data.entries_hash(),
                 "pairs differ from the state's",
             ),
             (digest.sessions == self.sessions, "session table differs"),
@@ -262,10 +288,10 @@ impl StateMachine {
             self.data.recompute_entries_hash(),
             "data hash drifted"
         );
+        self.data.assert_invariants();
         self.sessions.assert_invariants();
         assert!(self.config.sessions_max >= 1 && self.config.session_idle_slots_max >= 1);
     }
-
     fn begin_slot(&mut self, slot: Slot) {
         assert!(
             slot > self.applied_slot,
@@ -304,72 +330,153 @@ impl StateMachine {
         if let Err(error) = command.validate() {
             return Reply::Error(error);
         }
+        let (db, command) = command.db_and_command();
         match command {
-            Command::Set { key, value } => {
-                self.data.insert(key.clone(), value.clone());
+            Command::FlushAll => {
+                self.data.flush_all();
                 Reply::Ok
             }
-            Command::TestAndSet { key, expected, new } => {
-                let matches = self.data.get(key) == Some(expected);
-                if matches {
-                    self.data.insert(key.clone(), new.clone());
-                }
-                Reply::Bool(matches)
-            }
-            Command::Add { key, delta } => self.add(key, *delta),
-            Command::Delete { key } => Reply::Bool(self.data.remove(key).is_some()),
-            Command::MultiDelete { keys } => {
-                let removed = keys
-                    .iter()
-                    .filter(|k| self.data.remove(k).is_some())
-                    .count();
-                Reply::Int(int_from_count(removed))
-            }
-            Command::Remove { key } => Reply::Value(self.data.remove(key)),
-            Command::Rename { from, to } => self.rename(from, to),
-            Command::Prune { prefix } => Reply::Int(int_from_count(self.data.prune(prefix))),
-            Command::MultiSet { pairs } => {
-                for (key, value) in pairs {
-                    self.data.insert(key.clone(), value.clone());
-                }
+            Command::SwapDb { a, b } => {
+                self.data.swap(*a, *b);
                 Reply::Ok
             }
-            Command::Get { .. }
-            | Command::DirtyGet { .. }
-            | Command::ListKeys { .. }
-            | Command::ListKeyValues { .. }
-            | Command::MultiGet { .. }
-            | Command::Count { .. } => unreachable!("apply_batch rejects reads: {command:?}"),
-            Command::OpenSession => unreachable!("apply_request opens sessions itself"),
+            Command::Move { key, to } => self.move_key(db, key, *to),
+            _ => apply_in_store(self.data.db_mut(db), command),
         }
     }
 
-    fn add(&mut self, key: &[u8], delta: i64) -> Reply {
-        let old = match self.data.get(key) {
-            None => 0,
-            Some(value) => match parse_integer(value) {
-                Some(old) => old,
-                None => return Reply::Error(CommandError::NotAnInteger),
-            },
-        };
-        match old.checked_add(delta) {
-            Some(new) => {
-                self.data.insert(key.to_vec(), new.to_string().into_bytes());
-                Reply::Int(new)
+    fn move_key(&mut self, from: Db, key: &[u8], to: Db) -> Reply {
+        if from == to {
+            return Reply::Error(CommandError::SameObject);
+        }
+        if self.data.db(to).get(key).is_some() {
+            return Reply::Bool(false);
+        }
+        match self.data.db_mut(from).remove(key) {
+            Some(value) => {
+                self.data.db_mut(to).insert(key.to_vec(), value);
+                Reply::Bool(true)
             }
-            None => Reply::Error(CommandError::Overflow),
+            None => Reply::Bool(false),
         }
     }
+}
 
-    fn rename(&mut self, from: &[u8], to: &[u8]) -> Reply {
-        if self.data.get(from).is_none() {
-            return Reply::Error(CommandError::NoSuchKey);
+/// Applies a write that acts on one database's keys.
+fn apply_in_store(store: &mut Store, command: &Command) -> Reply {
+    match command {
+        Command::Set { key, value } => {
+            store.insert(key.clone(), value.clone());
+            Reply::Ok
         }
-        if from != to {
-            let value = self.data.remove(from).expect("present: checked above");
-            self.data.insert(to.to_vec(), value);
+        Command::TestAndSet { key, expected, new } => {
+            let matches = store.get(key) == Some(expected);
+            if matches {
+                store.insert(key.clone(), new.clone());
+            }
+            Reply::Bool(matches)
         }
-        Reply::Ok
+        Command::Add { key, delta } => add(store, key, *delta),
+        Command::Delete { key } => Reply::Bool(store.remove(key).is_some()),
+        Command::MultiDelete { keys } => {
+            let removed = keys.iter().filter(|k| store.remove(k).is_some()).count();
+            Reply::Int(int_from_count(removed))
+        }
+        Command::Remove { key } => Reply::Value(store.remove(key)),
+        Command::Rename { from, to } => rename(store, from, to),
+        Command::Prune { prefix } => Reply::Int(int_from_count(store.prune(prefix))),
+        Command::MultiSet { pairs } => {
+            for (key, value) in pairs {
+                store.insert(key.clone(), value.clone());
+            }
+            Reply::Ok
+        }
+        Command::FlushDb => {
+            store.clear();
+            Reply::Ok
+        }
+        _ => unreachable!("not a write of one database's keys: {command:?}"),
+    }
+}
+
+fn add(store: &mut Store, key: &[u8], delta: i64) -> Reply {
+    let old = match store.get(key) {
+        None => 0,
+        Some(value) => match parse_integer(value) {
+            Some(old) => old,
+            None => return Reply::Error(CommandError::NotAnInteger),
+        },
+    };
+    match old.checked_add(delta) {
+        Some(new) => {
+            store.insert(key.to_vec(), new.to_string().into_bytes());
+            Reply::Int(new)
+        }
+        None => Reply::Error(CommandError::Overflow),
+    }
+}
+
+fn rename(store: &mut Store, from: &[u8], to: &[u8]) -> Reply {
+    if store.get(from).is_none() {
+        return Reply::Error(CommandError::NoSuchKey);
+    }
+    if from != to {
+        let value = store.remove(from).expect("present: checked above");
+        store.insert(to.to_vec(), value);
+    }
+    Reply::Ok
+}
+
+/// The pairs a ListKeys or ListKeyValues names.
+fn list<'a>(
+    store: &'a Store,
+    prefix: &'a [u8],
+    start: &Option<Vec<u8>>,
+    count: Option<u64>,
+) -> impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)> + 'a {
+    (store.prefix_range(prefix, start.as_deref())).take(list_count_clamped(count))
+}
+
+/// KEYS: the keys under the pattern's literal prefix that match it, visiting at most
+/// [`KEYS_VISIT_MAX`].
+fn keys_matching(store: &Store, pattern: &[u8]) -> Reply {
+    let prefix = glob::literal_prefix(pattern);
+    let mut keys = Vec::new();
+    for (visited, (key, _)) in store.prefix_range(prefix, None).enumerate() {
+        if visited == KEYS_VISIT_MAX {
+            return Reply::Error(CommandError::TooManyKeys {
+                limit: KEYS_VISIT_MAX,
+            });
+        }
+        if glob::glob_match(pattern, key) {
+            keys.push(key.clone());
+        }
+    }
+    Reply::Keys(keys)
+}
+
+/// SCAN: one step of at most `count` keys visited, filtered afterwards as Redis does (so a
+/// step may return fewer keys than it visited, or none, and still not be the last).
+fn scan(
+    store: &Store,
+    cursor: u64,
+    pattern: Option<&[u8]>,
+    count: u64,
+    type_name: Option<&[u8]>,
+) -> Reply {
+    let count = usize::try_from(count.clamp(1, SCAN_COUNT_MAX)).expect("fits in usize");
+    let step = store.scan(cursor, count);
+    // Every value is a string.
+    let type_ok = type_name.is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
+    let keys = step
+        .keys
+        .into_iter()
+        .filter(|key| type_ok && pattern.is_none_or(|p| glob::glob_match(p, key)))
+        .cloned()
+        .collect();
+    Reply::Scan {
+        cursor: step.cursor,
+        keys,
     }
 }
 

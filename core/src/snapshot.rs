@@ -1,6 +1,7 @@
 //! Snapshots of the state machine as checksummed data: one image format for disk and wire.
 //!
-//! An image is the postcard encoding of the whole [`StateMachine`] (data *and* sessions) plus a
+//! An image is the encoding of the whole [`StateMachine`] (data *and* sessions; see
+//! [`StateMachine::encode`], which reads images from before databases too) plus a
 //! [`SnapshotMeta`] naming the log slot and chain hash it covers and a CRC32C over the body. On
 //! disk and on the wire it travels as codec frames (`FrameKind::Snapshot`): the meta first, then
 //! the body in chunks of at most [`SNAPSHOT_CHUNK_BYTES`], each checksummed on its own, so a
@@ -75,7 +76,7 @@ pub struct SnapshotImage {
 impl SnapshotImage {
     /// Captures `state`, which has applied everything through `state.applied_slot()`.
     pub fn capture(state: &StateMachine, applied_chain: u64, promised: Ballot) -> Self {
-        let body = postcard::to_allocvec(state).expect("state machine encodes");
+        let body = state.encode();
         let meta = SnapshotMeta {
             slot: state.applied_slot(),
             applied_chain,
@@ -95,8 +96,7 @@ impl SnapshotImage {
     pub fn restore(&self) -> Result<StateMachine, SnapshotError> {
         let meta = &self.meta;
         verify_body(meta, &self.body)?;
-        let state: StateMachine = postcard::from_bytes(&self.body)
-            .map_err(|e| SnapshotError::Malformed(e.to_string()))?;
+        let state = StateMachine::decode(&self.body).map_err(SnapshotError::Malformed)?;
         if state.applied_slot() != meta.slot {
             return Err(SnapshotError::WrongSlot {
                 found: state.applied_slot(),

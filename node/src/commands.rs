@@ -6,7 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
-use keyspace_core::{Command, CommandError, Reply, Role};
+use keyspace_core::{Command, CommandError, Db, Reply, Role, DATABASES};
 
 use crate::connection::{Connection, Failure};
 use crate::event::Status;
@@ -53,6 +53,10 @@ pub enum Action {
     EmptyArray,
     ConfigGet(String),
     ReadOnly(bool),
+    /// `SELECT db`: the database later commands of the connection act on.
+    Select(Db),
+    /// `RANDOMKEY`: a store read with a seed drawn when it runs.
+    RandomKey,
     /// `MULTI`: refused, and every command up to `EXEC` or `DISCARD` is refused with it.
     RefuseMulti,
     /// `EXEC` (true) or `DISCARD` (false) ending a refused `MULTI`.
@@ -96,7 +100,7 @@ fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
 
 /// Every command this node answers, with its arity: exactly `n` arguments (name included), or
 /// at least `-n`. `COMMAND COUNT` counts this table.
-const COMMANDS: [(&str, i32); 37] = [
+const COMMANDS: [(&str, i32); 46] = [
     ("GET", 2),
     ("DIRTYGET", 2),
     ("INCR", 2),
@@ -134,6 +138,15 @@ const COMMANDS: [(&str, i32); 37] = [
     ("INFO", -1),
     ("HELLO", -1),
     ("COMMAND", -1),
+    ("FLUSHDB", -1),
+    ("FLUSHALL", -1),
+    ("SWAPDB", 3),
+    ("MOVE", 3),
+    ("KEYS", 2),
+    ("SCAN", -2),
+    ("RANDOMKEY", 1),
+    ("FUNCTION", -2),
+    ("DEBUG", -2),
 ];
 
 fn arity_of(name: &str) -> Option<i32> {
@@ -240,8 +253,83 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
         "DBSIZE" => store(Command::Count { prefix: Vec::new() }),
         "LISTKEYS" | "LISTKEYVALUES" => parse_list(name, args),
         "DEL" | "EXISTS" | "MGET" | "MSET" => parse_multi_key(name, args),
+        "FLUSHDB" | "FLUSHALL" | "SWAPDB" | "MOVE" | "KEYS" | "SCAN" | "RANDOMKEY" => {
+            parse_database(name, args)
+        }
         _ => parse_connection(name, args),
     }
+}
+
+const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
+const DB_OUT_OF_RANGE: &str = "ERR DB index is out of range";
+
+/// A database number as Redis reads one: `not_a_number` if it is no integer, out of range
+/// if it is not below [`DATABASES`].
+fn parse_db(arg: &[u8], not_a_number: &str) -> Result<Db, Action> {
+    match parse_i64(arg) {
+        Some(db) if (0..i64::from(DATABASES)).contains(&db) => Ok(db as Db),
+        Some(_) => Err(Action::Error(DB_OUT_OF_RANGE.into())),
+        None => Err(Action::Error(not_a_number.into())),
+    }
+}
+
+/// The commands of databases and of the keys in one.
+fn parse_database(name: &str, args: &[Vec<u8>]) -> Action {
+    let flush_mode_ok = match args.get(1).map(|a| text(a)) {
+        None => args.len() == 1,
+        Some(mode) => args.len() == 2 && (mode == "ASYNC" || mode == "SYNC"),
+    };
+    let parsed = match name {
+        "FLUSHDB" | "FLUSHALL" if !flush_mode_ok => Err(Action::Error("ERR syntax error".into())),
+        "FLUSHDB" => Ok(Command::FlushDb),
+        "FLUSHALL" => Ok(Command::FlushAll),
+        "SWAPDB" => parse_db(&args[1], "ERR invalid first DB index").and_then(|a| {
+            let b = parse_db(&args[2], "ERR invalid second DB index")?;
+            Ok(Command::SwapDb { a, b })
+        }),
+        "MOVE" => parse_db(&args[2], NOT_AN_INTEGER).map(|to| Command::Move {
+            key: args[1].clone(),
+            to,
+        }),
+        "KEYS" => Ok(Command::Keys {
+            pattern: args[1].clone(),
+        }),
+        "SCAN" => parse_scan(args),
+        "RANDOMKEY" => Err(Action::RandomKey),
+        _ => unreachable!("not a database command: {name}"),
+    };
+    parsed.map_or_else(|action| action, store)
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`.
+fn parse_scan(args: &[Vec<u8>]) -> Result<Command, Action> {
+    let cursor = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok());
+    let cursor = cursor.ok_or_else(|| Action::Error("ERR invalid cursor".into()))?;
+    let (mut pattern, mut count, mut type_name) = (None, 10, None);
+    let syntax = || Action::Error("ERR syntax error".into());
+    for option in args[2..].chunks(2) {
+        let [name, value] = option else {
+            return Err(syntax());
+        };
+        match text(name).as_str() {
+            "MATCH" => pattern = Some(value.clone()),
+            "TYPE" => type_name = Some(value.clone()),
+            "COUNT" => match parse_i64(value) {
+                Some(n) if n >= 1 => count = n as u64,
+                Some(_) => return Err(syntax()),
+                None => return Err(Action::Error(NOT_AN_INTEGER.into())),
+            },
+            _ => return Err(syntax()),
+        }
+    }
+    Ok(Command::Scan {
+        cursor,
+        pattern,
+        count,
+        type_name,
+    })
 }
 
 /// The commands that name several keys: each is one store command, read or applied at once.
@@ -321,8 +409,10 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
         "DISCARD" => Action::Error("ERR DISCARD without MULTI".into()),
         "READONLY" => Action::ReadOnly(true),
         "READWRITE" => Action::ReadOnly(false),
-        "SELECT" if args.len() == 2 && args[1] == b"0" => Action::Ok,
-        "SELECT" if args.len() == 2 => Action::Error("ERR DB index is out of range".into()),
+        "SELECT" if args.len() == 2 => match parse_db(&args[1], NOT_AN_INTEGER) {
+            Ok(db) => Action::Select(db),
+            Err(error) => error,
+        },
         "SELECT" => arity_error(name),
         "AUTH" if args.len() <= 3 => Action::Auth(args[args.len() - 1].clone()),
         "AUTH" => Action::Error("ERR syntax error".into()),
@@ -336,13 +426,50 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
             Some("COUNT") => Action::CommandCount,
             _ => Action::EmptyArray,
         },
-        "CONFIG" => match (text(&args[1]).as_str(), args.get(2)) {
-            ("GET", Some(param)) => {
-                Action::ConfigGet(String::from_utf8_lossy(param).to_lowercase())
+        "CONFIG" => parse_config(args),
+        "FUNCTION" => match text(&args[1]).as_str() {
+            // There are no functions: flushing them all is done at once.
+            "FLUSH"
+                if args.len() == 2
+                    || (args.len() == 3 && FLUSH_MODES.contains(&text(&args[2]).as_str())) =>
+            {
+                Action::Ok
             }
-            _ => Action::Error("ERR only CONFIG GET is supported".into()),
+            "FLUSH" => Action::Error("ERR syntax error".into()),
+            _ => unknown_subcommand(&args[1], "FUNCTION"),
         },
+        "DEBUG" => Action::Error(DEBUG_REFUSED.into()),
         _ => unreachable!("every named command is handled: {name}"),
+    }
+}
+
+const FLUSH_MODES: [&str; 2] = ["ASYNC", "SYNC"];
+/// Redis's answer while `enable-debug-command` is off (its default); keyspace has no DEBUG.
+const DEBUG_REFUSED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option \
+    is set to \"local\", you can run it from a local connection, otherwise you need to set this \
+    option in the configuration file, and then restart the server.";
+
+fn unknown_subcommand(sub: &[u8], command: &str) -> Action {
+    Action::Error(format!(
+        "ERR unknown subcommand '{}'. Try {command} HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}
+
+/// `CONFIG GET param`; `CONFIG SET` has no parameter to set here, and answers as Redis does
+/// for one it does not know.
+fn parse_config(args: &[Vec<u8>]) -> Action {
+    match (text(&args[1]).as_str(), args.get(2)) {
+        ("GET", Some(param)) => Action::ConfigGet(String::from_utf8_lossy(param).to_lowercase()),
+        ("SET", Some(param)) => Action::Error(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+            String::from_utf8_lossy(param)
+        )),
+        ("GET" | "SET", None) => Action::Error(format!(
+            "ERR wrong number of arguments for 'config|{}' command",
+            String::from_utf8_lossy(&args[1]).to_lowercase()
+        )),
+        _ => unknown_subcommand(&args[1], "CONFIG"),
     }
 }
 
@@ -394,6 +521,12 @@ fn parse_client(args: &[Vec<u8>]) -> Action {
 pub async fn run(action: Action, conn: &mut Connection<'_>, out: &mut Vec<u8>) {
     match action {
         Action::Store { commands, shape } => run_store(commands, shape, conn, out).await,
+        Action::RandomKey => {
+            let command = Command::RandomKey {
+                seed: crate::random::<u64>(),
+            };
+            run_store(vec![command], Shape::Plain, conn, out).await
+        }
         Action::Info(section) => {
             let info = info_text(conn, section.as_deref()).await;
             Writer {
@@ -449,6 +582,10 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
             conn.readonly = on;
             w.simple("OK");
         }
+        Action::Select(db) => {
+            conn.db = db;
+            w.simple("OK");
+        }
         Action::RefuseMulti => {
             conn.in_refused_multi = true;
             w.error(MULTI_REFUSED);
@@ -464,7 +601,7 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
             conn.quit = true;
             w.simple("OK");
         }
-        Action::Store { .. } | Action::Info(_) | Action::Hello { .. } => {
+        Action::Store { .. } | Action::Info(_) | Action::Hello { .. } | Action::RandomKey => {
             unreachable!("handled in run")
         }
     }
@@ -639,9 +776,15 @@ pub fn write_reply(reply: &Reply, w: &mut Writer<'_>) {
                 w.bulk(value);
             }
         }
-        Reply::Error(CommandError::NotAnInteger) => {
-            w.error("ERR value is not an integer or out of range")
+        Reply::Scan { cursor, keys } => {
+            w.array(2);
+            w.bulk(cursor.to_string().as_bytes());
+            w.array(keys.len());
+            for key in keys {
+                w.bulk(key);
+            }
         }
+        Reply::Error(CommandError::NotAnInteger) => w.error(NOT_AN_INTEGER),
         Reply::Error(error) => w.error(&format!("ERR {error}")),
     }
 }
@@ -690,10 +833,7 @@ async fn info_text(conn: &Connection<'_>, section: Option<&str>) -> String {
             ),
         ));
         sections.push(("replication", replication_text(s)));
-        sections.push((
-            "keyspace",
-            format!("db0:keys={},expires=0,avg_ttl=0\r\n", s.keys),
-        ));
+        sections.push(("keyspace", keyspace_text(&s.keys_per_db)));
     }
     let wanted = |name: &str| {
         matches!(section, None | Some("all" | "everything" | "default")) || section == Some(name)
@@ -705,6 +845,14 @@ async fn info_text(conn: &Connection<'_>, section: Option<&str>) -> String {
         text.push_str(&format!("# {title}\r\n{body}\r\n"));
     }
     text
+}
+
+/// One line per database with keys, as Redis writes it.
+fn keyspace_text(keys_per_db: &[usize]) -> String {
+    let with_keys = keys_per_db.iter().enumerate().filter(|(_, &keys)| keys > 0);
+    with_keys
+        .map(|(db, keys)| format!("db{db}:keys={keys},expires=0,avg_ttl=0\r\n"))
+        .collect()
 }
 
 fn replication_text(s: &Status) -> String {
@@ -850,7 +998,121 @@ mod tests {
                 "parse looks names up in upper case"
             );
         }
-        assert!(arity_of("FLUSHALL").is_none());
+        assert!(arity_of("SETRANGE").is_none());
+    }
+
+    fn parsed(parts: &[&str]) -> Action {
+        parse_named(&text(parts[0].as_bytes()), &args(parts))
+    }
+
+    fn error_of(parts: &[&str]) -> String {
+        match parsed(parts) {
+            Action::Error(e) => e,
+            other => panic!("{parts:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn select_takes_databases_0_to_15_with_redis_errors_for_others() {
+        assert_eq!(parsed(&["SELECT", "9"]), Action::Select(9));
+        assert_eq!(parsed(&["SELECT", "15"]), Action::Select(15));
+        assert_eq!(error_of(&["SELECT", "16"]), "ERR DB index is out of range");
+        assert_eq!(error_of(&["SELECT", "-1"]), "ERR DB index is out of range");
+        assert_eq!(
+            error_of(&["SELECT", "x"]),
+            "ERR value is not an integer or out of range"
+        );
+    }
+
+    #[test]
+    fn database_commands_parse_with_redis_errors() {
+        assert_eq!(parsed(&["FLUSHALL"]), store(Command::FlushAll));
+        assert_eq!(parsed(&["flushdb", "async"]), store(Command::FlushDb));
+        assert_eq!(error_of(&["FLUSHALL", "foo"]), "ERR syntax error");
+        assert_eq!(
+            parsed(&["SWAPDB", "1", "2"]),
+            store(Command::SwapDb { a: 1, b: 2 })
+        );
+        assert_eq!(
+            error_of(&["SWAPDB", "x", "1"]),
+            "ERR invalid first DB index"
+        );
+        assert_eq!(
+            error_of(&["SWAPDB", "1", "x"]),
+            "ERR invalid second DB index"
+        );
+        assert_eq!(
+            error_of(&["SWAPDB", "1", "16"]),
+            "ERR DB index is out of range"
+        );
+        assert_eq!(
+            parsed(&["MOVE", "k", "3"]),
+            store(Command::Move {
+                key: b"k".to_vec(),
+                to: 3
+            })
+        );
+        assert_eq!(
+            error_of(&["MOVE", "k", "16"]),
+            "ERR DB index is out of range"
+        );
+        assert_eq!(parsed(&["RANDOMKEY"]), Action::RandomKey);
+    }
+
+    #[test]
+    fn scan_parses_cursor_match_count_and_type_with_redis_errors() {
+        assert_eq!(
+            parsed(&["SCAN", "17", "MATCH", "a*", "COUNT", "5", "TYPE", "string"]),
+            store(Command::Scan {
+                cursor: 17,
+                pattern: Some(b"a*".to_vec()),
+                count: 5,
+                type_name: Some(b"string".to_vec()),
+            })
+        );
+        assert_eq!(
+            parsed(&["SCAN", "0"]),
+            store(Command::Scan {
+                cursor: 0,
+                pattern: None,
+                count: 10,
+                type_name: None,
+            })
+        );
+        assert_eq!(error_of(&["SCAN", "x"]), "ERR invalid cursor");
+        assert_eq!(error_of(&["SCAN", "0", "COUNT", "0"]), "ERR syntax error");
+        assert_eq!(
+            error_of(&["SCAN", "0", "COUNT", "x"]),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(error_of(&["SCAN", "0", "MATCH"]), "ERR syntax error");
+        assert_eq!(error_of(&["SCAN", "0", "FOO", "1"]), "ERR syntax error");
+    }
+
+    #[test]
+    fn the_test_harness_preconditions_answer_as_redis_does() {
+        assert_eq!(parsed(&["FUNCTION", "FLUSH"]), Action::Ok);
+        assert_eq!(
+            error_of(&["FUNCTION", "LOAD", "x"]),
+            "ERR unknown subcommand 'LOAD'. Try FUNCTION HELP."
+        );
+        assert_eq!(
+            error_of(&["CONFIG", "SET", "foo", "bar"]),
+            "ERR Unknown option or number of arguments for CONFIG SET - 'foo'"
+        );
+        assert!(error_of(&["DEBUG", "LOG", "x"]).starts_with("ERR DEBUG command not allowed."));
+    }
+
+    #[test]
+    fn info_keyspace_lists_each_database_with_keys() {
+        let mut keys = vec![0; 16];
+        assert_eq!(keyspace_text(&keys), "");
+        keys[0] = 3;
+        keys[9] = 1;
+        assert_eq!(
+            keyspace_text(&keys),
+            "db0:keys=3,expires=0,avg_ttl=0\r\ndb9:keys=1,expires=0,avg_ttl=0\r\n"
+        );
     }
 
     #[test]

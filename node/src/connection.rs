@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use keyspace_core::command::OPENED_SESSION_BIT;
 use keyspace_core::{
-    ClientRequest, ClientResponse, Command, CommandError, CommandKind, NodeId, Outcome, Rejection,
-    Reply,
+    ClientRequest, ClientResponse, Command, CommandError, CommandKind, Db, NodeId, Outcome,
+    Rejection, Reply,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -70,6 +70,8 @@ pub struct Connection<'a> {
     pub resp3: bool,
     pub authenticated: bool,
     pub readonly: bool,
+    /// The database `SELECT` chose; every command naming keys acts on it.
+    pub db: Db,
     /// After a refused `MULTI`, until `EXEC` or `DISCARD`: every command is refused.
     pub in_refused_multi: bool,
     pub name: Option<Vec<u8>>,
@@ -102,6 +104,7 @@ impl<'a> Connection<'a> {
             resp3: false,
             authenticated: context.password.is_none(),
             readonly: false,
+            db: 0,
             in_refused_multi: false,
             name: None,
             quit: false,
@@ -121,6 +124,7 @@ impl Connection<'_> {
                 command = Command::DirtyGet { key };
             }
         }
+        let command = command.in_db(self.db);
         let local = command.kind() == CommandKind::DirtyRead;
         let deadline = Instant::now() + REQUEST_DEADLINE;
         let (client_id, seq) = self.next_id(command.kind(), deadline).await?;

@@ -44,7 +44,8 @@ pub struct Status {
     pub chosen_through: u64,
     pub applied_through: u64,
     pub lease_remaining_ms: Option<u64>,
-    pub keys: usize,
+    /// Keys in each database, database 0 first.
+    pub keys_per_db: Vec<usize>,
     pub sessions: usize,
     pub peers_connected: usize,
     pub peers: usize,

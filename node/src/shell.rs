@@ -488,7 +488,9 @@ impl Shell {
             lease_remaining_ms: replica
                 .lease_held_until(now)
                 .map(|t| t.saturating_sub(now) / 1_000_000),
-            keys: replica.state_machine().len(),
+            keys_per_db: (0..keyspace_core::DATABASES)
+                .map(|db| replica.state_machine().db_len(db))
+                .collect(),
             sessions: replica.state_machine().sessions_len(),
             peers_connected: self
                 .links

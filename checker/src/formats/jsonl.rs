@@ -53,8 +53,23 @@ fn invoke_line(id: usize, op: &Recorded) -> Value {
     line.insert("id".into(), id.into());
     line.insert("client".into(), op.client.into());
     line.insert("t".into(), op.invoke_ns.into());
+    let (db, command) = op.command.db_and_command();
+    if db != 0 {
+        line.insert("db".into(), db.into());
+    }
+    let (name, fields) = command_fields(command);
+    line.insert("cmd".into(), name.into());
+    for (field, value) in fields {
+        line.insert(field.into(), value);
+    }
+    Value::Object(line)
+}
+
+/// A command's name and fields (of a command in database 0, or unwrapped from its database).
+fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)>) {
     let b = |bytes: &[u8]| Value::String(encode_bytes(bytes));
-    let (name, fields): (&str, Vec<(&str, Value)>) = match &op.command {
+    let opt = |bytes: &Option<Vec<u8>>| bytes.as_deref().map_or(Value::Null, b);
+    match command {
         Command::Get { key } => ("get", vec![("key", b(key))]),
         Command::DirtyGet { key } => ("dirty-get", vec![("key", b(key))]),
         Command::Set { key, value } => ("set", vec![("key", b(key)), ("value", b(value))]),
@@ -88,12 +103,28 @@ fn invoke_line(id: usize, op: &Recorded) -> Value {
             count,
         } => ("list-keyvalues", list_fields(prefix, start, count)),
         Command::OpenSession => ("open-session", vec![]),
-    };
-    line.insert("cmd".into(), name.into());
-    for (field, value) in fields {
-        line.insert(field.into(), value);
+        Command::FlushDb => ("flush-db", vec![]),
+        Command::FlushAll => ("flush-all", vec![]),
+        Command::SwapDb { a, b } => ("swap-db", vec![("a", (*a).into()), ("b", (*b).into())]),
+        Command::Move { key, to } => ("move", vec![("key", b(key)), ("to", (*to).into())]),
+        Command::Keys { pattern } => ("keys", vec![("pattern", b(pattern))]),
+        Command::Scan {
+            cursor,
+            pattern,
+            count,
+            type_name,
+        } => (
+            "scan",
+            vec![
+                ("cursor", (*cursor).into()),
+                ("pattern", opt(pattern)),
+                ("count", (*count).into()),
+                ("type", opt(type_name)),
+            ],
+        ),
+        Command::RandomKey { seed } => ("random-key", vec![("seed", (*seed).into())]),
+        Command::InDb { .. } => unreachable!("unwrapped by the caller; never nested"),
     }
-    Value::Object(line)
 }
 
 fn list_fields(
@@ -161,6 +192,11 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 ("keyvalues", pairs_value(pairs)),
             ]
         }
+        Reply::Scan { cursor, keys } => vec![
+            ("reply", "scan".into()),
+            ("cursor", (*cursor).into()),
+            ("keys", keys.iter().map(|k| s(k)).collect()),
+        ],
         Reply::Error(error) => {
             let mut fields = vec![("reply", "error".into())];
             let (name, extra) = match error {
@@ -174,6 +210,12 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 CommandError::StaleRequest { seq } => ("stale-request", Some(("seq", *seq))),
                 CommandError::RequestTooLarge { len } => {
                     ("request-too-large", Some(("len", *len as u64)))
+                }
+                CommandError::DbOutOfRange => ("db-out-of-range", None),
+                CommandError::SameObject => ("same-object", None),
+                CommandError::NotPerDatabase => ("not-per-database", None),
+                CommandError::TooManyKeys { limit } => {
+                    ("too-many-keys", Some(("limit", *limit as u64)))
                 }
             };
             fields.push(("error", name.into()));
@@ -341,13 +383,53 @@ fn invoke(event: &Map<String, Value>) -> Result<Recorded, String> {
             count: optional(event, "count", uint)?,
         },
         "open-session" => Command::OpenSession,
-        other => return Err(format!("unknown command {other:?}")),
+        other => database_command(other, event)?,
+    };
+    let command = match optional(event, "db", uint)? {
+        None | Some(0) => command,
+        Some(db) => Command::InDb {
+            db: u8::try_from(db).map_err(|_| format!("database {db} is out of range"))?,
+            command: Box::new(command),
+        },
     };
     Ok(Recorded {
         client,
         invoke_ns,
         command,
         end: End::Unknown,
+    })
+}
+
+/// The commands that came with databases.
+fn database_command(cmd: &str, event: &Map<String, Value>) -> Result<Command, String> {
+    let db = |field: &str| {
+        let n = uint(event, field)?;
+        u8::try_from(n).map_err(|_| format!("{field:?} {n} is out of range"))
+    };
+    Ok(match cmd {
+        "flush-db" => Command::FlushDb,
+        "flush-all" => Command::FlushAll,
+        "swap-db" => Command::SwapDb {
+            a: db("a")?,
+            b: db("b")?,
+        },
+        "move" => Command::Move {
+            key: bytes(event, "key")?,
+            to: db("to")?,
+        },
+        "keys" => Command::Keys {
+            pattern: bytes(event, "pattern")?,
+        },
+        "scan" => Command::Scan {
+            cursor: uint(event, "cursor")?,
+            pattern: optional(event, "pattern", bytes)?,
+            count: uint(event, "count")?,
+            type_name: optional(event, "type", bytes)?,
+        },
+        "random-key" => Command::RandomKey {
+            seed: uint(event, "seed")?,
+        },
+        other => return Err(format!("unknown command {other:?}")),
     })
 }
 
@@ -391,6 +473,13 @@ fn reply(event: &Map<String, Value>) -> Result<Reply, String> {
                 })
                 .collect::<Result<_, _>>()?,
         ),
+        "scan" => Reply::Scan {
+            cursor: uint(event, "cursor")?,
+            keys: array(event, "keys")?
+                .iter()
+                .map(as_bytes)
+                .collect::<Result<_, _>>()?,
+        },
         "error" => Reply::Error(error(event)?),
         other => return Err(format!("unknown reply {other:?}")),
     })
@@ -408,6 +497,12 @@ fn error(event: &Map<String, Value>) -> Result<CommandError, String> {
         "request-too-large" => CommandError::RequestTooLarge { len: len()? },
         "stale-request" => CommandError::StaleRequest {
             seq: uint(event, "seq")?,
+        },
+        "db-out-of-range" => CommandError::DbOutOfRange,
+        "same-object" => CommandError::SameObject,
+        "not-per-database" => CommandError::NotPerDatabase,
+        "too-many-keys" => CommandError::TooManyKeys {
+            limit: uint(event, "limit")? as usize,
         },
         other => return Err(format!("unknown error {other:?}")),
     })

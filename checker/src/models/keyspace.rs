@@ -1,17 +1,27 @@
 //! The store's own key-value model: every command of `keyspace_core::Command`, with the
 //! semantics documented there, starting from the empty store.
 //!
+//! The model keeps every database in one map, a key of database `d` stored as the byte `d`
+//! followed by the key ([`qualified`]); a command in database `d` acts on the keys so prefixed.
+//!
 //! Partitioning: single-key commands on different keys commute, so each group of keys is
-//! checked on its own. A multi-key command joins the groups of every key it touches: RENAME its
-//! two keys, and PRUNE, LIST-KEYS, LIST-KEYVALUES and COUNT every key with their prefix that any
-//! checked command of the history names (a key no command names is never present, so it cannot
-//! change their answer). DIRTY-GET is not linearizable by design and is left out, and so is
-//! OPEN-SESSION, which names no key and answers with an id of the store's choosing.
+//! checked on its own. A multi-key command joins the groups of every key it touches: RENAME and
+//! MOVE their two keys, and PRUNE, LIST-KEYS, LIST-KEYVALUES, COUNT, KEYS, FLUSH-DB, FLUSH-ALL
+//! and SWAP-DB every key under their prefixes that could be present: a key some checked command
+//! names, in its database and in every database a SWAP-DB of the history may carry it to (a key
+//! no command names is never present, so it cannot change their answer; MOVE names its key in
+//! both databases). DIRTY-GET is not linearizable by
+//! design and is left out, and so are OPEN-SESSION, which answers with an id of the store's
+//! choosing, and SCAN and RANDOM-KEY, whose answers follow the store's hash order (the state
+//! machine's own tests check those).
 
 use crate::history::{End, Operation, Outcome, Recorded};
 use crate::model::Model;
 use crate::runner::{check_parts, CheckOptions, CheckResult, Part};
-use keyspace_core::{Command, CommandError, CommandKind, Reply, LIST_COUNT_MAX};
+use keyspace_core::kv::glob::{glob_match, literal_prefix};
+use keyspace_core::{
+    Command, CommandError, CommandKind, Db, Reply, DATABASES, KEYS_VISIT_MAX, LIST_COUNT_MAX,
+};
 use std::collections::BTreeMap;
 
 /// A history of the store's commands.
@@ -54,8 +64,16 @@ impl History {
     }
 }
 
-/// The whole store; absent keys are not in the map.
+/// The whole store, every database; absent keys are not in the map.
 pub type StoreState = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// A key of database `db` as the model stores it.
+pub fn qualified(db: Db, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 1);
+    out.push(db);
+    out.extend_from_slice(key);
+    out
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KeyspaceModel;
@@ -106,10 +124,139 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
     if let Err(error) = command.validate() {
         return (None, Reply::Error(error));
     }
-    if command.is_write() {
-        apply_write(state, command)
-    } else {
-        (None, read(state, command))
+    let (db, command) = command.db_and_command();
+    match command {
+        Command::FlushAll => ((!state.is_empty()).then(StoreState::new), Reply::Ok),
+        Command::FlushDb => {
+            let mut next = state.clone();
+            next.retain(|key, _| key[0] != db);
+            ((next.len() != state.len()).then_some(next), Reply::Ok)
+        }
+        Command::SwapDb { a, b } => (Some(swapped(state, *a, *b)), Reply::Ok),
+        Command::Move { key, to } => apply_move(state, db, key, *to),
+        Command::Keys { pattern } => (None, keys_matching(state, db, pattern)),
+        Command::Scan { .. } | Command::RandomKey { .. } => {
+            unreachable!("{command:?} is left out of checked histories")
+        }
+        command if command.is_write() => {
+            let (next, reply) = apply_write(state, &in_model(db, command));
+            (next, unqualified(reply))
+        }
+        command => (None, unqualified(read(state, &in_model(db, command)))),
+    }
+}
+
+fn swapped(state: &StoreState, a: Db, b: Db) -> StoreState {
+    let relabel = |db: Db| match db {
+        db if db == a => b,
+        db if db == b => a,
+        db => db,
+    };
+    state
+        .iter()
+        .map(|(key, value)| (qualified(relabel(key[0]), &key[1..]), value.clone()))
+        .collect()
+}
+
+fn apply_move(state: &StoreState, db: Db, key: &[u8], to: Db) -> (Option<StoreState>, Reply) {
+    if db == to {
+        return (None, Reply::Error(CommandError::SameObject));
+    }
+    let (from, to) = (qualified(db, key), qualified(to, key));
+    match state.get(&from) {
+        Some(value) if !state.contains_key(&to) => {
+            let mut next = without(state, &from);
+            next.insert(to, value.clone());
+            (Some(next), Reply::Bool(true))
+        }
+        _ => (None, Reply::Bool(false)),
+    }
+}
+
+fn keys_matching(state: &StoreState, db: Db, pattern: &[u8]) -> Reply {
+    let prefix = qualified(db, literal_prefix(pattern));
+    let candidates: Vec<&Vec<u8>> = with_prefix(state, &prefix, &prefix)
+        .map(|(k, _)| k)
+        .collect();
+    if candidates.len() > KEYS_VISIT_MAX {
+        return Reply::Error(CommandError::TooManyKeys {
+            limit: KEYS_VISIT_MAX,
+        });
+    }
+    let keys = candidates.into_iter().map(|k| &k[1..]);
+    Reply::Keys(
+        keys.filter(|k| glob_match(pattern, k))
+            .map(<[u8]>::to_vec)
+            .collect(),
+    )
+}
+
+/// A command of one database's keys rewritten to act on the model's qualified keys.
+fn in_model(db: Db, command: &Command) -> Command {
+    let q = |key: &Vec<u8>| qualified(db, key);
+    let qs = |keys: &Vec<Vec<u8>>| keys.iter().map(q).collect();
+    match command.clone() {
+        Command::Get { key } => Command::Get { key: q(&key) },
+        Command::DirtyGet { key } => Command::DirtyGet { key: q(&key) },
+        Command::Set { key, value } => Command::Set {
+            key: q(&key),
+            value,
+        },
+        Command::TestAndSet { key, expected, new } => Command::TestAndSet {
+            key: q(&key),
+            expected,
+            new,
+        },
+        Command::Add { key, delta } => Command::Add {
+            key: q(&key),
+            delta,
+        },
+        Command::Delete { key } => Command::Delete { key: q(&key) },
+        Command::Remove { key } => Command::Remove { key: q(&key) },
+        Command::Rename { from, to } => Command::Rename {
+            from: q(&from),
+            to: q(&to),
+        },
+        Command::Prune { prefix } => Command::Prune { prefix: q(&prefix) },
+        Command::Count { prefix } => Command::Count { prefix: q(&prefix) },
+        Command::MultiSet { pairs } => Command::MultiSet {
+            pairs: pairs.into_iter().map(|(k, v)| (q(&k), v)).collect(),
+        },
+        Command::MultiDelete { keys } => Command::MultiDelete { keys: qs(&keys) },
+        Command::MultiGet { keys } => Command::MultiGet { keys: qs(&keys) },
+        Command::ListKeys {
+            prefix,
+            start,
+            count,
+        } => Command::ListKeys {
+            prefix: q(&prefix),
+            start: start.as_ref().map(q),
+            count,
+        },
+        Command::ListKeyValues {
+            prefix,
+            start,
+            count,
+        } => Command::ListKeyValues {
+            prefix: q(&prefix),
+            start: start.as_ref().map(q),
+            count,
+        },
+        other => unreachable!("not a command of one database's keys: {other:?}"),
+    }
+}
+
+/// A reply of the model's qualified keys as the store gives it: keys without their database.
+fn unqualified(reply: Reply) -> Reply {
+    match reply {
+        Reply::Keys(keys) => Reply::Keys(keys.into_iter().map(|k| k[1..].to_vec()).collect()),
+        Reply::KeyValues(pairs) => Reply::KeyValues(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k[1..].to_vec(), v))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -250,6 +397,13 @@ pub fn show(bytes: &[u8]) -> String {
 }
 
 pub fn describe_command(command: &Command) -> String {
+    match command.db_and_command() {
+        (0, command) => describe_in_db(command),
+        (db, command) => format!("[db {db}] {}", describe_in_db(command)),
+    }
+}
+
+fn describe_in_db(command: &Command) -> String {
     let opt = |start: &Option<Vec<u8>>| start.as_deref().map_or("-".to_string(), show);
     let count = |count: &Option<u64>| count.map_or("-".to_string(), |c| c.to_string());
     match command {
@@ -305,6 +459,19 @@ pub fn describe_command(command: &Command) -> String {
         }
         Command::Count { prefix } => format!("COUNT {}", show(prefix)),
         Command::OpenSession => "OPEN-SESSION".to_string(),
+        Command::FlushDb => "FLUSH-DB".to_string(),
+        Command::FlushAll => "FLUSH-ALL".to_string(),
+        Command::SwapDb { a, b } => format!("SWAP-DB {a} {b}"),
+        Command::Move { key, to } => format!("MOVE {} {to}", show(key)),
+        Command::Keys { pattern } => format!("KEYS {}", show(pattern)),
+        Command::Scan {
+            cursor,
+            pattern,
+            count: c,
+            type_name,
+        } => format!("SCAN {cursor} {} {c} {}", opt(pattern), opt(type_name)),
+        Command::RandomKey { seed } => format!("RANDOM-KEY {seed}"),
+        Command::InDb { .. } => unreachable!("unwrapped by describe_command"),
     }
 }
 
@@ -329,6 +496,10 @@ pub fn describe_reply(reply: &Reply) -> String {
             format!("{{{}}}", pairs.join(", "))
         }
         Reply::Error(error) => format!("error: {error}"),
+        Reply::Scan { cursor, keys } => {
+            let shown: Vec<String> = keys.iter().map(|k| show(k)).collect();
+            format!("cursor {cursor} [{}]", shown.join(", "))
+        }
         Reply::Values(values) => {
             let shown: Vec<String> = values
                 .iter()
@@ -345,8 +516,11 @@ pub fn check_kv(history: &History, options: &CheckOptions) -> CheckResult {
     let checked: Vec<usize> = (0..ops.len())
         .filter(|&i| {
             !matches!(
-                ops[i].input,
-                Command::DirtyGet { .. } | Command::OpenSession
+                ops[i].input.db_and_command().1,
+                Command::DirtyGet { .. }
+                    | Command::OpenSession
+                    | Command::Scan { .. }
+                    | Command::RandomKey { .. }
             )
         })
         .collect();
@@ -378,53 +552,87 @@ fn normalized(op: &Operation<Command, Reply>) -> Operation<Command, Reply> {
     op
 }
 
-/// Groups of operations (indices, in history order) that share no key.
-fn partition(ops: &[Operation<Command, Reply>], checked: &[usize]) -> Vec<Vec<usize>> {
-    let mut keys: Vec<&[u8]> = Vec::new();
-    for &i in checked {
-        match &ops[i].input {
-            Command::Rename { .. }
-            | Command::MultiSet { .. }
-            | Command::MultiDelete { .. }
-            | Command::MultiGet { .. } => keys.extend(ops[i].input.keys()),
-            command if !is_prefix_command(command) => keys.push(command.keys()[0]),
-            _ => {}
+/// What an operation may read or change in the model's key space: the keys it names, and
+/// every key under its prefixes.
+struct Footprint {
+    keys: Vec<Vec<u8>>,
+    prefixes: Vec<Vec<u8>>,
+}
+
+fn footprint(command: &Command) -> Footprint {
+    let (db, command) = command.db_and_command();
+    let under = |prefixes: Vec<Vec<u8>>| Footprint {
+        keys: Vec::new(),
+        prefixes,
+    };
+    match command {
+        Command::FlushAll => under(vec![Vec::new()]),
+        Command::SwapDb { a, b } => under(vec![vec![*a], vec![*b]]),
+        Command::FlushDb => under(vec![vec![db]]),
+        Command::Keys { pattern } => under(vec![qualified(db, literal_prefix(pattern))]),
+        Command::Prune { prefix }
+        | Command::ListKeys { prefix, .. }
+        | Command::ListKeyValues { prefix, .. }
+        | Command::Count { prefix } => under(vec![qualified(db, prefix)]),
+        Command::Move { key, to } => Footprint {
+            keys: vec![qualified(db, key), qualified(*to, key)],
+            prefixes: Vec::new(),
+        },
+        command => Footprint {
+            keys: command.keys().iter().map(|k| qualified(db, k)).collect(),
+            prefixes: Vec::new(),
+        },
+    }
+}
+
+/// Every key that could be present: each key a command names (MOVE names the key in both
+/// databases), and, where SWAP-DB carries keys from one database to another, the same key in
+/// every database it may be carried to.
+fn possible_keys(ops: &[Operation<Command, Reply>], footprints: &[Footprint]) -> Vec<Vec<u8>> {
+    let mut swapped = DisjointSets::new(usize::from(DATABASES));
+    for op in ops {
+        if let Command::SwapDb { a, b } = op.input {
+            if a < DATABASES && b < DATABASES {
+                swapped.union(usize::from(a), usize::from(b));
+            }
+        }
+    }
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for key in footprints.iter().flat_map(|f| f.keys.iter()) {
+        let root = swapped.find(usize::from(key[0]));
+        for db in 0..DATABASES {
+            if swapped.find(usize::from(db)) == root {
+                keys.push(qualified(db, &key[1..]));
+            }
         }
     }
     keys.sort_unstable();
     keys.dedup();
-    let key_id = |key: &[u8]| keys.binary_search(&key).expect("every key was collected");
+    keys
+}
+
+/// Groups of operations (indices, in history order) that share no key.
+fn partition(ops: &[Operation<Command, Reply>], checked: &[usize]) -> Vec<Vec<usize>> {
+    let footprints: Vec<Footprint> = checked.iter().map(|&i| footprint(&ops[i].input)).collect();
+    let keys = possible_keys(ops, &footprints);
+    let key_id = |key: &[u8]| {
+        keys.binary_search_by(|k| k.as_slice().cmp(key))
+            .expect("every key was collected")
+    };
     let mut sets = DisjointSets::new(keys.len());
-    // Each operation's representative key, or none for a prefix that matches no key.
+    // Each operation's representative key, or none if it touches no possible key.
     let mut anchor: Vec<Option<usize>> = Vec::with_capacity(checked.len());
-    for &i in checked {
-        let command = &ops[i].input;
-        if let Command::Rename { .. }
-        | Command::MultiSet { .. }
-        | Command::MultiDelete { .. }
-        | Command::MultiGet { .. } = command
-        {
-            // Every key it names lands in one partition; an empty multi-set names none.
-            let ids: Vec<usize> = command.keys().into_iter().map(key_id).collect();
-            for pair in ids.windows(2) {
-                sets.union(pair[0], pair[1]);
-            }
-            anchor.push(ids.first().copied());
-        } else if is_prefix_command(command) {
-            let prefix = command.keys()[0];
-            let first = keys.partition_point(|key| *key < prefix);
-            let end = first
-                + keys[first..]
-                    .iter()
-                    .take_while(|k| k.starts_with(prefix))
-                    .count();
-            for k in first + 1..end {
-                sets.union(first, k);
-            }
-            anchor.push((first < end).then_some(first));
-        } else {
-            anchor.push(Some(key_id(command.keys()[0])));
+    for footprint in &footprints {
+        let mut ids: Vec<usize> = footprint.keys.iter().map(|k| key_id(k)).collect();
+        for prefix in &footprint.prefixes {
+            let first = keys.partition_point(|key| key < prefix);
+            let under = keys[first..].iter().take_while(|k| k.starts_with(prefix));
+            ids.extend(first..first + under.count());
         }
+        for pair in ids.windows(2) {
+            sets.union(pair[0], pair[1]);
+        }
+        anchor.push(ids.first().copied());
     }
     let mut group_of_root: BTreeMap<usize, usize> = BTreeMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -442,16 +650,6 @@ fn partition(ops: &[Operation<Command, Reply>], checked: &[usize]) -> Vec<Vec<us
         groups[group].push(i);
     }
     groups
-}
-
-fn is_prefix_command(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Prune { .. }
-            | Command::ListKeys { .. }
-            | Command::ListKeyValues { .. }
-            | Command::Count { .. }
-    )
 }
 
 /// Union-find with path halving.

@@ -12,6 +12,8 @@ pub(crate) const TAG_DATA_ENTRY: u64 = 0x6b76_2d64_6174_6131; // "kv-data1"
 pub(crate) const TAG_SESSION: u64 = 0x6b76_2d73_6573_7331; // "kv-sess1"
 pub(crate) const TAG_REPLY: u64 = 0x6b76_2d72_706c_7931; // "kv-rply1"
 pub(crate) const TAG_STATE: u64 = 0x6b76_2d73_7461_7431; // "kv-stat1"
+pub(crate) const TAG_SCAN: u64 = 0x6b76_2d73_6361_6e31; // "kv-scan1"
+pub(crate) const TAG_DATABASE: u64 = 0x6b76_2d64_6174_6162; // "kv-datab"
 
 /// Added on every round so that no input word leaves the state at a fixed point such as zero.
 const ROUND_CONSTANT: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -72,6 +74,19 @@ impl Hash64 {
 /// The hash of one key-value pair of the store.
 pub(crate) fn data_entry_hash(key: &[u8], value: &[u8]) -> u64 {
     Hash64::new(TAG_DATA_ENTRY).bytes(key).bytes(value).finish()
+}
+
+/// A key's place in SCAN order: fixed for the key, spread evenly over `u64`.
+pub(crate) fn scan_hash(key: &[u8]) -> u64 {
+    Hash64::new(TAG_SCAN).bytes(key).finish()
+}
+
+/// What database `db`'s entries hash adds to the state hash (database 0 adds its sum as is).
+pub(crate) fn database_hash(db: u8, entries_hash: u64) -> u64 {
+    Hash64::new(TAG_DATABASE)
+        .word(u64::from(db))
+        .word(entries_hash)
+        .finish()
 }
 
 /// The hash of one reply a session keeps for a possible retry.

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 
 use super::*;
-use crate::command::{ClientId, Seq};
+use crate::command::{ClientId, Seq, DATABASES};
 
 const KEYS: [&[u8]; 6] = [b"", b"a", b"ab", b"b", b"ba", b"bb"];
 const VALUES: [&[u8]; 9] = [
@@ -25,10 +25,15 @@ const VALUES: [&[u8]; 9] = [
 const DELTAS: [i64; 6] = [0, 1, -1, 7, i64::MAX, i64::MIN];
 const CLIENTS_MAX: ClientId = 5;
 
+const PATTERNS: [&[u8]; 6] = [b"*", b"a*", b"?", b"[ab]b", b"*a", b"b\\*"];
+
 /// The naive model of data and sessions.
 #[derive(Default)]
 struct Model {
+    /// Keys of every database, each as its database's byte followed by the key.
     pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The database the command being modelled acts on.
+    db: Db,
     /// `(client_id, last_slot, highest_seq)` of each live session.
     sessions: Vec<(ClientId, Slot, Seq)>,
     /// Every reply of every live session, never trimmed to a window.
@@ -36,39 +41,79 @@ struct Model {
 }
 
 impl Model {
+    fn q(&self, key: &[u8]) -> Vec<u8> {
+        [&[self.db][..], key].concat()
+    }
+
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let found = self.pairs.iter().find(|(k, _)| k == key);
+        let key = self.q(key);
+        let found = self.pairs.iter().find(|(k, _)| *k == key);
         found.map(|(_, v)| v.clone())
     }
 
     fn set(&mut self, key: &[u8], value: Vec<u8>) {
-        self.pairs.retain(|(k, _)| k != key);
-        self.pairs.push((key.to_vec(), value));
+        self.remove(key);
+        self.pairs.push((self.q(key), value));
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         let old = self.get(key);
-        self.pairs.retain(|(k, _)| k != key);
+        let key = self.q(key);
+        self.pairs.retain(|(k, _)| *k != key);
         old
     }
 
+    /// This database's pairs (keys without the database byte), sorted.
     fn sorted_with_prefix(
         &self,
         prefix: &[u8],
         start: &Option<Vec<u8>>,
     ) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut listed: Vec<_> = self
-            .pairs
-            .iter()
+        let mut listed: Vec<_> = (self.pairs.iter())
+            .filter(|(k, _)| k[0] == self.db)
+            .map(|(k, v)| (k[1..].to_vec(), v.clone()))
             .filter(|(k, _)| k.starts_with(prefix) && start.iter().all(|s| k >= s))
-            .cloned()
             .collect();
         listed.sort();
         listed
     }
 
+    /// This database's keys in scan order: by their scan hash.
+    fn scan_ordered(&self) -> Vec<(u64, Vec<u8>)> {
+        let keys = self.sorted_with_prefix(b"", &None).into_iter();
+        let mut ordered: Vec<_> = keys.map(|(k, _)| (hash::scan_hash(&k), k)).collect();
+        ordered.sort();
+        ordered
+    }
+
     fn write(&mut self, command: &Command) -> Reply {
+        if let Err(error) = command.validate() {
+            return Reply::Error(error);
+        }
+        let (db, command) = command.db_and_command();
+        self.db = db;
         match command.clone() {
+            Command::FlushDb => {
+                self.pairs.retain(|(k, _)| k[0] != db);
+                Reply::Ok
+            }
+            Command::FlushAll => {
+                self.pairs.clear();
+                Reply::Ok
+            }
+            Command::SwapDb { a, b } => {
+                for (k, _) in &mut self.pairs {
+                    k[0] = if k[0] == a {
+                        b
+                    } else if k[0] == b {
+                        a
+                    } else {
+                        k[0]
+                    };
+                }
+                Reply::Ok
+            }
+            Command::Move { key, to } => self.move_key(&key, to),
             Command::Set { key, value } => {
                 self.set(&key, value);
                 Reply::Ok
@@ -103,11 +148,45 @@ impl Model {
             }
             Command::Prune { prefix } => {
                 let before = self.pairs.len();
+                let prefix = self.q(&prefix);
                 self.pairs.retain(|(k, _)| !k.starts_with(&prefix));
                 Reply::Int((before - self.pairs.len()) as i64)
             }
             read => panic!("not a write: {read:?}"),
         }
+    }
+
+    fn move_key(&mut self, key: &[u8], to: Db) -> Reply {
+        let from = self.db;
+        if from == to {
+            return Reply::Error(CommandError::SameObject);
+        }
+        self.db = to;
+        let there = self.get(key).is_some();
+        self.db = from;
+        if there {
+            return Reply::Bool(false);
+        }
+        let Some(value) = self.remove(key) else {
+            return Reply::Bool(false);
+        };
+        self.db = to;
+        self.set(key, value);
+        Reply::Bool(true)
+    }
+
+    fn scan(&self, cursor: u64, count: u64, filter: impl Fn(&[u8]) -> bool) -> Reply {
+        let count = count.clamp(1, 10_000) as usize;
+        let from: Vec<_> = (self.scan_ordered().into_iter())
+            .filter(|(h, _)| *h >= cursor)
+            .collect();
+        let next = from.get(count).map_or(0, |(h, _)| *h);
+        let keys = (from.into_iter())
+            .filter(|(h, _)| next == 0 || *h < next)
+            .map(|(_, k)| k)
+            .filter(|k| filter(k))
+            .collect();
+        Reply::Scan { cursor: next, keys }
     }
 
     fn add(&mut self, key: &[u8], delta: i64) -> Reply {
@@ -129,7 +208,12 @@ impl Model {
         Reply::Int(new)
     }
 
-    fn read(&self, command: &Command) -> Reply {
+    fn read(&mut self, command: &Command) -> Reply {
+        if let Err(error) = command.validate() {
+            return Reply::Error(error);
+        }
+        let (db, command) = command.db_and_command();
+        self.db = db;
         let clamp = |count: Option<u64>| count.unwrap_or(10_000).min(10_000) as usize;
         let list = |prefix, start, count| {
             let mut listed = self.sorted_with_prefix(prefix, start);
@@ -156,6 +240,26 @@ impl Model {
             } => Reply::KeyValues(list(prefix, start, *count)),
             Command::Count { prefix } => {
                 Reply::Int(self.sorted_with_prefix(prefix, &None).len() as i64)
+            }
+            Command::Keys { pattern } => Reply::Keys(
+                (self.sorted_with_prefix(b"", &None).into_iter())
+                    .map(|(k, _)| k)
+                    .filter(|k| glob::glob_match(pattern, k))
+                    .collect(),
+            ),
+            Command::Scan {
+                cursor,
+                pattern,
+                count,
+                type_name,
+            } => self.scan(*cursor, *count, |key| {
+                pattern.as_ref().is_none_or(|p| glob::glob_match(p, key))
+                    && type_name.as_ref().is_none_or(|t| t == b"string")
+            }),
+            Command::RandomKey { seed } => {
+                let ordered = self.scan_ordered();
+                let at = ordered.iter().find(|(h, _)| h >= seed).or(ordered.first());
+                Reply::Value(at.map(|(_, k)| k.clone()))
             }
             write => panic!("not a read: {write:?}"),
         }
@@ -227,7 +331,32 @@ fn value() -> impl Strategy<Value = Vec<u8>> {
     select(&VALUES[..]).prop_map(<[u8]>::to_vec)
 }
 
+/// Mostly database 0, sometimes 1 or 2, rarely one out of range.
+fn db() -> impl Strategy<Value = Db> {
+    prop_oneof![6 => Just(0), 2 => 1..3u8, 1 => Just(DATABASES)]
+}
+
+fn in_some_db(command: impl Strategy<Value = Command>) -> impl Strategy<Value = Command> {
+    (command, db()).prop_map(|(command, db)| match db {
+        DATABASES => Command::InDb {
+            db,
+            command: Box::new(command),
+        },
+        db => command.in_db(db),
+    })
+}
+
 fn write_command() -> impl Strategy<Value = Command> {
+    in_some_db(prop_oneof![
+        20 => key_write_command(),
+        1 => Just(Command::FlushDb),
+        1 => Just(Command::FlushAll),
+        1 => (db(), db()).prop_map(|(a, b)| Command::SwapDb { a, b }),
+        2 => (key(), db()).prop_map(|(key, to)| Command::Move { key, to }),
+    ])
+}
+
+fn key_write_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         3 => (key(), value()).prop_map(|(key, value)| Command::Set { key, value }),
         1 => (key(), value(), value())
@@ -243,7 +372,7 @@ fn write_command() -> impl Strategy<Value = Command> {
     ]
 }
 
-fn read_command() -> impl Strategy<Value = Command> {
+fn key_read_command() -> impl Strategy<Value = Command> {
     let start = proptest::option::of(key());
     let count = proptest::option::of(select(vec![0, 1, 2, u64::MAX]));
     prop_oneof![
@@ -264,6 +393,20 @@ fn read_command() -> impl Strategy<Value = Command> {
         }),
         key().prop_map(|prefix| Command::Count { prefix }),
     ]
+}
+
+fn read_command() -> impl Strategy<Value = Command> {
+    let cursor = prop_oneof![Just(0u64), any::<u64>()];
+    let pattern = proptest::option::of(select(&PATTERNS[..]).prop_map(<[u8]>::to_vec));
+    let type_name = proptest::option::of(select(vec![b"string".to_vec(), b"list".to_vec()]));
+    in_some_db(prop_oneof![
+        12 => key_read_command(),
+        1 => select(&PATTERNS[..]).prop_map(|p| Command::Keys { pattern: p.to_vec() }),
+        2 => (cursor, pattern, 0..4u64, type_name).prop_map(|(cursor, pattern, count, type_name)| {
+            Command::Scan { cursor, pattern, count, type_name }
+        }),
+        1 => any::<u64>().prop_map(|seed| Command::RandomKey { seed }),
+    ])
 }
 
 /// One request of a batch, before seqs are assigned.
@@ -417,8 +560,8 @@ proptest! {
             states.push(machine.clone());
             assert_hashes_separate(&states);
         }
-        let bytes = postcard::to_allocvec(&machine).unwrap();
-        let copy: StateMachine = postcard::from_bytes(&bytes).unwrap();
+        let bytes = machine.encode();
+        let copy = StateMachine::decode(&bytes).unwrap();
         copy.assert_invariants();
         prop_assert_eq!(copy.state_hash(), machine.state_hash());
     }

@@ -1,22 +1,34 @@
 //! The key-value data: an ordered map whose hash is kept up to date on every change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::data_entry_hash;
+use super::hash::{data_entry_hash, scan_hash};
 use crate::command::{KEY_MAX_BYTES, LIST_COUNT_MAX, VALUE_MAX_BYTES};
 
 /// Ordered key-value pairs plus the wrapping sum of their entry hashes.
 ///
-/// All changes go through `insert` and `remove` so the sum can never drift from the map.
+/// All changes go through `insert` and `remove` so the sum and the scan order can never drift
+/// from the map.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Store {
     #[serde(with = "crate::bytes::map")]
     map: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Wrapping sum of `data_entry_hash` over all pairs: order-independent and O(1) to update.
     entries_hash: u64,
+    /// Every key by `scan_hash`: SCAN's order, in which a key's place never moves, so an
+    /// integer cursor (a hash) resumes exactly where the last call stopped. Derived from `map`:
+    /// not encoded, rebuilt by `rebuild_scan_order` after decoding.
+    #[serde(skip)]
+    scan_order: BTreeSet<(u64, Vec<u8>)>,
+}
+
+/// One SCAN step's result: the keys visited and the cursor after them (0: the end).
+pub(crate) struct ScanStep<'a> {
+    pub(crate) keys: Vec<&'a Vec<u8>>,
+    pub(crate) cursor: u64,
 }
 
 impl Store {
@@ -46,6 +58,9 @@ impl Store {
             self.entries_hash = self.entries_hash.wrapping_sub(removed);
         }
         self.entries_hash = self.entries_hash.wrapping_add(added);
+        if !self.map.contains_key(&key) {
+            self.scan_order.insert((scan_hash(&key), key.clone()));
+        }
         self.map.insert(key, value);
     }
 
@@ -53,7 +68,50 @@ impl Store {
         let value = self.map.remove(key)?;
         let removed = data_entry_hash(key, &value);
         self.entries_hash = self.entries_hash.wrapping_sub(removed);
+        let indexed = self.scan_order.remove(&(scan_hash(key), key.to_vec()));
+        assert!(indexed, "a stored key is in the scan order");
         Some(value)
+    }
+
+    /// Removes every key.
+    pub(crate) fn clear(&mut self) {
+        *self = Store::default();
+    }
+
+    /// Rebuilds the derived scan order after decoding.
+    pub(crate) fn rebuild_scan_order(&mut self) {
+        self.scan_order = self
+            .map
+            .keys()
+            .map(|key| (scan_hash(key), key.clone()))
+            .collect();
+    }
+
+    /// Visits up to `count` keys (at least one) in scan order from hash `cursor` on. Keys whose
+    /// hashes are equal are visited in one step (a cursor cannot split them), so a step may
+    /// visit a few more than `count` in the astronomically rare case of a hash collision.
+    pub(crate) fn scan(&self, cursor: u64, count: usize) -> ScanStep<'_> {
+        let mut keys = Vec::new();
+        let mut last_hash = None;
+        let range = self.scan_order.range((cursor, Vec::new())..);
+        for (hash, key) in range {
+            if keys.len() >= count.max(1) && last_hash != Some(*hash) {
+                return ScanStep {
+                    keys,
+                    cursor: *hash,
+                };
+            }
+            last_hash = Some(*hash);
+            keys.push(key);
+        }
+        ScanStep { keys, cursor: 0 }
+    }
+
+    /// The first key in scan order at or after `seed`, wrapping to the first; None when empty.
+    pub(crate) fn key_at_or_after(&self, seed: u64) -> Option<&Vec<u8>> {
+        let mut after = self.scan_order.range((seed, Vec::new())..);
+        let first = after.next().or_else(|| self.scan_order.iter().next());
+        first.map(|(_, key)| key)
     }
 
     /// Pairs whose key starts with `prefix`, in byte order, from `start` (inclusive) on.
@@ -91,6 +149,15 @@ impl Store {
             return self.map.len();
         }
         self.prefix_range(prefix, None).count()
+    }
+
+    /// Checks the scan order against the map; O(keys).
+    pub(crate) fn assert_scan_order(&self) {
+        assert_eq!(self.scan_order.len(), self.map.len(), "scan order size");
+        for (hash, key) in &self.scan_order {
+            assert!(self.map.contains_key(key), "scan order holds a removed key");
+            assert_eq!(*hash, scan_hash(key), "scan order hash");
+        }
     }
 
     /// The sum of entry hashes computed from scratch, for checking the running one.

@@ -1,7 +1,7 @@
 //! Specification tests of the state machine: one command or session rule per test.
 
 use super::*;
-use crate::command::{ClientId, Seq, KEY_MAX_BYTES, LIST_COUNT_MAX, VALUE_MAX_BYTES};
+use crate::command::{ClientId, Seq, DATABASES, KEY_MAX_BYTES, LIST_COUNT_MAX, VALUE_MAX_BYTES};
 
 fn machine() -> StateMachine {
     StateMachine::new(StateMachineConfig::default())
@@ -413,8 +413,8 @@ fn state_hash_survives_a_postcard_round_trip() {
     h.write(Command::Remove {
         key: b"zz".to_vec(),
     });
-    let bytes = postcard::to_allocvec(&h.machine).unwrap();
-    let copy: StateMachine = postcard::from_bytes(&bytes).unwrap();
+    let bytes = h.machine.encode();
+    let copy = StateMachine::decode(&bytes).unwrap();
     copy.assert_invariants();
     assert_eq!(copy, h.machine);
     assert_eq!(copy.state_hash(), h.machine.state_hash());
@@ -451,7 +451,7 @@ fn encoded_state() -> (StateMachine, Vec<u8>) {
         ],
     );
     machine.apply_batch(2, &[request(1, 2, set(b"c", b"33"))]);
-    let body = postcard::to_allocvec(&machine).unwrap();
+    let body = machine.encode();
     (machine, body)
 }
 
@@ -466,11 +466,11 @@ fn verify_encoding_refuses_another_states_encoding() {
     let (machine, _) = encoded_state();
     let mut other = machine.clone();
     other.apply_batch(3, &[request(1, 3, set(b"c", b"34"))]);
-    let other_body = postcard::to_allocvec(&other).unwrap();
+    let other_body = other.encode();
     assert!(machine.verify_encoding(&other_body).is_err());
     let mut same_data_later = machine.clone();
     same_data_later.apply_noop(3);
-    let later_body = postcard::to_allocvec(&same_data_later).unwrap();
+    let later_body = same_data_later.encode();
     assert_eq!(
         machine.verify_encoding(&later_body),
         Err("applied slot differs".to_string())
@@ -509,4 +509,289 @@ fn verify_encoding_refuses_keys_out_of_order() {
     swapped[at + 5] = b'a';
     let error = machine.verify_encoding(&swapped).unwrap_err();
     assert!(error.contains("does not decode"), "{error}");
+}
+
+fn in_db(db: Db, command: Command) -> Command {
+    command.in_db(db)
+}
+
+fn get_in(h: &Harness, db: Db, key: &[u8]) -> Option<Vec<u8>> {
+    match h.read(in_db(db, Command::Get { key: key.to_vec() })) {
+        Reply::Value(value) => value,
+        other => panic!("Get answers Value, got {other:?}"),
+    }
+}
+
+fn db_size(h: &Harness, db: Db) -> Reply {
+    h.read(in_db(db, Command::Count { prefix: Vec::new() }))
+}
+
+#[test]
+fn keys_of_one_database_are_invisible_in_another() {
+    let mut h = Harness::new();
+    assert_eq!(h.write(in_db(9, set(b"k", b"nine"))), Reply::Ok);
+    assert_eq!(get_in(&h, 9, b"k"), Some(b"nine".to_vec()));
+    assert_eq!(get_in(&h, 0, b"k"), None);
+    assert_eq!(get_in(&h, 1, b"k"), None);
+    h.set(b"k", b"zero");
+    assert_eq!(get_in(&h, 9, b"k"), Some(b"nine".to_vec()));
+    assert_eq!(db_size(&h, 9), Reply::Int(1));
+    assert_eq!(db_size(&h, 3), Reply::Int(0));
+    assert_eq!(h.machine.len(), 2);
+    assert_eq!(h.machine.db_len(9), 1);
+}
+
+#[test]
+fn a_database_command_in_database_0_encodes_as_before_databases() {
+    let command = set(b"k", b"v");
+    assert_eq!(command.clone().in_db(0), command);
+    assert_eq!(Command::FlushAll.in_db(5), Command::FlushAll);
+    assert!(matches!(command.in_db(5), Command::InDb { db: 5, .. }));
+}
+
+#[test]
+fn a_database_out_of_range_or_a_global_command_in_a_database_is_refused() {
+    let mut h = Harness::new();
+    let out_of_range = Command::InDb {
+        db: DATABASES,
+        command: Box::new(set(b"k", b"v")),
+    };
+    assert_eq!(
+        h.write(out_of_range),
+        Reply::Error(CommandError::DbOutOfRange)
+    );
+    let global = Command::InDb {
+        db: 2,
+        command: Box::new(Command::FlushAll),
+    };
+    assert_eq!(h.write(global), Reply::Error(CommandError::NotPerDatabase));
+    let zero = Command::InDb {
+        db: 0,
+        command: Box::new(set(b"k", b"v")),
+    };
+    assert_eq!(h.write(zero), Reply::Error(CommandError::NotPerDatabase));
+    let swap = Command::SwapDb { a: 0, b: 16 };
+    assert_eq!(h.write(swap), Reply::Error(CommandError::DbOutOfRange));
+    assert!(h.machine.is_empty());
+}
+
+#[test]
+fn flushdb_empties_one_database_and_flushall_every_one() {
+    let mut h = Harness::new();
+    h.set(b"a", b"1");
+    h.write(in_db(1, set(b"a", b"1")));
+    h.write(in_db(2, set(b"b", b"2")));
+    assert_eq!(h.write(in_db(1, Command::FlushDb)), Reply::Ok);
+    assert_eq!(get_in(&h, 1, b"a"), None);
+    assert_eq!(get_in(&h, 0, b"a"), Some(b"1".to_vec()));
+    assert_eq!(get_in(&h, 2, b"b"), Some(b"2".to_vec()));
+    assert_eq!(h.write(Command::FlushAll), Reply::Ok);
+    assert!(h.machine.is_empty());
+    assert_eq!(h.machine.data.entries_hash(), 0);
+}
+
+#[test]
+fn swapdb_exchanges_two_databases_keys() {
+    let mut h = Harness::new();
+    h.set(b"a", b"zero");
+    h.write(in_db(3, set(b"b", b"three")));
+    assert_eq!(h.write(Command::SwapDb { a: 0, b: 3 }), Reply::Ok);
+    assert_eq!(get_in(&h, 0, b"b"), Some(b"three".to_vec()));
+    assert_eq!(get_in(&h, 3, b"a"), Some(b"zero".to_vec()));
+    assert_eq!(get_in(&h, 0, b"a"), None);
+    let before = h.machine.state_hash();
+    assert_eq!(h.write(Command::SwapDb { a: 5, b: 5 }), Reply::Ok);
+    assert_eq!(h.machine.db_len(5), 0);
+    assert_ne!(h.machine.state_hash(), before, "the slot advanced");
+}
+
+#[test]
+fn move_moves_a_key_only_to_a_database_without_it() {
+    let mut h = Harness::new();
+    h.set(b"k", b"v");
+    let move_to = |to| Command::Move {
+        key: b"k".to_vec(),
+        to,
+    };
+    assert_eq!(h.write(move_to(0)), Reply::Error(CommandError::SameObject));
+    assert_eq!(h.write(move_to(4)), Reply::Bool(true));
+    assert_eq!(get_in(&h, 0, b"k"), None);
+    assert_eq!(get_in(&h, 4, b"k"), Some(b"v".to_vec()));
+    assert_eq!(h.write(move_to(4)), Reply::Bool(false), "absent here");
+    h.set(b"k", b"again");
+    assert_eq!(h.write(move_to(4)), Reply::Bool(false), "present there");
+    assert_eq!(get_in(&h, 0, b"k"), Some(b"again".to_vec()));
+    assert_eq!(
+        h.write(move_to(DATABASES)),
+        Reply::Error(CommandError::DbOutOfRange)
+    );
+}
+
+#[test]
+fn the_same_keys_in_different_databases_hash_differently() {
+    let mut a = Harness::new();
+    let mut b = Harness::new();
+    a.write(in_db(1, set(b"k", b"v")));
+    b.write(in_db(2, set(b"k", b"v")));
+    assert_ne!(a.machine.state_hash(), b.machine.state_hash());
+}
+
+#[test]
+fn keys_returns_the_matching_keys_of_its_database_in_byte_order() {
+    let mut h = Harness::new();
+    for key in [&b"user:2"[..], b"user:1", b"other", b"user:10"] {
+        h.set(key, b"v");
+    }
+    h.write(in_db(1, set(b"user:3", b"v")));
+    let keys = |pattern: &[u8]| {
+        h.read(Command::Keys {
+            pattern: pattern.to_vec(),
+        })
+    };
+    let expected: Vec<Vec<u8>> = vec![b"user:1".to_vec(), b"user:2".to_vec()];
+    assert_eq!(keys(b"user:?"), Reply::Keys(expected));
+    assert_eq!(
+        keys(b"*"),
+        Reply::Keys(vec![
+            b"other".to_vec(),
+            b"user:1".to_vec(),
+            b"user:10".to_vec(),
+            b"user:2".to_vec(),
+        ])
+    );
+    assert_eq!(keys(b"nothing*"), Reply::Keys(vec![]));
+}
+
+#[test]
+fn keys_refuses_a_pattern_that_would_visit_more_than_the_limit() {
+    let mut h = Harness::new();
+    let pairs: Vec<_> = (0..=KEYS_VISIT_MAX)
+        .map(|i| (format!("k{i}").into_bytes(), Vec::new()))
+        .collect();
+    h.write(Command::MultiSet { pairs });
+    let keys = |pattern: &[u8]| {
+        h.read(Command::Keys {
+            pattern: pattern.to_vec(),
+        })
+    };
+    assert_eq!(
+        keys(b"k*"),
+        Reply::Error(CommandError::TooManyKeys {
+            limit: KEYS_VISIT_MAX
+        })
+    );
+    assert_eq!(
+        keys(b"k1000?"),
+        Reply::Keys((0..10).map(|i| format!("k1000{i}").into_bytes()).collect())
+    );
+}
+
+fn scan_step(h: &Harness, cursor: u64, count: u64) -> (u64, Vec<Vec<u8>>) {
+    let command = Command::Scan {
+        cursor,
+        pattern: None,
+        count,
+        type_name: None,
+    };
+    match h.read(command) {
+        Reply::Scan { cursor, keys } => (cursor, keys),
+        other => panic!("Scan answers Scan, got {other:?}"),
+    }
+}
+
+#[test]
+fn scan_returns_every_key_present_for_the_whole_scan_despite_writes_between_steps() {
+    let mut h = Harness::new();
+    for i in 0..200 {
+        h.set(format!("stay{i}").as_bytes(), b"v");
+    }
+    let (mut cursor, mut seen) = (0, std::collections::BTreeSet::new());
+    let mut step = 0;
+    loop {
+        let (next, keys) = scan_step(&h, cursor, 7);
+        assert!(keys.len() <= 7, "a step visits at most COUNT keys");
+        seen.extend(keys);
+        // Writes between steps: new keys, and removed ones that were never meant to stay.
+        h.set(format!("new{step}").as_bytes(), b"v");
+        h.write(Command::Delete {
+            key: format!("new{}", step / 2).into_bytes(),
+        });
+        step += 1;
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    for i in 0..200 {
+        assert!(
+            seen.contains(format!("stay{i}").as_bytes()),
+            "stay{i} missed"
+        );
+    }
+    assert!(step >= 200 / 7, "{step} steps");
+}
+
+#[test]
+fn scan_filters_by_pattern_and_type_after_visiting() {
+    let mut h = Harness::new();
+    for key in [&b"a1"[..], b"a2", b"b1"] {
+        h.set(key, b"v");
+    }
+    let scan = |pattern: Option<&[u8]>, type_name: Option<&[u8]>| match h.read(Command::Scan {
+        cursor: 0,
+        pattern: pattern.map(<[u8]>::to_vec),
+        count: 100,
+        type_name: type_name.map(<[u8]>::to_vec),
+    }) {
+        Reply::Scan {
+            cursor: 0,
+            mut keys,
+        } => {
+            keys.sort();
+            keys
+        }
+        other => panic!("one step of a small database: {other:?}"),
+    };
+    assert_eq!(
+        scan(Some(b"a*"), None),
+        vec![b"a1".to_vec(), b"a2".to_vec()]
+    );
+    assert_eq!(scan(None, Some(b"STRING")).len(), 3);
+    assert_eq!(scan(None, Some(b"list")), Vec::<Vec<u8>>::new());
+}
+
+#[test]
+fn randomkey_is_a_key_of_its_database_or_nil_when_it_is_empty() {
+    let mut h = Harness::new();
+    assert_eq!(h.read(Command::RandomKey { seed: 7 }), Reply::Value(None));
+    h.set(b"a", b"1");
+    h.set(b"b", b"2");
+    h.write(in_db(1, set(b"c", b"3")));
+    let mut found = std::collections::BTreeSet::new();
+    for seed in [0, 1 << 62, 1 << 63, u64::MAX, 12345] {
+        match h.read(Command::RandomKey { seed }) {
+            Reply::Value(Some(key)) => found.insert(key),
+            other => panic!("{other:?}"),
+        };
+    }
+    assert!(found.iter().all(|k| k == b"a" || k == b"b"), "{found:?}");
+}
+
+#[test]
+fn an_image_encoded_before_databases_decodes_into_database_0() {
+    let mut h = Harness::new();
+    h.set(b"a", b"1");
+    h.set(b"b", b"2");
+    let m = &h.machine;
+    // The v1 encoding: the state's four fields in order, with one store.
+    let v1 =
+        postcard::to_allocvec(&(&m.config, m.data.db(0), &m.sessions, m.applied_slot)).unwrap();
+    let decoded = StateMachine::decode(&v1).unwrap();
+    decoded.assert_invariants();
+    assert_eq!(&decoded, m);
+    assert_eq!(decoded.state_hash(), m.state_hash());
+    assert!(
+        StateMachine::decode(&[0, 3, 0]).is_err(),
+        "an unknown version"
+    );
 }

@@ -1,0 +1,209 @@
+//! The store's databases (`SELECT 0` to `SELECT 15`): one [`Store`] each, and the state's
+//! encoding, which holds them all.
+//!
+//! Database 0 is what the store had before it had databases: its commands, its encoding in the
+//! log and its share of the state hash are unchanged, and an image encoded before databases
+//! existed (the v1 encoding) still decodes, as database 0.
+
+use serde::{Deserialize, Serialize};
+
+use super::hash::database_hash;
+use super::session::SessionTable;
+use super::store::{Store, StoreDigest};
+use super::StateMachineConfig;
+use crate::command::{Db, DATABASES};
+use crate::types::Slot;
+
+/// Every database's keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Databases {
+    /// Exactly [`DATABASES`] stores, database `d` at index `d`.
+    stores: Vec<Store>,
+}
+
+impl Default for Databases {
+    fn default() -> Self {
+        Databases {
+            stores: vec![Store::default(); usize::from(DATABASES)],
+        }
+    }
+}
+
+impl Databases {
+    pub(crate) fn db(&self, db: Db) -> &Store {
+        &self.stores[usize::from(db)]
+    }
+
+    pub(crate) fn db_mut(&mut self, db: Db) -> &mut Store {
+        &mut self.stores[usize::from(db)]
+    }
+
+    /// Keys in every database.
+    pub(crate) fn len(&self) -> usize {
+        self.stores.iter().map(Store::len).sum()
+    }
+
+    /// Database 0's entries hash plus, for every other database with keys, a hash of its number
+    /// and its entries hash: a state with keys in database 0 only hashes as before databases.
+    pub(crate) fn entries_hash(&self) -> u64 {
+        self.hash_with(Store::entries_hash)
+    }
+
+    pub(crate) fn recompute_entries_hash(&self) -> u64 {
+        self.hash_with(Store::recompute_entries_hash)
+    }
+
+    fn hash_with(&self, entries_hash: impl Fn(&Store) -> u64) -> u64 {
+        let mut sum = entries_hash(&self.stores[0]);
+        for (db, store) in self.stores.iter().enumerate().skip(1) {
+            if store.len() > 0 {
+                let db = Db::try_from(db).expect("fewer than 256 databases");
+                sum = sum.wrapping_add(database_hash(db, entries_hash(store)));
+            }
+        }
+        sum
+    }
+
+    pub(crate) fn swap(&mut self, a: Db, b: Db) {
+        self.stores.swap(usize::from(a), usize::from(b));
+    }
+
+    pub(crate) fn flush_all(&mut self) {
+        self.stores.iter_mut().for_each(Store::clear);
+    }
+
+    pub(crate) fn assert_invariants(&self) {
+        assert_eq!(self.stores.len(), usize::from(DATABASES));
+        self.stores.iter().for_each(Store::assert_scan_order);
+    }
+}
+
+/// First bytes of an encoding with a version: a v1 encoding starts with `sessions_max`, a
+/// varint of a number of at least 1, whose first byte is never 0.
+const VERSIONED_MARK: u8 = 0;
+/// The encoding with every database.
+const ENCODING_V2: u8 = 2;
+
+/// The v2 encoding's fields, borrowed for writing.
+#[derive(Serialize)]
+struct StateV2Ref<'a> {
+    config: &'a StateMachineConfig,
+    stores: &'a [Store],
+    sessions: &'a SessionTable,
+    applied_slot: Slot,
+}
+
+#[derive(Deserialize)]
+struct StateV2 {
+    config: StateMachineConfig,
+    stores: Vec<Store>,
+    sessions: SessionTable,
+    applied_slot: Slot,
+}
+
+/// The v1 encoding: one database.
+#[derive(Deserialize)]
+struct StateV1 {
+    config: StateMachineConfig,
+    data: Store,
+    sessions: SessionTable,
+    applied_slot: Slot,
+}
+
+/// The v2 encoding read for checking: stores counted and hashed, not built.
+#[derive(Deserialize)]
+pub(crate) struct StateDigest {
+    pub(crate) config: StateMachineConfig,
+    pub(crate) stores: Vec<StoreDigest>,
+    pub(crate) sessions: SessionTable,
+    pub(crate) applied_slot: Slot,
+}
+
+/// The parts of a decoded state.
+pub(crate) struct StateParts {
+    pub(crate) config: StateMachineConfig,
+    pub(crate) data: Databases,
+    pub(crate) sessions: SessionTable,
+    pub(crate) applied_slot: Slot,
+}
+
+pub(crate) fn encode(
+    config: &StateMachineConfig,
+    data: &Databases,
+    sessions: &SessionTable,
+    applied_slot: Slot,
+) -> Vec<u8> {
+    let fields = StateV2Ref {
+        config,
+        stores: &data.stores,
+        sessions,
+        applied_slot,
+    };
+    let mut out = vec![VERSIONED_MARK, ENCODING_V2];
+    postcard::to_io(&fields, &mut out).expect("a state encodes into memory");
+    out
+}
+
+/// Decodes either encoding; the scan orders are rebuilt.
+pub(crate) fn decode(body: &[u8]) -> Result<StateParts, String> {
+    let mut parts = match body {
+        [VERSIONED_MARK, ENCODING_V2, rest @ ..] => {
+            let state: StateV2 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
+            if state.stores.len() != usize::from(DATABASES) {
+                return Err(format!("{} databases", state.stores.len()));
+            }
+            StateParts {
+                config: state.config,
+                data: Databases {
+                    stores: state.stores,
+                },
+                sessions: state.sessions,
+                applied_slot: state.applied_slot,
+            }
+        }
+        [VERSIONED_MARK, version, ..] => return Err(format!("unknown encoding version {version}")),
+        v1 => {
+            let state: StateV1 = postcard::from_bytes(v1).map_err(|e| e.to_string())?;
+            let mut data = Databases::default();
+            *data.db_mut(0) = state.data;
+            StateParts {
+                config: state.config,
+                data,
+                sessions: state.sessions,
+                applied_slot: state.applied_slot,
+            }
+        }
+    };
+    parts
+        .data
+        .stores
+        .iter_mut()
+        .for_each(Store::rebuild_scan_order);
+    Ok(parts)
+}
+
+/// Reads a v2 encoding for checking (see `StateMachine::verify_encoding`).
+pub(crate) fn decode_digest(body: &[u8]) -> Result<StateDigest, String> {
+    let rest = match body {
+        [VERSIONED_MARK, ENCODING_V2, rest @ ..] => rest,
+        _ => return Err("not a v2 encoding".into()),
+    };
+    let (digest, rest): (StateDigest, &[u8]) =
+        postcard::take_from_bytes(rest).map_err(|e| format!("does not decode: {e}"))?;
+    match rest.is_empty() {
+        true => Ok(digest),
+        false => Err("bytes after the state".into()),
+    }
+}
+
+/// The entries hash a digest's stores add up to, as [`Databases::entries_hash`] computes it.
+pub(crate) fn digest_entries_hash(stores: &[StoreDigest]) -> u64 {
+    let mut sum = stores.first().map_or(0, |s| s.pairs.entries_hash);
+    for (db, store) in stores.iter().enumerate().skip(1) {
+        if store.pairs.len > 0 {
+            let db = Db::try_from(db).expect("fewer than 256 databases");
+            sum = sum.wrapping_add(database_hash(db, store.pairs.entries_hash));
+        }
+    }
+    sum
+}
