@@ -157,7 +157,13 @@ impl Connection<'_> {
             readonly: self.readonly,
         };
         let action = commands::parse(&args, flags);
+        let rejected = matches!(action, commands::Action::Error(_));
+        let (start, began) = (out.len(), std::time::Instant::now());
         commands::run(action, self, out).await;
+        let failed = out.get(start) == Some(&b'-');
+        let usec = began.elapsed().as_micros() as u64;
+        let name = String::from_utf8_lossy(&args[0]).to_uppercase();
+        self.context.count_command(&name, 1, usec, rejected, failed);
     }
 
     /// The key and value of `args` if it is a plain `SET key value` this connection may send
@@ -190,8 +196,12 @@ impl Connection<'_> {
             }
             _ => Command::MultiSet { pairs },
         };
-        let start = out.len();
+        let (start, began) = (out.len(), std::time::Instant::now());
         commands::run(commands::store(command), self, out).await;
+        let failed = out.get(start) == Some(&b'-');
+        let usec = began.elapsed().as_micros() as u64;
+        self.context
+            .count_command("SET", sets as u64, usec, false, failed);
         if sets > 1 {
             let reply = out[start..].to_vec();
             for _ in 1..sets {

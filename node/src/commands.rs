@@ -39,7 +39,8 @@ pub enum Action {
         commands: Vec<Command>,
         shape: Shape,
     },
-    Info(Option<String>),
+    /// `INFO [section …]`, the sections in lower case.
+    Info(Vec<String>),
     Hello {
         protocol: Option<u8>,
         auth: Option<Vec<u8>>,
@@ -148,6 +149,14 @@ const COMMANDS: [(&str, i32); 46] = [
     ("FUNCTION", -2),
     ("DEBUG", -2),
 ];
+
+/// The table's name of a known command (`name` in upper case).
+pub fn known_name(name: &str) -> Option<&'static str> {
+    COMMANDS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|&(known, _)| known)
+}
 
 fn arity_of(name: &str) -> Option<i32> {
     COMMANDS
@@ -417,8 +426,9 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
         "AUTH" if args.len() <= 3 => Action::Auth(args[args.len() - 1].clone()),
         "AUTH" => Action::Error("ERR syntax error".into()),
         "INFO" => Action::Info(
-            args.get(1)
-                .map(|s| String::from_utf8_lossy(s).to_lowercase()),
+            (args[1..].iter())
+                .map(|s| String::from_utf8_lossy(s).to_lowercase())
+                .collect(),
         ),
         "HELLO" => parse_hello(args),
         "CLIENT" => parse_client(args),
@@ -528,7 +538,7 @@ pub async fn run(action: Action, conn: &mut Connection<'_>, out: &mut Vec<u8>) {
             run_store(vec![command], Shape::Plain, conn, out).await
         }
         Action::Info(section) => {
-            let info = info_text(conn, section.as_deref()).await;
+            let info = info_text(conn, &section).await;
             Writer {
                 out,
                 resp3: conn.resp3,
@@ -789,7 +799,7 @@ pub fn write_reply(reply: &Reply, w: &mut Writer<'_>) {
     }
 }
 
-async fn info_text(conn: &Connection<'_>, section: Option<&str>) -> String {
+async fn info_text(conn: &Connection<'_>, wanted: &[String]) -> String {
     let context = conn.context;
     let status = conn.status().await;
     let uptime = context.started.elapsed().as_secs();
@@ -811,6 +821,7 @@ async fn info_text(conn: &Connection<'_>, section: Option<&str>) -> String {
             context.connections.load(Ordering::Relaxed)
         ),
     ));
+    sections.push(("memory", format!("used_memory:{}\r\n", resident_bytes())));
     sections.push((
         "stats",
         format!(
@@ -833,18 +844,84 @@ async fn info_text(conn: &Connection<'_>, section: Option<&str>) -> String {
             ),
         ));
         sections.push(("replication", replication_text(s)));
+    }
+    sections.push(("cpu", cpu_text()));
+    sections.push(("commandstats", commandstats_text(context)));
+    sections.push(("cluster", "cluster_enabled:0\r\n".to_string()));
+    if let Some(s) = &status {
         sections.push(("keyspace", keyspace_text(&s.keys_per_db)));
     }
-    let wanted = |name: &str| {
-        matches!(section, None | Some("all" | "everything" | "default")) || section == Some(name)
-    };
     let mut text = String::new();
-    for (name, body) in sections.iter().filter(|(name, _)| wanted(name)) {
+    for (name, body) in sections.iter().filter(|(name, _)| info_wants(wanted, name)) {
         let mut title = name.to_string();
         title[..1].make_ascii_uppercase();
         text.push_str(&format!("# {title}\r\n{body}\r\n"));
     }
     text
+}
+
+/// Whether `INFO` with these arguments (lower case) shows `section`: no argument or `default`
+/// shows all but `commandstats`; `all` and `everything` show every section.
+fn info_wants(wanted: &[String], section: &str) -> bool {
+    let default = section != "commandstats";
+    if wanted.is_empty() {
+        return default;
+    }
+    wanted.iter().any(|w| match w.as_str() {
+        "all" | "everything" => true,
+        "default" => default,
+        named => named == section,
+    })
+}
+
+/// The process's resident memory in bytes (Linux; 0 elsewhere): what `used_memory` shows, since
+/// the store does not count its data's bytes apart.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf only reads a configuration value.
+    let page_bytes = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page_bytes).unwrap_or(4096)
+}
+
+fn cpu_text() -> String {
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let usage = |who| {
+        // SAFETY: getrusage writes one rusage into the zeroed value it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut usage) };
+        (seconds(usage.ru_stime), seconds(usage.ru_utime))
+    };
+    let (sys, user) = usage(libc::RUSAGE_SELF);
+    let (sys_children, user_children) = usage(libc::RUSAGE_CHILDREN);
+    format!(
+        "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:{sys_children:.6}\r\nused_cpu_user_children:{user_children:.6}\r\n"
+    )
+}
+
+fn commandstats_text(context: &crate::connection::ClientContext) -> String {
+    let stats = context
+        .command_stats
+        .lock()
+        .expect("no panic while counting");
+    stats
+        .iter()
+        .map(|(name, s)| {
+            let per_call = s.usec as f64 / s.calls.max(1) as f64;
+            format!(
+                "cmdstat_{}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+                name.to_lowercase(),
+                s.calls,
+                s.usec,
+                s.rejected_calls,
+                s.failed_calls
+            )
+        })
+        .collect()
 }
 
 /// One line per database with keys, as Redis writes it.
@@ -867,8 +944,8 @@ fn replication_text(s: &Status) -> String {
         None => "lease_held:0\r\n".to_string(),
     };
     format!(
-        "role:{role}\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\nstorage_recovering:{}\r\n",
-        s.node_id, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served, u8::from(s.storage_recovering),
+        "role:{role}\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\nstorage_recovering:{}\r\nmaster_repl_offset:{}\r\n",
+        s.node_id, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served, u8::from(s.storage_recovering), s.applied_through,
     )
 }
 
@@ -1101,6 +1178,20 @@ mod tests {
             "ERR Unknown option or number of arguments for CONFIG SET - 'foo'"
         );
         assert!(error_of(&["DEBUG", "LOG", "x"]).starts_with("ERR DEBUG command not allowed."));
+    }
+
+    #[test]
+    fn info_shows_default_sections_or_those_named() {
+        let wanted =
+            |args: &[&str]| -> Vec<String> { args.iter().map(|a| a.to_string()).collect() };
+        assert!(info_wants(&wanted(&[]), "cpu"));
+        assert!(!info_wants(&wanted(&[]), "commandstats"));
+        assert!(!info_wants(&wanted(&["default"]), "commandstats"));
+        assert!(info_wants(&wanted(&["all"]), "commandstats"));
+        assert!(info_wants(&wanted(&["cpu", "sentinel"]), "cpu"));
+        assert!(!info_wants(&wanted(&["cpu", "sentinel"]), "memory"));
+        assert!(info_wants(&wanted(&["cpu", "default"]), "memory"));
+        assert!(cpu_text().contains("used_cpu_user:"));
     }
 
     #[test]

@@ -49,6 +49,38 @@ pub struct ClientContext {
     pub connections: AtomicU64,
     pub total_connections: AtomicU64,
     pub commands_processed: AtomicU64,
+    /// Per known command, since start (`INFO commandstats`).
+    pub command_stats: std::sync::Mutex<std::collections::BTreeMap<&'static str, CommandStats>>,
+}
+
+/// What `INFO commandstats` shows of one command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommandStats {
+    pub calls: u64,
+    pub usec: u64,
+    /// Refused before it ran: wrong arguments, not authenticated.
+    pub rejected_calls: u64,
+    /// Ran and answered an error.
+    pub failed_calls: u64,
+}
+
+impl ClientContext {
+    /// Counts `calls` calls of the command `name` (in upper case) if it is a known one.
+    pub fn count_command(&self, name: &str, calls: u64, usec: u64, rejected: bool, failed: bool) {
+        let Some(name) = crate::commands::known_name(name) else {
+            return;
+        };
+        let mut stats = self.command_stats.lock().expect("no panic while counting");
+        let entry = stats.entry(name).or_default();
+        match rejected {
+            true => entry.rejected_calls += calls,
+            false => {
+                entry.calls += calls;
+                entry.usec += usec;
+                entry.failed_calls += u64::from(failed) * calls;
+            }
+        }
+    }
 }
 
 /// Why a request got no reply from the store.
@@ -392,6 +424,7 @@ pub(crate) mod tests {
                 connections: AtomicU64::new(0),
                 total_connections: AtomicU64::new(0),
                 commands_processed: AtomicU64::new(0),
+                command_stats: Default::default(),
             };
             Harness {
                 runtime,

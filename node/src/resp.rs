@@ -105,33 +105,80 @@ fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, RespError> {
     Ok(Some((split_inline(line)?, newline + 1)))
 }
 
-/// Splits an inline command on spaces, honouring double and single quotes.
+/// Splits an inline command on spaces as Redis does: double quotes with escapes (`\n`, `\r`,
+/// `\t`, `\b`, `\a`, `\xHH`, `\` before any other byte), single quotes with `\'`, a quote
+/// inside a word opening a quoted part, and a closing quote followed by a space or the end.
 fn split_inline(line: &[u8]) -> Result<Vec<Vec<u8>>, RespError> {
     let mut args = Vec::new();
     let mut i = 0;
-    while i < line.len() {
-        if line[i].is_ascii_whitespace() {
+    loop {
+        while i < line.len() && line[i].is_ascii_whitespace() {
             i += 1;
-            continue;
+        }
+        if i == line.len() {
+            return Ok(args);
         }
         let mut arg = Vec::new();
-        if line[i] == b'"' || line[i] == b'\'' {
-            let quote = line[i];
-            let close = line[i + 1..]
-                .iter()
-                .position(|b| *b == quote)
-                .ok_or(RespError::UnbalancedQuotes)?;
-            arg.extend_from_slice(&line[i + 1..i + 1 + close]);
-            i += close + 2;
-        } else {
-            while i < line.len() && !line[i].is_ascii_whitespace() {
-                arg.push(line[i]);
-                i += 1;
-            }
+        while i < line.len() && !line[i].is_ascii_whitespace() {
+            i = match line[i] {
+                b'"' | b'\'' => quoted(line, i, &mut arg)?,
+                byte => {
+                    arg.push(byte);
+                    i + 1
+                }
+            };
         }
         args.push(arg);
     }
-    Ok(args)
+}
+
+/// Reads the quoted part opening at `line[open]` into `arg`; returns the index after it.
+fn quoted(line: &[u8], open: usize, arg: &mut Vec<u8>) -> Result<usize, RespError> {
+    let quote = line[open];
+    let mut i = open + 1;
+    loop {
+        let byte = *line.get(i).ok_or(RespError::UnbalancedQuotes)?;
+        let next = line.get(i + 1).copied();
+        if byte == quote {
+            // The closing quote must end the word.
+            return match next {
+                None => Ok(i + 1),
+                Some(b) if b.is_ascii_whitespace() => Ok(i + 1),
+                Some(_) => Err(RespError::UnbalancedQuotes),
+            };
+        }
+        match (quote, byte, next) {
+            (b'"', b'\\', Some(b'x')) if hex_byte(line.get(i + 2..i + 4)).is_some() => {
+                arg.push(hex_byte(line.get(i + 2..i + 4)).expect("checked"));
+                i += 4;
+            }
+            (b'"', b'\\', Some(c)) => {
+                let escaped = match c {
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    b'b' => 0x08,
+                    b'a' => 0x07,
+                    other => other,
+                };
+                arg.push(escaped);
+                i += 2;
+            }
+            (b'\'', b'\\', Some(b'\'')) => {
+                arg.push(b'\'');
+                i += 2;
+            }
+            _ => {
+                arg.push(byte);
+                i += 1;
+            }
+        }
+    }
+}
+
+fn hex_byte(digits: Option<&[u8]>) -> Option<u8> {
+    let text = std::str::from_utf8(digits?).ok()?;
+    u8::from_str_radix(text, 16).ok()
 }
 
 /// Writes replies in the protocol version the connection chose (2, or 3 after `HELLO 3`).
@@ -241,6 +288,23 @@ mod tests {
         let (parsed, used) = parse(b"set k \"hello world\"\r\n").unwrap().unwrap();
         assert_eq!(parsed, args(&["set", "k", "hello world"]));
         assert_eq!(used, 21);
+    }
+
+    #[test]
+    fn inline_quotes_follow_redis_rules() {
+        let split = |line: &[u8]| split_inline(line);
+        assert_eq!(
+            split(b"set \"a\\x41\\n\\\"\" 'it\\'s'"),
+            Ok(vec![b"set".to_vec(), b"aA\n\"".to_vec(), b"it's".to_vec()])
+        );
+        assert_eq!(split(b"ab\"c d\""), Ok(vec![b"abc d".to_vec()]));
+        assert_eq!(
+            split(b"set \"\"\"test-key\"\"\" v"),
+            Err(RespError::UnbalancedQuotes),
+            "a closing quote must end the word"
+        );
+        assert_eq!(split(b"'open"), Err(RespError::UnbalancedQuotes));
+        assert_eq!(split(b"  "), Ok(vec![]));
     }
 
     #[test]
