@@ -6,7 +6,7 @@ use keyspace_checker::{
     check_kv, check_register, check_string_map, CasRegister, CheckOptions, History, KeyspaceModel,
     MapInput, MapOutput, Model, Operation, Outcome, RegisterInput, RegisterOutput, StringMap,
 };
-use keyspace_core::{Command, CommandError, Reply};
+use keyspace_core::{Command, CommandError, Reply, SetCondition};
 use proptest::prelude::*;
 
 /// One generated operation: what it does, how far its invoke and return lie from its
@@ -162,6 +162,23 @@ fn kv_command(pick: u8) -> Command {
         },
         3 if pick.is_multiple_of(2) => Command::SwapDb { a: 0, b: 1 },
         3 => Command::FlushAll,
+        4 => Command::SetIf {
+            key,
+            value: VALUES[usize::from(pick % 3)].to_vec(),
+            condition: [
+                SetCondition::Always,
+                SetCondition::IfAbsent,
+                SetCondition::IfPresent,
+            ][usize::from(pick / 5 % 3)],
+            get: pick.is_multiple_of(2),
+        },
+        5 => Command::Append {
+            key,
+            value: VALUES[usize::from(pick % 3)].to_vec(),
+        },
+        6 => Command::MultiSetIfAbsent {
+            pairs: vec![(key, VALUES[usize::from(pick % 3)].to_vec())],
+        },
         _ => kv_command_in_db0(pick),
     };
     command.in_db(pick / 7 % 2)

@@ -83,6 +83,13 @@ pub const KEYS_VISIT_MAX: usize = 100_000;
 ///   from (0 when done); a key present for the whole scan is returned at least once.
 /// - `RandomKey`: the first key in scan order at or after `seed` (wrapping), or `Value(None)`
 ///   in an empty database; the caller draws `seed`, so the read is a pure function of it.
+/// - `SetIf`: stores the value if `condition` holds (`Always`, `IfAbsent`: the key is absent,
+///   `IfPresent`: it is present). With `get`, answers the old value (`Value(None)` if absent)
+///   whether it stored or not; without, `Ok` if it stored, `Value(None)` if not (Redis's
+///   `SET … NX|XX|GET`).
+/// - `Append`: appends to the value (an absent key counts as empty); `Int(new length)`, or
+///   `Error(ValueTooLarge)` past [`VALUE_MAX_BYTES`], changing nothing.
+/// - `MultiSetIfAbsent`: stores every pair if no key given exists, else nothing; `Bool(stored)`.
 /// - `OpenSession`: starts a session for later writes and returns its client id as `Int` (see
 ///   [`OPENED_SESSION_BIT`]); the request's own `(client_id, seq)` only routes the answer and is
 ///   not a session's. Touches no key. A retried `OpenSession` may open a second session, which
@@ -196,6 +203,32 @@ pub enum Command {
     RandomKey {
         seed: u64,
     },
+    SetIf {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+        condition: SetCondition,
+        get: bool,
+    },
+    Append {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    MultiSetIfAbsent {
+        #[serde(with = "crate::bytes::pairs")]
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+}
+
+/// When a `SetIf` stores its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SetCondition {
+    Always,
+    IfAbsent,
+    IfPresent,
 }
 
 /// How a command is served.
@@ -314,9 +347,13 @@ impl Command {
             | Command::Add { key, .. }
             | Command::Delete { key }
             | Command::Remove { key }
-            | Command::Move { key, .. } => vec![key],
+            | Command::Move { key, .. }
+            | Command::SetIf { key, .. }
+            | Command::Append { key, .. } => vec![key],
             Command::Rename { from, to } => vec![from, to],
-            Command::MultiSet { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
+            Command::MultiSet { pairs } | Command::MultiSetIfAbsent { pairs } => {
+                pairs.iter().map(|(k, _)| k.as_slice()).collect()
+            }
             Command::MultiDelete { keys } | Command::MultiGet { keys } => {
                 keys.iter().map(Vec::as_slice).collect()
             }
@@ -344,7 +381,10 @@ impl Command {
         match self {
             Command::Set { value, .. } => vec![value],
             Command::TestAndSet { expected, new, .. } => vec![expected, new],
-            Command::MultiSet { pairs } => pairs.iter().map(|(_, v)| v.as_slice()).collect(),
+            Command::MultiSet { pairs } | Command::MultiSetIfAbsent { pairs } => {
+                pairs.iter().map(|(_, v)| v.as_slice()).collect()
+            }
+            Command::SetIf { value, .. } | Command::Append { value, .. } => vec![value],
             Command::InDb { command, .. } => command.values(),
             _ => vec![],
         }

@@ -30,8 +30,8 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{
-    ClientRequest, ClientResponse, Command, CommandError, Db, Outcome, Reply, KEYS_VISIT_MAX,
-    SCAN_COUNT_MAX,
+    ClientRequest, ClientResponse, Command, CommandError, Db, Outcome, Reply, SetCondition,
+    KEYS_VISIT_MAX, SCAN_COUNT_MAX, VALUE_MAX_BYTES,
 };
 use crate::mutant::{self, Mutant};
 use crate::types::Slot;
@@ -395,6 +395,22 @@ fn apply_in_store(store: &mut Store, command: &Command) -> Reply {
             store.clear();
             Reply::Ok
         }
+        Command::SetIf {
+            key,
+            value,
+            condition,
+            get,
+        } => set_if(store, key, value, *condition, *get),
+        Command::Append { key, value } => append(store, key, value),
+        Command::MultiSetIfAbsent { pairs } => {
+            let none_exists = pairs.iter().all(|(key, _)| store.get(key).is_none());
+            if none_exists {
+                for (key, value) in pairs {
+                    store.insert(key.clone(), value.clone());
+                }
+            }
+            Reply::Bool(none_exists)
+        }
         _ => unreachable!("not a write of one database's keys: {command:?}"),
     }
 }
@@ -414,6 +430,40 @@ fn add(store: &mut Store, key: &[u8], delta: i64) -> Reply {
         }
         None => Reply::Error(CommandError::Overflow),
     }
+}
+
+fn set_if(
+    store: &mut Store,
+    key: &[u8],
+    value: &[u8],
+    condition: SetCondition,
+    get: bool,
+) -> Reply {
+    let old = store.get(key).cloned();
+    let holds = match condition {
+        SetCondition::Always => true,
+        SetCondition::IfAbsent => old.is_none(),
+        SetCondition::IfPresent => old.is_some(),
+    };
+    if holds {
+        store.insert(key.to_vec(), value.to_vec());
+    }
+    match (get, holds) {
+        (true, _) => Reply::Value(old),
+        (false, true) => Reply::Ok,
+        (false, false) => Reply::Value(None),
+    }
+}
+
+fn append(store: &mut Store, key: &[u8], suffix: &[u8]) -> Reply {
+    let mut value = store.get(key).cloned().unwrap_or_default();
+    let len = value.len() + suffix.len();
+    if len > VALUE_MAX_BYTES {
+        return Reply::Error(CommandError::ValueTooLarge { len });
+    }
+    value.extend_from_slice(suffix);
+    store.insert(key.to_vec(), value);
+    Reply::Int(int_from_count(len))
 }
 
 fn rename(store: &mut Store, from: &[u8], to: &[u8]) -> Reply {

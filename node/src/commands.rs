@@ -6,7 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
-use keyspace_core::{Command, CommandError, Db, Reply, Role, DATABASES};
+use keyspace_core::{Command, CommandError, Db, Reply, Role, SetCondition, DATABASES};
 
 use crate::connection::{Connection, Failure};
 use crate::event::Status;
@@ -25,6 +25,13 @@ pub enum Shape {
     Type,
     /// `Value(Some)` is -1 (no expiry: keys never expire), `Value(None)` is -2 (TTL, PTTL).
     Ttl,
+    /// `Ok` counts 1, `Value(None)` 0 (SETNX).
+    SetNx,
+    /// The value's length, 0 for none (STRLEN).
+    Strlen,
+    /// The bytes of the value from `start` to `end`, inclusive, counted from the end when
+    /// negative, as Redis does (GETRANGE, SUBSTR).
+    Range { start: i64, end: i64 },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -101,7 +108,7 @@ fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
 
 /// Every command this node answers, with its arity: exactly `n` arguments (name included), or
 /// at least `-n`. `COMMAND COUNT` counts this table.
-const COMMANDS: [(&str, i32); 46] = [
+const COMMANDS: [(&str, i32); 53] = [
     ("GET", 2),
     ("DIRTYGET", 2),
     ("INCR", 2),
@@ -148,6 +155,13 @@ const COMMANDS: [(&str, i32); 46] = [
     ("RANDOMKEY", 1),
     ("FUNCTION", -2),
     ("DEBUG", -2),
+    ("SETNX", 3),
+    ("GETSET", 3),
+    ("MSETNX", -3),
+    ("APPEND", 3),
+    ("STRLEN", 2),
+    ("GETRANGE", 4),
+    ("SUBSTR", 4),
 ];
 
 /// The table's name of a known command (`name` in upper case).
@@ -222,15 +236,14 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
         "DIRTYGET" => store(Command::DirtyGet { key: key() }),
         "TYPE" => many(args, |key| Command::Get { key }, Shape::Type),
         "TTL" | "PTTL" => many(args, |key| Command::Get { key }, Shape::Ttl),
-        "SET" if args.len() > 3 => Action::Error(
-            "ERR syntax error: keyspace's SET takes no options (EX, PX, NX, XX, GET, KEEPTTL); \
-             keys do not expire, and TESTANDSET sets conditionally"
-                .into(),
-        ),
+        "SET" if args.len() > 3 => parse_set_options(args),
         "SET" => store(Command::Set {
             key: key(),
             value: args[2].clone(),
         }),
+        "SETNX" | "GETSET" | "MSETNX" | "APPEND" | "STRLEN" | "GETRANGE" | "SUBSTR" => {
+            parse_string(name, args)
+        }
         "INCR" => store(Command::Add {
             key: key(),
             delta: 1,
@@ -267,6 +280,84 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
         }
         _ => parse_connection(name, args),
     }
+}
+
+/// `SET key value [NX|XX] [GET]`; expiry options are refused until keys can expire.
+fn parse_set_options(args: &[Vec<u8>]) -> Action {
+    let (mut condition, mut get) = (SetCondition::Always, false);
+    for option in &args[3..] {
+        match (text(option).as_str(), condition) {
+            ("NX", SetCondition::Always | SetCondition::IfAbsent) => {
+                condition = SetCondition::IfAbsent
+            }
+            ("XX", SetCondition::Always | SetCondition::IfPresent) => {
+                condition = SetCondition::IfPresent
+            }
+            ("GET", _) => get = true,
+            ("EX" | "PX" | "EXAT" | "PXAT" | "KEEPTTL", _) => {
+                return Action::Error(
+                    "ERR syntax error (keys do not expire yet: EX, PX, EXAT, PXAT and KEEPTTL \
+                     are not supported)"
+                        .into(),
+                )
+            }
+            _ => return Action::Error("ERR syntax error".into()),
+        }
+    }
+    store(Command::SetIf {
+        key: args[1].clone(),
+        value: args[2].clone(),
+        condition,
+        get,
+    })
+}
+
+/// The string commands that are one store command, shaped.
+fn parse_string(name: &str, args: &[Vec<u8>]) -> Action {
+    let (key, shaped) = (args[1].clone(), |command, shape| Action::Store {
+        commands: vec![command],
+        shape,
+    });
+    let set_if = |condition, get| Command::SetIf {
+        key: args[1].clone(),
+        value: args[2].clone(),
+        condition,
+        get,
+    };
+    match name {
+        "SETNX" => shaped(set_if(SetCondition::IfAbsent, false), Shape::SetNx),
+        "GETSET" => store(set_if(SetCondition::Always, true)),
+        "MSETNX" if args.len().is_multiple_of(2) => arity_error(name),
+        "MSETNX" => store(Command::MultiSetIfAbsent {
+            pairs: args[1..]
+                .chunks_exact(2)
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                .collect(),
+        }),
+        "APPEND" => store(Command::Append {
+            key,
+            value: args[2].clone(),
+        }),
+        "STRLEN" => shaped(Command::Get { key }, Shape::Strlen),
+        _ => match (parse_i64(&args[2]), parse_i64(&args[3])) {
+            (Some(start), Some(end)) => shaped(Command::Get { key }, Shape::Range { start, end }),
+            _ => Action::Error(NOT_AN_INTEGER.into()),
+        },
+    }
+}
+
+/// `value[start..=end]` with Redis's rules for negative and out-of-range indexes.
+fn value_range(value: &[u8], start: i64, end: i64) -> &[u8] {
+    let len = value.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return &[];
+    }
+    let from_end = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (start, end) = (from_end(start), from_end(end).min(len - 1));
+    if len == 0 || start > end {
+        return &[];
+    }
+    &value[start as usize..=end as usize]
 }
 
 const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
@@ -723,19 +814,36 @@ async fn run_store(
     if shape == Shape::Exists {
         return w.int(replies.iter().map(keys_found).sum());
     }
-    if let ([Reply::Value(value)], Shape::Type | Shape::Ttl) = (replies.as_slice(), shape) {
-        return match (shape, value) {
-            (Shape::Type, Some(_)) => w.simple("string"),
-            (Shape::Type, None) => w.simple("none"),
-            (_, Some(_)) => w.int(-1),
-            (_, None) => w.int(-2),
-        };
+    if let [reply @ (Reply::Value(_) | Reply::Ok)] = replies.as_slice() {
+        if shape != Shape::Plain && shape != Shape::Array {
+            return write_shaped(reply, shape, &mut w);
+        }
     }
     if !single {
         w.array(replies.len());
     }
     for reply in &replies {
         write_reply(reply, &mut w);
+    }
+}
+
+/// A single reply of one of the shapes that change how a value is shown.
+fn write_shaped(reply: &Reply, shape: Shape, w: &mut Writer<'_>) {
+    let value = match reply {
+        Reply::Value(value) => value.as_deref(),
+        _ => None,
+    };
+    match (shape, value) {
+        (Shape::Type, Some(_)) => w.simple("string"),
+        (Shape::Type, None) => w.simple("none"),
+        (Shape::Ttl, Some(_)) => w.int(-1),
+        (Shape::Ttl, None) => w.int(-2),
+        (Shape::SetNx, _) => w.int(i64::from(*reply == Reply::Ok)),
+        (Shape::Strlen, value) => w.int(value.map_or(0, <[u8]>::len) as i64),
+        (Shape::Range { start, end }, value) => {
+            w.bulk(value_range(value.unwrap_or_default(), start, end))
+        }
+        (Shape::Plain | Shape::Array | Shape::Exists, _) => unreachable!("not a shaped reply"),
     }
 }
 
@@ -1009,13 +1117,60 @@ mod tests {
     }
 
     #[test]
-    fn set_with_options_is_refused_with_a_reason() {
+    fn set_expiry_options_are_refused_with_a_reason() {
         let refusal = parse_named("SET", &args(&["SET", "k", "v", "EX", "10"]));
         assert!(
             matches!(&refusal, Action::Error(e) if e.starts_with("ERR syntax error") && e.contains("EX")),
             "{refusal:?}"
         );
         assert!(!arity_accepts(&["SET", "k"]));
+    }
+
+    #[test]
+    fn set_nx_xx_get_parse_as_conditional_sets() {
+        let set_if = |condition, get| {
+            store(Command::SetIf {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                condition,
+                get,
+            })
+        };
+        assert_eq!(
+            parsed(&["SET", "k", "v", "nx"]),
+            set_if(SetCondition::IfAbsent, false)
+        );
+        assert_eq!(
+            parsed(&["SET", "k", "v", "XX", "GET"]),
+            set_if(SetCondition::IfPresent, true)
+        );
+        assert_eq!(
+            parsed(&["SET", "k", "v", "GET"]),
+            set_if(SetCondition::Always, true)
+        );
+        assert_eq!(error_of(&["SET", "k", "v", "NX", "XX"]), "ERR syntax error");
+        assert_eq!(error_of(&["SET", "k", "v", "FOO"]), "ERR syntax error");
+        assert_eq!(
+            parsed(&["GETSET", "k", "v"]),
+            set_if(SetCondition::Always, true)
+        );
+    }
+
+    #[test]
+    fn getrange_follows_redis_index_rules() {
+        let v = b"Hello World";
+        assert_eq!(value_range(v, 0, 3), b"Hell");
+        assert_eq!(value_range(v, -3, -1), b"rld");
+        assert_eq!(value_range(v, 0, -1), v);
+        assert_eq!(value_range(v, 5, 3), b"");
+        assert_eq!(value_range(v, -1, -5), b"");
+        assert_eq!(value_range(v, 0, 100), v);
+        assert_eq!(value_range(v, -100, 2), b"Hel");
+        assert_eq!(value_range(b"", 0, -1), b"");
+        assert_eq!(
+            error_of(&["GETRANGE", "k", "a", "1"]),
+            "ERR value is not an integer or out of range"
+        );
     }
 
     #[test]

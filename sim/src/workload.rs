@@ -1,7 +1,7 @@
 //! The clients' random commands: the whole command set over a few keys that share prefixes, so
 //! that writes contend and PRUNE, LIST-KEYS, LIST-KEYVALUES and COUNT see each other's effects,
 //! in database 0 and in each family's own database (1, 2, 3), with MOVE between the two, KEYS,
-//! and FLUSHDB of a family's database.
+//! and FLUSHDB of a family's database; conditional sets (NX, XX, GET), APPEND and MSETNX.
 //!
 //! Left out: FLUSHALL, SWAPDB and FLUSHDB of database 0, KEYS `*` (each would join the keys of
 //! every family into one part for the checker, whose search grows with the part), and SCAN and
@@ -12,7 +12,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use keyspace_checker::OpId;
-use keyspace_core::{ClientId, Command, CommandError, Db, Reply, Seq, OPENED_SESSION_BIT};
+use keyspace_core::{
+    ClientId, Command, CommandError, Db, Reply, Seq, SetCondition, OPENED_SESSION_BIT,
+};
 
 /// Three families of keys; RENAME stays inside a family so the checker can split the history
 /// into independent parts.
@@ -104,10 +106,30 @@ fn key_command(rng: &mut ChaCha8Rng) -> Command {
                 keys: vec![first, second],
             }
         }
-        20..=39 => Command::Set {
+        20..=31 => Command::Set {
             key: key(rng),
             value: value(rng),
         },
+        32..=35 => Command::SetIf {
+            key: key(rng),
+            value: value(rng),
+            condition: [
+                SetCondition::Always,
+                SetCondition::IfAbsent,
+                SetCondition::IfPresent,
+            ][rng.gen_range(0..3)],
+            get: rng.gen_bool(0.5),
+        },
+        36..=37 => Command::Append {
+            key: key(rng),
+            value: value(rng),
+        },
+        38..=39 => {
+            let (first, second) = family_pair(rng);
+            Command::MultiSetIfAbsent {
+                pairs: vec![(first, value(rng)), (second, value(rng))],
+            }
+        }
         40..=51 => Command::Add {
             key: key(rng),
             delta: rng.gen_range(-3..=3),

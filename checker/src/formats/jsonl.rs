@@ -2,7 +2,7 @@
 
 use super::LineError;
 use crate::history::{End, Recorded};
-use keyspace_core::{Command, CommandError, Reply};
+use keyspace_core::{Command, CommandError, Reply, SetCondition};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -123,6 +123,31 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
             ],
         ),
         Command::RandomKey { seed } => ("random-key", vec![("seed", (*seed).into())]),
+        Command::SetIf {
+            key,
+            value,
+            condition,
+            get,
+        } => {
+            let condition = match condition {
+                SetCondition::Always => "always",
+                SetCondition::IfAbsent => "if-absent",
+                SetCondition::IfPresent => "if-present",
+            };
+            (
+                "set-if",
+                vec![
+                    ("key", b(key)),
+                    ("value", b(value)),
+                    ("condition", condition.into()),
+                    ("get", (*get).into()),
+                ],
+            )
+        }
+        Command::Append { key, value } => ("append", vec![("key", b(key)), ("value", b(value))]),
+        Command::MultiSetIfAbsent { pairs } => {
+            ("multi-set-if-absent", vec![("pairs", pairs_value(pairs))])
+        }
         Command::InDb { .. } => unreachable!("unwrapped by the caller; never nested"),
     }
 }
@@ -428,6 +453,27 @@ fn database_command(cmd: &str, event: &Map<String, Value>) -> Result<Command, St
         },
         "random-key" => Command::RandomKey {
             seed: uint(event, "seed")?,
+        },
+        "set-if" => Command::SetIf {
+            key: bytes(event, "key")?,
+            value: bytes(event, "value")?,
+            condition: match string(event, "condition")?.as_str() {
+                "always" => SetCondition::Always,
+                "if-absent" => SetCondition::IfAbsent,
+                "if-present" => SetCondition::IfPresent,
+                other => return Err(format!("unknown condition {other:?}")),
+            },
+            get: match event.get("get") {
+                Some(Value::Bool(get)) => *get,
+                _ => return Err("\"get\" must be true or false".into()),
+            },
+        },
+        "append" => Command::Append {
+            key: bytes(event, "key")?,
+            value: bytes(event, "value")?,
+        },
+        "multi-set-if-absent" => Command::MultiSetIfAbsent {
+            pairs: pairs(event, "pairs")?,
         },
         other => return Err(format!("unknown command {other:?}")),
     })

@@ -20,7 +20,8 @@ use crate::model::Model;
 use crate::runner::{check_parts, CheckOptions, CheckResult, Part};
 use keyspace_core::kv::glob::{glob_match, literal_prefix};
 use keyspace_core::{
-    Command, CommandError, CommandKind, Db, Reply, DATABASES, KEYS_VISIT_MAX, LIST_COUNT_MAX,
+    Command, CommandError, CommandKind, Db, Reply, SetCondition, DATABASES, KEYS_VISIT_MAX,
+    LIST_COUNT_MAX, VALUE_MAX_BYTES,
 };
 use std::collections::BTreeMap;
 
@@ -223,6 +224,24 @@ fn in_model(db: Db, command: &Command) -> Command {
             pairs: pairs.into_iter().map(|(k, v)| (q(&k), v)).collect(),
         },
         Command::MultiDelete { keys } => Command::MultiDelete { keys: qs(&keys) },
+        Command::SetIf {
+            key,
+            value,
+            condition,
+            get,
+        } => Command::SetIf {
+            key: q(&key),
+            value,
+            condition,
+            get,
+        },
+        Command::Append { key, value } => Command::Append {
+            key: q(&key),
+            value,
+        },
+        Command::MultiSetIfAbsent { pairs } => Command::MultiSetIfAbsent {
+            pairs: pairs.into_iter().map(|(k, v)| (q(&k), v)).collect(),
+        },
         Command::MultiGet { keys } => Command::MultiGet { keys: qs(&keys) },
         Command::ListKeys {
             prefix,
@@ -332,6 +351,46 @@ fn apply_write(state: &StoreState, command: &Command) -> (Option<StoreState>, Re
             next.retain(|key, _| !key.starts_with(prefix));
             let removed = (state.len() - next.len()) as i64;
             ((removed > 0).then_some(next), Reply::Int(removed))
+        }
+        Command::SetIf {
+            key,
+            value,
+            condition,
+            get,
+        } => {
+            let old = state.get(key).cloned();
+            let holds = match condition {
+                SetCondition::Always => true,
+                SetCondition::IfAbsent => old.is_none(),
+                SetCondition::IfPresent => old.is_some(),
+            };
+            let next = holds.then(|| with(state, key, value.clone()));
+            let reply = match (get, holds) {
+                (true, _) => Reply::Value(old),
+                (false, true) => Reply::Ok,
+                (false, false) => Reply::Value(None),
+            };
+            (next, reply)
+        }
+        Command::Append { key, value } => {
+            let mut joined = state.get(key).cloned().unwrap_or_default();
+            joined.extend_from_slice(value);
+            if joined.len() > VALUE_MAX_BYTES {
+                let len = joined.len();
+                return (None, Reply::Error(CommandError::ValueTooLarge { len }));
+            }
+            let len = joined.len() as i64;
+            (Some(with(state, key, joined)), Reply::Int(len))
+        }
+        Command::MultiSetIfAbsent { pairs } => {
+            if pairs.iter().any(|(key, _)| state.contains_key(key)) {
+                return (None, Reply::Bool(false));
+            }
+            let mut next = state.clone();
+            for (key, value) in pairs {
+                next.insert(key.clone(), value.clone());
+            }
+            (Some(next), Reply::Bool(true))
         }
         // Changes no key; the id it answers is the store's choice, so `check_kv` leaves it out.
         Command::OpenSession => (None, Reply::Int(0)),
@@ -471,6 +530,25 @@ fn describe_in_db(command: &Command) -> String {
             type_name,
         } => format!("SCAN {cursor} {} {c} {}", opt(pattern), opt(type_name)),
         Command::RandomKey { seed } => format!("RANDOM-KEY {seed}"),
+        Command::SetIf {
+            key,
+            value,
+            condition,
+            get,
+        } => format!(
+            "SET-IF {} {} {condition:?}{}",
+            show(key),
+            show(value),
+            if *get { " GET" } else { "" }
+        ),
+        Command::Append { key, value } => format!("APPEND {} {}", show(key), show(value)),
+        Command::MultiSetIfAbsent { pairs } => {
+            let shown: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{} {}", show(k), show(v)))
+                .collect();
+            format!("MULTI-SET-IF-ABSENT {}", shown.join(" "))
+        }
         Command::InDb { .. } => unreachable!("unwrapped by describe_command"),
     }
 }

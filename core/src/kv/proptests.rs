@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 
 use super::*;
-use crate::command::{ClientId, Seq, DATABASES};
+use crate::command::{ClientId, Seq, SetCondition, DATABASES};
 
 const KEYS: [&[u8]; 6] = [b"", b"a", b"ab", b"b", b"ba", b"bb"];
 const VALUES: [&[u8]; 9] = [
@@ -114,6 +114,40 @@ impl Model {
                 Reply::Ok
             }
             Command::Move { key, to } => self.move_key(&key, to),
+            Command::SetIf {
+                key,
+                value,
+                condition,
+                get,
+            } => {
+                let old = self.get(&key);
+                let holds = match condition {
+                    SetCondition::Always => true,
+                    SetCondition::IfAbsent => old.is_none(),
+                    SetCondition::IfPresent => old.is_some(),
+                };
+                if holds {
+                    self.set(&key, value);
+                }
+                match get {
+                    true => Reply::Value(old),
+                    false if holds => Reply::Ok,
+                    false => Reply::Value(None),
+                }
+            }
+            Command::Append { key, value } => {
+                let joined = [self.get(&key).unwrap_or_default(), value].concat();
+                let len = joined.len();
+                self.set(&key, joined);
+                Reply::Int(len as i64)
+            }
+            Command::MultiSetIfAbsent { pairs } => {
+                let none = pairs.iter().all(|(k, _)| self.get(k).is_none());
+                if none {
+                    pairs.into_iter().for_each(|(k, v)| self.set(&k, v));
+                }
+                Reply::Bool(none)
+            }
             Command::Set { key, value } => {
                 self.set(&key, value);
                 Reply::Ok
@@ -369,8 +403,20 @@ fn key_write_command() -> impl Strategy<Value = Command> {
         1 => proptest::collection::vec((key(), value()), 0..3)
             .prop_map(|pairs| Command::MultiSet { pairs }),
         1 => proptest::collection::vec(key(), 0..4).prop_map(|keys| Command::MultiDelete { keys }),
+        2 => (key(), value(), select(CONDITIONS.to_vec()), any::<bool>()).prop_map(
+            |(key, value, condition, get)| Command::SetIf { key, value, condition, get }
+        ),
+        1 => (key(), value()).prop_map(|(key, value)| Command::Append { key, value }),
+        1 => proptest::collection::vec((key(), value()), 0..3)
+            .prop_map(|pairs| Command::MultiSetIfAbsent { pairs }),
     ]
 }
+
+const CONDITIONS: [SetCondition; 3] = [
+    SetCondition::Always,
+    SetCondition::IfAbsent,
+    SetCondition::IfPresent,
+];
 
 fn key_read_command() -> impl Strategy<Value = Command> {
     let start = proptest::option::of(key());

@@ -795,3 +795,80 @@ fn an_image_encoded_before_databases_decodes_into_database_0() {
         "an unknown version"
     );
 }
+
+fn set_if(key: &[u8], value: &[u8], condition: SetCondition, get: bool) -> Command {
+    Command::SetIf {
+        key: key.to_vec(),
+        value: value.to_vec(),
+        condition,
+        get,
+    }
+}
+
+#[test]
+fn set_nx_stores_only_an_absent_key_and_set_xx_only_a_present_one() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.write(set_if(b"k", b"1", SetCondition::IfPresent, false)),
+        Reply::Value(None)
+    );
+    assert_eq!(h.get(b"k"), None);
+    assert_eq!(
+        h.write(set_if(b"k", b"1", SetCondition::IfAbsent, false)),
+        Reply::Ok
+    );
+    assert_eq!(
+        h.write(set_if(b"k", b"2", SetCondition::IfAbsent, false)),
+        Reply::Value(None)
+    );
+    assert_eq!(h.get(b"k"), Some(b"1".to_vec()));
+    assert_eq!(
+        h.write(set_if(b"k", b"3", SetCondition::IfPresent, false)),
+        Reply::Ok
+    );
+    assert_eq!(h.get(b"k"), Some(b"3".to_vec()));
+}
+
+#[test]
+fn set_get_answers_the_old_value_whether_or_not_it_stored() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.write(set_if(b"k", b"1", SetCondition::Always, true)),
+        Reply::Value(None)
+    );
+    assert_eq!(
+        h.write(set_if(b"k", b"2", SetCondition::IfAbsent, true)),
+        Reply::Value(Some(b"1".to_vec()))
+    );
+    assert_eq!(h.get(b"k"), Some(b"1".to_vec()));
+}
+
+#[test]
+fn append_extends_the_value_and_answers_its_length_within_the_limit() {
+    let mut h = Harness::new();
+    let append = |value: &[u8]| Command::Append {
+        key: b"k".to_vec(),
+        value: value.to_vec(),
+    };
+    assert_eq!(h.write(append(b"ab")), Reply::Int(2));
+    assert_eq!(h.write(append(b"cd")), Reply::Int(4));
+    assert_eq!(h.get(b"k"), Some(b"abcd".to_vec()));
+    let big = vec![b'x'; VALUE_MAX_BYTES - 3];
+    let len = VALUE_MAX_BYTES + 1;
+    assert_eq!(
+        h.write(append(&big)),
+        Reply::Error(CommandError::ValueTooLarge { len })
+    );
+    assert_eq!(h.get(b"k"), Some(b"abcd".to_vec()));
+}
+
+#[test]
+fn msetnx_stores_every_pair_only_if_no_key_exists() {
+    let mut h = Harness::new();
+    let pairs = |keys: &[&[u8]]| Command::MultiSetIfAbsent {
+        pairs: keys.iter().map(|k| (k.to_vec(), b"v".to_vec())).collect(),
+    };
+    assert_eq!(h.write(pairs(&[b"a", b"b"])), Reply::Bool(true));
+    assert_eq!(h.write(pairs(&[b"c", b"b"])), Reply::Bool(false));
+    assert_eq!(h.get(b"c"), None);
+}
