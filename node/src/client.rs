@@ -163,7 +163,9 @@ impl Connection<'_> {
         let failed = out.get(start) == Some(&b'-');
         let usec = began.elapsed().as_micros() as u64;
         let name = String::from_utf8_lossy(&args[0]).to_uppercase();
-        self.context.count_command(&name, 1, usec, rejected, failed);
+        if let Some(name) = commands::known_name(&name) {
+            self.context.count_command(name, 1, usec, rejected, failed);
+        }
     }
 
     /// The key and value of `args` if it is a plain `SET key value` this connection may send

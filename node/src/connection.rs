@@ -65,11 +65,15 @@ pub struct CommandStats {
 }
 
 impl ClientContext {
-    /// Counts `calls` calls of the command `name` (in upper case) if it is a known one.
-    pub fn count_command(&self, name: &str, calls: u64, usec: u64, rejected: bool, failed: bool) {
-        let Some(name) = crate::commands::known_name(name) else {
-            return;
-        };
+    /// Counts `calls` calls of the known command `name`.
+    pub fn count_command(
+        &self,
+        name: &'static str,
+        calls: u64,
+        usec: u64,
+        rejected: bool,
+        failed: bool,
+    ) {
         let mut stats = self.command_stats.lock().expect("no panic while counting");
         let entry = stats.entry(name).or_default();
         match rejected {
