@@ -142,6 +142,9 @@ pub enum Command {
         keys: Vec<Vec<u8>>,
     },
     OpenSession,
+    /// A membership change, proposed by the master as a log value of its own (never in a
+    /// batch); `Int` with the epoch of the configuration it made, once applied.
+    Member(crate::membership::Change),
 }
 
 /// How a command is served.
@@ -214,7 +217,7 @@ impl Command {
                 keys.iter().map(Vec::as_slice).collect()
             }
             Command::Prune { prefix } | Command::Count { prefix } => vec![prefix],
-            Command::OpenSession => vec![],
+            Command::OpenSession | Command::Member(_) => vec![],
             Command::ListKeys { prefix, start, .. }
             | Command::ListKeyValues { prefix, start, .. } => {
                 let mut keys: Vec<&[u8]> = vec![prefix];
@@ -269,6 +272,9 @@ pub enum CommandError {
     /// was no longer kept.
     #[error("request {seq} is older than the session's latest; its reply is gone")]
     StaleRequest { seq: Seq },
+    /// The master refused a membership change (it changed nothing).
+    #[error("membership change refused: {0}")]
+    MemberChange(crate::membership::ChangeError),
 }
 
 /// A request from a client session.
@@ -306,6 +312,6 @@ pub enum Rejection {
     NotMaster { master_hint: Option<crate::NodeId> },
     /// The master's queue of waiting requests is full; retry later.
     Busy,
-    /// The command broke a size limit.
+    /// The command broke a size limit, or the master refused a membership change.
     Invalid(CommandError),
 }

@@ -120,6 +120,10 @@ impl StateMachine {
                 "read command in the log at slot {slot}: {:?}",
                 request.command
             );
+            assert!(
+                !matches!(request.command, Command::Member(_)),
+                "a membership change batched at slot {slot}"
+            );
         }
         self.begin_slot(slot);
         requests
@@ -341,6 +345,7 @@ impl StateMachine {
             | Command::MultiGet { .. }
             | Command::Count { .. } => unreachable!("apply_batch rejects reads: {command:?}"),
             Command::OpenSession => unreachable!("apply_request opens sessions itself"),
+            Command::Member(_) => unreachable!("membership changes are never batched"),
         }
     }
 

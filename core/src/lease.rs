@@ -134,14 +134,29 @@ enum Attempt {
     Preparing {
         ballot: Ballot,
         started_ns: Nanos,
+        quorum: Quorum,
         promises: BTreeSet<NodeId>,
         blocked: bool,
     },
     Proposing {
         ballot: Ballot,
         started_ns: Nanos,
+        quorum: Quorum,
         accepts: BTreeSet<NodeId>,
     },
+}
+
+/// The voters one attempt counts, and the epoch of the configuration they come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quorum {
+    pub epoch: u64,
+    pub voters: BTreeSet<NodeId>,
+}
+
+impl Quorum {
+    fn is_reached(&self, answers: &BTreeSet<NodeId>) -> bool {
+        answers.len() >= majority(self.voters.len())
+    }
 }
 
 /// What a proposer wants sent after handling an input.
@@ -164,42 +179,44 @@ pub enum ProposerAction {
 #[derive(Clone, Debug)]
 pub struct LeaseProposer {
     node: NodeId,
-    cluster_size: usize,
     config: LeaseConfig,
     highest_seen: Ballot,
     attempt: Attempt,
     held_until_ns: Option<Nanos>,
+    /// The epoch of the configuration whose majority granted the lease held now.
+    held_epoch: Option<u64>,
     /// `H`; normally `config.holder_duration_ns()`.
     holder_duration_ns: Nanos,
 }
 
 impl LeaseProposer {
-    pub fn new(node: NodeId, cluster_size: usize, config: LeaseConfig) -> Self {
-        Self::with_holder_duration(node, cluster_size, config, config.holder_duration_ns())
+    pub fn new(node: NodeId, config: LeaseConfig) -> Self {
+        Self::with_holder_duration(node, config, config.holder_duration_ns())
     }
 
     /// Like [`LeaseProposer::new`] with an explicit `H` (only the `stale-lease-read` mutant
     /// passes anything but `config.holder_duration_ns()`).
     pub fn with_holder_duration(
         node: NodeId,
-        cluster_size: usize,
         config: LeaseConfig,
         holder_duration_ns: Nanos,
     ) -> Self {
-        assert!(
-            cluster_size > 0 && node > 0,
-            "replica {node} of {cluster_size}"
-        );
+        assert!(node > 0, "node ids start at 1");
         assert!(holder_duration_ns > 0, "a lease held for no time");
         Self {
             holder_duration_ns,
             node,
-            cluster_size,
             config,
             highest_seen: Ballot::ZERO,
             attempt: Attempt::Idle,
             held_until_ns: None,
+            held_epoch: None,
         }
+    }
+
+    /// The epoch of the configuration whose majority granted the lease held at `now_ns`.
+    pub fn held_epoch(&self, now_ns: Nanos) -> Option<u64> {
+        self.held_until(now_ns).and(self.held_epoch)
     }
 
     /// Local time until which this replica holds the lease, if it holds it at `now_ns`.
@@ -226,27 +243,31 @@ impl LeaseProposer {
         }
     }
 
-    /// Starts an attempt (to acquire, or to extend a held lease). The timer starts now, before
-    /// anything is asked.
-    pub fn start(&mut self, now_ns: Nanos) -> ProposerAction {
+    /// Starts an attempt (to acquire, or to extend a held lease) that a majority of `quorum`'s
+    /// voters must grant. The timer starts now, before anything is asked.
+    pub fn start(&mut self, now_ns: Nanos, quorum: Quorum) -> ProposerAction {
         assert!(
             !self.is_attempting(),
             "a lease attempt started over a running one"
         );
+        assert!(!quorum.voters.is_empty(), "a lease asked of no voters");
         let ballot = Ballot::next_above(self.highest_seen, self.node);
         self.highest_seen = ballot;
+        let epoch = quorum.epoch;
         self.attempt = Attempt::Preparing {
             ballot,
             started_ns: now_ns,
+            quorum,
             promises: BTreeSet::new(),
             blocked: false,
         };
-        ProposerAction::Prepare(LeasePrepare { ballot })
+        ProposerAction::Prepare(LeasePrepare { ballot, epoch })
     }
 
     /// Stops holding (and extending) the lease before it runs out.
     pub fn release(&mut self) {
         self.held_until_ns = None;
+        self.held_epoch = None;
         self.attempt = Attempt::Idle;
     }
 
@@ -259,6 +280,7 @@ impl LeaseProposer {
     pub fn expire(&mut self, now_ns: Nanos) {
         if matches!(self.held_until_ns, Some(until) if now_ns >= until) {
             self.held_until_ns = None;
+            self.held_epoch = None;
         }
     }
 
@@ -268,13 +290,14 @@ impl LeaseProposer {
         let Attempt::Preparing {
             ballot,
             started_ns,
+            quorum,
             promises,
             blocked,
         } = &mut self.attempt
         else {
             return ProposerAction::None;
         };
-        if msg.ballot != *ballot {
+        if msg.ballot != *ballot || !quorum.voters.contains(&from) {
             return ProposerAction::None;
         }
         if !msg.promised {
@@ -286,10 +309,10 @@ impl LeaseProposer {
         }
         promises.insert(from);
         assert!(
-            promises.len() <= self.cluster_size,
-            "promises from outside the cluster"
+            promises.is_subset(&quorum.voters),
+            "promises from outside the voters"
         );
-        if promises.len() < majority(self.cluster_size) {
+        if !quorum.is_reached(promises) {
             return ProposerAction::None;
         }
         if *blocked {
@@ -298,15 +321,25 @@ impl LeaseProposer {
             return ProposerAction::Failed;
         }
         let (ballot, started_ns) = (*ballot, *started_ns);
+        let quorum = std::mem::replace(
+            quorum,
+            Quorum {
+                epoch: 0,
+                voters: BTreeSet::new(),
+            },
+        );
+        let epoch = quorum.epoch;
         self.attempt = Attempt::Proposing {
             ballot,
             started_ns,
+            quorum,
             accepts: BTreeSet::new(),
         };
         ProposerAction::Propose(LeasePropose {
             ballot,
             owner: node,
             duration_ns: self.config.lease_duration_ns,
+            epoch,
         })
     }
 
@@ -315,12 +348,13 @@ impl LeaseProposer {
         let Attempt::Proposing {
             ballot,
             started_ns,
+            quorum,
             accepts,
         } = &mut self.attempt
         else {
             return ProposerAction::None;
         };
-        if msg.ballot != *ballot {
+        if msg.ballot != *ballot || !quorum.voters.contains(&from) {
             return ProposerAction::None;
         }
         if !msg.accepted {
@@ -329,18 +363,20 @@ impl LeaseProposer {
         }
         accepts.insert(from);
         assert!(
-            accepts.len() <= self.cluster_size,
-            "acceptances from outside the cluster"
+            accepts.is_subset(&quorum.voters),
+            "acceptances from outside the voters"
         );
-        if accepts.len() < majority(self.cluster_size) {
+        if !quorum.is_reached(accepts) {
             return ProposerAction::None;
         }
+        let epoch = quorum.epoch;
         // Timed from the start of the attempt, before anyone was asked: never from a reply.
         let held_until_ns = started_ns.saturating_add(self.holder_duration_ns);
         // An extension started after the attempt that won the lease held now.
         assert!(self.held_until_ns.is_none_or(|held| held <= held_until_ns));
         self.attempt = Attempt::Idle;
         self.held_until_ns = Some(held_until_ns);
+        self.held_epoch = Some(epoch);
         ProposerAction::Acquired { held_until_ns }
     }
 }
@@ -348,6 +384,13 @@ impl LeaseProposer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn quorum(voters: &[NodeId]) -> Quorum {
+        Quorum {
+            epoch: 0,
+            voters: voters.iter().copied().collect(),
+        }
+    }
 
     fn config(drift_ppm: u64) -> LeaseConfig {
         LeaseConfig {
@@ -384,14 +427,30 @@ mod tests {
         let mut a = LeaseAcceptor::default();
         let high = Ballot { round: 5, node: 2 };
         let low = Ballot { round: 4, node: 3 };
-        assert!(a.on_prepare(0, &LeasePrepare { ballot: high }).promised);
+        assert!(
+            a.on_prepare(
+                0,
+                &LeasePrepare {
+                    ballot: high,
+                    epoch: 0
+                }
+            )
+            .promised
+        );
         let propose = LeasePropose {
             ballot: high,
             owner: 2,
             duration_ns: 100,
+            epoch: 0,
         };
         assert!(a.on_propose(10, &propose).accepted);
-        let reply = a.on_prepare(20, &LeasePrepare { ballot: low });
+        let reply = a.on_prepare(
+            20,
+            &LeasePrepare {
+                ballot: low,
+                epoch: 0,
+            },
+        );
         assert!(!reply.promised);
         assert_eq!(reply.open.map(|g| g.owner), Some(2));
         assert_eq!(
@@ -411,6 +470,7 @@ mod tests {
             ballot: Ballot { round, node: 2 },
             owner: 2,
             duration_ns: 100,
+            epoch: 0,
         };
         // A stale proposal reaching a fresh (or restarted) acceptor grants nothing.
         assert!(!a.on_propose(0, &propose(7)).accepted);
@@ -419,6 +479,7 @@ mod tests {
             0,
             &LeasePrepare {
                 ballot: propose(8).ballot,
+                epoch: 0,
             },
         );
         assert!(!a.on_propose(0, &propose(7)).accepted, "below the promise");
@@ -427,8 +488,8 @@ mod tests {
 
     #[test]
     fn proposer_acquires_with_majority_and_times_from_its_start() {
-        let mut p = LeaseProposer::new(1, 3, config(0));
-        let ProposerAction::Prepare(prep) = p.start(1_000) else {
+        let mut p = LeaseProposer::new(1, config(0));
+        let ProposerAction::Prepare(prep) = p.start(1_000, quorum(&[1, 2, 3])) else {
             panic!("expected prepare")
         };
         let promise = |from_open: Option<LeaseGrant>| LeasePromise {
@@ -459,8 +520,8 @@ mod tests {
 
     #[test]
     fn proposer_fails_when_a_majority_member_reports_another_owners_open_grant() {
-        let mut p = LeaseProposer::new(1, 3, config(0));
-        let ProposerAction::Prepare(prep) = p.start(0) else {
+        let mut p = LeaseProposer::new(1, config(0));
+        let ProposerAction::Prepare(prep) = p.start(0, quorum(&[1, 2, 3])) else {
             panic!("expected prepare")
         };
         let other = LeaseGrant {

@@ -56,6 +56,7 @@ fn invoke_line(id: usize, op: &Recorded) -> Value {
     let b = |bytes: &[u8]| Value::String(encode_bytes(bytes));
     let (name, fields): (&str, Vec<(&str, Value)>) = match &op.command {
         Command::Get { key } => ("get", vec![("key", b(key))]),
+        Command::Member(change) => ("member", vec![("change", format!("{change:?}").into())]),
         Command::DirtyGet { key } => ("dirty-get", vec![("key", b(key))]),
         Command::Set { key, value } => ("set", vec![("key", b(key)), ("value", b(value))]),
         Command::TestAndSet { key, expected, new } => (
@@ -171,6 +172,7 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 CommandError::NotAnInteger => ("not-an-integer", None),
                 CommandError::Overflow => ("overflow", None),
                 CommandError::NoSuchKey => ("no-such-key", None),
+                CommandError::MemberChange(_) => ("member-change", None),
                 CommandError::StaleRequest { seq } => ("stale-request", Some(("seq", *seq))),
                 CommandError::RequestTooLarge { len } => {
                     ("request-too-large", Some(("len", *len as u64)))
