@@ -18,13 +18,20 @@ const SETTLE_NS: Nanos = NANOS_PER_SEC;
 
 impl World {
     /// Ends the fault phase: heals the network and restarts replicas, leaving at most a
-    /// minority down or cut off, then requires progress within [`LIVENESS_BOUND_NS`].
+    /// minority of the latest configuration's voters down or cut off, then requires progress
+    /// within [`LIVENESS_BOUND_NS`]. A spare never added stays unstarted.
     pub(super) fn end_faults(&mut self) -> Result<(), Failure> {
         self.phase = Phase::Liveness;
         self.net.calm_down();
         let n = self.replicas.len();
-        let down = self.faults.liveness_down(n, &self.plan);
+        let latest = self.membership.latest();
+        let voters: Vec<usize> = latest.voters().map(|id| id as usize - 1).collect();
+        let down = self.faults.liveness_down(&voters, n, &self.plan);
         for i in 0..n {
+            let never_started = self.replicas.nodes[i].incarnation == 0;
+            if never_started {
+                continue;
+            }
             if down[i] && self.faults.cut_off_not_crashed() {
                 self.net.cut_off(i, (0..n).filter(|&j| !down[j]));
             } else if down[i] {
