@@ -146,16 +146,29 @@ enum Attempt {
     },
 }
 
-/// The voters one attempt counts, and the epoch of the configuration they come from.
+/// The voters one attempt counts: a majority of every set must grant (one set, or two while a
+/// change is accepted but not known chosen: the configuration applied and the one the change
+/// makes), and the epoch of the latest configuration among them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quorum {
     pub epoch: u64,
-    pub voters: BTreeSet<NodeId>,
+    pub voter_sets: Vec<BTreeSet<NodeId>>,
 }
 
 impl Quorum {
     fn is_reached(&self, answers: &BTreeSet<NodeId>) -> bool {
-        answers.len() >= majority(self.voters.len())
+        self.voter_sets
+            .iter()
+            .all(|voters| voters.intersection(answers).count() >= majority(voters.len()))
+    }
+
+    fn counts(&self, from: NodeId) -> bool {
+        self.voter_sets.iter().any(|voters| voters.contains(&from))
+    }
+
+    /// Every voter of every set, each once: whom to ask.
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        self.voter_sets.iter().flatten().copied().collect()
     }
 }
 
@@ -183,8 +196,8 @@ pub struct LeaseProposer {
     highest_seen: Ballot,
     attempt: Attempt,
     held_until_ns: Option<Nanos>,
-    /// The epoch of the configuration whose majority granted the lease held now.
-    held_epoch: Option<u64>,
+    /// The voters whose majorities granted the lease held now.
+    held_quorum: Option<Quorum>,
     /// `H`; normally `config.holder_duration_ns()`.
     holder_duration_ns: Nanos,
 }
@@ -210,13 +223,13 @@ impl LeaseProposer {
             highest_seen: Ballot::ZERO,
             attempt: Attempt::Idle,
             held_until_ns: None,
-            held_epoch: None,
+            held_quorum: None,
         }
     }
 
-    /// The epoch of the configuration whose majority granted the lease held at `now_ns`.
-    pub fn held_epoch(&self, now_ns: Nanos) -> Option<u64> {
-        self.held_until(now_ns).and(self.held_epoch)
+    /// The voters whose majorities granted the lease held at `now_ns`, and their epoch.
+    pub fn held_quorum(&self, now_ns: Nanos) -> Option<&Quorum> {
+        self.held_until(now_ns).and(self.held_quorum.as_ref())
     }
 
     /// Local time until which this replica holds the lease, if it holds it at `now_ns`.
@@ -231,6 +244,16 @@ impl LeaseProposer {
 
     pub fn is_attempting(&self) -> bool {
         self.attempt != Attempt::Idle
+    }
+
+    /// Whom the running attempt asks: every voter it counts.
+    pub fn attempt_voters(&self) -> Vec<NodeId> {
+        match &self.attempt {
+            Attempt::Idle => Vec::new(),
+            Attempt::Preparing { quorum, .. } | Attempt::Proposing { quorum, .. } => {
+                quorum.voters().into_iter().collect()
+            }
+        }
     }
 
     /// When the current attempt started, if one is running.
@@ -250,7 +273,8 @@ impl LeaseProposer {
             !self.is_attempting(),
             "a lease attempt started over a running one"
         );
-        assert!(!quorum.voters.is_empty(), "a lease asked of no voters");
+        let empty = quorum.voter_sets.is_empty() || quorum.voter_sets.iter().any(|v| v.is_empty());
+        assert!(!empty, "a lease asked of no voters");
         let ballot = Ballot::next_above(self.highest_seen, self.node);
         self.highest_seen = ballot;
         let epoch = quorum.epoch;
@@ -267,7 +291,7 @@ impl LeaseProposer {
     /// Stops holding (and extending) the lease before it runs out.
     pub fn release(&mut self) {
         self.held_until_ns = None;
-        self.held_epoch = None;
+        self.held_quorum = None;
         self.attempt = Attempt::Idle;
     }
 
@@ -280,7 +304,7 @@ impl LeaseProposer {
     pub fn expire(&mut self, now_ns: Nanos) {
         if matches!(self.held_until_ns, Some(until) if now_ns >= until) {
             self.held_until_ns = None;
-            self.held_epoch = None;
+            self.held_quorum = None;
         }
     }
 
@@ -297,7 +321,7 @@ impl LeaseProposer {
         else {
             return ProposerAction::None;
         };
-        if msg.ballot != *ballot || !quorum.voters.contains(&from) {
+        if msg.ballot != *ballot || !quorum.counts(from) {
             return ProposerAction::None;
         }
         if !msg.promised {
@@ -309,7 +333,7 @@ impl LeaseProposer {
         }
         promises.insert(from);
         assert!(
-            promises.is_subset(&quorum.voters),
+            promises.iter().all(|p| quorum.counts(*p)),
             "promises from outside the voters"
         );
         if !quorum.is_reached(promises) {
@@ -321,13 +345,11 @@ impl LeaseProposer {
             return ProposerAction::Failed;
         }
         let (ballot, started_ns) = (*ballot, *started_ns);
-        let quorum = std::mem::replace(
-            quorum,
-            Quorum {
-                epoch: 0,
-                voters: BTreeSet::new(),
-            },
-        );
+        let empty = Quorum {
+            epoch: 0,
+            voter_sets: Vec::new(),
+        };
+        let quorum = std::mem::replace(quorum, empty);
         let epoch = quorum.epoch;
         self.attempt = Attempt::Proposing {
             ballot,
@@ -354,7 +376,7 @@ impl LeaseProposer {
         else {
             return ProposerAction::None;
         };
-        if msg.ballot != *ballot || !quorum.voters.contains(&from) {
+        if msg.ballot != *ballot || !quorum.counts(from) {
             return ProposerAction::None;
         }
         if !msg.accepted {
@@ -363,20 +385,20 @@ impl LeaseProposer {
         }
         accepts.insert(from);
         assert!(
-            accepts.is_subset(&quorum.voters),
+            accepts.iter().all(|a| quorum.counts(*a)),
             "acceptances from outside the voters"
         );
         if !quorum.is_reached(accepts) {
             return ProposerAction::None;
         }
-        let epoch = quorum.epoch;
+        let quorum = quorum.clone();
         // Timed from the start of the attempt, before anyone was asked: never from a reply.
         let held_until_ns = started_ns.saturating_add(self.holder_duration_ns);
         // An extension started after the attempt that won the lease held now.
         assert!(self.held_until_ns.is_none_or(|held| held <= held_until_ns));
         self.attempt = Attempt::Idle;
         self.held_until_ns = Some(held_until_ns);
-        self.held_epoch = Some(epoch);
+        self.held_quorum = Some(quorum);
         ProposerAction::Acquired { held_until_ns }
     }
 }
@@ -388,7 +410,7 @@ mod tests {
     fn quorum(voters: &[NodeId]) -> Quorum {
         Quorum {
             epoch: 0,
-            voters: voters.iter().copied().collect(),
+            voter_sets: vec![voters.iter().copied().collect()],
         }
     }
 

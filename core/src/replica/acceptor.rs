@@ -127,6 +127,15 @@ impl LogAcceptor {
         self.accepted.remove(&slot)
     }
 
+    /// The accepted change not known chosen in the highest slot, if any.
+    pub(super) fn pending_change(&self) -> Option<&crate::membership::Reconfigure> {
+        let (slot, _) = self.reconfigures.last_key_value()?;
+        match self.accepted.get(slot) {
+            Some((_, LogValue::Reconfigure(change))) => Some(change),
+            _ => unreachable!("a tracked change is accepted"),
+        }
+    }
+
     /// The highest epoch an accepted change not known chosen would make (0 if none).
     pub(super) fn reconfigure_epoch_max(&self) -> u64 {
         self.reconfigures.values().copied().max().unwrap_or(0)

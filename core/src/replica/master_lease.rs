@@ -214,9 +214,14 @@ impl MasterLease {
         self.proposer.start(now_ns, quorum)
     }
 
-    /// The epoch of the configuration whose majority granted the lease held at `now_ns`.
-    pub(super) fn held_epoch(&self, now_ns: Nanos) -> Option<u64> {
-        self.proposer.held_epoch(now_ns)
+    /// Whom the running attempt asks.
+    pub(super) fn attempt_voters(&self) -> Vec<NodeId> {
+        self.proposer.attempt_voters()
+    }
+
+    /// The voters whose majorities granted the lease held at `now_ns`, and their epoch.
+    pub(super) fn held_quorum(&self, now_ns: Nanos) -> Option<&Quorum> {
+        self.proposer.held_quorum(now_ns)
     }
 
     /// Extends a held lease at the next chance (the configuration changed under it).

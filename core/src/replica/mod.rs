@@ -388,9 +388,18 @@ impl Replica {
         leader.progress().iter().map(|(id, p)| (*id, *p)).collect()
     }
 
-    /// The epoch of the configuration whose majority granted the lease held at `now_ns`.
+    /// The epoch of the latest configuration whose majority granted the lease held at
+    /// `now_ns`.
     pub fn lease_epoch(&self, now_ns: Nanos) -> Option<u64> {
-        self.lease.held_epoch(now_ns)
+        self.lease.held_quorum(now_ns).map(|q| q.epoch)
+    }
+
+    /// The voter sets whose majorities granted the lease held at `now_ns` (two while a change
+    /// was pending when it was granted).
+    pub fn lease_voter_sets(&self, now_ns: Nanos) -> Vec<Vec<NodeId>> {
+        let quorum = self.lease.held_quorum(now_ns);
+        let sets = quorum.map(|q| q.voter_sets.iter().map(|v| v.iter().copied().collect()));
+        sets.into_iter().flatten().collect()
     }
 
     pub fn chosen_through(&self) -> Slot {

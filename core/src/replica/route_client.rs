@@ -118,7 +118,7 @@ impl Replica {
         let current = self.members.current();
         let settled = !leader.change_pending()
             && leader.is_ready(self.learner.applied_through())
-            && self.lease.held_epoch(now_ns) == Some(current.epoch);
+            && self.lease_epoch(now_ns) == Some(current.epoch);
         if !settled && !mutant::is(self.config.mutant, Mutant::SecondChangeWhilePending) {
             return Err(ChangeError::InProgress);
         }

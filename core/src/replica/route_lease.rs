@@ -80,29 +80,44 @@ impl Replica {
         self.on_proposer_action(now_ns, action);
     }
 
-    /// The voters a lease attempt counts: those of the configuration applied.
-    fn lease_quorum(&self) -> Quorum {
-        let voters: BTreeSet<NodeId> = if mutant::is(self.config.mutant, Mutant::LeaseOldMajority) {
+    /// The voters a lease attempt counts: those of the configuration applied and, while this
+    /// replica has accepted a change to the next epoch not yet known chosen, those of the
+    /// configuration it makes too (a lease then meets every lease of either). None while it
+    /// accepted a change further ahead: it catches up first.
+    fn lease_quorum(&self) -> Option<Quorum> {
+        let current = self.members.current();
+        if mutant::is(self.config.mutant, Mutant::LeaseOldMajority) {
             // Wrong on purpose: the founding voters, whatever changed since.
-            self.config.nodes.iter().copied().collect()
-        } else {
-            self.members.voters().into_iter().collect()
-        };
-        Quorum {
-            epoch: self.members.epoch(),
-            voters,
+            let founding: BTreeSet<NodeId> = self.config.nodes.iter().copied().collect();
+            return Some(Quorum {
+                epoch: current.epoch,
+                voter_sets: vec![founding],
+            });
         }
+        let mut quorum = Quorum {
+            epoch: current.epoch,
+            voter_sets: vec![current.voters().collect()],
+        };
+        if let Some(pending) = self.acceptor.pending_change() {
+            if pending.epoch != current.epoch + 1 {
+                return None;
+            }
+            let next = current.apply(&pending.change).ok()?;
+            quorum.epoch = next.epoch;
+            quorum.voter_sets.push(next.voters().collect());
+        }
+        Some(quorum)
     }
 
     pub(super) fn on_proposer_action(&mut self, now_ns: Nanos, action: ProposerAction) {
         match action {
             ProposerAction::None => {}
             ProposerAction::Prepare(m) => {
-                let to: Vec<NodeId> = self.lease_quorum().voters.into_iter().collect();
+                let to = self.lease.attempt_voters();
                 self.outbox.broadcast(&to, Message::LeasePrepare(m));
             }
             ProposerAction::Propose(m) => {
-                let to: Vec<NodeId> = self.lease_quorum().voters.into_iter().collect();
+                let to = self.lease.attempt_voters();
                 self.outbox.broadcast(&to, Message::LeasePropose(m));
             }
             ProposerAction::Acquired { .. } => {
@@ -124,7 +139,10 @@ impl Replica {
         }
         let may_lead = self.members.may_lead();
         if may_lead && self.lease.should_start(now_ns, self.recovery.is_some()) {
-            let action = self.lease.start(now_ns, self.lease_quorum());
+            let Some(quorum) = self.lease_quorum() else {
+                return;
+            };
+            let action = self.lease.start(now_ns, quorum);
             self.on_proposer_action(now_ns, action);
         }
     }

@@ -79,11 +79,34 @@ impl World {
         Err(Failure {
             kind: FailureKind::Liveness,
             message: format!(
-                "no progress: {done} of {LIVENESS_WRITES} writes completed within {}s of healing a majority (after the {} ms messages sent before healing may still travel)",
+                "no progress: {done} of {LIVENESS_WRITES} writes completed within {}s of healing a majority (after the {} ms messages sent before healing may still travel); {}",
                 LIVENESS_BOUND_NS / NANOS_PER_SEC,
-                self.in_flight_max_ns() / NANOS_PER_MILLI
+                self.in_flight_max_ns() / NANOS_PER_MILLI,
+                self.replica_states()
             ),
         })
+    }
+
+    /// Each started replica's epoch, votes and progress, for a liveness failure's message.
+    fn replica_states(&self) -> String {
+        let latest = self.membership.latest();
+        let voters: Vec<_> = latest.voters().collect();
+        let mut states = vec![format!("epoch {} voters {voters:?}", latest.epoch)];
+        for node in &self.replicas.nodes {
+            let state = match &node.replica {
+                None if node.incarnation == 0 => continue,
+                None => "down".to_string(),
+                Some(r) => format!(
+                    "epoch {} chosen {}{}{}",
+                    r.configuration().epoch,
+                    r.chosen_through(),
+                    if r.is_recovering_storage() { " recovering" } else { "" },
+                    if r.is_removed() { " removed" } else { "" }
+                ),
+            };
+            states.push(format!("replica {}: {state}", node.id));
+        }
+        states.join("; ")
     }
 
     /// No acknowledged write lost: every write answered `Done` was applied (and so chosen, by

@@ -148,11 +148,12 @@ impl Replicas {
         }
     }
 
-    /// Each replica of a majority of the voters of the configuration whose epoch the lease was
-    /// granted under still runs its grant to the holder, sits out its restart quiet period,
-    /// or is down; and no configuration two epochs later was applied anywhere (its majority
-    /// need not meet this one). Fewer, and the others could grant a second lease now (the
-    /// two-holder check sees that only if they also get to).
+    /// For each voter set whose majority granted the holder's lease (the configuration it
+    /// applied, and the next while a change was pending), a majority still runs its grant to
+    /// the holder, sits out its restart quiet period, or is down; and no configuration two
+    /// epochs past the lease's was applied anywhere (its majorities need not meet the
+    /// lease's). Fewer, and the others could grant a second lease now (the two-holder check
+    /// sees that only if they also get to).
     fn check_lease_backing(
         &self,
         holder: usize,
@@ -162,36 +163,32 @@ impl Replicas {
         let node = &self.nodes[holder];
         let owner = node.id;
         let replica = node.replica.as_ref().expect("a holder is up");
-        let epoch = replica.lease_epoch(node.clock.local(now)).expect("a holder has an epoch");
+        let local = node.clock.local(now);
+        let epoch = replica.lease_epoch(local).expect("a holder has an epoch");
         let latest = configs.keys().next_back().copied().unwrap_or(0);
         if latest > epoch + 1 {
             return Err(safety(format!(
                 "replica {owner} holds a lease granted under epoch {epoch} while epoch {latest} is in force"
             )));
         }
-        let Some(config) = configs.get(&epoch) else {
-            return Err(safety(format!(
-                "replica {owner} holds a lease granted under epoch {epoch}, which no replica applied"
-            )));
-        };
-        let voters: Vec<NodeId> = config.voters().collect();
-        let backing = voters
-            .iter()
-            .filter(|&&id| {
-                let node = &self.nodes[id as usize - 1];
-                match &node.replica {
-                    Some(replica) => replica.backs_lease_of(owner, node.clock.local(now)),
-                    None => true,
-                }
-            })
-            .count();
-        if backing >= majority(voters.len()) {
-            return Ok(());
+        for voters in replica.lease_voter_sets(local) {
+            let backing = voters
+                .iter()
+                .filter(|&&id| {
+                    let node = &self.nodes[id as usize - 1];
+                    match &node.replica {
+                        Some(replica) => replica.backs_lease_of(owner, node.clock.local(now)),
+                        None => true,
+                    }
+                })
+                .count();
+            if backing < majority(voters.len()) {
+                return Err(safety(format!(
+                    "replica {owner} holds the lease at true time {now}ns, but only {backing} of the voters {voters:?} (epoch {epoch}) stand behind it (a running grant, the restart wait, or down)"
+                )));
+            }
         }
-        Err(safety(format!(
-            "replica {owner} holds the lease at true time {now}ns, but only {backing} of the {} voters of epoch {epoch} stand behind it (a running grant, the restart wait, or down)",
-            voters.len()
-        )))
+        Ok(())
     }
 
     /// Replicas up and still recovering damaged storage.
