@@ -317,7 +317,8 @@ impl FaultPlan {
         let bound = self.drift_bound_ppm as i64;
         for _ in 0..self.spare_ids {
             self.drift_ppm.push(rng.gen_range(-bound..=bound));
-            self.clock_offset_ns.push(rng.gen_range(0..1_000) * NANOS_PER_SEC);
+            self.clock_offset_ns
+                .push(rng.gen_range(0..1_000) * NANOS_PER_SEC);
             self.storage_faulty.push(false);
             self.crash_after_first_grant.push(false);
         }

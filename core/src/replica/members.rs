@@ -49,10 +49,6 @@ impl Members {
         member.is_some_and(|m| m.voting && m.kind == crate::membership::MemberKind::Full)
     }
 
-    pub(super) fn is_voter(&self, id: NodeId) -> bool {
-        self.current.is_voter(id)
-    }
-
     pub(super) fn is_removed(&self, id: NodeId) -> bool {
         self.current.is_removed(id)
     }

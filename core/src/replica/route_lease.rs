@@ -2,9 +2,9 @@
 //! it does when the lease is won or lost.
 //!
 //! Across membership changes: a proposer counts the voters of the configuration it has
-//! applied and names its epoch; an acceptor that is not a voter answers nothing, and one that
-//! knows a later configuration (applied, or accepted in a `Reconfigure` not yet known chosen)
-//! refuses with [`Outdated`]. A change to epoch `e + 1` is accepted by a majority of the voters
+//! applied (and, while it accepted a change not yet known chosen, of the one that change makes)
+//! and names the latest epoch; an acceptor that knows a later configuration (applied, or
+//! accepted in a `Reconfigure` not yet known chosen) refuses with [`Outdated`]. A change to epoch `e + 1` is accepted by a majority of the voters
 //! of epoch `e`, so a proposer still counting epoch `e` meets a refusal in every majority it
 //! can gather.
 
@@ -24,12 +24,11 @@ impl Replica {
             .max(self.acceptor.reconfigure_epoch_max())
     }
 
-    /// Whether this replica answers a lease message of `epoch`: it votes, and knows of no
-    /// later configuration (else it tells the sender so).
+    /// Whether this replica answers a lease message of `epoch`: it knows of no later
+    /// configuration (else it tells the sender so). A replica that does not vote in its own
+    /// view answers too: it may be a voter of the proposer's later configuration, not yet
+    /// learned, and a grant counts only where the proposer counts it.
     fn answers_lease(&mut self, from: NodeId, epoch: u64) -> bool {
-        if !self.members.is_voter(self.config.node_id) {
-            return false;
-        }
         if epoch < self.epoch_floor() {
             self.send_outdated(from);
             return false;
@@ -140,6 +139,8 @@ impl Replica {
         let may_lead = self.members.may_lead();
         if may_lead && self.lease.should_start(now_ns, self.recovery.is_some()) {
             let Some(quorum) = self.lease_quorum() else {
+                // Not caught up with the changes it accepted: try again after a backoff.
+                self.lease.schedule_attempt(now_ns, &mut self.rng);
                 return;
             };
             let action = self.lease.start(now_ns, quorum);

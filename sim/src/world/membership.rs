@@ -64,7 +64,10 @@ impl Membership {
             return Ok(());
         }
         let neighbours = [
-            config.epoch.checked_sub(1).and_then(|e| self.configs.get(&e)),
+            config
+                .epoch
+                .checked_sub(1)
+                .and_then(|e| self.configs.get(&e)),
             self.configs.get(&(config.epoch + 1)),
         ];
         for other in neighbours.into_iter().flatten() {
@@ -86,7 +89,10 @@ impl Membership {
     fn draw_change(&mut self, next_spare: Option<NodeId>) -> Option<Change> {
         let latest = self.latest();
         let voters: Vec<NodeId> = latest.voters().collect();
-        let learners: Vec<NodeId> = latest.member_ids().filter(|id| !latest.is_voter(*id)).collect();
+        let learners: Vec<NodeId> = latest
+            .member_ids()
+            .filter(|id| !latest.is_voter(*id))
+            .collect();
         let mut options: Vec<Change> = Vec::new();
         if let Some(id) = next_spare {
             options.push(Change::Add {

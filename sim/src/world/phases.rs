@@ -100,7 +100,11 @@ impl World {
                     "epoch {} chosen {}{}{}",
                     r.configuration().epoch,
                     r.chosen_through(),
-                    if r.is_recovering_storage() { " recovering" } else { "" },
+                    if r.is_recovering_storage() {
+                        " recovering"
+                    } else {
+                        ""
+                    },
                     if r.is_removed() { " removed" } else { "" }
                 ),
             };
