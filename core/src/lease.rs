@@ -16,6 +16,11 @@
 //!   `L / (1 + ρ)` true time) before it answers lease messages, which outlasts any belief a
 //!   grant it gave before the crash could support. A member of a brand-new cluster
 //!   (`ReplicaConfig::new_cluster`, empty storage) has given no grant and does not wait.
+//!
+//! Majorities are counted per attempt over the voter sets of a [`Quorum`] (the configuration
+//! applied, and the next one while a change is pending); any two such majorities share an
+//! acceptor because adjacent configurations differ by at most one voter (see
+//! docs/design.md, "Membership change", and `replica::route_lease` for the epoch rule).
 
 use std::collections::BTreeSet;
 

@@ -153,27 +153,36 @@ impl Leader {
         if msg.ballot != self.ballot {
             return waiting;
         }
+        let from_slot = msg.from_slot;
         promises.insert(from, msg);
         // Changes that do not chain yet are settled by more promises (higher ballots).
-        let Some(chain) = phase1_chain(base, promises) else {
+        let Some(view) = Phase1View::of(base, promises, from_slot) else {
             return waiting;
         };
-        let top_epoch = chain.last().expect("the base at least").epoch;
+        let top_epoch = view.chain.last().expect("the base at least").1.epoch;
         if promises.values().any(|p| p.epoch > top_epoch) {
             return PrepareStatus::Outdated;
         }
-        if chain.iter().all(|c| c.is_quorum(promises.keys())) {
+        if view.is_complete(promises) {
             return PrepareStatus::Done;
         }
-        let voters = chain.iter().flat_map(|c| c.voters().collect::<Vec<_>>());
+        let voters = view
+            .chain
+            .iter()
+            .flat_map(|(_, c)| c.voters().collect::<Vec<_>>());
         let ask: Vec<NodeId> = voters.filter(|v| asked.insert(*v)).collect();
         PrepareStatus::Waiting { ask }
     }
 
     /// Phase 1 reached a majority: queues whatever earlier ballots may have chosen, no-ops in
     /// the gaps, and this mastership's own no-op. Returns the highest compaction point a
-    /// promise reported and who reported it: slots up to there are chosen already.
-    pub(super) fn finish_prepare(&mut self, me: NodeId, active: Option<Mutant>) -> (Slot, NodeId) {
+    /// promise reported and who reported it (slots up to there are chosen already), and the
+    /// values reported chosen in every slot from phase 1's first on (to learn, not propose).
+    pub(super) fn finish_prepare(
+        &mut self,
+        me: NodeId,
+        active: Option<Mutant>,
+    ) -> (Slot, NodeId, Vec<(Slot, LogValue)>) {
         let phase = std::mem::replace(&mut self.phase, LeaderPhase::Active);
         let LeaderPhase::Preparing {
             from_slot,
@@ -184,8 +193,11 @@ impl Leader {
         else {
             unreachable!("finish_prepare outside phase 1");
         };
-        let chain = phase1_chain(&base, &promises).expect("phase 1 done with changes that chain");
-        assert!(chain.iter().all(|c| c.is_quorum(promises.keys())));
+        let view = Phase1View::of(&base, &promises, from_slot).expect("changes that chain");
+        assert!(
+            view.is_complete(&promises),
+            "phase 1 finished short of a quorum"
+        );
         // Slots some acceptor compacted away are chosen already: never propose in them.
         let (compacted, holder) = promises
             .iter()
@@ -202,9 +214,17 @@ impl Leader {
         let first_slot = from_slot.max(compacted + 1);
         let last_found = found.keys().next_back().copied().unwrap_or(0);
         let end_slot = last_found.max(first_slot - 1);
+        let mut learned = Vec::new();
         for slot in first_slot..=end_slot {
-            let value = found.remove(&slot).map_or(LogValue::Noop, |(_, v)| v);
-            self.recovery.push_back((slot, value));
+            match found.remove(&slot) {
+                // Reported chosen, after chosen slots only: learned at once (the change among
+                // them may have left their configuration without a reachable majority).
+                Some((None, value)) if slot <= view.chosen_through => learned.push((slot, value)),
+                found => {
+                    let value = found.map_or(LogValue::Noop, |(_, v)| v);
+                    self.recovery.push_back((slot, value));
+                }
+            }
         }
         assert!(
             end_slot >= compacted,
@@ -213,7 +233,7 @@ impl Leader {
         self.ready_slot = end_slot + 1;
         self.recovery.push_back((end_slot + 1, LogValue::Noop));
         self.next_slot = end_slot + 2;
-        (compacted, holder)
+        (compacted, holder, learned)
     }
 
     /// The next slot to put in phase 2 while the window has room: recovery slots first, then a
@@ -604,35 +624,66 @@ pub(super) fn batch_len(
     fitting.count().max(1)
 }
 
-/// The configurations in force from phase 1's first slot on, as `promises` reveal them: `base`
-/// (the one applied), then the one each change found above every compaction point makes, in
-/// slot order. `None` while the changes found do not chain (a value of a higher ballot, which
-/// more promises report, settles the slot). Slots at or below a compaction point are chosen,
-/// and a change among them shows in that acceptor's epoch instead.
-fn phase1_chain(
-    base: &Configuration,
-    promises: &BTreeMap<NodeId, Promise>,
-) -> Option<Vec<Configuration>> {
-    let compacted = promises.values().map(|p| p.compacted_through).max();
-    let compacted = compacted.unwrap_or(0);
-    let mut found: BTreeMap<Slot, (Option<Ballot>, LogValue)> = BTreeMap::new();
-    for report in promises.values().flat_map(|p| p.slots.iter()) {
-        if report.slot > compacted {
-            merge_report(&mut found, report.clone());
+/// What the promises of a phase 1 reveal: the configurations in force from its first slot on,
+/// and how far every slot is known chosen.
+struct Phase1View {
+    /// Each configuration with the first slot it governs: `base` (the one applied), then the
+    /// one each change found above every compaction point makes, in slot order.
+    chain: Vec<(Slot, Configuration)>,
+    /// Every slot through this one is chosen: compacted by a promiser, or reported chosen.
+    chosen_through: Slot,
+}
+
+impl Phase1View {
+    /// `None` while the changes found do not chain (a value of a higher ballot, which more
+    /// promises report, settles the slot). Slots at or below a compaction point are chosen,
+    /// and a change among them shows in that acceptor's epoch instead.
+    fn of(
+        base: &Configuration,
+        promises: &BTreeMap<NodeId, Promise>,
+        from_slot: Slot,
+    ) -> Option<Phase1View> {
+        let compacted = promises.values().map(|p| p.compacted_through).max();
+        let compacted = compacted.unwrap_or(0);
+        let mut found: BTreeMap<Slot, (Option<Ballot>, LogValue)> = BTreeMap::new();
+        for report in promises.values().flat_map(|p| p.slots.iter()) {
+            if report.slot > compacted {
+                merge_report(&mut found, report.clone());
+            }
         }
+        let mut chosen_through = compacted.max(from_slot - 1);
+        while matches!(found.get(&(chosen_through + 1)), Some((None, _))) {
+            chosen_through += 1;
+        }
+        let mut chain = vec![(from_slot, base.clone())];
+        for (slot, (_, value)) in &found {
+            let LogValue::Reconfigure(change) = value else {
+                continue;
+            };
+            let (_, last) = chain.last().expect("the base at least");
+            if change.epoch != last.epoch + 1 {
+                return None;
+            }
+            let next = last.apply(&change.change).ok()?;
+            chain.push((slot + 1, next));
+        }
+        Some(Phase1View {
+            chain,
+            chosen_through,
+        })
     }
-    let mut chain = vec![base.clone()];
-    for (_, value) in found.values() {
-        let LogValue::Reconfigure(change) = value else {
-            continue;
+
+    /// A majority of the voters of every configuration that governs a slot not known chosen
+    /// promised (a configuration whose slots are all chosen has nothing left to decide).
+    fn is_complete(&self, promises: &BTreeMap<NodeId, Promise>) -> bool {
+        let governs_open_slot = |j: usize| {
+            let next_first = self.chain.get(j + 1).map(|(first, _)| *first);
+            next_first.is_none_or(|first| first > self.chosen_through + 1)
         };
-        let last = chain.last().expect("the base at least");
-        if change.epoch != last.epoch + 1 {
-            return None;
-        }
-        chain.push(last.apply(&change.change).ok()?);
+        (0..self.chain.len())
+            .filter(|&j| governs_open_slot(j))
+            .all(|j| self.chain[j].1.is_quorum(promises.keys()))
     }
-    Some(chain)
 }
 
 /// Keeps, per slot, a value known chosen over any merely accepted one, and among accepted
@@ -698,7 +749,9 @@ mod tests {
             };
             leader.on_promise(from, promise);
         }
-        assert_eq!(leader.finish_prepare(1, None), (0, 3), "nothing compacted");
+        let (compacted, holder, learned) = leader.finish_prepare(1, None);
+        assert_eq!((compacted, holder), (0, 3), "nothing compacted");
+        assert!(learned.is_empty());
         leader
     }
 

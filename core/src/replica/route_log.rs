@@ -74,8 +74,11 @@ impl Replica {
                 self.note_chosen_elsewhere(now_ns, from, compacted);
             }
             PrepareStatus::Done => {
-                let (compacted, holder) =
+                let (compacted, holder, learned) =
                     leader.finish_prepare(self.config.node_id, self.config.mutant);
+                for (slot, value) in learned {
+                    self.learn(slot, value);
+                }
                 if compacted > self.learner.chosen_through() {
                     self.note_chosen_elsewhere(now_ns, holder, compacted);
                 }
