@@ -182,6 +182,11 @@ impl Replica {
         self.note_input_time(now_ns);
         assert!(from != 0, "a message from node 0");
         if self.members.removed_self() {
+            // Its acceptor state is still true: a peer recovering damaged storage, which may
+            // not know of the removal yet, waits for its report.
+            if let Message::RecoveryQuery(m) = msg {
+                self.on_recovery_query(from, m);
+            }
             return;
         }
         match msg {
