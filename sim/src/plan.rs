@@ -522,6 +522,13 @@ impl fmt::Display for FaultPlan {
             self.torn_writes,
             self.segment_bytes / 1024
         )?;
+        self.fmt_rest(f)
+    }
+}
+
+impl FaultPlan {
+    /// The plan's last lines: sessions, membership changes, the liveness phase.
+    fn fmt_rest(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
             "  sessions: at most {}, forgotten after {} idle slots",
@@ -529,8 +536,8 @@ impl fmt::Display for FaultPlan {
         )?;
         writeln!(
             f,
-            "  membership changes: {} with {} spare replicas",
-            every(self.membership_every_ns),
+            "  membership changes: every ~{} ms with {} spare replicas",
+            self.membership_every_ns / NANOS_PER_MILLI,
             self.spare_ids
         )?;
         write!(
