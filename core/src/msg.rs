@@ -212,6 +212,9 @@ pub struct RecoveryReport {
     /// The highest slot the reporter accepted, chose or compacted.
     pub log_end_slot: Slot,
     pub chosen_through: Slot,
+    /// The epoch of the reporter's configuration: a recovering replica behind it catches up
+    /// before it trusts its own (perhaps stale) idea of who the voters are.
+    pub epoch: u64,
 }
 
 /// Every replica-to-replica message.

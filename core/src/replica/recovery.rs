@@ -69,8 +69,14 @@ impl StorageRecovery {
         self.query_at_ns = now_ns + retry_interval_ns;
         let query = RecoveryQuery { nonce: self.nonce };
         let trusted = |n: &NodeId| self.reports.get(n).is_some_and(|r| r.trusted);
-        let silent = nodes.iter().filter(|n| **n != me && !trusted(n));
-        Some((silent.copied().collect(), query))
+        let others = nodes.iter().filter(|n| **n != me);
+        let silent: Vec<NodeId> = others.clone().filter(|n| !trusted(n)).copied().collect();
+        if silent.is_empty() {
+            // Every voter reported, but a report was of a later configuration: ask again
+            // once caught up with it.
+            return Some((others.copied().collect(), query));
+        }
+        Some((silent, query))
     }
 
     /// Notes a report; returns what the trusted ones say once every peer reported and fewer
@@ -81,6 +87,7 @@ impl StorageRecovery {
         msg: RecoveryReport,
         voters: &[NodeId],
         me: NodeId,
+        epoch: u64,
     ) -> Option<Findings> {
         if msg.nonce != self.nonce || self.horizon.is_some() {
             return None;
@@ -103,6 +110,20 @@ impl StorageRecovery {
             .count();
         if !all_reported || untrusted + 1 >= majority(voters.len()) {
             return None;
+        }
+        // A reporter knows a later configuration: these voters may not be the ones in force.
+        // Catch up from it first; the next round of reports decides.
+        let newest = self
+            .reports
+            .iter()
+            .filter(|(_, r)| r.trusted)
+            .max_by_key(|(_, r)| r.epoch);
+        if let Some((node, report)) = newest.filter(|(_, r)| r.epoch > epoch) {
+            let ahead = Some((report.chosen_through, *node));
+            return Some(Findings {
+                promised: None,
+                ahead,
+            });
         }
         let trusted = || {
             self.reports

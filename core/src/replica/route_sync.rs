@@ -182,6 +182,7 @@ impl Replica {
             promised: self.acceptor.promised(),
             log_end_slot,
             chosen_through: self.learner.chosen_through(),
+            epoch: self.members.epoch(),
         };
         self.outbox.send(from, Message::RecoveryReport(report));
     }
@@ -191,7 +192,8 @@ impl Replica {
         let Some(recovery) = &mut self.recovery else {
             return;
         };
-        let Some(findings) = recovery.on_report(from, msg, &voters, me) else {
+        let epoch = self.members.epoch();
+        let Some(findings) = recovery.on_report(from, msg, &voters, me, epoch) else {
             return;
         };
         let promised = findings.promised;
