@@ -164,14 +164,21 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
         .map(|(id, addr)| (*id, peer::spawn_dialler(me, *id, *addr, key.clone())))
         .collect();
     let (core_tx, core_rx) = mpsc::channel(shell::EVENTS_QUEUE_MAX);
-    let members = config.peers.keys().copied().collect();
+    let accepted = Arc::new(std::sync::RwLock::new(
+        config.peers.keys().copied().collect(),
+    ));
     tokio::spawn(peer::listen(
         peer_listener,
         me,
-        members,
-        key,
+        accepted.clone(),
+        key.clone(),
         core_tx.clone(),
     ));
+    let peering = shell::Peering {
+        me_addr: peer_addr,
+        key,
+        accepted,
+    };
     let context = Arc::new(client::ClientContext {
         core: core_tx,
         node_id: me,
@@ -184,8 +191,15 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     });
     tokio::spawn(client::listen(client_listener, context));
     tracing::info!(node = me, peers = %peer_addr, clients = %config.client_addr, "serving");
-    shell::Shell::new(replica, log, links, start, config.sync_inline_max_us)
-        .run(core_rx)
-        .await;
+    shell::Shell::new(
+        replica,
+        log,
+        links,
+        peering,
+        start,
+        config.sync_inline_max_us,
+    )
+    .run(core_rx)
+    .await;
     Ok(())
 }

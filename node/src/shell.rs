@@ -34,8 +34,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::event::{Event, PeerFrame, Status};
-use crate::peer::PeerLink;
+use crate::event::{kind_name, Event, MemberRow, PeerFrame, Status};
+use crate::peer::{ClusterKey, PeerLink};
 use crate::storage::{FileLog, StorageError};
 
 /// A sync running on a blocking thread (one that carries a snapshot): gives the log back with
@@ -84,6 +84,15 @@ enum Wake {
     Synced(Box<Result<SyncDone, tokio::task::JoinError>>),
 }
 
+/// What the shell needs to follow the configuration with its peer links.
+pub struct Peering {
+    /// This replica's own peer address (`MEMBER LIST` shows it).
+    pub me_addr: std::net::SocketAddr,
+    pub key: ClusterKey,
+    /// The ids the peer listener accepts; the shell keeps it to the applied configuration.
+    pub accepted: std::sync::Arc<std::sync::RwLock<Vec<NodeId>>>,
+}
+
 enum Route {
     Local(mpsc::Sender<ClientResponse>),
     Remote(NodeId),
@@ -102,6 +111,7 @@ pub struct Shell {
     /// When the staged writes must be synced even if nothing waits for them.
     lazy_deadline: Instant,
     links: BTreeMap<NodeId, PeerLink>,
+    peering: Peering,
     start: Instant,
     routes: HashMap<(ClientId, Seq), (Route, Instant)>,
     outbox: BTreeMap<NodeId, Vec<PeerFrame>>,
@@ -127,6 +137,7 @@ impl Shell {
         replica: Replica,
         log: FileLog,
         links: BTreeMap<NodeId, PeerLink>,
+        peering: Peering,
         start: Instant,
         sync_inline_max_us: u64,
     ) -> Shell {
@@ -138,6 +149,7 @@ impl Shell {
             staged_urgent: false,
             lazy_deadline: Instant::now(),
             links,
+            peering,
             start,
             routes: HashMap::new(),
             outbox: BTreeMap::new(),
@@ -503,7 +515,55 @@ impl Shell {
             log_syncs_off_loop: self.log_syncs_off_loop,
             log_sync_recent_us: self.sync_recent_us,
             storage_recovering: replica.is_recovering_storage(),
+            epoch: replica.configuration().epoch,
+            kind: self.own_kind(),
+            members: self.member_rows(),
         }
+    }
+
+    /// This replica's kind in the configuration it applied, or `removed`.
+    fn own_kind(&self) -> &'static str {
+        let config = self.replica.configuration();
+        match config.members.get(&self.me()) {
+            Some(member) => kind_name(member),
+            None if self.replica.is_removed() || config.is_removed(self.me()) => "removed",
+            None => "none",
+        }
+    }
+
+    /// The applied configuration's members, with what this replica knows of each: its links,
+    /// and on the master how far each member is behind.
+    fn member_rows(&self) -> Vec<MemberRow> {
+        let progress: BTreeMap<NodeId, _> = self.replica.member_progress().into_iter().collect();
+        let leads = !progress.is_empty();
+        let chosen = self.replica.chosen_through();
+        let config = self.replica.configuration();
+        let rows = config.members.iter().map(|(&id, member)| {
+            let link = self.links.get(&id);
+            let known_addr = match link {
+                Some(link) => link.addr.to_string(),
+                None if id == self.me() => self.peering.me_addr.to_string(),
+                None => String::new(),
+            };
+            MemberRow {
+                id,
+                peer_addr: Some(member.peer_addr.clone())
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or(known_addr),
+                client_addr: member.client_addr.clone(),
+                kind: kind_name(member),
+                connected: (id != self.me())
+                    .then(|| link.is_some_and(|l| l.connected.load(Ordering::Acquire))),
+                behind_slots: match progress.get(&id) {
+                    // The master itself is as far as it knows (its entry may lag its own log).
+                    _ if id == self.me() && leads => Some(0),
+                    Some(p) => Some(chosen.saturating_sub(p.chosen_through)),
+                    None if leads => Some(chosen),
+                    None => None,
+                },
+            }
+        });
+        rows.collect()
     }
 }
 
