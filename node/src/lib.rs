@@ -74,7 +74,12 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
+    #[error("replica {id} was removed from the group (configuration epoch {epoch}) and stopped; its id is never used again: to bring the machine back, empty its --data directory and add it under a new id")]
+    Removed { id: NodeId, epoch: u64 },
 }
+
+/// The exit status of a replica that stopped because it was removed from the group.
+pub const EXIT_REMOVED: u8 = 3;
 
 /// Entropy for the shell: the operating system's generator, or under `--cfg madsim` the
 /// simulation's seeded one, so that a simulated run repeats from its seed.
@@ -191,7 +196,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     });
     tokio::spawn(client::listen(client_listener, context));
     tracing::info!(node = me, peers = %peer_addr, clients = %config.client_addr, "serving");
-    shell::Shell::new(
+    let stopped = shell::Shell::new(
         replica,
         log,
         links,
@@ -201,5 +206,8 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     )
     .run(core_rx)
     .await;
-    Ok(())
+    match stopped {
+        shell::Stopped::EventsClosed => Ok(()),
+        shell::Stopped::Removed { epoch } => Err(NodeError::Removed { id: me, epoch }),
+    }
 }

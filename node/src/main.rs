@@ -25,7 +25,7 @@ mod cli {
     use std::process::ExitCode;
 
     use clap::{Parser, Subcommand};
-    use keyspace_node::{peer, run_node, shell, NodeConfig};
+    use keyspace_node::{peer, run_node, shell, NodeConfig, NodeError, EXIT_REMOVED};
 
     /// keyspace: a strongly consistent, replicated key-value store that speaks the Redis protocol.
     ///
@@ -168,8 +168,13 @@ mod cli {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
-        runtime
-            .block_on(run_node(config))
-            .map_err(|e| e.to_string())
+        match runtime.block_on(run_node(config)) {
+            Ok(()) => Ok(()),
+            Err(removed @ NodeError::Removed { .. }) => {
+                eprintln!("error: {removed}");
+                std::process::exit(EXIT_REMOVED.into())
+            }
+            Err(error) => Err(error.to_string()),
+        }
     }
 }
