@@ -4,6 +4,8 @@
 mod bench;
 #[cfg(not(madsim))]
 mod cluster;
+#[cfg(not(madsim))]
+mod member;
 
 /// mimalloc: the node allocates per request (keys, values, replies), and mimalloc costs less
 /// CPU per request than the system allocator (docs/benchmarks.md).
@@ -60,6 +62,12 @@ mod cli {
         Cluster(crate::cluster::ClusterArgs),
         /// Load generator: concurrent clients doing SET/GET, then ops/s and latency percentiles.
         Bench(crate::bench::BenchArgs),
+        /// Change or list the group's members through any replica: list, add, promote, remove.
+        ///
+        /// Example: keyspace member add 4 127.0.0.1:7004 127.0.0.1:6382 --addr 6379
+        ///          keyspace member promote 4 --addr 6379
+        #[command(verbatim_doc_comment)]
+        Member(crate::member::MemberArgs),
     }
 
     #[derive(clap::Args)]
@@ -122,6 +130,7 @@ mod cli {
             Sub::Node(args) => node(args),
             Sub::Cluster(args) => crate::cluster::run(args),
             Sub::Bench(args) => crate::bench::run(args),
+            Sub::Member(args) => crate::member::run(args),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
