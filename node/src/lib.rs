@@ -126,6 +126,39 @@ fn create_data_dir(dir: &Path) -> Result<bool, NodeError> {
     }
 }
 
+/// Dials every other replica of `--peers` and starts the peer listener, which accepts them
+/// (the shell then keeps both to the applied configuration).
+fn start_peers(
+    config: &NodeConfig,
+    listener: TcpListener,
+    key: ClusterKey,
+    core: mpsc::Sender<event::Event>,
+) -> (BTreeMap<NodeId, peer::PeerLink>, shell::Peering) {
+    let me = config.id;
+    let links = config
+        .peers
+        .iter()
+        .filter(|(id, _)| **id != me)
+        .map(|(id, addr)| (*id, peer::spawn_dialler(me, *id, *addr, key.clone())))
+        .collect();
+    let accepted = Arc::new(std::sync::RwLock::new(
+        config.peers.keys().copied().collect(),
+    ));
+    tokio::spawn(peer::listen(
+        listener,
+        me,
+        accepted.clone(),
+        key.clone(),
+        core,
+    ));
+    let peering = shell::Peering {
+        me_addr: config.peers[&me],
+        key,
+        accepted,
+    };
+    (links, peering)
+}
+
 /// Runs one replica until the process ends. Returns early only on a startup error.
 pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     let me = config.id;
@@ -162,28 +195,8 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     let mut replica_config = replica_config(&config);
     replica_config.new_cluster = config.new_cluster && created;
     let replica = Replica::new(replica_config, durable, 0, random());
-    let links = config
-        .peers
-        .iter()
-        .filter(|(id, _)| **id != me)
-        .map(|(id, addr)| (*id, peer::spawn_dialler(me, *id, *addr, key.clone())))
-        .collect();
     let (core_tx, core_rx) = mpsc::channel(shell::EVENTS_QUEUE_MAX);
-    let accepted = Arc::new(std::sync::RwLock::new(
-        config.peers.keys().copied().collect(),
-    ));
-    tokio::spawn(peer::listen(
-        peer_listener,
-        me,
-        accepted.clone(),
-        key.clone(),
-        core_tx.clone(),
-    ));
-    let peering = shell::Peering {
-        me_addr: peer_addr,
-        key,
-        accepted,
-    };
+    let (links, peering) = start_peers(&config, peer_listener, key, core_tx.clone());
     let context = Arc::new(client::ClientContext {
         core: core_tx,
         node_id: me,
