@@ -221,6 +221,9 @@ pub enum Command {
         #[serde(with = "crate::bytes::pairs")]
         pairs: Vec<(Vec<u8>, Vec<u8>)>,
     },
+    /// A membership change, proposed by the master as a log value of its own (never in a
+    /// batch); `Int` with the epoch of the configuration it made, once applied.
+    Member(crate::membership::Change),
 }
 
 /// When a `SetIf` stores its value.
@@ -362,6 +365,7 @@ impl Command {
             Command::Scan { pattern, .. } => pattern.iter().map(Vec::as_slice).collect(),
             Command::InDb { command, .. } => command.keys(),
             Command::OpenSession
+            | Command::Member(_)
             | Command::FlushDb
             | Command::FlushAll
             | Command::SwapDb { .. }
@@ -439,6 +443,9 @@ pub enum CommandError {
     NotPerDatabase,
     #[error("KEYS would visit more than {limit} keys; use SCAN, which works in steps")]
     TooManyKeys { limit: usize },
+    /// The master refused a membership change (it changed nothing).
+    #[error("membership change refused: {0}")]
+    MemberChange(crate::membership::ChangeError),
 }
 
 /// A request from a client session.
@@ -476,6 +483,6 @@ pub enum Rejection {
     NotMaster { master_hint: Option<crate::NodeId> },
     /// The master's queue of waiting requests is full; retry later.
     Busy,
-    /// The command broke a size limit.
+    /// The command broke a size limit, or the master refused a membership change.
     Invalid(CommandError),
 }

@@ -115,6 +115,10 @@ impl StateMachine {
                 "read command in the log at slot {slot}: {:?}",
                 request.command
             );
+            assert!(
+                !matches!(request.command, Command::Member(_)),
+                "a membership change batched at slot {slot}"
+            );
         }
         self.begin_slot(slot);
         requests
@@ -237,14 +241,21 @@ impl StateMachine {
     /// Decodes a state [`StateMachine::encode`] wrote, or one encoded before there were
     /// databases (its keys go to database 0). Runs no mutant.
     pub fn decode(body: &[u8]) -> Result<StateMachine, String> {
-        let parts = databases::decode(body)?;
-        Ok(StateMachine {
+        Self::decode_prefix(body).map(|(state, _)| state)
+    }
+
+    /// Like [`StateMachine::decode`] for a state at the start of `body`, with the bytes after
+    /// it (a snapshot image carries the configuration there).
+    pub fn decode_prefix(body: &[u8]) -> Result<(StateMachine, &[u8]), String> {
+        let (parts, after) = databases::decode(body)?;
+        let state = StateMachine {
             config: parts.config,
             data: parts.data,
             sessions: parts.sessions,
             applied_slot: parts.applied_slot,
             mutant: None,
-        })
+        };
+        Ok((state, after))
     }
 
     /// Checks that `body` encodes exactly this state without decoding a second copy of it: the

@@ -16,6 +16,11 @@
 //!   `L / (1 + ρ)` true time) before it answers lease messages, which outlasts any belief a
 //!   grant it gave before the crash could support. A member of a brand-new cluster
 //!   (`ReplicaConfig::new_cluster`, empty storage) has given no grant and does not wait.
+//!
+//! Majorities are counted per attempt over the voter sets of a [`Quorum`] (the configuration
+//! applied, and the next one while a change is pending); any two such majorities share an
+//! acceptor because adjacent configurations differ by at most one voter (see
+//! docs/design.md, "Membership change", and `replica::route_lease` for the epoch rule).
 
 use std::collections::BTreeSet;
 
@@ -134,14 +139,42 @@ enum Attempt {
     Preparing {
         ballot: Ballot,
         started_ns: Nanos,
+        quorum: Quorum,
         promises: BTreeSet<NodeId>,
         blocked: bool,
     },
     Proposing {
         ballot: Ballot,
         started_ns: Nanos,
+        quorum: Quorum,
         accepts: BTreeSet<NodeId>,
     },
+}
+
+/// The voters one attempt counts: a majority of every set must grant (one set, or two while a
+/// change is accepted but not known chosen: the configuration applied and the one the change
+/// makes), and the epoch of the latest configuration among them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quorum {
+    pub epoch: u64,
+    pub voter_sets: Vec<BTreeSet<NodeId>>,
+}
+
+impl Quorum {
+    fn is_reached(&self, answers: &BTreeSet<NodeId>) -> bool {
+        self.voter_sets
+            .iter()
+            .all(|voters| voters.intersection(answers).count() >= majority(voters.len()))
+    }
+
+    fn counts(&self, from: NodeId) -> bool {
+        self.voter_sets.iter().any(|voters| voters.contains(&from))
+    }
+
+    /// Every voter of every set, each once: whom to ask.
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        self.voter_sets.iter().flatten().copied().collect()
+    }
 }
 
 /// What a proposer wants sent after handling an input.
@@ -164,42 +197,44 @@ pub enum ProposerAction {
 #[derive(Clone, Debug)]
 pub struct LeaseProposer {
     node: NodeId,
-    cluster_size: usize,
     config: LeaseConfig,
     highest_seen: Ballot,
     attempt: Attempt,
     held_until_ns: Option<Nanos>,
+    /// The voters whose majorities granted the lease held now.
+    held_quorum: Option<Quorum>,
     /// `H`; normally `config.holder_duration_ns()`.
     holder_duration_ns: Nanos,
 }
 
 impl LeaseProposer {
-    pub fn new(node: NodeId, cluster_size: usize, config: LeaseConfig) -> Self {
-        Self::with_holder_duration(node, cluster_size, config, config.holder_duration_ns())
+    pub fn new(node: NodeId, config: LeaseConfig) -> Self {
+        Self::with_holder_duration(node, config, config.holder_duration_ns())
     }
 
     /// Like [`LeaseProposer::new`] with an explicit `H` (only the `stale-lease-read` mutant
     /// passes anything but `config.holder_duration_ns()`).
     pub fn with_holder_duration(
         node: NodeId,
-        cluster_size: usize,
         config: LeaseConfig,
         holder_duration_ns: Nanos,
     ) -> Self {
-        assert!(
-            cluster_size > 0 && node > 0,
-            "replica {node} of {cluster_size}"
-        );
+        assert!(node > 0, "node ids start at 1");
         assert!(holder_duration_ns > 0, "a lease held for no time");
         Self {
             holder_duration_ns,
             node,
-            cluster_size,
             config,
             highest_seen: Ballot::ZERO,
             attempt: Attempt::Idle,
             held_until_ns: None,
+            held_quorum: None,
         }
+    }
+
+    /// The voters whose majorities granted the lease held at `now_ns`, and their epoch.
+    pub fn held_quorum(&self, now_ns: Nanos) -> Option<&Quorum> {
+        self.held_until(now_ns).and(self.held_quorum.as_ref())
     }
 
     /// Local time until which this replica holds the lease, if it holds it at `now_ns`.
@@ -216,6 +251,16 @@ impl LeaseProposer {
         self.attempt != Attempt::Idle
     }
 
+    /// Whom the running attempt asks: every voter it counts.
+    pub fn attempt_voters(&self) -> Vec<NodeId> {
+        match &self.attempt {
+            Attempt::Idle => Vec::new(),
+            Attempt::Preparing { quorum, .. } | Attempt::Proposing { quorum, .. } => {
+                quorum.voters().into_iter().collect()
+            }
+        }
+    }
+
     /// When the current attempt started, if one is running.
     pub fn attempt_started_ns(&self) -> Option<Nanos> {
         match &self.attempt {
@@ -226,27 +271,32 @@ impl LeaseProposer {
         }
     }
 
-    /// Starts an attempt (to acquire, or to extend a held lease). The timer starts now, before
-    /// anything is asked.
-    pub fn start(&mut self, now_ns: Nanos) -> ProposerAction {
+    /// Starts an attempt (to acquire, or to extend a held lease) that a majority of `quorum`'s
+    /// voters must grant. The timer starts now, before anything is asked.
+    pub fn start(&mut self, now_ns: Nanos, quorum: Quorum) -> ProposerAction {
         assert!(
             !self.is_attempting(),
             "a lease attempt started over a running one"
         );
+        let empty = quorum.voter_sets.is_empty() || quorum.voter_sets.iter().any(|v| v.is_empty());
+        assert!(!empty, "a lease asked of no voters");
         let ballot = Ballot::next_above(self.highest_seen, self.node);
         self.highest_seen = ballot;
+        let epoch = quorum.epoch;
         self.attempt = Attempt::Preparing {
             ballot,
             started_ns: now_ns,
+            quorum,
             promises: BTreeSet::new(),
             blocked: false,
         };
-        ProposerAction::Prepare(LeasePrepare { ballot })
+        ProposerAction::Prepare(LeasePrepare { ballot, epoch })
     }
 
     /// Stops holding (and extending) the lease before it runs out.
     pub fn release(&mut self) {
         self.held_until_ns = None;
+        self.held_quorum = None;
         self.attempt = Attempt::Idle;
     }
 
@@ -259,6 +309,7 @@ impl LeaseProposer {
     pub fn expire(&mut self, now_ns: Nanos) {
         if matches!(self.held_until_ns, Some(until) if now_ns >= until) {
             self.held_until_ns = None;
+            self.held_quorum = None;
         }
     }
 
@@ -268,13 +319,14 @@ impl LeaseProposer {
         let Attempt::Preparing {
             ballot,
             started_ns,
+            quorum,
             promises,
             blocked,
         } = &mut self.attempt
         else {
             return ProposerAction::None;
         };
-        if msg.ballot != *ballot {
+        if msg.ballot != *ballot || !quorum.counts(from) {
             return ProposerAction::None;
         }
         if !msg.promised {
@@ -286,10 +338,10 @@ impl LeaseProposer {
         }
         promises.insert(from);
         assert!(
-            promises.len() <= self.cluster_size,
-            "promises from outside the cluster"
+            promises.iter().all(|p| quorum.counts(*p)),
+            "promises from outside the voters"
         );
-        if promises.len() < majority(self.cluster_size) {
+        if !quorum.is_reached(promises) {
             return ProposerAction::None;
         }
         if *blocked {
@@ -298,15 +350,23 @@ impl LeaseProposer {
             return ProposerAction::Failed;
         }
         let (ballot, started_ns) = (*ballot, *started_ns);
+        let empty = Quorum {
+            epoch: 0,
+            voter_sets: Vec::new(),
+        };
+        let quorum = std::mem::replace(quorum, empty);
+        let epoch = quorum.epoch;
         self.attempt = Attempt::Proposing {
             ballot,
             started_ns,
+            quorum,
             accepts: BTreeSet::new(),
         };
         ProposerAction::Propose(LeasePropose {
             ballot,
             owner: node,
             duration_ns: self.config.lease_duration_ns,
+            epoch,
         })
     }
 
@@ -315,12 +375,13 @@ impl LeaseProposer {
         let Attempt::Proposing {
             ballot,
             started_ns,
+            quorum,
             accepts,
         } = &mut self.attempt
         else {
             return ProposerAction::None;
         };
-        if msg.ballot != *ballot {
+        if msg.ballot != *ballot || !quorum.counts(from) {
             return ProposerAction::None;
         }
         if !msg.accepted {
@@ -329,18 +390,20 @@ impl LeaseProposer {
         }
         accepts.insert(from);
         assert!(
-            accepts.len() <= self.cluster_size,
-            "acceptances from outside the cluster"
+            accepts.iter().all(|a| quorum.counts(*a)),
+            "acceptances from outside the voters"
         );
-        if accepts.len() < majority(self.cluster_size) {
+        if !quorum.is_reached(accepts) {
             return ProposerAction::None;
         }
+        let quorum = quorum.clone();
         // Timed from the start of the attempt, before anyone was asked: never from a reply.
         let held_until_ns = started_ns.saturating_add(self.holder_duration_ns);
         // An extension started after the attempt that won the lease held now.
         assert!(self.held_until_ns.is_none_or(|held| held <= held_until_ns));
         self.attempt = Attempt::Idle;
         self.held_until_ns = Some(held_until_ns);
+        self.held_quorum = Some(quorum);
         ProposerAction::Acquired { held_until_ns }
     }
 }
@@ -348,6 +411,13 @@ impl LeaseProposer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn quorum(voters: &[NodeId]) -> Quorum {
+        Quorum {
+            epoch: 0,
+            voter_sets: vec![voters.iter().copied().collect()],
+        }
+    }
 
     fn config(drift_ppm: u64) -> LeaseConfig {
         LeaseConfig {
@@ -384,14 +454,30 @@ mod tests {
         let mut a = LeaseAcceptor::default();
         let high = Ballot { round: 5, node: 2 };
         let low = Ballot { round: 4, node: 3 };
-        assert!(a.on_prepare(0, &LeasePrepare { ballot: high }).promised);
+        assert!(
+            a.on_prepare(
+                0,
+                &LeasePrepare {
+                    ballot: high,
+                    epoch: 0
+                }
+            )
+            .promised
+        );
         let propose = LeasePropose {
             ballot: high,
             owner: 2,
             duration_ns: 100,
+            epoch: 0,
         };
         assert!(a.on_propose(10, &propose).accepted);
-        let reply = a.on_prepare(20, &LeasePrepare { ballot: low });
+        let reply = a.on_prepare(
+            20,
+            &LeasePrepare {
+                ballot: low,
+                epoch: 0,
+            },
+        );
         assert!(!reply.promised);
         assert_eq!(reply.open.map(|g| g.owner), Some(2));
         assert_eq!(
@@ -411,6 +497,7 @@ mod tests {
             ballot: Ballot { round, node: 2 },
             owner: 2,
             duration_ns: 100,
+            epoch: 0,
         };
         // A stale proposal reaching a fresh (or restarted) acceptor grants nothing.
         assert!(!a.on_propose(0, &propose(7)).accepted);
@@ -419,6 +506,7 @@ mod tests {
             0,
             &LeasePrepare {
                 ballot: propose(8).ballot,
+                epoch: 0,
             },
         );
         assert!(!a.on_propose(0, &propose(7)).accepted, "below the promise");
@@ -427,8 +515,8 @@ mod tests {
 
     #[test]
     fn proposer_acquires_with_majority_and_times_from_its_start() {
-        let mut p = LeaseProposer::new(1, 3, config(0));
-        let ProposerAction::Prepare(prep) = p.start(1_000) else {
+        let mut p = LeaseProposer::new(1, config(0));
+        let ProposerAction::Prepare(prep) = p.start(1_000, quorum(&[1, 2, 3])) else {
             panic!("expected prepare")
         };
         let promise = |from_open: Option<LeaseGrant>| LeasePromise {
@@ -459,8 +547,8 @@ mod tests {
 
     #[test]
     fn proposer_fails_when_a_majority_member_reports_another_owners_open_grant() {
-        let mut p = LeaseProposer::new(1, 3, config(0));
-        let ProposerAction::Prepare(prep) = p.start(0) else {
+        let mut p = LeaseProposer::new(1, config(0));
+        let ProposerAction::Prepare(prep) = p.start(0, quorum(&[1, 2, 3])) else {
             panic!("expected prepare")
         };
         let other = LeaseGrant {

@@ -32,12 +32,14 @@ pub use command::*;
 pub use drive::Input;
 pub use types::*;
 pub mod lease;
+pub mod membership;
 pub mod msg;
 pub mod mutant;
 pub mod replica;
 pub mod snapshot;
 pub mod storage;
 
+pub use membership::{Change, ChangeError, Configuration, Member, MemberKind, MemberProgress};
 pub use msg::{LogValue, Message};
 pub use mutant::Mutant;
 pub use replica::{Output, Replica, ReplicaConfig, Role};

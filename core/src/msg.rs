@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::command::ClientRequest;
+use crate::membership::Reconfigure;
 use crate::snapshot::SnapshotMeta;
 use crate::types::{Ballot, Nanos, NodeId, Slot};
 
@@ -26,6 +27,9 @@ pub enum LogValue {
     /// The master's state hash after applying `at_slot`: every replica that applied the same
     /// slot compares its own and stops loudly on a mismatch. Changes no key.
     Checkpoint { at_slot: Slot, state_hash: u64 },
+    /// A membership change: the configuration it makes governs every slot after this one.
+    /// Changes no key.
+    Reconfigure(Reconfigure),
 }
 
 // ---- PaxosLease ----------------------------------------------------------------------------
@@ -34,6 +38,8 @@ pub enum LogValue {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LeasePrepare {
     pub ballot: Ballot,
+    /// The epoch of the configuration whose voters the proposer counts.
+    pub epoch: u64,
 }
 
 /// A lease that an acceptor has accepted and whose timer is still running.
@@ -59,6 +65,8 @@ pub struct LeasePropose {
     pub ballot: Ballot,
     pub owner: NodeId,
     pub duration_ns: Nanos,
+    /// The epoch of the configuration whose voters the proposer counts.
+    pub epoch: u64,
 }
 
 /// Answer to [`LeasePropose`].
@@ -96,6 +104,9 @@ pub struct Promise {
     /// Slots at or below this are chosen, covered by this acceptor's snapshot, and no longer
     /// kept in its log: the new master must not propose in them, and must catch up past them.
     pub compacted_through: Slot,
+    /// The epoch of the configuration this acceptor has applied: one above what the new
+    /// master can account for means a change it never saw hides in compacted slots.
+    pub epoch: u64,
 }
 
 /// Log phase 2 for one slot.
@@ -164,6 +175,23 @@ pub struct CatchupReply {
     pub snapshot: Option<SnapshotPiece>,
 }
 
+/// A follower's answer to the master's commits, at most once per heartbeat interval: how far
+/// it has learned (the master's view of each member's progress, for membership changes).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Progress {
+    pub ballot: Ballot,
+    pub chosen_through: Slot,
+}
+
+/// "Your configuration is older than one I know": the answer to a lease message of a stale
+/// epoch, or to a replica the configuration removed. The receiver catches up from the sender
+/// (and, if it was removed, learns so and stops).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Outdated {
+    pub epoch: u64,
+    pub chosen_through: Slot,
+}
+
 // ---- recovery from damaged storage --------------------------------------------------------
 
 /// "Tell me your acceptor state": sent by a replica whose own storage failed verification and
@@ -184,6 +212,9 @@ pub struct RecoveryReport {
     /// The highest slot the reporter accepted, chose or compacted.
     pub log_end_slot: Slot,
     pub chosen_through: Slot,
+    /// The epoch of the reporter's configuration: a recovering replica behind it catches up
+    /// before it trusts its own (perhaps stale) idea of who the voters are.
+    pub epoch: u64,
 }
 
 /// Every replica-to-replica message.
@@ -203,4 +234,6 @@ pub enum Message {
     CatchupReply(CatchupReply),
     RecoveryQuery(RecoveryQuery),
     RecoveryReport(RecoveryReport),
+    Progress(Progress),
+    Outdated(Outdated),
 }

@@ -34,10 +34,14 @@ pub enum Mutant {
     /// of a brand-new cluster does: it forgot any lease it granted before anything it wrote
     /// became durable.
     RestartSkipsQuietPeriod,
+    /// The lease is counted with the founding voters' majority, whatever changed since.
+    LeaseOldMajority,
+    /// The master proposes a membership change while its previous one is not yet applied.
+    SecondChangeWhilePending,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 11] = [
+    pub const ALL: [Mutant; 13] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -49,6 +53,8 @@ impl Mutant {
         Mutant::AckBeforeFsync,
         Mutant::ForgottenSessionRestarts,
         Mutant::RestartSkipsQuietPeriod,
+        Mutant::LeaseOldMajority,
+        Mutant::SecondChangeWhilePending,
     ];
 
     /// The kebab-case name used on command lines.
@@ -65,6 +71,8 @@ impl Mutant {
             Mutant::AckBeforeFsync => "ack-before-fsync",
             Mutant::ForgottenSessionRestarts => "forgotten-session-restarts",
             Mutant::RestartSkipsQuietPeriod => "restart-skips-quiet-period",
+            Mutant::LeaseOldMajority => "lease-old-majority",
+            Mutant::SecondChangeWhilePending => "second-change-while-pending",
         }
     }
 

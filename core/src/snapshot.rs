@@ -6,11 +6,16 @@
 //! disk and on the wire it travels as codec frames (`FrameKind::Snapshot`): the meta first, then
 //! the body in chunks of at most [`SNAPSHOT_CHUNK_BYTES`], each checksummed on its own, so a
 //! transfer can resume at any chunk boundary and a bad chunk is caught where it is.
+//!
+//! The body is the state machine's encoding followed by the [`Configuration`] in force at the
+//! image's slot. Images taken before configurations were replicated end after the state; they
+//! still read, and carry no configuration (the replica's founding one applies).
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError, FrameKind};
 use crate::kv::StateMachine;
+use crate::membership::Configuration;
 use crate::types::{Ballot, Slot};
 
 /// Largest chunk of an image body in one frame.
@@ -74,9 +79,26 @@ pub struct SnapshotImage {
 }
 
 impl SnapshotImage {
-    /// Captures `state`, which has applied everything through `state.applied_slot()`.
+    /// Captures `state`, which has applied everything through `state.applied_slot()`, without
+    /// a configuration (as images were before configurations were replicated).
     pub fn capture(state: &StateMachine, applied_chain: u64, promised: Ballot) -> Self {
-        let body = state.encode();
+        Self::capture_configured(state, applied_chain, promised, None)
+    }
+
+    /// Captures `state` and the configuration in force after its applied slot.
+    pub fn capture_configured(
+        state: &StateMachine,
+        applied_chain: u64,
+        promised: Ballot,
+        configuration: Option<&Configuration>,
+    ) -> Self {
+        let mut body = state.encode();
+        let state_len = body.len();
+        if let Some(configuration) = configuration {
+            configuration.check_invariants();
+            let encoded = postcard::to_allocvec(configuration).expect("configuration encodes");
+            body.extend_from_slice(&encoded);
+        }
         let meta = SnapshotMeta {
             slot: state.applied_slot(),
             applied_chain,
@@ -86,17 +108,32 @@ impl SnapshotImage {
             body_crc: crc32c::crc32c(&body),
         };
         // Verify before the image goes anywhere.
-        if let Err(what) = state.verify_encoding(&body) {
+        if let Err(what) = state.verify_encoding(&body[..state_len]) {
             panic!("a fresh snapshot does not encode its state: {what}");
         }
+        let read_back = decode_configuration(&body[state_len..]).expect("a fresh image decodes");
+        assert_eq!(
+            read_back.as_ref(),
+            configuration,
+            "configuration lost in the image"
+        );
         SnapshotImage { meta, body }
     }
 
     /// Decodes and verifies the state: length, checksum, slot and state hash.
     pub fn restore(&self) -> Result<StateMachine, SnapshotError> {
+        self.restore_configured().map(|(state, _)| state)
+    }
+
+    /// Like [`SnapshotImage::restore`], with the configuration the image carries, if any.
+    pub fn restore_configured(
+        &self,
+    ) -> Result<(StateMachine, Option<Configuration>), SnapshotError> {
         let meta = &self.meta;
         verify_body(meta, &self.body)?;
-        let state = StateMachine::decode(&self.body).map_err(SnapshotError::Malformed)?;
+        let (state, rest) =
+            StateMachine::decode_prefix(&self.body).map_err(SnapshotError::Malformed)?;
+        let configuration = decode_configuration(rest)?;
         if state.applied_slot() != meta.slot {
             return Err(SnapshotError::WrongSlot {
                 found: state.applied_slot(),
@@ -112,7 +149,7 @@ impl SnapshotImage {
         // The running hashes and indexes were read back, not rebuilt: check them against the
         // state they summarize before it is used.
         state.assert_invariants();
-        Ok(state)
+        Ok((state, configuration))
     }
 
     /// The body bytes of the chunk starting at `offset` (empty at or past the end).
@@ -180,6 +217,22 @@ impl SnapshotImage {
         assert!(used <= buf.len());
         Ok((assembly.finish()?, used))
     }
+}
+
+/// The configuration that follows the state in an image's body: none in an image taken before
+/// configurations were replicated (nothing follows the state).
+fn decode_configuration(rest: &[u8]) -> Result<Option<Configuration>, SnapshotError> {
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let (configuration, after): (Configuration, &[u8]) = postcard::take_from_bytes(rest)
+        .map_err(|e| SnapshotError::Malformed(format!("configuration: {e}")))?;
+    if !after.is_empty() {
+        return Err(SnapshotError::Malformed(
+            "bytes after the configuration".into(),
+        ));
+    }
+    Ok(Some(configuration))
 }
 
 fn verify_body(meta: &SnapshotMeta, body: &[u8]) -> Result<(), SnapshotError> {
@@ -291,6 +344,22 @@ mod tests {
         let image = SnapshotImage::capture(&state, 42, Ballot { round: 3, node: 1 });
         assert_eq!(image.meta.slot, state.applied_slot());
         assert_eq!(image.restore().unwrap(), state);
+    }
+
+    #[test]
+    fn an_image_carries_its_configuration_and_an_image_without_one_still_restores() {
+        let state = state_with(50, 10);
+        let config = Configuration::initial(&[1, 2, 3])
+            .apply(&crate::membership::Change::Remove { id: 2 })
+            .unwrap();
+        let image = SnapshotImage::capture_configured(&state, 9, Ballot::ZERO, Some(&config));
+        assert_eq!(
+            image.restore_configured().unwrap(),
+            (state.clone(), Some(config))
+        );
+        let old = SnapshotImage::capture(&state, 9, Ballot::ZERO);
+        assert!(old.body.len() < image.body.len());
+        assert_eq!(old.restore_configured().unwrap(), (state, None));
     }
 
     #[test]

@@ -193,8 +193,12 @@ fn shell_quote(text: &str) -> String {
 /// How a process ended, in words.
 fn describe_exit(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
-    if let Some(code) = status.code() {
-        return format!("exited with code {code}");
+    match status.code() {
+        Some(code) if code == i32::from(keyspace_node::EXIT_REMOVED) => {
+            return format!("exited with code {code}: it was removed from the group (MEMBER REMOVE); restarting it only stops it again");
+        }
+        Some(code) => return format!("exited with code {code}"),
+        None => {}
     }
     let Some(signal) = status.signal() else {
         return format!("ended ({status})");

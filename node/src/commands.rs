@@ -6,10 +6,12 @@
 
 use std::sync::atomic::Ordering;
 
-use keyspace_core::{Command, CommandError, Db, Reply, Role, SetCondition, DATABASES};
+use keyspace_core::{
+    Change, Command, CommandError, Db, MemberKind, NodeId, Reply, Role, SetCondition, DATABASES,
+};
 
 use crate::connection::{Connection, Failure};
-use crate::event::Status;
+use crate::event::{MemberRow, Status};
 use crate::resp::Writer;
 
 /// How a store reply is shown to a Redis client.
@@ -48,6 +50,8 @@ pub enum Action {
     },
     /// `INFO [section …]`, the sections in lower case.
     Info(Vec<String>),
+    /// `MEMBER LIST`: the configuration as this replica applied it.
+    MemberList,
     Hello {
         protocol: Option<u8>,
         auth: Option<Vec<u8>>,
@@ -108,7 +112,7 @@ fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
 
 /// Every command this node answers, with its arity: exactly `n` arguments (name included), or
 /// at least `-n`. `COMMAND COUNT` counts this table.
-const COMMANDS: [(&str, i32); 53] = [
+const COMMANDS: [(&str, i32); 54] = [
     ("GET", 2),
     ("DIRTYGET", 2),
     ("INCR", 2),
@@ -135,6 +139,7 @@ const COMMANDS: [(&str, i32); 53] = [
     ("CONFIG", -2),
     ("LISTKEYS", -2),
     ("LISTKEYVALUES", -2),
+    ("MEMBER", -2),
     ("DBSIZE", 1),
     ("QUIT", 1),
     ("READONLY", 1),
@@ -273,6 +278,7 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
         "PRUNE" => store(Command::Prune { prefix: key() }),
         "COUNT" => store(Command::Count { prefix: key() }),
         "DBSIZE" => store(Command::Count { prefix: Vec::new() }),
+        "MEMBER" => parse_member(args),
         "LISTKEYS" | "LISTKEYVALUES" => parse_list(name, args),
         "DEL" | "EXISTS" | "MGET" | "MSET" => parse_multi_key(name, args),
         "FLUSHDB" | "FLUSHALL" | "SWAPDB" | "MOVE" | "KEYS" | "SCAN" | "RANDOMKEY" => {
@@ -498,6 +504,72 @@ fn parse_list(name: &str, args: &[Vec<u8>]) -> Action {
     store(command)
 }
 
+/// `MEMBER LIST | ADD <id> <peer-host:port> <client-host:port> [LEARNER|WITNESS] |
+/// PROMOTE <id> | REMOVE <id>`. Addresses are checked for shape here (a member nobody can dial
+/// would join a configuration for good); whether the change may follow is the master's call.
+fn parse_member(args: &[Vec<u8>]) -> Action {
+    const USAGE: &str = "ERR usage: MEMBER LIST | MEMBER ADD <id> <peer-host:port> \
+                         <client-host:port> [LEARNER|WITNESS] | MEMBER PROMOTE <id> | \
+                         MEMBER REMOVE <id>";
+    let change = match (text(&args[1]).as_str(), args.len()) {
+        ("LIST", 2) => return Action::MemberList,
+        ("ADD", 5 | 6) => parse_member_add(args),
+        ("PROMOTE", 3) => parse_member_id(&args[2]).map(|id| Change::Promote { id }),
+        ("REMOVE", 3) => parse_member_id(&args[2]).map(|id| Change::Remove { id }),
+        _ => Err(USAGE.to_string()),
+    };
+    match change {
+        Ok(change) => store(Command::Member(change)),
+        Err(error) => Action::Error(error),
+    }
+}
+
+fn parse_member_add(args: &[Vec<u8>]) -> Result<Change, String> {
+    let id = parse_member_id(&args[2])?;
+    let peer_addr = parse_member_addr(&args[3], "peer")?;
+    let client_addr = parse_member_addr(&args[4], "client")?;
+    let kind = match args.get(5).map(|a| text(a)).as_deref() {
+        None | Some("LEARNER") => MemberKind::Full,
+        Some("WITNESS") => MemberKind::Witness,
+        Some(other) => {
+            return Err(format!(
+                "ERR unknown member kind '{other}': LEARNER (the default) or WITNESS"
+            ))
+        }
+    };
+    Ok(Change::Add {
+        id,
+        peer_addr,
+        client_addr,
+        kind,
+    })
+}
+
+fn parse_member_id(arg: &[u8]) -> Result<NodeId, String> {
+    match std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse::<NodeId>().ok())
+    {
+        Some(id) if id > 0 => Ok(id),
+        _ => Err(format!(
+            "ERR invalid replica id '{}': a number from 1 to {}",
+            String::from_utf8_lossy(arg),
+            NodeId::MAX
+        )),
+    }
+}
+
+/// A `host:port` another replica can dial: an IP address (peers dial without name lookups).
+fn parse_member_addr(arg: &[u8], what: &str) -> Result<String, String> {
+    let text = String::from_utf8_lossy(arg);
+    match text.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.port() != 0 => Ok(addr.to_string()),
+        _ => Err(format!(
+            "ERR invalid {what} address '{text}': give IP:PORT, such as 127.0.0.1:7001"
+        )),
+    }
+}
+
 fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
     match name {
         "PING" if args.len() <= 2 => Action::Pong(args.get(1).cloned()),
@@ -636,6 +708,23 @@ pub async fn run(action: Action, conn: &mut Connection<'_>, out: &mut Vec<u8>) {
             }
             .text(&info);
         }
+        Action::MemberList => {
+            let mut w = Writer {
+                out,
+                resp3: conn.resp3,
+            };
+            match conn.status().await {
+                Some(status) => {
+                    w.array(status.members.len());
+                    for row in &status.members {
+                        w.bulk(
+                            member_line(row, status.node_id, conn.context.client_addr).as_bytes(),
+                        );
+                    }
+                }
+                None => w.error("TRYAGAIN the replica is shutting down"),
+            }
+        }
         Action::Hello {
             protocol,
             auth,
@@ -702,7 +791,11 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
             conn.quit = true;
             w.simple("OK");
         }
-        Action::Store { .. } | Action::Info(_) | Action::Hello { .. } | Action::RandomKey => {
+        Action::Store { .. }
+        | Action::Info(_)
+        | Action::MemberList
+        | Action::Hello { .. }
+        | Action::RandomKey => {
             unreachable!("handled in run")
         }
     }
@@ -715,6 +808,31 @@ const MULTI_REFUSED: &str = "ERR MULTI is not supported: every command up to EXE
                              will be refused; single commands (MSET, DEL of several keys, \
                              TESTANDSET) are atomic";
 const NOT_RUN_IN_MULTI: &str = "ERR not run: inside a refused MULTI (EXEC or DISCARD ends it)";
+
+/// One `MEMBER LIST` entry: `field=value` pairs separated by spaces; an address the
+/// configuration does not carry is `-`, and so is how far behind a member is off the master.
+pub fn member_line(row: &MemberRow, me: NodeId, my_client_addr: std::net::SocketAddr) -> String {
+    let or_dash = |addr: &str| match addr {
+        "" => "-".to_string(),
+        addr => addr.to_string(),
+    };
+    let client_addr = match (row.client_addr.as_str(), row.id == me) {
+        ("", true) => my_client_addr.to_string(),
+        (addr, _) => or_dash(addr),
+    };
+    let connected = match row.connected {
+        None => "self",
+        Some(true) => "yes",
+        Some(false) => "no",
+    };
+    let behind = row.behind_slots.map_or("-".to_string(), |n| n.to_string());
+    format!(
+        "id={} peer_addr={} client_addr={client_addr} kind={} connected={connected} behind_slots={behind}",
+        row.id,
+        or_dash(&row.peer_addr),
+        row.kind
+    )
+}
 
 fn config_pair(w: &mut Writer<'_>, name: &str, value: &str) {
     w.map(1);
@@ -1052,8 +1170,8 @@ fn replication_text(s: &Status) -> String {
         None => "lease_held:0\r\n".to_string(),
     };
     format!(
-        "role:{role}\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\nstorage_recovering:{}\r\nmaster_repl_offset:{}\r\n",
-        s.node_id, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served, u8::from(s.storage_recovering), s.applied_through,
+        "role:{role}\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nconfig_epoch:{}\r\nmember_kind:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\nstorage_recovering:{}\r\nmaster_repl_offset:{}\r\n",
+        s.node_id, s.epoch, s.kind, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served, u8::from(s.storage_recovering), s.applied_through,
     )
 }
 
@@ -1110,6 +1228,7 @@ mod tests {
             &["TYPE", "k"],
             &["TTL", "k"],
             &["PTTL", "k"],
+            &["MEMBER", "LIST"],
         ];
         for call in calls {
             assert!(arity_accepts(call), "{call:?} refused");
@@ -1369,5 +1488,110 @@ mod tests {
         );
         assert!(!arity_accepts(&["ECHO"]));
         assert!(!arity_accepts(&["ECHO", "a", "b"]));
+    }
+
+    fn member(parts: &[&str]) -> Action {
+        let mut all = vec!["MEMBER"];
+        all.extend_from_slice(parts);
+        let conn = ConnectionFlags {
+            authenticated: true,
+            in_refused_multi: false,
+            readonly: false,
+        };
+        parse(&args(&all), conn)
+    }
+
+    fn is_error_naming(action: &Action, needle: &str) -> bool {
+        matches!(action, Action::Error(text) if text.starts_with("ERR ") && text.contains(needle))
+    }
+
+    #[test]
+    fn member_add_is_a_change_through_the_log_and_a_learner_by_default() {
+        let learner = Change::Add {
+            id: 4,
+            peer_addr: "127.0.0.1:7004".into(),
+            client_addr: "127.0.0.1:6304".into(),
+            kind: MemberKind::Full,
+        };
+        assert_eq!(
+            member(&["ADD", "4", "127.0.0.1:7004", "127.0.0.1:6304"]),
+            store(Command::Member(learner.clone()))
+        );
+        assert_eq!(
+            member(&["add", "4", "127.0.0.1:7004", "127.0.0.1:6304", "learner"]),
+            store(Command::Member(learner))
+        );
+        let witness = member(&["ADD", "5", "127.0.0.1:7005", "127.0.0.1:6305", "WITNESS"]);
+        assert!(matches!(
+            witness,
+            Action::Store { commands, .. }
+                if matches!(&commands[..], [Command::Member(Change::Add { id: 5, kind: MemberKind::Witness, .. })])
+        ));
+    }
+
+    #[test]
+    fn member_promote_and_remove_name_one_replica_by_id() {
+        assert_eq!(
+            member(&["PROMOTE", "4"]),
+            store(Command::Member(Change::Promote { id: 4 }))
+        );
+        assert_eq!(
+            member(&["remove", "2"]),
+            store(Command::Member(Change::Remove { id: 2 }))
+        );
+        assert_eq!(member(&["LIST"]), Action::MemberList);
+    }
+
+    #[test]
+    fn member_commands_with_bad_arguments_are_refused_with_the_reason() {
+        assert!(is_error_naming(
+            &member(&["PROMOTE", "0"]),
+            "invalid replica id '0'"
+        ));
+        assert!(is_error_naming(
+            &member(&["REMOVE", "65536"]),
+            "invalid replica id"
+        ));
+        assert!(is_error_naming(
+            &member(&["REMOVE", "x"]),
+            "invalid replica id 'x'"
+        ));
+        let bad_peer = member(&["ADD", "4", "nohost", "127.0.0.1:6304"]);
+        assert!(is_error_naming(&bad_peer, "invalid peer address 'nohost'"));
+        let bad_client = member(&["ADD", "4", "127.0.0.1:7004", "127.0.0.1:0"]);
+        assert!(is_error_naming(&bad_client, "invalid client address"));
+        let bad_kind = member(&["ADD", "4", "127.0.0.1:7004", "127.0.0.1:6304", "VOTER"]);
+        assert!(is_error_naming(&bad_kind, "unknown member kind 'VOTER'"));
+        for wrong in [&["LIST", "x"][..], &["PROMOTE"], &["ADD", "4"], &["SHOW"]] {
+            assert!(
+                is_error_naming(&member(wrong), "usage: MEMBER LIST"),
+                "{wrong:?}"
+            );
+        }
+        assert!(matches!(
+            member(&[]),
+            Action::Error(text) if text == "ERR wrong number of arguments for 'member' command"
+        ));
+    }
+
+    #[test]
+    fn member_list_line_shows_unknown_fields_as_dashes_and_fills_in_its_own_client_address() {
+        let me: std::net::SocketAddr = "127.0.0.1:6301".parse().unwrap();
+        let row = |id, connected, behind_slots| MemberRow {
+            id,
+            peer_addr: format!("127.0.0.1:700{id}"),
+            client_addr: String::new(),
+            kind: "voter",
+            connected,
+            behind_slots,
+        };
+        assert_eq!(
+            member_line(&row(1, None, Some(0)), 1, me),
+            "id=1 peer_addr=127.0.0.1:7001 client_addr=127.0.0.1:6301 kind=voter connected=self behind_slots=0"
+        );
+        assert_eq!(
+            member_line(&row(2, Some(false), None), 1, me),
+            "id=2 peer_addr=127.0.0.1:7002 client_addr=- kind=voter connected=no behind_slots=-"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! replicas exchange, and the status `INFO` shows. A module of its own, so that the tasks that
 //! feed the core task (peer links, client connections) need not know the core task itself.
 
-use keyspace_core::{ClientRequest, ClientResponse, Message, NodeId, Role};
+use keyspace_core::{ClientRequest, ClientResponse, Member, MemberKind, Message, NodeId, Role};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,4 +59,36 @@ pub struct Status {
     pub log_sync_recent_us: u64,
     /// Recovering what damaged storage may have lost; does not vote until done.
     pub storage_recovering: bool,
+    /// The epoch of the configuration this replica applied.
+    pub epoch: u64,
+    /// What this replica is in that configuration: see [`kind_name`].
+    pub kind: &'static str,
+    /// One row per member of that configuration, in id order.
+    pub members: Vec<MemberRow>,
+}
+
+/// One member as `MEMBER LIST` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRow {
+    pub id: NodeId,
+    /// Empty when the configuration does not say (founding members of a group started with
+    /// `--peers` that this replica has no address for).
+    pub peer_addr: String,
+    pub client_addr: String,
+    pub kind: &'static str,
+    /// Whether this replica's link to it is up (`None` for itself).
+    pub connected: Option<bool>,
+    /// How many slots it is behind the master, known only on the master.
+    pub behind_slots: Option<u64>,
+}
+
+/// What a member is: `voter`, `learner` (a full replica not voting yet), `witness`, or
+/// `witness-learner` (a witness not voting yet).
+pub fn kind_name(member: &Member) -> &'static str {
+    match (member.kind, member.voting) {
+        (MemberKind::Full, true) => "voter",
+        (MemberKind::Full, false) => "learner",
+        (MemberKind::Witness, true) => "witness",
+        (MemberKind::Witness, false) => "witness-learner",
+    }
 }

@@ -74,7 +74,12 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
+    #[error("replica {id} was removed from the group (configuration epoch {epoch}) and stopped; its id is never used again: to bring the machine back, empty its --data directory and add it under a new id")]
+    Removed { id: NodeId, epoch: u64 },
 }
+
+/// The exit status of a replica that stopped because it was removed from the group.
+pub const EXIT_REMOVED: u8 = 3;
 
 /// Entropy for the shell: the operating system's generator, or under `--cfg madsim` the
 /// simulation's seeded one, so that a simulated run repeats from its seed.
@@ -121,6 +126,39 @@ fn create_data_dir(dir: &Path) -> Result<bool, NodeError> {
     }
 }
 
+/// Dials every other replica of `--peers` and starts the peer listener, which accepts them
+/// (the shell then keeps both to the applied configuration).
+fn start_peers(
+    config: &NodeConfig,
+    listener: TcpListener,
+    key: ClusterKey,
+    core: mpsc::Sender<event::Event>,
+) -> (BTreeMap<NodeId, peer::PeerLink>, shell::Peering) {
+    let me = config.id;
+    let links = config
+        .peers
+        .iter()
+        .filter(|(id, _)| **id != me)
+        .map(|(id, addr)| (*id, peer::spawn_dialler(me, *id, *addr, key.clone())))
+        .collect();
+    let accepted = Arc::new(std::sync::RwLock::new(
+        config.peers.keys().copied().collect(),
+    ));
+    tokio::spawn(peer::listen(
+        listener,
+        me,
+        accepted.clone(),
+        key.clone(),
+        core,
+    ));
+    let peering = shell::Peering {
+        me_addr: config.peers[&me],
+        key,
+        accepted,
+    };
+    (links, peering)
+}
+
 /// Runs one replica until the process ends. Returns early only on a startup error.
 pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     let me = config.id;
@@ -157,21 +195,8 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     let mut replica_config = replica_config(&config);
     replica_config.new_cluster = config.new_cluster && created;
     let replica = Replica::new(replica_config, durable, 0, random());
-    let links = config
-        .peers
-        .iter()
-        .filter(|(id, _)| **id != me)
-        .map(|(id, addr)| (*id, peer::spawn_dialler(me, *id, *addr, key.clone())))
-        .collect();
     let (core_tx, core_rx) = mpsc::channel(shell::EVENTS_QUEUE_MAX);
-    let members = config.peers.keys().copied().collect();
-    tokio::spawn(peer::listen(
-        peer_listener,
-        me,
-        members,
-        key,
-        core_tx.clone(),
-    ));
+    let (links, peering) = start_peers(&config, peer_listener, key, core_tx.clone());
     let context = Arc::new(client::ClientContext {
         core: core_tx,
         node_id: me,
@@ -185,8 +210,18 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     });
     tokio::spawn(client::listen(client_listener, context));
     tracing::info!(node = me, peers = %peer_addr, clients = %config.client_addr, "serving");
-    shell::Shell::new(replica, log, links, start, config.sync_inline_max_us)
-        .run(core_rx)
-        .await;
-    Ok(())
+    let stopped = shell::Shell::new(
+        replica,
+        log,
+        links,
+        peering,
+        start,
+        config.sync_inline_max_us,
+    )
+    .run(core_rx)
+    .await;
+    match stopped {
+        shell::Stopped::EventsClosed => Ok(()),
+        shell::Stopped::Removed { epoch } => Err(NodeError::Removed { id: me, epoch }),
+    }
 }

@@ -4,6 +4,8 @@
 mod bench;
 #[cfg(not(madsim))]
 mod cluster;
+#[cfg(not(madsim))]
+mod member;
 
 /// mimalloc: the node allocates per request (keys, values, replies), and mimalloc costs less
 /// CPU per request than the system allocator (docs/benchmarks.md).
@@ -25,7 +27,7 @@ mod cli {
     use std::process::ExitCode;
 
     use clap::{Parser, Subcommand};
-    use keyspace_node::{peer, run_node, shell, NodeConfig};
+    use keyspace_node::{peer, run_node, shell, NodeConfig, NodeError, EXIT_REMOVED};
 
     /// keyspace: a strongly consistent, replicated key-value store that speaks the Redis protocol.
     ///
@@ -60,6 +62,12 @@ mod cli {
         Cluster(crate::cluster::ClusterArgs),
         /// Load generator: concurrent clients doing SET/GET, then ops/s and latency percentiles.
         Bench(crate::bench::BenchArgs),
+        /// Change or list the group's members through any replica: list, add, promote, remove.
+        ///
+        /// Example: keyspace member add 4 127.0.0.1:7004 127.0.0.1:6382 --addr 6379
+        ///          keyspace member promote 4 --addr 6379
+        #[command(verbatim_doc_comment)]
+        Member(crate::member::MemberArgs),
     }
 
     #[derive(clap::Args)]
@@ -122,6 +130,7 @@ mod cli {
             Sub::Node(args) => node(args),
             Sub::Cluster(args) => crate::cluster::run(args),
             Sub::Bench(args) => crate::bench::run(args),
+            Sub::Member(args) => crate::member::run(args),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -168,8 +177,13 @@ mod cli {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
-        runtime
-            .block_on(run_node(config))
-            .map_err(|e| e.to_string())
+        match runtime.block_on(run_node(config)) {
+            Ok(()) => Ok(()),
+            Err(removed @ NodeError::Removed { .. }) => {
+                eprintln!("error: {removed}");
+                std::process::exit(EXIT_REMOVED.into())
+            }
+            Err(error) => Err(error.to_string()),
+        }
     }
 }

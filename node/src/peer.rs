@@ -100,6 +100,8 @@ impl ClusterKey {
 
 /// The sending half of the link to one peer, as the shell's core task sees it.
 pub struct PeerLink {
+    /// Where the link dials.
+    pub addr: SocketAddr,
     pub tx: mpsc::Sender<Vec<PeerFrame>>,
     pub connected: Arc<AtomicBool>,
 }
@@ -274,7 +276,11 @@ pub fn spawn_dialler(me: NodeId, peer: NodeId, addr: SocketAddr, key: ClusterKey
     let (tx, rx) = mpsc::channel(PEER_QUEUE_BATCHES_MAX);
     let connected = Arc::new(AtomicBool::new(false));
     tokio::spawn(dial_loop(me, peer, addr, key, rx, connected.clone()));
-    PeerLink { tx, connected }
+    PeerLink {
+        addr,
+        tx,
+        connected,
+    }
 }
 
 async fn dial_loop(
@@ -365,7 +371,7 @@ fn encode_batch(batch: &[PeerFrame], out: &mut Vec<u8>) {
 pub async fn listen(
     listener: TcpListener,
     me: NodeId,
-    members: Vec<NodeId>,
+    members: Arc<std::sync::RwLock<Vec<NodeId>>>,
     key: ClusterKey,
     core: mpsc::Sender<Event>,
 ) {
@@ -378,7 +384,9 @@ pub async fn listen(
                 continue;
             }
         };
-        let (key, members, core) = (key.clone(), members.clone(), core.clone());
+        // The members as of this accept: the shell keeps the list to the applied configuration.
+        let members = members.read().expect("member list lock poisoned").clone();
+        let (key, core) = (key.clone(), core.clone());
         tokio::spawn(async move {
             if let Err(error) = serve_peer(stream, me, &members, &key, core).await {
                 tracing::warn!(%addr, %error, "dropped peer connection");

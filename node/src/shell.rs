@@ -34,8 +34,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::event::{Event, PeerFrame, Status};
-use crate::peer::PeerLink;
+use crate::event::{kind_name, Event, MemberRow, PeerFrame, Status};
+use crate::peer::{self, ClusterKey, PeerLink};
 use crate::storage::{FileLog, StorageError};
 
 /// A sync running on a blocking thread (one that carries a snapshot): gives the log back with
@@ -71,6 +71,9 @@ pub const SYNCS_PER_TURN_MAX: usize = 3;
 pub const SYNC_INLINE_MAX_US: u64 = 0;
 /// The weight of the newest sync in the recent average: 1 / SYNC_AVERAGE_WEIGHT.
 const SYNC_AVERAGE_WEIGHT: u64 = 8;
+/// How long a removed member's link is kept: long enough for it to hear of its removal from
+/// the group's answers to it (a lease or election attempt, a catch-up request) and stop.
+pub const REMOVED_PEER_GRACE: Duration = Duration::from_secs(30);
 /// Capacity of the channel into the core task.
 pub const EVENTS_QUEUE_MAX: usize = 16 * 1024;
 
@@ -82,6 +85,25 @@ enum Wake {
     StagedDue,
     /// The sync running on a blocking thread finished.
     Synced(Box<Result<SyncDone, tokio::task::JoinError>>),
+}
+
+/// What the shell needs to follow the configuration with its peer links.
+pub struct Peering {
+    /// This replica's own peer address (`MEMBER LIST` shows it).
+    pub me_addr: std::net::SocketAddr,
+    pub key: ClusterKey,
+    /// The ids the peer listener accepts; the shell keeps it to the applied configuration.
+    pub accepted: std::sync::Arc<std::sync::RwLock<Vec<NodeId>>>,
+}
+
+/// Why [`Shell::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Stopped {
+    /// Every event sender is gone.
+    EventsClosed,
+    /// This replica applied its own removal at configuration `epoch`.
+    Removed { epoch: u64 },
 }
 
 enum Route {
@@ -102,6 +124,11 @@ pub struct Shell {
     /// When the staged writes must be synced even if nothing waits for them.
     lazy_deadline: Instant,
     links: BTreeMap<NodeId, PeerLink>,
+    peering: Peering,
+    /// The configuration epoch the links were last matched to (`None` before the first turn).
+    links_epoch: Option<u64>,
+    /// Links of removed members, kept until the instant given (see [`REMOVED_PEER_GRACE`]).
+    retiring: BTreeMap<NodeId, Instant>,
     start: Instant,
     routes: HashMap<(ClientId, Seq), (Route, Instant)>,
     outbox: BTreeMap<NodeId, Vec<PeerFrame>>,
@@ -127,6 +154,7 @@ impl Shell {
         replica: Replica,
         log: FileLog,
         links: BTreeMap<NodeId, PeerLink>,
+        peering: Peering,
         start: Instant,
         sync_inline_max_us: u64,
     ) -> Shell {
@@ -138,6 +166,9 @@ impl Shell {
             staged_urgent: false,
             lazy_deadline: Instant::now(),
             links,
+            peering,
+            links_epoch: None,
+            retiring: BTreeMap::new(),
             start,
             routes: HashMap::new(),
             outbox: BTreeMap::new(),
@@ -163,13 +194,22 @@ impl Shell {
         self.replica.node_id()
     }
 
-    /// Runs until every event sender is gone.
-    pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+    /// Runs until every event sender is gone, or until this replica applied its own removal.
+    pub async fn run(mut self, mut events: mpsc::Receiver<Event>) -> Stopped {
         let mut last_timer: Option<Instant> = None;
         loop {
+            if self.replica.is_removed() {
+                let epoch = self.replica.configuration().epoch;
+                tracing::error!(
+                    node = self.me(),
+                    epoch,
+                    "this replica was removed from the group (MEMBER REMOVE); stopping"
+                );
+                return Stopped::Removed { epoch };
+            }
             let deadline = self.timer_deadline(last_timer);
             let Some(wake) = self.wait(&mut events, deadline).await else {
-                return;
+                return Stopped::EventsClosed;
             };
             last_timer = match wake {
                 Wake::Timer => deadline,
@@ -235,6 +275,7 @@ impl Shell {
         let now = self.now_ns();
         self.replica.handle_timeout(now);
         self.drain_outputs();
+        self.follow_configuration();
         self.flush_outbox();
         // A turn that answered no client (a lone writer's, a follower's) first lets the peer
         // tasks put its accepts on the wire, so the followers sync while this replica does:
@@ -455,6 +496,68 @@ impl Shell {
         self.drained = outputs;
     }
 
+    /// Matches the peer links to the applied configuration once it changed: dials members it
+    /// has no link to (at their configured peer address), and drops the link of a removed
+    /// member after [`REMOVED_PEER_GRACE`] (until then the group's answers reach it, so that it
+    /// learns of its removal and stops). Tells the peer listener whom to accept.
+    fn follow_configuration(&mut self) {
+        let now = Instant::now();
+        let epoch = self.replica.configuration().epoch;
+        let changed = self.links_epoch != Some(epoch);
+        if changed {
+            self.links_epoch = Some(epoch);
+            self.dial_new_members();
+            let config = self.replica.configuration();
+            for &id in self.links.keys().filter(|id| config.is_removed(**id)) {
+                self.retiring.entry(id).or_insert(now + REMOVED_PEER_GRACE);
+            }
+        }
+        let expired: Vec<NodeId> = self
+            .retiring
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            // Dropping the sender ends the dialler task and its connection.
+            self.retiring.remove(id);
+            self.links.remove(id);
+            tracing::info!(peer = id, epoch, "removed peer's link dropped");
+        }
+        if changed || !expired.is_empty() {
+            let config = self.replica.configuration();
+            let accepted = config.member_ids().chain(self.links.keys().copied());
+            let mut accepted: Vec<NodeId> = accepted.collect();
+            accepted.sort_unstable();
+            accepted.dedup();
+            *self
+                .peering
+                .accepted
+                .write()
+                .expect("member list lock poisoned") = accepted;
+        }
+    }
+
+    fn dial_new_members(&mut self) {
+        let me = self.me();
+        let config = self.replica.configuration();
+        for (&id, member) in &config.members {
+            if id == me || self.links.contains_key(&id) {
+                continue;
+            }
+            match member.peer_addr.parse() {
+                Ok(addr) => {
+                    let link = peer::spawn_dialler(me, id, addr, self.peering.key.clone());
+                    self.links.insert(id, link);
+                    tracing::info!(peer = id, %addr, epoch = config.epoch, "new member; dialling it");
+                }
+                Err(_) => {
+                    tracing::warn!(peer = id, addr = %member.peer_addr, "member has no peer address this replica can dial")
+                }
+            }
+        }
+    }
+
     fn flush_outbox(&mut self) {
         for (to, frames) in std::mem::take(&mut self.outbox) {
             let Some(link) = self.links.get(&to) else {
@@ -505,7 +608,55 @@ impl Shell {
             log_syncs_off_loop: self.log_syncs_off_loop,
             log_sync_recent_us: self.sync_recent_us,
             storage_recovering: replica.is_recovering_storage(),
+            epoch: replica.configuration().epoch,
+            kind: self.own_kind(),
+            members: self.member_rows(),
         }
+    }
+
+    /// This replica's kind in the configuration it applied, or `removed`.
+    fn own_kind(&self) -> &'static str {
+        let config = self.replica.configuration();
+        match config.members.get(&self.me()) {
+            Some(member) => kind_name(member),
+            None if self.replica.is_removed() || config.is_removed(self.me()) => "removed",
+            None => "none",
+        }
+    }
+
+    /// The applied configuration's members, with what this replica knows of each: its links,
+    /// and on the master how far each member is behind.
+    fn member_rows(&self) -> Vec<MemberRow> {
+        let progress: BTreeMap<NodeId, _> = self.replica.member_progress().into_iter().collect();
+        let leads = !progress.is_empty();
+        let chosen = self.replica.chosen_through();
+        let config = self.replica.configuration();
+        let rows = config.members.iter().map(|(&id, member)| {
+            let link = self.links.get(&id);
+            let known_addr = match link {
+                Some(link) => link.addr.to_string(),
+                None if id == self.me() => self.peering.me_addr.to_string(),
+                None => String::new(),
+            };
+            MemberRow {
+                id,
+                peer_addr: Some(member.peer_addr.clone())
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or(known_addr),
+                client_addr: member.client_addr.clone(),
+                kind: kind_name(member),
+                connected: (id != self.me())
+                    .then(|| link.is_some_and(|l| l.connected.load(Ordering::Acquire))),
+                behind_slots: match progress.get(&id) {
+                    // The master itself is as far as it knows (its entry may lag its own log).
+                    _ if id == self.me() && leads => Some(0),
+                    Some(p) => Some(chosen.saturating_sub(p.chosen_through)),
+                    None if leads => Some(chosen),
+                    None => None,
+                },
+            }
+        });
+        rows.collect()
     }
 }
 

@@ -163,6 +163,9 @@ pub struct Stats {
     pub loads_damaged: u64,
     /// Replicas up and still recovering damaged storage when the run ended.
     pub recovering_at_end: u64,
+    /// Membership changes the simulator asked for, and those applied.
+    pub member_changes_asked: u64,
+    pub member_changes_applied: u64,
 }
 
 /// The outcome of one seed.

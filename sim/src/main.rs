@@ -204,7 +204,7 @@ fn run_one(cli: &Cli, options: SimOptions) -> i32 {
     let wall = started.elapsed();
     let s = &report.stats;
     println!(
-        "{} events, {:.1}s simulated in {:.3}s wall; ops {} ({} ok, {} failed, {} unknown), {} sessions opened; {} slots; {} crashes, {} partitions, {} pauses; disk: {} faults at rest, {} torn writes, {} damaged loads; trace {:016x}",
+        "{} events, {:.1}s simulated in {:.3}s wall; ops {} ({} ok, {} failed, {} unknown), {} sessions opened; {} slots; {} crashes, {} partitions, {} pauses; disk: {} faults at rest, {} torn writes, {} damaged loads; membership changes {} asked, {} applied; trace {:016x}",
         s.events,
         s.sim_ns as f64 / 1e9,
         wall.as_secs_f64(),
@@ -220,6 +220,8 @@ fn run_one(cli: &Cli, options: SimOptions) -> i32 {
         s.storage_faults,
         s.torn_writes,
         s.loads_damaged,
+        s.member_changes_asked,
+        s.member_changes_applied,
         report.trace_hash
     );
     if let Some(reason) = &report.undecided {
@@ -249,6 +251,8 @@ struct Tally {
     failures: [u64; 4],
     undecided: u64,
     sim_ns: u64,
+    /// Membership changes asked for and applied, over every seed.
+    member_changes: (u64, u64),
 }
 
 impl Tally {
@@ -257,6 +261,8 @@ impl Tally {
     fn record(&mut self, report: &SeedReport, bar: &ProgressBar) -> bool {
         let seed = report.options.seed;
         self.sim_ns += report.stats.sim_ns;
+        self.member_changes.0 += report.stats.member_changes_asked;
+        self.member_changes.1 += report.stats.member_changes_applied;
         if let Some(reason) = &report.undecided {
             self.undecided += 1;
             bar.suspend(|| println!("seed {seed}: checker undecided: {reason}"));
@@ -276,7 +282,7 @@ impl Tally {
         let count = range.end - range.start;
         let failures = &self.failures;
         format!(
-            "seeds {}..{}: {} run, {} failed (safety {}, linearizability {}, determinism {}, liveness {}), {} undecided by the checker; {:.0} seeds/min, {:.0}x simulated/wall",
+            "seeds {}..{}: {} run, {} failed (safety {}, linearizability {}, determinism {}, liveness {}), {} undecided by the checker; membership changes {} asked, {} applied; {:.0} seeds/min, {:.0}x simulated/wall",
             range.start,
             range.end,
             count,
@@ -286,6 +292,8 @@ impl Tally {
             failures[FailureKind::Determinism as usize],
             failures[FailureKind::Liveness as usize],
             self.undecided,
+            self.member_changes.0,
+            self.member_changes.1,
             count as f64 / wall_s * 60.0,
             self.sim_ns as f64 / 1e9 / wall_s
         )

@@ -71,6 +71,10 @@ impl Profile {
     fn disk(self) -> bool {
         matches!(self, Profile::Disk | Profile::All)
     }
+
+    fn membership(self) -> bool {
+        matches!(self, Profile::Disk | Profile::All)
+    }
 }
 
 impl fmt::Display for Profile {
@@ -156,6 +160,11 @@ pub struct FaultPlan {
     // Liveness phase.
     /// Whether the liveness phase leaves a minority crashed or cut off.
     pub liveness_minority_down: bool,
+    // Membership (drawn from a stream of its own, so adding it changed no other draw).
+    /// Mean time between membership changes the simulator asks the master for; 0 means none.
+    pub membership_every_ns: Nanos,
+    /// Replicas with new ids the simulator may start and add (ids after the founding ones).
+    pub spare_ids: usize,
 }
 
 /// Draws `true` with probability `ppm / 1e6`.
@@ -177,6 +186,8 @@ pub struct Streams {
     pub node_seeds: ChaCha8Rng,
     /// Faults at rest (a stream of its own, so adding them left the other streams unchanged).
     pub storage: ChaCha8Rng,
+    /// Membership changes (likewise).
+    pub membership: ChaCha8Rng,
 }
 
 impl Streams {
@@ -191,6 +202,7 @@ impl Streams {
             workload: sub(),
             node_seeds: sub(),
             storage: sub(),
+            membership: sub(),
         }
     }
 }
@@ -233,6 +245,7 @@ impl FaultPlan {
     pub fn draw_for(options: &crate::SimOptions) -> FaultPlan {
         let mut streams = Streams::new(options.seed);
         let mut plan = FaultPlan::draw(options.faults, options.nodes, &mut streams.plan);
+        plan.draw_membership(&mut streams.membership);
         if options.storage_beyond_budget {
             plan.exceed_storage_budget();
         }
@@ -277,6 +290,8 @@ impl FaultPlan {
             read_errors: false,
             torn_writes: false,
             segment_bytes: 0,
+            membership_every_ns: 0,
+            spare_ids: 0,
         };
         plan.draw_network(rng, &on, nodes);
         plan.draw_clocks(rng, on.skew, on.drift);
@@ -289,6 +304,24 @@ impl FaultPlan {
         plan.segment_bytes = pick(rng, &[16, 64, 256]) * 1024;
         plan.draw_grant_crashes(rng);
         plan
+    }
+
+    /// Membership changes, for three seeds in four of a profile with them: how often, and how
+    /// many spare replicas (each with a clock of its own within the drift bound).
+    pub fn draw_membership(&mut self, rng: &mut ChaCha8Rng) {
+        if !self.profile.membership() || rng.gen_range(0..4) == 0 {
+            return;
+        }
+        self.membership_every_ns = pick(rng, &[300, 1_000, 2_000]) * NANOS_PER_MILLI;
+        self.spare_ids = pick(rng, &[2, 4]);
+        let bound = self.drift_bound_ppm as i64;
+        for _ in 0..self.spare_ids {
+            self.drift_ppm.push(rng.gen_range(-bound..=bound));
+            self.clock_offset_ns
+                .push(rng.gen_range(0..1_000) * NANOS_PER_SEC);
+            self.storage_faulty.push(false);
+            self.crash_after_first_grant.push(false);
+        }
     }
 
     /// The network's rates: delay jitter, long tails, loss, duplication, partitions.
@@ -489,10 +522,23 @@ impl fmt::Display for FaultPlan {
             self.torn_writes,
             self.segment_bytes / 1024
         )?;
+        self.fmt_rest(f)
+    }
+}
+
+impl FaultPlan {
+    /// The plan's last lines: sessions, membership changes, the liveness phase.
+    fn fmt_rest(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
             "  sessions: at most {}, forgotten after {} idle slots",
             self.sessions_max, self.session_idle_slots_max
+        )?;
+        writeln!(
+            f,
+            "  membership changes: every ~{} ms with {} spare replicas",
+            self.membership_every_ns / NANOS_PER_MILLI,
+            self.spare_ids
         )?;
         write!(
             f,

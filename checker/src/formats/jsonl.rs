@@ -71,6 +71,7 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
     let opt = |bytes: &Option<Vec<u8>>| bytes.as_deref().map_or(Value::Null, b);
     match command {
         Command::Get { key } => ("get", vec![("key", b(key))]),
+        Command::Member(change) => ("member", vec![("change", format!("{change:?}").into())]),
         Command::DirtyGet { key } => ("dirty-get", vec![("key", b(key))]),
         Command::Set { key, value } => ("set", vec![("key", b(key)), ("value", b(value))]),
         Command::TestAndSet { key, expected, new } => (
@@ -232,6 +233,7 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 CommandError::NotAnInteger => ("not-an-integer", None),
                 CommandError::Overflow => ("overflow", None),
                 CommandError::NoSuchKey => ("no-such-key", None),
+                CommandError::MemberChange(_) => ("member-change", None),
                 CommandError::StaleRequest { seq } => ("stale-request", Some(("seq", *seq))),
                 CommandError::RequestTooLarge { len } => {
                     ("request-too-large", Some(("len", *len as u64)))

@@ -467,6 +467,7 @@ fn describe_in_db(command: &Command) -> String {
     let count = |count: &Option<u64>| count.map_or("-".to_string(), |c| c.to_string());
     match command {
         Command::Get { key } => format!("GET {}", show(key)),
+        Command::Member(change) => format!("MEMBER {change:?}"),
         Command::DirtyGet { key } => format!("DIRTY-GET {}", show(key)),
         Command::Set { key, value } => format!("SET {} {}", show(key), show(value)),
         Command::TestAndSet { key, expected, new } => {

@@ -144,34 +144,39 @@ pub(crate) fn encode(
     out
 }
 
-/// Decodes either encoding; the scan orders are rebuilt.
-pub(crate) fn decode(body: &[u8]) -> Result<StateParts, String> {
-    let mut parts = match body {
+/// Decodes either encoding at the start of `body`, with the bytes after it; the scan orders are
+/// rebuilt.
+pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
+    let (mut parts, after) = match body {
         [VERSIONED_MARK, ENCODING_V2, rest @ ..] => {
-            let state: StateV2 = postcard::from_bytes(rest).map_err(|e| e.to_string())?;
+            let (state, after): (StateV2, &[u8]) =
+                postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
             if state.stores.len() != usize::from(DATABASES) {
                 return Err(format!("{} databases", state.stores.len()));
             }
-            StateParts {
+            let parts = StateParts {
                 config: state.config,
                 data: Databases {
                     stores: state.stores,
                 },
                 sessions: state.sessions,
                 applied_slot: state.applied_slot,
-            }
+            };
+            (parts, after)
         }
         [VERSIONED_MARK, version, ..] => return Err(format!("unknown encoding version {version}")),
         v1 => {
-            let state: StateV1 = postcard::from_bytes(v1).map_err(|e| e.to_string())?;
+            let (state, after): (StateV1, &[u8]) =
+                postcard::take_from_bytes(v1).map_err(|e| e.to_string())?;
             let mut data = Databases::default();
             *data.db_mut(0) = state.data;
-            StateParts {
+            let parts = StateParts {
                 config: state.config,
                 data,
                 sessions: state.sessions,
                 applied_slot: state.applied_slot,
-            }
+            };
+            (parts, after)
         }
     };
     parts
@@ -179,7 +184,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<StateParts, String> {
         .stores
         .iter_mut()
         .for_each(Store::rebuild_scan_order);
-    Ok(parts)
+    Ok((parts, after))
 }
 
 /// Reads a v2 encoding for checking (see `StateMachine::verify_encoding`).

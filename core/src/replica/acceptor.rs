@@ -21,17 +21,25 @@ pub(super) struct LogAcceptor {
     /// At least the ballot of every value in `accepted` (the highest ever accepted), so that
     /// "no accepted ballot is above the promise" is checked without a walk of the log.
     accepted_ballot_max: Ballot,
+    /// The epoch each accepted `Reconfigure` not known chosen would make, by slot: a lease
+    /// proposer of an older epoch is refused (see `route_lease`).
+    reconfigures: BTreeMap<Slot, u64>,
 }
 
 impl LogAcceptor {
     /// The acceptor as storage recovered it.
     pub(super) fn new(promised: Ballot, accepted: BTreeMap<Slot, (Ballot, LogValue)>) -> Self {
         let accepted_ballot_max = accepted.values().map(|(b, _)| *b).max();
+        let reconfigures = accepted
+            .iter()
+            .filter_map(|(slot, (_, value))| reconfigure_epoch(value).map(|e| (*slot, e)))
+            .collect();
         let acceptor = Self {
             promised,
             highest_seen: promised,
             accepted,
             accepted_ballot_max: accepted_ballot_max.unwrap_or(Ballot::ZERO),
+            reconfigures,
         };
         acceptor.check_invariants();
         acceptor
@@ -81,6 +89,10 @@ impl LogAcceptor {
         self.observe(ballot);
         self.promised = self.promised.max(ballot);
         if !chosen {
+            match reconfigure_epoch(&value) {
+                Some(epoch) => self.reconfigures.insert(slot, epoch),
+                None => self.reconfigures.remove(&slot),
+            };
             self.accepted.insert(slot, (ballot, value.clone()));
             self.accepted_ballot_max = self.accepted_ballot_max.max(ballot);
         }
@@ -111,7 +123,22 @@ impl LogAcceptor {
 
     /// Forgets what was accepted for `slot` (it is chosen now), returning it.
     pub(super) fn take(&mut self, slot: Slot) -> Option<(Ballot, LogValue)> {
+        self.reconfigures.remove(&slot);
         self.accepted.remove(&slot)
+    }
+
+    /// The accepted change not known chosen in the highest slot, if any.
+    pub(super) fn pending_change(&self) -> Option<&crate::membership::Reconfigure> {
+        let (slot, _) = self.reconfigures.last_key_value()?;
+        match self.accepted.get(slot) {
+            Some((_, LogValue::Reconfigure(change))) => Some(change),
+            _ => unreachable!("a tracked change is accepted"),
+        }
+    }
+
+    /// The highest epoch an accepted change not known chosen would make (0 if none).
+    pub(super) fn reconfigure_epoch_max(&self) -> u64 {
+        self.reconfigures.values().copied().max().unwrap_or(0)
     }
 
     /// Every accepted slot from `from_slot` on, as a promise reports it.
@@ -133,10 +160,22 @@ impl LogAcceptor {
     /// Drops what was accepted at or below `through` (a snapshot covers it).
     pub(super) fn drop_through(&mut self, through: Slot) {
         self.accepted = self.accepted.split_off(&(through + 1));
+        self.reconfigures = self.reconfigures.split_off(&(through + 1));
     }
 
-    /// No accepted ballot is above the promise, and no promise above what was seen.
+    /// No accepted ballot is above the promise, no promise above what was seen, and every
+    /// tracked change is an accepted one.
     pub(super) fn check_invariants(&self) {
+        assert!(
+            self.reconfigures.len() <= self.accepted.len(),
+            "changes tracked beyond the accepted values"
+        );
+        if let Some((slot, _)) = self.reconfigures.last_key_value() {
+            assert!(
+                self.accepted.contains_key(slot),
+                "a change tracked at slot {slot} unaccepted"
+            );
+        }
         assert!(
             self.accepted_ballot_max <= self.promised,
             "accepted ballot {} above the promise {}",
@@ -149,6 +188,14 @@ impl LogAcceptor {
             self.promised,
             self.highest_seen
         );
+    }
+}
+
+/// The epoch a `Reconfigure` value makes, if `value` is one.
+fn reconfigure_epoch(value: &LogValue) -> Option<u64> {
+    match value {
+        LogValue::Reconfigure(change) => Some(change.epoch),
+        _ => None,
     }
 }
 

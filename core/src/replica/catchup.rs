@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::kv::StateMachine;
+use crate::membership::Configuration;
 use crate::msg::{CatchupRequest, SnapshotPiece, SnapshotResume};
 use crate::snapshot::{SnapshotAssembly, SnapshotImage};
 use crate::types::{Nanos, NodeId, Slot};
@@ -84,14 +85,14 @@ impl CatchUp {
         (chosen_through, offset)
     }
 
-    /// Adds a piece of a peer's snapshot; returns the image and its state once it is whole
-    /// and verified. A piece of another snapshot starts over; a bad one drops the transfer.
+    /// Adds a piece of a peer's snapshot; returns the image, its state and the configuration it
+    /// carries once it is whole and verified. A piece of another snapshot starts over; a bad one drops the transfer.
     pub(super) fn on_piece(
         &mut self,
         from: NodeId,
         piece: SnapshotPiece,
         chosen_through: Slot,
-    ) -> Option<(Arc<SnapshotImage>, StateMachine)> {
+    ) -> Option<(Arc<SnapshotImage>, StateMachine, Option<Configuration>)> {
         if piece.meta.slot <= chosen_through {
             self.incoming = None; // already past it
             return None;
@@ -109,8 +110,12 @@ impl CatchUp {
             return None; // the caller asks for the next chunk
         }
         let (_, assembly) = self.incoming.take().expect("set above");
-        let verified = assembly.finish().and_then(|i| i.restore().map(|s| (i, s)));
-        verified.ok().map(|(image, state)| (Arc::new(image), state))
+        let verified = assembly
+            .finish()
+            .and_then(|i| i.restore_configured().map(|(s, c)| (i, s, c)));
+        verified
+            .ok()
+            .map(|(image, state, members)| (Arc::new(image), state, members))
     }
 
     /// A retry is pending only for a target, and a transfer never runs past its image.

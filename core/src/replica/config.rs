@@ -14,7 +14,8 @@ use crate::types::{Nanos, NodeId, NANOS_PER_MILLI};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaConfig {
     pub node_id: NodeId,
-    /// Every replica's id, this one included.
+    /// The group's founding voters (its configuration of epoch 0). Later configurations come
+    /// from the log and from snapshots; a replica that joins later is not among these.
     pub nodes: Vec<NodeId>,
     pub lease: LeaseConfig,
     /// How often unanswered prepares and accepts are sent again.
@@ -43,6 +44,12 @@ pub struct ReplicaConfig {
     /// the last one; every replica compares (Paxos Made Live's consistency check).
     pub checkpoint_interval_slots: u64,
     pub state_machine: StateMachineConfig,
+    /// A learner is promoted only while it is at most this many slots behind the master.
+    #[serde(default = "default_promote_lag_max_slots")]
+    pub promote_lag_max_slots: u64,
+    /// A member counts as connected while the master heard from it within this long.
+    #[serde(default = "default_member_heard_window_ns")]
+    pub member_heard_window_ns: Nanos,
     /// Every member of this group is starting for the first time (etcd's
     /// `--initial-cluster-state new`): a replica with empty storage then skips the restart
     /// quiet period, since it has granted no lease. Empty storage alone cannot tell "brand new"
@@ -75,6 +82,8 @@ impl ReplicaConfig {
             log_retain_slots: 1_000,
             checkpoint_interval_slots: 1_000,
             state_machine: StateMachineConfig::default(),
+            promote_lag_max_slots: default_promote_lag_max_slots(),
+            member_heard_window_ns: default_member_heard_window_ns(),
             new_cluster: false,
             mutant: None,
         }
@@ -86,10 +95,7 @@ impl ReplicaConfig {
             !self.nodes.is_empty(),
             "a cluster needs at least one replica"
         );
-        assert!(
-            self.nodes.contains(&self.node_id),
-            "node_id must be in nodes"
-        );
+        assert!(self.node_id > 0, "node ids start at 1");
         let unique: BTreeSet<_> = self.nodes.iter().collect();
         assert_eq!(unique.len(), self.nodes.len(), "node ids must be unique");
         assert!(!self.nodes.contains(&0), "node ids start at 1");
@@ -123,16 +129,29 @@ impl ReplicaConfig {
         );
         assert!(self.retransmit_interval_ns > 0 && self.heartbeat_interval_ns > 0);
         assert!(
+            self.member_heard_window_ns > self.heartbeat_interval_ns,
+            "a member must be heard from at least once per window"
+        );
+        assert!(
             self.mutant.is_none() || Mutant::ENABLED,
             "mutants need the `mutants` feature"
         );
     }
 
-    /// This replica's place among the members (0-based), which staggers its snapshots.
+    /// This replica's place among the founding members (0-based), which staggers its
+    /// snapshots; a replica that joined later takes a place by its id.
     pub(super) fn place(&self) -> usize {
         self.nodes
             .iter()
             .position(|&n| n == self.node_id)
-            .expect("a replica is one of the members")
+            .unwrap_or(self.node_id as usize % self.nodes.len())
     }
+}
+
+fn default_promote_lag_max_slots() -> u64 {
+    1_000
+}
+
+fn default_member_heard_window_ns() -> Nanos {
+    1_000 * NANOS_PER_MILLI
 }

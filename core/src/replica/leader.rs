@@ -8,10 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::config::ReplicaConfig;
-use crate::command::{ClientId, ClientRequest, ClientResponse, Outcome, Rejection, Seq};
+use crate::command::{ClientId, ClientRequest, ClientResponse, Outcome, Rejection, Reply, Seq};
+use crate::membership::{Configuration, MemberProgress, Reconfigure, MEMBERS_MAX};
 use crate::msg::{Accept, Accepted, Commit, LogValue, Message, Prepare, Promise, SlotReport};
 use crate::mutant::{self, Mutant};
-use crate::types::{majority, Ballot, Nanos, NodeId, Slot};
+use crate::types::{Ballot, Nanos, NodeId, Slot};
 
 struct InFlight {
     value: LogValue,
@@ -22,9 +23,37 @@ enum LeaderPhase {
     Preparing {
         from_slot: Slot,
         promises: BTreeMap<NodeId, Promise>,
+        /// The configuration applied when phase 1 began.
+        base: Configuration,
+        /// The voters of every configuration the promises so far revealed: asked to promise.
+        asked: BTreeSet<NodeId>,
     },
     Active,
 }
+
+/// How phase 1 stands after a promise.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum PrepareStatus {
+    /// Short of a majority of some configuration in force from phase 1's first slot on;
+    /// `ask` lists voters revealed just now that were not asked yet.
+    Waiting { ask: Vec<NodeId> },
+    /// A majority of every such configuration promised: call [`Leader::finish_prepare`].
+    Done,
+    /// A promise comes from a configuration later than any this mastership can account for
+    /// (a change hides in slots compacted away): step down and catch up first.
+    Outdated,
+}
+
+/// A client's membership change, waiting for the window to drain or in the log.
+struct PendingChange {
+    client_id: ClientId,
+    seq: Seq,
+    reconfigure: Reconfigure,
+    slot: Option<Slot>,
+}
+
+/// Most membership changes queued at the master: one (a second waits for the first to apply).
+const CHANGES_QUEUED_MAX: usize = 2;
 
 pub(super) struct Leader {
     ballot: Ballot,
@@ -43,6 +72,13 @@ pub(super) struct Leader {
     awaiting: BTreeSet<(ClientId, Seq)>,
     /// The slot the last checkpoint this mastership proposed was taken at.
     last_checkpoint: Slot,
+    /// A change is in the log at this slot: nothing above it is proposed until it is applied,
+    /// so every slot in the window is governed by the configuration applied.
+    hold_slot: Option<Slot>,
+    /// Client membership changes, oldest first.
+    changes: VecDeque<PendingChange>,
+    /// What this mastership last heard from each member.
+    progress: BTreeMap<NodeId, MemberProgress>,
     retransmit_at_ns: Nanos,
     heartbeat_at_ns: Nanos,
 }
@@ -55,6 +91,7 @@ impl Leader {
         applied_through: Slot,
         now_ns: Nanos,
         config: &ReplicaConfig,
+        base: &Configuration,
     ) -> (Leader, Prepare) {
         assert_eq!(ballot.node, config.node_id, "a ballot of another replica");
         assert!(from_slot > applied_through, "phase 1 over applied slots");
@@ -63,6 +100,8 @@ impl Leader {
             phase: LeaderPhase::Preparing {
                 from_slot,
                 promises: BTreeMap::new(),
+                base: base.clone(),
+                asked: base.voters().collect(),
             },
             first_slot: from_slot,
             ready_slot: Slot::MAX,
@@ -73,6 +112,9 @@ impl Leader {
             pending_reads: VecDeque::new(),
             awaiting: BTreeSet::new(),
             last_checkpoint: applied_through,
+            hold_slot: None,
+            changes: VecDeque::new(),
+            progress: BTreeMap::new(),
             retransmit_at_ns: now_ns + config.retransmit_interval_ns,
             heartbeat_at_ns: now_ns + config.heartbeat_interval_ns,
         };
@@ -93,30 +135,69 @@ impl Leader {
         [self.retransmit_at_ns, self.heartbeat_at_ns]
     }
 
-    /// Notes a promise; true once a majority promised (then call [`Self::finish_prepare`]).
-    pub(super) fn on_promise(&mut self, from: NodeId, msg: Promise, cluster_size: usize) -> bool {
-        let LeaderPhase::Preparing { promises, .. } = &mut self.phase else {
-            return false;
+    /// Notes a promise. Phase 1 is done once a majority of the voters of every configuration
+    /// in force from its first slot on promised: the one applied, then each one a change the
+    /// promises report makes (so a change accepted by a majority of one configuration is
+    /// found, and the next configuration's majority asked in turn).
+    pub(super) fn on_promise(&mut self, from: NodeId, msg: Promise) -> PrepareStatus {
+        let waiting = PrepareStatus::Waiting { ask: Vec::new() };
+        let LeaderPhase::Preparing {
+            promises,
+            base,
+            asked,
+            ..
+        } = &mut self.phase
+        else {
+            return waiting;
         };
         if msg.ballot != self.ballot {
-            return false;
+            return waiting;
         }
+        let from_slot = msg.from_slot;
         promises.insert(from, msg);
-        promises.len() >= majority(cluster_size)
+        // Changes that do not chain yet are settled by more promises (higher ballots).
+        let Some(view) = Phase1View::of(base, promises, from_slot) else {
+            return waiting;
+        };
+        let top_epoch = view.chain.last().expect("the base at least").1.epoch;
+        if promises.values().any(|p| p.epoch > top_epoch) {
+            return PrepareStatus::Outdated;
+        }
+        if view.is_complete(promises) {
+            return PrepareStatus::Done;
+        }
+        let voters = view
+            .chain
+            .iter()
+            .flat_map(|(_, c)| c.voters().collect::<Vec<_>>());
+        let ask: Vec<NodeId> = voters.filter(|v| asked.insert(*v)).collect();
+        PrepareStatus::Waiting { ask }
     }
 
     /// Phase 1 reached a majority: queues whatever earlier ballots may have chosen, no-ops in
     /// the gaps, and this mastership's own no-op. Returns the highest compaction point a
-    /// promise reported and who reported it: slots up to there are chosen already.
-    pub(super) fn finish_prepare(&mut self, me: NodeId, active: Option<Mutant>) -> (Slot, NodeId) {
+    /// promise reported and who reported it (slots up to there are chosen already), and the
+    /// values reported chosen in every slot from phase 1's first on (to learn, not propose).
+    pub(super) fn finish_prepare(
+        &mut self,
+        me: NodeId,
+        active: Option<Mutant>,
+    ) -> (Slot, NodeId, Vec<(Slot, LogValue)>) {
         let phase = std::mem::replace(&mut self.phase, LeaderPhase::Active);
         let LeaderPhase::Preparing {
             from_slot,
             promises,
+            base,
+            ..
         } = phase
         else {
             unreachable!("finish_prepare outside phase 1");
         };
+        let view = Phase1View::of(&base, &promises, from_slot).expect("changes that chain");
+        assert!(
+            view.is_complete(&promises),
+            "phase 1 finished short of a quorum"
+        );
         // Slots some acceptor compacted away are chosen already: never propose in them.
         let (compacted, holder) = promises
             .iter()
@@ -133,9 +214,17 @@ impl Leader {
         let first_slot = from_slot.max(compacted + 1);
         let last_found = found.keys().next_back().copied().unwrap_or(0);
         let end_slot = last_found.max(first_slot - 1);
+        let mut learned = Vec::new();
         for slot in first_slot..=end_slot {
-            let value = found.remove(&slot).map_or(LogValue::Noop, |(_, v)| v);
-            self.recovery.push_back((slot, value));
+            match found.remove(&slot) {
+                // Reported chosen, after chosen slots only: learned at once (the change among
+                // them may have left their configuration without a reachable majority).
+                Some((None, value)) if slot <= view.chosen_through => learned.push((slot, value)),
+                found => {
+                    let value = found.map_or(LogValue::Noop, |(_, v)| v);
+                    self.recovery.push_back((slot, value));
+                }
+            }
         }
         assert!(
             end_slot >= compacted,
@@ -144,44 +233,40 @@ impl Leader {
         self.ready_slot = end_slot + 1;
         self.recovery.push_back((end_slot + 1, LogValue::Noop));
         self.next_slot = end_slot + 2;
-        (compacted, holder)
+        (compacted, holder, learned)
     }
 
     /// The next slot to put in phase 2 while the window has room: recovery slots first, then a
-    /// due checkpoint of `last_state_hash` (slot, hash), then a batch of pending writes.
+    /// client's membership change once every slot before it is applied, then a due checkpoint
+    /// of `last_state_hash` (slot, hash), then a batch of pending writes. Nothing goes above a
+    /// change until it is applied.
     pub(super) fn next_accept(
         &mut self,
         last_state_hash: Option<(Slot, u64)>,
         config: &ReplicaConfig,
+        applied_through: Slot,
     ) -> Option<Accept> {
         if !matches!(self.phase, LeaderPhase::Active) || self.inflight.len() >= config.window_max {
             return None;
         }
-        let interval = config.checkpoint_interval_slots;
-        let checkpoint = last_state_hash.filter(|(at, _)| *at >= self.last_checkpoint + interval);
+        if let Some(hold) = self.hold_slot {
+            if applied_through < hold {
+                return None;
+            }
+            self.hold_slot = None;
+        }
         let (slot, value) = if let Some(next) = self.recovery.pop_front() {
             next
-        } else if let Some((at_slot, state_hash)) = checkpoint {
-            self.last_checkpoint = at_slot;
-            let value = LogValue::Checkpoint {
-                at_slot,
-                state_hash,
-            };
-            (self.take_slot(), value)
-        } else if !self.pending.is_empty() {
-            let take = batch_len(
-                &self.pending,
-                config.batch_commands_max,
-                config.batch_bytes_max,
-            );
-            let batch: Vec<ClientRequest> = self.pending.drain(..take).collect();
-            for request in &batch {
-                self.awaiting.insert((request.client_id, request.seq));
-            }
-            (self.take_slot(), LogValue::Batch(batch.into()))
+        } else if let Some(next) = self.take_change(applied_through, config.mutant) {
+            next
+        } else if self.changes.front().is_some_and(|c| c.slot.is_none()) {
+            return None; // the window drains for the change
         } else {
-            return None;
+            self.next_new_value(last_state_hash, config)?
         };
+        if matches!(value, LogValue::Reconfigure(_)) {
+            self.hold_slot = Some(slot);
+        }
         let entry = InFlight {
             value: value.clone(),
             acks: BTreeSet::new(),
@@ -198,26 +283,142 @@ impl Leader {
         })
     }
 
+    /// A due checkpoint, else a batch of pending writes, in the next slot.
+    fn next_new_value(
+        &mut self,
+        last_state_hash: Option<(Slot, u64)>,
+        config: &ReplicaConfig,
+    ) -> Option<(Slot, LogValue)> {
+        let interval = config.checkpoint_interval_slots;
+        let checkpoint = last_state_hash.filter(|(at, _)| *at >= self.last_checkpoint + interval);
+        if let Some((at_slot, state_hash)) = checkpoint {
+            self.last_checkpoint = at_slot;
+            let value = LogValue::Checkpoint {
+                at_slot,
+                state_hash,
+            };
+            return Some((self.take_slot(), value));
+        }
+        if self.pending.is_empty() {
+            return None;
+        }
+        let take = batch_len(
+            &self.pending,
+            config.batch_commands_max,
+            config.batch_bytes_max,
+        );
+        let batch: Vec<ClientRequest> = self.pending.drain(..take).collect();
+        for request in &batch {
+            self.awaiting.insert((request.client_id, request.seq));
+        }
+        Some((self.take_slot(), LogValue::Batch(batch.into())))
+    }
+
+    /// The queued membership change, once every slot before it is applied (so the
+    /// configuration it was checked against governs its slot) and the mastership is ready
+    /// (a value of its own ballot is chosen).
+    fn take_change(
+        &mut self,
+        applied_through: Slot,
+        active: Option<Mutant>,
+    ) -> Option<(Slot, LogValue)> {
+        let at_once = mutant::is(active, Mutant::SecondChangeWhilePending);
+        let index = self.changes.iter().position(|c| c.slot.is_none())?;
+        let drained = self.inflight.is_empty() && applied_through + 1 == self.next_slot;
+        if !at_once && (index > 0 || !drained || !self.is_ready(applied_through)) {
+            return None;
+        }
+        let slot = self.take_slot();
+        let change = &mut self.changes[index];
+        change.slot = Some(slot);
+        Some((slot, LogValue::Reconfigure(change.reconfigure.clone())))
+    }
+
+    /// Queues a client's membership change, already checked against the configuration
+    /// applied; refused while another is queued or in the log.
+    pub(super) fn queue_change(
+        &mut self,
+        request: &ClientRequest,
+        reconfigure: Reconfigure,
+        active: Option<Mutant>,
+    ) -> Result<(), crate::membership::ChangeError> {
+        let second_on_purpose = mutant::is(active, Mutant::SecondChangeWhilePending);
+        let busy = !self.changes.is_empty() || self.hold_slot.is_some();
+        if (busy && !second_on_purpose) || self.changes.len() >= CHANGES_QUEUED_MAX {
+            return Err(crate::membership::ChangeError::InProgress);
+        }
+        self.changes.push_back(PendingChange {
+            client_id: request.client_id,
+            seq: request.seq,
+            reconfigure,
+            slot: None,
+        });
+        Ok(())
+    }
+
+    /// The change applied at `slot` made `epoch`: the answer to the client that asked for
+    /// it, if this mastership proposed it.
+    pub(super) fn change_applied(&mut self, slot: Slot, epoch: u64) -> Option<ClientResponse> {
+        let index = self.changes.iter().position(|c| c.slot == Some(slot))?;
+        let change = self.changes.remove(index).expect("found");
+        Some(ClientResponse {
+            client_id: change.client_id,
+            seq: change.seq,
+            outcome: Outcome::Done(Reply::Int(epoch as i64)),
+        })
+    }
+
+    /// Whether a change is queued or in the log.
+    pub(super) fn change_pending(&self) -> bool {
+        !self.changes.is_empty() || self.hold_slot.is_some()
+    }
+
+    /// `from` was heard at `now_ns`, having learned through `chosen_through`.
+    pub(super) fn note_progress(&mut self, from: NodeId, now_ns: Nanos, chosen_through: Slot) {
+        if self.progress.len() >= MEMBERS_MAX && !self.progress.contains_key(&from) {
+            return;
+        }
+        let entry = self.progress.entry(from).or_insert(MemberProgress {
+            heard_ns: now_ns,
+            chosen_through,
+        });
+        entry.heard_ns = now_ns;
+        entry.chosen_through = entry.chosen_through.max(chosen_through);
+    }
+
+    /// What this mastership last heard from each member.
+    pub(super) fn progress(&self) -> &BTreeMap<NodeId, MemberProgress> {
+        &self.progress
+    }
+
+    /// Forgets the progress of replicas that are no longer members.
+    pub(super) fn retain_progress(&mut self, members: &Configuration) {
+        self.progress.retain(|id, _| members.is_member(*id));
+    }
+
     fn take_slot(&mut self) -> Slot {
         let slot = self.next_slot;
         self.next_slot += 1;
         slot
     }
 
-    /// Notes an acceptance; returns the slot and its value once `quorum` accepted it.
+    /// Notes an acceptance; returns the slot and its value once a majority of the voters of
+    /// `in_force` (the configuration applied, which governs every slot in the window) accepted
+    /// it.
     pub(super) fn on_accepted(
         &mut self,
         from: NodeId,
         msg: &Accepted,
-        quorum: usize,
+        in_force: &Configuration,
+        active: Option<Mutant>,
     ) -> Option<(Slot, LogValue)> {
-        assert!(quorum > 0);
         if msg.ballot != self.ballot {
             return None;
         }
         let entry = self.inflight.get_mut(&msg.slot)?;
         entry.acks.insert(from);
-        if entry.acks.len() < quorum {
+        let minority_on_purpose = mutant::is(active, Mutant::MinorityCommit);
+        if !in_force.is_quorum(&entry.acks) && !minority_on_purpose {
             return None;
         }
         let entry = self.inflight.remove(&msg.slot).expect("entry exists");
@@ -250,8 +451,8 @@ impl Leader {
         })
     }
 
-    /// Unanswered prepares and accepts to send again at `now_ns`, if retransmission is due,
-    /// each to the replicas that have not answered.
+    /// Unanswered prepares (to the voters asked) and accepts (to `nodes`, the members) to send
+    /// again at `now_ns`, if retransmission is due, each to the replicas that have not answered.
     pub(super) fn retransmissions(
         &mut self,
         now_ns: Nanos,
@@ -268,12 +469,14 @@ impl Leader {
             LeaderPhase::Preparing {
                 from_slot,
                 promises,
+                asked,
+                ..
             } => {
                 let msg = Message::Prepare(Prepare {
                     ballot,
                     from_slot: *from_slot,
                 });
-                for to in nodes.iter().filter(|n| !promises.contains_key(n)) {
+                for to in asked.iter().filter(|n| !promises.contains_key(n)) {
                     sends.push((*to, msg.clone()));
                 }
             }
@@ -338,6 +541,15 @@ impl Leader {
                 seq,
                 outcome: Outcome::Indeterminate,
             });
+        let changes = self.changes.into_iter().map(|change| ClientResponse {
+            client_id: change.client_id,
+            seq: change.seq,
+            outcome: match change.slot {
+                Some(_) => Outcome::Indeterminate,
+                None => Outcome::Rejected(Rejection::NotMaster { master_hint: hint }),
+            },
+        });
+        let unknown = unknown.chain(changes);
         let refused = Outcome::Rejected(Rejection::NotMaster { master_hint: hint });
         let queued = self.pending.into_iter().chain(self.pending_reads);
         let refusals = queued.map(|request| ClientResponse {
@@ -356,14 +568,24 @@ impl Leader {
         assert!(self.pending.len() <= config.pending_requests_max);
         assert!(self.pending_reads.len() <= config.pending_requests_max);
         assert!(self.last_checkpoint <= applied_through);
+        assert!(self.changes.len() <= CHANGES_QUEUED_MAX && self.progress.len() <= MEMBERS_MAX);
+        if let Some(hold) = self.hold_slot {
+            // Nothing above a change until it is applied.
+            let last = self.inflight.last_key_value().map(|(s, _)| *s);
+            let second_on_purpose = mutant::is(config.mutant, Mutant::SecondChangeWhilePending);
+            assert!(
+                last.is_none_or(|s| s <= hold) || applied_through >= hold || second_on_purpose,
+                "slot {last:?} proposed above the change at slot {hold}, not yet applied"
+            );
+        }
         match &self.phase {
             LeaderPhase::Preparing {
-                from_slot,
-                promises,
+                from_slot, asked, ..
             } => {
                 assert_eq!(*from_slot, self.first_slot);
-                assert!(promises.len() < majority(config.nodes.len()));
+                assert!(asked.len() <= MEMBERS_MAX * 2, "phase 1 asked too many");
                 assert!(self.inflight.is_empty() && self.recovery.is_empty());
+                assert!(self.hold_slot.is_none() && self.changes.iter().all(|c| c.slot.is_none()));
                 assert_eq!(self.ready_slot, Slot::MAX);
                 assert!(self.awaiting.is_empty(), "nothing is logged before phase 2");
             }
@@ -402,6 +624,68 @@ pub(super) fn batch_len(
     fitting.count().max(1)
 }
 
+/// What the promises of a phase 1 reveal: the configurations in force from its first slot on,
+/// and how far every slot is known chosen.
+struct Phase1View {
+    /// Each configuration with the first slot it governs: `base` (the one applied), then the
+    /// one each change found above every compaction point makes, in slot order.
+    chain: Vec<(Slot, Configuration)>,
+    /// Every slot through this one is chosen: compacted by a promiser, or reported chosen.
+    chosen_through: Slot,
+}
+
+impl Phase1View {
+    /// `None` while the changes found do not chain (a value of a higher ballot, which more
+    /// promises report, settles the slot). Slots at or below a compaction point are chosen,
+    /// and a change among them shows in that acceptor's epoch instead.
+    fn of(
+        base: &Configuration,
+        promises: &BTreeMap<NodeId, Promise>,
+        from_slot: Slot,
+    ) -> Option<Phase1View> {
+        let compacted = promises.values().map(|p| p.compacted_through).max();
+        let compacted = compacted.unwrap_or(0);
+        let mut found: BTreeMap<Slot, (Option<Ballot>, LogValue)> = BTreeMap::new();
+        for report in promises.values().flat_map(|p| p.slots.iter()) {
+            if report.slot > compacted {
+                merge_report(&mut found, report.clone());
+            }
+        }
+        let mut chosen_through = compacted.max(from_slot - 1);
+        while matches!(found.get(&(chosen_through + 1)), Some((None, _))) {
+            chosen_through += 1;
+        }
+        let mut chain = vec![(from_slot, base.clone())];
+        for (slot, (_, value)) in &found {
+            let LogValue::Reconfigure(change) = value else {
+                continue;
+            };
+            let (_, last) = chain.last().expect("the base at least");
+            if change.epoch != last.epoch + 1 {
+                return None;
+            }
+            let next = last.apply(&change.change).ok()?;
+            chain.push((slot + 1, next));
+        }
+        Some(Phase1View {
+            chain,
+            chosen_through,
+        })
+    }
+
+    /// A majority of the voters of every configuration that governs a slot not known chosen
+    /// promised (a configuration whose slots are all chosen has nothing left to decide).
+    fn is_complete(&self, promises: &BTreeMap<NodeId, Promise>) -> bool {
+        let governs_open_slot = |j: usize| {
+            let next_first = self.chain.get(j + 1).map(|(first, _)| *first);
+            next_first.is_none_or(|first| first > self.chosen_through + 1)
+        };
+        (0..self.chain.len())
+            .filter(|&j| governs_open_slot(j))
+            .all(|j| self.chain[j].1.is_quorum(promises.keys()))
+    }
+}
+
 /// Keeps, per slot, a value known chosen over any merely accepted one, and among accepted
 /// ones the one with the highest ballot.
 pub(super) fn merge_report(
@@ -428,6 +712,10 @@ mod tests {
     use super::*;
     use crate::command::Command;
 
+    fn three() -> Configuration {
+        Configuration::initial(&[1, 2, 3])
+    }
+
     fn config() -> ReplicaConfig {
         let mut config = ReplicaConfig::new(1, vec![1, 2, 3]);
         config.window_max = 4;
@@ -450,17 +738,20 @@ mod tests {
     /// A leader of ballot 3.1 that finished phase 1 from slot 5 with empty promises.
     fn active_leader(config: &ReplicaConfig) -> Leader {
         let ballot = Ballot { round: 3, node: 1 };
-        let (mut leader, prepare) = Leader::start(ballot, 5, 4, 0, config);
+        let (mut leader, prepare) = Leader::start(ballot, 5, 4, 0, config, &three());
         for from in [2, 3] {
             let promise = Promise {
                 ballot,
                 from_slot: prepare.from_slot,
                 slots: Vec::new(),
                 compacted_through: 0,
+                epoch: 0,
             };
-            leader.on_promise(from, promise, 3);
+            leader.on_promise(from, promise);
         }
-        assert_eq!(leader.finish_prepare(1, None), (0, 3), "nothing compacted");
+        let (compacted, holder, learned) = leader.finish_prepare(1, None);
+        assert_eq!((compacted, holder), (0, 3), "nothing compacted");
+        assert!(learned.is_empty());
         leader
     }
 
@@ -512,7 +803,7 @@ mod tests {
             leader.enqueue_write(write(seq), 100).unwrap();
         }
         let mut accepts = Vec::new();
-        while let Some(accept) = leader.next_accept(None, &config) {
+        while let Some(accept) = leader.next_accept(None, &config, 4) {
             accepts.push(accept);
         }
         let slots: Vec<Slot> = accepts.iter().map(|a| a.slot).collect();
@@ -526,12 +817,18 @@ mod tests {
             slot: 5,
         };
         assert_eq!(
-            leader.on_accepted(2, &acked, 2),
+            leader.on_accepted(2, &acked, &three(), None),
             None,
             "one of two acceptances"
         );
-        assert_eq!(leader.on_accepted(3, &acked, 2), Some((5, LogValue::Noop)));
-        assert_eq!(leader.next_accept(None, &config).map(|a| a.slot), Some(9));
+        assert_eq!(
+            leader.on_accepted(3, &acked, &three(), None),
+            Some((5, LogValue::Noop))
+        );
+        assert_eq!(
+            leader.next_accept(None, &config, 4).map(|a| a.slot),
+            Some(9)
+        );
     }
 
     #[test]
@@ -541,8 +838,8 @@ mod tests {
         for seq in 1..=3 {
             leader.enqueue_write(write(seq), 100).unwrap();
         }
-        leader.next_accept(None, &config); // the no-op
-        leader.next_accept(None, &config); // seqs 1 and 2
+        leader.next_accept(None, &config, 4); // the no-op
+        leader.next_accept(None, &config, 4); // seqs 1 and 2
         let outcomes: Vec<(Seq, Outcome)> = leader
             .step_down(Some(2))
             .into_iter()

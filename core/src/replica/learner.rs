@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::command::{ClientResponse, Command, Reply};
 use crate::kv::hash::Hash64;
 use crate::kv::{StateMachine, StateMachineConfig};
+use crate::membership::Reconfigure;
 use crate::msg::{LogValue, SlotReport};
 use crate::mutant::Mutant;
 use crate::snapshot::SnapshotMeta;
@@ -18,6 +19,13 @@ use crate::types::Slot;
 /// How many recent (slot, state hash) pairs a replica keeps to check checkpoints against; a
 /// checkpoint names a slot at most one window behind its own.
 pub const STATE_HASHES_KEPT_MAX: usize = 1024;
+
+/// What applying one slot did.
+pub(super) struct Applied {
+    pub(super) slot: Slot,
+    pub(super) responses: Vec<ClientResponse>,
+    pub(super) reconfigure: Option<Reconfigure>,
+}
 
 pub(super) struct Learner {
     /// Values known chosen above `compacted_through`: every slot through `chosen_through`, and
@@ -125,8 +133,9 @@ impl Learner {
         }
     }
 
-    /// Applies the next chosen slot, if one is not applied yet; returns its responses.
-    pub(super) fn apply_next(&mut self) -> Option<Vec<ClientResponse>> {
+    /// Applies the next chosen slot, if one is not applied yet; returns its responses, and the
+    /// change of membership it carries, if any (the replica's membership applies it).
+    pub(super) fn apply_next(&mut self) -> Option<Applied> {
         if self.applied_through >= self.chosen_through {
             return None;
         }
@@ -144,13 +153,21 @@ impl Learner {
                 self.state.apply_noop(slot);
                 Vec::new()
             }
-            LogValue::Noop => {
+            LogValue::Noop | LogValue::Reconfigure(_) => {
                 self.state.apply_noop(slot);
                 Vec::new()
             }
         };
+        let reconfigure = match value {
+            LogValue::Reconfigure(change) => Some(change.clone()),
+            _ => None,
+        };
         self.remember_state_hash(slot);
-        Some(responses)
+        Some(Applied {
+            slot,
+            responses,
+            reconfigure,
+        })
     }
 
     fn remember_state_hash(&mut self, slot: Slot) {

@@ -9,7 +9,7 @@
 use rand::Rng;
 
 use super::config::ReplicaConfig;
-use crate::lease::{LeaseAcceptor, LeaseConfig, LeaseProposer, ProposerAction};
+use crate::lease::{LeaseAcceptor, LeaseConfig, LeaseProposer, ProposerAction, Quorum};
 use crate::msg::{LeaseAccepted, LeasePrepare, LeasePromise, LeasePropose};
 use crate::mutant::{self, Mutant};
 use crate::types::{Nanos, NodeId};
@@ -40,6 +40,8 @@ pub(super) struct MasterLease {
     next_attempt_ns: Nanos,
     last_master_contact_ns: Option<Nanos>,
     master_hint: Option<NodeId>,
+    /// Extend the held lease at the next chance, not halfway through it.
+    extend_now: bool,
     mutant: Option<Mutant>,
 }
 
@@ -68,6 +70,7 @@ impl MasterLease {
             next_attempt_ns: quiet_until_ns + backoff_ns,
             last_master_contact_ns: None,
             master_hint: None,
+            extend_now: false,
             mutant: config.mutant,
         }
     }
@@ -139,7 +142,12 @@ impl MasterLease {
             return Some(started + self.attempt_timeout_ns);
         }
         if let Some(until) = self.proposer.holding_until_ns() {
-            let extend_ns = self.extend_at_ns(until).max(self.next_attempt_ns);
+            let extend_at_ns = if self.extend_now {
+                self.next_attempt_ns
+            } else {
+                self.extend_at_ns(until)
+            };
+            let extend_ns = extend_at_ns.max(self.next_attempt_ns);
             return Some(extend_ns.min(until));
         }
         // Recovering storage: no attempt until recovery ends (a message ends it, and the
@@ -189,7 +197,7 @@ impl MasterLease {
             return false;
         }
         if let Some(until) = self.proposer.held_until(now_ns) {
-            return now_ns >= self.extend_at_ns(until);
+            return self.extend_now || now_ns >= self.extend_at_ns(until);
         }
         let someone_else_holds = matches!(
             self.acceptor.open_grant(now_ns), Some(g) if g.owner != self.me
@@ -200,8 +208,31 @@ impl MasterLease {
         !someone_else_holds && !heard_master_recently
     }
 
-    pub(super) fn start(&mut self, now_ns: Nanos) -> ProposerAction {
-        self.proposer.start(now_ns)
+    /// Starts an attempt that a majority of `quorum`'s voters must grant.
+    pub(super) fn start(&mut self, now_ns: Nanos, quorum: Quorum) -> ProposerAction {
+        self.extend_now = false;
+        self.proposer.start(now_ns, quorum)
+    }
+
+    /// Whom the running attempt asks.
+    pub(super) fn attempt_voters(&self) -> Vec<NodeId> {
+        self.proposer.attempt_voters()
+    }
+
+    /// The voters whose majorities granted the lease held at `now_ns`, and their epoch.
+    pub(super) fn held_quorum(&self, now_ns: Nanos) -> Option<&Quorum> {
+        self.proposer.held_quorum(now_ns)
+    }
+
+    /// Extends a held lease at the next chance (the configuration changed under it).
+    pub(super) fn extend_soon(&mut self) {
+        self.extend_now = true;
+    }
+
+    /// Stays out of the lease for `wait_ns`: hands the mastership over to another replica.
+    pub(super) fn abstain(&mut self, now_ns: Nanos, wait_ns: Nanos) {
+        self.proposer.release();
+        self.next_attempt_ns = self.next_attempt_ns.max(now_ns + wait_ns);
     }
 
     /// Local time until which this replica holds the lease, if it does at `now_ns`.
@@ -256,11 +287,10 @@ impl MasterLease {
 
 /// The lease proposer of this replica, holding for `H` of its own clock.
 fn proposer(config: &ReplicaConfig) -> LeaseProposer {
-    let n = config.nodes.len();
     let mut holder_ns = config.lease.holder_duration_ns();
     if mutant::is(config.mutant, Mutant::StaleLeaseRead) {
         // Wrong on purpose: trusts more than the acceptors' own duration, ignoring drift.
         holder_ns = config.lease.lease_duration_ns + config.lease.lease_duration_ns / 4;
     }
-    LeaseProposer::with_holder_duration(config.node_id, n, config.lease, holder_ns)
+    LeaseProposer::with_holder_duration(config.node_id, config.lease, holder_ns)
 }

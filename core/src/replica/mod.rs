@@ -48,6 +48,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::ClientRequest;
 use crate::kv::StateMachine;
+use crate::membership::{Configuration, MemberProgress};
 use crate::msg::*;
 use crate::mutant::{self, Mutant};
 use crate::snapshot::SnapshotImage;
@@ -60,6 +61,7 @@ mod config;
 mod leader;
 mod learner;
 mod master_lease;
+mod members;
 mod outbox;
 mod recovery;
 mod route_client;
@@ -79,6 +81,7 @@ use leader::Leader;
 use learner::Learner;
 pub use learner::STATE_HASHES_KEPT_MAX;
 use master_lease::MasterLease;
+use members::Members;
 use outbox::Outbox;
 pub use outbox::Output;
 
@@ -104,6 +107,8 @@ pub struct Replica {
     acceptor: LogAcceptor,
     /// Chosen values, applied to the state machine in slot order.
     learner: Learner,
+    /// The configuration in force after the applied slot.
+    members: Members,
     catchup: CatchUp,
     snapshots: Snapshots,
     /// Present while this replica recovers from damaged storage (and does not vote).
@@ -113,6 +118,8 @@ pub struct Replica {
     outbox: Outbox,
     /// The local time of the latest input.
     last_input_ns: Nanos,
+    /// When this replica may next tell the master its progress.
+    progress_due_ns: Nanos,
 }
 
 // ---- construction and the public interface ------------------------------------------------
@@ -137,12 +144,14 @@ impl Replica {
             lease,
             acceptor: LogAcceptor::new(promised, accepted),
             learner: Learner::new(config.state_machine, config.mutant, chosen),
+            members: Members::new(&config),
             catchup: CatchUp::new(config.retransmit_interval_ns),
             snapshots: Snapshots::new(&config),
             recovery: None,
             leader: None,
             outbox: Outbox::new(config.node_id, config.mutant),
             last_input_ns: now_ns,
+            progress_due_ns: now_ns,
             config,
         };
         replica.recover(snapshot, damaged, now_ns);
@@ -154,8 +163,8 @@ impl Replica {
     fn recover(&mut self, snapshot: Option<Arc<SnapshotImage>>, damaged: bool, now_ns: Nanos) {
         let mut damaged = damaged;
         if let Some(image) = snapshot {
-            match image.restore() {
-                Ok(state) => self.adopt_snapshot(image, state, false),
+            match image.restore_configured() {
+                Ok((state, members)) => self.adopt_snapshot(image, state, members, false),
                 // What it covered was compacted away: learn it again from the peers.
                 Err(_) => damaged = true,
             }
@@ -166,19 +175,36 @@ impl Replica {
         self.advance_chosen();
     }
 
+    /// A message from replica `from`. One from a replica this one knows was removed is
+    /// answered only with [`Outdated`] (so it learns it was removed), and a replica that was
+    /// removed itself takes no further part.
     pub fn handle_message(&mut self, now_ns: Nanos, from: NodeId, msg: Message) {
         self.note_input_time(now_ns);
-        assert!(
-            self.config.nodes.contains(&from),
-            "message from unknown node {from}"
-        );
-        self.dispatch(now_ns, from, msg);
+        assert!(from != 0, "a message from node 0");
+        if self.members.removed_self() {
+            // Its acceptor state is still true: a peer recovering damaged storage, which may
+            // not know of the removal yet, waits for its report.
+            if let Message::RecoveryQuery(m) = msg {
+                self.on_recovery_query(from, m);
+            }
+            return;
+        }
+        match msg {
+            // Served: the log it reads teaches a removed replica that it was removed.
+            Message::CatchupRequest(m) => self.on_catchup_request(from, m),
+            Message::LeasePrepare(_) if self.members.is_removed(from) => self.send_outdated(from),
+            _ if self.members.is_removed(from) => {}
+            msg => self.dispatch(now_ns, from, msg),
+        }
         self.drain_loopback(now_ns);
         self.check_invariants(now_ns);
     }
 
     pub fn handle_timeout(&mut self, now_ns: Nanos) {
         self.note_input_time(now_ns);
+        if self.members.removed_self() {
+            return;
+        }
         self.tick_recovery(now_ns);
         self.tick_lease(now_ns);
         self.tick_leader(now_ns);
@@ -217,7 +243,11 @@ impl Replica {
 
     /// The local time at which `handle_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<Nanos> {
-        let mut next = self.lease.deadline_ns(self.recovery.is_some());
+        if self.members.removed_self() {
+            return None;
+        }
+        let stays_out = self.recovery.is_some() || !self.members.may_lead();
+        let mut next = self.lease.deadline_ns(stays_out);
         let mut consider = |t: Option<Nanos>| {
             if let Some(t) = t {
                 next = Some(next.map_or(t, |n: Nanos| n.min(t)));
@@ -261,9 +291,13 @@ impl Replica {
         let persisted = self.outbox.persisted_token();
         self.snapshots
             .check_invariants(persisted, applied, compacted);
+        self.members.check_invariants(applied);
         if let Some(recovery) = &self.recovery {
-            recovery.check_invariants(&self.config.nodes, self.config.node_id);
+            recovery.check_invariants(self.config.node_id);
             assert!(self.leader.is_none(), "a replica recovering storage leads");
+        }
+        if self.members.removed_self() || !self.members.may_lead() {
+            assert!(self.leader.is_none(), "a replica that may not lead leads");
         }
         if let Some(leader) = &self.leader {
             leader.check_invariants(&self.config, applied);
@@ -338,6 +372,41 @@ impl Replica {
             .map_or(self.acceptor.promised(), |l| l.ballot())
     }
 
+    /// The configuration in force after the applied slot: the members, with their addresses
+    /// (the shell dials peers from it), kinds and votes, and the ids removed.
+    pub fn configuration(&self) -> &Configuration {
+        self.members.current()
+    }
+
+    /// True once this replica applied its own removal: it takes no further part (the shell
+    /// reports it and stops).
+    pub fn is_removed(&self) -> bool {
+        self.members.removed_self()
+    }
+
+    /// What the master last heard from each member (its local time, and how far the member
+    /// had learned); empty unless this replica leads.
+    pub fn member_progress(&self) -> Vec<(NodeId, MemberProgress)> {
+        let Some(leader) = &self.leader else {
+            return Vec::new();
+        };
+        leader.progress().iter().map(|(id, p)| (*id, *p)).collect()
+    }
+
+    /// The epoch of the latest configuration whose majority granted the lease held at
+    /// `now_ns`.
+    pub fn lease_epoch(&self, now_ns: Nanos) -> Option<u64> {
+        self.lease.held_quorum(now_ns).map(|q| q.epoch)
+    }
+
+    /// The voter sets whose majorities granted the lease held at `now_ns` (two while a change
+    /// was pending when it was granted).
+    pub fn lease_voter_sets(&self, now_ns: Nanos) -> Vec<Vec<NodeId>> {
+        let quorum = self.lease.held_quorum(now_ns);
+        let sets = quorum.map(|q| q.voter_sets.iter().map(|v| v.iter().copied().collect()));
+        sets.into_iter().flatten().collect()
+    }
+
     pub fn chosen_through(&self) -> Slot {
         self.learner.chosen_through()
     }
@@ -380,13 +449,15 @@ impl Replica {
             Message::Prepare(m) => self.on_prepare(from, m),
             Message::Promise(m) => self.on_promise(now_ns, from, m),
             Message::Accept(m) => self.on_accept(now_ns, from, m),
-            Message::Accepted(m) => self.on_accepted(from, m),
+            Message::Accepted(m) => self.on_accepted(now_ns, from, m),
             Message::Nack(m) => self.on_nack(now_ns, m),
             Message::Commit(m) => self.on_commit(now_ns, from, m),
             Message::CatchupRequest(m) => self.on_catchup_request(from, m),
             Message::CatchupReply(m) => self.on_catchup_reply(now_ns, from, m),
             Message::RecoveryQuery(m) => self.on_recovery_query(from, m),
             Message::RecoveryReport(m) => self.on_recovery_report(now_ns, from, m),
+            Message::Progress(m) => self.on_progress(now_ns, from, m),
+            Message::Outdated(m) => self.on_outdated(now_ns, from, m),
         }
     }
 }

@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::membership::MEMBERS_MAX;
 use crate::msg::{RecoveryQuery, RecoveryReport};
 use crate::types::{majority, Ballot, Nanos, NodeId, Slot};
 
@@ -68,8 +69,14 @@ impl StorageRecovery {
         self.query_at_ns = now_ns + retry_interval_ns;
         let query = RecoveryQuery { nonce: self.nonce };
         let trusted = |n: &NodeId| self.reports.get(n).is_some_and(|r| r.trusted);
-        let silent = nodes.iter().filter(|n| **n != me && !trusted(n));
-        Some((silent.copied().collect(), query))
+        let others = nodes.iter().filter(|n| **n != me);
+        let silent: Vec<NodeId> = others.clone().filter(|n| !trusted(n)).copied().collect();
+        if silent.is_empty() {
+            // Every voter reported, but a report was of a later configuration: ask again
+            // once caught up with it.
+            return Some((others.copied().collect(), query));
+        }
+        Some((silent, query))
     }
 
     /// Notes a report; returns what the trusted ones say once every peer reported and fewer
@@ -78,7 +85,9 @@ impl StorageRecovery {
         &mut self,
         from: NodeId,
         msg: RecoveryReport,
-        cluster_size: usize,
+        voters: &[NodeId],
+        me: NodeId,
+        epoch: u64,
     ) -> Option<Findings> {
         if msg.nonce != self.nonce || self.horizon.is_some() {
             return None;
@@ -87,12 +96,40 @@ impl StorageRecovery {
             msg.log_end_slot >= msg.chosen_through,
             "a log ending below its chosen slots"
         );
-        self.reports.insert(from, msg);
-        let untrusted = self.reports.values().filter(|r| !r.trusted).count();
-        if self.reports.len() < cluster_size - 1 || untrusted + 1 >= majority(cluster_size) {
+        if self.reports.len() >= MEMBERS_MAX && !self.reports.contains_key(&from) {
             return None;
         }
-        let trusted = || self.reports.iter().filter(|(_, r)| r.trusted);
+        self.reports.insert(from, msg);
+        // Every other voter reported, and fewer than a majority of them (this one included)
+        // recover: then the trusted ones hold whatever a majority made durable.
+        let mut others = voters.iter().filter(|v| **v != me);
+        let all_reported = others.all(|v| self.reports.contains_key(v));
+        let untrusted = voters
+            .iter()
+            .filter(|v| self.reports.get(v).is_some_and(|r| !r.trusted))
+            .count();
+        if !all_reported || untrusted + 1 >= majority(voters.len()) {
+            return None;
+        }
+        // A reporter knows a later configuration: these voters may not be the ones in force.
+        // Catch up from it first; the next round of reports decides.
+        let newest = self
+            .reports
+            .iter()
+            .filter(|(_, r)| r.trusted)
+            .max_by_key(|(_, r)| r.epoch);
+        if let Some((node, report)) = newest.filter(|(_, r)| r.epoch > epoch) {
+            let ahead = Some((report.chosen_through, *node));
+            return Some(Findings {
+                promised: None,
+                ahead,
+            });
+        }
+        let trusted = || {
+            self.reports
+                .iter()
+                .filter(|(n, r)| r.trusted && voters.contains(n))
+        };
         let horizon = trusted().map(|(_, r)| r.log_end_slot).max();
         let promised = trusted().map(|(_, r)| r.promised).max();
         let ahead = trusted().map(|(n, r)| (r.chosen_through, *n)).max();
@@ -107,14 +144,16 @@ impl StorageRecovery {
     }
 
     /// Reports come only from the other members, and a horizon only once all of them reported.
-    pub(super) fn check_invariants(&self, nodes: &[NodeId], me: NodeId) {
-        assert!(self.reports.len() < nodes.len());
-        assert!(self.reports.keys().all(|n| *n != me && nodes.contains(n)));
-        if self.horizon.is_some() {
-            assert_eq!(
-                self.reports.len(),
-                nodes.len() - 1,
-                "horizon before every report"
+    pub(super) fn check_invariants(&self, me: NodeId) {
+        assert!(
+            self.reports.len() <= MEMBERS_MAX,
+            "reports beyond the members"
+        );
+        assert!(!self.reports.contains_key(&me), "a report from itself");
+        if let Some(horizon) = self.horizon {
+            assert!(
+                !self.reports.is_empty() || horizon == 0,
+                "horizon before any report"
             );
         }
     }

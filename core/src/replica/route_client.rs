@@ -3,7 +3,9 @@
 //! the local state.
 
 use super::Replica;
-use crate::command::{ClientRequest, CommandKind, Outcome, Rejection};
+use crate::command::{ClientRequest, Command, CommandError, CommandKind, Outcome, Rejection};
+use crate::membership::{Change, ChangeError, Configuration, Reconfigure};
+use crate::mutant::{self, Mutant};
 use crate::types::Nanos;
 
 impl Replica {
@@ -11,6 +13,10 @@ impl Replica {
         if let Err(error) = request.command.validate() {
             let invalid = Rejection::Invalid(error);
             return self.outbox.reply(&request, Outcome::Rejected(invalid));
+        }
+        if let Command::Member(change) = &request.command {
+            let change = change.clone();
+            return self.request_member_change(now_ns, request, change);
         }
         match request.command.kind() {
             CommandKind::DirtyRead => {
@@ -70,5 +76,113 @@ impl Replica {
             let reply = self.learner.read(&request.command);
             self.outbox.reply(&request, Outcome::Done(reply));
         }
+    }
+}
+
+impl Replica {
+    /// A membership change: the master checks it against the configuration applied and the
+    /// members' progress, and puts it in the log once the window drains; the client hears the
+    /// new epoch once it is applied, or why it was refused.
+    fn request_member_change(&mut self, now_ns: Nanos, request: ClientRequest, change: Change) {
+        if self.leader.is_none() {
+            return self.refuse_not_master(&request);
+        }
+        let checked = self.check_member_change(now_ns, &change);
+        let mutant = self.config.mutant;
+        let leader = self.leader.as_mut().expect("checked above");
+        let queued = checked.and_then(|r| leader.queue_change(&request, r, mutant));
+        match queued {
+            Ok(()) => self.fill_window(),
+            Err(error) => {
+                if error == ChangeError::MasterRemovesItself {
+                    self.hand_over(now_ns);
+                }
+                let refused = Rejection::Invalid(CommandError::MemberChange(error));
+                self.outbox.reply(&request, Outcome::Rejected(refused));
+            }
+        }
+    }
+
+    /// Refuses a change while another is pending, before this mastership has a value of its
+    /// own ballot chosen or a lease granted under the configuration applied, for the master
+    /// itself, or when its configuration would lack a connected, caught-up majority.
+    fn check_member_change(
+        &self,
+        now_ns: Nanos,
+        change: &Change,
+    ) -> Result<Reconfigure, ChangeError> {
+        let leader = self
+            .leader
+            .as_ref()
+            .expect("only the master checks changes");
+        let current = self.members.current();
+        let settled = !leader.change_pending()
+            && leader.is_ready(self.learner.applied_through())
+            && self.lease_epoch(now_ns) == Some(current.epoch);
+        if !settled && !mutant::is(self.config.mutant, Mutant::SecondChangeWhilePending) {
+            return Err(ChangeError::InProgress);
+        }
+        if matches!(change, Change::Remove { id } if *id == self.config.node_id) {
+            return Err(ChangeError::MasterRemovesItself);
+        }
+        let next = current.apply(change)?;
+        self.check_caught_up(now_ns, change, &next)?;
+        Ok(Reconfigure {
+            epoch: next.epoch,
+            change: change.clone(),
+        })
+    }
+
+    /// A replica to promote is within `promote_lag_max_slots` of this master's chosen slot,
+    /// and a majority of `next`'s voters was heard from within `member_heard_window_ns`, that
+    /// close behind.
+    fn check_caught_up(
+        &self,
+        now_ns: Nanos,
+        change: &Change,
+        next: &Configuration,
+    ) -> Result<(), ChangeError> {
+        let leader = self
+            .leader
+            .as_ref()
+            .expect("only the master checks changes");
+        let me = self.config.node_id;
+        let chosen = self.learner.chosen_through();
+        let allowed_slots = self.config.promote_lag_max_slots;
+        let window_ns = self.config.member_heard_window_ns;
+        let behind = |id| -> Option<u64> {
+            if id == me {
+                return Some(0);
+            }
+            let progress = leader.progress().get(&id)?;
+            let recent = now_ns.saturating_sub(progress.heard_ns) <= window_ns;
+            recent.then(|| chosen.saturating_sub(progress.chosen_through))
+        };
+        if let Change::Promote { id } = change {
+            match behind(*id) {
+                Some(slots) if slots <= allowed_slots => {}
+                slots => {
+                    return Err(ChangeError::NotCaughtUp {
+                        id: *id,
+                        behind_slots: slots.unwrap_or(chosen),
+                        allowed_slots,
+                    })
+                }
+            }
+        }
+        let caught_up = |id: &crate::types::NodeId| behind(*id).is_some_and(|s| s <= allowed_slots);
+        let reachable = next.voters().filter(caught_up).count();
+        if reachable < next.quorum() {
+            return Err(ChangeError::NoReachableMajority);
+        }
+        Ok(())
+    }
+
+    /// The master was asked to remove itself: it stops leading and stays out of the lease for
+    /// a lease duration, so another replica takes over and can carry the removal out.
+    fn hand_over(&mut self, now_ns: Nanos) {
+        let wait_ns = self.config.lease.lease_duration_ns;
+        self.step_down(None);
+        self.lease.abstain(now_ns, wait_ns);
     }
 }

@@ -1,19 +1,69 @@
 //! How the replica routes PaxosLease messages and timers to its lease component, and what
 //! it does when the lease is won or lost.
+//!
+//! Across membership changes: a proposer counts the voters of the configuration it has
+//! applied (and, while it accepted a change not yet known chosen, of the one that change makes)
+//! and names the latest epoch; an acceptor that knows a later configuration (applied, or
+//! accepted in a `Reconfigure` not yet known chosen) refuses with [`Outdated`]. A change to epoch `e + 1` is accepted by a majority of the voters
+//! of epoch `e`, so a proposer still counting epoch `e` meets a refusal in every majority it
+//! can gather.
+
+use std::collections::BTreeSet;
 
 use super::Replica;
-use crate::lease::ProposerAction;
-use crate::msg::{LeaseAccepted, LeasePrepare, LeasePromise, LeasePropose, Message};
+use crate::lease::{ProposerAction, Quorum};
+use crate::msg::{LeaseAccepted, LeasePrepare, LeasePromise, LeasePropose, Message, Outdated};
+use crate::mutant::{self, Mutant};
 use crate::types::{Nanos, NodeId};
 
 impl Replica {
+    /// The highest epoch this replica knows of: applied, or accepted in a change.
+    pub(super) fn epoch_floor(&self) -> u64 {
+        self.members
+            .epoch()
+            .max(self.acceptor.reconfigure_epoch_max())
+    }
+
+    /// Whether this replica answers a lease message of `epoch`: it knows of no later
+    /// configuration (else it tells the sender so). A replica that does not vote in its own
+    /// view answers too: it may be a voter of the proposer's later configuration, not yet
+    /// learned, and a grant counts only where the proposer counts it.
+    fn answers_lease(&mut self, from: NodeId, epoch: u64) -> bool {
+        if epoch < self.epoch_floor() {
+            self.send_outdated(from);
+            return false;
+        }
+        true
+    }
+
+    pub(super) fn send_outdated(&mut self, to: NodeId) {
+        let outdated = Outdated {
+            epoch: self.members.epoch(),
+            chosen_through: self.learner.chosen_through(),
+        };
+        self.outbox.send(to, Message::Outdated(outdated));
+    }
+
+    /// A peer knows a later configuration: catch up from it.
+    pub(super) fn on_outdated(&mut self, now_ns: Nanos, from: NodeId, msg: Outdated) {
+        if msg.epoch > self.members.epoch() && msg.chosen_through > self.learner.chosen_through() {
+            self.note_chosen_elsewhere(now_ns, from, msg.chosen_through);
+        }
+    }
+
     pub(super) fn on_lease_prepare(&mut self, now_ns: Nanos, from: NodeId, msg: LeasePrepare) {
+        if !self.answers_lease(from, msg.epoch) {
+            return;
+        }
         if let Some(reply) = self.lease.on_prepare(now_ns, &msg) {
             self.outbox.send(from, Message::LeasePromise(reply));
         }
     }
 
     pub(super) fn on_lease_propose(&mut self, now_ns: Nanos, from: NodeId, msg: LeasePropose) {
+        if !self.answers_lease(from, msg.epoch) {
+            return;
+        }
         if let Some(reply) = self.lease.on_propose(now_ns, &msg) {
             self.outbox.send(from, Message::LeaseAccepted(reply));
         }
@@ -29,15 +79,46 @@ impl Replica {
         self.on_proposer_action(now_ns, action);
     }
 
+    /// The voters a lease attempt counts: those of the configuration applied and, while this
+    /// replica has accepted a change to the next epoch not yet known chosen, those of the
+    /// configuration it makes too (a lease then meets every lease of either). None while it
+    /// accepted a change further ahead: it catches up first.
+    fn lease_quorum(&self) -> Option<Quorum> {
+        let current = self.members.current();
+        if mutant::is(self.config.mutant, Mutant::LeaseOldMajority) {
+            // Wrong on purpose: the founding voters, whatever changed since.
+            let founding: BTreeSet<NodeId> = self.config.nodes.iter().copied().collect();
+            return Some(Quorum {
+                epoch: current.epoch,
+                voter_sets: vec![founding],
+            });
+        }
+        let mut quorum = Quorum {
+            epoch: current.epoch,
+            voter_sets: vec![current.voters().collect()],
+        };
+        if let Some(pending) = self.acceptor.pending_change() {
+            if pending.epoch != current.epoch + 1 {
+                return None;
+            }
+            let next = current.apply(&pending.change).ok()?;
+            quorum.epoch = next.epoch;
+            quorum.voter_sets.push(next.voters().collect());
+        }
+        Some(quorum)
+    }
+
     pub(super) fn on_proposer_action(&mut self, now_ns: Nanos, action: ProposerAction) {
         match action {
             ProposerAction::None => {}
-            ProposerAction::Prepare(m) => self
-                .outbox
-                .broadcast(&self.config.nodes, Message::LeasePrepare(m)),
-            ProposerAction::Propose(m) => self
-                .outbox
-                .broadcast(&self.config.nodes, Message::LeasePropose(m)),
+            ProposerAction::Prepare(m) => {
+                let to = self.lease.attempt_voters();
+                self.outbox.broadcast(&to, Message::LeasePrepare(m));
+            }
+            ProposerAction::Propose(m) => {
+                let to = self.lease.attempt_voters();
+                self.outbox.broadcast(&to, Message::LeasePropose(m));
+            }
             ProposerAction::Acquired { .. } => {
                 self.lease.set_master_hint(Some(self.config.node_id));
                 if self.leader.is_none() {
@@ -48,14 +129,21 @@ impl Replica {
         }
     }
 
-    /// Lets the lease run out or extends it; a master whose lease ran out steps down.
+    /// Lets the lease run out or extends it; a master whose lease ran out steps down. Only a
+    /// full voter asks for the lease.
     pub(super) fn tick_lease(&mut self, now_ns: Nanos) {
         self.lease.expire(now_ns, &mut self.rng);
         if self.leader.is_some() && self.lease.held_until(now_ns).is_none() {
             self.step_down(None);
         }
-        if self.lease.should_start(now_ns, self.recovery.is_some()) {
-            let action = self.lease.start(now_ns);
+        let may_lead = self.members.may_lead();
+        if may_lead && self.lease.should_start(now_ns, self.recovery.is_some()) {
+            let Some(quorum) = self.lease_quorum() else {
+                // Not caught up with the changes it accepted: try again after a backoff.
+                self.lease.schedule_attempt(now_ns, &mut self.rng);
+                return;
+            };
+            let action = self.lease.start(now_ns, quorum);
             self.on_proposer_action(now_ns, action);
         }
     }

@@ -1,12 +1,16 @@
 //! How the replica routes the Multi-Paxos log: mastership (phase 1 and 2 as proposer), the
 //! log acceptor, and learning and applying chosen values.
 
-use super::leader::Leader;
+use std::collections::BTreeSet;
+
+use super::leader::{Leader, PrepareStatus};
 use super::Replica;
-use crate::msg::{Accept, Accepted, Commit, LogValue, Message, Nack, Prepare, Promise, SlotReport};
-use crate::mutant::{self, Mutant};
+use crate::membership::Reconfigure;
+use crate::msg::{
+    Accept, Accepted, Commit, LogValue, Message, Nack, Prepare, Progress, Promise, SlotReport,
+};
 use crate::storage::StorageWrite;
-use crate::types::{majority, Ballot, Nanos, NodeId, Slot};
+use crate::types::{Ballot, Nanos, NodeId, Slot};
 
 impl Replica {
     /// Starts log phase 1 over every slot not known to be chosen.
@@ -15,11 +19,18 @@ impl Replica {
         let ballot = self.acceptor.next_ballot(self.config.node_id);
         let from_slot = self.learner.chosen_through() + 1;
         let applied_through = self.learner.applied_through();
-        let (leader, prepare) =
-            Leader::start(ballot, from_slot, applied_through, now_ns, &self.config);
+        let base = self.members.current();
+        let (leader, prepare) = Leader::start(
+            ballot,
+            from_slot,
+            applied_through,
+            now_ns,
+            &self.config,
+            base,
+        );
         self.leader = Some(leader);
-        self.outbox
-            .broadcast(&self.config.nodes, Message::Prepare(prepare));
+        let voters = self.members.voters();
+        self.outbox.broadcast(&voters, Message::Prepare(prepare));
     }
 
     /// Gives up mastership, answering every request it still holds.
@@ -41,18 +52,39 @@ impl Replica {
     }
 
     pub(super) fn on_promise(&mut self, now_ns: Nanos, from: NodeId, msg: Promise) {
-        let cluster_size = self.config.nodes.len();
         let Some(leader) = &mut self.leader else {
             return;
         };
-        if !leader.on_promise(from, msg, cluster_size) {
-            return;
+        let prepare = Prepare {
+            ballot: msg.ballot,
+            from_slot: msg.from_slot,
+        };
+        let compacted = msg.compacted_through;
+        match leader.on_promise(from, msg) {
+            PrepareStatus::Waiting { ask } => {
+                // Voters of a configuration a change found makes: they must promise too.
+                for to in ask {
+                    self.outbox.send(to, Message::Prepare(prepare.clone()));
+                }
+            }
+            PrepareStatus::Outdated => {
+                // A change this replica never applied hides in compacted slots: learn it
+                // first; the next lease extension starts a mastership over.
+                self.step_down(None);
+                self.note_chosen_elsewhere(now_ns, from, compacted);
+            }
+            PrepareStatus::Done => {
+                let (compacted, holder, learned) =
+                    leader.finish_prepare(self.config.node_id, self.config.mutant);
+                for (slot, value) in learned {
+                    self.learn(slot, value);
+                }
+                if compacted > self.learner.chosen_through() {
+                    self.note_chosen_elsewhere(now_ns, holder, compacted);
+                }
+                self.fill_window();
+            }
         }
-        let (compacted, holder) = leader.finish_prepare(self.config.node_id, self.config.mutant);
-        if compacted > self.learner.chosen_through() {
-            self.note_chosen_elsewhere(now_ns, holder, compacted);
-        }
-        self.fill_window();
     }
 
     /// Proposes recovery slots, then batches of pending writes, while the window has room.
@@ -61,33 +93,39 @@ impl Replica {
             return;
         };
         let last_state_hash = self.learner.last_state_hash();
-        while let Some(accept) = leader.next_accept(last_state_hash, &self.config) {
-            self.outbox
-                .broadcast(&self.config.nodes, Message::Accept(accept));
+        let applied_through = self.learner.applied_through();
+        let members = self.members.member_ids();
+        while let Some(accept) = leader.next_accept(last_state_hash, &self.config, applied_through)
+        {
+            self.outbox.broadcast(&members, Message::Accept(accept));
         }
     }
 
-    pub(super) fn on_accepted(&mut self, from: NodeId, msg: Accepted) {
-        let quorum = if mutant::is(self.config.mutant, Mutant::MinorityCommit) {
-            1 // wrong on purpose: one acceptor is not a majority
-        } else {
-            majority(self.config.nodes.len())
-        };
+    pub(super) fn on_accepted(&mut self, now_ns: Nanos, from: NodeId, msg: Accepted) {
         let Some(leader) = &mut self.leader else {
             return;
         };
-        let Some((slot, value)) = leader.on_accepted(from, &msg, quorum) else {
+        if msg.ballot == leader.ballot() {
+            leader.note_progress(from, now_ns, 0);
+        }
+        let in_force = self.members.current();
+        let Some((slot, value)) = leader.on_accepted(from, &msg, in_force, self.config.mutant)
+        else {
             return;
         };
         let ballot = leader.ballot();
+        // A member a change at this slot removes hears of it too.
+        let mut to: BTreeSet<NodeId> = self.members.member_ids().into_iter().collect();
         self.learn(slot, value);
+        to.extend(self.members.member_ids());
         let chosen_through = self.learner.chosen_through();
         let commit = Commit {
             ballot,
             chosen_through,
         };
+        let to: Vec<NodeId> = to.into_iter().collect();
         self.outbox
-            .broadcast_to_others(&self.config.nodes, Message::Commit(commit));
+            .broadcast_to_others(&to, Message::Commit(commit));
         self.fill_window();
     }
 
@@ -114,12 +152,13 @@ impl Replica {
         };
         let chosen_through = self.learner.chosen_through();
         let interval_ns = self.config.heartbeat_interval_ns;
+        let members = self.members.member_ids();
         if let Some(commit) = leader.heartbeat(now_ns, interval_ns, chosen_through) {
             self.outbox
-                .broadcast_to_others(&self.config.nodes, Message::Commit(commit));
+                .broadcast_to_others(&members, Message::Commit(commit));
         }
         let interval_ns = self.config.retransmit_interval_ns;
-        for (to, msg) in leader.retransmissions(now_ns, interval_ns, &self.config.nodes) {
+        for (to, msg) in leader.retransmissions(now_ns, interval_ns, &members) {
             self.outbox.send(to, msg);
         }
     }
@@ -153,6 +192,7 @@ impl Replica {
             from_slot: msg.from_slot,
             slots: self.slot_reports(msg.from_slot),
             compacted_through: self.learner.compacted_through(),
+            epoch: self.members.epoch(),
         };
         self.outbox
             .send_after(token, from, Message::Promise(promise));
@@ -216,6 +256,29 @@ impl Replica {
         if self.learner.chosen_through() < msg.chosen_through {
             self.note_chosen_elsewhere(now_ns, from, msg.chosen_through);
         }
+        self.report_progress(now_ns, from, msg.ballot);
+    }
+
+    /// Tells the master how far this replica has learned, at most once per heartbeat interval.
+    fn report_progress(&mut self, now_ns: Nanos, master: NodeId, ballot: Ballot) {
+        if now_ns < self.progress_due_ns {
+            return;
+        }
+        self.progress_due_ns = now_ns + self.config.heartbeat_interval_ns;
+        let progress = Progress {
+            ballot,
+            chosen_through: self.learner.chosen_through(),
+        };
+        self.outbox.send(master, Message::Progress(progress));
+    }
+
+    pub(super) fn on_progress(&mut self, now_ns: Nanos, from: NodeId, msg: Progress) {
+        let Some(leader) = &mut self.leader else {
+            return;
+        };
+        if msg.ballot == leader.ballot() {
+            leader.note_progress(from, now_ns, msg.chosen_through);
+        }
     }
 
     /// Records that `value` is chosen for `slot`, durably (without holding anything for it),
@@ -238,16 +301,39 @@ impl Replica {
 
     pub(super) fn advance_chosen(&mut self) {
         self.learner.advance();
-        while let Some(responses) = self.learner.apply_next() {
+        while let Some(applied) = self.learner.apply_next() {
+            if let Some(reconfigure) = applied.reconfigure {
+                self.reconfigured(applied.slot, reconfigure);
+            }
             let Some(leader) = &mut self.leader else {
                 continue;
             };
-            for response in leader.answer(responses) {
+            for response in leader.answer(applied.responses) {
                 self.outbox.push_reply(response);
             }
         }
         self.serve_pending_reads();
         self.maybe_snapshot();
         self.finish_recovery_if_caught_up();
+    }
+}
+
+impl Replica {
+    /// The change chosen at `slot` is applied: it governs every later slot. The master answers
+    /// the client that asked for it and extends its lease under the new configuration at once
+    /// (it proposes no further change before that); a replica it removed stops for good.
+    fn reconfigured(&mut self, slot: Slot, reconfigure: Reconfigure) {
+        self.members.apply(slot, &reconfigure);
+        if let Some(leader) = &mut self.leader {
+            leader.retain_progress(self.members.current());
+            if let Some(response) = leader.change_applied(slot, reconfigure.epoch) {
+                self.outbox.push_reply(response);
+            }
+        }
+        self.lease.extend_soon();
+        if self.members.removed_self() || !self.members.may_lead() {
+            self.step_down(None);
+            self.lease.release();
+        }
     }
 }

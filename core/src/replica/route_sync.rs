@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::catchup::CATCHUP_ENTRIES_MAX;
 use super::Replica;
 use crate::kv::StateMachine;
+use crate::membership::Configuration;
 use crate::msg::{CatchupReply, CatchupRequest, Message, RecoveryQuery, RecoveryReport};
 use crate::snapshot::SnapshotImage;
 use crate::storage::StorageWrite;
@@ -60,8 +61,10 @@ impl Replica {
         let before = self.catchup.progress(self.learner.chosen_through());
         if let Some(piece) = msg.snapshot {
             let chosen_through = self.learner.chosen_through();
-            if let Some((image, state)) = self.catchup.on_piece(from, piece, chosen_through) {
-                self.install_snapshot(image, state);
+            if let Some((image, state, members)) =
+                self.catchup.on_piece(from, piece, chosen_through)
+            {
+                self.install_snapshot(image, state, members);
             }
         }
         for (i, value) in msg.values.into_iter().enumerate() {
@@ -88,10 +91,11 @@ impl Replica {
         if !self.snapshots.is_due(self.learner.applied_through()) {
             return;
         }
-        let image = Arc::new(SnapshotImage::capture(
+        let image = Arc::new(SnapshotImage::capture_configured(
             self.learner.state(),
             self.learner.applied_chain(),
             self.acceptor.promised(),
+            Some(self.members.current()),
         ));
         let token = self
             .outbox
@@ -115,7 +119,12 @@ impl Replica {
     }
 
     /// Replaces this replica's state with a verified snapshot from a peer.
-    pub(super) fn install_snapshot(&mut self, image: Arc<SnapshotImage>, state: StateMachine) {
+    pub(super) fn install_snapshot(
+        &mut self,
+        image: Arc<SnapshotImage>,
+        state: StateMachine,
+        members: Option<Configuration>,
+    ) {
         assert!(image.meta.slot > self.learner.chosen_through());
         self.outbox.persist(vec![
             StorageWrite::Snapshot(image.clone()),
@@ -123,17 +132,23 @@ impl Replica {
                 through_slot: image.meta.slot,
             },
         ]);
-        self.adopt_snapshot(image, state, true);
+        self.adopt_snapshot(image, state, members, true);
         self.advance_chosen();
     }
 
-    /// Makes `state` (restored from `image`) the applied state; entries it covers are dropped.
+    /// Makes `state` (restored from `image`) the applied state, and `members` (the
+    /// configuration the image carries, if any) the one in force; entries it covers are
+    /// dropped.
     pub(super) fn adopt_snapshot(
         &mut self,
         image: Arc<SnapshotImage>,
         state: StateMachine,
+        members: Option<Configuration>,
         installed: bool,
     ) {
+        if let Some(members) = members {
+            self.members.adopt(members, image.meta.slot);
+        }
         self.learner.adopt(&image.meta, state);
         self.acceptor.drop_through(image.meta.slot);
         self.snapshots.adopt(image, installed);
@@ -145,9 +160,9 @@ impl Replica {
         let Some(recovery) = &mut self.recovery else {
             return;
         };
-        let (nodes, me) = (&self.config.nodes, self.config.node_id);
+        let (voters, me) = (self.members.voters(), self.config.node_id);
         let retry_ns = self.config.retransmit_interval_ns;
-        let Some((silent, query)) = recovery.queries(now_ns, retry_ns, nodes, me) else {
+        let Some((silent, query)) = recovery.queries(now_ns, retry_ns, &voters, me) else {
             return;
         };
         for to in silent {
@@ -167,16 +182,18 @@ impl Replica {
             promised: self.acceptor.promised(),
             log_end_slot,
             chosen_through: self.learner.chosen_through(),
+            epoch: self.members.epoch(),
         };
         self.outbox.send(from, Message::RecoveryReport(report));
     }
 
     pub(super) fn on_recovery_report(&mut self, now_ns: Nanos, from: NodeId, msg: RecoveryReport) {
-        let cluster_size = self.config.nodes.len();
+        let (voters, me) = (self.members.voters(), self.config.node_id);
         let Some(recovery) = &mut self.recovery else {
             return;
         };
-        let Some(findings) = recovery.on_report(from, msg, cluster_size) else {
+        let epoch = self.members.epoch();
+        let Some(findings) = recovery.on_report(from, msg, &voters, me, epoch) else {
             return;
         };
         let promised = findings.promised;

@@ -68,6 +68,8 @@ pub(super) enum Event {
         node: usize,
         incarnation: u32,
     },
+    /// The simulator asks the master for a membership change.
+    Membership,
     PhaseEnd,
     LivenessDeadline,
     End,
@@ -133,6 +135,7 @@ impl Event {
             Event::StorageFault => 16,
             Event::EarlyAck { .. } => 17,
             Event::CrashMidWrite { .. } => 18,
+            Event::Membership => 19,
         }
     }
 }

@@ -47,16 +47,34 @@ impl Faults {
     /// The replicas the liveness phase leaves crashed or cut off: none, or a random minority.
     /// Within the fault budget, replicas down or with faulty storage form at most a minority
     /// (a recovering replica needs every peer's report), so faulty ones are the ones left down.
-    pub(super) fn liveness_down(&mut self, n: usize, plan: &FaultPlan) -> Vec<bool> {
-        let minority = (n - 1) / 2;
+    ///
+    /// `voters` are the replicas (by index) that vote in the latest configuration, of `total`.
+    pub(super) fn liveness_down(
+        &mut self,
+        voters: &[usize],
+        total: usize,
+        plan: &FaultPlan,
+    ) -> Vec<bool> {
+        let n = voters.len();
+        let minority = n.saturating_sub(1) / 2;
+        let mut down = vec![false; total];
         if !plan.liveness_minority_down || minority == 0 {
-            return vec![false; n];
+            return down;
         }
         let size = self.rng.gen_range(1..=minority);
-        let mut down = self.random_subset(n, size);
-        let faulty = plan.storage_faulty.iter().filter(|f| **f).count();
-        if (1..=minority).contains(&faulty) {
-            down.clone_from(&plan.storage_faulty);
+        let picked = self.random_subset(n, size);
+        let faulty: Vec<usize> = voters
+            .iter()
+            .copied()
+            .filter(|&i| plan.storage_faulty[i])
+            .collect();
+        let chosen: Vec<usize> = if (1..=minority).contains(&faulty.len()) {
+            faulty
+        } else {
+            (0..n).filter(|&k| picked[k]).map(|k| voters[k]).collect()
+        };
+        for i in chosen {
+            down[i] = true;
         }
         down
     }

@@ -6,6 +6,7 @@
 mod clients;
 mod events;
 mod faults;
+mod membership;
 mod network;
 mod phases;
 mod replicas;
@@ -22,6 +23,7 @@ use crate::{Failure, FailureKind, SimOptions, Stats};
 use clients::Clients;
 use events::{Event, EventQueue};
 use faults::Faults;
+use membership::Membership;
 use network::Network;
 use replicas::Replicas;
 
@@ -46,6 +48,7 @@ pub struct World {
     net: Network,
     clients: Clients,
     faults: Faults,
+    membership: Membership,
     pub recorder: Recorder,
     ledger: Ledger,
     /// The trace hash: every processed event, in order.
@@ -72,12 +75,15 @@ impl World {
             workload,
             node_seeds,
             storage,
+            membership: mut membership_rng,
         } = Streams::new(opts.seed);
         let mut plan = FaultPlan::draw(opts.faults, opts.nodes, &mut plan_rng);
+        plan.draw_membership(&mut membership_rng);
         if opts.storage_beyond_budget {
             plan.exceed_storage_budget();
         }
-        let n = opts.nodes;
+        // Room for the spare replicas the membership changes may add.
+        let n = opts.nodes + plan.spare_ids;
         World {
             opts: opts.clone(),
             now: 0,
@@ -86,6 +92,7 @@ impl World {
             net: Network::new(n, &plan, net),
             clients: Clients::new(opts, &plan, workload),
             faults: Faults::new(faults, storage),
+            membership: Membership::new(membership_rng, opts.nodes),
             plan,
             recorder: Recorder::with_capacity(2048),
             ledger: Ledger::default(),
@@ -128,7 +135,8 @@ impl World {
             self.stats.sim_ns = self.now;
             self.stats.slots = self.ledger.slots_applied() as u64;
             self.handle(event)?;
-            self.replicas.check_lease_holders(self.now)?;
+            let configs = &self.membership.configs;
+            self.replicas.check_lease_holders(self.now, configs)?;
             if end {
                 self.stats.sim_ns = self.now;
                 return self.final_checks();
@@ -149,13 +157,14 @@ impl World {
     }
 
     fn start(&mut self) -> Result<(), Failure> {
-        for i in 0..self.replicas.len() {
+        for i in 0..self.opts.nodes {
             self.restart(i)?;
         }
         self.start_clients();
         let duration = self.opts.duration_s * NANOS_PER_SEC;
         self.schedule(duration, Event::PhaseEnd);
         self.start_faults();
+        self.start_membership();
         Ok(())
     }
 
@@ -215,6 +224,7 @@ impl World {
             Event::Synced { node, token, .. } => self.synced(node, token),
             Event::EarlyAck { node, token, .. } => self.drive(node, Input::Persisted { token }),
             Event::Restart { node, incarnation } => self.restart_after_crash(node, incarnation),
+            Event::Membership => self.membership_change(),
             Event::PhaseEnd => self.end_faults(),
             Event::LivenessDeadline => self.liveness_deadline(),
             Event::End => Ok(()),

@@ -18,13 +18,20 @@ const SETTLE_NS: Nanos = NANOS_PER_SEC;
 
 impl World {
     /// Ends the fault phase: heals the network and restarts replicas, leaving at most a
-    /// minority down or cut off, then requires progress within [`LIVENESS_BOUND_NS`].
+    /// minority of the latest configuration's voters down or cut off, then requires progress
+    /// within [`LIVENESS_BOUND_NS`]. A spare never added stays unstarted.
     pub(super) fn end_faults(&mut self) -> Result<(), Failure> {
         self.phase = Phase::Liveness;
         self.net.calm_down();
         let n = self.replicas.len();
-        let down = self.faults.liveness_down(n, &self.plan);
+        let latest = self.membership.latest();
+        let voters: Vec<usize> = latest.voters().map(|id| id as usize - 1).collect();
+        let down = self.faults.liveness_down(&voters, n, &self.plan);
         for i in 0..n {
+            let never_started = self.replicas.nodes[i].incarnation == 0;
+            if never_started {
+                continue;
+            }
             if down[i] && self.faults.cut_off_not_crashed() {
                 self.net.cut_off(i, (0..n).filter(|&j| !down[j]));
             } else if down[i] {
@@ -72,11 +79,38 @@ impl World {
         Err(Failure {
             kind: FailureKind::Liveness,
             message: format!(
-                "no progress: {done} of {LIVENESS_WRITES} writes completed within {}s of healing a majority (after the {} ms messages sent before healing may still travel)",
+                "no progress: {done} of {LIVENESS_WRITES} writes completed within {}s of healing a majority (after the {} ms messages sent before healing may still travel); {}",
                 LIVENESS_BOUND_NS / NANOS_PER_SEC,
-                self.in_flight_max_ns() / NANOS_PER_MILLI
+                self.in_flight_max_ns() / NANOS_PER_MILLI,
+                self.replica_states()
             ),
         })
+    }
+
+    /// Each started replica's epoch, votes and progress, for a liveness failure's message.
+    fn replica_states(&self) -> String {
+        let latest = self.membership.latest();
+        let voters: Vec<_> = latest.voters().collect();
+        let mut states = vec![format!("epoch {} voters {voters:?}", latest.epoch)];
+        for node in &self.replicas.nodes {
+            let state = match &node.replica {
+                None if node.incarnation == 0 => continue,
+                None => "down".to_string(),
+                Some(r) => format!(
+                    "epoch {} chosen {}{}{}",
+                    r.configuration().epoch,
+                    r.chosen_through(),
+                    if r.is_recovering_storage() {
+                        " recovering"
+                    } else {
+                        ""
+                    },
+                    if r.is_removed() { " removed" } else { "" }
+                ),
+            };
+            states.push(format!("replica {}: {state}", node.id));
+        }
+        states.join("; ")
     }
 
     /// No acknowledged write lost: every write answered `Done` was applied (and so chosen, by

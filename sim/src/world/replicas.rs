@@ -13,7 +13,12 @@ use keyspace_core::{
 };
 use keyspace_storage::{LogConfig, StorageLimits};
 
+use std::collections::BTreeMap;
+
+use keyspace_core::Configuration;
+
 use super::events::Event;
+use super::membership::MEMBER_CLIENT_ID;
 use super::{safety, World};
 use crate::checks::{check_acceptor_write, check_durable_before_send};
 use crate::clock::Clock;
@@ -39,6 +44,8 @@ pub(super) struct Node {
     ballot_floor: Ballot,
     /// Left down by the liveness phase.
     pub(super) stay_down: bool,
+    /// The epoch of the configuration this incarnation was last seen to apply.
+    pub(super) epoch_seen: Option<u64>,
 }
 
 impl Node {
@@ -55,6 +62,7 @@ impl Node {
             applied_seen: 0,
             ballot_floor: Ballot::ZERO,
             stay_down: false,
+            epoch_seen: None,
         }
     }
 
@@ -121,9 +129,13 @@ impl Replicas {
         self.nodes.iter().position(|node| node.holds_lease(now))
     }
 
-    /// At most one replica believes it holds the lease at true time `now`, and a majority
-    /// stands behind it.
-    pub(super) fn check_lease_holders(&self, now: Nanos) -> Result<(), Failure> {
+    /// At most one replica believes it holds the lease at true time `now`, and a majority of
+    /// the voters of the configuration that granted it stands behind it.
+    pub(super) fn check_lease_holders(
+        &self,
+        now: Nanos,
+        configs: &BTreeMap<u64, Configuration>,
+    ) -> Result<(), Failure> {
         let mut holders = (0..self.len()).filter(|&i| self.nodes[i].holds_lease(now));
         match (holders.next(), holders.next()) {
             (Some(first), Some(second)) => Err(safety(format!(
@@ -131,31 +143,52 @@ impl Replicas {
                 first + 1,
                 second + 1
             ))),
-            (Some(holder), None) => self.check_lease_backing(holder, now),
+            (Some(holder), None) => self.check_lease_backing(holder, now, configs),
             _ => Ok(()),
         }
     }
 
-    /// Each replica of a majority still runs its grant to the holder, sits out its restart
-    /// quiet period, or is down. Fewer, and the others could grant a second lease now (the
-    /// two-holder check sees that only if they also get to).
-    fn check_lease_backing(&self, holder: usize, now: Nanos) -> Result<(), Failure> {
-        let owner = self.nodes[holder].id;
-        let backing = self
-            .nodes
-            .iter()
-            .filter(|node| match &node.replica {
-                Some(replica) => replica.backs_lease_of(owner, node.clock.local(now)),
-                None => true,
-            })
-            .count();
-        if backing >= majority(self.len()) {
-            return Ok(());
+    /// For each voter set whose majority granted the holder's lease (the configuration it
+    /// applied, and the next while a change was pending), a majority still runs its grant to
+    /// the holder, sits out its restart quiet period, or is down; and no configuration two
+    /// epochs past the lease's was applied anywhere (its majorities need not meet the
+    /// lease's). Fewer, and the others could grant a second lease now (the two-holder check
+    /// sees that only if they also get to).
+    fn check_lease_backing(
+        &self,
+        holder: usize,
+        now: Nanos,
+        configs: &BTreeMap<u64, Configuration>,
+    ) -> Result<(), Failure> {
+        let node = &self.nodes[holder];
+        let owner = node.id;
+        let replica = node.replica.as_ref().expect("a holder is up");
+        let local = node.clock.local(now);
+        let epoch = replica.lease_epoch(local).expect("a holder has an epoch");
+        let latest = configs.keys().next_back().copied().unwrap_or(0);
+        if latest > epoch + 1 {
+            return Err(safety(format!(
+                "replica {owner} holds a lease granted under epoch {epoch} while epoch {latest} is in force"
+            )));
         }
-        Err(safety(format!(
-            "replica {owner} holds the lease at true time {now}ns, but only {backing} of {} replicas stand behind it (a running grant, the restart wait, or down)",
-            self.len()
-        )))
+        for voters in replica.lease_voter_sets(local) {
+            let backing = voters
+                .iter()
+                .filter(|&&id| {
+                    let node = &self.nodes[id as usize - 1];
+                    match &node.replica {
+                        Some(replica) => replica.backs_lease_of(owner, node.clock.local(now)),
+                        None => true,
+                    }
+                })
+                .count();
+            if backing < majority(voters.len()) {
+                return Err(safety(format!(
+                    "replica {owner} holds the lease at true time {now}ns, but only {backing} of the voters {voters:?} (epoch {epoch}) stand behind it (a running grant, the restart wait, or down)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Replicas up and still recovering damaged storage.
@@ -236,6 +269,9 @@ impl World {
                 self.send_peer(i, to as usize - 1, msg);
             }
             Output::Persist { token, writes } => self.persist(i, token, writes)?,
+            Output::Reply(response) if response.client_id == MEMBER_CLIENT_ID => {
+                self.member_response(&response);
+            }
             Output::Reply(response) => {
                 let client = self.clients.client_of(response.client_id);
                 self.send_response(i, client, response);
@@ -309,7 +345,7 @@ impl World {
             .ledger
             .observe(replica, node.applied_seen)
             .map_err(safety)?;
-        Ok(())
+        self.observe_configuration(i)
     }
 
     fn mutant(&self, mutant: Mutant) -> bool {
@@ -340,6 +376,7 @@ impl World {
         node.timer_at = None;
         node.paused_until = 0;
         node.applied_seen = 0;
+        node.epoch_seen = None;
         node.storage.crash(kept_sectors);
         self.stats.crashes += 1;
     }
@@ -376,7 +413,8 @@ impl World {
     }
 
     fn replica_config(&self, i: usize) -> ReplicaConfig {
-        let nodes = (1..=self.replicas.len() as NodeId).collect();
+        // The founding voters; a spare joins later and learns the rest from the log.
+        let nodes = (1..=self.opts.nodes as NodeId).collect();
         let mut config = ReplicaConfig::new(self.replicas.nodes[i].id, nodes);
         config.lease.lease_duration_ns = NANOS_PER_SEC;
         config.lease.drift_rate_max_ppm = self.plan.drift_bound_ppm;

@@ -204,6 +204,23 @@ impl Cluster {
         }
     }
 
+    /// Waits for replica `id`'s process to end by itself and returns its exit status.
+    pub fn wait_exit(&mut self, id: u16) -> std::process::ExitStatus {
+        let child = self.children[id as usize - 1].as_mut().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.children[id as usize - 1] = None;
+                return status;
+            }
+            assert!(
+                start.elapsed() < STEP_TIMEOUT,
+                "replica {id} still runs after {STEP_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Replica `id`'s data directory.
     pub fn data_dir(&self, id: u16) -> PathBuf {
         self.dir.join(format!("node-{id}"))

@@ -8,6 +8,7 @@ use crate::storage::StorageWrite;
 use crate::types::NANOS_PER_MILLI;
 
 mod log;
+mod members;
 mod recovery;
 mod snapshots;
 mod start;
@@ -49,6 +50,22 @@ impl Cluster {
             auto_sync: true,
             isolated: None,
         }
+    }
+
+    /// Starts a replica with a new id, not yet a member: it knows the founding voters.
+    fn start_joiner(&mut self, config: fn(NodeId, &[NodeId]) -> ReplicaConfig) -> usize {
+        let founding: Vec<NodeId> = (1..=3).collect();
+        let id = self.replicas.len() as NodeId + 1;
+        let replica = Replica::new(
+            config(id, &founding),
+            DurableState::default(),
+            self.now_ns,
+            id as u64,
+        );
+        self.replicas.push(replica);
+        self.disks.push(DurableState::default());
+        self.unsynced.push(Vec::new());
+        self.replicas.len() - 1
     }
 
     fn drain(&mut self, index: usize) {
@@ -105,6 +122,9 @@ impl Cluster {
                 continue;
             }
             let index = (to - 1) as usize;
+            if index >= self.replicas.len() {
+                continue; // a member not started
+            }
             self.replicas[index].handle_message(self.now_ns, from, msg);
             self.drain(index);
         }

@@ -11,7 +11,11 @@ fn new_cluster_config(id: NodeId, nodes: &[NodeId]) -> ReplicaConfig {
 /// Whether `replica` answers a lease prepare from replica 2 at `now_ns`.
 fn answers_lease_prepare(replica: &mut Replica, now_ns: Nanos) -> bool {
     let ballot = Ballot { round: 1, node: 2 };
-    replica.handle_message(now_ns, 2, Message::LeasePrepare(LeasePrepare { ballot }));
+    replica.handle_message(
+        now_ns,
+        2,
+        Message::LeasePrepare(LeasePrepare { ballot, epoch: 0 }),
+    );
     std::iter::from_fn(|| replica.poll_output()).any(|output| {
         matches!(
             output,

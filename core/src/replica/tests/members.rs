@@ -1,0 +1,159 @@
+//! Membership changes: learners added, caught up and promoted; replicas removed; the rules
+//! that refuse a change.
+
+use super::*;
+use crate::membership::{Change, ChangeError, MemberKind};
+
+fn add(id: NodeId) -> Command {
+    Command::Member(Change::Add {
+        id,
+        peer_addr: format!("127.0.0.1:{}", 7000 + id),
+        client_addr: format!("127.0.0.1:{}", 6000 + id),
+        kind: MemberKind::Full,
+    })
+}
+
+fn refused(error: ChangeError) -> Outcome {
+    Outcome::Rejected(Rejection::Invalid(
+        crate::command::CommandError::MemberChange(error),
+    ))
+}
+
+/// A cluster of three with a master that has settled (its lease and opening no-op).
+fn settled() -> (Cluster, usize) {
+    let mut cluster = Cluster::new(3);
+    cluster.run_until(2_500 * MS);
+    let master = cluster.master().expect("a master");
+    cluster.request(master, 7, 1, set("a", "1"));
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    (cluster, master)
+}
+
+#[test]
+fn a_learner_is_added_catches_up_is_promoted_and_then_votes() {
+    let (mut cluster, m) = settled();
+    let joiner = cluster.start_joiner(config);
+    cluster.request(m, 8, 1, add(4));
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    assert_eq!(cluster.reply_for(8, 1), Some(&Outcome::Done(Reply::Int(1))));
+    let master_chosen = cluster.replicas[m].chosen_through();
+    assert_eq!(cluster.replicas[joiner].chosen_through(), master_chosen);
+    assert!(!cluster.replicas[joiner].configuration().is_voter(4));
+    cluster.run_until(cluster.now_ns + 1_000 * MS); // the lease is extended under epoch 1
+    cluster.request(m, 8, 2, Command::Member(Change::Promote { id: 4 }));
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    assert_eq!(cluster.reply_for(8, 2), Some(&Outcome::Done(Reply::Int(2))));
+    for replica in &cluster.replicas {
+        let configuration = replica.configuration();
+        assert_eq!(configuration.epoch, 2, "replica {}", replica.node_id());
+        assert_eq!(configuration.voter_count(), 4);
+    }
+    // Two of the old voters down: a write needs the new voter's acceptance (3 of 4).
+    cluster.isolated = Some(cluster.replicas[(m + 1) % 3].node_id());
+    cluster.request(m, 7, 2, set("b", "2"));
+    cluster.run_until(cluster.now_ns + 50 * MS);
+    assert_eq!(cluster.reply_for(7, 2), Some(&Outcome::Done(Reply::Ok)));
+}
+
+#[test]
+fn promotion_is_refused_while_the_learner_is_not_connected_and_caught_up() {
+    let (mut cluster, m) = settled();
+    cluster.request(m, 8, 1, add(4)); // never started
+    cluster.run_until(cluster.now_ns + 1_300 * MS);
+    assert_eq!(cluster.reply_for(8, 1), Some(&Outcome::Done(Reply::Int(1))));
+    cluster.request(m, 8, 2, Command::Member(Change::Promote { id: 4 }));
+    let chosen = cluster.replicas[m].chosen_through();
+    let expected = refused(ChangeError::NotCaughtUp {
+        id: 4,
+        behind_slots: chosen,
+        allowed_slots: 1_000,
+    });
+    assert_eq!(cluster.reply_for(8, 2), Some(&expected));
+}
+
+#[test]
+fn a_second_change_is_refused_while_the_first_is_pending() {
+    let (mut cluster, m) = settled();
+    cluster.request(m, 8, 1, add(4));
+    cluster.request(m, 8, 2, add(5));
+    assert_eq!(
+        cluster.reply_for(8, 2),
+        Some(&refused(ChangeError::InProgress))
+    );
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    assert_eq!(cluster.reply_for(8, 1), Some(&Outcome::Done(Reply::Int(1))));
+}
+
+#[test]
+fn a_removed_replica_stops_and_the_rest_serve_on() {
+    let (mut cluster, m) = settled();
+    let gone = (m + 1) % 3;
+    let gone_id = cluster.replicas[gone].node_id();
+    cluster.request(m, 8, 1, Command::Member(Change::Remove { id: gone_id }));
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    assert_eq!(cluster.reply_for(8, 1), Some(&Outcome::Done(Reply::Int(1))));
+    assert!(cluster.replicas[gone].is_removed());
+    assert_eq!(cluster.replicas[gone].poll_timeout(), None);
+    let ids = cluster.replicas[m].configuration().member_ids().count();
+    assert_eq!(ids, 2);
+    assert_eq!(
+        cluster.replicas[m].configuration().apply(&Change::Add {
+            id: gone_id,
+            peer_addr: String::new(),
+            client_addr: String::new(),
+            kind: MemberKind::Full,
+        }),
+        Err(ChangeError::IdReused(gone_id))
+    );
+    cluster.request(m, 7, 2, set("b", "2"));
+    cluster.run_until(cluster.now_ns + 50 * MS);
+    assert_eq!(cluster.reply_for(7, 2), Some(&Outcome::Done(Reply::Ok)));
+}
+
+#[test]
+fn the_master_asked_to_remove_itself_hands_over_and_the_next_master_removes_it() {
+    let (mut cluster, m) = settled();
+    let old_id = cluster.replicas[m].node_id();
+    let remove = || Command::Member(Change::Remove { id: old_id });
+    cluster.request(m, 8, 1, remove());
+    assert_eq!(
+        cluster.reply_for(8, 1),
+        Some(&refused(ChangeError::MasterRemovesItself))
+    );
+    cluster.run_until(cluster.now_ns + 3_000 * MS);
+    let next = cluster.master().expect("another master");
+    assert_ne!(next, m);
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    cluster.request(next, 8, 2, remove());
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    assert_eq!(cluster.reply_for(8, 2), Some(&Outcome::Done(Reply::Int(1))));
+    assert!(cluster.replicas[m].is_removed());
+}
+
+#[test]
+fn a_lease_asked_under_an_epoch_older_than_an_accepted_change_is_refused() {
+    let (mut cluster, m) = settled();
+    let follower = (m + 1) % 3;
+    cluster.request(m, 8, 1, add(4));
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    let now_ns = cluster.now_ns + 2_000 * MS; // past every grant
+    let stale = crate::msg::LeasePrepare {
+        ballot: Ballot { round: 99, node: 3 },
+        epoch: 0,
+    };
+    let replica = &mut cluster.replicas[follower];
+    replica.handle_message(now_ns, 3, Message::LeasePrepare(stale));
+    let mut outputs = Vec::new();
+    crate::drive::drain(replica, &mut outputs);
+    let answers: Vec<&Message> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(answers.as_slice(), [Message::Outdated(o)] if o.epoch == 1),
+        "{answers:?}"
+    );
+}

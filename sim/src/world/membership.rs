@@ -1,0 +1,193 @@
+//! Membership changes in a run: the simulator asks the master (as far as it knows it) to add a
+//! spare replica as a learner, promote a learner, or remove a member (the master included,
+//! which hands over), interleaved with every fault; "replace a dead replica" is such a
+//! sequence. And the checks across configurations: replicas that reached one epoch hold the
+//! same configuration, and consecutive ones differ by at most one voter.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use keyspace_core::membership::voters_differ_by_at_most_one;
+use keyspace_core::{
+    Change, ClientRequest, ClientResponse, Command, Configuration, Input, MemberKind, NodeId,
+    Outcome, Reply,
+};
+
+use super::events::Event;
+use super::{safety, Phase, World};
+use crate::Failure;
+
+/// The client id of the simulator's membership requests (no workload client has it).
+pub(super) const MEMBER_CLIENT_ID: u64 = u64::MAX - 1;
+/// Most configurations a run remembers: a change at most every 300 ms of a 30 s run.
+const EPOCHS_KEPT_MAX: usize = 4096;
+
+pub(super) struct Membership {
+    rng: ChaCha8Rng,
+    /// Every configuration a replica applied, by epoch.
+    pub(super) configs: BTreeMap<u64, Configuration>,
+    seq: u64,
+    /// The founding voters' count: the simulator removes voters only above it and adds them
+    /// only up to two above, so a majority survives the crash faults' budget.
+    founding: usize,
+}
+
+impl Membership {
+    pub(super) fn new(rng: ChaCha8Rng, founding: usize) -> Self {
+        let ids: Vec<NodeId> = (1..=founding as NodeId).collect();
+        let configs = BTreeMap::from([(0, Configuration::initial(&ids))]);
+        Self {
+            rng,
+            configs,
+            seq: 0,
+            founding,
+        }
+    }
+
+    /// The latest configuration any replica applied.
+    pub(super) fn latest(&self) -> &Configuration {
+        self.configs.values().next_back().expect("the founding one")
+    }
+
+    /// Notes a configuration a replica applied: the same as every other replica's of its
+    /// epoch, and at most one voter away from the epochs next to it.
+    pub(super) fn observe(&mut self, config: &Configuration, node: NodeId) -> Result<(), String> {
+        if let Some(known) = self.configs.get(&config.epoch) {
+            if known != config {
+                return Err(format!(
+                    "replica {node} applied epoch {} as {config:?}, another replica as {known:?}",
+                    config.epoch
+                ));
+            }
+            return Ok(());
+        }
+        let neighbours = [
+            config
+                .epoch
+                .checked_sub(1)
+                .and_then(|e| self.configs.get(&e)),
+            self.configs.get(&(config.epoch + 1)),
+        ];
+        for other in neighbours.into_iter().flatten() {
+            if !voters_differ_by_at_most_one(other, config) {
+                return Err(format!(
+                    "epochs {} and {} differ by more than one voter: majorities may not intersect",
+                    other.epoch, config.epoch
+                ));
+            }
+        }
+        if self.configs.len() < EPOCHS_KEPT_MAX {
+            self.configs.insert(config.epoch, config.clone());
+        }
+        Ok(())
+    }
+
+    /// The change to ask for next, if any fits: add the next spare, promote a learner, or
+    /// remove a voter (above the founding count) or a learner.
+    fn draw_change(&mut self, next_spare: Option<NodeId>) -> Option<Change> {
+        let latest = self.latest();
+        let voters: Vec<NodeId> = latest.voters().collect();
+        let learners: Vec<NodeId> = latest
+            .member_ids()
+            .filter(|id| !latest.is_voter(*id))
+            .collect();
+        let mut options: Vec<Change> = Vec::new();
+        if let Some(id) = next_spare {
+            options.push(Change::Add {
+                id,
+                peer_addr: format!("127.0.0.1:{}", 7000 + id),
+                client_addr: format!("127.0.0.1:{}", 6000 + id),
+                kind: MemberKind::Full,
+            });
+        }
+        if voters.len() < self.founding + 2 {
+            options.extend(learners.iter().map(|&id| Change::Promote { id }));
+        }
+        if voters.len() > self.founding {
+            options.extend(voters.iter().map(|&id| Change::Remove { id }));
+        }
+        options.extend(learners.iter().map(|&id| Change::Remove { id }));
+        if options.is_empty() {
+            return None;
+        }
+        let pick = self.rng.gen_range(0..options.len());
+        Some(options.swap_remove(pick))
+    }
+}
+
+impl World {
+    /// Schedules the first membership change, if the plan has them.
+    pub(super) fn start_membership(&mut self) {
+        let every = self.plan.membership_every_ns;
+        if every > 0 {
+            let at = self.membership.rng.gen_range(1..=2 * every);
+            self.schedule(at, Event::Membership);
+        }
+    }
+
+    /// Asks the replica that holds the lease (else any) for a change; starts a spare first
+    /// when the change adds it.
+    pub(super) fn membership_change(&mut self) -> Result<(), Failure> {
+        if self.phase != Phase::Faults {
+            return Ok(());
+        }
+        let every = self.plan.membership_every_ns;
+        let at = self.now + self.membership.rng.gen_range(1..=2 * every);
+        self.schedule(at, Event::Membership);
+        let next_spare = self.next_spare();
+        let Some(change) = self.membership.draw_change(next_spare) else {
+            return Ok(());
+        };
+        if let Change::Add { id, .. } = change {
+            let i = id as usize - 1;
+            if !self.replicas.nodes[i].is_up() && self.replicas.nodes[i].incarnation == 0 {
+                self.restart(i)?;
+            }
+        }
+        let n = self.replicas.len();
+        let to = match self.replicas.lease_holder(self.now) {
+            Some(holder) => holder,
+            None => self.membership.rng.gen_range(0..n),
+        };
+        self.membership.seq += 1;
+        let request = ClientRequest {
+            client_id: MEMBER_CLIENT_ID,
+            seq: self.membership.seq,
+            command: Command::Member(change),
+        };
+        self.stats.member_changes_asked += 1;
+        self.drive(to, Input::Request(request))
+    }
+
+    /// The first spare id no configuration has named yet.
+    fn next_spare(&self) -> Option<NodeId> {
+        let latest = self.membership.latest();
+        let founding = self.opts.nodes as NodeId;
+        let total = self.replicas.len() as NodeId;
+        (founding + 1..=total).find(|id| !latest.is_member(*id) && !latest.is_removed(*id))
+    }
+
+    /// A replica answered a membership request.
+    pub(super) fn member_response(&mut self, response: &ClientResponse) {
+        if let Outcome::Done(Reply::Int(_)) = response.outcome {
+            self.stats.member_changes_applied += 1;
+        }
+    }
+
+    /// Notes the configuration replica `i` applied (checks it against the others).
+    pub(super) fn observe_configuration(&mut self, i: usize) -> Result<(), Failure> {
+        let node = &mut self.replicas.nodes[i];
+        let Some(replica) = &node.replica else {
+            return Ok(());
+        };
+        let config = replica.configuration();
+        if node.epoch_seen == Some(config.epoch) {
+            return Ok(());
+        }
+        node.epoch_seen = Some(config.epoch);
+        let id = node.id;
+        self.membership.observe(config, id).map_err(safety)
+    }
+}
