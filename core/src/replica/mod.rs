@@ -362,7 +362,14 @@ impl Replica {
         if self.leader.is_some() {
             return Some(self.config.node_id);
         }
-        self.lease.master_hint()
+        // A removed replica hears nothing more, so whatever it last knew is stale; and a hint
+        // at a removed member sends the client where no master can be.
+        if self.members.removed_self() {
+            return None;
+        }
+        self.lease
+            .master_hint()
+            .filter(|&id| !self.members.is_removed(id))
     }
 
     /// The log ballot this replica leads with, or has promised.

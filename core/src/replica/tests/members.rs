@@ -111,6 +111,23 @@ fn a_removed_replica_stops_and_the_rest_serve_on() {
 }
 
 #[test]
+fn a_removed_replica_names_no_master_and_no_one_names_a_removed_replica() {
+    let (mut cluster, m) = settled();
+    let gone = (m + 1) % 3;
+    let gone_id = cluster.replicas[gone].node_id();
+    let master_id = cluster.replicas[m].node_id();
+    assert_eq!(cluster.replicas[gone].master_hint(), Some(master_id));
+    cluster.request(m, 8, 1, Command::Member(Change::Remove { id: gone_id }));
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    assert!(cluster.replicas[gone].is_removed());
+    // What it last knew is stale from now on: clients must look elsewhere.
+    assert_eq!(cluster.replicas[gone].master_hint(), None);
+    for replica in &cluster.replicas {
+        assert_ne!(replica.master_hint(), Some(gone_id));
+    }
+}
+
+#[test]
 fn the_master_asked_to_remove_itself_hands_over_and_the_next_master_removes_it() {
     let (mut cluster, m) = settled();
     let old_id = cluster.replicas[m].node_id();
