@@ -706,16 +706,28 @@ fn random_write(draw: &mut Draw, slot: u64) -> StorageWrite {
     }
 }
 
+/// A batch of one to three records at `slot`; with `snapshots`, a third of them hold a
+/// snapshot too, somewhere among the records.
+fn random_batch(draw: &mut Draw, slot: u64, snapshots: bool) -> Vec<StorageWrite> {
+    let mut batch: Vec<StorageWrite> = (0..1 + draw.below(3))
+        .map(|_| random_write(draw, slot))
+        .collect();
+    if snapshots && draw.below(3) == 0 {
+        let image = snapshot_through(1 + draw.below(4) as u64, draw.below(600));
+        let at = draw.below(batch.len() + 1);
+        batch.insert(at, StorageWrite::Snapshot(image.into()));
+    }
+    batch
+}
+
 #[test]
 fn a_crash_anywhere_keeps_every_synced_write_and_is_never_damage() {
-    for seed in 1..=300u64 {
+    for (seed, snapshots) in (1..=300u64).flat_map(|seed| [(seed, false), (seed, true)]) {
         let mut draw = Draw(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut log = new_log();
         let mut synced = Vec::new();
         for slot in 1..=draw.below(40) as u64 {
-            let batch: Vec<StorageWrite> = (0..1 + draw.below(3))
-                .map(|_| random_write(&mut draw, slot))
-                .collect();
+            let batch = random_batch(&mut draw, slot, snapshots);
             log.append(&batch);
             log.write().unwrap();
             if draw.below(4) == 0 {
@@ -724,7 +736,10 @@ fn a_crash_anywhere_keeps_every_synced_write_and_is_never_damage() {
                 let sectors: usize = device.unsynced_sectors().iter().sum();
                 device.crash(draw.below(sectors + 1));
                 let (reopened, state, _) = open(device);
-                assert!(!state.damaged, "seed {seed}: a crash is not damage");
+                assert!(
+                    !state.damaged,
+                    "seed {seed} ({snapshots}): a crash is not damage"
+                );
                 // The synced writes, and of the write in flight a prefix of whole records.
                 let kept = (0..=batch.len()).find(|&k| {
                     let mut all = synced.clone();
