@@ -13,7 +13,7 @@
 //! from offset 0; such segments are still read, and the log goes on in a new segment.
 
 use keyspace_core::codec::{self, DecodeError, FrameKind};
-use keyspace_core::snapshot::{SnapshotError, SnapshotImage};
+use keyspace_core::snapshot::{SnapshotError, SnapshotFrame, SnapshotImage};
 use keyspace_core::StorageWrite;
 
 /// The format version this build writes in segment headers.
@@ -201,13 +201,31 @@ pub fn is_snapshot_frame(rest: &[u8]) -> bool {
         && rest[6] == FrameKind::Snapshot as u8
 }
 
-/// Where the run of whole snapshot frames at the start of `rest` ends (at least one header).
-pub fn snapshot_run_end(rest: &[u8]) -> usize {
+/// Where, in the snapshot run at the start of `rest`, the first frame that fails verification
+/// starts (frames sealed with `tag_at(offset in rest)`). A run torn between two frames has
+/// whole frames up to the tear; the frame after them is the one the tear cut.
+pub fn snapshot_run_failure(rest: &[u8], tag_at: impl Fn(usize) -> u32) -> usize {
     let mut at = 0;
-    while let Ok(len) = codec::frame_len(FrameKind::Snapshot, &rest[at..]) {
-        at += codec::HEADER_BYTES + len;
+    // `at` moves past one whole frame every turn, so this ends within `rest.len()` turns.
+    while let Ok((_, used)) =
+        codec::decode_sealed::<SnapshotFrame>(FrameKind::Snapshot, &rest[at..], tag_at(at))
+    {
+        assert!(used > 0, "a frame takes bytes");
+        at += used;
     }
-    at.max(codec::HEADER_BYTES)
+    assert!(at <= rest.len(), "frames lie within the bytes");
+    at
+}
+
+/// How far the frame of `kind` at the start of `rest`, which failed verification, reaches: as
+/// far as its header claims, all of `rest` when it claims more, one header when the header
+/// itself is garbage.
+pub fn failed_frame_extent(kind: FrameKind, rest: &[u8]) -> usize {
+    match codec::frame_len(kind, rest) {
+        Ok(len) => codec::HEADER_BYTES + len,
+        Err(error) if error.is_truncated() => rest.len(),
+        Err(_) => codec::HEADER_BYTES.min(rest.len()),
+    }
 }
 
 /// Where the codec's magic next occurs in `bytes` at or after `from`.

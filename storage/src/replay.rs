@@ -12,14 +12,15 @@
 
 use std::path::Path;
 
-use keyspace_core::codec::{self, DecodeError};
+use keyspace_core::codec::{self, DecodeError, FrameKind};
 use keyspace_core::{DurableState, Slot, StorageWrite};
 
 use crate::device::{Device, DeviceError};
 use crate::error::StorageError;
 use crate::format::{
-    all_zero, decode_record, find_magic, is_snapshot_frame, snapshot_run_end, Framing,
-    SegmentHeader, LOG_FORMAT_VERSION, SECTOR_BYTES, SEGMENT_HEADER_BYTES,
+    all_zero, decode_record, failed_frame_extent, find_magic, is_snapshot_frame,
+    snapshot_run_failure, Framing, SegmentHeader, LOG_FORMAT_VERSION, SECTOR_BYTES,
+    SEGMENT_HEADER_BYTES,
 };
 use crate::summary::Summary;
 
@@ -303,17 +304,18 @@ impl Scan<'_> {
     /// created with, and nothing verifies after it. A frame that is all there but fails its
     /// checksum — a flipped bit, or a length field a flipped bit made point into the zeros —
     /// is damage, never a tear: it may be an acknowledged record.
+    ///
+    /// Within a snapshot's run of frames, the frame judged is the first that fails: a tear
+    /// between two frames leaves the frames before it whole, and the next one all zeros.
     fn is_torn_tail(&self, offset: usize) -> bool {
         let rest = &self.bytes[offset..];
-        let covered = if is_snapshot_frame(rest) {
-            snapshot_run_end(rest)
+        let (failed, kind) = if is_snapshot_frame(rest) {
+            let tag_at = |at: usize| self.framing.tag(offset + at);
+            (snapshot_run_failure(rest, tag_at), FrameKind::Snapshot)
         } else {
-            match codec::frame_len(codec::FrameKind::LogRecord, rest) {
-                Ok(len) => codec::HEADER_BYTES + len,
-                Err(error) if error.is_truncated() => rest.len(),
-                Err(_) => codec::HEADER_BYTES.min(rest.len()),
-            }
+            (0, FrameKind::LogRecord)
         };
+        let covered = failed + failed_frame_extent(kind, &rest[failed..]);
         assert!(
             covered <= rest.len(),
             "a frame's extent lies within the segment"
@@ -322,7 +324,7 @@ impl Scan<'_> {
         let first_zero_sector = (offset + zeros_from).next_multiple_of(SECTOR_BYTES) - offset;
         zeros_from <= covered
             && first_zero_sector < covered.max(1)
-            && !codec::length_bit_flipped(rest, self.framing.tag(offset))
+            && !codec::length_bit_flipped(&rest[failed..], self.framing.tag(offset + failed))
             && !self.record_after(offset)
     }
 

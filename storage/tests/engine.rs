@@ -360,6 +360,54 @@ fn a_snapshot_cut_short_at_the_end_of_the_log_is_a_torn_tail() {
     assert!(!recovered.damaged);
 }
 
+/// A crash tears a write at a sector boundary, and that boundary may fall between two frames
+/// of a snapshot, or a few bytes into the header of the frame after a whole one: what is left
+/// is a whole meta frame followed by zeros, or by a header cut short. Nothing of it was
+/// acknowledged, so it is a torn tail, and taking it for damage would send the replica into
+/// recovery on every restart (its segment is never rewritten).
+#[test]
+fn a_snapshot_torn_between_its_frames_is_a_torn_tail_not_damage() {
+    let image = snapshot_through(3, 1_000);
+    let mut frames = Vec::new();
+    image.encode_frames(&mut frames);
+    let meta_bytes = format::claimed_len(&frames).expect("a whole meta frame") as u64;
+    assert!(meta_bytes < frames.len() as u64, "a chunk follows the meta");
+    let start = HEADER + frame_bytes(&accept(1));
+    let sector = SECTOR_BYTES as u64;
+    for past_meta in 0..codec::HEADER_BYTES as u64 {
+        // An accept of the size that puts the tear `past_meta` bytes after the meta frame.
+        let pad = (0..2 * SECTOR_BYTES)
+            .map(|n| StorageWrite::Accept {
+                slot: 2,
+                ballot: ballot(1, 1),
+                value: set(2, n),
+            })
+            .find(|pad| (start + frame_bytes(pad) + meta_bytes + past_meta).is_multiple_of(sector))
+            .expect("some padding lands the meta's end anywhere in a sector");
+        let tear = start + frame_bytes(&pad) + meta_bytes + past_meta;
+        let mut log = new_log();
+        write_each(&mut log, vec![accept(1)]);
+        log.append(&[pad, StorageWrite::Snapshot(image.clone().into())]);
+        log.write().unwrap();
+        let mut device = log.into_device();
+        device.crash((tear / sector - start / sector) as usize);
+        let (mut log, state, _) = open(device);
+        assert!(
+            !state.damaged,
+            "torn {past_meta} bytes after the meta frame"
+        );
+        assert_eq!(accepted_slots(&state), [1, 2], "{past_meta}");
+        assert_eq!(state.snapshot, None, "{past_meta}");
+        write_each(&mut log, vec![accept(3)]);
+        let (_, state, _) = reopen(log);
+        assert!(
+            !state.damaged,
+            "reopened after a tear {past_meta} past the meta"
+        );
+        assert_eq!(accepted_slots(&state), [1, 2, 3], "{past_meta}");
+    }
+}
+
 #[test]
 fn a_flipped_bit_in_the_last_whole_record_is_damage_not_a_torn_tail() {
     for at in [4 + 2, 8, 9, 14, 20] {
@@ -658,16 +706,28 @@ fn random_write(draw: &mut Draw, slot: u64) -> StorageWrite {
     }
 }
 
+/// A batch of one to three records at `slot`; with `snapshots`, a third of them hold a
+/// snapshot too, somewhere among the records.
+fn random_batch(draw: &mut Draw, slot: u64, snapshots: bool) -> Vec<StorageWrite> {
+    let mut batch: Vec<StorageWrite> = (0..1 + draw.below(3))
+        .map(|_| random_write(draw, slot))
+        .collect();
+    if snapshots && draw.below(3) == 0 {
+        let image = snapshot_through(1 + draw.below(4) as u64, draw.below(600));
+        let at = draw.below(batch.len() + 1);
+        batch.insert(at, StorageWrite::Snapshot(image.into()));
+    }
+    batch
+}
+
 #[test]
 fn a_crash_anywhere_keeps_every_synced_write_and_is_never_damage() {
-    for seed in 1..=300u64 {
+    for (seed, snapshots) in (1..=300u64).flat_map(|seed| [(seed, false), (seed, true)]) {
         let mut draw = Draw(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut log = new_log();
         let mut synced = Vec::new();
         for slot in 1..=draw.below(40) as u64 {
-            let batch: Vec<StorageWrite> = (0..1 + draw.below(3))
-                .map(|_| random_write(&mut draw, slot))
-                .collect();
+            let batch = random_batch(&mut draw, slot, snapshots);
             log.append(&batch);
             log.write().unwrap();
             if draw.below(4) == 0 {
@@ -676,7 +736,10 @@ fn a_crash_anywhere_keeps_every_synced_write_and_is_never_damage() {
                 let sectors: usize = device.unsynced_sectors().iter().sum();
                 device.crash(draw.below(sectors + 1));
                 let (reopened, state, _) = open(device);
-                assert!(!state.damaged, "seed {seed}: a crash is not damage");
+                assert!(
+                    !state.damaged,
+                    "seed {seed} ({snapshots}): a crash is not damage"
+                );
                 // The synced writes, and of the write in flight a prefix of whole records.
                 let kept = (0..=batch.len()).find(|&k| {
                     let mut all = synced.clone();
