@@ -252,6 +252,13 @@ mod cli {
         let survey = join::survey(&group, config.id)
             .await
             .map_err(|e| Failure::Join(format!("--join {join}: {e}")))?;
+        let recorded = keyspace_node::founding::FoundingRecord::load(&config.data_dir);
+        if survey.already_member && !matches!(recorded, Ok(Some(_))) {
+            return Err(Failure::Join(format!(
+                "replica {} is a member of the group already, and --data holds no record of it: a new replica needs an id never used in the group (MEMBER LIST shows the members); a member restarts without --join",
+                config.id
+            )));
+        }
         println!(
             "group at {join}: founders {}, members {}",
             peer::format_peers(&survey.founders),
