@@ -76,6 +76,8 @@ pub enum Action {
         exec: bool,
     },
     Quit,
+    /// `MEMBER FOUNDERS`: the voters the group was founded with, and their peer addresses.
+    MemberFounders,
 }
 
 fn arity_error(name: &str) -> Action {
@@ -505,14 +507,15 @@ fn parse_list(name: &str, args: &[Vec<u8>]) -> Action {
 }
 
 /// `MEMBER LIST | ADD <id> <peer-host:port> <client-host:port> [LEARNER|WITNESS] |
-/// PROMOTE <id> | REMOVE <id>`. Addresses are checked for shape here (a member nobody can dial
+/// PROMOTE <id> | REMOVE <id> | FOUNDERS`. Addresses are checked for shape here (a member nobody can dial
 /// would join a configuration for good); whether the change may follow is the master's call.
 fn parse_member(args: &[Vec<u8>]) -> Action {
     const USAGE: &str = "ERR usage: MEMBER LIST | MEMBER ADD <id> <peer-host:port> \
                          <client-host:port> [LEARNER|WITNESS] | MEMBER PROMOTE <id> | \
-                         MEMBER REMOVE <id>";
+                         MEMBER REMOVE <id> | MEMBER FOUNDERS";
     let change = match (text(&args[1]).as_str(), args.len()) {
         ("LIST", 2) => return Action::MemberList,
+        ("FOUNDERS", 2) => return Action::MemberFounders,
         ("ADD", 5 | 6) => parse_member_add(args),
         ("PROMOTE", 3) => parse_member_id(&args[2]).map(|id| Change::Promote { id }),
         ("REMOVE", 3) => parse_member_id(&args[2]).map(|id| Change::Remove { id }),
@@ -790,6 +793,12 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
         Action::Quit => {
             conn.quit = true;
             w.simple("OK");
+        }
+        Action::MemberFounders => {
+            w.array(conn.context.founders.len());
+            for (id, addr) in &conn.context.founders {
+                w.bulk(format!("id={id} peer_addr={addr}").as_bytes());
+            }
         }
         Action::Store { .. }
         | Action::Info(_)
@@ -1540,6 +1549,7 @@ mod tests {
             store(Command::Member(Change::Remove { id: 2 }))
         );
         assert_eq!(member(&["LIST"]), Action::MemberList);
+        assert_eq!(member(&["founders"]), Action::MemberFounders);
     }
 
     #[test]

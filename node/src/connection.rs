@@ -44,6 +44,9 @@ pub struct ClientContext {
     pub core: mpsc::Sender<Event>,
     pub node_id: NodeId,
     pub client_addr: std::net::SocketAddr,
+    /// The group's founding voters and their peer addresses (`MEMBER FOUNDERS`: a joiner needs
+    /// them to read the log from its start).
+    pub founders: std::collections::BTreeMap<NodeId, std::net::SocketAddr>,
     pub password: Option<String>,
     pub started: Instant,
     pub connections: AtomicU64,
@@ -423,6 +426,7 @@ pub(crate) mod tests {
                 core,
                 node_id: 1,
                 client_addr: "127.0.0.1:6379".parse().unwrap(),
+                founders: Default::default(),
                 password: None,
                 started: Instant::now(),
                 connections: AtomicU64::new(0),

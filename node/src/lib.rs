@@ -11,6 +11,7 @@ pub mod client;
 pub mod commands;
 pub mod connection;
 pub mod event;
+pub mod founding;
 pub mod peer;
 pub mod resp;
 pub mod resp_client;
@@ -35,8 +36,15 @@ use crate::storage::StorageLimits;
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub id: NodeId,
-    /// Every replica's peer address, this one's included.
+    /// The founding voters' peer addresses (`--peers`); empty: the ones the data directory's
+    /// membership record keeps (see [`founding`]).
     pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// This replica's peer address when it is not a founder (a joiner's `--peer-addr`);
+    /// `None`: its entry in `peers`, or the record's.
+    pub peer_addr: Option<SocketAddr>,
+    /// Members besides the founders to dial from the start (a joiner learns them from the
+    /// group); the applied configuration adds the rest.
+    pub known_members: BTreeMap<NodeId, SocketAddr>,
     pub client_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub cluster_key: String,
@@ -57,8 +65,25 @@ pub struct NodeConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("node id {0} is not in --peers")]
+    #[error("node id {0} is not in --peers; a replica that is not a founder joins with --join and --peer-addr")]
     NotAMember(NodeId),
+    #[error("the data directory {dir} keeps no membership record: give --peers (a founding replica's first start) or --join (a new replica)")]
+    NoMembership { dir: PathBuf },
+    #[error("the data directory {dir} belongs to replica {stored}, not {given}: give --id {stored}, or another --data")]
+    WrongId {
+        dir: PathBuf,
+        stored: NodeId,
+        given: NodeId,
+    },
+    #[error("{what} disagrees with the data directory's membership record {path} ({stored}; given {given}); leave {what} out to use the recorded one")]
+    Disagrees {
+        what: &'static str,
+        path: PathBuf,
+        stored: String,
+        given: String,
+    },
+    #[error(transparent)]
+    Record(#[from] founding::RecordError),
     #[error("cannot listen on {addr} ({what}): {source}")]
     Listen {
         addr: SocketAddr,
@@ -126,35 +151,91 @@ fn create_data_dir(dir: &Path) -> Result<bool, NodeError> {
     }
 }
 
-/// Dials every other replica of `--peers` and starts the peer listener, which accepts them
-/// (the shell then keeps both to the applied configuration).
+/// The founders' and this replica's peer addresses, from the data directory's membership
+/// record or, on a first start, from the configuration (then recorded before anything else
+/// happens). `--peers` or `--peer-addr` that disagree with the record are refused: the data
+/// directory holds what this replica promised and accepted as a member of that group.
+pub fn settle_membership(config: &NodeConfig) -> Result<founding::FoundingRecord, NodeError> {
+    let dir = &config.data_dir;
+    if let Some(record) = founding::FoundingRecord::load(dir)? {
+        let disagrees = |what, stored: String, given: String| NodeError::Disagrees {
+            what,
+            path: dir.join(founding::FILE_NAME),
+            stored,
+            given,
+        };
+        if record.id != config.id {
+            return Err(NodeError::WrongId {
+                dir: dir.clone(),
+                stored: record.id,
+                given: config.id,
+            });
+        }
+        if !config.peers.is_empty() && config.peers != record.founders {
+            let show = |peers: &BTreeMap<NodeId, SocketAddr>| peer::format_peers(peers);
+            return Err(disagrees(
+                "--peers",
+                show(&record.founders),
+                show(&config.peers),
+            ));
+        }
+        match config.peer_addr {
+            Some(given) if given != record.peer_addr => Err(disagrees(
+                "--peer-addr",
+                record.peer_addr.to_string(),
+                given.to_string(),
+            )),
+            _ => Ok(record),
+        }
+    } else {
+        if config.peers.is_empty() {
+            return Err(NodeError::NoMembership { dir: dir.clone() });
+        }
+        let peer_addr = config
+            .peer_addr
+            .or_else(|| config.peers.get(&config.id).copied())
+            .ok_or(NodeError::NotAMember(config.id))?;
+        let record = founding::FoundingRecord {
+            id: config.id,
+            peer_addr,
+            founders: config.peers.clone(),
+        };
+        record.store(dir)?;
+        tracing::info!(node = config.id, file = %dir.join(founding::FILE_NAME).display(), "membership recorded: later starts need no --peers");
+        Ok(record)
+    }
+}
+
+/// Dials every other founder and known member and starts the peer listener, which accepts
+/// them (the shell then keeps both to the applied configuration).
 fn start_peers(
     config: &NodeConfig,
+    me_addr: SocketAddr,
     listener: TcpListener,
     key: ClusterKey,
     core: mpsc::Sender<event::Event>,
 ) -> (BTreeMap<NodeId, peer::PeerLink>, shell::Peering) {
     let me = config.id;
-    let links = config
-        .peers
-        .iter()
+    let known = config.peers.iter().chain(&config.known_members);
+    let links: BTreeMap<NodeId, peer::PeerLink> = known
         .filter(|(id, _)| **id != me)
         .map(|(id, addr)| (*id, peer::spawn_dialler(me, *id, *addr, key.clone())))
         .collect();
-    let accepted = Arc::new(std::sync::RwLock::new(
-        config.peers.keys().copied().collect(),
-    ));
+    let admission = Arc::new(std::sync::RwLock::new(peer::Admission {
+        accepted: links.keys().copied().collect(),
+        ..Default::default()
+    }));
     tokio::spawn(peer::listen(
         listener,
         me,
-        accepted.clone(),
+        admission.clone(),
         key.clone(),
         core,
     ));
     let peering = shell::Peering {
-        me_addr: config.peers[&me],
+        me_addr,
         key,
-        accepted,
+        admission,
     };
     (links, peering)
 }
@@ -162,8 +243,13 @@ fn start_peers(
 /// Runs one replica until the process ends. Returns early only on a startup error.
 pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     let me = config.id;
-    let peer_addr = *config.peers.get(&me).ok_or(NodeError::NotAMember(me))?;
     let created = create_data_dir(&config.data_dir)?;
+    let record = settle_membership(&config)?;
+    let peer_addr = record.peer_addr;
+    let config = NodeConfig {
+        peers: record.founders,
+        ..config
+    };
     if config.new_cluster && !created {
         tracing::warn!(node = me, dir = %config.data_dir.display(), "--new-cluster ignored: the data directory existed before this start, so this replica first waits out one lease");
     }
@@ -196,11 +282,12 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     replica_config.new_cluster = config.new_cluster && created;
     let replica = Replica::new(replica_config, durable, 0, random());
     let (core_tx, core_rx) = mpsc::channel(shell::EVENTS_QUEUE_MAX);
-    let (links, peering) = start_peers(&config, peer_listener, key, core_tx.clone());
+    let (links, peering) = start_peers(&config, peer_addr, peer_listener, key, core_tx.clone());
     let context = Arc::new(client::ClientContext {
         core: core_tx,
         node_id: me,
         client_addr: config.client_addr,
+        founders: config.peers.clone(),
         password: config.password.clone(),
         started: start,
         connections: AtomicU64::new(0),

@@ -5,6 +5,8 @@ mod bench;
 #[cfg(not(madsim))]
 mod cluster;
 #[cfg(not(madsim))]
+mod join;
+#[cfg(not(madsim))]
 mod member;
 
 /// mimalloc: the node allocates per request (keys, values, replies), and mimalloc costs less
@@ -48,6 +50,8 @@ mod cli {
         ///   keyspace node --id 1 --peers 1=7001,2=7002,3=7003 --client-addr 6379 --data /tmp/ks1
         ///   keyspace node --id 2 --peers 1=7001,2=7002,3=7003 --client-addr 6380 --data /tmp/ks2
         ///   keyspace node --id 3 --peers 1=7001,2=7002,3=7003 --client-addr 6381 --data /tmp/ks3
+        /// Restart (the data directory remembers the group): keyspace node --id 1 --client-addr 6379 --data /tmp/ks1
+        /// A new replica: keyspace node --id 4 --join 6379 --peer-addr 7004 --client-addr 6382 --data /tmp/ks4 --promote
         #[command(verbatim_doc_comment)]
         Node(NodeArgs),
         /// Start a local cluster of N replicas as child processes; Ctrl-C stops them all.
@@ -72,12 +76,27 @@ mod cli {
 
     #[derive(clap::Args)]
     struct NodeArgs {
-        /// This replica's id (1, 2, …); must appear in --peers.
+        /// This replica's id (1, 2, …): a founder's is in --peers, a joiner's is new.
         #[arg(long)]
         id: u16,
-        /// Every replica's peer address, this one's included: ID=HOST:PORT,… (HOST defaults to 127.0.0.1).
+        /// The founding replicas' peer addresses, this one's included: ID=HOST:PORT,… (HOST
+        /// defaults to 127.0.0.1). Needed at a founder's first start only: the data directory
+        /// keeps them; given later, they must agree with it.
+        #[arg(long, conflicts_with = "join")]
+        peers: Option<String>,
+        /// Join a running group: any member's client address. This replica asks to be added
+        /// as a learner (or --witness), catches up, and with --promote becomes a voter.
+        #[arg(long, requires = "peer_addr")]
+        join: Option<String>,
+        /// This replica's peer address (a joiner's; a founder's is its entry in --peers).
         #[arg(long)]
-        peers: String,
+        peer_addr: Option<String>,
+        /// With --join: ask to be added as a witness (keeps the log, not the state).
+        #[arg(long, requires = "join")]
+        witness: bool,
+        /// With --join: become a voter once caught up (MEMBER PROMOTE, retried until done).
+        #[arg(long, requires = "join")]
+        promote: bool,
         /// Where Redis clients connect: HOST:PORT or PORT.
         #[arg(long, default_value = "127.0.0.1:6379")]
         client_addr: String,
@@ -152,15 +171,33 @@ mod cli {
     }
 
     fn node(args: NodeArgs) -> Result<(), String> {
-        let peers = peer::parse_peers(&args.peers).map_err(|e| format!("--peers: {e}"))?;
+        let peers = match &args.peers {
+            Some(text) => peer::parse_peers(text).map_err(|e| format!("--peers: {e}"))?,
+            None => Default::default(),
+        };
+        let peer_addr = args.peer_addr.as_deref().map(peer::parse_addr);
+        let peer_addr = peer_addr
+            .transpose()
+            .map_err(|e| format!("--peer-addr: {e}"))?;
         let client_addr =
             peer::parse_addr(&args.client_addr).map_err(|e| format!("--client-addr: {e}"))?;
         if args.cluster_key == "keyspace-insecure-default-key" {
             tracing::warn!("using the default cluster key: set --cluster-key or KEYSPACE_CLUSTER_KEY outside a test machine");
         }
+        let join = match &args.join {
+            Some(join) => Some(crate::join::parse_join(join)?),
+            None => None,
+        };
+        let join_options = JoinOptions {
+            witness: args.witness,
+            promote: args.promote,
+            password: args.requirepass.clone(),
+        };
         let config = NodeConfig {
             id: args.id,
             peers,
+            peer_addr,
+            known_members: Default::default(),
             client_addr,
             data_dir: args.data,
             cluster_key: args.cluster_key,
@@ -177,13 +214,88 @@ mod cli {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the runtime: {e}"))?;
-        match runtime.block_on(run_node(config)) {
+        let ran = match join {
+            Some(join) => runtime.block_on(join_and_run(config, join, join_options)),
+            None => runtime.block_on(run_node(config)).map_err(Failure::Node),
+        };
+        match ran {
             Ok(()) => Ok(()),
-            Err(removed @ NodeError::Removed { .. }) => {
+            Err(Failure::Join(message)) => Err(message),
+            Err(Failure::Node(error)) => node_error(error),
+        }
+    }
+
+    /// What `--join` does besides starting the replica.
+    struct JoinOptions {
+        witness: bool,
+        promote: bool,
+        password: Option<String>,
+    }
+
+    enum Failure {
+        Node(NodeError),
+        Join(String),
+    }
+
+    /// `--join`: asks the group for its founders and members, starts the replica with them and
+    /// follows the join while the replica runs.
+    async fn join_and_run(
+        mut config: NodeConfig,
+        join: std::net::SocketAddr,
+        options: JoinOptions,
+    ) -> Result<(), Failure> {
+        use crate::join;
+        let group = join::Group {
+            addrs: vec![join],
+            password: options.password.clone(),
+        };
+        let survey = join::survey(&group, config.id)
+            .await
+            .map_err(|e| Failure::Join(format!("--join {join}: {e}")))?;
+        let recorded = keyspace_node::founding::FoundingRecord::load(&config.data_dir);
+        if survey.already_member && !matches!(recorded, Ok(Some(_))) {
+            return Err(Failure::Join(format!(
+                "replica {} is a member of the group already, and --data holds no record of it: a new replica needs an id never used in the group (MEMBER LIST shows the members); a member restarts without --join",
+                config.id
+            )));
+        }
+        println!(
+            "group at {join}: founders {}, members {}",
+            peer::format_peers(&survey.founders),
+            peer::format_peers(&survey.members)
+        );
+        let plan = join::Plan {
+            id: config.id,
+            peer_addr: config
+                .peer_addr
+                .expect("clap requires --peer-addr with --join"),
+            client_addr: config.client_addr,
+            witness: options.witness,
+            promote: options.promote,
+            already_member: survey.already_member,
+        };
+        let group = join::Group {
+            addrs: join::group_addrs(join, &survey.client_addrs),
+            password: options.password,
+        };
+        config.peers = survey.founders;
+        config.known_members = survey.members;
+        let node = run_node(config);
+        tokio::pin!(node);
+        tokio::select! {
+            ended = &mut node => return ended.map_err(Failure::Node),
+            joined = join::follow(group, plan) => joined.map_err(Failure::Join)?,
+        }
+        node.await.map_err(Failure::Node)
+    }
+
+    fn node_error(error: NodeError) -> Result<(), String> {
+        match error {
+            removed @ NodeError::Removed { .. } => {
                 eprintln!("error: {removed}");
                 std::process::exit(EXIT_REMOVED.into())
             }
-            Err(error) => Err(error.to_string()),
+            error => Err(error.to_string()),
         }
     }
 }

@@ -37,6 +37,17 @@ enum MemberAction {
     Remove { id: u16 },
 }
 
+/// Longest a change refused as "in progress" is asked again: the master refuses the next change
+/// until the lease is granted under the configuration the last one made (a moment), or while
+/// another operator's change is under way.
+const IN_PROGRESS_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+const IN_PROGRESS_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Whether `answer` refuses a change because another is in progress.
+fn in_progress(answer: &Value) -> bool {
+    matches!(answer, Value::Error(e) if e.contains("a membership change is in progress"))
+}
+
 /// The `MEMBER` command `action` sends.
 fn command_args(action: &MemberAction) -> Vec<Vec<u8>> {
     let words: Vec<String> = match action {
@@ -84,7 +95,7 @@ pub fn run(args: MemberArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let answer = runtime.block_on(async {
+    let answer: std::io::Result<Value> = runtime.block_on(async {
         let mut client = Client::connect(addr).await?;
         if let Some(password) = &args.requirepass {
             if let Value::Error(e) = client.call(&[b"AUTH", password.as_bytes()]).await? {
@@ -93,7 +104,14 @@ pub fn run(args: MemberArgs) -> Result<(), String> {
         }
         let command = command_args(&args.action);
         let command: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
-        client.call(&command).await
+        let began = std::time::Instant::now();
+        loop {
+            let answer = client.call(&command).await?;
+            if !in_progress(&answer) || began.elapsed() >= IN_PROGRESS_RETRY_MAX {
+                return Ok(answer);
+            }
+            tokio::time::sleep(IN_PROGRESS_RETRY_PAUSE).await;
+        }
     });
     let answer = answer.map_err(|e| format!("cannot talk to {addr}: {e}"))?;
     println!("{}", describe(answer)?);
@@ -163,5 +181,8 @@ mod tests {
             Value::Bulk(b"id=2".to_vec()),
         ]);
         assert_eq!(describe(rows), Ok("id=1\nid=2".into()));
+        let busy = "ERR membership change refused: a membership change is in progress; retry once it is done";
+        assert!(in_progress(&Value::Error(busy.into())));
+        assert!(!in_progress(&Value::Error("ERR membership change refused: replica 9 is not a member; MEMBER LIST shows the members".into())));
     }
 }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,19 @@ pub enum Handshake {
     Refused {
         reason: String,
     },
+    /// The dialler's id was removed from the group; sent only after it proved the key.
+    Removed {
+        epoch: u64,
+    },
+}
+
+/// Whom the peer listener accepts: the shell keeps it to the applied configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Admission {
+    pub accepted: Vec<NodeId>,
+    /// Removed ids: told so, and the epoch of the configuration that says it.
+    pub removed: std::collections::BTreeSet<NodeId>,
+    pub epoch: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +79,8 @@ pub enum PeerError {
     Timeout,
     #[error("handshake refused: {0}")]
     Refused(String),
+    #[error("this replica was removed from the group (configuration epoch {epoch})")]
+    Removed { epoch: u64 },
 }
 
 /// The cluster key, stretched to a MAC key.
@@ -104,6 +119,8 @@ pub struct PeerLink {
     pub addr: SocketAddr,
     pub tx: mpsc::Sender<Vec<PeerFrame>>,
     pub connected: Arc<AtomicBool>,
+    /// Nonzero once the peer refused this replica as removed: the epoch it named.
+    pub removed_at_epoch: Arc<AtomicU64>,
 }
 
 /// A buffered frame reader over a stream.
@@ -211,6 +228,8 @@ async fn handshake_dial(
     match reader.read(stream, FrameKind::Handshake).await? {
         Handshake::Accepted => Ok(()),
         Handshake::Refused { reason } => Err(PeerError::Refused(reason)),
+        // The listener proved the key in its challenge, so this comes from the group.
+        Handshake::Removed { epoch } => Err(PeerError::Removed { epoch }),
         other => Err(PeerError::Refused(format!("unexpected {other:?}"))),
     }
 }
@@ -221,13 +240,12 @@ async fn handshake_accept(
     stream: &mut TcpStream,
     key: &ClusterKey,
     me: NodeId,
-    members: &[NodeId],
+    admission: &Admission,
 ) -> Result<(NodeId, FrameReader), PeerError> {
     let mut reader = FrameReader::default();
+    let known = |from| admission.accepted.contains(&from) || admission.removed.contains(&from);
     let (from, theirs) = match reader.read(stream, FrameKind::Handshake).await? {
-        Handshake::Hello { from, to, nonce }
-            if to == me && from != me && members.contains(&from) =>
-        {
+        Handshake::Hello { from, to, nonce } if to == me && from != me && known(from) => {
             (from, nonce)
         }
         Handshake::Hello { from, to, .. } => {
@@ -252,6 +270,13 @@ async fn handshake_accept(
         Handshake::Proof { mac }
             if key.mac(b"dialler", from, me, &theirs, &mine) == blake3::Hash::from(mac) =>
         {
+            if admission.removed.contains(&from) {
+                let epoch = admission.epoch;
+                write_handshake(stream, &Handshake::Removed { epoch }).await?;
+                return Err(PeerError::Refused(format!(
+                    "node {from} was removed from the group (told it so at epoch {epoch})"
+                )));
+            }
             write_handshake(stream, &Handshake::Accepted).await?;
             Ok((from, reader))
         }
@@ -275,12 +300,24 @@ async fn handshake_accept(
 pub fn spawn_dialler(me: NodeId, peer: NodeId, addr: SocketAddr, key: ClusterKey) -> PeerLink {
     let (tx, rx) = mpsc::channel(PEER_QUEUE_BATCHES_MAX);
     let connected = Arc::new(AtomicBool::new(false));
-    tokio::spawn(dial_loop(me, peer, addr, key, rx, connected.clone()));
+    let removed_at_epoch = Arc::new(AtomicU64::new(0));
+    let flags = LinkFlags {
+        connected: connected.clone(),
+        removed_at_epoch: removed_at_epoch.clone(),
+    };
+    tokio::spawn(dial_loop(me, peer, addr, key, rx, flags));
     PeerLink {
         addr,
         tx,
         connected,
+        removed_at_epoch,
     }
+}
+
+/// What a dialler tells the shell through its link.
+struct LinkFlags {
+    connected: Arc<AtomicBool>,
+    removed_at_epoch: Arc<AtomicU64>,
 }
 
 async fn dial_loop(
@@ -289,8 +326,12 @@ async fn dial_loop(
     addr: SocketAddr,
     key: ClusterKey,
     mut rx: mpsc::Receiver<Vec<PeerFrame>>,
-    connected: Arc<AtomicBool>,
+    flags: LinkFlags,
 ) {
+    let LinkFlags {
+        connected,
+        removed_at_epoch,
+    } = flags;
     let mut backoff = RECONNECT_BACKOFF_MIN;
     loop {
         match connect(me, peer, addr, &key).await {
@@ -308,6 +349,15 @@ async fn dial_loop(
                 }
             }
             Err(PeerError::Refused(reason)) => tracing::warn!(peer, %reason, "peer refused"),
+            Err(PeerError::Removed { epoch }) => {
+                tracing::error!(
+                    peer,
+                    epoch,
+                    "peer says this replica was removed from the group"
+                );
+                // Removal epochs start at 1, so nonzero means told.
+                removed_at_epoch.store(epoch.max(1), Ordering::Release);
+            }
             Err(error) => tracing::debug!(peer, %error, "cannot reach peer"),
         }
         // Drop what accumulates while the peer is away, then try again.
@@ -371,7 +421,7 @@ fn encode_batch(batch: &[PeerFrame], out: &mut Vec<u8>) {
 pub async fn listen(
     listener: TcpListener,
     me: NodeId,
-    members: Arc<std::sync::RwLock<Vec<NodeId>>>,
+    admission: Arc<std::sync::RwLock<Admission>>,
     key: ClusterKey,
     core: mpsc::Sender<Event>,
 ) {
@@ -384,11 +434,11 @@ pub async fn listen(
                 continue;
             }
         };
-        // The members as of this accept: the shell keeps the list to the applied configuration.
-        let members = members.read().expect("member list lock poisoned").clone();
+        // Whom to accept as of this accept: the shell keeps it to the applied configuration.
+        let admission = admission.read().expect("admission lock poisoned").clone();
         let (key, core) = (key.clone(), core.clone());
         tokio::spawn(async move {
-            if let Err(error) = serve_peer(stream, me, &members, &key, core).await {
+            if let Err(error) = serve_peer(stream, me, &admission, &key, core).await {
                 tracing::warn!(%addr, %error, "dropped peer connection");
             }
         });
@@ -398,14 +448,14 @@ pub async fn listen(
 async fn serve_peer(
     mut stream: TcpStream,
     me: NodeId,
-    members: &[NodeId],
+    admission: &Admission,
     key: &ClusterKey,
     core: mpsc::Sender<Event>,
 ) -> Result<(), PeerError> {
     let _ = stream.set_nodelay(true);
     let (from, mut reader) = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        handshake_accept(&mut stream, key, me, members),
+        handshake_accept(&mut stream, key, me, admission),
     )
     .await
     .map_err(|_| PeerError::Timeout)??;
@@ -444,6 +494,12 @@ pub fn parse_peers(text: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
         return Err("no peers given".into());
     }
     Ok(peers)
+}
+
+/// `1=host:port,2=host:port`, as [`parse_peers`] reads it.
+pub fn format_peers(peers: &BTreeMap<NodeId, SocketAddr>) -> String {
+    let parts: Vec<String> = peers.iter().map(|(id, a)| format!("{id}={a}")).collect();
+    parts.join(",")
 }
 
 /// `HOST:PORT`, `:PORT` or `PORT`; the host defaults to 127.0.0.1.

@@ -92,8 +92,9 @@ pub struct Peering {
     /// This replica's own peer address (`MEMBER LIST` shows it).
     pub me_addr: std::net::SocketAddr,
     pub key: ClusterKey,
-    /// The ids the peer listener accepts; the shell keeps it to the applied configuration.
-    pub accepted: std::sync::Arc<std::sync::RwLock<Vec<NodeId>>>,
+    /// Whom the peer listener accepts and whom it tells they were removed; the shell keeps it
+    /// to the applied configuration.
+    pub admission: std::sync::Arc<std::sync::RwLock<peer::Admission>>,
 }
 
 /// Why [`Shell::run`] returned.
@@ -198,8 +199,7 @@ impl Shell {
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>) -> Stopped {
         let mut last_timer: Option<Instant> = None;
         loop {
-            if self.replica.is_removed() {
-                let epoch = self.replica.configuration().epoch;
+            if let Some(epoch) = self.removed_at_epoch() {
                 tracing::error!(
                     node = self.me(),
                     epoch,
@@ -230,6 +230,17 @@ impl Shell {
             }
             self.finish_turn().await;
         }
+    }
+
+    /// The epoch of this replica's removal, once it applied it or a peer refused it as removed
+    /// (a replica restarted after its removal, which the group no longer sends the log to).
+    fn removed_at_epoch(&self) -> Option<u64> {
+        if self.replica.is_removed() {
+            return Some(self.replica.configuration().epoch);
+        }
+        let told = self.links.values();
+        let told = told.map(|l| l.removed_at_epoch.load(Ordering::Acquire));
+        told.max().filter(|epoch| *epoch > 0)
     }
 
     /// When the replica's timer is due. A timer that fired without moving on is put off by
@@ -530,11 +541,17 @@ impl Shell {
             let mut accepted: Vec<NodeId> = accepted.collect();
             accepted.sort_unstable();
             accepted.dedup();
+            let removed = config.removed.iter().copied();
+            let removed = removed.filter(|id| !accepted.contains(id)).collect();
             *self
                 .peering
-                .accepted
+                .admission
                 .write()
-                .expect("member list lock poisoned") = accepted;
+                .expect("admission lock poisoned") = peer::Admission {
+                accepted,
+                removed,
+                epoch,
+            };
         }
     }
 

@@ -68,6 +68,8 @@ fn config(id: NodeId, dir: &Path) -> NodeConfig {
     NodeConfig {
         id,
         peers,
+        peer_addr: None,
+        known_members: BTreeMap::new(),
         client_addr: SocketAddr::new(replica_ip(id), 6379),
         data_dir: dir.join(format!("node-{id}")),
         cluster_key: "madsim-key".into(),

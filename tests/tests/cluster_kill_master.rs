@@ -4,96 +4,16 @@
 //! recorded client history must be linearizable.
 
 use std::process::Command as Process;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use keyspace_checker::{check_kv, CheckOptions, CheckResult, Recorder};
-use keyspace_core::{Command, Reply};
-use keyspace_node::resp_client::{workload_op, workload_reply, Value};
+use std::time::Duration;
 
 mod cluster_common;
-use cluster_common::{connect_next, wait_until, Client, Cluster, LEASE_MS, NODES};
+use cluster_common::workload::{self, Shared};
+use cluster_common::{wait_until, Client, Cluster, LEASE_MS, NODES};
 
 /// Writes must work again within this long after the master dies: the lease, the restart-free
 /// election that follows it, and slack for a loaded 2-core machine.
 const FAILOVER_MAX: Duration = Duration::from_millis(3 * LEASE_MS + 2000);
-const KEYS: u64 = 5;
 const CLIENTS: u64 = 4;
-/// Bound on each client's operations (the test also stops them by time).
-const OPS_PER_CLIENT_MAX: u64 = 2_000;
-
-struct Shared {
-    recorder: Mutex<Recorder>,
-    start: Instant,
-    stop: AtomicBool,
-    /// Wall time of every acknowledged write, to measure the failover gap.
-    acked_writes: Mutex<Vec<Duration>>,
-}
-
-impl Shared {
-    fn now_ns(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
-    }
-}
-
-/// One client: random SET/INCR/GET on a few keys against a rotating choice of replicas.
-fn client_loop(client: u64, ports: Vec<u16>, shared: Arc<Shared>) {
-    let mut state = client.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let mut conn: Option<Client> = None;
-    let mut target = client as usize;
-    for op in 0..OPS_PER_CLIENT_MAX {
-        if shared.stop.load(Ordering::Relaxed) {
-            return;
-        }
-        if conn.is_none() {
-            conn = connect_next(&ports, &mut target);
-            if conn.is_none() {
-                continue;
-            }
-        }
-        let key = format!("k{}", next() % KEYS).into_bytes();
-        let value = format!("c{client}-{op}").into_bytes();
-        let (command, args) = workload_op(next(), key, value);
-        let is_write = command.is_write();
-        let id = shared
-            .recorder
-            .lock()
-            .unwrap()
-            .invoke(client, shared.now_ns(), command);
-        let arg_refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let result = conn.as_mut().unwrap().call(&arg_refs);
-        let now = shared.now_ns();
-        let reply = match result {
-            Ok(value) => workload_reply(value),
-            Err(_) => {
-                conn = None;
-                None
-            }
-        };
-        let mut recorder = shared.recorder.lock().unwrap();
-        match reply {
-            Some(reply) => {
-                recorder.ok(id, now, reply);
-                if is_write {
-                    shared
-                        .acked_writes
-                        .lock()
-                        .unwrap()
-                        .push(shared.start.elapsed());
-                }
-            }
-            None if !is_write => recorder.fail(id, now), // a read changes nothing
-            None => recorder.unknown(id),                // the write may have been applied
-        }
-    }
-}
 
 #[test]
 fn killing_the_master_loses_no_acknowledged_write_and_the_old_master_catches_up() {
@@ -121,18 +41,8 @@ fn killing_the_master_loses_no_acknowledged_write_and_the_old_master_catches_up(
         assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "hello");
     }
 
-    let shared = Arc::new(Shared {
-        recorder: Mutex::new(Recorder::new()),
-        start: Instant::now(),
-        stop: AtomicBool::new(false),
-        acked_writes: Mutex::new(Vec::new()),
-    });
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|c| {
-            let (ports, shared) = (cluster.client_ports.clone(), shared.clone());
-            std::thread::spawn(move || client_loop(c, ports, shared))
-        })
-        .collect();
+    let shared = Shared::new();
+    let clients = workload::start_clients(CLIENTS, &cluster.client_ports, &shared);
     wait_until("clients made progress", || {
         shared.acked_writes.lock().unwrap().len() >= 300
     });
@@ -170,10 +80,7 @@ fn killing_the_master_loses_no_acknowledged_write_and_the_old_master_catches_up(
     wait_until("more writes after the restart", || {
         shared.acked_writes.lock().unwrap().len() >= before + 300
     });
-    shared.stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().unwrap();
-    }
+    workload::stop_clients(&shared, clients);
     let commit: u64 = cluster
         .field(new_master, "commit_index")
         .unwrap()
@@ -190,43 +97,6 @@ fn killing_the_master_loses_no_acknowledged_write_and_the_old_master_catches_up(
     // Read every key back through the restarted replica (forwarded to the master): the final
     // reads join the history, so a lost acknowledged write is a violation.
     let mut client = Client::connect(cluster.addr(master)).unwrap();
-    for k in 0..KEYS {
-        let key = format!("k{k}").into_bytes();
-        let id = shared.recorder.lock().unwrap().invoke(
-            CLIENTS,
-            shared.now_ns(),
-            Command::Get { key: key.clone() },
-        );
-        let reply = match client.call(&[b"GET", &key]).unwrap() {
-            Value::Bulk(v) => Reply::Value(Some(v)),
-            Value::Null => Reply::Value(None),
-            other => panic!("GET {k}: {other:?}"),
-        };
-        shared
-            .recorder
-            .lock()
-            .unwrap()
-            .ok(id, shared.now_ns(), reply);
-    }
-
-    let recorder = shared.recorder.lock().unwrap();
-    eprintln!("history: {} operations", recorder.len());
-    let options = CheckOptions {
-        timeout: Some(Duration::from_secs(60)),
-        ..CheckOptions::default()
-    };
-    match check_kv(&recorder.history(), &options) {
-        CheckResult::Linearizable => {}
-        CheckResult::Unknown(reason) => eprintln!("checker could not decide: {reason}"),
-        violation => {
-            let path = std::env::temp_dir().join("keyspace-cluster-history.jsonl");
-            recorder
-                .write_jsonl(&mut std::fs::File::create(&path).unwrap())
-                .unwrap();
-            panic!(
-                "history not linearizable ({}): {violation:?}",
-                path.display()
-            );
-        }
-    }
+    workload::read_back(&shared, CLIENTS, &mut client);
+    workload::check_history(&shared, "keyspace-cluster-history.jsonl");
 }

@@ -2,6 +2,8 @@
 //! with free ports, killing and restarting them, and a blocking Redis-protocol client.
 #![allow(dead_code)]
 
+pub mod workload;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -91,6 +93,8 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub peers: String,
     pub client_ports: Vec<u16>,
+    /// Peer ports by id (founders', then joiners').
+    pub peer_ports: Vec<u16>,
     keys: Vec<String>,
     password: Option<String>,
     children: Vec<Option<Child>>,
@@ -127,6 +131,7 @@ impl Cluster {
             dir,
             peers,
             client_ports,
+            peer_ports,
             // Each cluster's own key, so that replicas of two clusters can never join up.
             keys: keys
                 .iter()
@@ -143,28 +148,72 @@ impl Cluster {
     }
 
     pub fn spawn(&self, id: u16) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("node-{id}.log")))
-            .unwrap();
+        self.spawn_with(id, &["--peers", &self.peers])
+    }
+
+    /// Starts `keyspace node` for replica `id` with its client address, lease and data
+    /// directory, and `args`; its stderr goes to `node-ID.log`, its stdout to `node-ID.out`.
+    pub fn spawn_with(&self, id: u16, args: &[&str]) -> Child {
+        let append = |name: String| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(name))
+                .unwrap()
+        };
         let mut process = Process::new(&self.binary);
         if let Some(password) = &self.password {
             process.env("KEYSPACE_PASSWORD", password);
         }
         process
-            .args(["node", "--id", &id.to_string(), "--peers", &self.peers])
+            .args(["node", "--id", &id.to_string()])
+            .args(args)
             .args(["--client-addr", &format!("127.0.0.1:{}", self.port(id))])
             .args(["--lease-ms", &LEASE_MS.to_string()])
             .arg("--data")
             .arg(self.data_dir(id))
-            .env("KEYSPACE_CLUSTER_KEY", &self.keys[id as usize - 1])
+            // A joiner has the first founder's key.
+            .env(
+                "KEYSPACE_CLUSTER_KEY",
+                self.keys.get(id as usize - 1).unwrap_or(&self.keys[0]),
+            )
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
+            .stdout(append(format!("node-{id}.out")))
+            .stderr(append(format!("node-{id}.log")))
             .spawn()
             .expect("start keyspace node")
+    }
+
+    /// Ports for the next joiner: it gets the next id.
+    pub fn reserve_joiner(&mut self) -> u16 {
+        self.client_ports.push(free_port());
+        self.peer_ports.push(free_port());
+        self.children.push(None);
+        self.children.len() as u16
+    }
+
+    /// Starts reserved replica `id` with `keyspace node --join` through replica `via`
+    /// (`--promote` when `promote`).
+    pub fn join(&mut self, id: u16, via: u16, promote: bool) {
+        let join = format!("127.0.0.1:{}", self.port(via));
+        let peer_addr = format!("127.0.0.1:{}", self.peer_ports[id as usize - 1]);
+        let mut args = vec!["--join", &join, "--peer-addr", &peer_addr];
+        if promote {
+            args.push("--promote");
+        }
+        let child = self.spawn_with(id, &args);
+        self.children[id as usize - 1] = Some(child);
+    }
+
+    /// What replica `id` printed on its standard output.
+    pub fn node_out(&self, id: u16) -> String {
+        std::fs::read_to_string(self.dir.join(format!("node-{id}.out"))).unwrap_or_default()
+    }
+
+    /// Every id this cluster has given out, founders first.
+    pub fn ids(&self) -> std::ops::RangeInclusive<u16> {
+        1..=self.children.len() as u16
     }
 
     pub fn port(&self, id: u16) -> u16 {
@@ -236,6 +285,12 @@ impl Cluster {
         self.children[id as usize - 1] = Some(child);
     }
 
+    /// Restarts replica `id` with `args` instead of `--peers` (none: what its data keeps).
+    pub fn restart_with(&mut self, id: u16, args: &[&str]) {
+        let child = self.spawn_with(id, args);
+        self.children[id as usize - 1] = Some(child);
+    }
+
     pub fn info(&self, id: u16) -> Option<Value> {
         let mut client = Client::connect(self.addr(id)).ok()?;
         client.call(&[b"INFO", b"replication"]).ok()
@@ -248,7 +303,7 @@ impl Cluster {
     pub fn wait_for_master(&self, except: Option<u16>) -> u16 {
         let start = Instant::now();
         loop {
-            for id in (1..=NODES).filter(|id| Some(*id) != except) {
+            for id in self.ids().filter(|id| Some(*id) != except) {
                 if self.field(id, "keyspace_role").as_deref() == Some("master") {
                     return id;
                 }
@@ -277,7 +332,7 @@ impl Cluster {
     }
 
     pub fn logs(&self) -> String {
-        (1..=NODES)
+        self.ids()
             .map(|id| {
                 let text = std::fs::read_to_string(self.dir.join(format!("node-{id}.log")))
                     .unwrap_or_default();
