@@ -19,6 +19,7 @@ pub mod glob;
 pub(crate) mod hash;
 mod session;
 mod store;
+mod transaction;
 
 #[cfg(test)]
 mod proptests;
@@ -39,6 +40,8 @@ use databases::Databases;
 use hash::{Hash64, TAG_STATE};
 use session::{Admission, SessionTable};
 use store::{list_count_clamped, Store};
+use transaction::Changes;
+pub use transaction::CHANGED_KEYS_KEPT_MAX;
 
 pub use crate::command::SESSION_REPLIES_MAX;
 pub use session::{Session, SESSION_EXPIRIES_PER_SLOT_MAX};
@@ -75,6 +78,11 @@ pub struct StateMachine {
     applied_slot: Slot,
     /// A deliberately wrong rule to run (see [`Mutant`]); not part of the state.
     mutant: Option<Mutant>,
+    /// The slots of recent changes, for WATCH.
+    changes: Changes,
+    /// Under [`Mutant::TransactionSplit`] only: the transaction commands left for the end of
+    /// the entry being applied, with their request's index. Empty between entries.
+    deferred: Vec<(usize, Vec<Command>)>,
 }
 
 impl StateMachine {
@@ -90,6 +98,8 @@ impl StateMachine {
             sessions: SessionTable::default(),
             applied_slot: 0,
             mutant: None,
+            changes: Changes::forgotten_through(0),
+            deferred: Vec::new(),
         }
     }
 
@@ -121,15 +131,24 @@ impl StateMachine {
             );
         }
         self.begin_slot(slot);
-        requests
+        let mut responses: Vec<ClientResponse> = requests
             .iter()
             .enumerate()
-            .map(|(index, request)| ClientResponse {
-                client_id: request.client_id,
-                seq: request.seq,
-                outcome: Outcome::Done(self.apply_request(slot, index, request)),
+            .map(|(index, request)| {
+                let reply = self.apply_request(slot, index, request);
+                self.deferred
+                    .iter_mut()
+                    .filter(|(at, _)| *at == usize::MAX)
+                    .for_each(|(at, _)| *at = index);
+                ClientResponse {
+                    client_id: request.client_id,
+                    seq: request.seq,
+                    outcome: Outcome::Done(reply),
+                }
             })
-            .collect()
+            .collect();
+        self.apply_deferred(&mut responses);
+        responses
     }
 
     /// Records that `slot` held no client commands (a no-op entry): log positions still advance
@@ -186,6 +205,7 @@ impl StateMachine {
                 type_name.as_deref(),
             ),
             Command::RandomKey { seed } => Reply::Value(store.key_at_or_after(*seed).cloned()),
+            Command::Watch { keys } => self.watch(db, keys),
             _ => unreachable!("checked above: {command:?} is a read"),
         }
     }
@@ -235,7 +255,13 @@ impl StateMachine {
 
     /// The state's encoding: what a snapshot image holds.
     pub fn encode(&self) -> Vec<u8> {
-        databases::encode(&self.config, &self.data, &self.sessions, self.applied_slot)
+        databases::encode(
+            &self.config,
+            &self.data,
+            &self.sessions,
+            self.applied_slot,
+            &self.changes,
+        )
     }
 
     /// Decodes a state [`StateMachine::encode`] wrote, or one encoded before there were
@@ -254,6 +280,8 @@ impl StateMachine {
             sessions: parts.sessions,
             applied_slot: parts.applied_slot,
             mutant: None,
+            changes: parts.changes,
+            deferred: Vec::new(),
         };
         Ok((state, after))
     }
@@ -283,6 +311,7 @@ impl StateMachine {
                 "pairs differ from the state's",
             ),
             (digest.sessions == self.sessions, "session table differs"),
+            (digest.changes == self.changes, "record of recent changes differs"),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, what)) => Err((*what).to_string()),
@@ -301,6 +330,8 @@ impl StateMachine {
         );
         self.data.assert_invariants();
         self.sessions.assert_invariants();
+        self.changes.assert_invariants();
+        assert!(self.deferred.is_empty(), "transaction commands left between entries");
         assert!(self.config.sessions_max >= 1 && self.config.session_idle_slots_max >= 1);
     }
     fn begin_slot(&mut self, slot: Slot) {
@@ -330,6 +361,7 @@ impl StateMachine {
             Admission::Stale => Reply::Error(CommandError::StaleRequest { seq }),
             Admission::Apply => {
                 let reply = self.apply_write(&request.command);
+                self.record_changes(&request.command);
                 self.sessions.record(client_id, seq, reply.clone());
                 reply
             }
@@ -352,6 +384,7 @@ impl StateMachine {
                 Reply::Ok
             }
             Command::Move { key, to } => self.move_key(db, key, *to),
+            Command::Transaction { commands, watched } => self.apply_transaction(commands, watched),
             _ => apply_in_store(self.data.db_mut(db), command),
         }
     }

@@ -38,10 +38,13 @@ pub enum Mutant {
     LeaseOldMajority,
     /// The master proposes a membership change while its previous one is not yet applied.
     SecondChangeWhilePending,
+    /// A transaction's commands after its first run after the rest of its log entry, as if
+    /// they were a later entry: other requests see it half applied.
+    TransactionSplit,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 13] = [
+    pub const ALL: [Mutant; 14] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -55,6 +58,7 @@ impl Mutant {
         Mutant::RestartSkipsQuietPeriod,
         Mutant::LeaseOldMajority,
         Mutant::SecondChangeWhilePending,
+        Mutant::TransactionSplit,
     ];
 
     /// The kebab-case name used on command lines.
@@ -73,6 +77,7 @@ impl Mutant {
             Mutant::RestartSkipsQuietPeriod => "restart-skips-quiet-period",
             Mutant::LeaseOldMajority => "lease-old-majority",
             Mutant::SecondChangeWhilePending => "second-change-while-pending",
+            Mutant::TransactionSplit => "transaction-split",
         }
     }
 

@@ -47,7 +47,7 @@ fn key(rng: &mut ChaCha8Rng) -> Vec<u8> {
 }
 
 /// Two keys of one family (possibly the same), for the commands that name several keys.
-fn family_pair(rng: &mut ChaCha8Rng) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn family_pair(rng: &mut ChaCha8Rng) -> (Vec<u8>, Vec<u8>) {
     let (family, first) = family_key(rng);
     let keys = FAMILIES[family];
     (first, bytes(keys[rng.gen_range(0..keys.len())]))
@@ -69,6 +69,7 @@ fn family_db(first: u8) -> Db {
 pub fn random_command(rng: &mut ChaCha8Rng) -> Command {
     let command = match rng.gen_range(0..100) {
         0..=5 => database_command(rng),
+        6..=11 => crate::workload_tx::random_transaction(rng),
         _ => key_command(rng),
     };
     let own_db = match command.keys().first() {
@@ -97,7 +98,7 @@ fn database_command(rng: &mut ChaCha8Rng) -> Command {
     }
 }
 
-fn key_command(rng: &mut ChaCha8Rng) -> Command {
+pub(crate) fn key_command(rng: &mut ChaCha8Rng) -> Command {
     match rng.gen_range(0..100) {
         0..=17 => Command::Get { key: key(rng) },
         18..=19 => {
@@ -243,6 +244,10 @@ pub struct Client {
     pub session: Option<ClientId>,
     /// The last write seq used under `session`.
     pub write_seq: Seq,
+    /// The next request of a read-modify-write transaction under way.
+    pub next: Option<Command>,
+    /// Nil EXECs of the read-modify-write under way.
+    pub tx_retries: u32,
 }
 
 impl Client {
@@ -257,6 +262,8 @@ impl Client {
             opens_sessions,
             session: None,
             write_seq: 0,
+            next: None,
+            tx_retries: 0,
         }
     }
 
