@@ -345,11 +345,8 @@ impl Command {
             Command::InDb { db, command } => in_range(*db).and(command.validate_databases()),
             Command::SwapDb { a, b } => in_range(*a).and(in_range(*b)),
             Command::Move { to, .. } => in_range(*to),
-            Command::Transaction { commands, watched } => {
-                validate_transaction(commands, watched).and_then(|()| {
-                    watched.iter().try_for_each(|w| in_range(w.db))
-                })
-            }
+            Command::Transaction { commands, watched } => validate_transaction(commands, watched)
+                .and_then(|()| watched.iter().try_for_each(|w| in_range(w.db))),
             _ => Ok(()),
         }
     }

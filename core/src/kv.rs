@@ -80,9 +80,8 @@ pub struct StateMachine {
     mutant: Option<Mutant>,
     /// The slots of recent changes, for WATCH.
     changes: Changes,
-    /// Under [`Mutant::TransactionSplit`] only: the transaction commands left for the end of
-    /// the entry being applied, with their request's index. Empty between entries.
-    deferred: Vec<(usize, Vec<Command>)>,
+    /// Under [`Mutant::TransactionSplit`] only: transaction commands left for the next entry.
+    deferred: Vec<Vec<Command>>,
 }
 
 impl StateMachine {
@@ -131,24 +130,15 @@ impl StateMachine {
             );
         }
         self.begin_slot(slot);
-        let mut responses: Vec<ClientResponse> = requests
+        requests
             .iter()
             .enumerate()
-            .map(|(index, request)| {
-                let reply = self.apply_request(slot, index, request);
-                self.deferred
-                    .iter_mut()
-                    .filter(|(at, _)| *at == usize::MAX)
-                    .for_each(|(at, _)| *at = index);
-                ClientResponse {
-                    client_id: request.client_id,
-                    seq: request.seq,
-                    outcome: Outcome::Done(reply),
-                }
+            .map(|(index, request)| ClientResponse {
+                client_id: request.client_id,
+                seq: request.seq,
+                outcome: Outcome::Done(self.apply_request(slot, index, request)),
             })
-            .collect();
-        self.apply_deferred(&mut responses);
-        responses
+            .collect()
     }
 
     /// Records that `slot` held no client commands (a no-op entry): log positions still advance
@@ -311,7 +301,10 @@ impl StateMachine {
                 "pairs differ from the state's",
             ),
             (digest.sessions == self.sessions, "session table differs"),
-            (digest.changes == self.changes, "record of recent changes differs"),
+            (
+                digest.changes == self.changes,
+                "record of recent changes differs",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, what)) => Err((*what).to_string()),
@@ -331,7 +324,6 @@ impl StateMachine {
         self.data.assert_invariants();
         self.sessions.assert_invariants();
         self.changes.assert_invariants();
-        assert!(self.deferred.is_empty(), "transaction commands left between entries");
         assert!(self.config.sessions_max >= 1 && self.config.session_idle_slots_max >= 1);
     }
     fn begin_slot(&mut self, slot: Slot) {
@@ -342,6 +334,7 @@ impl StateMachine {
         );
         self.applied_slot = slot;
         self.sessions.begin_slot(slot, &self.config);
+        self.apply_deferred();
     }
 
     /// Applies the `index`th request of the entry at `slot`.

@@ -38,8 +38,9 @@ pub enum Mutant {
     LeaseOldMajority,
     /// The master proposes a membership change while its previous one is not yet applied.
     SecondChangeWhilePending,
-    /// A transaction's commands after its first run after the rest of its log entry, as if
-    /// they were a later entry: other requests see it half applied.
+    /// A transaction's first command applies in its own log entry and the rest at the start of
+    /// the next entry, as if they were separate entries (its replies are those of one step):
+    /// reads in between see it half applied.
     TransactionSplit,
 }
 

@@ -150,7 +150,7 @@ impl SetRun {
 }
 
 impl Connection<'_> {
-    async fn execute(&mut self, args: Vec<Vec<u8>>, out: &mut Vec<u8>) {
+    pub(crate) async fn execute(&mut self, args: Vec<Vec<u8>>, out: &mut Vec<u8>) {
         let flags = ConnectionFlags {
             authenticated: self.authenticated,
             in_multi: self.multi.is_some(),

@@ -32,7 +32,10 @@ pub struct Queue {
 #[derive(Debug)]
 enum Queued {
     /// Store commands (already in their database), shown together as `shape` says.
-    Store { commands: Vec<Command>, shape: Shape },
+    Store {
+        commands: Vec<Command>,
+        shape: Shape,
+    },
     /// SELECT: the connection's database from EXEC on.
     Select(Db),
     /// A command that does not touch the store, run when EXEC runs.
@@ -203,7 +206,10 @@ async fn exec(conn: &mut Connection<'_>, out: &mut Vec<u8>) {
         .collect();
     let reply = match commands.is_empty() && watched.is_empty() {
         true => Ok(Reply::Transaction(Some(Vec::new()))),
-        false => conn.submit(Command::Transaction { commands, watched }).await,
+        false => {
+            conn.submit(Command::Transaction { commands, watched })
+                .await
+        }
     };
     match reply {
         Ok(Reply::Transaction(Some(replies))) => write_exec(conn, queue.items, &replies, out).await,
@@ -279,4 +285,124 @@ pub fn write_plain_exec(replies: Option<&[Reply]>, w: &mut Writer<'_>) {
 fn write_null_array(w: &mut Writer<'_>) {
     let bytes: &[u8] = if w.resp3 { b"_\r\n" } else { b"*-1\r\n" };
     w.out.extend_from_slice(bytes);
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use crate::connection::tests::Harness;
+    use crate::connection::Connection;
+
+    /// Sends one command on `conn` and returns the RESP it answered.
+    async fn send(conn: &mut Connection<'_>, parts: &[&str]) -> String {
+        let args = parts.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let mut out = Vec::new();
+        conn.execute(args, &mut out).await;
+        String::from_utf8(out).expect("RESP of ASCII")
+    }
+
+    #[test]
+    fn queued_commands_run_at_exec_as_one_write_with_each_reply_shaped() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            assert_eq!(send(conn, &["MULTI"]).await, "+OK\r\n");
+            for command in [
+                &["SET", "a", "1"][..],
+                &["INCR", "a"],
+                &["EXISTS", "a", "b"],
+                &["PING"],
+                &["GET", "a"],
+            ] {
+                assert_eq!(send(conn, command).await, "+QUEUED\r\n");
+            }
+            let writes_before = harness.store.lock().unwrap().writes;
+            let reply = send(conn, &["EXEC"]).await;
+            assert_eq!(reply, "*5\r\n+OK\r\n:2\r\n:1\r\n+PONG\r\n$1\r\n2\r\n");
+            assert_eq!(harness.store.lock().unwrap().writes, writes_before + 1);
+            assert_eq!(send(conn, &["EXEC"]).await, "-ERR EXEC without MULTI\r\n");
+        });
+    }
+
+    #[test]
+    fn errors_while_queueing_abort_exec_and_runtime_errors_do_not() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            send(conn, &["MULTI"]).await;
+            send(conn, &["SET", "a", "1"]).await;
+            let unknown = send(conn, &["NOSUCH", "x"]).await;
+            assert!(unknown.starts_with("-ERR unknown command"), "{unknown}");
+            let nested = send(conn, &["MULTI"]).await;
+            assert_eq!(nested, "-ERR MULTI calls can not be nested\r\n");
+            let watch = send(conn, &["WATCH", "a"]).await;
+            assert_eq!(watch, "-ERR WATCH inside MULTI is not allowed\r\n");
+            let exec = send(conn, &["EXEC"]).await;
+            assert_eq!(exec, format!("-{}\r\n", super::EXECABORT));
+            assert_eq!(
+                send(conn, &["GET", "a"]).await,
+                "$-1\r\n",
+                "nothing applied"
+            );
+
+            send(conn, &["MULTI"]).await;
+            send(conn, &["SET", "s", "text"]).await;
+            assert_eq!(send(conn, &["INCRBY", "s", "x"]).await, "+QUEUED\r\n");
+            send(conn, &["INCR", "s"]).await;
+            send(conn, &["SET", "t", "2"]).await;
+            let exec = send(conn, &["EXEC"]).await;
+            let not_integer = "-ERR value is not an integer or out of range\r\n";
+            assert_eq!(
+                exec,
+                format!("*4\r\n+OK\r\n{not_integer}{not_integer}+OK\r\n")
+            );
+        });
+    }
+
+    #[test]
+    fn exec_is_nil_when_a_watched_key_changed_and_unwatch_or_discard_forget_watches() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            let other = &mut Connection::new(&harness.context);
+            send(conn, &["SET", "x", "30"]).await;
+            assert_eq!(send(conn, &["WATCH", "x"]).await, "+OK\r\n");
+            send(other, &["SET", "x", "40"]).await;
+            send(conn, &["MULTI"]).await;
+            send(conn, &["SET", "y", "1"]).await;
+            assert_eq!(send(conn, &["EXEC"]).await, "*-1\r\n");
+            assert_eq!(send(conn, &["GET", "y"]).await, "$-1\r\n");
+
+            send(conn, &["WATCH", "x"]).await;
+            send(other, &["SET", "x", "50"]).await;
+            assert_eq!(send(conn, &["UNWATCH"]).await, "+OK\r\n");
+            send(conn, &["MULTI"]).await;
+            send(conn, &["GET", "x"]).await;
+            assert_eq!(send(conn, &["EXEC"]).await, "*1\r\n$2\r\n50\r\n");
+
+            send(conn, &["WATCH", "x"]).await;
+            send(other, &["SET", "x", "60"]).await;
+            send(conn, &["MULTI"]).await;
+            assert_eq!(send(conn, &["DISCARD"]).await, "+OK\r\n");
+            send(conn, &["MULTI"]).await;
+            assert_eq!(send(conn, &["EXEC"]).await, "*0\r\n");
+        });
+    }
+
+    #[test]
+    fn select_inside_multi_moves_the_commands_after_it_and_the_connection_at_exec() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            send(conn, &["MULTI"]).await;
+            send(conn, &["SET", "k", "zero"]).await;
+            send(conn, &["SELECT", "2"]).await;
+            send(conn, &["SET", "k", "two"]).await;
+            assert_eq!(conn.db, 0, "SELECT runs at EXEC");
+            assert_eq!(send(conn, &["EXEC"]).await, "*3\r\n+OK\r\n+OK\r\n+OK\r\n");
+            assert_eq!(conn.db, 2);
+            assert_eq!(send(conn, &["GET", "k"]).await, "$3\r\ntwo\r\n");
+            send(conn, &["SELECT", "0"]).await;
+            assert_eq!(send(conn, &["GET", "k"]).await, "$4\r\nzero\r\n");
+        });
+    }
 }

@@ -83,12 +83,18 @@ fn exec_of(db: Db, keys: &[Vec<u8>], slot: u64, values: &[Option<Vec<u8>>]) -> C
     let commands = match keys.len() {
         1 => vec![Command::Set {
             key: keys[0].clone(),
-            value: number(&values[0]).saturating_add(1).to_string().into_bytes(),
+            value: number(&values[0])
+                .saturating_add(1)
+                .to_string()
+                .into_bytes(),
         }],
         _ => vec![
             Command::Set {
                 key: keys[0].clone(),
-                value: number(&values[0]).saturating_sub(1).to_string().into_bytes(),
+                value: number(&values[0])
+                    .saturating_sub(1)
+                    .to_string()
+                    .into_bytes(),
             },
             Command::Add {
                 key: keys[1].clone(),

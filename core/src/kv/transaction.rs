@@ -53,10 +53,16 @@ impl Changes {
 
     /// Rebuilds the by-key index after decoding, and checks the encoded window.
     pub(crate) fn rebuilt(mut self) -> Result<Self, String> {
-        if self.reset_slot.len() != usize::from(DATABASES) || self.by_slot.len() > CHANGED_KEYS_KEPT_MAX {
+        if self.reset_slot.len() != usize::from(DATABASES)
+            || self.by_slot.len() > CHANGED_KEYS_KEPT_MAX
+        {
             return Err("malformed record of recent changes".into());
         }
-        self.last = self.by_slot.iter().map(|(slot, db, key)| ((*db, key.clone()), *slot)).collect();
+        self.last = self
+            .by_slot
+            .iter()
+            .map(|(slot, db, key)| ((*db, key.clone()), *slot))
+            .collect();
         if self.last.len() != self.by_slot.len() {
             return Err("a key twice in the record of recent changes".into());
         }
@@ -91,10 +97,18 @@ impl Changes {
     }
 
     pub(crate) fn assert_invariants(&self) {
-        assert_eq!(self.last.len(), self.by_slot.len(), "window indexes differ in size");
+        assert_eq!(
+            self.last.len(),
+            self.by_slot.len(),
+            "window indexes differ in size"
+        );
         assert!(self.by_slot.len() <= CHANGED_KEYS_KEPT_MAX);
         for (slot, db, key) in &self.by_slot {
-            assert_eq!(self.last.get(&(*db, key.clone())), Some(slot), "window indexes differ");
+            assert_eq!(
+                self.last.get(&(*db, key.clone())),
+                Some(slot),
+                "window indexes differ"
+            );
         }
         assert_eq!(self.reset_slot.len(), usize::from(DATABASES));
     }
@@ -136,15 +150,18 @@ impl StateMachine {
         if changed {
             return Reply::Transaction(None);
         }
-        let split = mutant::is(self.mutant, Mutant::TransactionSplit) && commands.len() > 1;
-        let now = if split { &commands[..1] } else { commands };
-        let mut replies: Vec<Reply> = now.iter().map(|c| self.apply_in_transaction(c)).collect();
-        if split {
-            // Wrong on purpose: the rest runs after the entry's other requests, as if it were
-            // a later log entry. Its replies are filled in then.
-            self.deferred.push((usize::MAX, commands[1..].to_vec()));
-            replies.extend(commands[1..].iter().map(|_| Reply::Ok));
+        if mutant::is(self.mutant, Mutant::TransactionSplit) && commands.len() > 1 {
+            // Wrong on purpose: the replies are those of one step, but only the first command
+            // applies now; the rest waits for the next entry, as if it were one of its own.
+            let replies = self.replies_in_one_step(commands);
+            self.apply_in_transaction(&commands[0]);
+            self.deferred.push(commands[1..].to_vec());
+            return Reply::Transaction(Some(replies));
         }
+        let replies: Vec<Reply> = commands
+            .iter()
+            .map(|c| self.apply_in_transaction(c))
+            .collect();
         Reply::Transaction(Some(replies))
     }
 
@@ -160,20 +177,24 @@ impl StateMachine {
 }
 
 impl StateMachine {
-    /// Under [`Mutant::TransactionSplit`]: runs the transaction commands left for the end of
-    /// the entry and puts their replies in their transactions' responses.
-    pub(super) fn apply_deferred(&mut self, responses: &mut [crate::command::ClientResponse]) {
-        for (index, commands) in std::mem::take(&mut self.deferred) {
-            let replies: Vec<Reply> = commands
-                .iter()
-                .map(|c| self.apply_in_transaction(c))
-                .collect();
-            let outcome = &mut responses[index].outcome;
-            if let crate::command::Outcome::Done(Reply::Transaction(Some(all))) = outcome {
-                let first = all.len() - replies.len();
-                all.splice(first.., replies);
+    /// Under [`Mutant::TransactionSplit`]: runs the transaction commands an earlier entry left.
+    pub(super) fn apply_deferred(&mut self) {
+        for commands in std::mem::take(&mut self.deferred) {
+            for command in &commands {
+                self.apply_in_transaction(command);
             }
         }
+    }
+
+    /// Under [`Mutant::TransactionSplit`]: the replies `commands` give applied in one step,
+    /// worked out on a copy of the state.
+    fn replies_in_one_step(&self, commands: &[Command]) -> Vec<Reply> {
+        let mut scratch = self.clone();
+        scratch.mutant = None;
+        commands
+            .iter()
+            .map(|c| scratch.apply_in_transaction(c))
+            .collect()
     }
 }
 
@@ -291,7 +312,10 @@ mod tests {
             delta: 1,
         };
         let reply = h.exec(vec![incr("s"), incr("n")], vec![]);
-        let expected = vec![Reply::Error(crate::CommandError::NotAnInteger), Reply::Int(1)];
+        let expected = vec![
+            Reply::Error(crate::CommandError::NotAnInteger),
+            Reply::Int(1),
+        ];
         assert_eq!(reply, applied(expected));
     }
 
@@ -301,7 +325,10 @@ mod tests {
         h.write(set("x", "30"));
         let watched = h.watch(0, "x");
         h.write(set("x", "40"));
-        assert_eq!(h.exec(vec![set("y", "1")], vec![watched]), Reply::Transaction(None));
+        assert_eq!(
+            h.exec(vec![set("y", "1")], vec![watched]),
+            Reply::Transaction(None)
+        );
         assert_eq!(h.machine.len(), 1, "y was not set");
     }
 
@@ -383,7 +410,10 @@ mod tests {
                 commands: vec![set("a", "1"), inner],
                 watched: vec![],
             };
-            assert_eq!(command.validate(), Err(crate::CommandError::NotInTransaction));
+            assert_eq!(
+                command.validate(),
+                Err(crate::CommandError::NotInTransaction)
+            );
             assert_eq!(
                 h.write(command),
                 Reply::Error(crate::CommandError::NotInTransaction)
