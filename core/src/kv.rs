@@ -354,7 +354,7 @@ impl StateMachine {
             Admission::Stale => Reply::Error(CommandError::StaleRequest { seq }),
             Admission::Apply => {
                 let reply = self.apply_write(&request.command);
-                self.record_changes(&request.command);
+                self.record_changes(&request.command, &reply);
                 self.sessions.record(client_id, seq, reply.clone());
                 reply
             }

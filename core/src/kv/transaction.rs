@@ -115,11 +115,15 @@ impl Changes {
 }
 
 impl StateMachine {
-    /// Notes the keys the write just applied changed, and the databases it reset.
-    pub(super) fn record_changes(&mut self, command: &Command) {
+    /// Notes the keys the write just applied changed, and the databases it reset (none if it
+    /// was refused: `reply` is an error).
+    pub(super) fn record_changes(&mut self, command: &Command, reply: &Reply) {
         let slot = self.applied_slot;
         for (db, key) in self.data.take_touched() {
             self.changes.record(slot, db, key);
+        }
+        if matches!(reply, Reply::Error(_)) {
+            return;
         }
         match command.db_and_command() {
             (_, Command::FlushAll) => (0..DATABASES).for_each(|db| self.changes.reset(slot, db)),
@@ -171,7 +175,7 @@ impl StateMachine {
             return self.read(command);
         }
         let reply = self.apply_write(command);
-        self.record_changes(command);
+        self.record_changes(command, &reply);
         reply
     }
 }
