@@ -1,7 +1,8 @@
 //! The clients' random commands: the whole command set over a few keys that share prefixes, so
 //! that writes contend and PRUNE, LIST-KEYS, LIST-KEYVALUES and COUNT see each other's effects,
 //! in database 0 and in each family's own database (1, 2, 3), with MOVE between the two, KEYS,
-//! and FLUSHDB of a family's database; conditional sets (NX, XX, GET), APPEND and MSETNX.
+//! and FLUSHDB of a family's database; conditional sets (NX, XX, GET), APPEND and MSETNX;
+//! transactions, with WATCH and without (`workload_tx`).
 //!
 //! Left out: FLUSHALL, SWAPDB and FLUSHDB of database 0, KEYS `*` (each would join the keys of
 //! every family into one part for the checker, whose search grows with the part), and SCAN and
