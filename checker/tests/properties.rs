@@ -272,6 +272,27 @@ fn kv_mutated(reply: &Reply, pick: u8) -> Reply {
             }
             Reply::Values(changed)
         }
+        Reply::Watched { slot, values } => match kv_mutated(&Reply::Values(values.clone()), pick) {
+            Reply::Values(values) => Reply::Watched {
+                slot: *slot,
+                values,
+            },
+            other => unreachable!("Values mutate to Values: {other:?}"),
+        },
+        // No command inside a transaction answers StaleRequest: never an allowed answer.
+        Reply::Transaction(None) => {
+            Reply::Transaction(Some(vec![Reply::Error(CommandError::StaleRequest {
+                seq: 0,
+            })]))
+        }
+        Reply::Transaction(Some(replies)) => {
+            let mut changed = replies.clone();
+            match changed.first_mut() {
+                Some(first) => *first = kv_mutated(first, pick),
+                None => changed.push(Reply::Ok),
+            }
+            Reply::Transaction(Some(changed))
+        }
     }
 }
 

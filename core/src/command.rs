@@ -94,6 +94,16 @@ pub const KEYS_VISIT_MAX: usize = 100_000;
 ///   [`OPENED_SESSION_BIT`]); the request's own `(client_id, seq)` only routes the answer and is
 ///   not a session's. Touches no key. A retried `OpenSession` may open a second session, which
 ///   nobody uses and which goes like any idle one.
+/// - `Watch`: `Watched { slot, values }`: the slot whose state the read saw and each key's value
+///   (`None` if absent). Linearizable, like `Get`.
+/// - `Transaction`: if some `watched` key changed in a slot after its `slot` (written, deleted,
+///   or present in a database FLUSHDB, FLUSHALL or SWAPDB reset), `Transaction(None)` and
+///   nothing changes; else every command in order, in one step, reads answered from the state
+///   the earlier commands left: `Transaction(Some(replies))`. A command's error does not stop
+///   the others. Refused: more than [`TRANSACTION_COMMANDS_MAX`] commands or
+///   [`WATCHED_KEYS_MAX`] watched keys, and a command that cannot run inside one
+///   (`OpenSession`, `Member`, `Watch`, `Transaction`): `Error(NotInTransaction)`. A watch the
+///   store can no longer judge (older than its window of recent changes) counts as changed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Command {
     Get {
@@ -224,7 +234,35 @@ pub enum Command {
     /// A membership change, proposed by the master as a log value of its own (never in a
     /// batch); `Int` with the epoch of the configuration it made, once applied.
     Member(crate::membership::Change),
+    // Transactions (MULTI/EXEC/WATCH), see `kv::transaction`.
+    /// WATCH's read: `Watched` with the slot the state was read at and each key's value.
+    Watch {
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+    },
+    /// EXEC: `commands` applied in one step, in order, or none of them if a `watched` key
+    /// changed after the slot it was watched at.
+    Transaction {
+        commands: Vec<Command>,
+        watched: Vec<Watched>,
+    },
 }
+
+/// A key a transaction watched: its database, the slot WATCH read the state at, and whether it
+/// existed then.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Watched {
+    pub db: Db,
+    #[serde(with = "serde_bytes")]
+    pub key: Vec<u8>,
+    pub slot: crate::types::Slot,
+    pub existed: bool,
+}
+
+/// Most commands one transaction may hold.
+pub const TRANSACTION_COMMANDS_MAX: usize = 10_000;
+/// Most keys one transaction may watch.
+pub const WATCHED_KEYS_MAX: usize = 10_000;
 
 /// When a `SetIf` stores its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -255,7 +293,8 @@ impl Command {
             | Command::Count { .. }
             | Command::Keys { .. }
             | Command::Scan { .. }
-            | Command::RandomKey { .. } => CommandKind::LinearizableRead,
+            | Command::RandomKey { .. }
+            | Command::Watch { .. } => CommandKind::LinearizableRead,
             Command::DirtyGet { .. } => CommandKind::DirtyRead,
             Command::InDb { command, .. } => command.kind(),
             _ => CommandKind::Write,
@@ -289,6 +328,7 @@ impl Command {
                 | Command::SwapDb { .. }
                 | Command::OpenSession
                 | Command::InDb { .. }
+                | Command::Transaction { .. }
         )
     }
 
@@ -305,6 +345,8 @@ impl Command {
             Command::InDb { db, command } => in_range(*db).and(command.validate_databases()),
             Command::SwapDb { a, b } => in_range(*a).and(in_range(*b)),
             Command::Move { to, .. } => in_range(*to),
+            Command::Transaction { commands, watched } => validate_transaction(commands, watched)
+                .and_then(|()| watched.iter().try_for_each(|w| in_range(w.db))),
             _ => Ok(()),
         }
     }
@@ -362,6 +404,12 @@ impl Command {
             }
             Command::Prune { prefix } | Command::Count { prefix } => vec![prefix],
             Command::Keys { pattern } => vec![pattern],
+            Command::Watch { keys } => keys.iter().map(Vec::as_slice).collect(),
+            Command::Transaction { commands, watched } => commands
+                .iter()
+                .flat_map(Command::keys)
+                .chain(watched.iter().map(|w| w.key.as_slice()))
+                .collect(),
             Command::Scan { pattern, .. } => pattern.iter().map(Vec::as_slice).collect(),
             Command::InDb { command, .. } => command.keys(),
             Command::OpenSession
@@ -390,6 +438,9 @@ impl Command {
             }
             Command::SetIf { value, .. } | Command::Append { value, .. } => vec![value],
             Command::InDb { command, .. } => command.values(),
+            Command::Transaction { commands, .. } => {
+                commands.iter().flat_map(Command::values).collect()
+            }
             _ => vec![],
         }
     }
@@ -413,6 +464,32 @@ pub enum Reply {
         #[serde(with = "crate::bytes::list")]
         keys: Vec<Vec<u8>>,
     },
+    // Transactions (MULTI/EXEC/WATCH).
+    /// A `Watch`: the slot read at and each key's value.
+    Watched {
+        slot: crate::types::Slot,
+        values: Vec<Option<Vec<u8>>>,
+    },
+    /// A `Transaction`: each command's reply, or `None` when a watched key changed.
+    Transaction(Option<Vec<Reply>>),
+}
+
+/// Checks a transaction's shape: its size, and that each command may run inside one.
+fn validate_transaction(commands: &[Command], watched: &[Watched]) -> Result<(), CommandError> {
+    let nested = commands.iter().any(|c| {
+        matches!(
+            c.db_and_command().1,
+            Command::OpenSession
+                | Command::Member(_)
+                | Command::Watch { .. }
+                | Command::Transaction { .. }
+                | Command::InDb { .. }
+        )
+    });
+    if nested || commands.len() > TRANSACTION_COMMANDS_MAX || watched.len() > WATCHED_KEYS_MAX {
+        return Err(CommandError::NotInTransaction);
+    }
+    Ok(())
 }
 
 /// A command the state machine refused; it changed nothing.
@@ -446,6 +523,12 @@ pub enum CommandError {
     /// The master refused a membership change (it changed nothing).
     #[error("membership change refused: {0}")]
     MemberChange(crate::membership::ChangeError),
+    // Transactions (MULTI/EXEC/WATCH).
+    #[error(
+        "a transaction holds at most {TRANSACTION_COMMANDS_MAX} commands and watches at most \
+         {WATCHED_KEYS_MAX} keys, and none of them a session, membership, WATCH or MULTI command"
+    )]
+    NotInTransaction,
 }
 
 /// A request from a client session.

@@ -19,6 +19,7 @@ pub mod glob;
 pub(crate) mod hash;
 mod session;
 mod store;
+mod transaction;
 
 #[cfg(test)]
 mod proptests;
@@ -39,6 +40,8 @@ use databases::Databases;
 use hash::{Hash64, TAG_STATE};
 use session::{Admission, SessionTable};
 use store::{list_count_clamped, Store};
+use transaction::Changes;
+pub use transaction::CHANGED_KEYS_KEPT_MAX;
 
 pub use crate::command::SESSION_REPLIES_MAX;
 pub use session::{Session, SESSION_EXPIRIES_PER_SLOT_MAX};
@@ -75,6 +78,10 @@ pub struct StateMachine {
     applied_slot: Slot,
     /// A deliberately wrong rule to run (see [`Mutant`]); not part of the state.
     mutant: Option<Mutant>,
+    /// The slots of recent changes, for WATCH.
+    changes: Changes,
+    /// Under [`Mutant::TransactionSplit`] only: transaction commands left for the next entry.
+    deferred: Vec<Vec<Command>>,
 }
 
 impl StateMachine {
@@ -90,6 +97,8 @@ impl StateMachine {
             sessions: SessionTable::default(),
             applied_slot: 0,
             mutant: None,
+            changes: Changes::forgotten_through(0),
+            deferred: Vec::new(),
         }
     }
 
@@ -186,6 +195,7 @@ impl StateMachine {
                 type_name.as_deref(),
             ),
             Command::RandomKey { seed } => Reply::Value(store.key_at_or_after(*seed).cloned()),
+            Command::Watch { keys } => self.watch(db, keys),
             _ => unreachable!("checked above: {command:?} is a read"),
         }
     }
@@ -235,7 +245,13 @@ impl StateMachine {
 
     /// The state's encoding: what a snapshot image holds.
     pub fn encode(&self) -> Vec<u8> {
-        databases::encode(&self.config, &self.data, &self.sessions, self.applied_slot)
+        databases::encode(
+            &self.config,
+            &self.data,
+            &self.sessions,
+            self.applied_slot,
+            &self.changes,
+        )
     }
 
     /// Decodes a state [`StateMachine::encode`] wrote, or one encoded before there were
@@ -254,6 +270,8 @@ impl StateMachine {
             sessions: parts.sessions,
             applied_slot: parts.applied_slot,
             mutant: None,
+            changes: parts.changes,
+            deferred: Vec::new(),
         };
         Ok((state, after))
     }
@@ -283,6 +301,10 @@ impl StateMachine {
                 "pairs differ from the state's",
             ),
             (digest.sessions == self.sessions, "session table differs"),
+            (
+                digest.changes == self.changes,
+                "record of recent changes differs",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, what)) => Err((*what).to_string()),
@@ -301,6 +323,7 @@ impl StateMachine {
         );
         self.data.assert_invariants();
         self.sessions.assert_invariants();
+        self.changes.assert_invariants();
         assert!(self.config.sessions_max >= 1 && self.config.session_idle_slots_max >= 1);
     }
     fn begin_slot(&mut self, slot: Slot) {
@@ -311,6 +334,7 @@ impl StateMachine {
         );
         self.applied_slot = slot;
         self.sessions.begin_slot(slot, &self.config);
+        self.apply_deferred();
     }
 
     /// Applies the `index`th request of the entry at `slot`.
@@ -330,6 +354,7 @@ impl StateMachine {
             Admission::Stale => Reply::Error(CommandError::StaleRequest { seq }),
             Admission::Apply => {
                 let reply = self.apply_write(&request.command);
+                self.record_changes(&request.command, &reply);
                 self.sessions.record(client_id, seq, reply.clone());
                 reply
             }
@@ -352,6 +377,7 @@ impl StateMachine {
                 Reply::Ok
             }
             Command::Move { key, to } => self.move_key(db, key, *to),
+            Command::Transaction { commands, watched } => self.apply_transaction(commands, watched),
             _ => apply_in_store(self.data.db_mut(db), command),
         }
     }

@@ -38,10 +38,14 @@ pub enum Mutant {
     LeaseOldMajority,
     /// The master proposes a membership change while its previous one is not yet applied.
     SecondChangeWhilePending,
+    /// A transaction's first command applies in its own log entry and the rest at the start of
+    /// the next entry, as if they were separate entries (its replies are those of one step):
+    /// reads in between see it half applied.
+    TransactionSplit,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 13] = [
+    pub const ALL: [Mutant; 14] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -55,6 +59,7 @@ impl Mutant {
         Mutant::RestartSkipsQuietPeriod,
         Mutant::LeaseOldMajority,
         Mutant::SecondChangeWhilePending,
+        Mutant::TransactionSplit,
     ];
 
     /// The kebab-case name used on command lines.
@@ -73,6 +78,7 @@ impl Mutant {
             Mutant::RestartSkipsQuietPeriod => "restart-skips-quiet-period",
             Mutant::LeaseOldMajority => "lease-old-majority",
             Mutant::SecondChangeWhilePending => "second-change-while-pending",
+            Mutant::TransactionSplit => "transaction-split",
         }
     }
 

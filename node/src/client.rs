@@ -150,16 +150,19 @@ impl SetRun {
 }
 
 impl Connection<'_> {
-    async fn execute(&mut self, args: Vec<Vec<u8>>, out: &mut Vec<u8>) {
+    pub(crate) async fn execute(&mut self, args: Vec<Vec<u8>>, out: &mut Vec<u8>) {
         let flags = ConnectionFlags {
             authenticated: self.authenticated,
-            in_refused_multi: self.in_refused_multi,
+            in_multi: self.multi.is_some(),
             readonly: self.readonly,
         };
         let action = commands::parse(&args, flags);
         let rejected = matches!(action, commands::Action::Error(_));
         let (start, began) = (out.len(), std::time::Instant::now());
-        commands::run(action, self, out).await;
+        match self.multi.is_some() {
+            true => crate::cmd_multi::execute_in_multi(self, &args, action, out).await,
+            false => commands::run(action, self, out).await,
+        }
         let failed = out.get(start) == Some(&b'-');
         let usec = began.elapsed().as_micros() as u64;
         let name = String::from_utf8_lossy(&args[0]).to_uppercase();
@@ -175,7 +178,7 @@ impl Connection<'_> {
         let plain = matches!(args.as_slice(), [name, key, value]
             if name.eq_ignore_ascii_case(b"SET")
                 && self.authenticated
-                && !self.in_refused_multi
+                && self.multi.is_none()
                 && key.len() <= KEY_MAX_BYTES
                 && value.len() <= VALUE_MAX_BYTES);
         if !plain {

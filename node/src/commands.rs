@@ -69,15 +69,15 @@ pub enum Action {
     Select(Db),
     /// `RANDOMKEY`: a store read with a seed drawn when it runs.
     RandomKey,
-    /// `MULTI`: refused, and every command up to `EXEC` or `DISCARD` is refused with it.
-    RefuseMulti,
-    /// `EXEC` (true) or `DISCARD` (false) ending a refused `MULTI`.
-    EndRefusedMulti {
-        exec: bool,
-    },
     Quit,
     /// `MEMBER FOUNDERS`: the voters the group was founded with, and their peer addresses.
     MemberFounders,
+    // Transactions (MULTI/EXEC/WATCH), carried out by `cmd_multi`.
+    Multi,
+    Exec,
+    Discard,
+    Watch(Vec<Vec<u8>>),
+    Unwatch,
 }
 
 fn arity_error(name: &str) -> Action {
@@ -103,7 +103,7 @@ fn parse_i64(arg: &[u8]) -> Option<i64> {
 }
 
 /// Whether `args` (name first) has an acceptable count: exactly `n`, or at least `-n`.
-fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
+pub(crate) fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
     let len = args.len() as i32;
     if arity >= 0 {
         len == arity
@@ -114,7 +114,7 @@ fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
 
 /// Every command this node answers, with its arity: exactly `n` arguments (name included), or
 /// at least `-n`. `COMMAND COUNT` counts this table.
-const COMMANDS: [(&str, i32); 54] = [
+const COMMANDS: [(&str, i32); 56] = [
     ("GET", 2),
     ("DIRTYGET", 2),
     ("INCR", 2),
@@ -149,6 +149,8 @@ const COMMANDS: [(&str, i32); 54] = [
     ("MULTI", 1),
     ("EXEC", 1),
     ("DISCARD", 1),
+    ("WATCH", -2),
+    ("UNWATCH", 1),
     ("PING", -1),
     ("INFO", -1),
     ("HELLO", -1),
@@ -179,7 +181,7 @@ pub fn known_name(name: &str) -> Option<&'static str> {
         .map(|&(known, _)| known)
 }
 
-fn arity_of(name: &str) -> Option<i32> {
+pub(crate) fn arity_of(name: &str) -> Option<i32> {
     COMMANDS
         .iter()
         .find(|(known, _)| *known == name)
@@ -191,8 +193,8 @@ fn arity_of(name: &str) -> Option<i32> {
 pub struct ConnectionFlags {
     /// AUTH succeeded, or no password is configured.
     pub authenticated: bool,
-    /// After a refused `MULTI`, until `EXEC` or `DISCARD`.
-    pub in_refused_multi: bool,
+    /// Between `MULTI` and `EXEC` or `DISCARD`.
+    pub in_multi: bool,
     /// `READONLY`: reads go to this replica, possibly stale.
     pub readonly: bool,
 }
@@ -218,14 +220,7 @@ pub fn parse(args: &[Vec<u8>], conn: ConnectionFlags) -> Action {
     if !conn.authenticated && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
         return Action::Error("NOAUTH Authentication required.".into());
     }
-    if conn.in_refused_multi {
-        return match name.as_str() {
-            "EXEC" => Action::EndRefusedMulti { exec: true },
-            "DISCARD" => Action::EndRefusedMulti { exec: false },
-            _ => Action::Error(NOT_RUN_IN_MULTI.into()),
-        };
-    }
-    if conn.readonly {
+    if conn.readonly && !conn.in_multi {
         // Each key read by this replica on its own (DIRTYGET), possibly stale.
         match name.as_str() {
             "MGET" => return many(args, |key| Command::Get { key }, Shape::Array),
@@ -579,9 +574,11 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
         "PING" => arity_error(name),
         "ECHO" => Action::Echo(args[1].clone()),
         "QUIT" => Action::Quit,
-        "MULTI" => Action::RefuseMulti,
-        "EXEC" => Action::Error("ERR EXEC without MULTI".into()),
-        "DISCARD" => Action::Error("ERR DISCARD without MULTI".into()),
+        "MULTI" => Action::Multi,
+        "EXEC" => Action::Exec,
+        "DISCARD" => Action::Discard,
+        "WATCH" => Action::Watch(args[1..].to_vec()),
+        "UNWATCH" => Action::Unwatch,
         "READONLY" => Action::ReadOnly(true),
         "READWRITE" => Action::ReadOnly(false),
         "SELECT" if args.len() == 2 => match parse_db(&args[1], NOT_AN_INTEGER) {
@@ -696,6 +693,9 @@ fn parse_client(args: &[Vec<u8>]) -> Action {
 /// Carries out `action` on `conn` and writes its reply.
 pub async fn run(action: Action, conn: &mut Connection<'_>, out: &mut Vec<u8>) {
     match action {
+        action if crate::cmd_multi::is_transaction_action(&action) => {
+            crate::cmd_multi::run(action, conn, out).await
+        }
         Action::Store { commands, shape } => run_store(commands, shape, conn, out).await,
         Action::RandomKey => {
             let command = Command::RandomKey {
@@ -779,17 +779,6 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
             conn.db = db;
             w.simple("OK");
         }
-        Action::RefuseMulti => {
-            conn.in_refused_multi = true;
-            w.error(MULTI_REFUSED);
-        }
-        Action::EndRefusedMulti { exec } => {
-            conn.in_refused_multi = false;
-            match exec {
-                true => w.error("EXECABORT Transaction discarded: MULTI is not supported"),
-                false => w.simple("OK"),
-            }
-        }
         Action::Quit => {
             conn.quit = true;
             w.simple("OK");
@@ -804,19 +793,18 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
         | Action::Info(_)
         | Action::MemberList
         | Action::Hello { .. }
-        | Action::RandomKey => {
+        | Action::RandomKey
+        | Action::Multi
+        | Action::Exec
+        | Action::Discard
+        | Action::Watch(_)
+        | Action::Unwatch => {
             unreachable!("handled in run")
         }
     }
 }
 
 const COMMAND_NAMES_COUNT: i64 = COMMANDS.len() as i64;
-/// The answer to `MULTI`. Clients send a transaction in one go, so what follows it is refused
-/// too, up to `EXEC` or `DISCARD`: none of it runs outside the transaction it was meant for.
-const MULTI_REFUSED: &str = "ERR MULTI is not supported: every command up to EXEC or DISCARD \
-                             will be refused; single commands (MSET, DEL of several keys, \
-                             TESTANDSET) are atomic";
-const NOT_RUN_IN_MULTI: &str = "ERR not run: inside a refused MULTI (EXEC or DISCARD ends it)";
 
 /// One `MEMBER LIST` entry: `field=value` pairs separated by spaces; an address the
 /// configuration does not carry is `-`, and so is how far behind a member is off the master.
@@ -918,7 +906,6 @@ async fn run_store(
     conn: &mut Connection<'_>,
     out: &mut Vec<u8>,
 ) {
-    let single = commands.len() == 1 && shape != Shape::Array;
     let mut replies = Vec::with_capacity(commands.len());
     for command in commands {
         match conn.submit(command).await {
@@ -938,19 +925,25 @@ async fn run_store(
         out,
         resp3: conn.resp3,
     };
+    write_replies(&replies, shape, &mut w);
+}
+
+/// The replies of one action's store commands, shown as `shape` says.
+pub(crate) fn write_replies(replies: &[Reply], shape: Shape, w: &mut Writer<'_>) {
+    let single = replies.len() == 1 && shape != Shape::Array;
     if shape == Shape::Exists {
         return w.int(replies.iter().map(keys_found).sum());
     }
-    if let [reply @ (Reply::Value(_) | Reply::Ok)] = replies.as_slice() {
+    if let [reply @ (Reply::Value(_) | Reply::Ok)] = replies {
         if shape != Shape::Plain && shape != Shape::Array {
-            return write_shaped(reply, shape, &mut w);
+            return write_shaped(reply, shape, w);
         }
     }
     if !single {
         w.array(replies.len());
     }
-    for reply in &replies {
-        write_reply(reply, &mut w);
+    for reply in replies {
+        write_reply(reply, w);
     }
 }
 
@@ -983,7 +976,7 @@ fn keys_found(reply: &Reply) -> i64 {
     }
 }
 
-fn write_failure(failure: &Failure, w: &mut Writer<'_>) {
+pub(crate) fn write_failure(failure: &Failure, w: &mut Writer<'_>) {
     match failure {
         Failure::Invalid(error) => w.error(&format!("ERR {error}")),
         Failure::Unavailable => w.error(
@@ -1031,6 +1024,8 @@ pub fn write_reply(reply: &Reply, w: &mut Writer<'_>) {
         }
         Reply::Error(CommandError::NotAnInteger) => w.error(NOT_AN_INTEGER),
         Reply::Error(error) => w.error(&format!("ERR {error}")),
+        Reply::Watched { .. } => w.simple("OK"),
+        Reply::Transaction(replies) => crate::cmd_multi::write_plain_exec(replies.as_deref(), w),
     }
 }
 
@@ -1504,7 +1499,7 @@ mod tests {
         all.extend_from_slice(parts);
         let conn = ConnectionFlags {
             authenticated: true,
-            in_refused_multi: false,
+            in_multi: false,
             readonly: false,
         };
         parse(&args(&all), conn)

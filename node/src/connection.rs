@@ -111,8 +111,10 @@ pub struct Connection<'a> {
     pub readonly: bool,
     /// The database `SELECT` chose; every command naming keys acts on it.
     pub db: Db,
-    /// After a refused `MULTI`, until `EXEC` or `DISCARD`: every command is refused.
-    pub in_refused_multi: bool,
+    /// Between `MULTI` and `EXEC` or `DISCARD`: the commands queued.
+    pub multi: Option<crate::cmd_multi::Queue>,
+    /// The keys `WATCH` saw since the last `EXEC`, `DISCARD` or `UNWATCH`.
+    pub watched: Vec<keyspace_core::Watched>,
     pub name: Option<Vec<u8>>,
     pub quit: bool,
     replies_tx: mpsc::Sender<ClientResponse>,
@@ -144,7 +146,8 @@ impl<'a> Connection<'a> {
             authenticated: context.password.is_none(),
             readonly: false,
             db: 0,
-            in_refused_multi: false,
+            multi: None,
+            watched: Vec::new(),
             name: None,
             quit: false,
             replies_tx,

@@ -8,6 +8,7 @@
 //! madsim-tokio, so the same shell also runs as simulated nodes under `--cfg madsim`.
 
 pub mod client;
+pub mod cmd_multi;
 pub mod commands;
 pub mod connection;
 pub mod event;

@@ -1,7 +1,8 @@
 //! The clients' random commands: the whole command set over a few keys that share prefixes, so
 //! that writes contend and PRUNE, LIST-KEYS, LIST-KEYVALUES and COUNT see each other's effects,
 //! in database 0 and in each family's own database (1, 2, 3), with MOVE between the two, KEYS,
-//! and FLUSHDB of a family's database; conditional sets (NX, XX, GET), APPEND and MSETNX.
+//! and FLUSHDB of a family's database; conditional sets (NX, XX, GET), APPEND and MSETNX;
+//! transactions, with WATCH and without (`workload_tx`).
 //!
 //! Left out: FLUSHALL, SWAPDB and FLUSHDB of database 0, KEYS `*` (each would join the keys of
 //! every family into one part for the checker, whose search grows with the part), and SCAN and
@@ -47,7 +48,7 @@ fn key(rng: &mut ChaCha8Rng) -> Vec<u8> {
 }
 
 /// Two keys of one family (possibly the same), for the commands that name several keys.
-fn family_pair(rng: &mut ChaCha8Rng) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn family_pair(rng: &mut ChaCha8Rng) -> (Vec<u8>, Vec<u8>) {
     let (family, first) = family_key(rng);
     let keys = FAMILIES[family];
     (first, bytes(keys[rng.gen_range(0..keys.len())]))
@@ -69,6 +70,7 @@ fn family_db(first: u8) -> Db {
 pub fn random_command(rng: &mut ChaCha8Rng) -> Command {
     let command = match rng.gen_range(0..100) {
         0..=5 => database_command(rng),
+        6..=11 => crate::workload_tx::random_transaction(rng),
         _ => key_command(rng),
     };
     let own_db = match command.keys().first() {
@@ -97,7 +99,7 @@ fn database_command(rng: &mut ChaCha8Rng) -> Command {
     }
 }
 
-fn key_command(rng: &mut ChaCha8Rng) -> Command {
+pub(crate) fn key_command(rng: &mut ChaCha8Rng) -> Command {
     match rng.gen_range(0..100) {
         0..=17 => Command::Get { key: key(rng) },
         18..=19 => {
@@ -243,6 +245,10 @@ pub struct Client {
     pub session: Option<ClientId>,
     /// The last write seq used under `session`.
     pub write_seq: Seq,
+    /// The next request of a read-modify-write transaction under way.
+    pub next: Option<Command>,
+    /// Nil EXECs of the read-modify-write under way.
+    pub tx_retries: u32,
 }
 
 impl Client {
@@ -257,6 +263,8 @@ impl Client {
             opens_sessions,
             session: None,
             write_seq: 0,
+            next: None,
+            tx_retries: 0,
         }
     }
 

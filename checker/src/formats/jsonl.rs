@@ -150,6 +150,11 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
             ("multi-set-if-absent", vec![("pairs", pairs_value(pairs))])
         }
         Command::InDb { .. } => unreachable!("unwrapped by the caller; never nested"),
+        // Transactions nest commands: carried as serde's JSON of the whole command.
+        Command::Watch { .. } | Command::Transaction { .. } => {
+            let json = serde_json::to_value(command).expect("a command converts to JSON");
+            ("as-json", vec![("command", json)])
+        }
     }
 }
 
@@ -218,6 +223,13 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 ("keyvalues", pairs_value(pairs)),
             ]
         }
+        Reply::Watched { .. } | Reply::Transaction(_) => vec![
+            ("reply", "as-json".into()),
+            (
+                "json",
+                serde_json::to_value(reply).expect("a reply converts to JSON"),
+            ),
+        ],
         Reply::Scan { cursor, keys } => vec![
             ("reply", "scan".into()),
             ("cursor", (*cursor).into()),
@@ -244,6 +256,7 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 CommandError::TooManyKeys { limit } => {
                     ("too-many-keys", Some(("limit", *limit as u64)))
                 }
+                CommandError::NotInTransaction => ("not-in-transaction", None),
             };
             fields.push(("error", name.into()));
             fields.extend(extra.map(|(field, n)| (field, Value::from(n))));
@@ -410,6 +423,7 @@ fn invoke(event: &Map<String, Value>) -> Result<Recorded, String> {
             count: optional(event, "count", uint)?,
         },
         "open-session" => Command::OpenSession,
+        "as-json" => as_json(event, "command")?,
         other => database_command(other, event)?,
     };
     let command = match optional(event, "db", uint)? {
@@ -529,6 +543,7 @@ fn reply(event: &Map<String, Value>) -> Result<Reply, String> {
                 .collect::<Result<_, _>>()?,
         },
         "error" => Reply::Error(error(event)?),
+        "as-json" => as_json(event, "json")?,
         other => return Err(format!("unknown reply {other:?}")),
     })
 }
@@ -552,8 +567,18 @@ fn error(event: &Map<String, Value>) -> Result<CommandError, String> {
         "too-many-keys" => CommandError::TooManyKeys {
             limit: uint(event, "limit")? as usize,
         },
+        "not-in-transaction" => CommandError::NotInTransaction,
         other => return Err(format!("unknown error {other:?}")),
     })
+}
+
+/// A command or reply written as serde's JSON of it (transactions, which nest commands).
+fn as_json<T: serde::de::DeserializeOwned>(
+    event: &Map<String, Value>,
+    field: &str,
+) -> Result<T, String> {
+    let value = event.get(field).ok_or(format!("missing {field:?}"))?;
+    serde_json::from_value(value.clone()).map_err(|e| format!("{field:?}: {e}"))
 }
 
 /// Key-value pairs, as a multi-set command or a list reply carries them.

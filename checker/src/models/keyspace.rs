@@ -94,6 +94,9 @@ impl Model for KeyspaceModel {
         command: &Command,
         output: Option<&Reply>,
     ) -> Option<StoreState> {
+        if let Some(next) = super::keyspace_tx::special_step(state, command, output) {
+            return next;
+        }
         let (changed, reply) = apply(state, command);
         let allowed = match output {
             None | Some(Reply::Error(CommandError::StaleRequest { .. })) => true,
@@ -138,6 +141,14 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
         Command::Keys { pattern } => (None, keys_matching(state, db, pattern)),
         Command::Scan { .. } | Command::RandomKey { .. } => {
             unreachable!("{command:?} is left out of checked histories")
+        }
+        Command::Watch { keys } => {
+            let values = keys.iter().map(|k| state.get(&qualified(db, k)).cloned());
+            let values = values.collect();
+            (None, Reply::Watched { slot: 0, values })
+        }
+        Command::Transaction { commands, .. } => {
+            super::keyspace_tx::apply_transaction(state, commands)
         }
         command if command.is_write() => {
             let (next, reply) = apply_write(state, &in_model(db, command));
@@ -551,6 +562,22 @@ fn describe_in_db(command: &Command) -> String {
             format!("MULTI-SET-IF-ABSENT {}", shown.join(" "))
         }
         Command::InDb { .. } => unreachable!("unwrapped by describe_command"),
+        Command::Watch { keys } => {
+            let shown: Vec<String> = keys.iter().map(|k| show(k)).collect();
+            format!("WATCH {}", shown.join(" "))
+        }
+        Command::Transaction { commands, watched } => {
+            let shown: Vec<String> = commands.iter().map(describe_command).collect();
+            let watched: Vec<String> = watched
+                .iter()
+                .map(|w| format!("[db {}] {}@{}", w.db, show(&w.key), w.slot))
+                .collect();
+            format!(
+                "MULTI {} EXEC (watching {})",
+                shown.join("; "),
+                watched.join(" ")
+            )
+        }
     }
 }
 
@@ -579,12 +606,17 @@ pub fn describe_reply(reply: &Reply) -> String {
             let shown: Vec<String> = keys.iter().map(|k| show(k)).collect();
             format!("cursor {cursor} [{}]", shown.join(", "))
         }
-        Reply::Values(values) => {
+        Reply::Values(values) | Reply::Watched { values, .. } => {
             let shown: Vec<String> = values
                 .iter()
                 .map(|v| v.as_deref().map_or("nil".to_string(), show))
                 .collect();
             format!("[{}]", shown.join(", "))
+        }
+        Reply::Transaction(None) => "nil (a watched key changed)".to_string(),
+        Reply::Transaction(Some(replies)) => {
+            let shown: Vec<String> = replies.iter().map(describe_reply).collect();
+            format!("[{}]", shown.join("; "))
         }
     }
 }
@@ -657,6 +689,17 @@ fn footprint(command: &Command) -> Footprint {
             keys: vec![qualified(db, key), qualified(*to, key)],
             prefixes: Vec::new(),
         },
+        Command::Transaction { commands, watched } => {
+            let mut all = Footprint {
+                keys: watched.iter().map(|w| qualified(w.db, &w.key)).collect(),
+                prefixes: Vec::new(),
+            };
+            for inner in commands.iter().map(footprint) {
+                all.keys.extend(inner.keys);
+                all.prefixes.extend(inner.prefixes);
+            }
+            all
+        }
         command => Footprint {
             keys: command.keys().iter().map(|k| qualified(db, k)).collect(),
             prefixes: Vec::new(),

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::hash::database_hash;
 use super::session::SessionTable;
 use super::store::{Store, StoreDigest};
+use super::transaction::Changes;
 use super::StateMachineConfig;
 use crate::command::{Db, DATABASES};
 use crate::types::Slot;
@@ -64,6 +65,16 @@ impl Databases {
         sum
     }
 
+    /// Every key inserted or removed since the last call, with its database.
+    pub(crate) fn take_touched(&mut self) -> Vec<(Db, Vec<u8>)> {
+        let mut touched = Vec::new();
+        for (db, store) in self.stores.iter_mut().enumerate() {
+            let db = Db::try_from(db).expect("fewer than 256 databases");
+            touched.extend(store.take_touched().into_iter().map(|key| (db, key)));
+        }
+        touched
+    }
+
     pub(crate) fn swap(&mut self, a: Db, b: Db) {
         self.stores.swap(usize::from(a), usize::from(b));
     }
@@ -83,14 +94,17 @@ impl Databases {
 const VERSIONED_MARK: u8 = 0;
 /// The encoding with every database.
 const ENCODING_V2: u8 = 2;
+/// V2 followed by WATCH's record of recent changes.
+const ENCODING_V3: u8 = 3;
 
-/// The v2 encoding's fields, borrowed for writing.
+/// The v3 encoding's fields, borrowed for writing.
 #[derive(Serialize)]
-struct StateV2Ref<'a> {
+struct StateV3Ref<'a> {
     config: &'a StateMachineConfig,
     stores: &'a [Store],
     sessions: &'a SessionTable,
     applied_slot: Slot,
+    changes: &'a Changes,
 }
 
 #[derive(Deserialize)]
@@ -110,13 +124,20 @@ struct StateV1 {
     applied_slot: Slot,
 }
 
-/// The v2 encoding read for checking: stores counted and hashed, not built.
+/// The v3 encoding read for checking: stores counted and hashed, not built.
 #[derive(Deserialize)]
 pub(crate) struct StateDigest {
     pub(crate) config: StateMachineConfig,
     pub(crate) stores: Vec<StoreDigest>,
     pub(crate) sessions: SessionTable,
     pub(crate) applied_slot: Slot,
+    #[serde(deserialize_with = "rebuilt_changes")]
+    pub(crate) changes: Changes,
+}
+
+fn rebuilt_changes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Changes, D::Error> {
+    let changes = Changes::deserialize(d)?;
+    changes.rebuilt().map_err(serde::de::Error::custom)
 }
 
 /// The parts of a decoded state.
@@ -125,6 +146,7 @@ pub(crate) struct StateParts {
     pub(crate) data: Databases,
     pub(crate) sessions: SessionTable,
     pub(crate) applied_slot: Slot,
+    pub(crate) changes: Changes,
 }
 
 pub(crate) fn encode(
@@ -132,14 +154,16 @@ pub(crate) fn encode(
     data: &Databases,
     sessions: &SessionTable,
     applied_slot: Slot,
+    changes: &Changes,
 ) -> Vec<u8> {
-    let fields = StateV2Ref {
+    let fields = StateV3Ref {
         config,
         stores: &data.stores,
         sessions,
         applied_slot,
+        changes,
     };
-    let mut out = vec![VERSIONED_MARK, ENCODING_V2];
+    let mut out = vec![VERSIONED_MARK, ENCODING_V3];
     postcard::to_io(&fields, &mut out).expect("a state encodes into memory");
     out
 }
@@ -148,12 +172,21 @@ pub(crate) fn encode(
 /// rebuilt.
 pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
     let (mut parts, after) = match body {
-        [VERSIONED_MARK, ENCODING_V2, rest @ ..] => {
-            let (state, after): (StateV2, &[u8]) =
+        [VERSIONED_MARK, version @ (ENCODING_V2 | ENCODING_V3), rest @ ..] => {
+            let (state, mut after): (StateV2, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
             if state.stores.len() != usize::from(DATABASES) {
                 return Err(format!("{} databases", state.stores.len()));
             }
+            let changes = match *version {
+                ENCODING_V3 => {
+                    let (changes, rest): (Changes, &[u8]) =
+                        postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
+                    after = rest;
+                    changes.rebuilt()?
+                }
+                _ => Changes::forgotten_through(state.applied_slot),
+            };
             let parts = StateParts {
                 config: state.config,
                 data: Databases {
@@ -161,6 +194,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
                 },
                 sessions: state.sessions,
                 applied_slot: state.applied_slot,
+                changes,
             };
             (parts, after)
         }
@@ -175,6 +209,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
                 data,
                 sessions: state.sessions,
                 applied_slot: state.applied_slot,
+                changes: Changes::forgotten_through(state.applied_slot),
             };
             (parts, after)
         }
@@ -187,11 +222,11 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
     Ok((parts, after))
 }
 
-/// Reads a v2 encoding for checking (see `StateMachine::verify_encoding`).
+/// Reads a v3 encoding for checking (see `StateMachine::verify_encoding`).
 pub(crate) fn decode_digest(body: &[u8]) -> Result<StateDigest, String> {
     let rest = match body {
-        [VERSIONED_MARK, ENCODING_V2, rest @ ..] => rest,
-        _ => return Err("not a v2 encoding".into()),
+        [VERSIONED_MARK, ENCODING_V3, rest @ ..] => rest,
+        _ => return Err("not a v3 encoding".into()),
     };
     let (digest, rest): (StateDigest, &[u8]) =
         postcard::take_from_bytes(rest).map_err(|e| format!("does not decode: {e}"))?;

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 
 use super::*;
-use crate::command::{ClientId, Seq, SetCondition, DATABASES};
+use crate::command::{ClientId, Seq, SetCondition, Watched, DATABASES};
 
 const KEYS: [&[u8]; 6] = [b"", b"a", b"ab", b"b", b"ba", b"bb"];
 const VALUES: [&[u8]; 9] = [
@@ -38,6 +38,12 @@ struct Model {
     sessions: Vec<(ClientId, Slot, Seq)>,
     /// Every reply of every live session, never trimmed to a window.
     replies: Vec<(ClientId, Seq, Reply)>,
+    /// The slot being applied.
+    slot: Slot,
+    /// Every change of a key ever: `(database, key, slot)`, never forgotten.
+    changes: Vec<(Db, Vec<u8>, Slot)>,
+    /// Every FLUSHDB, FLUSHALL and SWAPDB of a database: `(database, slot)`.
+    resets: Vec<(Db, Slot)>,
 }
 
 impl Model {
@@ -54,13 +60,42 @@ impl Model {
     fn set(&mut self, key: &[u8], value: Vec<u8>) {
         self.remove(key);
         self.pairs.push((self.q(key), value));
+        self.changes.push((self.db, key.to_vec(), self.slot));
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         let old = self.get(key);
-        let key = self.q(key);
-        self.pairs.retain(|(k, _)| *k != key);
+        let qualified = self.q(key);
+        self.pairs.retain(|(k, _)| *k != qualified);
+        if old.is_some() {
+            self.changes.push((self.db, key.to_vec(), self.slot));
+        }
         old
+    }
+
+    /// Whether a watched key changed after its slot (Redis 7.0's rules, stated plainly).
+    fn watch_changed(&self, w: &Watched) -> bool {
+        let present = (self.pairs.iter()).any(|(k, _)| k[0] == w.db && k[1..] == w.key[..]);
+        let written =
+            (self.changes.iter()).any(|(d, k, s)| *d == w.db && *k == w.key && *s > w.slot);
+        let reset = (self.resets.iter()).any(|(d, s)| *d == w.db && *s > w.slot);
+        written || (reset && (w.existed || present))
+    }
+
+    fn transaction(&mut self, commands: &[Command], watched: &[Watched]) -> Reply {
+        if watched.iter().any(|w| self.watch_changed(w)) {
+            return Reply::Transaction(None);
+        }
+        let replies = (commands.iter())
+            .map(|c| {
+                if c.is_write() {
+                    self.write(c)
+                } else {
+                    self.read(c)
+                }
+            })
+            .collect();
+        Reply::Transaction(Some(replies))
     }
 
     /// This database's pairs (keys without the database byte), sorted.
@@ -95,13 +130,18 @@ impl Model {
         match command.clone() {
             Command::FlushDb => {
                 self.pairs.retain(|(k, _)| k[0] != db);
+                self.resets.push((db, self.slot));
                 Reply::Ok
             }
             Command::FlushAll => {
                 self.pairs.clear();
+                (0..DATABASES).for_each(|db| self.resets.push((db, self.slot)));
                 Reply::Ok
             }
+            Command::Transaction { commands, watched } => self.transaction(&commands, &watched),
             Command::SwapDb { a, b } => {
+                self.resets.push((a, self.slot));
+                self.resets.push((b, self.slot));
                 for (k, _) in &mut self.pairs {
                     k[0] = if k[0] == a {
                         b
@@ -164,6 +204,7 @@ impl Model {
             Command::Remove { key } => Reply::Value(self.remove(&key)),
             Command::Rename { from, to } => match self.get(&from) {
                 None => Reply::Error(CommandError::NoSuchKey),
+                Some(_) if from == to => Reply::Ok,
                 Some(value) => {
                     self.remove(&from);
                     self.set(&to, value);
@@ -181,10 +222,14 @@ impl Model {
                 Reply::Int(removed as i64)
             }
             Command::Prune { prefix } => {
-                let before = self.pairs.len();
-                let prefix = self.q(&prefix);
-                self.pairs.retain(|(k, _)| !k.starts_with(&prefix));
-                Reply::Int((before - self.pairs.len()) as i64)
+                let doomed: Vec<Vec<u8>> = (self.pairs.iter())
+                    .filter(|(k, _)| k[0] == db && k[1..].starts_with(&prefix))
+                    .map(|(k, _)| k[1..].to_vec())
+                    .collect();
+                doomed.iter().for_each(|k| {
+                    self.remove(k);
+                });
+                Reply::Int(doomed.len() as i64)
             }
             read => panic!("not a write: {read:?}"),
         }
@@ -256,6 +301,10 @@ impl Model {
         };
         match command {
             Command::Get { key } | Command::DirtyGet { key } => Reply::Value(self.get(key)),
+            Command::Watch { keys } => Reply::Watched {
+                slot: self.slot,
+                values: keys.iter().map(|k| self.get(k)).collect(),
+            },
             Command::MultiGet { keys } => Reply::Values(keys.iter().map(|k| self.get(k)).collect()),
             Command::ListKeys {
                 prefix,
@@ -313,6 +362,7 @@ impl Model {
     }
 
     fn begin_slot(&mut self, slot: Slot, config: &StateMachineConfig) {
+        self.slot = slot;
         let idle: Vec<ClientId> = (self.sessions.iter())
             .filter(|s| slot - s.1 > config.session_idle_slots_max)
             .map(|s| s.0)
@@ -381,13 +431,38 @@ fn in_some_db(command: impl Strategy<Value = Command>) -> impl Strategy<Value = 
 }
 
 fn write_command() -> impl Strategy<Value = Command> {
-    in_some_db(prop_oneof![
-        20 => key_write_command(),
+    prop_oneof![
+        12 => in_some_db(prop_oneof![
+            20 => key_write_command(),
+            1 => Just(Command::FlushDb),
+            1 => Just(Command::FlushAll),
+            1 => (db(), db()).prop_map(|(a, b)| Command::SwapDb { a, b }),
+            2 => (key(), db()).prop_map(|(key, to)| Command::Move { key, to }),
+        ]),
+        2 => transaction_command(),
+    ]
+}
+
+/// A transaction of a few key commands (in any database), watching a few keys at slots
+/// before, at or after the ones the test reaches.
+fn transaction_command() -> impl Strategy<Value = Command> {
+    let inner = prop_oneof![
+        2 => in_some_db(key_write_command()),
+        1 => in_some_db(key_read_command()),
         1 => Just(Command::FlushDb),
-        1 => Just(Command::FlushAll),
-        1 => (db(), db()).prop_map(|(a, b)| Command::SwapDb { a, b }),
-        2 => (key(), db()).prop_map(|(key, to)| Command::Move { key, to }),
-    ])
+    ];
+    let watched =
+        (db(), key(), 0..100u64, any::<bool>()).prop_map(|(db, key, slot, existed)| Watched {
+            db,
+            key,
+            slot,
+            existed,
+        });
+    (
+        proptest::collection::vec(inner, 0..4),
+        proptest::collection::vec(watched, 0..3),
+    )
+        .prop_map(|(commands, watched)| Command::Transaction { commands, watched })
 }
 
 fn key_write_command() -> impl Strategy<Value = Command> {
@@ -452,6 +527,7 @@ fn read_command() -> impl Strategy<Value = Command> {
             Command::Scan { cursor, pattern, count, type_name }
         }),
         1 => any::<u64>().prop_map(|seed| Command::RandomKey { seed }),
+        1 => proptest::collection::vec(key(), 0..3).prop_map(|keys| Command::Watch { keys }),
     ])
 }
 

@@ -23,6 +23,10 @@ pub(crate) struct Store {
     /// not encoded, rebuilt by `rebuild_scan_order` after decoding.
     #[serde(skip)]
     scan_order: BTreeSet<(u64, Vec<u8>)>,
+    /// Keys inserted or removed since the state machine last took them (`take_touched`), for
+    /// WATCH's record of recent changes; empty between writes, never encoded.
+    #[serde(skip)]
+    touched: Vec<Vec<u8>>,
 }
 
 /// One SCAN step's result: the keys visited and the cursor after them (0: the end).
@@ -61,6 +65,7 @@ impl Store {
         if !self.map.contains_key(&key) {
             self.scan_order.insert((scan_hash(&key), key.clone()));
         }
+        self.touched.push(key.clone());
         self.map.insert(key, value);
     }
 
@@ -70,10 +75,16 @@ impl Store {
         self.entries_hash = self.entries_hash.wrapping_sub(removed);
         let indexed = self.scan_order.remove(&(scan_hash(key), key.to_vec()));
         assert!(indexed, "a stored key is in the scan order");
+        self.touched.push(key.to_vec());
         Some(value)
     }
 
-    /// Removes every key.
+    /// The keys inserted or removed since the last call.
+    pub(crate) fn take_touched(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// Removes every key (not recorded as touched: the state machine records the reset).
     pub(crate) fn clear(&mut self) {
         *self = Store::default();
     }

@@ -15,6 +15,7 @@ use super::events::Event;
 use super::{Phase, World};
 use crate::plan::{FaultPlan, NANOS_PER_MILLI, NANOS_PER_SEC};
 use crate::workload::{random_command, Client, Pending};
+use crate::workload_tx::follow_up;
 use crate::{Failure, SimOptions};
 
 /// A client gives up on an attempt after this long and tries another replica.
@@ -129,8 +130,16 @@ impl World {
                 value,
             }
         } else {
-            let command = random_command(&mut self.clients.rng);
-            client.first_needed(command)
+            let client = &mut self.clients.list[c];
+            let command = match client.next.take() {
+                Some(next) => next,
+                None => random_command(&mut self.clients.rng),
+            };
+            let first = client.first_needed(command.clone());
+            if first != command && matches!(command, Command::Transaction { .. }) {
+                client.next = Some(command); // after the session opens
+            }
+            first
         };
         let client = &mut self.clients.list[c];
         let request_id = client.next_request_id(&command);
@@ -215,6 +224,7 @@ impl World {
             .pending
             .take()
             .expect("giving up a request");
+        self.clients.list[c].next = None;
         if pending.certainly_not_applied() {
             self.recorder.fail(pending.op, self.now);
             self.stats.ops_failed += 1;
@@ -276,6 +286,11 @@ impl World {
         if pending.command.is_write() && !stale {
             self.clients.acked.push(pending.request_id);
         }
+        let follow_up = follow_up(&pending.command, &reply, &mut client.tx_retries);
+        if follow_up.is_none() && pending.command != Command::OpenSession {
+            client.tx_retries = 0;
+        }
+        client.next = follow_up.or(client.next.take());
         if let Some(session) = client.learn(&pending.command, &reply) {
             self.clients.session_clients.insert(session, c);
             self.stats.sessions_opened += 1;
