@@ -392,6 +392,10 @@ impl StateMachine {
         match self.data.db_mut(from).remove(key) {
             Some(value) => {
                 self.data.db_mut(to).insert(key.to_vec(), value);
+                assert!(
+                    self.data.db(from).get(key).is_none(),
+                    "MOVE leaves no copy behind"
+                );
                 Reply::Bool(true)
             }
             None => Reply::Bool(false),

@@ -260,6 +260,17 @@ impl Configuration {
             voters_differ_by_at_most_one(self, &next),
             "a change altered more than one voter"
         );
+        let voters: BTreeSet<NodeId> = self.voters().chain(next.voters()).collect();
+        assert!(
+            self.quorum() + next.quorum() > voters.len(),
+            "quorums of epochs {} and {} need not meet",
+            self.epoch,
+            next.epoch
+        );
+        assert!(
+            next.removed.is_superset(&self.removed),
+            "a removed id was forgotten, so it could be used again"
+        );
         Ok(next)
     }
 
@@ -274,6 +285,10 @@ impl Configuration {
         assert!(self.removed.len() <= REMOVED_MAX, "too many removed ids");
         let reused = self.members.keys().find(|id| self.removed.contains(id));
         assert!(reused.is_none(), "removed id {reused:?} is a member");
+        assert!(
+            self.quorum() <= self.voter_count() && 2 * self.quorum() > self.voter_count(),
+            "a quorum is a majority of the voters"
+        );
     }
 }
 

@@ -161,6 +161,9 @@ impl Connection<'_> {
         let (start, began) = (out.len(), std::time::Instant::now());
         match self.multi.is_some() {
             true => crate::cmd_multi::execute_in_multi(self, &args, action, out).await,
+            false if crate::cmd_multi::is_transaction_action(&action) => {
+                crate::cmd_multi::run(action, self, out).await
+            }
             false => commands::run(action, self, out).await,
         }
         let failed = out.get(start) == Some(&b'-');

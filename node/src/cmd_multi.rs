@@ -7,40 +7,15 @@
 //! `Command::Transaction`, with the keys WATCH saw and the slot it saw them at: one log entry,
 //! applied in one step on every replica, or not at all (a nil array) if a watched key changed.
 
-use keyspace_core::{Command, Db, Reply, Watched};
+use keyspace_core::{Command, Reply, Watched};
 
-use crate::commands::{self, Action, Shape};
+use crate::action::{Action, Queue, Queued, Shape};
+use crate::commands;
 use crate::connection::Connection;
 use crate::resp::Writer;
 
 /// Most commands one connection may queue between MULTI and EXEC.
 pub const QUEUED_MAX: usize = keyspace_core::TRANSACTION_COMMANDS_MAX;
-
-/// A connection's transaction being queued.
-#[derive(Debug)]
-pub struct Queue {
-    items: Vec<Queued>,
-    /// The database the next queued command acts on (SELECT inside MULTI changes it).
-    db: Db,
-    /// A command could not be queued: EXEC answers EXECABORT.
-    failed: bool,
-    /// Store commands queued, in all items.
-    commands: usize,
-}
-
-/// One queued command.
-#[derive(Debug)]
-enum Queued {
-    /// Store commands (already in their database), shown together as `shape` says.
-    Store {
-        commands: Vec<Command>,
-        shape: Shape,
-    },
-    /// SELECT: the connection's database from EXEC on.
-    Select(Db),
-    /// A command that does not touch the store, run when EXEC runs.
-    Local(Action),
-}
 
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
@@ -66,7 +41,10 @@ pub async fn execute_in_multi(
         Action::Exec | Action::Discard | Action::Multi | Action::Watch(_) | Action::Quit
     );
     if runs_now {
-        return commands::run(action, conn, out).await;
+        return match is_transaction_action(&action) {
+            true => Box::pin(run(action, conn, out)).await,
+            false => commands::run(action, conn, out).await,
+        };
     }
     let mut w = Writer {
         out,
@@ -266,25 +244,6 @@ async fn write_exec(
         }
     }
     assert_eq!(next, replies.len(), "one reply per queued store command");
-}
-
-/// A transaction's reply without the shapes of its commands (each plain).
-pub fn write_plain_exec(replies: Option<&[Reply]>, w: &mut Writer<'_>) {
-    match replies {
-        None => write_null_array(w),
-        Some(replies) => {
-            w.array(replies.len());
-            for reply in replies {
-                commands::write_reply(reply, w);
-            }
-        }
-    }
-}
-
-/// A nil EXEC: a watched key changed.
-fn write_null_array(w: &mut Writer<'_>) {
-    let bytes: &[u8] = if w.resp3 { b"_\r\n" } else { b"*-1\r\n" };
-    w.out.extend_from_slice(bytes);
 }
 
 #[cfg(all(test, not(madsim)))]

@@ -14,71 +14,7 @@ use crate::connection::{Connection, Failure};
 use crate::event::{MemberRow, Status};
 use crate::resp::Writer;
 
-/// How a store reply is shown to a Redis client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
-    /// The natural mapping: Ok → +OK, Value → bulk or null, Bool and Int → integer, lists → arrays.
-    Plain,
-    /// `Value(Some)` counts 1, `Value(None)` 0 (EXISTS).
-    Exists,
-    /// An array even of one reply (MGET after READONLY, one read per key).
-    Array,
-    /// `Value(Some)` is `string`, `Value(None)` is `none` (TYPE).
-    Type,
-    /// `Value(Some)` is -1 (no expiry: keys never expire), `Value(None)` is -2 (TTL, PTTL).
-    Ttl,
-    /// `Ok` counts 1, `Value(None)` 0 (SETNX).
-    SetNx,
-    /// The value's length, 0 for none (STRLEN).
-    Strlen,
-    /// The bytes of the value from `start` to `end`, inclusive, counted from the end when
-    /// negative, as Redis does (GETRANGE, SUBSTR).
-    Range { start: i64, end: i64 },
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Action {
-    Error(String),
-    Ok,
-    Pong(Option<Vec<u8>>),
-    Echo(Vec<u8>),
-    /// One or more store commands, answered as `shape` says: a single one with its reply,
-    /// several with an array, or (EXISTS) the number of keys found.
-    Store {
-        commands: Vec<Command>,
-        shape: Shape,
-    },
-    /// `INFO [section …]`, the sections in lower case.
-    Info(Vec<String>),
-    /// `MEMBER LIST`: the configuration as this replica applied it.
-    MemberList,
-    Hello {
-        protocol: Option<u8>,
-        auth: Option<Vec<u8>>,
-        name: Option<Vec<u8>>,
-    },
-    Auth(Vec<u8>),
-    ClientSetName(Vec<u8>),
-    ClientGetName,
-    ClientId,
-    CommandCount,
-    EmptyArray,
-    ConfigGet(String),
-    ReadOnly(bool),
-    /// `SELECT db`: the database later commands of the connection act on.
-    Select(Db),
-    /// `RANDOMKEY`: a store read with a seed drawn when it runs.
-    RandomKey,
-    Quit,
-    /// `MEMBER FOUNDERS`: the voters the group was founded with, and their peer addresses.
-    MemberFounders,
-    // Transactions (MULTI/EXEC/WATCH), carried out by `cmd_multi`.
-    Multi,
-    Exec,
-    Discard,
-    Watch(Vec<Vec<u8>>),
-    Unwatch,
-}
+pub use crate::action::{Action, Shape};
 
 fn arity_error(name: &str) -> Action {
     Action::Error(format!(
@@ -693,9 +629,6 @@ fn parse_client(args: &[Vec<u8>]) -> Action {
 /// Carries out `action` on `conn` and writes its reply.
 pub async fn run(action: Action, conn: &mut Connection<'_>, out: &mut Vec<u8>) {
     match action {
-        action if crate::cmd_multi::is_transaction_action(&action) => {
-            crate::cmd_multi::run(action, conn, out).await
-        }
         Action::Store { commands, shape } => run_store(commands, shape, conn, out).await,
         Action::RandomKey => {
             let command = Command::RandomKey {
@@ -1025,7 +958,7 @@ pub fn write_reply(reply: &Reply, w: &mut Writer<'_>) {
         Reply::Error(CommandError::NotAnInteger) => w.error(NOT_AN_INTEGER),
         Reply::Error(error) => w.error(&format!("ERR {error}")),
         Reply::Watched { .. } => w.simple("OK"),
-        Reply::Transaction(replies) => crate::cmd_multi::write_plain_exec(replies.as_deref(), w),
+        Reply::Transaction(replies) => write_plain_exec(replies.as_deref(), w),
     }
 }
 
@@ -1177,6 +1110,25 @@ fn replication_text(s: &Status) -> String {
         "role:{role}\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nconfig_epoch:{}\r\nmember_kind:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\nstorage_recovering:{}\r\nmaster_repl_offset:{}\r\n",
         s.node_id, s.epoch, s.kind, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served, u8::from(s.storage_recovering), s.applied_through,
     )
+}
+
+/// A transaction's reply without the shapes of its commands (each plain).
+pub fn write_plain_exec(replies: Option<&[Reply]>, w: &mut Writer<'_>) {
+    match replies {
+        None => write_null_array(w),
+        Some(replies) => {
+            w.array(replies.len());
+            for reply in replies {
+                write_reply(reply, w);
+            }
+        }
+    }
+}
+
+/// A nil EXEC: a watched key changed.
+fn write_null_array(w: &mut Writer<'_>) {
+    let bytes: &[u8] = if w.resp3 { b"_\r\n" } else { b"*-1\r\n" };
+    w.out.extend_from_slice(bytes);
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ pub struct Connection<'a> {
     /// The database `SELECT` chose; every command naming keys acts on it.
     pub db: Db,
     /// Between `MULTI` and `EXEC` or `DISCARD`: the commands queued.
-    pub multi: Option<crate::cmd_multi::Queue>,
+    pub multi: Option<crate::action::Queue>,
     /// The keys `WATCH` saw since the last `EXEC`, `DISCARD` or `UNWATCH`.
     pub watched: Vec<keyspace_core::Watched>,
     pub name: Option<Vec<u8>>,

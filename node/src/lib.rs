@@ -7,6 +7,7 @@
 //! about the protocol stays in `keyspace-core`. The async code runs on tokio through
 //! madsim-tokio, so the same shell also runs as simulated nodes under `--cfg madsim`.
 
+pub mod action;
 pub mod client;
 pub mod cmd_multi;
 pub mod commands;

@@ -48,7 +48,7 @@ fn key(rng: &mut ChaCha8Rng) -> Vec<u8> {
 }
 
 /// Two keys of one family (possibly the same), for the commands that name several keys.
-pub(crate) fn family_pair(rng: &mut ChaCha8Rng) -> (Vec<u8>, Vec<u8>) {
+fn family_pair(rng: &mut ChaCha8Rng) -> (Vec<u8>, Vec<u8>) {
     let (family, first) = family_key(rng);
     let keys = FAMILIES[family];
     (first, bytes(keys[rng.gen_range(0..keys.len())]))
@@ -70,7 +70,13 @@ fn family_db(first: u8) -> Db {
 pub fn random_command(rng: &mut ChaCha8Rng) -> Command {
     let command = match rng.gen_range(0..100) {
         0..=5 => database_command(rng),
-        6..=11 => crate::workload_tx::random_transaction(rng),
+        6..=11 => {
+            let draws = crate::workload_tx::Draws {
+                family_pair,
+                key_command,
+            };
+            crate::workload_tx::random_transaction(rng, &draws)
+        }
         _ => key_command(rng),
     };
     let own_db = match command.keys().first() {
@@ -99,7 +105,7 @@ fn database_command(rng: &mut ChaCha8Rng) -> Command {
     }
 }
 
-pub(crate) fn key_command(rng: &mut ChaCha8Rng) -> Command {
+fn key_command(rng: &mut ChaCha8Rng) -> Command {
     match rng.gen_range(0..100) {
         0..=17 => Command::Get { key: key(rng) },
         18..=19 => {

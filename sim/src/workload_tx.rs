@@ -12,15 +12,20 @@ use rand_chacha::ChaCha8Rng;
 
 use keyspace_core::{Command, Db, Reply, Watched};
 
-use crate::workload::{family_pair, key_command};
+/// The workload's own draws, passed in so this module does not reach back into `workload`:
+/// two keys of one family, and one key command.
+pub struct Draws {
+    pub family_pair: fn(&mut ChaCha8Rng) -> (Vec<u8>, Vec<u8>),
+    pub key_command: fn(&mut ChaCha8Rng) -> Command,
+}
 
 /// How many times a client retries a read-modify-write whose EXEC answered nil.
 pub const RETRIES_MAX: u32 = 3;
 
 /// A random transaction's first request: a `Watch` of one key (an increment follows) or of
 /// two (a transfer follows), or a transaction without WATCH.
-pub fn random_transaction(rng: &mut ChaCha8Rng) -> Command {
-    let (first, second) = family_pair(rng);
+pub fn random_transaction(rng: &mut ChaCha8Rng, draws: &Draws) -> Command {
+    let (first, second) = (draws.family_pair)(rng);
     let db: Db = [0, first[0] - b'a' + 1][rng.gen_range(0..2)];
     match rng.gen_range(0..3) {
         0 => Command::Watch { keys: vec![first] }.in_db(db),
@@ -28,18 +33,18 @@ pub fn random_transaction(rng: &mut ChaCha8Rng) -> Command {
             keys: vec![first, second],
         }
         .in_db(db),
-        _ => unwatched(rng),
+        _ => unwatched(rng, draws),
     }
 }
 
 /// Two or three key commands of one family (and database) in one transaction, no WATCH.
-fn unwatched(rng: &mut ChaCha8Rng) -> Command {
-    let (first, _) = family_pair(rng);
+fn unwatched(rng: &mut ChaCha8Rng, draws: &Draws) -> Command {
+    let (first, _) = (draws.family_pair)(rng);
     let db: Db = [0, first[0] - b'a' + 1][rng.gen_range(0..2)];
     let count = rng.gen_range(2..=3);
     let mut commands = Vec::with_capacity(count);
     while commands.len() < count {
-        let command = key_command(rng);
+        let command = (draws.key_command)(rng);
         let same_family = command.keys().iter().all(|k| k.first() == first.first());
         if same_family && !matches!(command, Command::DirtyGet { .. }) {
             commands.push(command.in_db(db));

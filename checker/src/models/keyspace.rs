@@ -94,7 +94,7 @@ impl Model for KeyspaceModel {
         command: &Command,
         output: Option<&Reply>,
     ) -> Option<StoreState> {
-        if let Some(next) = super::keyspace_tx::special_step(state, command, output) {
+        if let Some(next) = super::keyspace_tx::special_step(state, command, output, apply) {
             return next;
         }
         let (changed, reply) = apply(state, command);
@@ -148,7 +148,7 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
             (None, Reply::Watched { slot: 0, values })
         }
         Command::Transaction { commands, .. } => {
-            super::keyspace_tx::apply_transaction(state, commands)
+            super::keyspace_tx::apply_transaction(state, commands, apply)
         }
         command if command.is_write() => {
             let (next, reply) = apply_write(state, &in_model(db, command));

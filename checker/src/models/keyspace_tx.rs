@@ -4,16 +4,20 @@
 //! The model cannot know the log slot a WATCH saw, so it allows every nil EXEC (a watched key
 //! may have changed) and judges only what a transaction that applied answered and did.
 
-use super::keyspace::{apply, StoreState};
 use keyspace_core::{Command, Reply};
+
+/// The model's step for one command: the new state if it changed, and the reply. Passed in,
+/// so this module needs nothing of the model but its step.
+pub(super) type Apply<S> = fn(&S, &Command) -> (Option<S>, Reply);
 
 /// The model's step for what only transactions need, or `None` for the general rule: a nil
 /// EXEC changes nothing and is always allowed; a WATCH is judged by its values alone.
-pub(super) fn special_step(
-    state: &StoreState,
+pub(super) fn special_step<S: Clone>(
+    state: &S,
     command: &Command,
     output: Option<&Reply>,
-) -> Option<Option<StoreState>> {
+    apply: Apply<S>,
+) -> Option<Option<S>> {
     match (command.db_and_command().1, output) {
         (Command::Transaction { .. }, Some(Reply::Transaction(None))) => Some(Some(state.clone())),
         (Command::Watch { .. }, Some(Reply::Watched { values, .. })) => {
@@ -26,11 +30,12 @@ pub(super) fn special_step(
 }
 
 /// A transaction that applies: every command in order, in one step.
-pub(super) fn apply_transaction(
-    state: &StoreState,
+pub(super) fn apply_transaction<S: Clone>(
+    state: &S,
     commands: &[Command],
-) -> (Option<StoreState>, Reply) {
-    let mut current: Option<StoreState> = None;
+    apply: Apply<S>,
+) -> (Option<S>, Reply) {
+    let mut current: Option<S> = None;
     let mut replies = Vec::with_capacity(commands.len());
     for command in commands {
         let (next, reply) = apply(current.as_ref().unwrap_or(state), command);

@@ -76,11 +76,14 @@ impl Databases {
     }
 
     pub(crate) fn swap(&mut self, a: Db, b: Db) {
+        let keys = self.len();
         self.stores.swap(usize::from(a), usize::from(b));
+        assert_eq!(self.len(), keys, "SWAPDB moves keys, never drops them");
     }
 
     pub(crate) fn flush_all(&mut self) {
         self.stores.iter_mut().for_each(Store::clear);
+        assert_eq!(self.len(), 0, "FLUSHALL leaves no key");
     }
 
     pub(crate) fn assert_invariants(&self) {

@@ -81,9 +81,18 @@ impl Changes {
             self.last.remove(&(db, key)).expect("indexed by key");
             self.forgotten_through = self.forgotten_through.max(old);
         }
+        assert!(
+            self.by_slot.len() <= CHANGED_KEYS_KEPT_MAX && self.last.len() == self.by_slot.len(),
+            "the window of recent changes is bounded and indexed both ways"
+        );
     }
 
     fn reset(&mut self, slot: Slot, db: Db) {
+        let old = self.reset_slot[usize::from(db)];
+        assert!(
+            old <= slot,
+            "database {db} reset at slot {slot} after {old}"
+        );
         self.reset_slot[usize::from(db)] = slot;
     }
 
@@ -138,6 +147,7 @@ impl StateMachine {
 
     /// `Watch`: the slot the state is at and each key's value.
     pub(super) fn watch(&self, db: Db, keys: &[Vec<u8>]) -> Reply {
+        assert!(db < DATABASES, "validation refuses database {db}");
         let store = self.data.db(db);
         Reply::Watched {
             slot: self.applied_slot,
@@ -166,11 +176,23 @@ impl StateMachine {
             .iter()
             .map(|c| self.apply_in_transaction(c))
             .collect();
+        assert_eq!(
+            replies.len(),
+            commands.len(),
+            "one reply per queued command"
+        );
         Reply::Transaction(Some(replies))
     }
 
     /// One command of a transaction: a read answered from the state as it is now, or a write.
     pub(super) fn apply_in_transaction(&mut self, command: &Command) -> Reply {
+        assert!(
+            !matches!(
+                command.db_and_command().1,
+                Command::Transaction { .. } | Command::OpenSession | Command::Member(_)
+            ),
+            "validation refuses a transaction holding {command:?}"
+        );
         if !command.is_write() {
             return self.read(command);
         }

@@ -1,0 +1,97 @@
+//! What a parsed Redis command asks for ([`Action`]), how its store replies are shown
+//! ([`Shape`]), and a connection's queued transaction ([`Queue`]): plain data, so the
+//! connection can hold a queue without knowing how commands run.
+
+use keyspace_core::{Command, Db};
+
+/// How a store reply is shown to a Redis client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// The natural mapping: Ok → +OK, Value → bulk or null, Bool and Int → integer, lists → arrays.
+    Plain,
+    /// `Value(Some)` counts 1, `Value(None)` 0 (EXISTS).
+    Exists,
+    /// An array even of one reply (MGET after READONLY, one read per key).
+    Array,
+    /// `Value(Some)` is `string`, `Value(None)` is `none` (TYPE).
+    Type,
+    /// `Value(Some)` is -1 (no expiry: keys never expire), `Value(None)` is -2 (TTL, PTTL).
+    Ttl,
+    /// `Ok` counts 1, `Value(None)` 0 (SETNX).
+    SetNx,
+    /// The value's length, 0 for none (STRLEN).
+    Strlen,
+    /// The bytes of the value from `start` to `end`, inclusive, counted from the end when
+    /// negative, as Redis does (GETRANGE, SUBSTR).
+    Range { start: i64, end: i64 },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    Error(String),
+    Ok,
+    Pong(Option<Vec<u8>>),
+    Echo(Vec<u8>),
+    /// One or more store commands, answered as `shape` says: a single one with its reply,
+    /// several with an array, or (EXISTS) the number of keys found.
+    Store {
+        commands: Vec<Command>,
+        shape: Shape,
+    },
+    /// `INFO [section …]`, the sections in lower case.
+    Info(Vec<String>),
+    /// `MEMBER LIST`: the configuration as this replica applied it.
+    MemberList,
+    Hello {
+        protocol: Option<u8>,
+        auth: Option<Vec<u8>>,
+        name: Option<Vec<u8>>,
+    },
+    Auth(Vec<u8>),
+    ClientSetName(Vec<u8>),
+    ClientGetName,
+    ClientId,
+    CommandCount,
+    EmptyArray,
+    ConfigGet(String),
+    ReadOnly(bool),
+    /// `SELECT db`: the database later commands of the connection act on.
+    Select(Db),
+    /// `RANDOMKEY`: a store read with a seed drawn when it runs.
+    RandomKey,
+    Quit,
+    /// `MEMBER FOUNDERS`: the voters the group was founded with, and their peer addresses.
+    MemberFounders,
+    // Transactions (MULTI/EXEC/WATCH), carried out by `cmd_multi`.
+    Multi,
+    Exec,
+    Discard,
+    Watch(Vec<Vec<u8>>),
+    Unwatch,
+}
+
+/// A connection's transaction being queued.
+#[derive(Debug)]
+pub struct Queue {
+    pub(crate) items: Vec<Queued>,
+    /// The database the next queued command acts on (SELECT inside MULTI changes it).
+    pub(crate) db: Db,
+    /// A command could not be queued: EXEC answers EXECABORT.
+    pub(crate) failed: bool,
+    /// Store commands queued, in all items.
+    pub(crate) commands: usize,
+}
+
+/// One queued command.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    /// Store commands (already in their database), shown together as `shape` says.
+    Store {
+        commands: Vec<Command>,
+        shape: Shape,
+    },
+    /// SELECT: the connection's database from EXEC on.
+    Select(Db),
+    /// A command that does not touch the store, run when EXEC runs.
+    Local(Action),
+}
