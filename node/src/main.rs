@@ -60,7 +60,7 @@ mod cli {
         /// It prints each replica's pid and the master once one is elected. A replica that dies
         /// (try `kill -9` of the master's pid) is reported, with how it ended and the command
         /// that restarts it, and the others keep serving: another replica takes over within
-        /// about two lease durations. The cluster stops by itself only when no majority of the
+        /// one lease duration plus an election. The cluster stops by itself only when no majority of the
         /// replicas is left. In new data directories the replicas elect a master at once; with
         /// existing data (--dir) each first waits out one lease, as after any restart.
         Cluster(crate::cluster::ClusterArgs),
