@@ -251,6 +251,14 @@ impl Writer<'_> {
         }
     }
 
+    /// A command's `HELP`: an array of status lines.
+    pub fn help(&mut self, lines: &[&str]) {
+        self.array(lines.len());
+        for line in lines {
+            self.simple(line);
+        }
+    }
+
     fn line(&mut self, tag: u8, body: &[u8]) {
         self.out.push(tag);
         self.out.extend_from_slice(body);
