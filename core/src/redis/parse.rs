@@ -30,6 +30,8 @@ impl StoreCall {
 }
 
 type Parsed = Result<StoreCall, String>;
+/// A key and its value.
+type Pair = (Vec<u8>, Vec<u8>);
 
 /// Parses the store command `name` (the table's upper-case name) with `args` (name first, of
 /// an arity the table accepts).
@@ -166,7 +168,7 @@ fn parse_string(name: &str, args: &[Vec<u8>]) -> Parsed {
 }
 
 /// The `key value` pairs after the name, or the arity error if one is missing its value.
-fn pairs(name: &str, args: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn pairs(name: &str, args: &[Vec<u8>]) -> Result<Vec<Pair>, String> {
     if args.len().is_multiple_of(2) {
         return Err(arity_error(name));
     }
