@@ -35,11 +35,9 @@ pub async fn listen(listener: TcpListener, context: Arc<ClientContext>) {
             Ok((stream, addr)) => {
                 let context = context.clone();
                 tokio::spawn(async move {
-                    context.connections.fetch_add(1, Ordering::Relaxed);
                     if let Err(error) = serve(stream, addr, &context).await {
                         tracing::debug!(%addr, %error, "client connection ended");
                     }
-                    context.connections.fetch_sub(1, Ordering::Relaxed);
                 });
             }
             Err(error) => {

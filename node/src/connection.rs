@@ -49,7 +49,6 @@ pub struct ClientContext {
     pub founders: std::collections::BTreeMap<NodeId, std::net::SocketAddr>,
     pub password: Option<String>,
     pub started: Instant,
-    pub connections: AtomicU64,
     pub total_connections: AtomicU64,
     pub commands_processed: AtomicU64,
     /// Per known command, since start (`INFO commandstats`).
@@ -484,7 +483,6 @@ pub(crate) mod tests {
                 founders: Default::default(),
                 password: None,
                 started: Instant::now(),
-                connections: AtomicU64::new(0),
                 total_connections: AtomicU64::new(0),
                 commands_processed: AtomicU64::new(0),
                 command_stats: Default::default(),

@@ -298,7 +298,6 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
         founders: config.peers.clone(),
         password: config.password.clone(),
         started: start,
-        connections: AtomicU64::new(0),
         total_connections: AtomicU64::new(0),
         commands_processed: AtomicU64::new(0),
         command_stats: Default::default(),
