@@ -218,17 +218,22 @@ pub fn client_line(entry: &ClientEntry, view: &ClientView) -> String {
 mod tests {
     use super::*;
 
+    /// Runs `f` on a runtime of its own (entries hold tokio instants).
+    fn block_on(f: impl std::future::Future<Output = ()>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(f);
+    }
+
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
     #[test]
     fn the_registry_refuses_connections_over_its_limit_and_forgets_closed_ones() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        block_on(async {
             let registry = ClientRegistry::default();
             assert!(registry.register(1, addr(1), addr(9), 5, 2).is_some());
             assert!(registry.register(2, addr(2), addr(9), 6, 2).is_some());
@@ -242,11 +247,7 @@ mod tests {
 
     #[test]
     fn a_client_line_has_redis_fields_in_redis_order() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        block_on(async {
             let registry = ClientRegistry::default();
             let entry = registry.register(7, addr(5000), addr(6379), 9, 10).unwrap();
             let view = ClientView {
@@ -256,17 +257,16 @@ mod tests {
             };
             let line = client_line(&entry, &view);
             assert!(line.starts_with("id=7 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=9 name= age=0 idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=26 "), "{line}");
-            assert!(line.ends_with(" events=r cmd=client|list user=default redir=-1 resp=2"), "{line}");
+            assert!(
+                line.ends_with(" events=r cmd=client|list user=default redir=-1 resp=2"),
+                "{line}"
+            );
         });
     }
 
     #[test]
     fn a_pause_holds_writes_and_with_all_reads_until_it_ends() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        block_on(async {
             let registry = ClientRegistry::default();
             registry.pause(Duration::from_secs(60), false);
             assert!(registry.paused_for(true).is_some());

@@ -11,10 +11,7 @@ use crate::resp::Writer;
 const SYNTAX: &str = "ERR syntax error";
 
 fn arity(sub: &str) -> String {
-    format!(
-        "ERR wrong number of arguments for 'client|{}' command",
-        sub.to_lowercase()
-    )
+    keyspace_core::redis::arity_error(&format!("client|{sub}"))
 }
 
 fn upper(arg: &[u8]) -> String {

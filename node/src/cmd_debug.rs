@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use keyspace_core::redis::arity_error;
 use keyspace_core::{Command, Reply};
 
 use crate::action::ServerCommand;
@@ -134,10 +135,9 @@ async fn object(
              FREQ are not supported",
         ),
         ("HELP", 2) => w.help(OBJECT_HELP),
-        ("ENCODING" | "REFCOUNT" | "IDLETIME" | "FREQ" | "HELP", _) => w.error(&format!(
-            "ERR wrong number of arguments for 'object|{}' command",
-            sub.to_lowercase()
-        )),
+        ("ENCODING" | "REFCOUNT" | "IDLETIME" | "FREQ" | "HELP", _) => {
+            w.error(&arity_error(&format!("object|{sub}")))
+        }
         _ => w.error(&unknown_subcommand(&args[1], "OBJECT")),
     }
     Ok(())
@@ -165,10 +165,9 @@ async fn memory(
         ("MALLOC-STATS", 2) => w.bulk(b"Stats not supported for the current allocator"),
         ("PURGE", 2) => w.simple("OK"),
         ("HELP", 2) => w.help(MEMORY_HELP),
-        ("USAGE" | "DOCTOR" | "MALLOC-STATS" | "PURGE" | "HELP", _) => w.error(&format!(
-            "ERR wrong number of arguments for 'memory|{}' command",
-            sub.to_lowercase()
-        )),
+        ("USAGE" | "DOCTOR" | "MALLOC-STATS" | "PURGE" | "HELP", _) => {
+            w.error(&arity_error(&format!("memory|{sub}")))
+        }
         _ => w.error(&unknown_subcommand(&args[1], "MEMORY")),
     }
     Ok(())

@@ -59,6 +59,11 @@ const fn param(name: &'static str, kind: Kind, default: &'static str) -> Param {
 }
 
 const YES_NO: Kind = Kind::Bool;
+
+/// An integer between `min` and `max`, inclusive.
+const fn int(min: i64, max: i64) -> Kind {
+    Kind::Int { min, max }
+}
 const INT_MAX: i64 = i32::MAX as i64;
 const POLICIES: &[&str] = &[
     "volatile-lru",
@@ -78,37 +83,12 @@ const NOT_MOVED: &str = "Unable to listen on this port: keyspace does not move i
 const PARAMS: &[Param] = &[
     param("maxmemory", Kind::Memory, "0"),
     param("maxmemory-policy", Kind::Choice(POLICIES), "noeviction"),
-    param("maxmemory-samples", Kind::Int { min: 1, max: 64 }, "5"),
-    param(
-        "maxmemory-eviction-tenacity",
-        Kind::Int { min: 0, max: 100 },
-        "10",
-    ),
+    param("maxmemory-samples", int(1, 64), "5"),
+    param("maxmemory-eviction-tenacity", int(0, 100), "10"),
     param("maxmemory-clients", Kind::MemoryOrPercent, "0"),
-    param(
-        "maxclients",
-        Kind::Int {
-            min: 1,
-            max: INT_MAX,
-        },
-        "10000",
-    ),
-    param(
-        "timeout",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "0",
-    ),
-    param(
-        "tcp-keepalive",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "300",
-    ),
+    param("maxclients", int(1, INT_MAX), "10000"),
+    param("timeout", int(0, INT_MAX), "0"),
+    param("tcp-keepalive", int(0, INT_MAX), "300"),
     param("port", Kind::Pinned(NOT_MOVED), "6379"),
     param("bind", Kind::Pinned(NOT_MOVED), "127.0.0.1"),
     param(
@@ -150,91 +130,28 @@ const PARAMS: &[Param] = &[
         Kind::Pinned("keyspace replicas follow the group's master through the log, not REPLICAOF"),
         "",
     ),
-    param(
-        "busy-reply-threshold",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-        "5000",
-    ),
+    param("busy-reply-threshold", int(0, i64::MAX), "5000"),
     param("notify-keyspace-events", Kind::Events, ""),
-    param(
-        "hz",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "10",
-    ),
+    param("hz", int(0, INT_MAX), "10"),
     param("dynamic-hz", YES_NO, "yes"),
     param("loglevel", Kind::Choice(LOG_LEVELS), "notice"),
     param("protected-mode", YES_NO, "no"),
-    param(
-        "slowlog-log-slower-than",
-        Kind::Int {
-            min: -1,
-            max: i64::MAX,
-        },
-        "10000",
-    ),
-    param(
-        "slowlog-max-len",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-        "128",
-    ),
-    param(
-        "latency-monitor-threshold",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-        "0",
-    ),
+    param("slowlog-log-slower-than", int(-1, i64::MAX), "10000"),
+    param("slowlog-max-len", int(0, i64::MAX), "128"),
+    param("latency-monitor-threshold", int(0, i64::MAX), "0"),
     param("latency-tracking", YES_NO, "yes"),
     param(
         "latency-tracking-info-percentiles",
         Kind::Text,
         "50 99 99.9",
     ),
-    param(
-        "min-replicas-to-write",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "0",
-    ),
-    param(
-        "min-replicas-max-lag",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "10",
-    ),
+    param("min-replicas-to-write", int(0, INT_MAX), "0"),
+    param("min-replicas-max-lag", int(0, INT_MAX), "10"),
     param("replica-serve-stale-data", YES_NO, "yes"),
     param("replica-read-only", YES_NO, "yes"),
     param("repl-backlog-size", Kind::Memory, "1048576"),
-    param(
-        "repl-timeout",
-        Kind::Int {
-            min: 1,
-            max: INT_MAX,
-        },
-        "60",
-    ),
-    param(
-        "repl-ping-replica-period",
-        Kind::Int {
-            min: 1,
-            max: INT_MAX,
-        },
-        "10",
-    ),
+    param("repl-timeout", int(1, INT_MAX), "60"),
+    param("repl-ping-replica-period", int(1, INT_MAX), "10"),
     param("client-query-buffer-limit", Kind::Memory, "1073741824"),
     param("proto-max-bulk-len", Kind::Memory, "536870912"),
     param(
@@ -247,93 +164,23 @@ const PARAMS: &[Param] = &[
     param("lazyfree-lazy-server-del", YES_NO, "no"),
     param("lazyfree-lazy-user-del", YES_NO, "no"),
     param("lazyfree-lazy-user-flush", YES_NO, "no"),
-    param(
-        "lfu-log-factor",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "10",
-    ),
-    param(
-        "lfu-decay-time",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "1",
-    ),
-    param("active-expire-effort", Kind::Int { min: 1, max: 10 }, "1"),
+    param("lfu-log-factor", int(0, INT_MAX), "10"),
+    param("lfu-decay-time", int(0, INT_MAX), "1"),
+    param("active-expire-effort", int(1, 10), "1"),
     param("activerehashing", YES_NO, "yes"),
     param("activedefrag", YES_NO, "no"),
     param("stop-writes-on-bgsave-error", YES_NO, "yes"),
     param("rdbcompression", YES_NO, "yes"),
     param("lua-replicate-commands", YES_NO, "yes"),
-    param(
-        "list-max-listpack-size",
-        Kind::Int {
-            min: i64::MIN,
-            max: i64::MAX,
-        },
-        "-2",
-    ),
-    param(
-        "list-compress-depth",
-        Kind::Int {
-            min: 0,
-            max: INT_MAX,
-        },
-        "0",
-    ),
-    param(
-        "hash-max-listpack-entries",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-        "128",
-    ),
-    param(
-        "hash-max-listpack-value",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-        "64",
-    ),
-    param(
-        "set-max-intset-entries",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-        "512",
-    ),
-    param(
-        "zset-max-listpack-entries",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-        "128",
-    ),
-    param(
-        "zset-max-listpack-value",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-        "64",
-    ),
+    param("list-max-listpack-size", int(i64::MIN, i64::MAX), "-2"),
+    param("list-compress-depth", int(0, INT_MAX), "0"),
+    param("hash-max-listpack-entries", int(0, i64::MAX), "128"),
+    param("hash-max-listpack-value", int(0, i64::MAX), "64"),
+    param("set-max-intset-entries", int(0, i64::MAX), "512"),
+    param("zset-max-listpack-entries", int(0, i64::MAX), "128"),
+    param("zset-max-listpack-value", int(0, i64::MAX), "64"),
     param("stream-node-max-bytes", Kind::Memory, "4096"),
-    param(
-        "stream-node-max-entries",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-        "100",
-    ),
+    param("stream-node-max-entries", int(0, i64::MAX), "100"),
     param("hll-sparse-max-bytes", Kind::Memory, "3000"),
 ];
 
@@ -353,14 +200,7 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 /// Parameters `CONFIG GET` shows only when named exactly (Redis's hidden configurations).
-const HIDDEN: &[Param] = &[param(
-    "key-load-delay",
-    Kind::Int {
-        min: i64::MIN,
-        max: i64::MAX,
-    },
-    "0",
-)];
+const HIDDEN: &[Param] = &[param("key-load-delay", int(i64::MIN, i64::MAX), "0")];
 
 /// Most name/value pairs one `CONFIG SET` takes.
 pub const SET_PAIRS_MAX: usize = 256;
@@ -621,12 +461,7 @@ fn glob_class(pattern: &[u8], mut p: usize, c: u8) -> Option<usize> {
 /// `CONFIG …` (the arguments after the command's name).
 pub fn run(config: &ServerConfig, args: &[Vec<u8>], w: &mut Writer<'_>) {
     let sub = String::from_utf8_lossy(&args[1]).to_uppercase();
-    let arity = |sub: &str| {
-        format!(
-            "ERR wrong number of arguments for 'config|{}' command",
-            sub.to_lowercase()
-        )
-    };
+    let arity = |sub: &str| keyspace_core::redis::arity_error(&format!("config|{sub}"));
     match sub.as_str() {
         "GET" if args.len() >= 3 => {
             let found = config.matching(&args[2..]);
