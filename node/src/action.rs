@@ -7,6 +7,16 @@ use keyspace_core::{Command, Db};
 /// How a store reply is shown: the core's, the same for clients and scripts.
 pub use keyspace_core::redis::Shape;
 
+/// The commands [`Action::Server`] carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerCommand {
+    Client,
+    Config,
+    Debug,
+    Object,
+    Memory,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
     Error(String),
@@ -29,12 +39,11 @@ pub enum Action {
         name: Option<Vec<u8>>,
     },
     Auth(Vec<u8>),
-    ClientSetName(Vec<u8>),
-    ClientGetName,
-    ClientId,
     CommandCount,
     EmptyArray,
-    ConfigGet(String),
+    /// A command about the server or the connection, run by its own module with its
+    /// arguments (name first): CLIENT, CONFIG, DEBUG, OBJECT, MEMORY.
+    Server(ServerCommand, Vec<Vec<u8>>),
     ReadOnly(bool),
     /// `SELECT db`: the database later commands of the connection act on.
     Select(Db),

@@ -16,9 +16,10 @@ use keyspace_core::Command;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::commands::{self, ConnectionFlags};
+use crate::clients::ClientView;
+use crate::commands::{self, ConnectionFlags, ServerCommand};
 pub use crate::connection::ClientContext;
-use crate::connection::Connection;
+use crate::connection::{Connection, ReplyMode};
 use crate::resp::{self, Writer};
 
 /// Bytes of unanswered replies after which a connection writes them out mid-batch.
@@ -34,11 +35,9 @@ pub async fn listen(listener: TcpListener, context: Arc<ClientContext>) {
             Ok((stream, addr)) => {
                 let context = context.clone();
                 tokio::spawn(async move {
-                    context.connections.fetch_add(1, Ordering::Relaxed);
-                    if let Err(error) = serve(stream, &context).await {
+                    if let Err(error) = serve(stream, addr, &context).await {
                         tracing::debug!(%addr, %error, "client connection ended");
                     }
-                    context.connections.fetch_sub(1, Ordering::Relaxed);
                 });
             }
             Err(error) => {
@@ -49,9 +48,58 @@ pub async fn listen(listener: TcpListener, context: Arc<ClientContext>) {
     }
 }
 
-async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Result<()> {
+/// Leaves the node's table of live connections when the connection ends, however it ends.
+struct Registered<'a>(&'a ClientContext, u64);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.clients.remove(self.1);
+    }
+}
+
+/// The socket's descriptor, as `CLIENT LIST` shows it (-1 where there is none).
+fn socket_fd(stream: &TcpStream) -> i64 {
+    #[cfg(not(madsim))]
+    {
+        use std::os::fd::AsRawFd;
+        i64::from(stream.as_raw_fd())
+    }
+    #[cfg(madsim)]
+    {
+        let _ = stream;
+        -1
+    }
+}
+
+/// Returns when a connection idle this long should close (`timeout`, 0: never).
+async fn idle_timeout(context: &ClientContext) {
+    match context.config.number("timeout") {
+        0 => std::future::pending().await,
+        seconds => tokio::time::sleep(Duration::from_secs(seconds as u64)).await,
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    addr: std::net::SocketAddr,
+    context: &ClientContext,
+) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut conn = Connection::new(context);
+    let laddr = stream.local_addr().unwrap_or(context.client_addr);
+    let limit = usize::try_from(context.config.number("maxclients")).unwrap_or(usize::MAX);
+    let Some(entry) = context
+        .clients
+        .register(conn.id, addr, laddr, socket_fd(&stream), limit)
+    else {
+        stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await?;
+        stream.flush().await?; // a no-op on real TCP; madsim sends on flush
+        return Ok(());
+    };
+    let _registered = Registered(context, conn.id);
+    conn.entry = Some(entry.clone());
     let mut input = Vec::with_capacity(16 * 1024);
     let mut out = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
@@ -78,7 +126,7 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
                         conn.execute(args, &mut out).await;
                         context.commands_processed.fetch_add(1, Ordering::Relaxed);
                     }
-                    if conn.quit {
+                    if conn.quit || entry.is_killed() {
                         stream.write_all(&out).await?;
                         stream.flush().await?; // a no-op on real TCP; madsim sends on flush
                         return Ok(());
@@ -111,11 +159,32 @@ async fn serve(mut stream: TcpStream, context: &ClientContext) -> std::io::Resul
             stream.flush().await?; // a no-op on real TCP; madsim sends on flush
             out.clear();
         }
-        let n = stream.read(&mut chunk).await?;
+        let n = tokio::select! {
+            read = stream.read(&mut chunk) => read?,
+            () = entry.killed() => return Ok(()),
+            () = idle_timeout(context) => return Ok(()),
+        };
         if n == 0 {
             return Ok(());
         }
         input.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Redis's answer to a write over `maxmemory`.
+const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+/// How often a paused command looks whether the pause ended (CLIENT UNPAUSE).
+const PAUSE_CHECK: Duration = Duration::from_millis(10);
+/// Commands `CLIENT LIST` shows with their subcommand (`client|list`).
+const CONTAINERS: [&str; 6] = [
+    "client", "config", "object", "memory", "command", "function",
+];
+
+/// Whether `action` writes to the store.
+fn writes(action: &commands::Action) -> bool {
+    match action {
+        commands::Action::Store { commands, .. } => commands.iter().any(|c| c.is_write()),
+        _ => false,
     }
 }
 
@@ -157,9 +226,13 @@ impl Connection<'_> {
             readonly: self.readonly,
         };
         let action = commands::parse(&args, flags);
-        let rejected = matches!(action, commands::Action::Error(_));
+        self.publish_command(&args);
+        self.wait_while_paused(&action).await;
+        let oom = self.over_maxmemory(&action);
+        let rejected = oom || matches!(action, commands::Action::Error(_));
         let (start, began) = (out.len(), std::time::Instant::now());
         match self.multi.is_some() {
+            _ if oom => crate::cmd_multi::refuse(self, &action, OOM, out),
             true => crate::cmd_multi::execute_in_multi(self, &args, action, out).await,
             false if crate::cmd_multi::is_transaction_action(&action) => {
                 crate::cmd_multi::run(action, self, out).await
@@ -167,10 +240,76 @@ impl Connection<'_> {
             false => commands::run(action, self, out).await,
         }
         let failed = out.get(start) == Some(&b'-');
+        if failed {
+            let code = out[start + 1..].split(|&c| c == b' ' || c == b'\r').next();
+            self.context
+                .count_error(&String::from_utf8_lossy(code.unwrap_or_default()));
+        }
         let usec = began.elapsed().as_micros() as u64;
         let name = String::from_utf8_lossy(&args[0]).to_uppercase();
         if let Some(name) = commands::known_name(&name) {
             self.context.count_command(name, 1, usec, rejected, failed);
+        }
+        self.apply_reply_mode(out, start);
+        if let Some(entry) = &self.entry {
+            entry.publish(ClientView {
+                command_bytes: 0,
+                ..self.view()
+            });
+        }
+    }
+
+    /// Shows the command starting in `CLIENT LIST` (its name, its bytes as `qbuf`).
+    fn publish_command(&self, args: &[Vec<u8>]) {
+        let Some(entry) = &self.entry else { return };
+        let mut command = String::from_utf8_lossy(&args[0]).to_lowercase();
+        if CONTAINERS.contains(&command.as_str()) && args.len() > 1 {
+            command = format!(
+                "{command}|{}",
+                String::from_utf8_lossy(&args[1]).to_lowercase()
+            );
+        }
+        let digits = |n: usize| n.to_string().len();
+        let bytes = args.iter().map(|a| 3 + digits(a.len()) + a.len() + 2);
+        entry.publish(ClientView {
+            command,
+            command_bytes: 3 + digits(args.len()) + bytes.sum::<usize>(),
+            ..self.view()
+        });
+    }
+
+    /// `CLIENT PAUSE`: a command waits while the node is paused for it (CLIENT itself never).
+    async fn wait_while_paused(&self, action: &commands::Action) {
+        let write = writes(action);
+        let client = matches!(action, commands::Action::Server(ServerCommand::Client, _));
+        while let Some(left) = self.context.clients.paused_for(write).filter(|_| !client) {
+            tokio::time::sleep(left.min(PAUSE_CHECK)).await;
+        }
+    }
+
+    /// Whether `maxmemory` refuses `action`: it writes (EXEC: a queued command writes), and
+    /// the process is over the limit.
+    fn over_maxmemory(&self, action: &commands::Action) -> bool {
+        let limit = self.context.config.maxmemory_bytes();
+        let exec_writes = matches!(action, commands::Action::Exec)
+            && self
+                .multi
+                .as_ref()
+                .is_some_and(crate::cmd_multi::queue_writes);
+        limit > 0 && (writes(action) || exec_writes) && crate::info::resident_bytes() > limit
+    }
+
+    /// `CLIENT REPLY`: drops the reply written from `start` when the connection is not
+    /// answered, and moves a SKIP on to the next command.
+    fn apply_reply_mode(&mut self, out: &mut Vec<u8>, start: usize) {
+        match self.reply_mode {
+            ReplyMode::On => {}
+            ReplyMode::Off => out.truncate(start),
+            ReplyMode::Skip => {
+                out.truncate(start);
+                self.reply_mode = ReplyMode::On;
+            }
+            ReplyMode::SkipNext => self.reply_mode = ReplyMode::Skip,
         }
     }
 
@@ -181,6 +320,8 @@ impl Connection<'_> {
         let plain = matches!(args.as_slice(), [name, key, value]
             if name.eq_ignore_ascii_case(b"SET")
                 && self.authenticated
+                && self.reply_mode == ReplyMode::On
+                && self.context.config.maxmemory_bytes() == 0
                 && self.multi.is_none()
                 && key.len() <= KEY_MAX_BYTES
                 && value.len() <= VALUE_MAX_BYTES);

@@ -87,6 +87,37 @@ pub async fn execute_in_multi(
     w.simple("QUEUED");
 }
 
+/// Refuses a command for `reason` (such as OOM) before it runs, as Redis does: inside MULTI the
+/// transaction is doomed; EXEC itself discards it and answers EXECABORT with the reason.
+pub fn refuse(conn: &mut Connection<'_>, action: &Action, reason: &str, out: &mut Vec<u8>) {
+    let mut w = Writer {
+        out,
+        resp3: conn.resp3,
+    };
+    match (action, conn.multi.as_mut()) {
+        (Action::Exec, Some(_)) => {
+            conn.multi = None;
+            conn.watched.clear();
+            w.error(&format!(
+                "EXECABORT Transaction discarded because of: {reason}"
+            ))
+        }
+        (_, Some(queue)) => {
+            queue.failed = true;
+            w.error(reason)
+        }
+        (_, None) => w.error(reason),
+    }
+}
+
+/// Whether a queued transaction holds a command that writes.
+pub fn queue_writes(queue: &Queue) -> bool {
+    queue.items.iter().any(|item| match item {
+        Queued::Store { commands, .. } => commands.iter().any(Command::is_write),
+        _ => false,
+    })
+}
+
 /// Whether parsing refused the command for what Redis refuses while queueing: an unknown
 /// command, a wrong number of arguments, or no authentication.
 fn is_queueing_error(args: &[Vec<u8>], authenticated: bool) -> bool {
@@ -358,6 +389,93 @@ mod tests {
             assert_eq!(send(conn, &["GET", "k"]).await, "$3\r\ntwo\r\n");
             send(conn, &["SELECT", "0"]).await;
             assert_eq!(send(conn, &["GET", "k"]).await, "$4\r\nzero\r\n");
+        });
+    }
+
+    fn set_maxmemory(conn: &Connection<'_>, value: &str) {
+        let pairs: [(&[u8], &[u8]); 1] = [(b"maxmemory", value.as_bytes())];
+        conn.context.config.set(&pairs).expect("a valid maxmemory");
+    }
+
+    #[test]
+    fn over_maxmemory_a_queued_write_dooms_the_transaction_and_reads_still_run() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            send(conn, &["SET", "x", "value"]).await;
+            set_maxmemory(conn, "1");
+            send(conn, &["MULTI"]).await;
+            assert_eq!(send(conn, &["GET", "x"]).await, "+QUEUED\r\n");
+            let refused = send(conn, &["SET", "x", "1"]).await;
+            assert_eq!(
+                refused,
+                format!(
+                    "-{}\r\n",
+                    "OOM command not allowed when used memory > 'maxmemory'."
+                )
+            );
+            assert_eq!(
+                send(conn, &["EXEC"]).await,
+                format!("-{}\r\n", super::EXECABORT)
+            );
+
+            send(conn, &["MULTI"]).await;
+            send(conn, &["GET", "x"]).await;
+            send(conn, &["PING"]).await;
+            assert_eq!(
+                send(conn, &["EXEC"]).await,
+                "*2\r\n$5\r\nvalue\r\n+PONG\r\n"
+            );
+        });
+    }
+
+    #[test]
+    fn exec_of_queued_writes_once_over_maxmemory_is_discarded_with_the_reason() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            send(conn, &["MULTI"]).await;
+            send(conn, &["SET", "x", "1"]).await;
+            set_maxmemory(conn, "1");
+            let exec = send(conn, &["EXEC"]).await;
+            assert!(
+                exec.starts_with("-EXECABORT Transaction discarded because of: OOM"),
+                "{exec}"
+            );
+            assert_eq!(send(conn, &["EXEC"]).await, "-ERR EXEC without MULTI\r\n");
+            set_maxmemory(conn, "0");
+            assert_eq!(send(conn, &["SET", "x", "1"]).await, "+OK\r\n");
+        });
+    }
+
+    #[test]
+    fn config_set_inside_multi_runs_at_exec_with_its_own_reply() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            send(conn, &["MULTI"]).await;
+            send(conn, &["SET", "foo", "bar"]).await;
+            assert_eq!(send(conn, &["CONFIG", "SET", "maxmemory", "bla"]).await, "+QUEUED\r\n");
+            let exec = send(conn, &["EXEC"]).await;
+            assert!(exec.starts_with("*2\r\n+OK\r\n-ERR CONFIG SET failed (possibly related to argument 'maxmemory')"), "{exec}");
+            assert_eq!(conn.context.config.maxmemory_bytes(), 0);
+        });
+    }
+
+    #[test]
+    fn client_reply_off_and_skip_silence_replies_until_on() {
+        let harness = Harness::new();
+        harness.runtime.block_on(async {
+            let conn = &mut Connection::new(&harness.context);
+            assert_eq!(send(conn, &["CLIENT", "REPLY", "OFF"]).await, "");
+            assert_eq!(send(conn, &["PING"]).await, "");
+            assert_eq!(send(conn, &["CLIENT", "REPLY", "ON"]).await, "+OK\r\n");
+            assert_eq!(send(conn, &["CLIENT", "REPLY", "SKIP"]).await, "");
+            assert_eq!(send(conn, &["PING", "a"]).await, "");
+            assert_eq!(send(conn, &["PING", "b"]).await, "$1\r\nb\r\n");
+            send(conn, &["CLIENT", "REPLY", "SKIP"]).await;
+            assert_eq!(send(conn, &["CLIENT", "REPLY", "ON"]).await, "+OK\r\n");
+            assert_eq!(send(conn, &["PING"]).await, "+PONG\r\n");
         });
     }
 }

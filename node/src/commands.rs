@@ -6,8 +6,6 @@
 //! scripts; the connection's, server's and membership's commands are parsed here. [`run`]
 //! carries an action out on a connection and writes the RESP reply.
 
-use std::sync::atomic::Ordering;
-
 use keyspace_core::redis::{
     self, arity_error, parse_db, parse_i64, per_key, text, Kind, StoreCall, COMMANDS,
     NOT_AN_INTEGER,
@@ -15,10 +13,10 @@ use keyspace_core::redis::{
 use keyspace_core::{Change, Command, MemberKind, NodeId, Reply, Role};
 
 use crate::connection::{Connection, Failure};
-use crate::event::{MemberRow, Status};
+use crate::event::MemberRow;
 use crate::resp::Writer;
 
-pub use crate::action::{Action, Shape};
+pub use crate::action::{Action, ServerCommand, Shape};
 
 pub fn store(command: Command) -> Action {
     Action::from(StoreCall::plain(command))
@@ -174,12 +172,12 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
                 .collect(),
         ),
         "HELLO" => parse_hello(args),
-        "CLIENT" => parse_client(args),
+        "CLIENT" => Action::Server(ServerCommand::Client, args.to_vec()),
         "COMMAND" => match args.get(1).map(|a| text(a)).as_deref() {
             Some("COUNT") => Action::CommandCount,
             _ => Action::EmptyArray,
         },
-        "CONFIG" => parse_config(args),
+        "CONFIG" => Action::Server(ServerCommand::Config, args.to_vec()),
         "FUNCTION" => match text(&args[1]).as_str() {
             // There are no functions: flushing them all is done at once.
             "FLUSH"
@@ -191,39 +189,19 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
             "FLUSH" => Action::Error("ERR syntax error".into()),
             _ => unknown_subcommand(&args[1], "FUNCTION"),
         },
-        "DEBUG" => Action::Error(DEBUG_REFUSED.into()),
+        "DEBUG" => Action::Server(ServerCommand::Debug, args.to_vec()),
+        "OBJECT" => Action::Server(ServerCommand::Object, args.to_vec()),
+        "MEMORY" => Action::Server(ServerCommand::Memory, args.to_vec()),
         _ => unreachable!("every named command is handled: {name}"),
     }
 }
 
 const FLUSH_MODES: [&str; 2] = ["ASYNC", "SYNC"];
-/// Redis's answer while `enable-debug-command` is off (its default); keyspace has no DEBUG.
-const DEBUG_REFUSED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option \
-    is set to \"local\", you can run it from a local connection, otherwise you need to set this \
-    option in the configuration file, and then restart the server.";
-
 fn unknown_subcommand(sub: &[u8], command: &str) -> Action {
     Action::Error(format!(
         "ERR unknown subcommand '{}'. Try {command} HELP.",
         String::from_utf8_lossy(sub)
     ))
-}
-
-/// `CONFIG GET param`; `CONFIG SET` has no parameter to set here, and answers as Redis does
-/// for one it does not know.
-fn parse_config(args: &[Vec<u8>]) -> Action {
-    match (text(&args[1]).as_str(), args.get(2)) {
-        ("GET", Some(param)) => Action::ConfigGet(String::from_utf8_lossy(param).to_lowercase()),
-        ("SET", Some(param)) => Action::Error(format!(
-            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-            String::from_utf8_lossy(param)
-        )),
-        ("GET" | "SET", None) => Action::Error(format!(
-            "ERR wrong number of arguments for 'config|{}' command",
-            String::from_utf8_lossy(&args[1]).to_lowercase()
-        )),
-        _ => unknown_subcommand(&args[1], "CONFIG"),
-    }
 }
 
 fn parse_hello(args: &[Vec<u8>]) -> Action {
@@ -258,18 +236,6 @@ fn parse_hello(args: &[Vec<u8>]) -> Action {
     }
 }
 
-fn parse_client(args: &[Vec<u8>]) -> Action {
-    match (text(&args[1]).as_str(), args.len()) {
-        ("SETNAME", 3) => Action::ClientSetName(args[2].clone()),
-        ("GETNAME", 2) => Action::ClientGetName,
-        ("ID", 2) => Action::ClientId,
-        ("SETINFO", 4) => Action::Ok,
-        _ => Action::Error(
-            "ERR unknown or malformed CLIENT subcommand (SETNAME, GETNAME, ID)".into(),
-        ),
-    }
-}
-
 /// Carries out `action` on `conn` and writes its reply.
 pub async fn run(action: Action, conn: &mut Connection<'_>, out: &mut Vec<u8>) {
     match action {
@@ -280,8 +246,9 @@ pub async fn run(action: Action, conn: &mut Connection<'_>, out: &mut Vec<u8>) {
             };
             run_store(vec![command], Shape::Plain, conn, out).await
         }
+        Action::Server(kind, args) => run_server(kind, &args, conn, out).await,
         Action::Info(section) => {
-            let info = info_text(conn, &section).await;
+            let info = crate::info::info_text(conn, &section).await;
             Writer {
                 out,
                 resp3: conn.resp3,
@@ -331,23 +298,8 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
             Ok(()) => w.simple("OK"),
             Err(text) => w.error(text),
         },
-        Action::ClientSetName(name) => {
-            conn.name = Some(name);
-            w.simple("OK");
-        }
-        Action::ClientGetName => match &conn.name {
-            Some(name) => w.bulk(name),
-            None => w.null(),
-        },
-        Action::ClientId => w.int(conn.id as i64),
         Action::CommandCount => w.int(COMMAND_NAMES_COUNT),
         Action::EmptyArray => w.array(0),
-        Action::ConfigGet(param) => match param.as_str() {
-            "save" => config_pair(w, "save", ""),
-            "appendonly" => config_pair(w, "appendonly", "yes"),
-            "appendfsync" => config_pair(w, "appendfsync", "always"),
-            _ => w.map(0),
-        },
         Action::ReadOnly(on) => {
             conn.readonly = on;
             w.simple("OK");
@@ -367,6 +319,7 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
             }
         }
         Action::Store { .. }
+        | Action::Server(..)
         | Action::Info(_)
         | Action::MemberList
         | Action::Hello { .. }
@@ -377,6 +330,28 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
         | Action::Watch(_)
         | Action::Unwatch => {
             unreachable!("handled in run")
+        }
+    }
+}
+
+/// CLIENT, CONFIG, DEBUG, OBJECT and MEMORY, each by its module.
+async fn run_server(
+    kind: ServerCommand,
+    args: &[Vec<u8>],
+    conn: &mut Connection<'_>,
+    out: &mut Vec<u8>,
+) {
+    let mut w = Writer {
+        out,
+        resp3: conn.resp3,
+    };
+    match kind {
+        ServerCommand::Client => crate::cmd_client::run(conn, args, &mut w),
+        ServerCommand::Config => crate::cmd_config::run(conn.context, args, &mut w),
+        _ => {
+            if let Err(failure) = crate::cmd_debug::run(kind, args, conn, &mut w).await {
+                write_failure(&failure, &mut w);
+            }
         }
     }
 }
@@ -406,12 +381,6 @@ pub fn member_line(row: &MemberRow, me: NodeId, my_client_addr: std::net::Socket
         or_dash(&row.peer_addr),
         row.kind
     )
-}
-
-fn config_pair(w: &mut Writer<'_>, name: &str, value: &str) {
-    w.map(1);
-    w.bulk(name.as_bytes());
-    w.bulk(value.as_bytes());
 }
 
 fn check_password(conn: &mut Connection<'_>, given: &[u8]) -> Result<(), &'static str> {
@@ -523,156 +492,6 @@ pub fn write_reply(reply: &Reply, w: &mut Writer<'_>) {
     w.resp(&redis::show(reply));
 }
 
-async fn info_text(conn: &Connection<'_>, wanted: &[String]) -> String {
-    let context = conn.context;
-    let status = conn.status().await;
-    let uptime = context.started.elapsed().as_secs();
-    let mut sections: Vec<(&str, String)> = vec![(
-        "server",
-        format!(
-            "redis_version:7.0.0\r\nkeyspace_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n",
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::OS,
-            std::process::id(),
-            context.client_addr.port(),
-            uptime / 86_400,
-        ),
-    )];
-    sections.push((
-        "clients",
-        format!(
-            "connected_clients:{}\r\n",
-            context.connections.load(Ordering::Relaxed)
-        ),
-    ));
-    sections.push(("memory", format!("used_memory:{}\r\n", resident_bytes())));
-    sections.push((
-        "stats",
-        format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n",
-            context.total_connections.load(Ordering::Relaxed),
-            context.commands_processed.load(Ordering::Relaxed),
-        ),
-    ));
-    if let Some(s) = &status {
-        sections.push((
-            "persistence",
-            format!(
-                "aof_enabled:1\r\nlog_syncs:{}\r\nlog_records:{}\r\nlog_sync_us:{}\r\n\
-                 log_syncs_off_loop:{}\r\nlog_sync_recent_us:{}\r\n",
-                s.log_syncs,
-                s.log_records,
-                s.log_sync_us,
-                s.log_syncs_off_loop,
-                s.log_sync_recent_us
-            ),
-        ));
-        sections.push(("replication", replication_text(s)));
-    }
-    sections.push(("cpu", cpu_text()));
-    sections.push(("commandstats", commandstats_text(context)));
-    sections.push(("cluster", "cluster_enabled:0\r\n".to_string()));
-    if let Some(s) = &status {
-        sections.push(("keyspace", keyspace_text(&s.keys_per_db)));
-    }
-    let mut text = String::new();
-    for (name, body) in sections.iter().filter(|(name, _)| info_wants(wanted, name)) {
-        let mut title = name.to_string();
-        title[..1].make_ascii_uppercase();
-        text.push_str(&format!("# {title}\r\n{body}\r\n"));
-    }
-    text
-}
-
-/// Whether `INFO` with these arguments (lower case) shows `section`: no argument or `default`
-/// shows all but `commandstats`; `all` and `everything` show every section.
-fn info_wants(wanted: &[String], section: &str) -> bool {
-    let default = section != "commandstats";
-    if wanted.is_empty() {
-        return default;
-    }
-    wanted.iter().any(|w| match w.as_str() {
-        "all" | "everything" => true,
-        "default" => default,
-        named => named == section,
-    })
-}
-
-/// The process's resident memory in bytes (Linux; 0 elsewhere): what `used_memory` shows, since
-/// the store does not count its data's bytes apart.
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf only reads a configuration value.
-    let page_bytes = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * u64::try_from(page_bytes).unwrap_or(4096)
-}
-
-fn cpu_text() -> String {
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let usage = |who| {
-        // SAFETY: getrusage writes one rusage into the zeroed value it is given.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(who, &mut usage) };
-        (seconds(usage.ru_stime), seconds(usage.ru_utime))
-    };
-    let (sys, user) = usage(libc::RUSAGE_SELF);
-    let (sys_children, user_children) = usage(libc::RUSAGE_CHILDREN);
-    format!(
-        "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:{sys_children:.6}\r\nused_cpu_user_children:{user_children:.6}\r\n"
-    )
-}
-
-fn commandstats_text(context: &crate::connection::ClientContext) -> String {
-    let stats = context
-        .command_stats
-        .lock()
-        .expect("no panic while counting");
-    stats
-        .iter()
-        .map(|(name, s)| {
-            let per_call = s.usec as f64 / s.calls.max(1) as f64;
-            format!(
-                "cmdstat_{}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
-                name.to_lowercase(),
-                s.calls,
-                s.usec,
-                s.rejected_calls,
-                s.failed_calls
-            )
-        })
-        .collect()
-}
-
-/// One line per database with keys, as Redis writes it.
-fn keyspace_text(keys_per_db: &[usize]) -> String {
-    let with_keys = keys_per_db.iter().enumerate().filter(|(_, &keys)| keys > 0);
-    with_keys
-        .map(|(db, keys)| format!("db{db}:keys={keys},expires=0,avg_ttl=0\r\n"))
-        .collect()
-}
-
-fn replication_text(s: &Status) -> String {
-    let (role, keyspace_role) = match s.role {
-        Role::Master => ("master", "master"),
-        Role::Recovering => ("master", "recovering"),
-        Role::Follower => ("slave", "follower"),
-    };
-    let master = s.master.map_or("none".to_string(), |m| m.to_string());
-    let lease = match s.lease_remaining_ms {
-        Some(ms) => format!("lease_held:1\r\nlease_remaining_ms:{ms}\r\n"),
-        None => "lease_held:0\r\n".to_string(),
-    };
-    format!(
-        "role:{role}\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nconfig_epoch:{}\r\nmember_kind:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\nstorage_recovering:{}\r\nmaster_repl_offset:{}\r\n",
-        s.node_id, s.epoch, s.kind, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served, u8::from(s.storage_recovering), s.applied_through,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,37 +536,17 @@ mod tests {
             error_of(&["FUNCTION", "LOAD", "x"]),
             "ERR unknown subcommand 'LOAD'. Try FUNCTION HELP."
         );
-        assert_eq!(
-            error_of(&["CONFIG", "SET", "foo", "bar"]),
-            "ERR Unknown option or number of arguments for CONFIG SET - 'foo'"
-        );
-        assert!(error_of(&["DEBUG", "LOG", "x"]).starts_with("ERR DEBUG command not allowed."));
-    }
-
-    #[test]
-    fn info_shows_default_sections_or_those_named() {
-        let wanted =
-            |args: &[&str]| -> Vec<String> { args.iter().map(|a| a.to_string()).collect() };
-        assert!(info_wants(&wanted(&[]), "cpu"));
-        assert!(!info_wants(&wanted(&[]), "commandstats"));
-        assert!(!info_wants(&wanted(&["default"]), "commandstats"));
-        assert!(info_wants(&wanted(&["all"]), "commandstats"));
-        assert!(info_wants(&wanted(&["cpu", "sentinel"]), "cpu"));
-        assert!(!info_wants(&wanted(&["cpu", "sentinel"]), "memory"));
-        assert!(info_wants(&wanted(&["cpu", "default"]), "memory"));
-        assert!(cpu_text().contains("used_cpu_user:"));
-    }
-
-    #[test]
-    fn info_keyspace_lists_each_database_with_keys() {
-        let mut keys = vec![0; 16];
-        assert_eq!(keyspace_text(&keys), "");
-        keys[0] = 3;
-        keys[9] = 1;
-        assert_eq!(
-            keyspace_text(&keys),
-            "db0:keys=3,expires=0,avg_ttl=0\r\ndb9:keys=1,expires=0,avg_ttl=0\r\n"
-        );
+        // CONFIG and DEBUG run in their modules (server_config, cmd_debug), with their
+        // arguments.
+        for (parts, kind) in [
+            (&["CONFIG", "SET", "foo", "bar"][..], ServerCommand::Config),
+            (&["DEBUG", "SLEEP", "0"], ServerCommand::Debug),
+            (&["client", "list"], ServerCommand::Client),
+            (&["OBJECT", "ENCODING", "k"], ServerCommand::Object),
+            (&["MEMORY", "USAGE", "k"], ServerCommand::Memory),
+        ] {
+            assert_eq!(parsed(parts), Action::Server(kind, args(parts)));
+        }
     }
 
     #[test]

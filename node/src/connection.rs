@@ -49,11 +49,30 @@ pub struct ClientContext {
     pub founders: std::collections::BTreeMap<NodeId, std::net::SocketAddr>,
     pub password: Option<String>,
     pub started: Instant,
-    pub connections: AtomicU64,
     pub total_connections: AtomicU64,
     pub commands_processed: AtomicU64,
     /// Per known command, since start (`INFO commandstats`).
     pub command_stats: std::sync::Mutex<std::collections::BTreeMap<&'static str, CommandStats>>,
+    /// The `CONFIG` parameters.
+    pub config: crate::server_config::ServerConfig,
+    /// The live connections (`CLIENT LIST`, `CLIENT KILL`).
+    pub clients: crate::clients::ClientRegistry,
+    /// Error replies by their code (`INFO errorstats`).
+    pub error_stats: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// Most error codes `INFO errorstats` counts apart (Redis's limit too); the rest are not counted.
+pub const ERROR_CODES_MAX: usize = 128;
+
+/// `CLIENT REPLY`: which replies the connection is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Set by `CLIENT REPLY SKIP`: the command after it is not answered.
+    SkipNext,
+    /// The command running now is not answered.
+    Skip,
 }
 
 /// What `INFO commandstats` shows of one command.
@@ -68,6 +87,33 @@ pub struct CommandStats {
 }
 
 impl ClientContext {
+    /// Counts one error reply whose code (its first word) is `code`.
+    pub fn count_error(&self, code: &str) {
+        let mut errors = self.error_stats.lock().expect("no panic while counting");
+        if errors.len() < ERROR_CODES_MAX || errors.contains_key(code) {
+            *errors.entry(code.to_string()).or_default() += 1;
+        }
+        assert!(errors.len() <= ERROR_CODES_MAX, "error codes are bounded");
+    }
+
+    pub fn error_counts(&self) -> Vec<(String, u64)> {
+        let errors = self.error_stats.lock().expect("no panic while counting");
+        errors.iter().map(|(code, n)| (code.clone(), *n)).collect()
+    }
+
+    /// `CONFIG RESETSTAT`: the command and error counts start again.
+    pub fn reset_stats(&self) {
+        self.command_stats
+            .lock()
+            .expect("no panic while counting")
+            .clear();
+        self.error_stats
+            .lock()
+            .expect("no panic while counting")
+            .clear();
+        self.commands_processed.store(0, Ordering::Relaxed);
+    }
+
     /// Counts `calls` calls of the known command `name`.
     pub fn count_command(
         &self,
@@ -117,6 +163,9 @@ pub struct Connection<'a> {
     pub watched: Vec<keyspace_core::Watched>,
     pub name: Option<Vec<u8>>,
     pub quit: bool,
+    /// This connection's entry among the node's live connections (none in unit tests).
+    pub entry: Option<std::sync::Arc<crate::clients::ClientEntry>>,
+    pub reply_mode: ReplyMode,
     replies_tx: mpsc::Sender<ClientResponse>,
     replies: mpsc::Receiver<ClientResponse>,
 }
@@ -150,6 +199,8 @@ impl<'a> Connection<'a> {
             watched: Vec::new(),
             name: None,
             quit: false,
+            entry: None,
+            reply_mode: ReplyMode::On,
             replies_tx,
             replies,
         }
@@ -432,10 +483,16 @@ pub(crate) mod tests {
                 founders: Default::default(),
                 password: None,
                 started: Instant::now(),
-                connections: AtomicU64::new(0),
                 total_connections: AtomicU64::new(0),
                 commands_processed: AtomicU64::new(0),
                 command_stats: Default::default(),
+                config: crate::server_config::ServerConfig::new(
+                    "127.0.0.1:6379".parse().unwrap(),
+                    "",
+                    None,
+                ),
+                clients: Default::default(),
+                error_stats: Default::default(),
             };
             Harness {
                 runtime,

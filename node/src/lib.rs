@@ -9,14 +9,20 @@
 
 pub mod action;
 pub mod client;
+pub mod clients;
+pub mod cmd_client;
+pub mod cmd_config;
+pub mod cmd_debug;
 pub mod cmd_multi;
 pub mod commands;
 pub mod connection;
 pub mod event;
 pub mod founding;
+pub mod info;
 pub mod peer;
 pub mod resp;
 pub mod resp_client;
+pub mod server_config;
 pub mod shell;
 pub mod storage;
 
@@ -292,10 +298,16 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
         founders: config.peers.clone(),
         password: config.password.clone(),
         started: start,
-        connections: AtomicU64::new(0),
         total_connections: AtomicU64::new(0),
         commands_processed: AtomicU64::new(0),
         command_stats: Default::default(),
+        config: server_config::ServerConfig::new(
+            config.client_addr,
+            &config.data_dir.display().to_string(),
+            config.password.as_deref(),
+        ),
+        clients: Default::default(),
+        error_stats: Default::default(),
     });
     tokio::spawn(client::listen(client_listener, context));
     tracing::info!(node = me, peers = %peer_addr, clients = %config.client_addr, "serving");

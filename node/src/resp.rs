@@ -253,6 +253,14 @@ impl Writer<'_> {
         }
     }
 
+    /// A command's `HELP`: an array of status lines.
+    pub fn help(&mut self, lines: &[&str]) {
+        self.array(lines.len());
+        for line in lines {
+            self.simple(line);
+        }
+    }
+
     /// A reply as a client reads it (see `keyspace_core::redis::show`).
     pub fn resp(&mut self, value: &Resp) {
         match value {

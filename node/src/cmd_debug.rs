@@ -1,0 +1,239 @@
+//! `DEBUG`, `OBJECT` and `MEMORY`: the subcommands that mean something for keyspace, the rest
+//! refused with the reason. keyspace keeps its data in the replicated log, so nothing here can
+//! reload, restart or corrupt a replica; like Redis with `enable-debug-command local`, DEBUG is
+//! answered on loopback connections only.
+
+use std::time::Duration;
+
+use keyspace_core::redis::arity_error;
+use keyspace_core::{Command, Reply};
+
+use crate::action::ServerCommand;
+use crate::connection::{Connection, Failure};
+use crate::resp::Writer;
+
+/// Longest `DEBUG SLEEP`.
+const DEBUG_SLEEP_MAX: Duration = Duration::from_secs(3600);
+/// Bytes a key takes besides its name and value in Redis's accounting (dict entry, object
+/// headers): what `MEMORY USAGE` adds to them.
+const KEY_OVERHEAD_BYTES: usize = 48;
+
+/// Redis's answer while `enable-debug-command` does not allow the connection.
+pub const DEBUG_REFUSED: &str = "ERR DEBUG command not allowed. If the enable-debug-command \
+    option is set to \"local\", you can run it from a local connection, otherwise you need to \
+    set this option in the configuration file, and then restart the server.";
+
+fn upper(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).to_uppercase()
+}
+
+fn unknown_subcommand(sub: &[u8], command: &str) -> String {
+    format!(
+        "ERR unknown subcommand '{}'. Try {command} HELP.",
+        String::from_utf8_lossy(sub)
+    )
+}
+
+/// `kind …` (`args` from the command's name on); a store read that got no answer is returned.
+pub async fn run(
+    kind: ServerCommand,
+    args: &[Vec<u8>],
+    conn: &mut Connection<'_>,
+    w: &mut Writer<'_>,
+) -> Result<(), Failure> {
+    match kind {
+        ServerCommand::Debug => debug(args, conn, w).await,
+        ServerCommand::Object => object(args, conn, w).await,
+        ServerCommand::Memory => memory(args, conn, w).await,
+        ServerCommand::Client | ServerCommand::Config => unreachable!("not a DEBUG command"),
+    }
+}
+
+async fn debug(
+    args: &[Vec<u8>],
+    conn: &mut Connection<'_>,
+    w: &mut Writer<'_>,
+) -> Result<(), Failure> {
+    let local = (conn.entry.as_ref()).is_none_or(|e| e.addr.ip().is_loopback());
+    if !local {
+        w.error(DEBUG_REFUSED);
+        return Ok(());
+    }
+    let sub = upper(&args[1]);
+    match (sub.as_str(), args.len()) {
+        ("SLEEP", 3) => match sleep_time(&args[2]) {
+            Some(time) => {
+                tokio::time::sleep(time).await;
+                w.simple("OK");
+            }
+            None => w.error("ERR value is not a valid float"),
+        },
+        ("SET-ACTIVE-EXPIRE", 3) | ("CHANGE-REPL-ID", 2) => w.simple("OK"),
+        ("LOG", 3) => {
+            tracing::info!(message = %String::from_utf8_lossy(&args[2]), "DEBUG LOG");
+            w.simple("OK");
+        }
+        ("OBJECT", 3) => match read_value(conn, &args[2]).await? {
+            Some(value) => w.simple(&format!(
+                "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:0 lru_seconds_idle:0",
+                encoding_of(&value),
+                value.len()
+            )),
+            None => w.error("ERR no such key"),
+        },
+        ("RELOAD" | "LOADAOF" | "RESTART" | "CRASH-AND-RECOVER" | "DIGEST" | "DIGEST-VALUE", _) => {
+            w.error(&format!(
+                "ERR DEBUG {sub} is not supported: keyspace keeps its data in the replicated \
+                 log and does not reload, restart or digest it on command"
+            ))
+        }
+        ("HELP", 2) => w.help(DEBUG_HELP),
+        _ => w.error(&unknown_subcommand(&args[1], "DEBUG")),
+    }
+    Ok(())
+}
+
+/// `DEBUG SLEEP seconds` (a float; 0 yields at once).
+fn sleep_time(arg: &[u8]) -> Option<Duration> {
+    let seconds: f64 = std::str::from_utf8(arg).ok()?.parse().ok()?;
+    (seconds.is_finite()).then(|| Duration::from_secs_f64(seconds.max(0.0)).min(DEBUG_SLEEP_MAX))
+}
+
+/// A key's value through the store, as a GET of this connection reads it.
+async fn read_value(conn: &mut Connection<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
+    match conn.submit(Command::Get { key: key.to_vec() }).await? {
+        Reply::Value(value) => Ok(value),
+        other => panic!("GET answered {other:?}"),
+    }
+}
+
+/// The encoding Redis would give a string value: `int`, `embstr` (up to 44 bytes) or `raw`.
+pub fn encoding_of(value: &[u8]) -> &'static str {
+    let text = std::str::from_utf8(value).unwrap_or("");
+    let canonical_int = text.parse::<i64>().is_ok_and(|n| n.to_string() == text);
+    match (canonical_int, value.len()) {
+        (true, _) => "int",
+        (false, 0..=44) => "embstr",
+        _ => "raw",
+    }
+}
+
+async fn object(
+    args: &[Vec<u8>],
+    conn: &mut Connection<'_>,
+    w: &mut Writer<'_>,
+) -> Result<(), Failure> {
+    let sub = upper(&args[1]);
+    match (sub.as_str(), args.len()) {
+        ("ENCODING" | "REFCOUNT", 3) => match read_value(conn, &args[2]).await? {
+            Some(value) if sub == "ENCODING" => w.bulk(encoding_of(&value).as_bytes()),
+            Some(_) => w.int(1),
+            None => w.null(),
+        },
+        ("IDLETIME" | "FREQ", 3) => w.error(
+            "ERR keyspace does not track when or how often a key is read: OBJECT IDLETIME and \
+             FREQ are not supported",
+        ),
+        ("HELP", 2) => w.help(OBJECT_HELP),
+        ("ENCODING" | "REFCOUNT" | "IDLETIME" | "FREQ" | "HELP", _) => {
+            w.error(&arity_error(&format!("object|{sub}")))
+        }
+        _ => w.error(&unknown_subcommand(&args[1], "OBJECT")),
+    }
+    Ok(())
+}
+
+async fn memory(
+    args: &[Vec<u8>],
+    conn: &mut Connection<'_>,
+    w: &mut Writer<'_>,
+) -> Result<(), Failure> {
+    let sub = upper(&args[1]);
+    match (sub.as_str(), args.len()) {
+        ("USAGE", 3 | 5) => {
+            let samples = args.len() == 5;
+            if samples && !args[3].eq_ignore_ascii_case(b"SAMPLES") {
+                w.error("ERR syntax error");
+                return Ok(());
+            }
+            match read_value(conn, &args[2]).await? {
+                Some(value) => w.int((args[2].len() + value.len() + KEY_OVERHEAD_BYTES) as i64),
+                None => w.null(),
+            }
+        }
+        ("DOCTOR", 2) => w.bulk(b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base."),
+        ("MALLOC-STATS", 2) => w.bulk(b"Stats not supported for the current allocator"),
+        ("PURGE", 2) => w.simple("OK"),
+        ("HELP", 2) => w.help(MEMORY_HELP),
+        ("USAGE" | "DOCTOR" | "MALLOC-STATS" | "PURGE" | "HELP", _) => {
+            w.error(&arity_error(&format!("memory|{sub}")))
+        }
+        _ => w.error(&unknown_subcommand(&args[1], "MEMORY")),
+    }
+    Ok(())
+}
+
+const DEBUG_HELP: &[&str] = &[
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANGE-REPL-ID",
+    "    Accepted; keyspace has no replication id to change.",
+    "LOG <message>",
+    "    Write <message> to the server log.",
+    "OBJECT <key>",
+    "    Show low level info about the <key> and associated value.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Accepted; keys do not expire in keyspace.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    "HELP",
+    "    Print this help.",
+];
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Print this help.",
+];
+
+const MEMORY_HELP: &[&str] = &[
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value.",
+    "HELP",
+    "    Print this help.",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_encodings_follow_redis_rules() {
+        assert_eq!(encoding_of(b"12345"), "int");
+        assert_eq!(encoding_of(b"-7"), "int");
+        assert_eq!(encoding_of(b"007"), "embstr");
+        assert_eq!(encoding_of(b"hello"), "embstr");
+        assert_eq!(encoding_of(&[b'x'; 44]), "embstr");
+        assert_eq!(encoding_of(&[b'x'; 45]), "raw");
+    }
+
+    #[test]
+    fn debug_sleep_takes_seconds_as_a_float_within_its_bound() {
+        assert_eq!(sleep_time(b"0"), Some(Duration::ZERO));
+        assert_eq!(sleep_time(b"0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(sleep_time(b"1e9"), Some(DEBUG_SLEEP_MAX));
+        assert_eq!(sleep_time(b"x"), None);
+    }
+}
