@@ -281,6 +281,8 @@ fn show_lcs(values: &[Option<Vec<u8>>], options: LcsOptions) -> Resp {
     let matches = (found.matches.iter())
         .filter(|m| m.len as u64 >= options.min_match_len)
         .map(|m| {
+            assert_eq!(m.a.1 + 1 - m.a.0, m.len, "a match's ranges are its length");
+            assert_eq!(m.b.1 + 1 - m.b.0, m.len, "in both strings");
             let mut item = vec![pair(m.a), pair(m.b)];
             if options.with_match_len {
                 item.push(Resp::Int(m.len as i64));

@@ -13,6 +13,10 @@ const BIT_OFFSET_ERROR: &str = "ERR bit offset is not an integer or out of range
 
 /// Parses the string or bit command `name` (upper case) of the table's arity.
 pub fn parse_string_command(name: &str, args: &[Vec<u8>]) -> Parsed {
+    assert!(
+        args.len() >= 2,
+        "every string command names a key or a subcommand"
+    );
     let key = || args[1].clone();
     let plain = |command| Ok((command, Shape::Plain));
     let get = |shape| Ok((Command::Get { key: key() }, shape));
@@ -62,7 +66,14 @@ pub fn parse_string_command(name: &str, args: &[Vec<u8>]) -> Parsed {
 
 fn bit_offset(arg: &[u8]) -> Result<u64, String> {
     match parse_i64(arg) {
-        Some(offset) if (0..BIT_OFFSET_LIMIT as i64).contains(&offset) => Ok(offset.unsigned_abs()),
+        Some(offset) if (0..BIT_OFFSET_LIMIT as i64).contains(&offset) => {
+            let offset = offset.unsigned_abs();
+            assert!(
+                offset < BIT_OFFSET_LIMIT,
+                "the offset is inside the value limit"
+            );
+            Ok(offset)
+        }
         _ => Err(BIT_OFFSET_ERROR.into()),
     }
 }
@@ -75,6 +86,7 @@ fn parse_range(args: &[Vec<u8>]) -> Result<Option<(i64, i64, RangeUnit)>, String
     if args.len() == 1 || args.len() > 3 {
         return Err(SYNTAX_ERROR.into());
     }
+    assert!(args.len() == 2 || args.len() == 3, "start end [unit]");
     let number = |arg: &[u8]| parse_i64(arg).ok_or_else(|| NOT_AN_INTEGER.to_string());
     let unit = match args.get(2).map(|a| text(a)).as_deref() {
         None | Some("BYTE") => RangeUnit::Byte,
@@ -86,6 +98,7 @@ fn parse_range(args: &[Vec<u8>]) -> Result<Option<(i64, i64, RangeUnit)>, String
 
 /// `BITPOS key bit [start [end [BYTE|BIT]]]`.
 fn parse_bitpos(args: &[Vec<u8>]) -> Result<Shape, String> {
+    assert!(args.len() >= 3, "BITPOS key bit");
     let bit = match parse_i64(&args[2]) {
         None => return Err(NOT_AN_INTEGER.into()),
         Some(bit @ (0 | 1)) => bit == 1,
@@ -115,7 +128,9 @@ fn parse_bitop(args: &[Vec<u8>]) -> Parsed {
         "NOT" => BitOp::Not,
         _ => return Err(SYNTAX_ERROR.into()),
     };
+    assert!(args.len() >= 4, "BITOP op dest key");
     let keys = args[3..].to_vec();
+    assert!(!keys.is_empty(), "BITOP has a source");
     if op == BitOp::Not && keys.len() != 1 {
         return Err("ERR BITOP NOT must be called with a single source key.".into());
     }
@@ -144,6 +159,7 @@ fn parse_lcs(args: &[Vec<u8>]) -> Parsed {
         return Err("ERR If you want both the length and indexes, please just use IDX.".into());
     }
     let keys = args[1..3].to_vec();
+    assert_eq!(keys.len(), 2, "LCS compares two keys");
     Ok((Command::MultiGet { keys }, Shape::Lcs(options)))
 }
 
@@ -185,6 +201,10 @@ fn parse_object(args: &[Vec<u8>]) -> Parsed {
             ))
         }
     };
+    assert!(
+        (field == ObjectField::Help) == (args.len() == 2),
+        "every subcommand but HELP names a key"
+    );
     let key = args.get(2).cloned().unwrap_or_default();
     Ok((Command::Get { key }, Shape::Object(field)))
 }
