@@ -104,6 +104,24 @@ pub const KEYS_VISIT_MAX: usize = 100_000;
 ///   [`WATCHED_KEYS_MAX`] watched keys, and a command that cannot run inside one
 ///   (`OpenSession`, `Member`, `Watch`, `Transaction`): `Error(NotInTransaction)`. A watch the
 ///   store can no longer judge (older than its window of recent changes) counts as changed.
+/// - `RenameIfAbsent`: like `Rename` but only if `to` is absent: `Bool(renamed)` (`false` when
+///   `to` exists, or is `from` itself); `Error(NoSuchKey)` if `from` is absent.
+/// - `Copy`: stores `from`'s value at `to` in database `to_db` (this one if `None`):
+///   `Bool(false)` if `from` is absent or `to` exists and not `replace`, else `Bool(true)`;
+///   `Error(SameObject)` if `to` is `from` in the same database.
+/// - `SetRange`: writes `value` into the value at byte `offset`, padding with zero bytes (an
+///   absent key counts as empty); `Int(new length)`. An empty `value` changes nothing and
+///   answers the current length (0, and no key, if absent). Past [`VALUE_MAX_BYTES`]:
+///   `Error(StringTooLong)`, changing nothing.
+/// - `AddFloat`: parses the value and `delta` with [`crate::strings::parse_float`] (absent is 0),
+///   stores their sum as [`crate::strings::format_float`] prints it and answers it as `Value`;
+///   `Error(NotAFloat)` or `Error(NanOrInfinity)` change nothing.
+/// - `SetBit`: sets the bit at `offset` (bit 0 is the first byte's most significant), padding
+///   with zero bytes; `Int(old bit)`. `offset` must be below [`BIT_OFFSET_LIMIT`]
+///   (`Error(BitOffsetOutOfRange)`).
+/// - `BitOp`: `dest` gets [`crate::bits::bit_op`] of the keys' values (absent: empty), or is
+///   removed when that is empty; `Int(its length)`. `Not` takes exactly one key
+///   (`Error(BitOpNotArity)`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Command {
     Get {
@@ -246,7 +264,67 @@ pub enum Command {
         commands: Vec<Command>,
         watched: Vec<Watched>,
     },
+    // Strings and bits (Redis 7.0's string commands).
+    /// RENAMENX: `Rename` that only stores if `to` is absent; `Bool(renamed)`.
+    RenameIfAbsent {
+        #[serde(with = "serde_bytes")]
+        from: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        to: Vec<u8>,
+    },
+    /// COPY: `to` (in database `to_db`, this one if `None`) gets `from`'s value.
+    Copy {
+        #[serde(with = "serde_bytes")]
+        from: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        to: Vec<u8>,
+        to_db: Option<Db>,
+        replace: bool,
+    },
+    /// SETRANGE: writes `value` at byte `offset`, zero-padding up to it.
+    SetRange {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        offset: u64,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// INCRBYFLOAT: adds the decimal number `delta` (as the client wrote it).
+    AddFloat {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        delta: Vec<u8>,
+    },
+    /// SETBIT: sets bit `offset` to `bit`.
+    SetBit {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        offset: u64,
+        bit: bool,
+    },
+    /// BITOP: stores `op` over `keys` in `dest`.
+    BitOp {
+        op: BitOp,
+        #[serde(with = "serde_bytes")]
+        dest: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+    },
 }
+
+/// BITOP's operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BitOp {
+    And,
+    Or,
+    Xor,
+    Not,
+}
+
+/// Highest bit offset + 1 that SETBIT and GETBIT accept: a value holds at most
+/// [`VALUE_MAX_BYTES`] bytes (the store's `proto-max-bulk-len`).
+pub const BIT_OFFSET_LIMIT: u64 = VALUE_MAX_BYTES as u64 * 8;
 
 /// A key a transaction watched: its database, the slot WATCH read the state at, and whether it
 /// existed then.
@@ -345,6 +423,7 @@ impl Command {
             Command::InDb { db, command } => in_range(*db).and(command.validate_databases()),
             Command::SwapDb { a, b } => in_range(*a).and(in_range(*b)),
             Command::Move { to, .. } => in_range(*to),
+            Command::Copy { to_db, .. } => to_db.map_or(Ok(()), in_range),
             Command::Transaction { commands, watched } => validate_transaction(commands, watched)
                 .and_then(|()| watched.iter().try_for_each(|w| in_range(w.db))),
             _ => Ok(()),
@@ -372,7 +451,29 @@ impl Command {
         if len > REQUEST_MAX_BYTES {
             return Err(CommandError::RequestTooLarge { len });
         }
-        Ok(())
+        self.validate_string_arguments()
+    }
+
+    /// Checks the offsets and arities of the string and bit commands.
+    fn validate_string_arguments(&self) -> Result<(), CommandError> {
+        match self.db_and_command().1 {
+            Command::SetRange { offset, value, .. } if !value.is_empty() => {
+                let end = offset.checked_add(value.len() as u64);
+                match end.is_some_and(|end| end <= VALUE_MAX_BYTES as u64) {
+                    true => Ok(()),
+                    false => Err(CommandError::StringTooLong),
+                }
+            }
+            Command::SetBit { offset, .. } if *offset >= BIT_OFFSET_LIMIT => {
+                Err(CommandError::BitOffsetOutOfRange)
+            }
+            Command::BitOp {
+                op: BitOp::Not,
+                keys,
+                ..
+            } if keys.len() != 1 => Err(CommandError::BitOpNotArity),
+            _ => Ok(()),
+        }
     }
 
     /// Bytes of keys and values the command carries (its share of a log entry, roughly).
@@ -394,8 +495,17 @@ impl Command {
             | Command::Remove { key }
             | Command::Move { key, .. }
             | Command::SetIf { key, .. }
-            | Command::Append { key, .. } => vec![key],
-            Command::Rename { from, to } => vec![from, to],
+            | Command::Append { key, .. }
+            | Command::SetRange { key, .. }
+            | Command::AddFloat { key, .. }
+            | Command::SetBit { key, .. } => vec![key],
+            Command::Rename { from, to }
+            | Command::RenameIfAbsent { from, to }
+            | Command::Copy { from, to, .. } => vec![from, to],
+            Command::BitOp { dest, keys, .. } => std::iter::once(dest)
+                .chain(keys)
+                .map(Vec::as_slice)
+                .collect(),
             Command::MultiSet { pairs } | Command::MultiSetIfAbsent { pairs } => {
                 pairs.iter().map(|(k, _)| k.as_slice()).collect()
             }
@@ -436,7 +546,10 @@ impl Command {
             Command::MultiSet { pairs } | Command::MultiSetIfAbsent { pairs } => {
                 pairs.iter().map(|(_, v)| v.as_slice()).collect()
             }
-            Command::SetIf { value, .. } | Command::Append { value, .. } => vec![value],
+            Command::SetIf { value, .. }
+            | Command::Append { value, .. }
+            | Command::SetRange { value, .. }
+            | Command::AddFloat { delta: value, .. } => vec![value],
             Command::InDb { command, .. } => command.values(),
             Command::Transaction { commands, .. } => {
                 commands.iter().flat_map(Command::values).collect()
@@ -529,6 +642,17 @@ pub enum CommandError {
          {WATCHED_KEYS_MAX} keys, and none of them a session, membership, WATCH or MULTI command"
     )]
     NotInTransaction,
+    // Strings and bits: Redis's own messages.
+    #[error("value is not a valid float")]
+    NotAFloat,
+    #[error("increment would produce NaN or Infinity")]
+    NanOrInfinity,
+    #[error("string exceeds maximum allowed size (proto-max-bulk-len)")]
+    StringTooLong,
+    #[error("bit offset is not an integer or out of range")]
+    BitOffsetOutOfRange,
+    #[error("BITOP NOT must be called with a single source key.")]
+    BitOpNotArity,
 }
 
 /// A request from a client session.

@@ -19,12 +19,15 @@ pub mod glob;
 pub(crate) mod hash;
 mod session;
 mod store;
+mod strings;
 mod transaction;
 
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod session_tests;
+#[cfg(test)]
+mod strings_tests;
 #[cfg(test)]
 mod tests;
 
@@ -377,6 +380,12 @@ impl StateMachine {
                 Reply::Ok
             }
             Command::Move { key, to } => self.move_key(db, key, *to),
+            Command::Copy {
+                from,
+                to,
+                to_db,
+                replace,
+            } => strings::copy(&mut self.data, db, (from, to), *to_db, *replace),
             Command::Transaction { commands, watched } => self.apply_transaction(commands, watched),
             _ => apply_in_store(self.data.db_mut(db), command),
         }
@@ -452,6 +461,18 @@ fn apply_in_store(store: &mut Store, command: &Command) -> Reply {
             }
             Reply::Bool(none_exists)
         }
+        _ => apply_string_write(store, command),
+    }
+}
+
+/// Applies a string or bit write (see `strings`).
+fn apply_string_write(store: &mut Store, command: &Command) -> Reply {
+    match command {
+        Command::SetRange { key, offset, value } => strings::set_range(store, key, *offset, value),
+        Command::AddFloat { key, delta } => strings::add_float(store, key, delta),
+        Command::SetBit { key, offset, bit } => strings::set_bit(store, key, *offset, *bit),
+        Command::BitOp { op, dest, keys } => strings::bit_op(store, *op, dest, keys),
+        Command::RenameIfAbsent { from, to } => strings::rename_if_absent(store, from, to),
         _ => unreachable!("not a write of one database's keys: {command:?}"),
     }
 }

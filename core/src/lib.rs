@@ -21,6 +21,7 @@
 //!   every input (see [`replica`]): a violated one stops the replica rather than letting it
 //!   corrupt data.
 
+pub mod bits;
 mod bytes;
 pub mod codec;
 pub mod command;
@@ -39,6 +40,7 @@ pub mod redis;
 pub mod replica;
 pub mod snapshot;
 pub mod storage;
+pub mod strings;
 
 pub use membership::{Change, ChangeError, Configuration, Member, MemberKind, MemberProgress};
 pub use msg::{LogValue, Message};

@@ -10,6 +10,7 @@
 pub mod args;
 pub mod parse;
 pub mod shape;
+pub mod strings;
 pub mod table;
 
 pub use args::{arity_error, parse_db, parse_i64, text, DB_OUT_OF_RANGE, NOT_AN_INTEGER};

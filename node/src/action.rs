@@ -13,7 +13,6 @@ pub enum ServerCommand {
     Client,
     Config,
     Debug,
-    Object,
     Memory,
 }
 

@@ -43,7 +43,6 @@ pub async fn run(
 ) -> Result<(), Failure> {
     match kind {
         ServerCommand::Debug => debug(args, conn, w).await,
-        ServerCommand::Object => object(args, conn, w).await,
         ServerCommand::Memory => memory(args, conn, w).await,
         ServerCommand::Client | ServerCommand::Config => unreachable!("not a DEBUG command"),
     }
@@ -76,7 +75,7 @@ async fn debug(
         ("OBJECT", 3) => match read_value(conn, &args[2]).await? {
             Some(value) => w.simple(&format!(
                 "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:0 lru_seconds_idle:0",
-                encoding_of(&value),
+                keyspace_core::redis::shape::encoding(&value),
                 value.len()
             )),
             None => w.error("ERR no such key"),
@@ -105,42 +104,6 @@ async fn read_value(conn: &mut Connection<'_>, key: &[u8]) -> Result<Option<Vec<
         Reply::Value(value) => Ok(value),
         other => panic!("GET answered {other:?}"),
     }
-}
-
-/// The encoding Redis would give a string value: `int`, `embstr` (up to 44 bytes) or `raw`.
-pub fn encoding_of(value: &[u8]) -> &'static str {
-    let text = std::str::from_utf8(value).unwrap_or("");
-    let canonical_int = text.parse::<i64>().is_ok_and(|n| n.to_string() == text);
-    match (canonical_int, value.len()) {
-        (true, _) => "int",
-        (false, 0..=44) => "embstr",
-        _ => "raw",
-    }
-}
-
-async fn object(
-    args: &[Vec<u8>],
-    conn: &mut Connection<'_>,
-    w: &mut Writer<'_>,
-) -> Result<(), Failure> {
-    let sub = upper(&args[1]);
-    match (sub.as_str(), args.len()) {
-        ("ENCODING" | "REFCOUNT", 3) => match read_value(conn, &args[2]).await? {
-            Some(value) if sub == "ENCODING" => w.bulk(encoding_of(&value).as_bytes()),
-            Some(_) => w.int(1),
-            None => w.null(),
-        },
-        ("IDLETIME" | "FREQ", 3) => w.error(
-            "ERR keyspace does not track when or how often a key is read: OBJECT IDLETIME and \
-             FREQ are not supported",
-        ),
-        ("HELP", 2) => w.help(OBJECT_HELP),
-        ("ENCODING" | "REFCOUNT" | "IDLETIME" | "FREQ" | "HELP", _) => {
-            w.error(&arity_error(&format!("object|{sub}")))
-        }
-        _ => w.error(&unknown_subcommand(&args[1], "OBJECT")),
-    }
-    Ok(())
 }
 
 async fn memory(
@@ -189,18 +152,6 @@ const DEBUG_HELP: &[&str] = &[
     "    Print this help.",
 ];
 
-const OBJECT_HELP: &[&str] = &[
-    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "ENCODING <key>",
-    "    Return the kind of internal representation used in order to store the value",
-    "    associated with a <key>.",
-    "REFCOUNT <key>",
-    "    Return the number of references of the value associated with the specified",
-    "    <key>.",
-    "HELP",
-    "    Print this help.",
-];
-
 const MEMORY_HELP: &[&str] = &[
     "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "DOCTOR",
@@ -221,12 +172,12 @@ mod tests {
 
     #[test]
     fn string_encodings_follow_redis_rules() {
-        assert_eq!(encoding_of(b"12345"), "int");
-        assert_eq!(encoding_of(b"-7"), "int");
-        assert_eq!(encoding_of(b"007"), "embstr");
-        assert_eq!(encoding_of(b"hello"), "embstr");
-        assert_eq!(encoding_of(&[b'x'; 44]), "embstr");
-        assert_eq!(encoding_of(&[b'x'; 45]), "raw");
+        assert_eq!(keyspace_core::redis::shape::encoding(b"12345"), "int");
+        assert_eq!(keyspace_core::redis::shape::encoding(b"-7"), "int");
+        assert_eq!(keyspace_core::redis::shape::encoding(b"007"), "embstr");
+        assert_eq!(keyspace_core::redis::shape::encoding(b"hello"), "embstr");
+        assert_eq!(keyspace_core::redis::shape::encoding(&[b'x'; 44]), "embstr");
+        assert_eq!(keyspace_core::redis::shape::encoding(&[b'x'; 45]), "raw");
     }
 
     #[test]

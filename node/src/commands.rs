@@ -190,7 +190,6 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
             _ => unknown_subcommand(&args[1], "FUNCTION"),
         },
         "DEBUG" => Action::Server(ServerCommand::Debug, args.to_vec()),
-        "OBJECT" => Action::Server(ServerCommand::Object, args.to_vec()),
         "MEMORY" => Action::Server(ServerCommand::Memory, args.to_vec()),
         _ => unreachable!("every named command is handled: {name}"),
     }
@@ -542,7 +541,6 @@ mod tests {
             (&["CONFIG", "SET", "foo", "bar"][..], ServerCommand::Config),
             (&["DEBUG", "SLEEP", "0"], ServerCommand::Debug),
             (&["client", "list"], ServerCommand::Client),
-            (&["OBJECT", "ENCODING", "k"], ServerCommand::Object),
             (&["MEMORY", "USAGE", "k"], ServerCommand::Memory),
         ] {
             assert_eq!(parsed(parts), Action::Server(kind, args(parts)));

@@ -23,6 +23,8 @@ const FAMILIES: [&[&str]; 3] = [&["a", "ab", "abc"], &["b", "ba", "bb"], &["c", 
 const PREFIXES: [&str; 4] = ["a", "ab", "b", "c"];
 const VALUES: [&str; 5] = ["1", "2", "3", "x", "y"];
 /// KEYS patterns: each under one family's prefix, so KEYS joins only that family.
+/// INCRBYFLOAT increments: whole, fractional, negative, and one that is no number.
+const FLOAT_DELTAS: [&str; 4] = ["1.5", "-0.25", "2", "z"];
 const PATTERNS: [&str; 4] = ["a*", "b?", "c*", "a[bx]*"];
 
 fn bytes(s: &str) -> Vec<u8> {
@@ -184,10 +186,41 @@ fn key_command(rng: &mut ChaCha8Rng) -> Command {
                 count,
             }
         }
-        90..=94 => Command::Count {
+        90..=91 => Command::Count {
             prefix: prefix(rng),
         },
+        92..=94 => string_command(rng),
         _ => Command::DirtyGet { key: key(rng) },
+    }
+}
+
+/// SETRANGE, INCRBYFLOAT, RENAMENX and COPY (within a family: to its own database or this one).
+fn string_command(rng: &mut ChaCha8Rng) -> Command {
+    match rng.gen_range(0..4) {
+        0 => Command::SetRange {
+            key: key(rng),
+            offset: rng.gen_range(0..4),
+            value: value(rng),
+        },
+        1 => Command::AddFloat {
+            key: key(rng),
+            delta: bytes(FLOAT_DELTAS[rng.gen_range(0..FLOAT_DELTAS.len())]),
+        },
+        2 => {
+            let (from, to) = family_pair(rng);
+            Command::RenameIfAbsent { from, to }
+        }
+        _ => {
+            let (from, to) = family_pair(rng);
+            let to_db = [None, Some(0), Some(family_db(from[0]))][rng.gen_range(0..3)];
+            let replace = rng.gen_bool(0.5);
+            Command::Copy {
+                from,
+                to,
+                to_db,
+                replace,
+            }
+        }
     }
 }
 

@@ -151,7 +151,15 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
         }
         Command::InDb { .. } => unreachable!("unwrapped by the caller; never nested"),
         // Transactions nest commands: carried as serde's JSON of the whole command.
-        Command::Watch { .. } | Command::Transaction { .. } => {
+        // The string and bit writes too, in the same form.
+        Command::Watch { .. }
+        | Command::Transaction { .. }
+        | Command::RenameIfAbsent { .. }
+        | Command::Copy { .. }
+        | Command::SetRange { .. }
+        | Command::AddFloat { .. }
+        | Command::SetBit { .. }
+        | Command::BitOp { .. } => {
             let json = serde_json::to_value(command).expect("a command converts to JSON");
             ("as-json", vec![("command", json)])
         }
@@ -257,6 +265,11 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                     ("too-many-keys", Some(("limit", *limit as u64)))
                 }
                 CommandError::NotInTransaction => ("not-in-transaction", None),
+                CommandError::NotAFloat => ("not-a-float", None),
+                CommandError::NanOrInfinity => ("nan-or-infinity", None),
+                CommandError::StringTooLong => ("string-too-long", None),
+                CommandError::BitOffsetOutOfRange => ("bit-offset-out-of-range", None),
+                CommandError::BitOpNotArity => ("bitop-not-arity", None),
             };
             fields.push(("error", name.into()));
             fields.extend(extra.map(|(field, n)| (field, Value::from(n))));
@@ -568,6 +581,11 @@ fn error(event: &Map<String, Value>) -> Result<CommandError, String> {
             limit: uint(event, "limit")? as usize,
         },
         "not-in-transaction" => CommandError::NotInTransaction,
+        "not-a-float" => CommandError::NotAFloat,
+        "nan-or-infinity" => CommandError::NanOrInfinity,
+        "string-too-long" => CommandError::StringTooLong,
+        "bit-offset-out-of-range" => CommandError::BitOffsetOutOfRange,
+        "bitop-not-arity" => CommandError::BitOpNotArity,
         other => return Err(format!("unknown error {other:?}")),
     })
 }

@@ -18,7 +18,9 @@
 use crate::history::{End, Operation, Outcome, Recorded};
 use crate::model::Model;
 use crate::runner::{check_parts, CheckOptions, CheckResult, Part};
+use keyspace_core::bits;
 use keyspace_core::kv::glob::{glob_match, literal_prefix};
+use keyspace_core::strings::{self, FloatError};
 use keyspace_core::{
     Command, CommandError, CommandKind, Db, Reply, SetCondition, DATABASES, KEYS_VISIT_MAX,
     LIST_COUNT_MAX, VALUE_MAX_BYTES,
@@ -138,6 +140,17 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
         }
         Command::SwapDb { a, b } => (Some(swapped(state, *a, *b)), Reply::Ok),
         Command::Move { key, to } => apply_move(state, db, key, *to),
+        Command::Copy {
+            from,
+            to,
+            to_db,
+            replace,
+        } => apply_copy(
+            state,
+            qualified(db, from),
+            qualified(to_db.unwrap_or(db), to),
+            *replace,
+        ),
         Command::Keys { pattern } => (None, keys_matching(state, db, pattern)),
         Command::Scan { .. } | Command::RandomKey { .. } => {
             unreachable!("{command:?} is left out of checked histories")
@@ -180,6 +193,23 @@ fn apply_move(state: &StoreState, db: Db, key: &[u8], to: Db) -> (Option<StoreSt
             let mut next = without(state, &from);
             next.insert(to, value.clone());
             (Some(next), Reply::Bool(true))
+        }
+        _ => (None, Reply::Bool(false)),
+    }
+}
+
+fn apply_copy(
+    state: &StoreState,
+    from: Vec<u8>,
+    to: Vec<u8>,
+    replace: bool,
+) -> (Option<StoreState>, Reply) {
+    if from == to {
+        return (None, Reply::Error(CommandError::SameObject));
+    }
+    match state.get(&from) {
+        Some(value) if replace || !state.contains_key(&to) => {
+            (Some(with(state, &to, value.clone())), Reply::Bool(true))
         }
         _ => (None, Reply::Bool(false)),
     }
@@ -254,6 +284,29 @@ fn in_model(db: Db, command: &Command) -> Command {
             pairs: pairs.into_iter().map(|(k, v)| (q(&k), v)).collect(),
         },
         Command::MultiGet { keys } => Command::MultiGet { keys: qs(&keys) },
+        Command::RenameIfAbsent { from, to } => Command::RenameIfAbsent {
+            from: q(&from),
+            to: q(&to),
+        },
+        Command::SetRange { key, offset, value } => Command::SetRange {
+            key: q(&key),
+            offset,
+            value,
+        },
+        Command::AddFloat { key, delta } => Command::AddFloat {
+            key: q(&key),
+            delta,
+        },
+        Command::SetBit { key, offset, bit } => Command::SetBit {
+            key: q(&key),
+            offset,
+            bit,
+        },
+        Command::BitOp { op, dest, keys } => Command::BitOp {
+            op,
+            dest: q(&dest),
+            keys: qs(&keys),
+        },
         Command::ListKeys {
             prefix,
             start,
@@ -405,6 +458,54 @@ fn apply_write(state: &StoreState, command: &Command) -> (Option<StoreState>, Re
         }
         // Changes no key; the id it answers is the store's choice, so `check_kv` leaves it out.
         Command::OpenSession => (None, Reply::Int(0)),
+        command => apply_string_write(state, command),
+    }
+}
+
+/// The string and bit writes, by the store's own value functions (`keyspace_core::strings`
+/// and `bits`), as `apply_add` uses its integer parser.
+fn apply_string_write(state: &StoreState, command: &Command) -> (Option<StoreState>, Reply) {
+    match command {
+        Command::RenameIfAbsent { from, to } => match state.get(from) {
+            None => (None, Reply::Error(CommandError::NoSuchKey)),
+            Some(_) if from == to || state.contains_key(to) => (None, Reply::Bool(false)),
+            Some(value) => (
+                Some(with(&without(state, from), to, value.clone())),
+                Reply::Bool(true),
+            ),
+        },
+        Command::SetRange { key, value, .. } if value.is_empty() => {
+            (None, Reply::Int(state.get(key).map_or(0, Vec::len) as i64))
+        }
+        Command::SetRange { key, offset, value } => {
+            let mut new = state.get(key).cloned().unwrap_or_default();
+            strings::set_range(&mut new, *offset as usize, value);
+            let len = new.len() as i64;
+            (Some(with(state, key, new)), Reply::Int(len))
+        }
+        Command::AddFloat { key, delta } => {
+            match strings::add_float(state.get(key).map(Vec::as_slice), delta) {
+                Ok(new) => (Some(with(state, key, new.clone())), Reply::Value(Some(new))),
+                Err(FloatError::NotAFloat) => (None, Reply::Error(CommandError::NotAFloat)),
+                Err(FloatError::NanOrInfinity) => (None, Reply::Error(CommandError::NanOrInfinity)),
+            }
+        }
+        Command::SetBit { key, offset, bit } => {
+            let mut new = state.get(key).cloned().unwrap_or_default();
+            let old = bits::set_bit(&mut new, *offset, *bit);
+            (Some(with(state, key, new)), Reply::Int(i64::from(old)))
+        }
+        Command::BitOp { op, dest, keys } => {
+            let sources: Vec<&[u8]> = (keys.iter())
+                .map(|k| state.get(k).map_or(&[][..], Vec::as_slice))
+                .collect();
+            let result = bits::bit_op(*op, &sources);
+            let len = result.len() as i64;
+            match len {
+                0 => (Some(without(state, dest)), Reply::Int(0)),
+                _ => (Some(with(state, dest, result)), Reply::Int(len)),
+            }
+        }
         read => unreachable!("{read:?} is a read"),
     }
 }
@@ -554,6 +655,30 @@ fn describe_in_db(command: &Command) -> String {
             if *get { " GET" } else { "" }
         ),
         Command::Append { key, value } => format!("APPEND {} {}", show(key), show(value)),
+        Command::RenameIfAbsent { from, to } => format!("RENAMENX {} {}", show(from), show(to)),
+        Command::Copy {
+            from,
+            to,
+            to_db,
+            replace,
+        } => format!(
+            "COPY {} {}{}{}",
+            show(from),
+            show(to),
+            to_db.map_or(String::new(), |db| format!(" DB {db}")),
+            if *replace { " REPLACE" } else { "" }
+        ),
+        Command::SetRange { key, offset, value } => {
+            format!("SETRANGE {} {offset} {}", show(key), show(value))
+        }
+        Command::AddFloat { key, delta } => format!("INCRBYFLOAT {} {}", show(key), show(delta)),
+        Command::SetBit { key, offset, bit } => {
+            format!("SETBIT {} {offset} {}", show(key), *bit as u8)
+        }
+        Command::BitOp { op, dest, keys } => {
+            let shown: Vec<String> = keys.iter().map(|k| show(k)).collect();
+            format!("BITOP {op:?} {} {}", show(dest), shown.join(" "))
+        }
         Command::MultiSetIfAbsent { pairs } => {
             let shown: Vec<String> = pairs
                 .iter()
@@ -687,6 +812,12 @@ fn footprint(command: &Command) -> Footprint {
         | Command::Count { prefix } => under(vec![qualified(db, prefix)]),
         Command::Move { key, to } => Footprint {
             keys: vec![qualified(db, key), qualified(*to, key)],
+            prefixes: Vec::new(),
+        },
+        Command::Copy {
+            from, to, to_db, ..
+        } => Footprint {
+            keys: vec![qualified(db, from), qualified(to_db.unwrap_or(db), to)],
             prefixes: Vec::new(),
         },
         Command::Transaction { commands, watched } => {

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 
 use super::*;
-use crate::command::{ClientId, Seq, SetCondition, Watched, DATABASES};
+use crate::command::{BitOp, ClientId, Seq, SetCondition, Watched, DATABASES};
 
 const KEYS: [&[u8]; 6] = [b"", b"a", b"ab", b"b", b"ba", b"bb"];
 const VALUES: [&[u8]; 9] = [
@@ -231,8 +231,107 @@ impl Model {
                 });
                 Reply::Int(doomed.len() as i64)
             }
+            other => self.string_write(other),
+        }
+    }
+
+    /// The string and bit writes, each the plainest way.
+    fn string_write(&mut self, command: Command) -> Reply {
+        match command {
+            Command::RenameIfAbsent { from, to } => match self.get(&from) {
+                None => Reply::Error(CommandError::NoSuchKey),
+                Some(_) if from == to || self.get(&to).is_some() => Reply::Bool(false),
+                Some(value) => {
+                    self.remove(&from);
+                    self.set(&to, value);
+                    Reply::Bool(true)
+                }
+            },
+            Command::Copy {
+                from,
+                to,
+                to_db,
+                replace,
+            } => self.copy(&from, &to, to_db.unwrap_or(self.db), replace),
+            Command::SetRange { key, offset, value } => {
+                let old = self.get(&key);
+                if value.is_empty() {
+                    return Reply::Int(old.map_or(0, |v| v.len() as i64));
+                }
+                let mut new = old.unwrap_or_default();
+                for (i, byte) in value.iter().enumerate() {
+                    let at = offset as usize + i;
+                    while new.len() <= at {
+                        new.push(0);
+                    }
+                    new[at] = *byte;
+                }
+                let len = new.len() as i64;
+                self.set(&key, new);
+                Reply::Int(len)
+            }
+            Command::AddFloat { key, delta } => {
+                match crate::strings::add_float(self.get(&key).as_deref(), &delta) {
+                    Ok(new) => {
+                        self.set(&key, new.clone());
+                        Reply::Value(Some(new))
+                    }
+                    Err(crate::strings::FloatError::NotAFloat) => {
+                        Reply::Error(CommandError::NotAFloat)
+                    }
+                    Err(_) => Reply::Error(CommandError::NanOrInfinity),
+                }
+            }
+            Command::SetBit { key, offset, bit } => {
+                let mut bits = self.get(&key).map_or(vec![], |v| to_bits(&v));
+                while bits.len() <= offset as usize || !bits.len().is_multiple_of(8) {
+                    bits.push(false);
+                }
+                let old = std::mem::replace(&mut bits[offset as usize], bit);
+                self.set(&key, from_bits(&bits));
+                Reply::Int(old as i64)
+            }
+            Command::BitOp { op, dest, keys } => {
+                let values: Vec<Vec<bool>> = (keys.iter())
+                    .map(|k| self.get(k).map_or(vec![], |v| to_bits(&v)))
+                    .collect();
+                let len = values.iter().map(Vec::len).max().unwrap_or(0);
+                let result: Vec<bool> = (0..len)
+                    .map(|i| {
+                        let mut each = values.iter().map(|v| v.get(i) == Some(&true));
+                        match op {
+                            BitOp::Not => !each.next().unwrap(),
+                            BitOp::And => each.all(|b| b),
+                            BitOp::Or => each.any(|b| b),
+                            BitOp::Xor => each.filter(|b| *b).count() % 2 == 1,
+                        }
+                    })
+                    .collect();
+                match len {
+                    0 => drop(self.remove(&dest)),
+                    _ => self.set(&dest, from_bits(&result)),
+                }
+                Reply::Int((len / 8) as i64)
+            }
             read => panic!("not a write: {read:?}"),
         }
+    }
+
+    fn copy(&mut self, from: &[u8], to: &[u8], to_db: Db, replace: bool) -> Reply {
+        let db = self.db;
+        if db == to_db && from == to {
+            return Reply::Error(CommandError::SameObject);
+        }
+        let Some(value) = self.get(from) else {
+            return Reply::Bool(false);
+        };
+        self.db = to_db;
+        let stored = replace || self.get(to).is_none();
+        if stored {
+            self.set(to, value);
+        }
+        self.db = db;
+        Reply::Bool(stored)
     }
 
     fn move_key(&mut self, key: &[u8], to: Db) -> Reply {
@@ -465,8 +564,62 @@ fn transaction_command() -> impl Strategy<Value = Command> {
         .prop_map(|(commands, watched)| Command::Transaction { commands, watched })
 }
 
+/// Bytes as bits, most significant first.
+fn to_bits(bytes: &[u8]) -> Vec<bool> {
+    (bytes.iter())
+        .flat_map(|b| (0..8).map(move |i| b & (0x80 >> i) != 0))
+        .collect()
+}
+
+fn from_bits(bits: &[bool]) -> Vec<u8> {
+    (bits.chunks(8))
+        .map(|c| c.iter().fold(0u8, |acc, b| (acc << 1) | *b as u8))
+        .collect()
+}
+
+const FLOATS: [&[u8]; 8] = [
+    b"1", b"-1.5", b"0.1", b"1e308", b"+inf", b"x", b"", b"2.5e-3",
+];
+const OPS: [BitOp; 4] = [BitOp::And, BitOp::Or, BitOp::Xor, BitOp::Not];
+
+fn string_write_command() -> impl Strategy<Value = Command> {
+    let offset = select(vec![0u64, 1, 7, 9, 30, (1 << 20) - 1, 1 << 23]);
+    prop_oneof![
+        (key(), key()).prop_map(|(from, to)| Command::RenameIfAbsent { from, to }),
+        (key(), key(), proptest::option::of(db()), any::<bool>()).prop_map(
+            |(from, to, to_db, replace)| Command::Copy {
+                from,
+                to,
+                to_db,
+                replace
+            }
+        ),
+        (key(), offset.clone(), value()).prop_map(|(key, offset, value)| Command::SetRange {
+            key,
+            offset,
+            value
+        }),
+        (key(), select(&FLOATS[..])).prop_map(|(key, delta)| Command::AddFloat {
+            key,
+            delta: delta.to_vec()
+        }),
+        (key(), offset, any::<bool>()).prop_map(|(key, offset, bit)| Command::SetBit {
+            key,
+            offset,
+            bit
+        }),
+        (
+            select(&OPS[..]),
+            key(),
+            proptest::collection::vec(key(), 0..3)
+        )
+            .prop_map(|(op, dest, keys)| Command::BitOp { op, dest, keys }),
+    ]
+}
+
 fn key_write_command() -> impl Strategy<Value = Command> {
     prop_oneof![
+        3 => string_write_command(),
         3 => (key(), value()).prop_map(|(key, value)| Command::Set { key, value }),
         1 => (key(), value(), value())
             .prop_map(|(key, expected, new)| Command::TestAndSet { key, expected, new }),

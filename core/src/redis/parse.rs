@@ -3,6 +3,7 @@
 
 use crate::redis::args::{arity_error, parse_db, parse_i64, text, NOT_AN_INTEGER, SYNTAX_ERROR};
 use crate::redis::shape::Shape;
+use crate::redis::strings::parse_string_command;
 use crate::redis::table::{spec, Kind};
 use crate::{Command, SetCondition};
 
@@ -92,6 +93,14 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Parsed {
         "DBSIZE" => plain(Command::Count { prefix: Vec::new() }),
         "LISTKEYS" | "LISTKEYVALUES" => parse_list(name, args),
         "DEL" | "EXISTS" | "MGET" | "MSET" => parse_multi_key(name, args),
+        // UNLINK frees memory in the background in Redis: here, the same as DEL.
+        "UNLINK" => parse_multi_key("DEL", args),
+        "TOUCH" => parse_multi_key("EXISTS", args),
+        "SETRANGE" | "INCRBYFLOAT" | "SETBIT" | "GETBIT" | "BITCOUNT" | "BITPOS" | "BITOP"
+        | "LCS" | "RENAMENX" | "COPY" | "OBJECT" => {
+            let (command, shape) = parse_string_command(name, args)?;
+            Ok(StoreCall::shaped(command, shape))
+        }
         "FLUSHDB" | "FLUSHALL" | "SWAPDB" | "MOVE" | "KEYS" | "SCAN" => {
             parse_database(name, args).map(StoreCall::plain)
         }

@@ -1,6 +1,7 @@
 //! How store replies are shown to a Redis client: [`Shape`] says how, [`Resp`] is what a client
 //! reads (plain data; the node writes it as RESP2 or RESP3, a script turns it into Lua values).
 
+use crate::bits::{self, RangeUnit};
 use crate::redis::args::NOT_AN_INTEGER;
 use crate::{CommandError, Reply};
 
@@ -24,6 +25,41 @@ pub enum Shape {
     /// The bytes of the value from `start` to `end`, inclusive, counted from the end when
     /// negative, as Redis does (GETRANGE, SUBSTR).
     Range { start: i64, end: i64 },
+    /// The bit at `offset` of the value (GETBIT).
+    GetBit { offset: u64 },
+    /// The set bits of the value in the range (BITCOUNT).
+    BitCount {
+        range: Option<(i64, i64, RangeUnit)>,
+    },
+    /// The first `bit` in the range, or -1 (BITPOS).
+    BitPos {
+        bit: bool,
+        range: Option<(i64, i64, RangeUnit)>,
+        end_given: bool,
+    },
+    /// The longest common subsequence of the two values a `MultiGet` read (LCS).
+    Lcs(LcsOptions),
+    /// What OBJECT tells of the value.
+    Object(ObjectField),
+}
+
+/// LCS's options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LcsOptions {
+    pub len: bool,
+    pub idx: bool,
+    pub min_match_len: u64,
+    pub with_match_len: bool,
+}
+
+/// OBJECT's subcommands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectField {
+    Encoding,
+    RefCount,
+    IdleTime,
+    Freq,
+    Help,
 }
 
 /// A reply as a Redis client reads it.
@@ -54,6 +90,9 @@ pub fn show_replies(replies: &[Reply], shape: Shape) -> Resp {
     assert!(!replies.is_empty(), "a call has at least one store command");
     if shape == Shape::Exists {
         return Resp::Int(replies.iter().map(keys_found).sum());
+    }
+    if let (Shape::Lcs(options), [Reply::Values(values)]) = (shape, replies) {
+        return show_lcs(values, options);
     }
     match replies {
         [reply @ (Reply::Value(_) | Reply::Ok)]
@@ -90,7 +129,27 @@ fn show_shaped(reply: &Reply, shape: Shape) -> Resp {
         (Shape::Range { start, end }, value) => {
             Resp::bulk(value_range(value.unwrap_or_default(), start, end))
         }
-        (Shape::Plain | Shape::Array | Shape::Exists, _) => unreachable!("asserted above"),
+        (Shape::GetBit { offset }, value) => {
+            Resp::Int(i64::from(bits::get_bit(value.unwrap_or_default(), offset)))
+        }
+        (Shape::BitCount { range }, value) => {
+            Resp::Int(bits::bit_count(value.unwrap_or_default(), range))
+        }
+        (Shape::BitPos { bit, .. }, None) => Resp::Int(if bit { -1 } else { 0 }),
+        (
+            Shape::BitPos {
+                bit,
+                range,
+                end_given,
+            },
+            Some(value),
+        ) => Resp::Int(bits::bit_pos(value, bit, range, end_given)),
+        (Shape::Object(ObjectField::Help), _) => object_help(),
+        (Shape::Object(_), None) => Resp::Bulk(None),
+        (Shape::Object(field), Some(value)) => show_object(field, value),
+        (Shape::Plain | Shape::Array | Shape::Exists | Shape::Lcs(_), _) => {
+            unreachable!("not a shape of one value: {shape:?}")
+        }
     }
 }
 
@@ -139,4 +198,102 @@ pub fn show(reply: &Reply) -> Resp {
         Reply::Transaction(None) => Resp::Array(None),
         Reply::Transaction(Some(replies)) => Resp::Array(Some(replies.iter().map(show).collect())),
     }
+}
+
+/// OBJECT ENCODING of a string value, by Redis's rule for a value as SET stores it: `int` for
+/// a decimal `i64` of at most 20 characters, `embstr` up to 44 bytes, else `raw`. (Redis also
+/// remembers how a value was made: after APPEND or SETRANGE it says `raw`; this store keeps
+/// no such history.)
+pub fn encoding(value: &[u8]) -> &'static str {
+    if value.len() <= 20 && crate::kv::parse_integer(value).is_some() {
+        "int"
+    } else if value.len() <= 44 {
+        "embstr"
+    } else {
+        "raw"
+    }
+}
+
+/// Redis shares the integers below this among every key (OBJECT REFCOUNT shows them so).
+const SHARED_INTEGERS: i64 = 10_000;
+
+fn show_object(field: ObjectField, value: &[u8]) -> Resp {
+    let shared = crate::kv::parse_integer(value).is_some_and(|n| (0..SHARED_INTEGERS).contains(&n));
+    match field {
+        ObjectField::Encoding => Resp::bulk(encoding(value).as_bytes()),
+        ObjectField::RefCount if shared && encoding(value) == "int" => {
+            Resp::Int(i64::from(i32::MAX))
+        }
+        ObjectField::RefCount => Resp::Int(1),
+        // Access times are no part of the replicated state.
+        ObjectField::IdleTime => Resp::Int(0),
+        ObjectField::Freq => Resp::Error(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please \
+             note that when switching between policies at runtime LRU and LFU data will take \
+             some time to adjust."
+                .into(),
+        ),
+        ObjectField::Help => unreachable!("answered without a value"),
+    }
+}
+
+fn object_help() -> Resp {
+    const LINES: [&str; 15] = [
+        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ENCODING <key>",
+        "    Return the kind of internal representation used in order to store the value",
+        "    associated with a <key>.",
+        "FREQ <key>",
+        "    Return the access frequency index of the <key>. The returned integer is",
+        "    proportional to the logarithm of the recent access frequency of the key.",
+        "IDLETIME <key>",
+        "    Return the idle time of the <key>, that is the approximated number of",
+        "    seconds elapsed since the last access to the key.",
+        "REFCOUNT <key>",
+        "    Return the number of references of the value associated with the specified",
+        "    <key>.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Resp::Array(Some(
+        LINES.iter().map(|l| Resp::Simple((*l).into())).collect(),
+    ))
+}
+
+/// LCS's reply: the subsequence, its length (LEN), or its matches (IDX).
+fn show_lcs(values: &[Option<Vec<u8>>], options: LcsOptions) -> Resp {
+    assert_eq!(values.len(), 2, "LCS reads two keys");
+    let value = |i: usize| values[i].as_deref().unwrap_or_default();
+    let Some(found) = crate::strings::lcs(value(0), value(1)) else {
+        return Resp::Error(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len".into(),
+        );
+    };
+    let len = found.text.len() as i64;
+    if !options.idx {
+        return match options.len {
+            true => Resp::Int(len),
+            false => Resp::Bulk(Some(found.text)),
+        };
+    }
+    let pair =
+        |(a, b): (usize, usize)| Resp::Array(Some(vec![Resp::Int(a as i64), Resp::Int(b as i64)]));
+    let matches = (found.matches.iter())
+        .filter(|m| m.len as u64 >= options.min_match_len)
+        .map(|m| {
+            assert_eq!(m.a.1 + 1 - m.a.0, m.len, "a match's ranges are its length");
+            assert_eq!(m.b.1 + 1 - m.b.0, m.len, "in both strings");
+            let mut item = vec![pair(m.a), pair(m.b)];
+            if options.with_match_len {
+                item.push(Resp::Int(m.len as i64));
+            }
+            Resp::Array(Some(item))
+        })
+        .collect();
+    Resp::Array(Some(vec![
+        Resp::bulk(b"matches"),
+        Resp::Array(Some(matches)),
+        Resp::bulk(b"len"),
+        Resp::Int(len),
+    ]))
 }

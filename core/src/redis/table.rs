@@ -28,7 +28,7 @@ const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
 use Kind::{Local, Store};
 
 /// Every command, once. `COMMAND COUNT` counts this table.
-pub const COMMANDS: [Spec; 58] = [
+pub const COMMANDS: [Spec; 70] = [
     row("GET", 2, Store),
     row("DIRTYGET", 2, Store),
     row("INCR", 2, Store),
@@ -79,7 +79,6 @@ pub const COMMANDS: [Spec; 58] = [
     row("RANDOMKEY", 1, Local),
     row("FUNCTION", -2, Local),
     row("DEBUG", -2, Local),
-    row("OBJECT", -2, Local),
     row("MEMORY", -2, Local),
     row("SETNX", 3, Store),
     row("GETSET", 3, Store),
@@ -88,6 +87,19 @@ pub const COMMANDS: [Spec; 58] = [
     row("STRLEN", 2, Store),
     row("GETRANGE", 4, Store),
     row("SUBSTR", 4, Store),
+    row("UNLINK", -2, Store),
+    row("TOUCH", -2, Store),
+    row("SETRANGE", 4, Store),
+    row("INCRBYFLOAT", 3, Store),
+    row("SETBIT", 4, Store),
+    row("GETBIT", 3, Store),
+    row("BITCOUNT", -2, Store),
+    row("BITPOS", -3, Store),
+    row("BITOP", -4, Store),
+    row("LCS", -3, Store),
+    row("RENAMENX", 3, Store),
+    row("COPY", -3, Store),
+    row("OBJECT", -2, Store),
 ];
 
 /// The table's row of `name` (in upper case).

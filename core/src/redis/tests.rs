@@ -205,7 +205,10 @@ fn the_command_table_names_each_command_once_in_upper_case() {
             "parse looks names up in upper case"
         );
     }
-    assert!(spec("SETRANGE").is_none());
+    assert!(
+        spec("HSET").is_none(),
+        "a command keyspace lacks has no row"
+    );
 }
 
 #[test]
@@ -318,5 +321,77 @@ fn replies_show_as_redis_shows_them() {
     assert_eq!(
         show(&Reply::KeyValues(vec![(b"k".to_vec(), b"v".to_vec())])),
         Resp::Array(Some(vec![bulk("k"), bulk("v")]))
+    );
+}
+
+#[test]
+fn string_and_bit_commands_parse_with_redis_errors() {
+    assert_eq!(
+        error_of(&["SETRANGE", "k", "-1", "x"]),
+        "ERR offset is out of range"
+    );
+    assert_eq!(
+        error_of(&["INCRBYFLOAT", "k", " 1"]),
+        "ERR value is not a valid float"
+    );
+    let bad_offset = "ERR bit offset is not an integer or out of range";
+    assert_eq!(error_of(&["SETBIT", "k", "8388608", "1"]), bad_offset);
+    assert_eq!(error_of(&["GETBIT", "k", "-1"]), bad_offset);
+    assert_eq!(
+        error_of(&["SETBIT", "k", "0", "2"]),
+        "ERR bit is not an integer or out of range"
+    );
+    assert_eq!(
+        error_of(&["BITPOS", "k", "2"]),
+        "ERR The bit argument must be 1 or 0."
+    );
+    assert_eq!(error_of(&["BITCOUNT", "k", "0"]), "ERR syntax error");
+    assert_eq!(
+        error_of(&["BITCOUNT", "k", "0", "1", "WORD"]),
+        "ERR syntax error"
+    );
+    let not = "ERR BITOP NOT must be called with a single source key.";
+    assert_eq!(error_of(&["BITOP", "NOT", "d", "a", "b"]), not);
+    let both = "ERR If you want both the length and indexes, please just use IDX.";
+    assert_eq!(error_of(&["LCS", "a", "b", "LEN", "IDX"]), both);
+    assert_eq!(
+        error_of(&["COPY", "a", "b", "DB", "16"]),
+        "ERR DB index is out of range"
+    );
+    assert_eq!(error_of(&["COPY", "a", "b", "DB"]), "ERR syntax error");
+    let copy = Command::Copy {
+        from: b"a".to_vec(),
+        to: b"b".to_vec(),
+        to_db: Some(3),
+        replace: true,
+    };
+    assert_eq!(
+        parsed(&["COPY", "a", "b", "db", "3", "replace"]),
+        plain(copy)
+    );
+}
+
+#[test]
+fn bit_and_lcs_reads_show_as_redis_shows_them() {
+    let value = |v: &[u8]| [Reply::Value(Some(v.to_vec()))];
+    let bitcount = parsed(&["BITCOUNT", "k", "5", "30", "BIT"]).unwrap().shape;
+    assert_eq!(show_replies(&value(b"foobar"), bitcount), Resp::Int(17));
+    let bitpos = parsed(&["BITPOS", "k", "0"]).unwrap().shape;
+    assert_eq!(show_replies(&value(b"\xff\xf0"), bitpos), Resp::Int(12));
+    assert_eq!(show_replies(&[Reply::Value(None)], bitpos), Resp::Int(0));
+    let lcs = parsed(&["LCS", "a", "b", "LEN"]).unwrap().shape;
+    let both = [Reply::Values(vec![
+        Some(b"ohmytext".to_vec()),
+        Some(b"mynewtext".to_vec()),
+    ])];
+    assert_eq!(show_replies(&both, lcs), Resp::Int(6));
+    let encoding = parsed(&["OBJECT", "ENCODING", "k"]).unwrap().shape;
+    assert_eq!(
+        show_replies(&value(b"12"), encoding),
+        Resp::Bulk(Some(b"int".to_vec()))
+    );
+    assert_eq!(
+        show_replies(&[Reply::Value(None)], encoding),
+        Resp::Bulk(None)
     );
 }
