@@ -63,6 +63,9 @@ pub struct NodeConfig {
     /// The operator says every replica of the cluster starts for the first time. Honoured only
     /// when this start creates `data_dir` (see [`ReplicaConfig::new_cluster`]).
     pub new_cluster: bool,
+    /// Runs as a witness (`--join … --witness`): keeps the log, not the state. Recorded in
+    /// the data directory, so a restart needs no flag.
+    pub witness: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +136,7 @@ pub fn replica_config(config: &NodeConfig) -> ReplicaConfig {
     // next log entry together. Per write that means fewer accepts, records, acknowledgements
     // and system calls than with more, smaller slots in flight (docs/benchmarks.md).
     replica.window_max = 1;
+    replica.witness = config.witness;
     replica
 }
 
@@ -181,6 +185,10 @@ pub fn settle_membership(config: &NodeConfig) -> Result<founding::FoundingRecord
                 show(&config.peers),
             ));
         }
+        if config.witness && !record.witness {
+            let full = "a full replica".to_string();
+            return Err(disagrees("--witness", full, "a witness".into()));
+        }
         match config.peer_addr {
             Some(given) if given != record.peer_addr => Err(disagrees(
                 "--peer-addr",
@@ -201,6 +209,7 @@ pub fn settle_membership(config: &NodeConfig) -> Result<founding::FoundingRecord
             id: config.id,
             peer_addr,
             founders: config.peers.clone(),
+            witness: config.witness,
         };
         record.store(dir)?;
         tracing::info!(node = config.id, file = %dir.join(founding::FILE_NAME).display(), "membership recorded: later starts need no --peers");
@@ -250,6 +259,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     let peer_addr = record.peer_addr;
     let config = NodeConfig {
         peers: record.founders,
+        witness: record.witness,
         ..config
     };
     if config.new_cluster && !created {

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use rand::Rng;
+
 use super::catchup::CATCHUP_ENTRIES_MAX;
 use super::Replica;
 use crate::kv::StateMachine;
@@ -23,8 +25,26 @@ impl Replica {
     pub(super) fn request_catchup(&mut self, now_ns: Nanos) {
         let chosen_through = self.learner.chosen_through();
         if let Some((peer, request)) = self.catchup.request(now_ns, chosen_through) {
+            let peer = self.catchup_source(peer);
             self.outbox.send(peer, Message::CatchupRequest(request));
         }
+    }
+
+    /// Where to catch up from instead of `peer`: a witness has no snapshot to give, so a
+    /// replica asks a full voter other than itself (one at random each time) in its place.
+    fn catchup_source(&mut self, peer: NodeId) -> NodeId {
+        let config = self.members.current();
+        if !config.is_witness(peer) {
+            return peer;
+        }
+        let me = self.config.node_id;
+        let full: Vec<NodeId> = config.full_voters().filter(|id| *id != me).collect();
+        if full.is_empty() {
+            return peer;
+        }
+        let source = full[self.rng.gen_range(0..full.len())];
+        assert!(!config.is_witness(source));
+        source
     }
 
     /// Asks again when a request or its answer was lost.
@@ -59,7 +79,9 @@ impl Replica {
         );
         assert!(msg.from_slot > 0, "catch-up values from slot 0");
         let before = self.catchup.progress(self.learner.chosen_through());
-        if let Some(piece) = msg.snapshot {
+        // A witness sends no snapshot (it has none of the state); never take one from it.
+        let from_witness = self.members.current().is_witness(from);
+        if let Some(piece) = msg.snapshot.filter(|_| !from_witness) {
             let chosen_through = self.learner.chosen_through();
             if let Some((image, state, members)) =
                 self.catchup.on_piece(from, piece, chosen_through)
@@ -126,6 +148,10 @@ impl Replica {
         members: Option<Configuration>,
     ) {
         assert!(image.meta.slot > self.learner.chosen_through());
+        let (image, state) = match self.config.witness {
+            true => self.witness_image(&image, members.as_ref()),
+            false => (image, state),
+        };
         self.outbox.persist(vec![
             StorageWrite::Snapshot(image.clone()),
             StorageWrite::Compact {
@@ -134,6 +160,25 @@ impl Replica {
         ]);
         self.adopt_snapshot(image, state, members, true);
         self.advance_chosen();
+    }
+
+    /// What a witness keeps of a full replica's image: the slot, chain and configuration,
+    /// over an empty store (it holds no key-value state, so it never serves or keeps any).
+    fn witness_image(
+        &self,
+        image: &SnapshotImage,
+        members: Option<&Configuration>,
+    ) -> (Arc<SnapshotImage>, StateMachine) {
+        let mut empty = StateMachine::new(self.config.state_machine);
+        empty.apply_noop(image.meta.slot);
+        let kept = SnapshotImage::capture_configured(
+            &empty,
+            image.meta.applied_chain,
+            image.meta.promised,
+            members,
+        );
+        assert_eq!(kept.meta.slot, image.meta.slot);
+        (Arc::new(kept), empty)
     }
 
     /// Makes `state` (restored from `image`) the applied state, and `members` (the
