@@ -137,7 +137,7 @@ pub struct Nack {
 pub struct Commit {
     pub ballot: Ballot,
     pub chosen_through: Slot,
-    /// A slot durable snapshots of a majority of the full voters cover, as far as the master
+    /// A slot durable snapshots of every full voter cover, as far as the master
     /// heard: a witness compacts its log no further (see `Progress::snapshot_through`).
     pub snapshot_floor: Slot,
 }

@@ -54,6 +54,8 @@ pub struct ClientContext {
     pub commands_processed: AtomicU64,
     /// Per known command, since start (`INFO commandstats`).
     pub command_stats: std::sync::Mutex<std::collections::BTreeMap<&'static str, CommandStats>>,
+    /// This replica is a witness: it serves no reads (writes are forwarded to the master).
+    pub witness: bool,
 }
 
 /// What `INFO commandstats` shows of one command.
@@ -95,6 +97,19 @@ pub enum Failure {
     Invalid(CommandError),
     /// No master answered before the deadline; a write may or may not have been applied.
     Unavailable,
+    /// A read sent to a witness, which holds no data: the master's client address, if known.
+    Witness {
+        master: Option<String>,
+    },
+}
+
+/// The error a witness answers a read with: it holds no data, the master does.
+pub fn witness_refusal(master: &Option<String>) -> String {
+    let at = match master {
+        Some(master) => format!("the master at {master}"),
+        None => "the master (INFO replication names it once one is elected)".into(),
+    };
+    format!("WITNESS this replica is a witness: it keeps the log, not the data; read from {at}")
 }
 
 pub struct Connection<'a> {
@@ -167,6 +182,9 @@ impl Connection<'_> {
             }
         }
         let command = command.in_db(self.db);
+        if self.context.witness && !command.is_write() {
+            return Err(self.witness_refusal().await);
+        }
         let local = command.kind() == CommandKind::DirtyRead;
         let deadline = Instant::now() + REQUEST_DEADLINE;
         let (client_id, seq) = self.next_id(command.kind(), deadline).await?;
@@ -297,6 +315,17 @@ impl Connection<'_> {
                 Ok(None) | Err(_) => return None,
             }
         }
+    }
+
+    /// A witness's answer to a read: where the master takes it instead.
+    async fn witness_refusal(&self) -> Failure {
+        let status = self.status().await;
+        let master = status.and_then(|s| {
+            let id = s.master?;
+            let row = s.members.into_iter().find(|m| m.id == id)?;
+            Some(format!("{} (replica {id})", row.client_addr))
+        });
+        Failure::Witness { master }
     }
 
     pub async fn status(&self) -> Option<Status> {
@@ -436,6 +465,7 @@ pub(crate) mod tests {
                 total_connections: AtomicU64::new(0),
                 commands_processed: AtomicU64::new(0),
                 command_stats: Default::default(),
+                witness: false,
             };
             Harness {
                 runtime,

@@ -306,6 +306,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
         total_connections: AtomicU64::new(0),
         commands_processed: AtomicU64::new(0),
         command_stats: Default::default(),
+        witness: config.witness,
     });
     tokio::spawn(client::listen(client_listener, context));
     tracing::info!(node = me, peers = %peer_addr, clients = %config.client_addr, "serving");

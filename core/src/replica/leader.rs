@@ -393,7 +393,7 @@ impl Leader {
         entry.snapshot_through = entry.snapshot_through.max(snapshot_through);
     }
 
-    /// The slot durable snapshots of a majority of `config`'s full voters cover, as far as this
+    /// The slot durable snapshots of all of `config`'s full voters cover, as far as this
     /// mastership heard (`own_snapshot_slot` is the master's own); what witnesses compact to.
     pub(super) fn snapshot_floor(
         &self,

@@ -25,26 +25,23 @@ impl Replica {
     pub(super) fn request_catchup(&mut self, now_ns: Nanos) {
         let chosen_through = self.learner.chosen_through();
         if let Some((peer, request)) = self.catchup.request(now_ns, chosen_through) {
-            let peer = self.catchup_source(peer);
             self.outbox.send(peer, Message::CatchupRequest(request));
         }
     }
 
-    /// Where to catch up from instead of `peer`: a witness has no snapshot to give, so a
-    /// replica asks a full voter other than itself (one at random each time) in its place.
-    fn catchup_source(&mut self, peer: NodeId) -> NodeId {
+    /// A witness had compacted the slots this replica lacks, and has no snapshot to give
+    /// instead: catch up from a full voter other than this replica (one at random each time),
+    /// at the next retry.
+    fn catch_up_from_full(&mut self, now_ns: Nanos, through: Slot) {
         let config = self.members.current();
-        if !config.is_witness(peer) {
-            return peer;
-        }
         let me = self.config.node_id;
         let full: Vec<NodeId> = config.full_voters().filter(|id| *id != me).collect();
         if full.is_empty() {
-            return peer;
+            return;
         }
         let source = full[self.rng.gen_range(0..full.len())];
-        assert!(!config.is_witness(source));
-        source
+        assert!(!config.is_witness(source), "a full voter is a witness");
+        self.catchup.note_target(now_ns, source, through);
     }
 
     /// Asks again when a request or its answer was lost.
@@ -81,6 +78,10 @@ impl Replica {
         let before = self.catchup.progress(self.learner.chosen_through());
         // A witness sends no snapshot (it has none of the state); never take one from it.
         let from_witness = self.members.current().is_witness(from);
+        let behind = msg.chosen_through > self.learner.chosen_through();
+        if from_witness && behind && msg.values.is_empty() && msg.snapshot.is_none() {
+            return self.catch_up_from_full(now_ns, msg.chosen_through);
+        }
         if let Some(piece) = msg.snapshot.filter(|_| !from_witness) {
             let chosen_through = self.learner.chosen_through();
             if let Some((image, state, members)) =

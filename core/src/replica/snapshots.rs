@@ -27,8 +27,8 @@ pub(super) struct Snapshots {
     /// On a witness: its own snapshots hold the configuration and an empty store, never key-value
     /// state, so it serves none to peers and compacts its log only through `full_floor_slot`.
     witness: bool,
-    /// The highest slot the master reported covered by durable snapshots of a majority of the
-    /// full voters (witnesses only use it).
+    /// The highest slot the master reported covered by durable snapshots of every full voter
+    /// (witnesses only use it).
     full_floor_slot: Slot,
     mutant: Option<Mutant>,
 }
@@ -100,8 +100,8 @@ impl Snapshots {
     }
 
     /// How far the log may be compacted: `log_retain_slots` below the durable snapshot, and on
-    /// a witness also below what a majority of the full voters' durable snapshots cover (so a
-    /// full replica that lags catches up from those, never from a witness).
+    /// a witness also below what every full voter's durable snapshot covers (so a full voter
+    /// that lags catches up from the witness's log, never needing a snapshot from it).
     pub(super) fn compaction_point(&self, applied_through: Slot) -> Slot {
         if mutant::is(self.mutant, Mutant::TruncateWithoutSnapshot) {
             return applied_through; // wrong on purpose: beyond what the snapshot covers
@@ -113,7 +113,7 @@ impl Snapshots {
         covered.saturating_sub(self.log_retain_slots)
     }
 
-    /// The master reports that a majority of the full voters' durable snapshots cover
+    /// The master reports that every full voter's durable snapshot covers
     /// `floor_slot`; true when that lets a witness compact further.
     pub(super) fn note_full_floor(&mut self, floor_slot: Slot) -> bool {
         if !self.witness || floor_slot <= self.full_floor_slot {
