@@ -106,7 +106,7 @@ pub enum Failure {
 /// The error a witness answers a read with: it holds no data, the master does.
 pub fn witness_refusal(master: &Option<String>) -> String {
     let at = match master {
-        Some(master) => format!("the master at {master}"),
+        Some(master) => format!("the master, {master}"),
         None => "the master (INFO replication names it once one is elected)".into(),
     };
     format!("WITNESS this replica is a witness: it keeps the log, not the data; read from {at}")
@@ -322,8 +322,13 @@ impl Connection<'_> {
         let status = self.status().await;
         let master = status.and_then(|s| {
             let id = s.master?;
-            let row = s.members.into_iter().find(|m| m.id == id)?;
-            Some(format!("{} (replica {id})", row.client_addr))
+            let row = s.members.into_iter().find(|m| m.id == id);
+            // A founder started with --peers has no client address in the configuration.
+            let addr = row.map(|r| r.client_addr).filter(|a| !a.is_empty());
+            Some(match addr {
+                Some(addr) => format!("replica {id} at {addr}"),
+                None => format!("replica {id}"),
+            })
         });
         Failure::Witness { master }
     }
