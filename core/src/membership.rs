@@ -24,7 +24,8 @@ pub const ADDR_MAX_BYTES: usize = 256;
 pub enum MemberKind {
     /// Keeps the log and the key-value state; may lead once it votes.
     Full,
-    /// Keeps the log only: votes once promoted, never leads, serves no reads.
+    /// Keeps the log only: votes once promoted (a voting witness: phase 1 and 2 acceptor and
+    /// lease acceptor), never leads, serves no reads, holds no key-value state.
     Witness,
 }
 
@@ -97,14 +98,14 @@ pub enum ChangeError {
     MasterRemovesItself,
     #[error("the last voter cannot be removed")]
     LastVoter,
+    #[error("the last full voter cannot be removed: a witness never leads; add and promote a full replica first")]
+    LastFullVoter,
     #[error("id 0 is not a valid replica id")]
     ZeroId,
     #[error("an address is longer than {ADDR_MAX_BYTES} bytes")]
     AddressTooLong,
     #[error("a configuration holds at most {MEMBERS_MAX} members; remove one first")]
     TooManyMembers,
-    #[error("witnesses are not supported yet; add a full replica")]
-    WitnessUnsupported,
 }
 
 /// What the master last heard from a member (for `MEMBER LIST` and for the catch-up rule).
@@ -114,6 +115,23 @@ pub struct MemberProgress {
     pub heard_ns: crate::types::Nanos,
     /// How far the member had learned the log then.
     pub chosen_through: crate::types::Slot,
+    /// The slot its newest durable snapshot covered then (0 without one).
+    pub snapshot_through: crate::types::Slot,
+}
+
+/// The highest slot that the durable snapshots of every one of `config`'s full voters cover,
+/// given each one's newest durable snapshot slot (`snapshot_slot`; 0 when unknown). A witness
+/// compacts its log no further, so a full voter that lags catches up from the witness's log
+/// or from its own snapshot, and never needs a snapshot from a peer that may be gone. (A
+/// majority of full voters would not do: with two snapshot holders of three, one damaged and
+/// the other removed, the third could reach the slots the witness dropped from no one; the
+/// simulator found that run. With two full voters, the usual witness setup, it is the same.)
+pub fn full_snapshot_floor(
+    config: &Configuration,
+    snapshot_slot: impl Fn(NodeId) -> crate::types::Slot,
+) -> crate::types::Slot {
+    let floor = config.full_voters().map(snapshot_slot).min();
+    floor.expect("a configuration has a full voter")
 }
 
 /// The members of the group as of one epoch.
@@ -169,6 +187,17 @@ impl Configuration {
         self.members.get(&id).is_some_and(|m| m.voting)
     }
 
+    pub fn is_witness(&self, id: NodeId) -> bool {
+        self.members
+            .get(&id)
+            .is_some_and(|m| m.kind == MemberKind::Witness)
+    }
+
+    /// The voters that keep the key-value state (and take snapshots of it), in id order.
+    pub fn full_voters(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.voters().filter(|id| !self.is_witness(*id))
+    }
+
     pub fn is_removed(&self, id: NodeId) -> bool {
         self.removed.contains(&id)
     }
@@ -194,7 +223,6 @@ impl Configuration {
             Change::Add {
                 peer_addr,
                 client_addr,
-                kind,
                 ..
             } => {
                 if self.is_member(id) || self.is_removed(id) {
@@ -202,9 +230,6 @@ impl Configuration {
                 }
                 if peer_addr.len() > ADDR_MAX_BYTES || client_addr.len() > ADDR_MAX_BYTES {
                     return Err(ChangeError::AddressTooLong);
-                }
-                if *kind == MemberKind::Witness {
-                    return Err(ChangeError::WitnessUnsupported);
                 }
                 if self.members.len() >= MEMBERS_MAX || self.removed.len() >= REMOVED_MAX {
                     return Err(ChangeError::TooManyMembers);
@@ -221,6 +246,10 @@ impl Configuration {
                 }
                 if self.is_voter(id) && self.voter_count() == 1 {
                     return Err(ChangeError::LastVoter);
+                }
+                let full_voter = self.is_voter(id) && !self.is_witness(id);
+                if full_voter && self.full_voters().count() == 1 {
+                    return Err(ChangeError::LastFullVoter);
                 }
             }
         }
@@ -279,6 +308,10 @@ impl Configuration {
         assert!(
             self.voters().next().is_some(),
             "a configuration without voters"
+        );
+        assert!(
+            self.full_voters().next().is_some(),
+            "a configuration without a full voter: no replica could lead"
         );
         assert!(!self.members.contains_key(&0), "member id 0");
         assert!(self.members.len() <= MEMBERS_MAX, "too many members");

@@ -137,6 +137,9 @@ pub struct Nack {
 pub struct Commit {
     pub ballot: Ballot,
     pub chosen_through: Slot,
+    /// A slot durable snapshots of every full voter cover, as far as the master
+    /// heard: a witness compacts its log no further (see `Progress::snapshot_through`).
+    pub snapshot_floor: Slot,
 }
 
 /// "Send me the chosen values of slots `from_slot` …", or, when the sender has compacted them
@@ -181,6 +184,9 @@ pub struct CatchupReply {
 pub struct Progress {
     pub ballot: Ballot,
     pub chosen_through: Slot,
+    /// The slot the sender's newest durable snapshot covers (0 without one); the master derives
+    /// the witnesses' compaction floor from the full voters' reports.
+    pub snapshot_through: Slot,
 }
 
 /// "Your configuration is older than one I know": the answer to a lease message of a stale

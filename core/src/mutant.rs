@@ -42,10 +42,13 @@ pub enum Mutant {
     /// the next entry, as if they were separate entries (its replies are those of one step):
     /// reads in between see it half applied.
     TransactionSplit,
+    /// A replica's configuration changes when it accepts a membership change, before the change
+    /// is chosen (a change never chosen, or another one chosen in its slot, still took effect).
+    ChangeBeforeChosen,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 14] = [
+    pub const ALL: [Mutant; 15] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -60,6 +63,7 @@ impl Mutant {
         Mutant::LeaseOldMajority,
         Mutant::SecondChangeWhilePending,
         Mutant::TransactionSplit,
+        Mutant::ChangeBeforeChosen,
     ];
 
     /// The kebab-case name used on command lines.
@@ -79,6 +83,7 @@ impl Mutant {
             Mutant::LeaseOldMajority => "lease-old-majority",
             Mutant::SecondChangeWhilePending => "second-change-while-pending",
             Mutant::TransactionSplit => "transaction-split",
+            Mutant::ChangeBeforeChosen => "change-before-chosen",
         }
     }
 

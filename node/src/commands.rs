@@ -484,6 +484,7 @@ pub(crate) fn write_failure(failure: &Failure, w: &mut Writer<'_>) {
         Failure::Unavailable => w.error(
             "TRYAGAIN no master answered in time (a write may or may not have been applied); retry",
         ),
+        Failure::Witness { master } => w.error(&crate::connection::witness_refusal(master)),
     }
 }
 

@@ -59,6 +59,8 @@ pub struct ClientContext {
     pub clients: crate::clients::ClientRegistry,
     /// Error replies by their code (`INFO errorstats`).
     pub error_stats: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// This replica is a witness: it serves no reads (writes are forwarded to the master).
+    pub witness: bool,
 }
 
 /// Most error codes `INFO errorstats` counts apart (Redis's limit too); the rest are not counted.
@@ -141,6 +143,19 @@ pub enum Failure {
     Invalid(CommandError),
     /// No master answered before the deadline; a write may or may not have been applied.
     Unavailable,
+    /// A read sent to a witness, which holds no data: the master's client address, if known.
+    Witness {
+        master: Option<String>,
+    },
+}
+
+/// The error a witness answers a read with: it holds no data, the master does.
+pub fn witness_refusal(master: &Option<String>) -> String {
+    let at = match master {
+        Some(master) => format!("the master, {master}"),
+        None => "the master (INFO replication names it once one is elected)".into(),
+    };
+    format!("WITNESS this replica is a witness: it keeps the log, not the data; read from {at}")
 }
 
 pub struct Connection<'a> {
@@ -218,6 +233,9 @@ impl Connection<'_> {
             }
         }
         let command = command.in_db(self.db);
+        if self.context.witness && !command.is_write() {
+            return Err(self.witness_refusal().await);
+        }
         let local = command.kind() == CommandKind::DirtyRead;
         let deadline = Instant::now() + REQUEST_DEADLINE;
         let (client_id, seq) = self.next_id(command.kind(), deadline).await?;
@@ -348,6 +366,22 @@ impl Connection<'_> {
                 Ok(None) | Err(_) => return None,
             }
         }
+    }
+
+    /// A witness's answer to a read: where the master takes it instead.
+    async fn witness_refusal(&self) -> Failure {
+        let status = self.status().await;
+        let master = status.and_then(|s| {
+            let id = s.master?;
+            let row = s.members.into_iter().find(|m| m.id == id);
+            // A founder started with --peers has no client address in the configuration.
+            let addr = row.map(|r| r.client_addr).filter(|a| !a.is_empty());
+            Some(match addr {
+                Some(addr) => format!("replica {id} at {addr}"),
+                None => format!("replica {id}"),
+            })
+        });
+        Failure::Witness { master }
     }
 
     pub async fn status(&self) -> Option<Status> {
@@ -493,6 +527,7 @@ pub(crate) mod tests {
                 ),
                 clients: Default::default(),
                 error_stats: Default::default(),
+                witness: false,
             };
             Harness {
                 runtime,

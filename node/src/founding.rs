@@ -42,6 +42,8 @@ pub struct FoundingRecord {
     pub peer_addr: SocketAddr,
     /// The voters of the group's configuration of epoch 0, with their peer addresses.
     pub founders: BTreeMap<NodeId, SocketAddr>,
+    /// This replica runs as a witness (it joined with `--witness`): a restart needs no flag.
+    pub witness: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,9 @@ impl FoundingRecord {
         let mut body = format!("{HEADER}\nid {}\npeer_addr {}\n", self.id, self.peer_addr);
         for (id, addr) in &self.founders {
             body.push_str(&format!("founder {id} {addr}\n"));
+        }
+        if self.witness {
+            body.push_str("witness\n");
         }
         let crc = crc32c::crc32c(body.as_bytes());
         body.push_str(&format!("crc32c {crc:08x}\n"));
@@ -86,6 +91,7 @@ impl FoundingRecord {
             return Err(format!("the first line is not '{HEADER}'"));
         }
         let (mut id, mut peer_addr, mut founders) = (None, None, BTreeMap::new());
+        let mut witness = false;
         for line in lines {
             let words: Vec<&str> = line.split(' ').collect();
             match words.as_slice() {
@@ -94,6 +100,7 @@ impl FoundingRecord {
                 ["founder", n, a] => {
                     founders.insert(parse_id(n)?, parse_addr(a)?);
                 }
+                ["witness"] => witness = true,
                 _ => return Err(format!("unexpected line '{line}'")),
             }
         }
@@ -101,6 +108,7 @@ impl FoundingRecord {
             id: id.ok_or("no id line")?,
             peer_addr: peer_addr.ok_or("no peer_addr line")?,
             founders,
+            witness,
         };
         if record.founders.is_empty() {
             return Err("no founder lines".into());
@@ -175,7 +183,19 @@ mod tests {
             id: 4,
             peer_addr: addr(7004),
             founders: (1..=3).map(|id| (id, addr(7000 + id))).collect(),
+            witness: false,
         }
+    }
+
+    #[test]
+    fn a_witness_record_reads_back_as_one() {
+        let witness = FoundingRecord {
+            witness: true,
+            ..record()
+        };
+        let text = witness.encode();
+        assert!(text.contains("\nwitness\n"), "{text}");
+        assert_eq!(FoundingRecord::decode(&text), Ok(witness));
     }
 
     #[test]

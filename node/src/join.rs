@@ -330,7 +330,7 @@ mod tests {
         ));
         assert!(!passing("ERR membership change refused: id 4 is or was in use; ids are never reused, pick a new one"));
         assert!(!passing(
-            "ERR membership change refused: witnesses are not supported yet; add a full replica"
+            "ERR membership change refused: the last full voter cannot be removed: a witness never leads; add and promote a full replica first"
         ));
     }
 }

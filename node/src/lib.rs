@@ -69,6 +69,9 @@ pub struct NodeConfig {
     /// The operator says every replica of the cluster starts for the first time. Honoured only
     /// when this start creates `data_dir` (see [`ReplicaConfig::new_cluster`]).
     pub new_cluster: bool,
+    /// Runs as a witness (`--join … --witness`): keeps the log, not the state. Recorded in
+    /// the data directory, so a restart needs no flag.
+    pub witness: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +142,7 @@ pub fn replica_config(config: &NodeConfig) -> ReplicaConfig {
     // next log entry together. Per write that means fewer accepts, records, acknowledgements
     // and system calls than with more, smaller slots in flight (docs/benchmarks.md).
     replica.window_max = 1;
+    replica.witness = config.witness;
     replica
 }
 
@@ -187,6 +191,10 @@ pub fn settle_membership(config: &NodeConfig) -> Result<founding::FoundingRecord
                 show(&config.peers),
             ));
         }
+        if config.witness && !record.witness {
+            let full = "a full replica".to_string();
+            return Err(disagrees("--witness", full, "a witness".into()));
+        }
         match config.peer_addr {
             Some(given) if given != record.peer_addr => Err(disagrees(
                 "--peer-addr",
@@ -207,6 +215,7 @@ pub fn settle_membership(config: &NodeConfig) -> Result<founding::FoundingRecord
             id: config.id,
             peer_addr,
             founders: config.peers.clone(),
+            witness: config.witness,
         };
         record.store(dir)?;
         tracing::info!(node = config.id, file = %dir.join(founding::FILE_NAME).display(), "membership recorded: later starts need no --peers");
@@ -256,6 +265,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
     let peer_addr = record.peer_addr;
     let config = NodeConfig {
         peers: record.founders,
+        witness: record.witness,
         ..config
     };
     if config.new_cluster && !created {
@@ -308,6 +318,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
         ),
         clients: Default::default(),
         error_stats: Default::default(),
+        witness: config.witness,
     });
     tokio::spawn(client::listen(client_listener, context));
     tracing::info!(node = me, peers = %peer_addr, clients = %config.client_addr, "serving");

@@ -207,6 +207,7 @@ mod cli {
             snapshot_interval_slots: args.snapshot_interval_slots,
             sync_inline_max_us: args.sync_inline_max_us,
             new_cluster: args.new_cluster,
+            witness: args.witness,
         };
         // One thread runs the event loop, connections, peers and log syncs (no cross-thread
         // wake-ups, which cost most when replicas share few cores).

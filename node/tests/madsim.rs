@@ -82,6 +82,7 @@ fn config(id: NodeId, dir: &Path) -> NodeConfig {
         // the loop: odd replicas send every busy turn's sync to a blocking task.
         sync_inline_max_us: if id % 2 == 1 { 0 } else { 1_000_000 },
         new_cluster: false,
+        witness: false,
     }
 }
 

@@ -12,8 +12,9 @@ use crate::trace::digest;
 struct SlotRecord {
     value: u64,
     first: u16,
-    /// The applying replica's chain hash and state hash with this slot the last one applied.
-    chain: Option<(u64, u64)>,
+    /// The applying replica's chain hash and state hash with this slot the last one applied
+    /// (no state hash while only witnesses applied it).
+    chain: Option<(u64, Option<u64>)>,
 }
 
 /// Every slot any replica applied, with the value it held.
@@ -43,7 +44,13 @@ impl Ledger {
             }
         }
         if through > seen {
-            let state = replica.state_machine().state_hash();
+            // A witness's store stays empty: only full replicas' states must agree.
+            let witness = replica.config().witness;
+            assert!(
+                !witness || replica.state_machine().is_empty(),
+                "a witness holds keys"
+            );
+            let state = (!witness).then(|| replica.state_machine().state_hash());
             self.record_chain(through, replica.applied_chain(), state, node)?;
         }
         Ok(through)
@@ -80,7 +87,7 @@ impl Ledger {
         &mut self,
         slot: Slot,
         chain: u64,
-        state: u64,
+        state: Option<u64>,
         node: u16,
     ) -> Result<(), String> {
         let index = (slot - 1) as usize;
@@ -100,11 +107,12 @@ impl Ledger {
                     record.first
                 ))
             }
-            Some((_, s)) if s != state => {
+            Some((_, Some(s))) if state.is_some_and(|mine| mine != s) => {
                 return Err(format!(
                     "replica {node}'s state after slot {slot} differs from another replica's with the same log"
                 ))
             }
+            Some((c, None)) => record.chain = Some((c, state)),
             Some(_) => {}
         }
         Ok(())

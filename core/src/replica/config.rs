@@ -56,6 +56,11 @@ pub struct ReplicaConfig {
     /// from "wiped after granting", so only the operator can say this.
     #[serde(default)]
     pub new_cluster: bool,
+    /// This replica is a witness: it keeps the log and votes once promoted, but applies no
+    /// command to a store, never leads and serves no reads. Only a replica that joins later
+    /// can be one (its `MEMBER ADD … WITNESS` must agree, which the replica asserts).
+    #[serde(default)]
+    pub witness: bool,
     /// A deliberately wrong protocol variant; only with the `mutants` feature.
     pub mutant: Option<Mutant>,
 }
@@ -85,6 +90,7 @@ impl ReplicaConfig {
             promote_lag_max_slots: default_promote_lag_max_slots(),
             member_heard_window_ns: default_member_heard_window_ns(),
             new_cluster: false,
+            witness: false,
             mutant: None,
         }
     }
@@ -131,6 +137,10 @@ impl ReplicaConfig {
         assert!(
             self.member_heard_window_ns > self.heartbeat_interval_ns,
             "a member must be heard from at least once per window"
+        );
+        assert!(
+            !(self.witness && self.nodes.contains(&self.node_id)),
+            "a founding member keeps the state: a witness joins later"
         );
         assert!(
             self.mutant.is_none() || Mutant::ENABLED,

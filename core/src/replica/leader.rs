@@ -374,16 +374,37 @@ impl Leader {
     }
 
     /// `from` was heard at `now_ns`, having learned through `chosen_through`.
-    pub(super) fn note_progress(&mut self, from: NodeId, now_ns: Nanos, chosen_through: Slot) {
+    pub(super) fn note_progress(&mut self, from: NodeId, now_ns: Nanos, reached: (Slot, Slot)) {
         if self.progress.len() >= MEMBERS_MAX && !self.progress.contains_key(&from) {
             return;
         }
+        let (chosen_through, snapshot_through) = reached;
+        assert!(
+            snapshot_through <= chosen_through || chosen_through == 0,
+            "a snapshot beyond what the member learned"
+        );
         let entry = self.progress.entry(from).or_insert(MemberProgress {
             heard_ns: now_ns,
             chosen_through,
+            snapshot_through,
         });
         entry.heard_ns = now_ns;
         entry.chosen_through = entry.chosen_through.max(chosen_through);
+        entry.snapshot_through = entry.snapshot_through.max(snapshot_through);
+    }
+
+    /// The slot durable snapshots of all of `config`'s full voters cover, as far as this
+    /// mastership heard (`own_snapshot_slot` is the master's own); what witnesses compact to.
+    pub(super) fn snapshot_floor(
+        &self,
+        config: &Configuration,
+        me: NodeId,
+        own_snapshot_slot: Slot,
+    ) -> Slot {
+        crate::membership::full_snapshot_floor(config, |id| match id == me {
+            true => own_snapshot_slot,
+            false => self.progress.get(&id).map_or(0, |p| p.snapshot_through),
+        })
     }
 
     /// What this mastership last heard from each member.
@@ -440,6 +461,7 @@ impl Leader {
         now_ns: Nanos,
         interval_ns: Nanos,
         chosen_through: Slot,
+        snapshot_floor: Slot,
     ) -> Option<Commit> {
         if now_ns < self.heartbeat_at_ns {
             return None;
@@ -448,6 +470,7 @@ impl Leader {
         Some(Commit {
             ballot: self.ballot,
             chosen_through,
+            snapshot_floor,
         })
     }
 

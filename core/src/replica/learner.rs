@@ -43,6 +43,9 @@ pub(super) struct Learner {
     state: StateMachine,
     /// Recent (slot, state hash after it), oldest first, to check checkpoints against.
     state_hashes: VecDeque<(Slot, u64)>,
+    /// False on a witness: it applies no command to its store, which stays empty (only the
+    /// applied slot moves), and compares no checkpoint.
+    keeps_state: bool,
     mutant: Option<Mutant>,
 }
 
@@ -52,6 +55,7 @@ impl Learner {
         config: StateMachineConfig,
         mutant: Option<Mutant>,
         chosen: BTreeMap<Slot, LogValue>,
+        keeps_state: bool,
     ) -> Self {
         assert!(!chosen.contains_key(&0), "slot 0 is never chosen");
         let mut state = StateMachine::new(config);
@@ -65,6 +69,7 @@ impl Learner {
             compacted_through: 0,
             state,
             state_hashes: VecDeque::new(),
+            keeps_state,
             mutant,
         }
     }
@@ -144,16 +149,19 @@ impl Learner {
         self.applied_chain = chain_hash(self.applied_chain, slot, value);
         self.applied_through = slot;
         let responses = match value {
-            LogValue::Batch(requests) => self.state.apply_batch(slot, requests),
+            LogValue::Batch(requests) if self.keeps_state => self.state.apply_batch(slot, requests),
             LogValue::Checkpoint {
                 at_slot,
                 state_hash,
-            } => {
+            } if self.keeps_state => {
                 verify_checkpoint(&self.state_hashes, *at_slot, *state_hash, slot);
                 self.state.apply_noop(slot);
                 Vec::new()
             }
-            LogValue::Noop | LogValue::Reconfigure(_) => {
+            LogValue::Noop
+            | LogValue::Reconfigure(_)
+            | LogValue::Batch(_)
+            | LogValue::Checkpoint { .. } => {
                 self.state.apply_noop(slot);
                 Vec::new()
             }
@@ -272,6 +280,10 @@ impl Learner {
             assert!(!lags, "chosen-through lags");
         }
         assert!(self.state_hashes.len() <= STATE_HASHES_KEPT_MAX);
+        assert!(
+            self.keeps_state || self.state.is_empty(),
+            "a witness holds key-value state"
+        );
         match self.state_hashes.back() {
             None => assert_eq!(applied, 0, "no state hash after applying"),
             Some(&(slot, hash)) => {
@@ -331,7 +343,7 @@ mod tests {
     use super::*;
 
     fn learner() -> Learner {
-        Learner::new(StateMachineConfig::default(), None, BTreeMap::new())
+        Learner::new(StateMachineConfig::default(), None, BTreeMap::new(), true)
     }
 
     #[test]

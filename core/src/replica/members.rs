@@ -5,11 +5,13 @@
 //! replica whose own id the configuration names removed stops for good (see `Replica::is_removed`).
 
 use super::config::ReplicaConfig;
-use crate::membership::{voters_differ_by_at_most_one, Configuration, Reconfigure};
+use crate::membership::{voters_differ_by_at_most_one, Configuration, MemberKind, Reconfigure};
 use crate::types::{NodeId, Slot};
 
 pub(super) struct Members {
     me: NodeId,
+    /// Whether this replica runs as a witness (its configuration must name it one).
+    witness: bool,
     current: Configuration,
     /// The slot whose chosen change made `current`: 0 for the founding configuration, the
     /// image's slot for a snapshot's.
@@ -20,6 +22,7 @@ impl Members {
     pub(super) fn new(config: &ReplicaConfig) -> Self {
         Self {
             me: config.node_id,
+            witness: config.witness,
             current: Configuration::initial(&config.nodes),
             since_slot: 0,
         }
@@ -46,7 +49,7 @@ impl Members {
     /// Whether this replica is a voter that may lead: a full member with a vote.
     pub(super) fn may_lead(&self) -> bool {
         let member = self.current.members.get(&self.me);
-        member.is_some_and(|m| m.voting && m.kind == crate::membership::MemberKind::Full)
+        member.is_some_and(|m| m.voting && m.kind == MemberKind::Full)
     }
 
     pub(super) fn is_removed(&self, id: NodeId) -> bool {
@@ -91,6 +94,17 @@ impl Members {
         self.since_slot = slot;
     }
 
+    /// Wrong on purpose (the change-before-chosen mutant): takes the change accepted in some
+    /// slot as the configuration in force before it is chosen.
+    pub(super) fn apply_before_chosen(&mut self, reconfigure: &Reconfigure) {
+        if reconfigure.epoch != self.current.epoch + 1 {
+            return;
+        }
+        if let Ok(next) = self.current.apply(&reconfigure.change) {
+            self.current = next;
+        }
+    }
+
     /// The configuration is well formed and governs the slots after the applied one.
     pub(super) fn check_invariants(&self, applied_through: Slot) {
         assert!(
@@ -102,6 +116,13 @@ impl Members {
         assert!(
             !(self.current.is_member(self.me) && self.current.is_removed(self.me)),
             "member and removed at once"
+        );
+        let named = self.current.members.get(&self.me).map(|m| m.kind);
+        assert!(
+            named.is_none_or(|kind| (kind == MemberKind::Witness) == self.witness),
+            "replica {} runs with witness={} but its configuration names it {named:?}",
+            self.me,
+            self.witness
         );
     }
 }

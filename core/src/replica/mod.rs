@@ -143,7 +143,7 @@ impl Replica {
             rng,
             lease,
             acceptor: LogAcceptor::new(promised, accepted),
-            learner: Learner::new(config.state_machine, config.mutant, chosen),
+            learner: Learner::new(config.state_machine, config.mutant, chosen, !config.witness),
             members: Members::new(&config),
             catchup: CatchUp::new(config.retransmit_interval_ns),
             snapshots: Snapshots::new(&config),

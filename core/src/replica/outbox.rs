@@ -209,6 +209,7 @@ mod tests {
         let commit = Message::Commit(Commit {
             ballot: Ballot::ZERO,
             chosen_through: 0,
+            snapshot_floor: 0,
         });
         outbox.broadcast(&[1, 2, 3], commit.clone());
         assert_eq!(outbox.pop_loopback(), Some(commit));

@@ -19,6 +19,8 @@ impl Replica {
             return self.request_member_change(now_ns, request, change);
         }
         match request.command.kind() {
+            // A witness holds no state to read: the client goes to the master.
+            CommandKind::DirtyRead if self.config.witness => self.refuse_not_master(&request),
             CommandKind::DirtyRead => {
                 let reply = self.learner.read(&request.command);
                 self.outbox.reply(&request, Outcome::Done(reply));

@@ -15,6 +15,7 @@ use crate::lease::{ProposerAction, Quorum};
 use crate::msg::{LeaseAccepted, LeasePrepare, LeasePromise, LeasePropose, Message, Outdated};
 use crate::mutant::{self, Mutant};
 use crate::types::{Nanos, NodeId};
+use rand::Rng;
 
 impl Replica {
     /// The highest epoch this replica knows of: applied, or accepted in a change.
@@ -83,6 +84,21 @@ impl Replica {
     /// replica has accepted a change to the next epoch not yet known chosen, those of the
     /// configuration it makes too (a lease then meets every lease of either). None while it
     /// accepted a change further ahead: it catches up first.
+    fn catch_up_with_accepted_change(&mut self, now_ns: Nanos) {
+        let me = self.config.node_id;
+        let others: Vec<NodeId> = self
+            .members
+            .voters()
+            .into_iter()
+            .filter(|id| *id != me)
+            .collect();
+        let (Some(through), false) = (self.acceptor.last_accepted_slot(), others.is_empty()) else {
+            return;
+        };
+        let peer = others[self.rng.gen_range(0..others.len())];
+        self.note_chosen_elsewhere(now_ns, peer, through);
+    }
+
     fn lease_quorum(&self) -> Option<Quorum> {
         let current = self.members.current();
         if mutant::is(self.config.mutant, Mutant::LeaseOldMajority) {
@@ -139,8 +155,11 @@ impl Replica {
         let may_lead = self.members.may_lead();
         if may_lead && self.lease.should_start(now_ns, self.recovery.is_some()) {
             let Some(quorum) = self.lease_quorum() else {
-                // Not caught up with the changes it accepted: try again after a backoff.
+                // Not caught up with the changes it accepted: learn them, and try again after a
+                // backoff. It asks a voter at random each time: no master may be left to tell
+                // it (the only replicas that know may be witnesses, which never lead).
                 self.lease.schedule_attempt(now_ns, &mut self.rng);
+                self.catch_up_with_accepted_change(now_ns);
                 return;
             };
             let action = self.lease.start(now_ns, quorum);

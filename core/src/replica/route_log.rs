@@ -9,6 +9,7 @@ use crate::membership::Reconfigure;
 use crate::msg::{
     Accept, Accepted, Commit, LogValue, Message, Nack, Prepare, Progress, Promise, SlotReport,
 };
+use crate::mutant::{self, Mutant};
 use crate::storage::StorageWrite;
 use crate::types::{Ballot, Nanos, NodeId, Slot};
 
@@ -106,7 +107,7 @@ impl Replica {
             return;
         };
         if msg.ballot == leader.ballot() {
-            leader.note_progress(from, now_ns, 0);
+            leader.note_progress(from, now_ns, (0, 0));
         }
         let in_force = self.members.current();
         let Some((slot, value)) = leader.on_accepted(from, &msg, in_force, self.config.mutant)
@@ -122,6 +123,7 @@ impl Replica {
         let commit = Commit {
             ballot,
             chosen_through,
+            snapshot_floor: self.snapshot_floor(),
         };
         let to: Vec<NodeId> = to.into_iter().collect();
         self.outbox
@@ -147,13 +149,15 @@ impl Replica {
 
     /// Sends a due heartbeat, then whatever prepares and accepts are due to be sent again.
     pub(super) fn tick_leader(&mut self, now_ns: Nanos) {
+        let snapshot_floor = self.snapshot_floor();
         let Some(leader) = &mut self.leader else {
             return;
         };
         let chosen_through = self.learner.chosen_through();
         let interval_ns = self.config.heartbeat_interval_ns;
         let members = self.members.member_ids();
-        if let Some(commit) = leader.heartbeat(now_ns, interval_ns, chosen_through) {
+        if let Some(commit) = leader.heartbeat(now_ns, interval_ns, chosen_through, snapshot_floor)
+        {
             self.outbox
                 .broadcast_to_others(&members, Message::Commit(commit));
         }
@@ -216,6 +220,11 @@ impl Replica {
         if from != self.config.node_id {
             self.note_master_contact(now_ns, from, msg.ballot);
         }
+        if let LogValue::Reconfigure(change) = &msg.value {
+            if mutant::is(self.config.mutant, Mutant::ChangeBeforeChosen) {
+                self.members.apply_before_chosen(change);
+            }
+        }
         let chosen = self.learner.is_chosen(msg.slot);
         let write = self
             .acceptor
@@ -240,6 +249,9 @@ impl Replica {
 impl Replica {
     pub(super) fn on_commit(&mut self, now_ns: Nanos, from: NodeId, msg: Commit) {
         self.note_master_contact(now_ns, from, msg.ballot);
+        if self.snapshots.note_full_floor(msg.snapshot_floor) {
+            self.compact();
+        }
         let mut slot = self.learner.chosen_through() + 1;
         while slot <= msg.chosen_through {
             if !self.learner.is_chosen(slot) {
@@ -268,8 +280,18 @@ impl Replica {
         let progress = Progress {
             ballot,
             chosen_through: self.learner.chosen_through(),
+            snapshot_through: self.snapshots.durable_slot(),
         };
         self.outbox.send(master, Message::Progress(progress));
+    }
+
+    /// What witnesses may compact to (0 unless this replica leads).
+    fn snapshot_floor(&self) -> Slot {
+        let Some(leader) = &self.leader else {
+            return 0;
+        };
+        let (config, me) = (self.members.current(), self.config.node_id);
+        leader.snapshot_floor(config, me, self.snapshots.durable_slot())
     }
 
     pub(super) fn on_progress(&mut self, now_ns: Nanos, from: NodeId, msg: Progress) {
@@ -277,7 +299,7 @@ impl Replica {
             return;
         };
         if msg.ballot == leader.ballot() {
-            leader.note_progress(from, now_ns, msg.chosen_through);
+            leader.note_progress(from, now_ns, (msg.chosen_through, msg.snapshot_through));
         }
     }
 
@@ -323,7 +345,10 @@ impl Replica {
     /// the client that asked for it and extends its lease under the new configuration at once
     /// (it proposes no further change before that); a replica it removed stops for good.
     fn reconfigured(&mut self, slot: Slot, reconfigure: Reconfigure) {
-        self.members.apply(slot, &reconfigure);
+        let early = mutant::is(self.config.mutant, Mutant::ChangeBeforeChosen);
+        if !(early && self.members.epoch() >= reconfigure.epoch) {
+            self.members.apply(slot, &reconfigure);
+        }
         if let Some(leader) = &mut self.leader {
             leader.retain_progress(self.members.current());
             if let Some(response) = leader.change_applied(slot, reconfigure.epoch) {

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use rand::Rng;
+
 use super::catchup::CATCHUP_ENTRIES_MAX;
 use super::Replica;
 use crate::kv::StateMachine;
@@ -25,6 +27,21 @@ impl Replica {
         if let Some((peer, request)) = self.catchup.request(now_ns, chosen_through) {
             self.outbox.send(peer, Message::CatchupRequest(request));
         }
+    }
+
+    /// A witness had compacted the slots this replica lacks, and has no snapshot to give
+    /// instead: catch up from a full voter other than this replica (one at random each time),
+    /// at the next retry.
+    fn catch_up_from_full(&mut self, now_ns: Nanos, through: Slot) {
+        let config = self.members.current();
+        let me = self.config.node_id;
+        let full: Vec<NodeId> = config.full_voters().filter(|id| *id != me).collect();
+        if full.is_empty() {
+            return;
+        }
+        let source = full[self.rng.gen_range(0..full.len())];
+        assert!(!config.is_witness(source), "a full voter is a witness");
+        self.catchup.note_target(now_ns, source, through);
     }
 
     /// Asks again when a request or its answer was lost.
@@ -59,7 +76,13 @@ impl Replica {
         );
         assert!(msg.from_slot > 0, "catch-up values from slot 0");
         let before = self.catchup.progress(self.learner.chosen_through());
-        if let Some(piece) = msg.snapshot {
+        // A witness sends no snapshot (it has none of the state); never take one from it.
+        let from_witness = self.members.current().is_witness(from);
+        let behind = msg.chosen_through > self.learner.chosen_through();
+        if from_witness && behind && msg.values.is_empty() && msg.snapshot.is_none() {
+            return self.catch_up_from_full(now_ns, msg.chosen_through);
+        }
+        if let Some(piece) = msg.snapshot.filter(|_| !from_witness) {
             let chosen_through = self.learner.chosen_through();
             if let Some((image, state, members)) =
                 self.catchup.on_piece(from, piece, chosen_through)
@@ -126,6 +149,10 @@ impl Replica {
         members: Option<Configuration>,
     ) {
         assert!(image.meta.slot > self.learner.chosen_through());
+        let (image, state) = match self.config.witness {
+            true => self.witness_image(&image, members.as_ref()),
+            false => (image, state),
+        };
         self.outbox.persist(vec![
             StorageWrite::Snapshot(image.clone()),
             StorageWrite::Compact {
@@ -134,6 +161,25 @@ impl Replica {
         ]);
         self.adopt_snapshot(image, state, members, true);
         self.advance_chosen();
+    }
+
+    /// What a witness keeps of a full replica's image: the slot, chain and configuration,
+    /// over an empty store (it holds no key-value state, so it never serves or keeps any).
+    fn witness_image(
+        &self,
+        image: &SnapshotImage,
+        members: Option<&Configuration>,
+    ) -> (Arc<SnapshotImage>, StateMachine) {
+        let mut empty = StateMachine::new(self.config.state_machine);
+        empty.apply_noop(image.meta.slot);
+        let kept = SnapshotImage::capture_configured(
+            &empty,
+            image.meta.applied_chain,
+            image.meta.promised,
+            members,
+        );
+        assert_eq!(kept.meta.slot, image.meta.slot);
+        (Arc::new(kept), empty)
     }
 
     /// Makes `state` (restored from `image`) the applied state, and `members` (the

@@ -10,6 +10,10 @@ use crate::mutant::{self, Mutant};
 use crate::snapshot::SnapshotImage;
 use crate::types::Slot;
 
+/// Largest image a witness keeps: an empty store and a configuration of at most
+/// `MEMBERS_MAX` members and `REMOVED_MAX` removed ids.
+const WITNESS_IMAGE_BYTES_MAX: u64 = 64 * 1024;
+
 pub(super) struct Snapshots {
     /// The newest snapshot adopted: written (or being written, when a peer's was installed)
     /// and kept to serve transfers.
@@ -20,6 +24,12 @@ pub(super) struct Snapshots {
     /// Where this replica's schedule starts within each interval (see [`Self::next_slot`]).
     phase_slots: u64,
     log_retain_slots: u64,
+    /// On a witness: its own snapshots hold the configuration and an empty store, never key-value
+    /// state, so it serves none to peers and compacts its log only through `full_floor_slot`.
+    witness: bool,
+    /// The highest slot the master reported covered by durable snapshots of every full voter
+    /// (witnesses only use it).
+    full_floor_slot: Slot,
     mutant: Option<Mutant>,
 }
 
@@ -35,6 +45,8 @@ impl Snapshots {
             interval_slots,
             phase_slots: place * interval_slots / members,
             log_retain_slots: config.log_retain_slots,
+            witness: config.witness,
+            full_floor_slot: 0,
             mutant: config.mutant,
         }
     }
@@ -87,12 +99,28 @@ impl Snapshots {
         true
     }
 
-    /// How far the log may be compacted: `log_retain_slots` below the durable snapshot.
+    /// How far the log may be compacted: `log_retain_slots` below the durable snapshot, and on
+    /// a witness also below what every full voter's durable snapshot covers (so a full voter
+    /// that lags catches up from the witness's log, never needing a snapshot from it).
     pub(super) fn compaction_point(&self, applied_through: Slot) -> Slot {
         if mutant::is(self.mutant, Mutant::TruncateWithoutSnapshot) {
             return applied_through; // wrong on purpose: beyond what the snapshot covers
         }
-        self.durable_slot().saturating_sub(self.log_retain_slots)
+        let covered = match self.witness {
+            true => self.durable_slot().min(self.full_floor_slot),
+            false => self.durable_slot(),
+        };
+        covered.saturating_sub(self.log_retain_slots)
+    }
+
+    /// The master reports that every full voter's durable snapshot covers
+    /// `floor_slot`; true when that lets a witness compact further.
+    pub(super) fn note_full_floor(&mut self, floor_slot: Slot) -> bool {
+        if !self.witness || floor_slot <= self.full_floor_slot {
+            return false;
+        }
+        self.full_floor_slot = floor_slot;
+        true
     }
 
     /// Makes `image` the snapshot to serve from (restored at start, or installed from a peer,
@@ -106,7 +134,11 @@ impl Snapshots {
 
     /// The piece of the durable snapshot a catch-up request asks for: from where `resume` left
     /// off if it names this snapshot, else from the start.
+    /// A witness serves none: its images hold no key-value state.
     pub(super) fn piece(&self, resume: Option<SnapshotResume>) -> Option<SnapshotPiece> {
+        if self.witness {
+            return None;
+        }
         let image = self.durable.as_ref()?;
         let offset = resume
             .filter(|r| r.slot == image.meta.slot)
@@ -130,6 +162,13 @@ impl Snapshots {
                 "a durable snapshot still in flight"
             );
             assert!(durable < image.meta.slot && image.meta.slot <= applied);
+        }
+        if self.witness {
+            let state_len = self.durable.as_ref().map_or(0, |i| i.meta.body_len);
+            assert!(
+                state_len <= WITNESS_IMAGE_BYTES_MAX,
+                "a witness's snapshot of {state_len} bytes holds more than a configuration"
+            );
         }
         let truncates_on_purpose = mutant::is(self.mutant, Mutant::TruncateWithoutSnapshot);
         assert!(

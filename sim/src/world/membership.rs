@@ -1,5 +1,5 @@
 //! Membership changes in a run: the simulator asks the master (as far as it knows it) to add a
-//! spare replica as a learner, promote a learner, or remove a member (the master included,
+//! spare replica as a learner or a witness, promote a learner or witness, or remove a member (the master included,
 //! which hands over), interleaved with every fault; "replace a dead replica" is such a
 //! sequence. And the checks across configurations: replicas that reached one epoch hold the
 //! same configuration, and consecutive ones differ by at most one voter.
@@ -11,8 +11,8 @@ use rand_chacha::ChaCha8Rng;
 
 use keyspace_core::membership::voters_differ_by_at_most_one;
 use keyspace_core::{
-    Change, ClientRequest, ClientResponse, Command, Configuration, Input, MemberKind, NodeId,
-    Outcome, Reply,
+    majority, Change, ClientRequest, ClientResponse, Command, Configuration, Input, MemberKind,
+    NodeId, Outcome, Reply,
 };
 
 use super::events::Event;
@@ -84,9 +84,15 @@ impl Membership {
         Ok(())
     }
 
-    /// The change to ask for next, if any fits: add the next spare, promote a learner, or
-    /// remove a voter (above the founding count) or a learner.
+    /// The change to ask for next, if any fits: add the next spare (as a learner or a witness),
+    /// promote a learner or witness, or remove a voter (above the founding count, keeping a
+    /// majority of the founding count of full voters) or a non-voting member.
     fn draw_change(&mut self, next_spare: Option<NodeId>) -> Option<Change> {
+        // One spare in three joins as a witness.
+        let spare = next_spare.map(|id| match self.rng.gen_range(0..3) {
+            0 => (id, MemberKind::Witness),
+            _ => (id, MemberKind::Full),
+        });
         let latest = self.latest();
         let voters: Vec<NodeId> = latest.voters().collect();
         let learners: Vec<NodeId> = latest
@@ -94,19 +100,29 @@ impl Membership {
             .filter(|id| !latest.is_voter(*id))
             .collect();
         let mut options: Vec<Change> = Vec::new();
-        if let Some(id) = next_spare {
+        if let Some((id, kind)) = spare {
             options.push(Change::Add {
                 id,
                 peer_addr: format!("127.0.0.1:{}", 7000 + id),
                 client_addr: format!("127.0.0.1:{}", 6000 + id),
-                kind: MemberKind::Full,
+                kind,
             });
         }
         if voters.len() < self.founding + 2 {
             options.extend(learners.iter().map(|&id| Change::Promote { id }));
         }
         if voters.len() > self.founding {
-            options.extend(voters.iter().map(|&id| Change::Remove { id }));
+            // A majority of the founding count keeps the state: a witness never leads, and a
+            // full replica catches up from full ones only.
+            let full_voters = latest.full_voters().count();
+            let removable =
+                |id: &NodeId| latest.is_witness(*id) || full_voters > majority(self.founding);
+            options.extend(
+                voters
+                    .iter()
+                    .filter(|id| removable(id))
+                    .map(|&id| Change::Remove { id }),
+            );
         }
         options.extend(learners.iter().map(|&id| Change::Remove { id }));
         if options.is_empty() {
@@ -140,10 +156,17 @@ impl World {
         let Some(change) = self.membership.draw_change(next_spare) else {
             return Ok(());
         };
-        if let Change::Add { id, .. } = change {
-            let i = id as usize - 1;
-            if !self.replicas.nodes[i].is_up() && self.replicas.nodes[i].incarnation == 0 {
-                self.restart(i)?;
+        let mut change = change;
+        if let Change::Add { id, kind, .. } = &mut change {
+            let node = &mut self.replicas.nodes[*id as usize - 1];
+            // A spare runs as what it was first started as, whatever a retry draws.
+            match node.incarnation {
+                0 => node.witness = *kind == MemberKind::Witness,
+                _ if node.witness => *kind = MemberKind::Witness,
+                _ => *kind = MemberKind::Full,
+            }
+            if !node.is_up() && node.incarnation == 0 {
+                self.restart(*id as usize - 1)?;
             }
         }
         let n = self.replicas.len();

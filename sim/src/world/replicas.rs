@@ -46,6 +46,8 @@ pub(super) struct Node {
     pub(super) stay_down: bool,
     /// The epoch of the configuration this incarnation was last seen to apply.
     pub(super) epoch_seen: Option<u64>,
+    /// Runs as a witness (a spare the simulator added as one).
+    pub(super) witness: bool,
 }
 
 impl Node {
@@ -63,6 +65,7 @@ impl Node {
             ballot_floor: Ballot::ZERO,
             stay_down: false,
             epoch_seen: None,
+            witness: false,
         }
     }
 
@@ -428,6 +431,7 @@ impl World {
         config.state_machine.session_idle_slots_max = self.plan.session_idle_slots_max;
         // The first start at time 0 is a brand-new cluster's; a restart may follow a grant.
         config.new_cluster = self.replicas.nodes[i].incarnation == 0;
+        config.witness = self.replicas.nodes[i].witness;
         config.mutant = self.opts.mutant;
         config
     }

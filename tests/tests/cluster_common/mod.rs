@@ -196,12 +196,16 @@ impl Cluster {
     /// Starts reserved replica `id` with `keyspace node --join` through replica `via`
     /// (`--promote` when `promote`).
     pub fn join(&mut self, id: u16, via: u16, promote: bool) {
+        let flags: &[&str] = if promote { &["--promote"] } else { &[] };
+        self.join_with(id, via, flags);
+    }
+
+    /// Like [`Cluster::join`], with `flags` (`--promote`, `--witness`) after the join's own.
+    pub fn join_with(&mut self, id: u16, via: u16, flags: &[&str]) {
         let join = format!("127.0.0.1:{}", self.port(via));
         let peer_addr = format!("127.0.0.1:{}", self.peer_ports[id as usize - 1]);
         let mut args = vec!["--join", &join, "--peer-addr", &peer_addr];
-        if promote {
-            args.push("--promote");
-        }
+        args.extend_from_slice(flags);
         let child = self.spawn_with(id, &args);
         self.children[id as usize - 1] = Some(child);
     }

@@ -12,6 +12,7 @@ mod members;
 mod recovery;
 mod snapshots;
 mod start;
+mod witness;
 
 const MS: Nanos = NANOS_PER_MILLI;
 
