@@ -246,6 +246,114 @@ pub enum Command {
         commands: Vec<Command>,
         watched: Vec<Watched>,
     },
+    // Expiry (keys with deadlines; time from the log), see `kv::expiry`.
+    /// SET with its options: stores `value` if `condition` holds and changes the deadline as
+    /// `ttl` says; replies like `SetIf`.
+    SetExpiring {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+        condition: SetCondition,
+        get: bool,
+        ttl: TtlChange,
+    },
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: `Int(1)` if the deadline was set (a deadline not
+    /// after the entry's time removes the key), `Int(0)` if the key is absent or `condition`
+    /// does not hold.
+    Expire {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        deadline: Deadline,
+        condition: ExpireCondition,
+        /// The command's name, for Redis's error text on an overflowing time.
+        name: ExpireName,
+    },
+    /// PERSIST: `Int(1)` if the key had a deadline and now has none, else `Int(0)`.
+    Persist {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
+    /// GETEX: the value (`Value(None)` if absent), changing the deadline as `ttl` says.
+    GetEx {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        ttl: TtlChange,
+    },
+    /// TTL, PTTL, EXPIRETIME, PEXPIRETIME: `Int(-2)` if absent, `Int(-1)` without a deadline,
+    /// else the time left or the deadline in `unit`. Linearizable, like `Get`.
+    TimeToLive {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        unit: TtlUnit,
+    },
+}
+
+/// A deadline as a command gives it, in milliseconds: relative to the time of the log entry
+/// that applies it (`In`), or a Unix time (`At`). The entry's time is the same on every
+/// replica, so the absolute deadline is too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Deadline {
+    In { ms: i64 },
+    At { ms: i64 },
+}
+
+/// What a write does to its key's deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TtlChange {
+    /// Keeps it (SET … KEEPTTL, GETEX without options).
+    Keep,
+    /// Removes it (a plain SET, GETEX PERSIST).
+    Clear,
+    /// Sets it.
+    Set(Deadline),
+}
+
+/// EXPIRE's NX, XX, GT and LT (a key without a deadline counts as an infinite one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExpireCondition {
+    Always,
+    NoDeadline,
+    HasDeadline,
+    Later,
+    Earlier,
+}
+
+/// Which of EXPIRE's family a command is (its name is in Redis's error text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExpireName {
+    Expire,
+    PExpire,
+    ExpireAt,
+    PExpireAt,
+    Set,
+    GetEx,
+}
+
+impl ExpireName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpireName::Expire => "expire",
+            ExpireName::PExpire => "pexpire",
+            ExpireName::ExpireAt => "expireat",
+            ExpireName::PExpireAt => "pexpireat",
+            ExpireName::Set => "set",
+            ExpireName::GetEx => "getex",
+        }
+    }
+}
+
+/// What a `TimeToLive` answers in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TtlUnit {
+    /// TTL: seconds left, rounded to nearest.
+    Seconds,
+    /// PTTL: milliseconds left.
+    Millis,
+    /// EXPIRETIME: the deadline in Unix seconds.
+    UnixSeconds,
+    /// PEXPIRETIME: the deadline in Unix milliseconds.
+    UnixMillis,
 }
 
 /// A key a transaction watched: its database, the slot WATCH read the state at, and whether it
@@ -294,7 +402,8 @@ impl Command {
             | Command::Keys { .. }
             | Command::Scan { .. }
             | Command::RandomKey { .. }
-            | Command::Watch { .. } => CommandKind::LinearizableRead,
+            | Command::Watch { .. }
+            | Command::TimeToLive { .. } => CommandKind::LinearizableRead,
             Command::DirtyGet { .. } => CommandKind::DirtyRead,
             Command::InDb { command, .. } => command.kind(),
             _ => CommandKind::Write,
@@ -394,7 +503,12 @@ impl Command {
             | Command::Remove { key }
             | Command::Move { key, .. }
             | Command::SetIf { key, .. }
-            | Command::Append { key, .. } => vec![key],
+            | Command::Append { key, .. }
+            | Command::SetExpiring { key, .. }
+            | Command::Expire { key, .. }
+            | Command::Persist { key }
+            | Command::GetEx { key, .. }
+            | Command::TimeToLive { key, .. } => vec![key],
             Command::Rename { from, to } => vec![from, to],
             Command::MultiSet { pairs } | Command::MultiSetIfAbsent { pairs } => {
                 pairs.iter().map(|(k, _)| k.as_slice()).collect()
@@ -436,7 +550,9 @@ impl Command {
             Command::MultiSet { pairs } | Command::MultiSetIfAbsent { pairs } => {
                 pairs.iter().map(|(_, v)| v.as_slice()).collect()
             }
-            Command::SetIf { value, .. } | Command::Append { value, .. } => vec![value],
+            Command::SetIf { value, .. }
+            | Command::Append { value, .. }
+            | Command::SetExpiring { value, .. } => vec![value],
             Command::InDb { command, .. } => command.values(),
             Command::Transaction { commands, .. } => {
                 commands.iter().flat_map(Command::values).collect()
@@ -529,6 +645,10 @@ pub enum CommandError {
          {WATCHED_KEYS_MAX} keys, and none of them a session, membership, WATCH or MULTI command"
     )]
     NotInTransaction,
+    // Expiry.
+    /// A deadline that overflows when made absolute (Redis's text names the command).
+    #[error("invalid expire time in '{}' command", .0.as_str())]
+    InvalidExpireTime(ExpireName),
 }
 
 /// A request from a client session.

@@ -42,10 +42,13 @@ pub enum Mutant {
     /// the next entry, as if they were separate entries (its replies are those of one step):
     /// reads in between see it half applied.
     TransactionSplit,
+    /// Replicas judge expiry by their own clock when they apply an entry, instead of by the
+    /// time the master stamped on it.
+    ReplicaClockExpiry,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 14] = [
+    pub const ALL: [Mutant; 15] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -60,6 +63,7 @@ impl Mutant {
         Mutant::LeaseOldMajority,
         Mutant::SecondChangeWhilePending,
         Mutant::TransactionSplit,
+        Mutant::ReplicaClockExpiry,
     ];
 
     /// The kebab-case name used on command lines.
@@ -79,6 +83,7 @@ impl Mutant {
             Mutant::LeaseOldMajority => "lease-old-majority",
             Mutant::SecondChangeWhilePending => "second-change-while-pending",
             Mutant::TransactionSplit => "transaction-split",
+            Mutant::ReplicaClockExpiry => "replica-clock-expiry",
         }
     }
 

@@ -187,7 +187,13 @@ impl Shell {
         }
     }
 
-    fn now_ns(&self) -> Nanos {
+    /// The local monotonic time for the protocol; also gives the replica the wall clock, which
+    /// expiry's time comes from (see docs/design.md, "Expiry").
+    fn now_ns(&mut self) -> Nanos {
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        self.replica.set_wall_clock_ms(wall_ms);
         Instant::now().duration_since(self.start).as_nanos() as Nanos
     }
 

@@ -2,7 +2,7 @@
 
 use super::LineError;
 use crate::history::{End, Recorded};
-use keyspace_core::{Command, CommandError, Reply, SetCondition};
+use keyspace_core::{Command, CommandError, ExpireName, Reply, SetCondition};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -151,7 +151,14 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
         }
         Command::InDb { .. } => unreachable!("unwrapped by the caller; never nested"),
         // Transactions nest commands: carried as serde's JSON of the whole command.
-        Command::Watch { .. } | Command::Transaction { .. } => {
+        // Transactions nest commands, and expiry's options are nested too.
+        Command::Watch { .. }
+        | Command::Transaction { .. }
+        | Command::SetExpiring { .. }
+        | Command::Expire { .. }
+        | Command::Persist { .. }
+        | Command::GetEx { .. }
+        | Command::TimeToLive { .. } => {
             let json = serde_json::to_value(command).expect("a command converts to JSON");
             ("as-json", vec![("command", json)])
         }
@@ -257,6 +264,11 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                     ("too-many-keys", Some(("limit", *limit as u64)))
                 }
                 CommandError::NotInTransaction => ("not-in-transaction", None),
+                CommandError::InvalidExpireTime(name) => {
+                    let index = EXPIRE_NAMES.iter().position(|n| n == name);
+                    let index = index.expect("every name is listed") as u64;
+                    ("invalid-expire-time", Some(("name", index)))
+                }
             };
             fields.push(("error", name.into()));
             fields.extend(extra.map(|(field, n)| (field, Value::from(n))));
@@ -568,9 +580,24 @@ fn error(event: &Map<String, Value>) -> Result<CommandError, String> {
             limit: uint(event, "limit")? as usize,
         },
         "not-in-transaction" => CommandError::NotInTransaction,
+        "invalid-expire-time" => {
+            let index = uint(event, "name")? as usize;
+            let name = EXPIRE_NAMES.get(index).ok_or("unknown expire command name")?;
+            CommandError::InvalidExpireTime(*name)
+        }
         other => return Err(format!("unknown error {other:?}")),
     })
 }
+
+/// The expire commands' names, by the number the format gives them.
+const EXPIRE_NAMES: [ExpireName; 6] = [
+    ExpireName::Expire,
+    ExpireName::PExpire,
+    ExpireName::ExpireAt,
+    ExpireName::PExpireAt,
+    ExpireName::Set,
+    ExpireName::GetEx,
+];
 
 /// A command or reply written as serde's JSON of it (transactions, which nest commands).
 fn as_json<T: serde::de::DeserializeOwned>(
