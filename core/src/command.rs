@@ -317,6 +317,8 @@ pub enum ExpireCondition {
     HasDeadline,
     Later,
     Earlier,
+    /// LT with XX: the key has a deadline, and the new one is earlier.
+    EarlierWithDeadline,
 }
 
 /// Which of EXPIRE's family a command is (its name is in Redis's error text).

@@ -573,7 +573,10 @@ async fn info_text(conn: &Connection<'_>, wanted: &[String]) -> String {
     sections.push(("commandstats", commandstats_text(context)));
     sections.push(("cluster", "cluster_enabled:0\r\n".to_string()));
     if let Some(s) = &status {
-        sections.push(("keyspace", keyspace_text(&s.keys_per_db)));
+        sections.push((
+            "keyspace",
+            keyspace_text(&s.keys_per_db, &s.expires_per_db),
+        ));
     }
     let mut text = String::new();
     for (name, body) in sections.iter().filter(|(name, _)| info_wants(wanted, name)) {
@@ -649,10 +652,13 @@ fn commandstats_text(context: &crate::connection::ClientContext) -> String {
 }
 
 /// One line per database with keys, as Redis writes it.
-fn keyspace_text(keys_per_db: &[usize]) -> String {
+fn keyspace_text(keys_per_db: &[usize], expires_per_db: &[usize]) -> String {
     let with_keys = keys_per_db.iter().enumerate().filter(|(_, &keys)| keys > 0);
     with_keys
-        .map(|(db, keys)| format!("db{db}:keys={keys},expires=0,avg_ttl=0\r\n"))
+        .map(|(db, keys)| {
+            let expires = expires_per_db.get(db).copied().unwrap_or(0);
+            format!("db{db}:keys={keys},expires={expires},avg_ttl=0\r\n")
+        })
         .collect()
 }
 
@@ -741,11 +747,11 @@ mod tests {
     #[test]
     fn info_keyspace_lists_each_database_with_keys() {
         let mut keys = vec![0; 16];
-        assert_eq!(keyspace_text(&keys), "");
+        assert_eq!(keyspace_text(&keys, &[]), "");
         keys[0] = 3;
         keys[9] = 1;
         assert_eq!(
-            keyspace_text(&keys),
+            keyspace_text(&keys, &[]),
             "db0:keys=3,expires=0,avg_ttl=0\r\ndb9:keys=1,expires=0,avg_ttl=0\r\n"
         );
     }

@@ -617,6 +617,9 @@ impl Shell {
             keys_per_db: (0..keyspace_core::DATABASES)
                 .map(|db| replica.state_machine().db_len(db))
                 .collect(),
+            expires_per_db: (0..keyspace_core::DATABASES)
+                .map(|db| replica.state_machine().db_expires(db))
+                .collect(),
             sessions: replica.state_machine().sessions_len(),
             peers_connected: self
                 .links

@@ -88,6 +88,7 @@ pub(crate) fn expire(
         ExpireCondition::HasDeadline => current.is_some(),
         ExpireCondition::Later => current.is_some_and(|c| at > c),
         ExpireCondition::Earlier => current.is_none_or(|c| at < c),
+        ExpireCondition::EarlierWithDeadline => current.is_some_and(|c| at < c),
     };
     if !holds {
         return Reply::Int(0);

@@ -28,7 +28,7 @@ const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
 use Kind::{Local, Store};
 
 /// Every command, once. `COMMAND COUNT` counts this table.
-pub const COMMANDS: [Spec; 56] = [
+pub const COMMANDS: [Spec; 66] = [
     row("GET", 2, Store),
     row("DIRTYGET", 2, Store),
     row("INCR", 2, Store),
@@ -86,6 +86,16 @@ pub const COMMANDS: [Spec; 56] = [
     row("STRLEN", 2, Store),
     row("GETRANGE", 4, Store),
     row("SUBSTR", 4, Store),
+    row("SETEX", 4, Store),
+    row("PSETEX", 4, Store),
+    row("GETEX", -2, Store),
+    row("EXPIRE", -3, Store),
+    row("PEXPIRE", -3, Store),
+    row("EXPIREAT", -3, Store),
+    row("PEXPIREAT", -3, Store),
+    row("PERSIST", 2, Store),
+    row("EXPIRETIME", 2, Store),
+    row("PEXPIRETIME", 2, Store),
 ];
 
 /// The table's row of `name` (in upper case).
