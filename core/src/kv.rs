@@ -24,6 +24,8 @@ mod store;
 mod transaction;
 
 #[cfg(test)]
+mod expiry_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod session_tests;
@@ -33,8 +35,8 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{
-    ClientRequest, ClientResponse, Command, CommandError, Db, Outcome, Reply, SetCondition, DATABASES,
-    KEYS_VISIT_MAX, SCAN_COUNT_MAX, VALUE_MAX_BYTES,
+    ClientRequest, ClientResponse, Command, CommandError, Db, Outcome, Reply, SetCondition,
+    DATABASES, KEYS_VISIT_MAX, SCAN_COUNT_MAX, VALUE_MAX_BYTES,
 };
 use crate::mutant::{self, Mutant};
 use crate::types::Slot;
@@ -49,8 +51,8 @@ pub use crate::command::SESSION_REPLIES_MAX;
 pub use session::{Session, SESSION_EXPIRIES_PER_SLOT_MAX};
 /// Most requests one log entry may hold (opened session ids number them in 20 bits).
 pub const ENTRY_REQUESTS_MAX: usize = 1 << session::OPENED_INDEX_BITS;
-pub use store::parse_integer;
 pub use deadlines::UnixMs;
+pub use store::parse_integer;
 /// Most expired keys one log entry reclaims (before its commands apply): the work expiry adds
 /// to one entry is bounded, and the master proposes entries while keys are due.
 pub const EXPIRED_REAPED_PER_ENTRY_MAX: usize = 200;
@@ -468,7 +470,9 @@ impl StateMachine {
                     .filter(|(key, _)| store.is_expired(key, now_ms))
                     .map(|(key, _)| key.clone())
                     .collect();
-                expired.iter().for_each(|key| assert!(store.reap(key, now_ms)));
+                expired
+                    .iter()
+                    .for_each(|key| assert!(store.reap(key, now_ms)));
             }
             _ => {
                 let store = self.data.db_mut(db);
@@ -491,7 +495,10 @@ impl StateMachine {
             due.iter().for_each(|key| assert!(store.reap(key, now_ms)));
         }
         // Reclaiming is no change for WATCH: an expired key was already absent.
-        assert!(self.data.take_touched().is_empty(), "reaping touches no key");
+        assert!(
+            self.data.take_touched().is_empty(),
+            "reaping touches no key"
+        );
     }
 
     fn move_key(&mut self, from: Db, key: &[u8], to: Db) -> Reply {

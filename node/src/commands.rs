@@ -573,10 +573,7 @@ async fn info_text(conn: &Connection<'_>, wanted: &[String]) -> String {
     sections.push(("commandstats", commandstats_text(context)));
     sections.push(("cluster", "cluster_enabled:0\r\n".to_string()));
     if let Some(s) = &status {
-        sections.push((
-            "keyspace",
-            keyspace_text(&s.keys_per_db, &s.expires_per_db),
-        ));
+        sections.push(("keyspace", keyspace_text(&s.keys_per_db, &s.expires_per_db)));
     }
     let mut text = String::new();
     for (name, body) in sections.iter().filter(|(name, _)| info_wants(wanted, name)) {

@@ -582,7 +582,9 @@ fn error(event: &Map<String, Value>) -> Result<CommandError, String> {
         "not-in-transaction" => CommandError::NotInTransaction,
         "invalid-expire-time" => {
             let index = uint(event, "name")? as usize;
-            let name = EXPIRE_NAMES.get(index).ok_or("unknown expire command name")?;
+            let name = EXPIRE_NAMES
+                .get(index)
+                .ok_or("unknown expire command name")?;
             CommandError::InvalidExpireTime(*name)
         }
         other => return Err(format!("unknown error {other:?}")),

@@ -53,10 +53,13 @@ impl Databases {
 
     /// The sum of every database's deadline hash, each with its database number.
     pub(crate) fn deadlines_hash(&self) -> u64 {
-        self.stores.iter().enumerate().fold(0u64, |sum, (db, store)| {
-            let db = Db::try_from(db).expect("fewer than 256 databases");
-            sum.wrapping_add(database_hash(db, store.deadlines.hash()))
-        })
+        self.stores
+            .iter()
+            .enumerate()
+            .fold(0u64, |sum, (db, store)| {
+                let db = Db::try_from(db).expect("fewer than 256 databases");
+                sum.wrapping_add(database_hash(db, store.deadlines.hash()))
+            })
     }
 
     /// The earliest deadline in any database.
@@ -162,7 +165,9 @@ impl ClockV4 {
     fn hash(&self) -> u64 {
         let mut data = Databases::default();
         for (store, pairs) in data.stores.iter_mut().zip(&self.deadlines) {
-            pairs.iter().for_each(|(key, at)| store.deadlines.set(key, *at));
+            pairs
+                .iter()
+                .for_each(|(key, at)| store.deadlines.set(key, *at));
         }
         data.deadlines_hash()
     }

@@ -4,9 +4,7 @@
 //! own time (see `kv::expiry`).
 
 use crate::redis::args::{parse_i64, text, NOT_AN_INTEGER, SYNTAX_ERROR};
-use crate::{
-    Command, Deadline, ExpireCondition, ExpireName, SetCondition, TtlChange, TtlUnit,
-};
+use crate::{Command, Deadline, ExpireCondition, ExpireName, SetCondition, TtlChange, TtlUnit};
 
 fn invalid_expire_time(command: &str) -> String {
     format!("ERR invalid expire time in '{command}' command")

@@ -860,7 +860,9 @@ mod tests {
             Some((5, LogValue::Noop))
         );
         assert_eq!(
-            leader.next_accept(None, &config, 4, NO_EXPIRY).map(|a| a.slot),
+            leader
+                .next_accept(None, &config, 4, NO_EXPIRY)
+                .map(|a| a.slot),
             Some(9)
         );
     }
