@@ -462,6 +462,7 @@ impl StateMachine {
             Command::Move { key, to } => {
                 self.data.db_mut(*to).reap(key, now_ms);
                 self.data.db_mut(db).reap(key, now_ms);
+                assert!(!self.data.db(db).is_expired(key, now_ms), "reaped");
             }
             Command::Prune { prefix } => {
                 let store = self.data.db_mut(db);

@@ -57,12 +57,15 @@ impl Deadlines {
 
     /// Up to `max` keys whose deadline is before `now_ms` (expired), earliest first.
     pub(crate) fn due(&self, now_ms: UnixMs, max: usize) -> Vec<Vec<u8>> {
-        self.by_time
+        let due: Vec<Vec<u8>> = self
+            .by_time
             .iter()
             .take_while(|(at, _)| *at < now_ms)
             .take(max)
             .map(|(_, key)| key.clone())
-            .collect()
+            .collect();
+        assert!(due.len() <= max, "at most {max} keys due at once");
+        due
     }
 
     /// Every entry in key order (the encoding).

@@ -21,9 +21,11 @@ pub(crate) fn absolute(
 ) -> Result<UnixMs, CommandError> {
     match deadline {
         Deadline::At { ms } => Ok(ms),
-        Deadline::In { ms } => now_ms
-            .checked_add(ms)
-            .ok_or(CommandError::InvalidExpireTime(name)),
+        Deadline::In { ms } => {
+            let at = now_ms.checked_add(ms);
+            assert!(at.is_none_or(|at| (at >= now_ms) == (ms >= 0)), "no wrap");
+            at.ok_or(CommandError::InvalidExpireTime(name))
+        }
     }
 }
 
@@ -57,6 +59,14 @@ pub(crate) fn set_expiring(
         }
         if deadline.is_some() {
             store.set_deadline(key, deadline);
+        }
+        assert_eq!(store.get(key).map(Vec::as_slice), Some(value), "SET stored");
+        if ttl == TtlChange::Clear {
+            assert_eq!(
+                store.deadlines.get(key),
+                None,
+                "a plain SET clears the deadline"
+            );
         }
     }
     match (get, holds) {
@@ -94,6 +104,10 @@ pub(crate) fn expire(
         return Reply::Int(0);
     }
     change_deadline(store, key, at, now_ms);
+    assert!(
+        store.get(key).is_none() || store.deadlines.get(key) == Some(at),
+        "EXPIRE sets the deadline or deletes the key"
+    );
     Reply::Int(1)
 }
 
@@ -113,6 +127,11 @@ pub(crate) fn persist(store: &mut Store, key: &[u8]) -> Reply {
         return Reply::Int(0);
     }
     store.set_deadline(key, None);
+    assert_eq!(
+        store.deadlines.get(key),
+        None,
+        "PERSIST removes the deadline"
+    );
     Reply::Int(1)
 }
 
@@ -146,10 +165,12 @@ pub(crate) fn time_to_live(store: &Store, key: &[u8], unit: TtlUnit, now_ms: Uni
     let Some(at) = store.deadlines.get(key) else {
         return Reply::Int(-1);
     };
+    assert!(at >= now_ms, "a live key's deadline is not before now");
     let ms = match unit {
         TtlUnit::Seconds | TtlUnit::Millis => at.saturating_sub(now_ms).max(0),
         TtlUnit::UnixSeconds | TtlUnit::UnixMillis => at.max(0),
     };
+    assert!(ms >= 0, "a time to live is not negative");
     match unit {
         TtlUnit::Millis | TtlUnit::UnixMillis => Reply::Int(ms),
         TtlUnit::Seconds | TtlUnit::UnixSeconds => Reply::Int(ms.saturating_add(500) / 1000),

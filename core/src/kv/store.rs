@@ -116,6 +116,10 @@ impl Store {
         let touched = self.touched.len();
         self.remove(key).expect("a key with a deadline is present");
         self.touched.truncate(touched);
+        assert!(
+            self.deadlines.get(key).is_none(),
+            "a reaped key keeps no deadline"
+        );
         true
     }
 

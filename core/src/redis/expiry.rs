@@ -65,6 +65,7 @@ pub fn parse_set(args: &[Vec<u8>]) -> Result<Command, String> {
         }
         i += 1;
     }
+    assert_eq!(i, args.len(), "every option read");
     Ok(set_command(args, condition, get, ttl))
 }
 
@@ -129,6 +130,10 @@ pub fn parse_expire(name: &str, args: &[Vec<u8>]) -> Result<Command, String> {
         return Err(invalid_expire_time(expire_name.as_str()));
     }
     let ms = if seconds { value * 1000 } else { value };
+    assert!(
+        !seconds || ms / 1000 == value,
+        "seconds convert without overflow"
+    );
     let deadline = match absolute {
         true => Deadline::At { ms },
         false => Deadline::In { ms },
@@ -162,6 +167,7 @@ fn expire_condition(options: &[Vec<u8>]) -> Result<ExpireCondition, String> {
     if gt && lt {
         return Err("ERR GT and LT options at the same time are not compatible".into());
     }
+    assert!(!(nx && (xx || gt || lt)) && !(gt && lt), "refused above");
     // GT never holds without a deadline (none counts as infinite), so XX adds nothing to it.
     Ok(match (nx, xx, gt, lt) {
         (true, ..) => ExpireCondition::NoDeadline,
