@@ -81,7 +81,7 @@ impl Model {
         let reset = (self.resets.iter()).any(|(d, s)| *d == w.db && *s > w.slot);
         // A key that existed at WATCH and is absent now changed, even with no write
         // recorded: it expired (Redis 7.0 fails EXEC on a watched key that expired).
-        written || (reset && (w.existed || present)) || (w.existed && !present)
+        written || (reset && present) || (w.existed && !present)
     }
 
     fn transaction(&mut self, commands: &[Command], watched: &[Watched]) -> Reply {

@@ -126,7 +126,7 @@ pub fn parse_expire(name: &str, args: &[Vec<u8>]) -> Result<Command, String> {
         _ => (ExpireName::PExpireAt, false, true),
     };
     let value = parse_i64(&args[2]).ok_or(NOT_AN_INTEGER)?;
-    if seconds && (value > i64::MAX / 1000 || value < i64::MIN / 1000) {
+    if seconds && !(i64::MIN / 1000..=i64::MAX / 1000).contains(&value) {
         return Err(invalid_expire_time(expire_name.as_str()));
     }
     let ms = if seconds { value * 1000 } else { value };
