@@ -566,7 +566,11 @@ fn apply_in_store(store: &mut Store, command: &Command, now_ms: UnixMs) -> Reply
             value,
             condition,
             get,
-        } => set_if(store, key, value, *condition, *get),
+        } => {
+            let options = (*condition, *get);
+            let clear = crate::command::TtlChange::Clear;
+            expiry::set_expiring(store, key, value, options, clear, now_ms)
+        }
         Command::Append { key, value } => append(store, key, value),
         Command::MultiSetIfAbsent { pairs } => {
             let none_exists = pairs.iter().all(|(key, _)| store.get(key).is_none());
@@ -617,29 +621,6 @@ fn add(store: &mut Store, key: &[u8], delta: i64) -> Reply {
             Reply::Int(new)
         }
         None => Reply::Error(CommandError::Overflow),
-    }
-}
-
-fn set_if(
-    store: &mut Store,
-    key: &[u8],
-    value: &[u8],
-    condition: SetCondition,
-    get: bool,
-) -> Reply {
-    let old = store.get(key).cloned();
-    let holds = match condition {
-        SetCondition::Always => true,
-        SetCondition::IfAbsent => old.is_none(),
-        SetCondition::IfPresent => old.is_some(),
-    };
-    if holds {
-        store.put(key.to_vec(), value.to_vec());
-    }
-    match (get, holds) {
-        (true, _) => Reply::Value(old),
-        (false, true) => Reply::Ok,
-        (false, false) => Reply::Value(None),
     }
 }
 
