@@ -35,8 +35,8 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{
-    ClientRequest, ClientResponse, Command, CommandError, Db, Outcome, Reply, SetCondition,
-    DATABASES, KEYS_VISIT_MAX, SCAN_COUNT_MAX, VALUE_MAX_BYTES,
+    ClientRequest, ClientResponse, Command, CommandError, Db, Outcome, Reply, DATABASES,
+    KEYS_VISIT_MAX, SCAN_COUNT_MAX, VALUE_MAX_BYTES,
 };
 use crate::mutant::{self, Mutant};
 use crate::types::Slot;

@@ -2,7 +2,9 @@
 
 use super::tests::{replies, request};
 use super::*;
-use crate::command::{Deadline, ExpireCondition, ExpireName, TtlChange, TtlUnit, Watched};
+use crate::command::{
+    Deadline, ExpireCondition, ExpireName, SetCondition, TtlChange, TtlUnit, Watched,
+};
 
 /// One client writing one stamped entry per call.
 struct Clocked {
