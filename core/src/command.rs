@@ -311,6 +311,116 @@ pub enum Command {
         #[serde(with = "crate::bytes::list")]
         keys: Vec<Vec<u8>>,
     },
+    // Expiry (keys with deadlines; time from the log), see `kv::expiry`.
+    /// SET with its options: stores `value` if `condition` holds and changes the deadline as
+    /// `ttl` says; replies like `SetIf`.
+    SetExpiring {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+        condition: SetCondition,
+        get: bool,
+        ttl: TtlChange,
+    },
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: `Int(1)` if the deadline was set (a deadline not
+    /// after the entry's time removes the key), `Int(0)` if the key is absent or `condition`
+    /// does not hold.
+    Expire {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        deadline: Deadline,
+        condition: ExpireCondition,
+        /// The command's name, for Redis's error text on an overflowing time.
+        name: ExpireName,
+    },
+    /// PERSIST: `Int(1)` if the key had a deadline and now has none, else `Int(0)`.
+    Persist {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
+    /// GETEX: the value (`Value(None)` if absent), changing the deadline as `ttl` says.
+    GetEx {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        ttl: TtlChange,
+    },
+    /// TTL, PTTL, EXPIRETIME, PEXPIRETIME: `Int(-2)` if absent, `Int(-1)` without a deadline,
+    /// else the time left or the deadline in `unit`. Linearizable, like `Get`.
+    TimeToLive {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        unit: TtlUnit,
+    },
+}
+
+/// A deadline as a command gives it, in milliseconds: relative to the time of the log entry
+/// that applies it (`In`), or a Unix time (`At`). The entry's time is the same on every
+/// replica, so the absolute deadline is too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Deadline {
+    In { ms: i64 },
+    At { ms: i64 },
+}
+
+/// What a write does to its key's deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TtlChange {
+    /// Keeps it (SET … KEEPTTL, GETEX without options).
+    Keep,
+    /// Removes it (a plain SET, GETEX PERSIST).
+    Clear,
+    /// Sets it.
+    Set(Deadline),
+}
+
+/// EXPIRE's NX, XX, GT and LT (a key without a deadline counts as an infinite one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExpireCondition {
+    Always,
+    NoDeadline,
+    HasDeadline,
+    Later,
+    Earlier,
+    /// LT with XX: the key has a deadline, and the new one is earlier.
+    EarlierWithDeadline,
+}
+
+/// Which of EXPIRE's family a command is (its name is in Redis's error text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExpireName {
+    Expire,
+    PExpire,
+    ExpireAt,
+    PExpireAt,
+    Set,
+    GetEx,
+}
+
+impl ExpireName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpireName::Expire => "expire",
+            ExpireName::PExpire => "pexpire",
+            ExpireName::ExpireAt => "expireat",
+            ExpireName::PExpireAt => "pexpireat",
+            ExpireName::Set => "set",
+            ExpireName::GetEx => "getex",
+        }
+    }
+}
+
+/// What a `TimeToLive` answers in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TtlUnit {
+    /// TTL: seconds left, rounded to nearest.
+    Seconds,
+    /// PTTL: milliseconds left.
+    Millis,
+    /// EXPIRETIME: the deadline in Unix seconds.
+    UnixSeconds,
+    /// PEXPIRETIME: the deadline in Unix milliseconds.
+    UnixMillis,
 }
 
 /// BITOP's operation.
@@ -372,7 +482,8 @@ impl Command {
             | Command::Keys { .. }
             | Command::Scan { .. }
             | Command::RandomKey { .. }
-            | Command::Watch { .. } => CommandKind::LinearizableRead,
+            | Command::Watch { .. }
+            | Command::TimeToLive { .. } => CommandKind::LinearizableRead,
             Command::DirtyGet { .. } => CommandKind::DirtyRead,
             Command::InDb { command, .. } => command.kind(),
             _ => CommandKind::Write,
@@ -498,7 +609,12 @@ impl Command {
             | Command::Append { key, .. }
             | Command::SetRange { key, .. }
             | Command::AddFloat { key, .. }
-            | Command::SetBit { key, .. } => vec![key],
+            | Command::SetBit { key, .. }
+            | Command::SetExpiring { key, .. }
+            | Command::Expire { key, .. }
+            | Command::Persist { key }
+            | Command::GetEx { key, .. }
+            | Command::TimeToLive { key, .. } => vec![key],
             Command::Rename { from, to }
             | Command::RenameIfAbsent { from, to }
             | Command::Copy { from, to, .. } => vec![from, to],
@@ -549,7 +665,8 @@ impl Command {
             Command::SetIf { value, .. }
             | Command::Append { value, .. }
             | Command::SetRange { value, .. }
-            | Command::AddFloat { delta: value, .. } => vec![value],
+            | Command::AddFloat { delta: value, .. }
+            | Command::SetExpiring { value, .. } => vec![value],
             Command::InDb { command, .. } => command.values(),
             Command::Transaction { commands, .. } => {
                 commands.iter().flat_map(Command::values).collect()
@@ -653,6 +770,10 @@ pub enum CommandError {
     BitOffsetOutOfRange,
     #[error("BITOP NOT must be called with a single source key.")]
     BitOpNotArity,
+    // Expiry.
+    /// A deadline that overflows when made absolute (Redis's text names the command).
+    #[error("invalid expire time in '{}' command", .0.as_str())]
+    InvalidExpireTime(ExpireName),
 }
 
 /// A request from a client session.

@@ -15,6 +15,8 @@
 //!   slot, is the same on every platform, and costs O(1) to read.
 
 mod databases;
+mod deadlines;
+mod expiry;
 pub mod glob;
 pub(crate) mod hash;
 mod session;
@@ -22,6 +24,8 @@ mod store;
 mod strings;
 mod transaction;
 
+#[cfg(test)]
+mod expiry_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -34,7 +38,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{
-    ClientRequest, ClientResponse, Command, CommandError, Db, Outcome, Reply, SetCondition,
+    ClientRequest, ClientResponse, Command, CommandError, Db, Outcome, Reply, DATABASES,
     KEYS_VISIT_MAX, SCAN_COUNT_MAX, VALUE_MAX_BYTES,
 };
 use crate::mutant::{self, Mutant};
@@ -50,7 +54,11 @@ pub use crate::command::SESSION_REPLIES_MAX;
 pub use session::{Session, SESSION_EXPIRIES_PER_SLOT_MAX};
 /// Most requests one log entry may hold (opened session ids number them in 20 bits).
 pub const ENTRY_REQUESTS_MAX: usize = 1 << session::OPENED_INDEX_BITS;
+pub use deadlines::UnixMs;
 pub use store::parse_integer;
+/// Most expired keys one log entry reclaims (before its commands apply): the work expiry adds
+/// to one entry is bounded, and the master proposes entries while keys are due.
+pub const EXPIRED_REAPED_PER_ENTRY_MAX: usize = 200;
 
 /// Limits of the session table. Every replica must use the same values: they decide which
 /// sessions are forgotten, which is part of the replicated state.
@@ -85,6 +93,9 @@ pub struct StateMachine {
     changes: Changes,
     /// Under [`Mutant::TransactionSplit`] only: transaction commands left for the next entry.
     deferred: Vec<Vec<Command>>,
+    /// The time of the latest timed entry applied (the highest stamp: it never goes back);
+    /// commands judge expiry at it.
+    now_ms: UnixMs,
 }
 
 impl StateMachine {
@@ -102,6 +113,7 @@ impl StateMachine {
             mutant: None,
             changes: Changes::forgotten_through(0),
             deferred: Vec::new(),
+            now_ms: 0,
         }
     }
 
@@ -144,15 +156,58 @@ impl StateMachine {
             .collect()
     }
 
+    /// Applies a log entry the master stamped with its time `stamp_ms`: the state's time moves
+    /// to it (never back: a stamp below an earlier one counts as the earlier), up to
+    /// [`EXPIRED_REAPED_PER_ENTRY_MAX`] keys expired at that time are reclaimed, then the batch
+    /// applies as [`StateMachine::apply_batch`] does, every command judging expiry at that time.
+    pub fn apply_timed_batch(
+        &mut self,
+        slot: Slot,
+        stamp_ms: u64,
+        requests: &[ClientRequest],
+    ) -> Vec<ClientResponse> {
+        let stamp_ms = UnixMs::try_from(stamp_ms).unwrap_or(UnixMs::MAX);
+        let before_ms = self.now_ms;
+        self.now_ms = self.now_ms.max(stamp_ms);
+        assert!(self.now_ms >= before_ms, "the state's time never goes back");
+        self.reap_due();
+        self.apply_batch(slot, requests)
+    }
+
+    /// The time commands are judged at: that of the latest timed entry applied.
+    pub fn now_ms(&self) -> UnixMs {
+        self.now_ms
+    }
+
+    /// The earliest deadline of any key, if one has one: the master proposes an entry once its
+    /// clock passes it, so expired keys are reclaimed.
+    pub fn next_deadline_ms(&self) -> Option<UnixMs> {
+        self.data.first_deadline_ms()
+    }
+
+    /// Keys with a deadline in database `db` (INFO's `expires=`).
+    pub fn db_expires(&self, db: Db) -> usize {
+        self.data.db(db).deadlines.len()
+    }
+
     /// Records that `slot` held no client commands (a no-op entry): log positions still advance
     /// session expiry.
     pub fn apply_noop(&mut self, slot: Slot) {
         self.begin_slot(slot);
     }
 
-    /// Serves a read command from the current state. Panics on a write.
+    /// Serves a read command from the current state, judging expiry at the state's time.
+    /// Panics on a write.
     pub fn read(&self, command: &Command) -> Reply {
+        self.read_at(command, self.now_ms)
+    }
+
+    /// Serves a read command judging expiry at `now_ms`, or at the state's time if that is
+    /// later (a read never sees a key an applied command already judged expired). Panics on a
+    /// write.
+    pub fn read_at(&self, command: &Command, now_ms: UnixMs) -> Reply {
         assert!(!command.is_write(), "read() given a write: {command:?}");
+        let now_ms = now_ms.max(self.now_ms);
         if let Err(error) = command.validate() {
             return Reply::Error(error);
         }
@@ -160,17 +215,20 @@ impl StateMachine {
         let store = self.data.db(db);
         match command {
             Command::Get { key } | Command::DirtyGet { key } => {
-                Reply::Value(store.get(key).cloned())
+                Reply::Value(store.live(key, now_ms).cloned())
             }
-            Command::MultiGet { keys } => {
-                Reply::Values(keys.iter().map(|k| store.get(k).cloned()).collect())
-            }
+            Command::MultiGet { keys } => Reply::Values(
+                keys.iter()
+                    .map(|k| store.live(k, now_ms).cloned())
+                    .collect(),
+            ),
+            Command::TimeToLive { key, unit } => expiry::time_to_live(store, key, *unit, now_ms),
             Command::ListKeys {
                 prefix,
                 start,
                 count,
             } => Reply::Keys(
-                (list(store, prefix, start, *count))
+                (list(store, prefix, start, *count, now_ms))
                     .map(|(key, _)| key.clone())
                     .collect(),
             ),
@@ -179,12 +237,12 @@ impl StateMachine {
                 start,
                 count,
             } => Reply::KeyValues(
-                (list(store, prefix, start, *count))
+                (list(store, prefix, start, *count, now_ms))
                     .map(|(key, value)| (key.clone(), value.clone()))
                     .collect(),
             ),
             Command::Count { prefix } => Reply::Int(int_from_count(store.count(prefix))),
-            Command::Keys { pattern } => keys_matching(store, pattern),
+            Command::Keys { pattern } => keys_matching(store, pattern, now_ms),
             Command::Scan {
                 cursor,
                 pattern,
@@ -193,12 +251,14 @@ impl StateMachine {
             } => scan(
                 store,
                 *cursor,
-                pattern.as_deref(),
+                (pattern.as_deref(), type_name.as_deref()),
                 *count,
-                type_name.as_deref(),
+                now_ms,
             ),
-            Command::RandomKey { seed } => Reply::Value(store.key_at_or_after(*seed).cloned()),
-            Command::Watch { keys } => self.watch(db, keys),
+            Command::RandomKey { seed } => {
+                Reply::Value(store.key_at_or_after(*seed, now_ms).cloned())
+            }
+            Command::Watch { keys } => self.watch(db, keys, now_ms),
             _ => unreachable!("checked above: {command:?} is a read"),
         }
     }
@@ -243,6 +303,7 @@ impl StateMachine {
             .word(keys)
             .word(self.data.entries_hash())
             .word(self.sessions.sessions_hash())
+            .word(hash::clock_hash(self.now_ms, self.data.deadlines_hash()))
             .finish()
     }
 
@@ -254,6 +315,7 @@ impl StateMachine {
             &self.sessions,
             self.applied_slot,
             &self.changes,
+            self.now_ms,
         )
     }
 
@@ -275,6 +337,7 @@ impl StateMachine {
             mutant: None,
             changes: parts.changes,
             deferred: Vec::new(),
+            now_ms: parts.now_ms,
         };
         Ok((state, after))
     }
@@ -307,6 +370,11 @@ impl StateMachine {
             (
                 digest.changes == self.changes,
                 "record of recent changes differs",
+            ),
+            (digest.now_ms == self.now_ms, "time differs"),
+            (
+                digest.deadlines_hash == self.data.deadlines_hash(),
+                "deadlines differ",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
@@ -364,12 +432,15 @@ impl StateMachine {
         }
     }
 
-    /// Applies one write command; a command that breaks a size limit changes nothing.
+    /// Applies one write command; a command that breaks a size limit changes nothing. The keys
+    /// it names that expired are reclaimed first, so it sees them absent.
     fn apply_write(&mut self, command: &Command) -> Reply {
         if let Err(error) = command.validate() {
             return Reply::Error(error);
         }
         let (db, command) = command.db_and_command();
+        self.reap_named(db, command);
+        let now_ms = self.now_ms;
         match command {
             Command::FlushAll => {
                 self.data.flush_all();
@@ -387,8 +458,57 @@ impl StateMachine {
                 replace,
             } => strings::copy(&mut self.data, db, (from, to), *to_db, *replace),
             Command::Transaction { commands, watched } => self.apply_transaction(commands, watched),
-            _ => apply_in_store(self.data.db_mut(db), command),
+            _ => apply_in_store(self.data.db_mut(db), command, now_ms),
         }
+    }
+
+    /// Reclaims the expired keys `command` names in `db` (and MOVE's in its target database,
+    /// PRUNE's under its prefix); a transaction's commands reclaim theirs one by one.
+    fn reap_named(&mut self, db: Db, command: &Command) {
+        let now_ms = self.now_ms;
+        match command {
+            Command::Transaction { .. } => {}
+            Command::Move { key, to } => {
+                self.data.db_mut(*to).reap(key, now_ms);
+                self.data.db_mut(db).reap(key, now_ms);
+                assert!(!self.data.db(db).is_expired(key, now_ms), "reaped");
+            }
+            Command::Prune { prefix } => {
+                let store = self.data.db_mut(db);
+                let expired: Vec<Vec<u8>> = store
+                    .prefix_range(prefix, None)
+                    .filter(|(key, _)| store.is_expired(key, now_ms))
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                expired
+                    .iter()
+                    .for_each(|key| assert!(store.reap(key, now_ms)));
+            }
+            _ => {
+                let store = self.data.db_mut(db);
+                for key in command.keys() {
+                    store.reap(key, now_ms);
+                }
+            }
+        }
+    }
+
+    /// Reclaims up to [`EXPIRED_REAPED_PER_ENTRY_MAX`] keys expired at the state's time,
+    /// earliest deadline first, from every database.
+    fn reap_due(&mut self) {
+        let now_ms = self.now_ms;
+        let mut budget = EXPIRED_REAPED_PER_ENTRY_MAX;
+        for db in 0..DATABASES {
+            let store = self.data.db_mut(db);
+            let due = store.deadlines.due(now_ms, budget);
+            budget -= due.len();
+            due.iter().for_each(|key| assert!(store.reap(key, now_ms)));
+        }
+        // Reclaiming is no change for WATCH: an expired key was already absent.
+        assert!(
+            self.data.take_touched().is_empty(),
+            "reaping touches no key"
+        );
     }
 
     fn move_key(&mut self, from: Db, key: &[u8], to: Db) -> Reply {
@@ -398,9 +518,13 @@ impl StateMachine {
         if self.data.db(to).get(key).is_some() {
             return Reply::Bool(false);
         }
+        let deadline_ms = self.data.db(from).deadlines.get(key);
         match self.data.db_mut(from).remove(key) {
             Some(value) => {
                 self.data.db_mut(to).insert(key.to_vec(), value);
+                if deadline_ms.is_some() {
+                    self.data.db_mut(to).set_deadline(key, deadline_ms);
+                }
                 assert!(
                     self.data.db(from).get(key).is_none(),
                     "MOVE leaves no copy behind"
@@ -412,17 +536,18 @@ impl StateMachine {
     }
 }
 
-/// Applies a write that acts on one database's keys.
-fn apply_in_store(store: &mut Store, command: &Command) -> Reply {
+/// Applies a write that acts on one database's keys at time `now_ms` (its expired keys were
+/// reclaimed already).
+fn apply_in_store(store: &mut Store, command: &Command, now_ms: UnixMs) -> Reply {
     match command {
         Command::Set { key, value } => {
-            store.insert(key.clone(), value.clone());
+            store.put(key.clone(), value.clone());
             Reply::Ok
         }
         Command::TestAndSet { key, expected, new } => {
             let matches = store.get(key) == Some(expected);
             if matches {
-                store.insert(key.clone(), new.clone());
+                store.put(key.clone(), new.clone());
             }
             Reply::Bool(matches)
         }
@@ -437,7 +562,7 @@ fn apply_in_store(store: &mut Store, command: &Command) -> Reply {
         Command::Prune { prefix } => Reply::Int(int_from_count(store.prune(prefix))),
         Command::MultiSet { pairs } => {
             for (key, value) in pairs {
-                store.insert(key.clone(), value.clone());
+                store.put(key.clone(), value.clone());
             }
             Reply::Ok
         }
@@ -450,29 +575,55 @@ fn apply_in_store(store: &mut Store, command: &Command) -> Reply {
             value,
             condition,
             get,
-        } => set_if(store, key, value, *condition, *get),
+        } => {
+            let options = (*condition, *get);
+            let clear = crate::command::TtlChange::Clear;
+            expiry::set_expiring(store, key, value, options, clear, now_ms)
+        }
         Command::Append { key, value } => append(store, key, value),
         Command::MultiSetIfAbsent { pairs } => {
             let none_exists = pairs.iter().all(|(key, _)| store.get(key).is_none());
             if none_exists {
                 for (key, value) in pairs {
-                    store.insert(key.clone(), value.clone());
+                    store.put(key.clone(), value.clone());
                 }
             }
             Reply::Bool(none_exists)
         }
-        _ => apply_string_write(store, command),
+        _ => apply_string_write(store, command, now_ms),
     }
 }
 
 /// Applies a string or bit write (see `strings`).
-fn apply_string_write(store: &mut Store, command: &Command) -> Reply {
+fn apply_string_write(store: &mut Store, command: &Command, now_ms: UnixMs) -> Reply {
     match command {
         Command::SetRange { key, offset, value } => strings::set_range(store, key, *offset, value),
         Command::AddFloat { key, delta } => strings::add_float(store, key, delta),
         Command::SetBit { key, offset, bit } => strings::set_bit(store, key, *offset, *bit),
         Command::BitOp { op, dest, keys } => strings::bit_op(store, *op, dest, keys),
         Command::RenameIfAbsent { from, to } => strings::rename_if_absent(store, from, to),
+        _ => apply_expiry_in_store(store, command, now_ms),
+    }
+}
+
+/// The expiry commands' writes (see `expiry`).
+fn apply_expiry_in_store(store: &mut Store, command: &Command, now_ms: UnixMs) -> Reply {
+    match command {
+        Command::SetExpiring {
+            key,
+            value,
+            condition,
+            get,
+            ttl,
+        } => expiry::set_expiring(store, key, value, (*condition, *get), *ttl, now_ms),
+        Command::Expire {
+            key,
+            deadline,
+            condition,
+            name,
+        } => expiry::expire(store, key, *deadline, (*condition, *name), now_ms),
+        Command::Persist { key } => expiry::persist(store, key),
+        Command::GetEx { key, ttl } => expiry::get_ex(store, key, *ttl, now_ms),
         _ => unreachable!("not a write of one database's keys: {command:?}"),
     }
 }
@@ -494,29 +645,6 @@ fn add(store: &mut Store, key: &[u8], delta: i64) -> Reply {
     }
 }
 
-fn set_if(
-    store: &mut Store,
-    key: &[u8],
-    value: &[u8],
-    condition: SetCondition,
-    get: bool,
-) -> Reply {
-    let old = store.get(key).cloned();
-    let holds = match condition {
-        SetCondition::Always => true,
-        SetCondition::IfAbsent => old.is_none(),
-        SetCondition::IfPresent => old.is_some(),
-    };
-    if holds {
-        store.insert(key.to_vec(), value.to_vec());
-    }
-    match (get, holds) {
-        (true, _) => Reply::Value(old),
-        (false, true) => Reply::Ok,
-        (false, false) => Reply::Value(None),
-    }
-}
-
 fn append(store: &mut Store, key: &[u8], suffix: &[u8]) -> Reply {
     let mut value = store.get(key).cloned().unwrap_or_default();
     let len = value.len() + suffix.len();
@@ -533,8 +661,12 @@ fn rename(store: &mut Store, from: &[u8], to: &[u8]) -> Reply {
         return Reply::Error(CommandError::NoSuchKey);
     }
     if from != to {
+        let deadline_ms = store.deadlines.get(from);
         let value = store.remove(from).expect("present: checked above");
-        store.insert(to.to_vec(), value);
+        store.put(to.to_vec(), value);
+        if deadline_ms.is_some() {
+            store.set_deadline(to, deadline_ms);
+        }
     }
     Reply::Ok
 }
@@ -545,13 +677,16 @@ fn list<'a>(
     prefix: &'a [u8],
     start: &Option<Vec<u8>>,
     count: Option<u64>,
+    now_ms: UnixMs,
 ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)> + 'a {
-    (store.prefix_range(prefix, start.as_deref())).take(list_count_clamped(count))
+    (store.prefix_range(prefix, start.as_deref()))
+        .filter(move |(key, _)| !store.is_expired(key, now_ms))
+        .take(list_count_clamped(count))
 }
 
 /// KEYS: the keys under the pattern's literal prefix that match it, visiting at most
 /// [`KEYS_VISIT_MAX`].
-fn keys_matching(store: &Store, pattern: &[u8]) -> Reply {
+fn keys_matching(store: &Store, pattern: &[u8], now_ms: UnixMs) -> Reply {
     let prefix = glob::literal_prefix(pattern);
     let mut keys = Vec::new();
     for (visited, (key, _)) in store.prefix_range(prefix, None).enumerate() {
@@ -560,7 +695,7 @@ fn keys_matching(store: &Store, pattern: &[u8]) -> Reply {
                 limit: KEYS_VISIT_MAX,
             });
         }
-        if glob::glob_match(pattern, key) {
+        if glob::glob_match(pattern, key) && !store.is_expired(key, now_ms) {
             keys.push(key.clone());
         }
     }
@@ -572,9 +707,9 @@ fn keys_matching(store: &Store, pattern: &[u8]) -> Reply {
 fn scan(
     store: &Store,
     cursor: u64,
-    pattern: Option<&[u8]>,
+    (pattern, type_name): (Option<&[u8]>, Option<&[u8]>),
     count: u64,
-    type_name: Option<&[u8]>,
+    now_ms: UnixMs,
 ) -> Reply {
     let count = usize::try_from(count.clamp(1, SCAN_COUNT_MAX)).expect("fits in usize");
     let step = store.scan(cursor, count);
@@ -584,6 +719,7 @@ fn scan(
         .keys
         .into_iter()
         .filter(|key| type_ok && pattern.is_none_or(|p| glob::glob_match(p, key)))
+        .filter(|key| !store.is_expired(key, now_ms))
         .cloned()
         .collect();
     Reply::Scan {

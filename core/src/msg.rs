@@ -30,6 +30,14 @@ pub enum LogValue {
     /// A membership change: the configuration it makes governs every slot after this one.
     /// Changes no key.
     Reconfigure(Reconfigure),
+    /// Client writes like `Batch`, stamped with the master's clock when it proposed them (Unix
+    /// milliseconds): applying it moves the state's time to `now_ms` (never back), reclaims
+    /// keys expired by then and judges every command's expiry at it. The master proposes one
+    /// with no requests when a key is due, so expired keys are reclaimed through the log.
+    TimedBatch {
+        now_ms: u64,
+        requests: Arc<[ClientRequest]>,
+    },
 }
 
 // ---- PaxosLease ----------------------------------------------------------------------------

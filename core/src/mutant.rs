@@ -45,10 +45,13 @@ pub enum Mutant {
     /// A replica's configuration changes when it accepts a membership change, before the change
     /// is chosen (a change never chosen, or another one chosen in its slot, still took effect).
     ChangeBeforeChosen,
+    /// Replicas judge expiry by their own clock when they apply an entry, instead of by the
+    /// time the master stamped on it.
+    ReplicaClockExpiry,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 15] = [
+    pub const ALL: [Mutant; 16] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -64,6 +67,7 @@ impl Mutant {
         Mutant::SecondChangeWhilePending,
         Mutant::TransactionSplit,
         Mutant::ChangeBeforeChosen,
+        Mutant::ReplicaClockExpiry,
     ];
 
     /// The kebab-case name used on command lines.
@@ -84,6 +88,7 @@ impl Mutant {
             Mutant::SecondChangeWhilePending => "second-change-while-pending",
             Mutant::TransactionSplit => "transaction-split",
             Mutant::ChangeBeforeChosen => "change-before-chosen",
+            Mutant::ReplicaClockExpiry => "replica-clock-expiry",
         }
     }
 

@@ -46,6 +46,8 @@ pub struct Status {
     pub lease_remaining_ms: Option<u64>,
     /// Keys in each database, database 0 first.
     pub keys_per_db: Vec<usize>,
+    /// Keys with a deadline in each database.
+    pub expires_per_db: Vec<usize>,
     pub sessions: usize,
     pub peers_connected: usize,
     pub peers: usize,

@@ -50,9 +50,9 @@ pub async fn info_text(conn: &Connection<'_>, wanted: &[String]) -> String {
             "cpu" => cpu_text(),
             "errorstats" => errorstats_text(context),
             "cluster" => "cluster_enabled:0\r\n".to_string(),
-            "keyspace" => {
-                (status.as_ref()).map_or(String::new(), |s| keyspace_text(&s.keys_per_db))
-            }
+            "keyspace" => (status.as_ref()).map_or(String::new(), |s| {
+                keyspace_text(&s.keys_per_db, &s.expires_per_db)
+            }),
             "commandstats" => commandstats_text(context),
             _ => String::new(), // modules, latencystats: none here
         };
@@ -362,10 +362,13 @@ fn commandstats_text(context: &ClientContext) -> String {
 }
 
 /// One line per database with keys, as Redis writes it.
-pub fn keyspace_text(keys_per_db: &[usize]) -> String {
+pub fn keyspace_text(keys_per_db: &[usize], expires_per_db: &[usize]) -> String {
     let with_keys = keys_per_db.iter().enumerate().filter(|(_, &keys)| keys > 0);
     with_keys
-        .map(|(db, keys)| format!("db{db}:keys={keys},expires=0,avg_ttl=0\r\n"))
+        .map(|(db, keys)| {
+            let expires = expires_per_db.get(db).copied().unwrap_or(0);
+            format!("db{db}:keys={keys},expires={expires},avg_ttl=0\r\n")
+        })
         .collect()
 }
 
@@ -410,11 +413,11 @@ mod tests {
     #[test]
     fn info_keyspace_lists_each_database_with_keys() {
         let mut keys = vec![0; 16];
-        assert_eq!(keyspace_text(&keys), "");
+        assert_eq!(keyspace_text(&keys, &[]), "");
         keys[0] = 3;
         keys[9] = 1;
         assert_eq!(
-            keyspace_text(&keys),
+            keyspace_text(&keys, &[]),
             "db0:keys=3,expires=0,avg_ttl=0\r\ndb9:keys=1,expires=0,avg_ttl=0\r\n"
         );
     }

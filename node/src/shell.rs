@@ -187,7 +187,13 @@ impl Shell {
         }
     }
 
-    fn now_ns(&self) -> Nanos {
+    /// The local monotonic time for the protocol; also gives the replica the wall clock, which
+    /// expiry's time comes from (see docs/design.md, "Expiry").
+    fn now_ns(&mut self) -> Nanos {
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        self.replica.set_wall_clock_ms(wall_ms);
         Instant::now().duration_since(self.start).as_nanos() as Nanos
     }
 
@@ -610,6 +616,9 @@ impl Shell {
                 .map(|t| t.saturating_sub(now) / 1_000_000),
             keys_per_db: (0..keyspace_core::DATABASES)
                 .map(|db| replica.state_machine().db_len(db))
+                .collect(),
+            expires_per_db: (0..keyspace_core::DATABASES)
+                .map(|db| replica.state_machine().db_expires(db))
                 .collect(),
             sessions: replica.state_machine().sessions_len(),
             peers_connected: self

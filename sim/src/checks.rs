@@ -68,7 +68,7 @@ impl Ledger {
                 first: node,
                 chain: None,
             });
-            if let LogValue::Batch(requests) = value {
+            if let LogValue::Batch(requests) | LogValue::TimedBatch { requests, .. } = value {
                 self.requests
                     .extend(requests.iter().map(|r| (r.client_id, r.seq, slot)));
             }

@@ -20,6 +20,7 @@ pub mod plan;
 mod storage;
 mod trace;
 mod workload;
+mod workload_expiry;
 mod workload_tx;
 mod world;
 

@@ -165,6 +165,45 @@ pub struct FaultPlan {
     pub membership_every_ns: Nanos,
     /// Replicas with new ids the simulator may start and add (ids after the founding ones).
     pub spare_ids: usize,
+    // Wall clocks (drawn last, so adding them changed no other field of any seed's plan).
+    /// Every replica's wall clock is within this of true time (the expiry drift bound).
+    pub clock_error_max_ms: u64,
+    /// Derives each replica's wall clock error (see [`FaultPlan::wall_error_ms`]).
+    pub wall_error_seed: u64,
+}
+
+/// The Unix time (ms) the simulated world starts at: wall clocks read it plus true time.
+pub const WALL_EPOCH_MS: u64 = 1_800_000_000_000;
+
+impl FaultPlan {
+    /// Replica `index`'s wall clock error, within ±`clock_error_max_ms`, the bound's ends
+    /// favoured (where expiry is judged most differently).
+    pub fn wall_error_ms(&self, index: usize) -> i64 {
+        let bound = self.clock_error_max_ms as i64;
+        if bound == 0 {
+            return 0;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.wall_error_seed ^ index as u64);
+        match rng.gen_range(0..3) {
+            0 => bound,
+            1 => -bound,
+            _ => rng.gen_range(-bound..=bound),
+        }
+    }
+
+    /// Replica `index`'s wall clock at true time `true_ns`, in Unix milliseconds.
+    pub fn wall_ms(&self, index: usize, true_ns: Nanos) -> u64 {
+        let true_ms = WALL_EPOCH_MS + true_ns / NANOS_PER_MILLI;
+        true_ms.saturating_add_signed(self.wall_error_ms(index))
+    }
+
+    fn draw_wall_clocks(&mut self, rng: &mut ChaCha8Rng, skew: bool) {
+        self.wall_error_seed = rng.gen();
+        self.clock_error_max_ms = match skew {
+            true => pick(rng, &[0, 5, 50, 200]),
+            false => 0,
+        };
+    }
 }
 
 /// Draws `true` with probability `ppm / 1e6`.
@@ -292,6 +331,8 @@ impl FaultPlan {
             segment_bytes: 0,
             membership_every_ns: 0,
             spare_ids: 0,
+            clock_error_max_ms: 0,
+            wall_error_seed: 0,
         };
         plan.draw_network(rng, &on, nodes);
         plan.draw_clocks(rng, on.skew, on.drift);
@@ -303,6 +344,7 @@ impl FaultPlan {
         plan.draw_session_limits(rng);
         plan.segment_bytes = pick(rng, &[16, 64, 256]) * 1024;
         plan.draw_grant_crashes(rng);
+        plan.draw_wall_clocks(rng, on.skew);
         plan
     }
 

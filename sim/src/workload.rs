@@ -79,6 +79,7 @@ pub fn random_command(rng: &mut ChaCha8Rng) -> Command {
             };
             crate::workload_tx::random_transaction(rng, &draws)
         }
+        12..=19 => return crate::workload_expiry::expiry_command(rng),
         _ => key_command(rng),
     };
     let own_db = match command.keys().first() {

@@ -2,7 +2,7 @@
 
 use super::LineError;
 use crate::history::{End, Recorded};
-use keyspace_core::{Command, CommandError, Reply, SetCondition};
+use keyspace_core::{Command, CommandError, ExpireName, Reply, SetCondition};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -159,7 +159,13 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
         | Command::SetRange { .. }
         | Command::AddFloat { .. }
         | Command::SetBit { .. }
-        | Command::BitOp { .. } => {
+        | Command::BitOp { .. }
+        // Expiry's options are nested too.
+        | Command::SetExpiring { .. }
+        | Command::Expire { .. }
+        | Command::Persist { .. }
+        | Command::GetEx { .. }
+        | Command::TimeToLive { .. } => {
             let json = serde_json::to_value(command).expect("a command converts to JSON");
             ("as-json", vec![("command", json)])
         }
@@ -270,6 +276,11 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 CommandError::StringTooLong => ("string-too-long", None),
                 CommandError::BitOffsetOutOfRange => ("bit-offset-out-of-range", None),
                 CommandError::BitOpNotArity => ("bitop-not-arity", None),
+                CommandError::InvalidExpireTime(name) => {
+                    let index = EXPIRE_NAMES.iter().position(|n| n == name);
+                    let index = index.expect("every name is listed") as u64;
+                    ("invalid-expire-time", Some(("name", index)))
+                }
             };
             fields.push(("error", name.into()));
             fields.extend(extra.map(|(field, n)| (field, Value::from(n))));
@@ -586,9 +597,26 @@ fn error(event: &Map<String, Value>) -> Result<CommandError, String> {
         "string-too-long" => CommandError::StringTooLong,
         "bit-offset-out-of-range" => CommandError::BitOffsetOutOfRange,
         "bitop-not-arity" => CommandError::BitOpNotArity,
+        "invalid-expire-time" => {
+            let index = uint(event, "name")? as usize;
+            let name = EXPIRE_NAMES
+                .get(index)
+                .ok_or("unknown expire command name")?;
+            CommandError::InvalidExpireTime(*name)
+        }
         other => return Err(format!("unknown error {other:?}")),
     })
 }
+
+/// The expire commands' names, by the number the format gives them.
+const EXPIRE_NAMES: [ExpireName; 6] = [
+    ExpireName::Expire,
+    ExpireName::PExpire,
+    ExpireName::ExpireAt,
+    ExpireName::PExpireAt,
+    ExpireName::Set,
+    ExpireName::GetEx,
+];
 
 /// A command or reply written as serde's JSON of it (transactions, which nest commands).
 fn as_json<T: serde::de::DeserializeOwned>(

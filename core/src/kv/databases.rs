@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::deadlines::UnixMs;
 use super::hash::database_hash;
 use super::session::SessionTable;
 use super::store::{Store, StoreDigest};
@@ -48,6 +49,25 @@ impl Databases {
     /// and its entries hash: a state with keys in database 0 only hashes as before databases.
     pub(crate) fn entries_hash(&self) -> u64 {
         self.hash_with(Store::entries_hash)
+    }
+
+    /// The sum of every database's deadline hash, each with its database number.
+    pub(crate) fn deadlines_hash(&self) -> u64 {
+        self.stores
+            .iter()
+            .enumerate()
+            .fold(0u64, |sum, (db, store)| {
+                let db = Db::try_from(db).expect("fewer than 256 databases");
+                sum.wrapping_add(database_hash(db, store.deadlines.hash()))
+            })
+    }
+
+    /// The earliest deadline in any database.
+    pub(crate) fn first_deadline_ms(&self) -> Option<UnixMs> {
+        self.stores
+            .iter()
+            .filter_map(|s| s.deadlines.first_ms())
+            .min()
     }
 
     pub(crate) fn recompute_entries_hash(&self) -> u64 {
@@ -99,6 +119,59 @@ const VERSIONED_MARK: u8 = 0;
 const ENCODING_V2: u8 = 2;
 /// V2 followed by WATCH's record of recent changes.
 const ENCODING_V3: u8 = 3;
+/// V3 followed by the state's time and every database's deadlines.
+const ENCODING_V4: u8 = 4;
+
+/// What v4 adds to v3: the time of the last timed entry and, per database, its keys'
+/// deadlines in key order.
+#[derive(Serialize, Deserialize)]
+struct ClockV4 {
+    now_ms: UnixMs,
+    deadlines: Vec<Vec<(serde_bytes::ByteBuf, UnixMs)>>,
+}
+
+impl ClockV4 {
+    fn of(data: &Databases, now_ms: UnixMs) -> Self {
+        let deadlines = data
+            .stores
+            .iter()
+            .map(|store| {
+                let pairs = store.deadlines.pairs();
+                pairs
+                    .map(|(key, at)| (serde_bytes::ByteBuf::from(key.clone()), *at))
+                    .collect()
+            })
+            .collect();
+        ClockV4 { now_ms, deadlines }
+    }
+
+    /// Gives the decoded stores their deadlines; each must name a key present.
+    fn restore(self, data: &mut Databases) -> Result<UnixMs, String> {
+        if self.deadlines.len() != data.stores.len() {
+            return Err("deadlines for a wrong number of databases".into());
+        }
+        for (store, pairs) in data.stores.iter_mut().zip(self.deadlines) {
+            for (key, at) in pairs {
+                if store.get(&key).is_none() || store.deadlines.get(&key).is_some() {
+                    return Err("a deadline for an absent key, or twice".into());
+                }
+                store.deadlines.set(&key, at);
+            }
+        }
+        Ok(self.now_ms)
+    }
+
+    /// The deadlines' hash as `Databases::deadlines_hash` computes it.
+    fn hash(&self) -> u64 {
+        let mut data = Databases::default();
+        for (store, pairs) in data.stores.iter_mut().zip(&self.deadlines) {
+            pairs
+                .iter()
+                .for_each(|(key, at)| store.deadlines.set(key, *at));
+        }
+        data.deadlines_hash()
+    }
+}
 
 /// The v3 encoding's fields, borrowed for writing.
 #[derive(Serialize)]
@@ -136,6 +209,10 @@ pub(crate) struct StateDigest {
     pub(crate) applied_slot: Slot,
     #[serde(deserialize_with = "rebuilt_changes")]
     pub(crate) changes: Changes,
+    #[serde(skip)]
+    pub(crate) now_ms: UnixMs,
+    #[serde(skip)]
+    pub(crate) deadlines_hash: u64,
 }
 
 fn rebuilt_changes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Changes, D::Error> {
@@ -150,6 +227,7 @@ pub(crate) struct StateParts {
     pub(crate) sessions: SessionTable,
     pub(crate) applied_slot: Slot,
     pub(crate) changes: Changes,
+    pub(crate) now_ms: UnixMs,
 }
 
 pub(crate) fn encode(
@@ -158,6 +236,7 @@ pub(crate) fn encode(
     sessions: &SessionTable,
     applied_slot: Slot,
     changes: &Changes,
+    now_ms: UnixMs,
 ) -> Vec<u8> {
     let fields = StateV3Ref {
         config,
@@ -166,8 +245,10 @@ pub(crate) fn encode(
         applied_slot,
         changes,
     };
-    let mut out = vec![VERSIONED_MARK, ENCODING_V3];
+    let mut out = vec![VERSIONED_MARK, ENCODING_V4];
     postcard::to_io(&fields, &mut out).expect("a state encodes into memory");
+    let clock = ClockV4::of(data, now_ms);
+    postcard::to_io(&clock, &mut out).expect("a state encodes into memory");
     out
 }
 
@@ -175,14 +256,14 @@ pub(crate) fn encode(
 /// rebuilt.
 pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
     let (mut parts, after) = match body {
-        [VERSIONED_MARK, version @ (ENCODING_V2 | ENCODING_V3), rest @ ..] => {
+        [VERSIONED_MARK, version @ (ENCODING_V2 | ENCODING_V3 | ENCODING_V4), rest @ ..] => {
             let (state, mut after): (StateV2, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
             if state.stores.len() != usize::from(DATABASES) {
                 return Err(format!("{} databases", state.stores.len()));
             }
             let changes = match *version {
-                ENCODING_V3 => {
+                ENCODING_V3 | ENCODING_V4 => {
                     let (changes, rest): (Changes, &[u8]) =
                         postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
                     after = rest;
@@ -190,14 +271,23 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
                 }
                 _ => Changes::forgotten_through(state.applied_slot),
             };
+            let mut data = Databases {
+                stores: state.stores,
+            };
+            let mut now_ms = 0;
+            if *version == ENCODING_V4 {
+                let (clock, rest): (ClockV4, &[u8]) =
+                    postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
+                after = rest;
+                now_ms = clock.restore(&mut data)?;
+            }
             let parts = StateParts {
                 config: state.config,
-                data: Databases {
-                    stores: state.stores,
-                },
+                data,
                 sessions: state.sessions,
                 applied_slot: state.applied_slot,
                 changes,
+                now_ms,
             };
             (parts, after)
         }
@@ -213,6 +303,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
                 sessions: state.sessions,
                 applied_slot: state.applied_slot,
                 changes: Changes::forgotten_through(state.applied_slot),
+                now_ms: 0,
             };
             (parts, after)
         }
@@ -225,14 +316,18 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
     Ok((parts, after))
 }
 
-/// Reads a v3 encoding for checking (see `StateMachine::verify_encoding`).
+/// Reads a v4 encoding for checking (see `StateMachine::verify_encoding`).
 pub(crate) fn decode_digest(body: &[u8]) -> Result<StateDigest, String> {
     let rest = match body {
-        [VERSIONED_MARK, ENCODING_V3, rest @ ..] => rest,
-        _ => return Err("not a v3 encoding".into()),
+        [VERSIONED_MARK, ENCODING_V4, rest @ ..] => rest,
+        _ => return Err("not a v4 encoding".into()),
     };
-    let (digest, rest): (StateDigest, &[u8]) =
+    let (mut digest, rest): (StateDigest, &[u8]) =
         postcard::take_from_bytes(rest).map_err(|e| format!("does not decode: {e}"))?;
+    let (clock, rest): (ClockV4, &[u8]) =
+        postcard::take_from_bytes(rest).map_err(|e| format!("does not decode: {e}"))?;
+    digest.deadlines_hash = clock.hash();
+    digest.now_ms = clock.now_ms;
     match rest.is_empty() {
         true => Ok(digest),
         false => Err("bytes after the state".into()),

@@ -14,6 +14,8 @@ pub(crate) const TAG_REPLY: u64 = 0x6b76_2d72_706c_7931; // "kv-rply1"
 pub(crate) const TAG_STATE: u64 = 0x6b76_2d73_7461_7431; // "kv-stat1"
 pub(crate) const TAG_SCAN: u64 = 0x6b76_2d73_6361_6e31; // "kv-scan1"
 pub(crate) const TAG_DATABASE: u64 = 0x6b76_2d64_6174_6162; // "kv-datab"
+pub(crate) const TAG_DEADLINE: u64 = 0x6b76_2d64_6561_6431; // "kv-dead1"
+pub(crate) const TAG_CLOCK: u64 = 0x6b76_2d63_6c6f_6331; // "kv-cloc1"
 
 /// Added on every round so that no input word leaves the state at a fixed point such as zero.
 const ROUND_CONSTANT: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -77,6 +79,25 @@ pub(crate) fn data_entry_hash(key: &[u8], value: &[u8]) -> u64 {
 }
 
 /// A key's place in SCAN order: fixed for the key, spread evenly over `u64`.
+pub(crate) fn deadline_entry_hash(key: &[u8], deadline_ms: i64) -> u64 {
+    Hash64::new(TAG_DEADLINE)
+        .bytes(key)
+        .word(deadline_ms as u64)
+        .finish()
+}
+
+/// What the entry time and the deadlines add to the state hash (nothing while there are none,
+/// so a state without expiry hashes as before).
+pub(crate) fn clock_hash(now_ms: i64, deadlines_hash: u64) -> u64 {
+    if now_ms == 0 && deadlines_hash == 0 {
+        return 0;
+    }
+    Hash64::new(TAG_CLOCK)
+        .word(now_ms as u64)
+        .word(deadlines_hash)
+        .finish()
+}
+
 pub(crate) fn scan_hash(key: &[u8]) -> u64 {
     Hash64::new(TAG_SCAN).bytes(key).finish()
 }

@@ -79,7 +79,9 @@ impl Model {
         let written =
             (self.changes.iter()).any(|(d, k, s)| *d == w.db && *k == w.key && *s > w.slot);
         let reset = (self.resets.iter()).any(|(d, s)| *d == w.db && *s > w.slot);
-        written || (reset && (w.existed || present))
+        // A key that existed at WATCH and is absent now changed, even with no write
+        // recorded: it expired (Redis 7.0 fails EXEC on a watched key that expired).
+        written || (reset && present) || (w.existed && !present)
     }
 
     fn transaction(&mut self, commands: &[Command], watched: &[Watched]) -> Reply {

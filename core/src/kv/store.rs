@@ -5,6 +5,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
+use super::deadlines::{Deadlines, UnixMs};
 use super::hash::{data_entry_hash, scan_hash};
 use crate::command::{KEY_MAX_BYTES, LIST_COUNT_MAX, VALUE_MAX_BYTES};
 
@@ -27,7 +28,13 @@ pub(crate) struct Store {
     /// WATCH's record of recent changes; empty between writes, never encoded.
     #[serde(skip)]
     touched: Vec<Vec<u8>>,
+    /// The keys that have a deadline (encoded after the stores, see `databases`).
+    #[serde(skip)]
+    pub(crate) deadlines: Deadlines,
 }
+
+/// Most keys one RANDOMKEY visits looking for one that has not expired.
+pub(crate) const RANDOM_KEY_VISIT_MAX: usize = 100;
 
 /// One SCAN step's result: the keys visited and the cursor after them (0: the end).
 pub(crate) struct ScanStep<'a> {
@@ -69,8 +76,56 @@ impl Store {
         self.map.insert(key, value);
     }
 
+    /// Stores a fresh value: like `insert`, and the key loses any deadline (SET, MSET).
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.deadlines.remove(&key);
+        self.insert(key, value);
+    }
+
+    /// The value of `key` unless it expired at `now_ms`.
+    pub(crate) fn live(&self, key: &[u8], now_ms: UnixMs) -> Option<&Vec<u8>> {
+        match self.is_expired(key, now_ms) {
+            true => None,
+            false => self.map.get(key),
+        }
+    }
+
+    /// Whether `key` has a deadline before `now_ms` (Redis: expired once now > deadline).
+    pub(crate) fn is_expired(&self, key: &[u8], now_ms: UnixMs) -> bool {
+        self.deadlines.get(key).is_some_and(|at| at < now_ms)
+    }
+
+    /// Sets or clears the deadline of `key`, which must be present; a change for WATCH.
+    pub(crate) fn set_deadline(&mut self, key: &[u8], deadline_ms: Option<UnixMs>) {
+        assert!(self.map.contains_key(key), "a deadline for an absent key");
+        match deadline_ms {
+            Some(at) => self.deadlines.set(key, at),
+            None => {
+                self.deadlines.remove(key);
+            }
+        }
+        self.touched.push(key.to_vec());
+    }
+
+    /// Removes `key` if it expired at `now_ms`, without counting it as a change for WATCH
+    /// (Redis: an expired key was already gone). Returns whether it did.
+    pub(crate) fn reap(&mut self, key: &[u8], now_ms: UnixMs) -> bool {
+        if !self.is_expired(key, now_ms) {
+            return false;
+        }
+        let touched = self.touched.len();
+        self.remove(key).expect("a key with a deadline is present");
+        self.touched.truncate(touched);
+        assert!(
+            self.deadlines.get(key).is_none(),
+            "a reaped key keeps no deadline"
+        );
+        true
+    }
+
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         let value = self.map.remove(key)?;
+        self.deadlines.remove(key);
         let removed = data_entry_hash(key, &value);
         self.entries_hash = self.entries_hash.wrapping_sub(removed);
         let indexed = self.scan_order.remove(&(scan_hash(key), key.to_vec()));
@@ -118,11 +173,17 @@ impl Store {
         ScanStep { keys, cursor: 0 }
     }
 
-    /// The first key in scan order at or after `seed`, wrapping to the first; None when empty.
-    pub(crate) fn key_at_or_after(&self, seed: u64) -> Option<&Vec<u8>> {
-        let mut after = self.scan_order.range((seed, Vec::new())..);
-        let first = after.next().or_else(|| self.scan_order.iter().next());
-        first.map(|(_, key)| key)
+    /// The first key in scan order at or after `seed`, wrapping to the first, that has not
+    /// expired at `now_ms`; None when empty or when the first [`RANDOM_KEY_VISIT_MAX`] visited
+    /// all expired (bounded work; they are reaped soon).
+    pub(crate) fn key_at_or_after(&self, seed: u64, now_ms: UnixMs) -> Option<&Vec<u8>> {
+        let after = self.scan_order.range((seed, Vec::new())..);
+        let before = self.scan_order.range(..(seed, Vec::new()));
+        after
+            .chain(before)
+            .map(|(_, key)| key)
+            .take(RANDOM_KEY_VISIT_MAX)
+            .find(|key| !self.is_expired(key, now_ms))
     }
 
     /// Pairs whose key starts with `prefix`, in byte order, from `start` (inclusive) on.
@@ -165,6 +226,10 @@ impl Store {
     /// Checks the scan order against the map; O(keys).
     pub(crate) fn assert_scan_order(&self) {
         assert_eq!(self.scan_order.len(), self.map.len(), "scan order size");
+        self.deadlines.assert_invariants();
+        for (key, _) in self.deadlines.pairs() {
+            assert!(self.map.contains_key(key), "a deadline for an absent key");
+        }
         for (hash, key) in &self.scan_order {
             assert!(self.map.contains_key(key), "scan order holds a removed key");
             assert_eq!(*hash, scan_hash(key), "scan order hash");

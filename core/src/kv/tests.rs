@@ -1,7 +1,9 @@
 //! Specification tests of the state machine: one command or session rule per test.
 
 use super::*;
-use crate::command::{ClientId, Seq, DATABASES, KEY_MAX_BYTES, LIST_COUNT_MAX, VALUE_MAX_BYTES};
+use crate::command::{
+    ClientId, Seq, SetCondition, DATABASES, KEY_MAX_BYTES, LIST_COUNT_MAX, VALUE_MAX_BYTES,
+};
 
 fn machine() -> StateMachine {
     StateMachine::new(StateMachineConfig::default())

@@ -145,21 +145,26 @@ impl StateMachine {
         }
     }
 
-    /// `Watch`: the slot the state is at and each key's value.
-    pub(super) fn watch(&self, db: Db, keys: &[Vec<u8>]) -> Reply {
+    /// `Watch`: the slot the state is at and each key's value at `now_ms`.
+    pub(super) fn watch(&self, db: Db, keys: &[Vec<u8>], now_ms: i64) -> Reply {
         assert!(db < DATABASES, "validation refuses database {db}");
         let store = self.data.db(db);
         Reply::Watched {
             slot: self.applied_slot,
-            values: keys.iter().map(|key| store.get(key).cloned()).collect(),
+            values: keys
+                .iter()
+                .map(|key| store.live(key, now_ms).cloned())
+                .collect(),
         }
     }
 
     /// EXEC: every command in order in this one step, or none if a watched key changed.
     pub(super) fn apply_transaction(&mut self, commands: &[Command], watched: &[Watched]) -> Reply {
+        // A key that existed at WATCH and expired since changed (Redis 7.0); one already
+        // expired then did not.
         let changed = watched.iter().any(|w| {
-            let present = self.data.db(w.db).get(&w.key).is_some();
-            self.changes.changed(w, present)
+            let present = self.data.db(w.db).live(&w.key, self.now_ms).is_some();
+            self.changes.changed(w, present) || (w.existed && !present)
         });
         if changed {
             return Reply::Transaction(None);

@@ -2,6 +2,7 @@
 //! The caller has checked the name and arity ([`crate::redis::lookup`]).
 
 use crate::redis::args::{arity_error, parse_db, parse_i64, text, NOT_AN_INTEGER, SYNTAX_ERROR};
+use crate::redis::expiry;
 use crate::redis::shape::Shape;
 use crate::redis::strings::parse_string_command;
 use crate::redis::table::{spec, Kind};
@@ -53,8 +54,14 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Parsed {
         "GET" => plain(Command::Get { key: key() }),
         "DIRTYGET" => plain(Command::DirtyGet { key: key() }),
         "TYPE" => Ok(per_key(args, |key| Command::Get { key }, Shape::Type)),
-        "TTL" | "PTTL" => Ok(per_key(args, |key| Command::Get { key }, Shape::Ttl)),
-        "SET" if args.len() > 3 => parse_set_options(args),
+        "TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME" => plain(expiry::parse_ttl(name, args)),
+        "SET" if args.len() > 3 => expiry::parse_set(args).map(StoreCall::plain),
+        "SETEX" | "PSETEX" => expiry::parse_setex(name, args).map(StoreCall::plain),
+        "GETEX" => expiry::parse_getex(args).map(StoreCall::plain),
+        "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" => {
+            expiry::parse_expire(name, args).map(StoreCall::plain)
+        }
+        "PERSIST" => plain(Command::Persist { key: key() }),
         "SET" => plain(Command::Set {
             key: key(),
             value: args[2].clone(),
@@ -113,37 +120,6 @@ pub fn per_key(args: &[Vec<u8>], make: impl Fn(Vec<u8>) -> Command, shape: Shape
     let commands: Vec<Command> = args[1..].iter().map(|k| make(k.clone())).collect();
     assert_eq!(commands.len(), args.len() - 1, "one command per key");
     StoreCall { commands, shape }
-}
-
-/// `SET key value [NX|XX] [GET]`; expiry options are refused until keys can expire.
-fn parse_set_options(args: &[Vec<u8>]) -> Parsed {
-    assert!(args.len() > 3, "SET with options");
-    let (mut condition, mut get) = (SetCondition::Always, false);
-    for option in &args[3..] {
-        match (text(option).as_str(), condition) {
-            ("NX", SetCondition::Always | SetCondition::IfAbsent) => {
-                condition = SetCondition::IfAbsent
-            }
-            ("XX", SetCondition::Always | SetCondition::IfPresent) => {
-                condition = SetCondition::IfPresent
-            }
-            ("GET", _) => get = true,
-            ("EX" | "PX" | "EXAT" | "PXAT" | "KEEPTTL", _) => {
-                return Err(
-                    "ERR syntax error (keys do not expire yet: EX, PX, EXAT, PXAT and \
-                            KEEPTTL are not supported)"
-                        .into(),
-                )
-            }
-            _ => return Err(SYNTAX_ERROR.into()),
-        }
-    }
-    Ok(StoreCall::plain(Command::SetIf {
-        key: args[1].clone(),
-        value: args[2].clone(),
-        condition,
-        get,
-    }))
 }
 
 /// The string commands that are one store command, shaped.

@@ -28,7 +28,7 @@ const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
 use Kind::{Local, Store};
 
 /// Every command, once. `COMMAND COUNT` counts this table.
-pub const COMMANDS: [Spec; 70] = [
+pub const COMMANDS: [Spec; 80] = [
     row("GET", 2, Store),
     row("DIRTYGET", 2, Store),
     row("INCR", 2, Store),
@@ -100,6 +100,16 @@ pub const COMMANDS: [Spec; 70] = [
     row("RENAMENX", 3, Store),
     row("COPY", -3, Store),
     row("OBJECT", -2, Store),
+    row("SETEX", 4, Store),
+    row("PSETEX", 4, Store),
+    row("GETEX", -2, Store),
+    row("EXPIRE", -3, Store),
+    row("PEXPIRE", -3, Store),
+    row("EXPIREAT", -3, Store),
+    row("PEXPIREAT", -3, Store),
+    row("PERSIST", 2, Store),
+    row("EXPIRETIME", 2, Store),
+    row("PEXPIRETIME", 2, Store),
 ];
 
 /// The table's row of `name` (in upper case).

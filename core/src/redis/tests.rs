@@ -98,11 +98,51 @@ fn unknown_commands_and_wrong_arities_answer_redis_errors() {
 }
 
 #[test]
-fn set_expiry_options_are_refused_with_a_reason() {
-    let refusal = error_of(&["SET", "k", "v", "EX", "10"]);
-    assert!(
-        refusal.starts_with("ERR syntax error") && refusal.contains("EX"),
-        "{refusal}"
+fn set_expiry_options_parse_and_bad_times_answer_redis_errors() {
+    let expiring = |ttl| {
+        plain(Command::SetExpiring {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            condition: SetCondition::Always,
+            get: false,
+            ttl,
+        })
+    };
+    let in_ms = |ms| crate::TtlChange::Set(crate::Deadline::In { ms });
+    assert_eq!(
+        parsed(&["SET", "k", "v", "EX", "10"]),
+        expiring(in_ms(10_000))
+    );
+    assert_eq!(parsed(&["SET", "k", "v", "PX", "10"]), expiring(in_ms(10)));
+    assert_eq!(
+        parsed(&["SET", "k", "v", "KEEPTTL"]),
+        expiring(crate::TtlChange::Keep)
+    );
+    let invalid = "ERR invalid expire time in 'set' command";
+    assert_eq!(
+        error_of(&["SET", "k", "v", "EX", "10000000000000000"]),
+        invalid
+    );
+    assert_eq!(error_of(&["SET", "k", "v", "EX", "0"]), invalid);
+    assert_eq!(
+        error_of(&["SET", "k", "v", "EX", "1", "KEEPTTL"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        error_of(&["EXPIRE", "k", "1", "NX", "GT"]),
+        "ERR NX and XX, GT or LT options at the same time are not compatible"
+    );
+    assert_eq!(
+        error_of(&["EXPIRE", "k", "1", "GT", "LT"]),
+        "ERR GT and LT options at the same time are not compatible"
+    );
+    assert_eq!(
+        error_of(&["EXPIRE", "k", "1", "AB"]),
+        "ERR Unsupported option AB"
+    );
+    assert_eq!(
+        error_of(&["GETEX", "k", "EX", "-1"]),
+        "ERR invalid expire time in 'getex' command"
     );
     assert!(!arity_accepts(&["SET", "k"]));
 }

@@ -14,6 +14,15 @@ use crate::msg::{Accept, Accepted, Commit, LogValue, Message, Prepare, Promise, 
 use crate::mutant::{self, Mutant};
 use crate::types::{Ballot, Nanos, NodeId, Slot};
 
+/// The master's time for what it proposes now (see `route_log::stamp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Stamp {
+    /// Unix milliseconds, never below the applied state's time.
+    pub(super) now_ms: u64,
+    /// Some key's deadline is before `now_ms`: an entry should reclaim it.
+    pub(super) expiry_due: bool,
+}
+
 struct InFlight {
     value: LogValue,
     acks: BTreeSet<NodeId>,
@@ -245,6 +254,7 @@ impl Leader {
         last_state_hash: Option<(Slot, u64)>,
         config: &ReplicaConfig,
         applied_through: Slot,
+        stamp: Stamp,
     ) -> Option<Accept> {
         if !matches!(self.phase, LeaderPhase::Active) || self.inflight.len() >= config.window_max {
             return None;
@@ -262,7 +272,7 @@ impl Leader {
         } else if self.changes.front().is_some_and(|c| c.slot.is_none()) {
             return None; // the window drains for the change
         } else {
-            self.next_new_value(last_state_hash, config)?
+            self.next_new_value(last_state_hash, config, stamp)?
         };
         if matches!(value, LogValue::Reconfigure(_)) {
             self.hold_slot = Some(slot);
@@ -283,11 +293,15 @@ impl Leader {
         })
     }
 
-    /// A due checkpoint, else a batch of pending writes, in the next slot.
+    /// A due checkpoint, else a batch of pending writes stamped with the master's time, in the
+    /// next slot; with no writes pending, an empty stamped batch when a key is due and nothing
+    /// is in flight (it reclaims expired keys; one at a time, so an idle store's log grows
+    /// only while keys come due).
     fn next_new_value(
         &mut self,
         last_state_hash: Option<(Slot, u64)>,
         config: &ReplicaConfig,
+        stamp: Stamp,
     ) -> Option<(Slot, LogValue)> {
         let interval = config.checkpoint_interval_slots;
         let checkpoint = last_state_hash.filter(|(at, _)| *at >= self.last_checkpoint + interval);
@@ -300,6 +314,14 @@ impl Leader {
             return Some((self.take_slot(), value));
         }
         if self.pending.is_empty() {
+            if stamp.expiry_due && self.inflight.is_empty() {
+                let requests: Vec<ClientRequest> = Vec::new();
+                let value = LogValue::TimedBatch {
+                    now_ms: stamp.now_ms,
+                    requests: requests.into(),
+                };
+                return Some((self.take_slot(), value));
+            }
             return None;
         }
         let take = batch_len(
@@ -311,7 +333,11 @@ impl Leader {
         for request in &batch {
             self.awaiting.insert((request.client_id, request.seq));
         }
-        Some((self.take_slot(), LogValue::Batch(batch.into())))
+        let value = LogValue::TimedBatch {
+            now_ms: stamp.now_ms,
+            requests: batch.into(),
+        };
+        Some((self.take_slot(), value))
     }
 
     /// The queued membership change, once every slot before it is applied (so the
@@ -735,6 +761,11 @@ mod tests {
     use super::*;
     use crate::command::Command;
 
+    const NO_EXPIRY: Stamp = Stamp {
+        now_ms: 1_000,
+        expiry_due: false,
+    };
+
     fn three() -> Configuration {
         Configuration::initial(&[1, 2, 3])
     }
@@ -826,13 +857,16 @@ mod tests {
             leader.enqueue_write(write(seq), 100).unwrap();
         }
         let mut accepts = Vec::new();
-        while let Some(accept) = leader.next_accept(None, &config, 4) {
+        while let Some(accept) = leader.next_accept(None, &config, 4, NO_EXPIRY) {
             accepts.push(accept);
         }
         let slots: Vec<Slot> = accepts.iter().map(|a| a.slot).collect();
         assert_eq!(slots, [5, 6, 7, 8], "the window is full at window_max");
         assert_eq!(accepts[0].value, LogValue::Noop, "the opening no-op");
-        assert!(matches!(&accepts[1].value, LogValue::Batch(b) if b.len() == 2));
+        assert!(matches!(
+            &accepts[1].value,
+            LogValue::TimedBatch { now_ms: 1_000, requests } if requests.len() == 2
+        ));
         assert!(!leader.is_ready(4) && leader.is_ready(5));
         leader.check_invariants(&config, 4);
         let acked = Accepted {
@@ -849,7 +883,9 @@ mod tests {
             Some((5, LogValue::Noop))
         );
         assert_eq!(
-            leader.next_accept(None, &config, 4).map(|a| a.slot),
+            leader
+                .next_accept(None, &config, 4, NO_EXPIRY)
+                .map(|a| a.slot),
             Some(9)
         );
     }
@@ -861,8 +897,8 @@ mod tests {
         for seq in 1..=3 {
             leader.enqueue_write(write(seq), 100).unwrap();
         }
-        leader.next_accept(None, &config, 4); // the no-op
-        leader.next_accept(None, &config, 4); // seqs 1 and 2
+        leader.next_accept(None, &config, 4, NO_EXPIRY); // the no-op
+        leader.next_accept(None, &config, 4, NO_EXPIRY); // seqs 1 and 2
         let outcomes: Vec<(Seq, Outcome)> = leader
             .step_down(Some(2))
             .into_iter()

@@ -12,7 +12,7 @@ use crate::kv::hash::Hash64;
 use crate::kv::{StateMachine, StateMachineConfig};
 use crate::membership::Reconfigure;
 use crate::msg::{LogValue, SlotReport};
-use crate::mutant::Mutant;
+use crate::mutant::{self, Mutant};
 use crate::snapshot::SnapshotMeta;
 use crate::types::Slot;
 
@@ -98,6 +98,12 @@ impl Learner {
         self.state.read(command)
     }
 
+    /// A read judging expiry at `now_ms` (or the state's time, if later).
+    pub(super) fn read_at(&self, command: &Command, now_ms: u64) -> Reply {
+        let now_ms = crate::kv::UnixMs::try_from(now_ms).unwrap_or(crate::kv::UnixMs::MAX);
+        self.state.read_at(command, now_ms)
+    }
+
     pub(super) fn chosen(&self, slot: Slot) -> Option<&LogValue> {
         self.chosen.get(&slot)
     }
@@ -140,7 +146,7 @@ impl Learner {
 
     /// Applies the next chosen slot, if one is not applied yet; returns its responses, and the
     /// change of membership it carries, if any (the replica's membership applies it).
-    pub(super) fn apply_next(&mut self) -> Option<Applied> {
+    pub(super) fn apply_next(&mut self, wall_ms: u64) -> Option<Applied> {
         if self.applied_through >= self.chosen_through {
             return None;
         }
@@ -150,6 +156,12 @@ impl Learner {
         self.applied_through = slot;
         let responses = match value {
             LogValue::Batch(requests) if self.keeps_state => self.state.apply_batch(slot, requests),
+            LogValue::TimedBatch { now_ms, requests } if self.keeps_state => {
+                // Wrong on purpose under the mutant: the replica's own clock, not the log's.
+                let own_clock = mutant::is(self.mutant, Mutant::ReplicaClockExpiry);
+                let now_ms = if own_clock { wall_ms } else { *now_ms };
+                self.state.apply_timed_batch(slot, now_ms, requests)
+            }
             LogValue::Checkpoint {
                 at_slot,
                 state_hash,
@@ -161,6 +173,7 @@ impl Learner {
             LogValue::Noop
             | LogValue::Reconfigure(_)
             | LogValue::Batch(_)
+            | LogValue::TimedBatch { .. }
             | LogValue::Checkpoint { .. } => {
                 self.state.apply_noop(slot);
                 Vec::new()
@@ -352,12 +365,12 @@ mod tests {
         learner.insert(2, LogValue::Noop);
         learner.advance();
         assert_eq!(learner.chosen_through(), 0);
-        assert!(learner.apply_next().is_none());
+        assert!(learner.apply_next(0).is_none());
         learner.check_invariants();
         learner.insert(1, LogValue::Noop);
         learner.advance();
         assert_eq!(learner.chosen_through(), 2);
-        while learner.apply_next().is_some() {}
+        while learner.apply_next(0).is_some() {}
         assert_eq!(learner.applied_through(), 2);
         assert_eq!(learner.last_state_hash().map(|(s, _)| s), Some(2));
         learner.check_invariants();
@@ -385,7 +398,7 @@ mod tests {
             learner.insert(slot, LogValue::Noop);
         }
         learner.advance();
-        while learner.apply_next().is_some() {}
+        while learner.apply_next(0).is_some() {}
         learner.chosen.remove(&2);
         learner.check_invariants();
     }

@@ -120,6 +120,10 @@ pub struct Replica {
     last_input_ns: Nanos,
     /// When this replica may next tell the master its progress.
     progress_due_ns: Nanos,
+    /// The highest reading of the replica's wall clock given (Unix milliseconds; see
+    /// [`Replica::set_wall_clock_ms`]): what the master stamps on entries and judges its reads'
+    /// expiry by. Never goes back.
+    wall_ms: u64,
 }
 
 // ---- construction and the public interface ------------------------------------------------
@@ -152,6 +156,7 @@ impl Replica {
             outbox: Outbox::new(config.node_id, config.mutant),
             last_input_ns: now_ns,
             progress_due_ns: now_ns,
+            wall_ms: 0,
             config,
         };
         replica.recover(snapshot, damaged, now_ns);
@@ -198,6 +203,15 @@ impl Replica {
         }
         self.drain_loopback(now_ns);
         self.check_invariants(now_ns);
+    }
+
+    /// The replica's wall clock now, in Unix milliseconds: the shell gives it before every
+    /// input (a reading below an earlier one is ignored, so it never goes back). Only expiry
+    /// uses it: the master stamps it on the entries it proposes, and judges its linearizable
+    /// reads' expiry by it. Its error against true time is the drift bound of expiry (see
+    /// docs/design.md, "Expiry").
+    pub fn set_wall_clock_ms(&mut self, wall_ms: u64) {
+        self.wall_ms = self.wall_ms.max(wall_ms);
     }
 
     pub fn handle_timeout(&mut self, now_ns: Nanos) {

@@ -53,7 +53,7 @@ impl Replica {
 
     pub(super) fn request_read(&mut self, now_ns: Nanos, request: ClientRequest) {
         if self.serves_reads(now_ns) {
-            let reply = self.learner.read(&request.command);
+            let reply = self.learner.read_at(&request.command, self.wall_ms);
             return self.outbox.reply(&request, Outcome::Done(reply));
         }
         let pending_max = self.config.pending_requests_max;
@@ -75,7 +75,7 @@ impl Replica {
             return;
         };
         for request in leader.take_ready_reads(self.learner.applied_through()) {
-            let reply = self.learner.read(&request.command);
+            let reply = self.learner.read_at(&request.command, self.wall_ms);
             self.outbox.reply(&request, Outcome::Done(reply));
         }
     }

@@ -13,6 +13,8 @@ use crate::mutant::{self, Mutant};
 use crate::storage::StorageWrite;
 use crate::types::{Ballot, Nanos, NodeId, Slot};
 
+use super::leader::Stamp;
+
 impl Replica {
     /// Starts log phase 1 over every slot not known to be chosen.
     pub(super) fn become_leader(&mut self, now_ns: Nanos) {
@@ -96,7 +98,9 @@ impl Replica {
         let last_state_hash = self.learner.last_state_hash();
         let applied_through = self.learner.applied_through();
         let members = self.members.member_ids();
-        while let Some(accept) = leader.next_accept(last_state_hash, &self.config, applied_through)
+        let stamp = stamp(self.wall_ms, self.learner.state());
+        while let Some(accept) =
+            leader.next_accept(last_state_hash, &self.config, applied_through, stamp)
         {
             self.outbox.broadcast(&members, Message::Accept(accept));
         }
@@ -165,6 +169,24 @@ impl Replica {
         for (to, msg) in leader.retransmissions(now_ns, interval_ns, &members) {
             self.outbox.send(to, msg);
         }
+        // Keys may have come due since the last entry: their reclaiming entry goes out now.
+        self.fill_window();
+    }
+}
+
+/// The time the master stamps on what it proposes now: its clock, but never below the time
+/// of the state it applied (a previous master's clock may have been ahead), so stamps do not
+/// go back across masters; and whether a key is due by then (an entry should reclaim it).
+fn stamp(wall_ms: u64, state: &crate::kv::StateMachine) -> Stamp {
+    let applied_ms = u64::try_from(state.now_ms()).expect("the state's time is not negative");
+    let now_ms = wall_ms.max(applied_ms);
+    let due = state
+        .next_deadline_ms()
+        .is_some_and(|at| u64::try_from(at).map_or(true, |at| at < now_ms));
+    assert!(now_ms >= applied_ms, "a stamp below the applied time");
+    Stamp {
+        now_ms,
+        expiry_due: due,
     }
 }
 
@@ -323,7 +345,7 @@ impl Replica {
 
     pub(super) fn advance_chosen(&mut self) {
         self.learner.advance();
-        while let Some(applied) = self.learner.apply_next() {
+        while let Some(applied) = self.learner.apply_next(self.wall_ms) {
             if let Some(reconfigure) = applied.reconfigure {
                 self.reconfigured(applied.slot, reconfigure);
             }

@@ -217,10 +217,12 @@ impl World {
     /// and checks what it applied.
     pub(super) fn drive(&mut self, i: usize, input: Input) -> Result<(), Failure> {
         let local = self.replicas.nodes[i].clock.local(self.now);
+        let wall_ms = self.plan.wall_ms(i, self.now);
         let node = &mut self.replicas.nodes[i];
         let Some(replica) = node.replica.as_mut() else {
             return Ok(());
         };
+        replica.set_wall_clock_ms(wall_ms);
         let mut out = std::mem::take(&mut self.replicas.out);
         let result = guarded(|| drive::step(replica, local, input, &mut out));
         let deadline = result.map_err(|panic| {
