@@ -187,11 +187,7 @@ impl Replica {
         self.note_input_time(now_ns);
         assert!(from != 0, "a message from node 0");
         if self.members.removed_self() {
-            // Its acceptor state is still true: a peer recovering damaged storage, which may
-            // not know of the removal yet, waits for its report.
-            if let Message::RecoveryQuery(m) = msg {
-                self.on_recovery_query(from, m);
-            }
+            self.answer_as_removed(from, msg);
             return;
         }
         match msg {
@@ -212,6 +208,22 @@ impl Replica {
     /// docs/design.md, "Expiry").
     pub fn set_wall_clock_ms(&mut self, wall_ms: u64) {
         self.wall_ms = self.wall_ms.max(wall_ms);
+    }
+
+    /// A removed replica votes no more, but what it knows stays true, and it may be the only
+    /// one that knows its removal was chosen (the master that proposed it): the remaining
+    /// members need that slot to form quorums of the new configuration. So it answers a peer
+    /// recovering damaged storage with its acceptor state, serves catch-up from its log, and
+    /// answers anything else with [`Outdated`], so that a peer still in an older configuration
+    /// catches up from it. A peer that knows of the removal drops these answers.
+    fn answer_as_removed(&mut self, from: NodeId, msg: Message) {
+        assert!(self.members.removed_self());
+        match msg {
+            Message::RecoveryQuery(m) => self.on_recovery_query(from, m),
+            Message::CatchupRequest(m) => self.on_catchup_request(from, m),
+            Message::Outdated(_) | Message::CatchupReply(_) => {}
+            _ => self.send_outdated(from),
+        }
     }
 
     pub fn handle_timeout(&mut self, now_ns: Nanos) {
