@@ -74,6 +74,12 @@ const SYNC_AVERAGE_WEIGHT: u64 = 8;
 /// How long a removed member's link is kept: long enough for it to hear of its removal from
 /// the group's answers to it (a lease or election attempt, a catch-up request) and stop.
 pub const REMOVED_PEER_GRACE: Duration = Duration::from_secs(30);
+/// How long a replica that applied its own removal keeps answering its peers before it stops:
+/// it may be the only one that knows the removal was chosen (it proposed it as master), and
+/// the remaining members need that slot to form quorums of the new configuration, so it
+/// serves catch-up and tells peers of the older configuration so (see the core's
+/// `Replica::handle_message`). Longer than a lease and an election with retries.
+pub const REMOVED_SELF_LINGER: Duration = Duration::from_secs(5);
 /// Capacity of the channel into the core task.
 pub const EVENTS_QUEUE_MAX: usize = 16 * 1024;
 
@@ -130,6 +136,8 @@ pub struct Shell {
     links_epoch: Option<u64>,
     /// Links of removed members, kept until the instant given (see [`REMOVED_PEER_GRACE`]).
     retiring: BTreeMap<NodeId, Instant>,
+    /// When this replica applied its own removal: it stops [`REMOVED_SELF_LINGER`] later.
+    removed_since: Option<Instant>,
     start: Instant,
     routes: HashMap<(ClientId, Seq), (Route, Instant)>,
     outbox: BTreeMap<NodeId, Vec<PeerFrame>>,
@@ -170,6 +178,7 @@ impl Shell {
             peering,
             links_epoch: None,
             retiring: BTreeMap::new(),
+            removed_since: None,
             start,
             routes: HashMap::new(),
             outbox: BTreeMap::new(),
@@ -205,7 +214,7 @@ impl Shell {
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>) -> Stopped {
         let mut last_timer: Option<Instant> = None;
         loop {
-            if let Some(epoch) = self.removed_at_epoch() {
+            if let Some(epoch) = self.removed_and_done() {
                 tracing::error!(
                     node = self.me(),
                     epoch,
@@ -249,9 +258,23 @@ impl Shell {
         told.max().filter(|epoch| *epoch > 0)
     }
 
+    /// The epoch of this replica's removal once it should stop: at once when a peer refused
+    /// it, [`REMOVED_SELF_LINGER`] after it applied the removal itself.
+    fn removed_and_done(&mut self) -> Option<u64> {
+        let epoch = self.removed_at_epoch()?;
+        if !self.replica.is_removed() {
+            return Some(epoch);
+        }
+        let since = *self.removed_since.get_or_insert_with(Instant::now);
+        (since.elapsed() >= REMOVED_SELF_LINGER).then_some(epoch)
+    }
+
     /// When the replica's timer is due. A timer that fired without moving on is put off by
     /// 1 ms, so it cannot spin the task.
     fn timer_deadline(&self, last_timer: Option<Instant>) -> Option<Instant> {
+        if let Some(since) = self.removed_since {
+            return Some(since + REMOVED_SELF_LINGER);
+        }
         let deadline = self
             .replica
             .poll_timeout()
