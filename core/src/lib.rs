@@ -35,6 +35,7 @@ pub mod lease;
 pub mod membership;
 pub mod msg;
 pub mod mutant;
+pub mod redis;
 pub mod replica;
 pub mod snapshot;
 pub mod storage;

@@ -4,27 +4,8 @@
 
 use keyspace_core::{Command, Db};
 
-/// How a store reply is shown to a Redis client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
-    /// The natural mapping: Ok → +OK, Value → bulk or null, Bool and Int → integer, lists → arrays.
-    Plain,
-    /// `Value(Some)` counts 1, `Value(None)` 0 (EXISTS).
-    Exists,
-    /// An array even of one reply (MGET after READONLY, one read per key).
-    Array,
-    /// `Value(Some)` is `string`, `Value(None)` is `none` (TYPE).
-    Type,
-    /// `Value(Some)` is -1 (no expiry: keys never expire), `Value(None)` is -2 (TTL, PTTL).
-    Ttl,
-    /// `Ok` counts 1, `Value(None)` 0 (SETNX).
-    SetNx,
-    /// The value's length, 0 for none (STRLEN).
-    Strlen,
-    /// The bytes of the value from `start` to `end`, inclusive, counted from the end when
-    /// negative, as Redis does (GETRANGE, SUBSTR).
-    Range { start: i64, end: i64 },
-}
+/// How a store reply is shown: the core's, the same for clients and scripts.
+pub use keyspace_core::redis::Shape;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {

@@ -90,11 +90,7 @@ pub async fn execute_in_multi(
 /// Whether parsing refused the command for what Redis refuses while queueing: an unknown
 /// command, a wrong number of arguments, or no authentication.
 fn is_queueing_error(args: &[Vec<u8>], authenticated: bool) -> bool {
-    let name = String::from_utf8_lossy(&args[0]).to_uppercase();
-    match commands::arity_of(&name) {
-        None => true,
-        Some(arity) => !commands::arity_ok(args, arity) || !authenticated,
-    }
+    keyspace_core::redis::lookup(args).is_err() || !authenticated
 }
 
 /// Carries out a transaction command outside MULTI, or EXEC, DISCARD, MULTI and WATCH inside.

@@ -1,14 +1,18 @@
 //! The Redis commands keyspace understands, and how their replies are written.
 //!
 //! Parsing ([`parse`]) is pure: arguments in, an [`Action`] out (or the error a client sees for
-//! an unknown command or a wrong number of arguments). [`run`] carries an action out on a
-//! connection and writes the RESP reply.
+//! an unknown command or a wrong number of arguments). The command table, the store commands'
+//! parser and how store replies are shown are the core's (`keyspace_core::redis`), shared with
+//! scripts; the connection's, server's and membership's commands are parsed here. [`run`]
+//! carries an action out on a connection and writes the RESP reply.
 
 use std::sync::atomic::Ordering;
 
-use keyspace_core::{
-    Change, Command, CommandError, Db, MemberKind, NodeId, Reply, Role, SetCondition, DATABASES,
+use keyspace_core::redis::{
+    self, arity_error, parse_db, parse_i64, per_key, text, Kind, StoreCall, COMMANDS,
+    NOT_AN_INTEGER,
 };
+use keyspace_core::{Change, Command, MemberKind, NodeId, Reply, Role};
 
 use crate::connection::{Connection, Failure};
 use crate::event::{MemberRow, Status};
@@ -16,112 +20,22 @@ use crate::resp::Writer;
 
 pub use crate::action::{Action, Shape};
 
-fn arity_error(name: &str) -> Action {
-    Action::Error(format!(
-        "ERR wrong number of arguments for '{}' command",
-        name.to_lowercase()
-    ))
-}
-
 pub fn store(command: Command) -> Action {
-    Action::Store {
-        commands: vec![command],
-        shape: Shape::Plain,
+    Action::from(StoreCall::plain(command))
+}
+
+impl From<StoreCall> for Action {
+    fn from(call: StoreCall) -> Action {
+        Action::Store {
+            commands: call.commands,
+            shape: call.shape,
+        }
     }
 }
-
-fn text(arg: &[u8]) -> String {
-    String::from_utf8_lossy(arg).to_uppercase()
-}
-
-fn parse_i64(arg: &[u8]) -> Option<i64> {
-    std::str::from_utf8(arg).ok()?.parse().ok()
-}
-
-/// Whether `args` (name first) has an acceptable count: exactly `n`, or at least `-n`.
-pub(crate) fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
-    let len = args.len() as i32;
-    if arity >= 0 {
-        len == arity
-    } else {
-        len >= -arity
-    }
-}
-
-/// Every command this node answers, with its arity: exactly `n` arguments (name included), or
-/// at least `-n`. `COMMAND COUNT` counts this table.
-const COMMANDS: [(&str, i32); 56] = [
-    ("GET", 2),
-    ("DIRTYGET", 2),
-    ("INCR", 2),
-    ("DECR", 2),
-    ("GETDEL", 2),
-    ("PRUNE", 2),
-    ("COUNT", 2),
-    ("ECHO", 2),
-    ("TYPE", 2),
-    ("TTL", 2),
-    ("PTTL", 2),
-    ("INCRBY", 3),
-    ("DECRBY", 3),
-    ("RENAME", 3),
-    ("SET", -3),
-    ("MSET", -3),
-    ("TESTANDSET", 4),
-    ("DEL", -2),
-    ("EXISTS", -2),
-    ("MGET", -2),
-    ("AUTH", -2),
-    ("SELECT", -2),
-    ("CLIENT", -2),
-    ("CONFIG", -2),
-    ("LISTKEYS", -2),
-    ("LISTKEYVALUES", -2),
-    ("MEMBER", -2),
-    ("DBSIZE", 1),
-    ("QUIT", 1),
-    ("READONLY", 1),
-    ("READWRITE", 1),
-    ("MULTI", 1),
-    ("EXEC", 1),
-    ("DISCARD", 1),
-    ("WATCH", -2),
-    ("UNWATCH", 1),
-    ("PING", -1),
-    ("INFO", -1),
-    ("HELLO", -1),
-    ("COMMAND", -1),
-    ("FLUSHDB", -1),
-    ("FLUSHALL", -1),
-    ("SWAPDB", 3),
-    ("MOVE", 3),
-    ("KEYS", 2),
-    ("SCAN", -2),
-    ("RANDOMKEY", 1),
-    ("FUNCTION", -2),
-    ("DEBUG", -2),
-    ("SETNX", 3),
-    ("GETSET", 3),
-    ("MSETNX", -3),
-    ("APPEND", 3),
-    ("STRLEN", 2),
-    ("GETRANGE", 4),
-    ("SUBSTR", 4),
-];
 
 /// The table's name of a known command (`name` in upper case).
 pub fn known_name(name: &str) -> Option<&'static str> {
-    COMMANDS
-        .iter()
-        .find(|(known, _)| *known == name)
-        .map(|&(known, _)| known)
-}
-
-pub(crate) fn arity_of(name: &str) -> Option<i32> {
-    COMMANDS
-        .iter()
-        .find(|(known, _)| *known == name)
-        .map(|&(_, arity)| arity)
+    redis::spec(name).map(|spec| spec.name)
 }
 
 /// What of a connection's state decides how its commands parse.
@@ -135,306 +49,37 @@ pub struct ConnectionFlags {
     pub readonly: bool,
 }
 
-/// Turns a command's arguments into what to do.
+/// Turns a command's arguments into what to do: store commands as the core parses them, the
+/// connection's, server's and membership's commands here.
 pub fn parse(args: &[Vec<u8>], conn: ConnectionFlags) -> Action {
-    let name = text(&args[0]);
-    let Some(arity) = arity_of(&name) else {
-        let first: Vec<String> = args[1..]
-            .iter()
-            .take(3)
-            .map(|a| format!("'{}'", String::from_utf8_lossy(a)))
-            .collect();
-        return Action::Error(format!(
-            "ERR unknown command '{}', with args beginning with: {}",
-            String::from_utf8_lossy(&args[0]),
-            first.join(" ")
-        ));
+    let spec = match redis::lookup(args) {
+        Ok(spec) => spec,
+        Err(error) => return Action::Error(error),
     };
-    if !arity_ok(args, arity) {
-        return arity_error(&name);
-    }
-    if !conn.authenticated && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
+    let name = spec.name;
+    if !conn.authenticated && !matches!(name, "AUTH" | "HELLO" | "QUIT") {
         return Action::Error("NOAUTH Authentication required.".into());
     }
     if conn.readonly && !conn.in_multi {
         // Each key read by this replica on its own (DIRTYGET), possibly stale.
-        match name.as_str() {
-            "MGET" => return many(args, |key| Command::Get { key }, Shape::Array),
-            "EXISTS" => return many(args, |key| Command::Get { key }, Shape::Exists),
+        match name {
+            "MGET" => return per_key(args, |key| Command::Get { key }, Shape::Array).into(),
+            "EXISTS" => return per_key(args, |key| Command::Get { key }, Shape::Exists).into(),
             _ => {}
         }
     }
-    parse_named(&name, args)
+    match spec.kind {
+        Kind::Store => redis::parse_store(name, args).map_or_else(Action::Error, Action::from),
+        Kind::Local => parse_local(name, args),
+    }
 }
 
-fn parse_named(name: &str, args: &[Vec<u8>]) -> Action {
-    let key = || args[1].clone();
+fn parse_local(name: &str, args: &[Vec<u8>]) -> Action {
     match name {
-        "GET" => store(Command::Get { key: key() }),
-        "DIRTYGET" => store(Command::DirtyGet { key: key() }),
-        "TYPE" => many(args, |key| Command::Get { key }, Shape::Type),
-        "TTL" | "PTTL" => many(args, |key| Command::Get { key }, Shape::Ttl),
-        "SET" if args.len() > 3 => parse_set_options(args),
-        "SET" => store(Command::Set {
-            key: key(),
-            value: args[2].clone(),
-        }),
-        "SETNX" | "GETSET" | "MSETNX" | "APPEND" | "STRLEN" | "GETRANGE" | "SUBSTR" => {
-            parse_string(name, args)
-        }
-        "INCR" => store(Command::Add {
-            key: key(),
-            delta: 1,
-        }),
-        "DECR" => store(Command::Add {
-            key: key(),
-            delta: -1,
-        }),
-        "INCRBY" | "DECRBY" => match parse_i64(&args[2]) {
-            Some(delta) if name == "INCRBY" => store(Command::Add { key: key(), delta }),
-            Some(delta) if delta != i64::MIN => store(Command::Add {
-                key: key(),
-                delta: -delta,
-            }),
-            _ => Action::Error("ERR value is not an integer or out of range".into()),
-        },
-        "GETDEL" => store(Command::Remove { key: key() }),
-        "RENAME" => store(Command::Rename {
-            from: key(),
-            to: args[2].clone(),
-        }),
-        "TESTANDSET" => store(Command::TestAndSet {
-            key: key(),
-            expected: args[2].clone(),
-            new: args[3].clone(),
-        }),
-        "PRUNE" => store(Command::Prune { prefix: key() }),
-        "COUNT" => store(Command::Count { prefix: key() }),
-        "DBSIZE" => store(Command::Count { prefix: Vec::new() }),
         "MEMBER" => parse_member(args),
-        "LISTKEYS" | "LISTKEYVALUES" => parse_list(name, args),
-        "DEL" | "EXISTS" | "MGET" | "MSET" => parse_multi_key(name, args),
-        "FLUSHDB" | "FLUSHALL" | "SWAPDB" | "MOVE" | "KEYS" | "SCAN" | "RANDOMKEY" => {
-            parse_database(name, args)
-        }
+        "RANDOMKEY" => Action::RandomKey,
         _ => parse_connection(name, args),
     }
-}
-
-/// `SET key value [NX|XX] [GET]`; expiry options are refused until keys can expire.
-fn parse_set_options(args: &[Vec<u8>]) -> Action {
-    let (mut condition, mut get) = (SetCondition::Always, false);
-    for option in &args[3..] {
-        match (text(option).as_str(), condition) {
-            ("NX", SetCondition::Always | SetCondition::IfAbsent) => {
-                condition = SetCondition::IfAbsent
-            }
-            ("XX", SetCondition::Always | SetCondition::IfPresent) => {
-                condition = SetCondition::IfPresent
-            }
-            ("GET", _) => get = true,
-            ("EX" | "PX" | "EXAT" | "PXAT" | "KEEPTTL", _) => {
-                return Action::Error(
-                    "ERR syntax error (keys do not expire yet: EX, PX, EXAT, PXAT and KEEPTTL \
-                     are not supported)"
-                        .into(),
-                )
-            }
-            _ => return Action::Error("ERR syntax error".into()),
-        }
-    }
-    store(Command::SetIf {
-        key: args[1].clone(),
-        value: args[2].clone(),
-        condition,
-        get,
-    })
-}
-
-/// The string commands that are one store command, shaped.
-fn parse_string(name: &str, args: &[Vec<u8>]) -> Action {
-    let (key, shaped) = (args[1].clone(), |command, shape| Action::Store {
-        commands: vec![command],
-        shape,
-    });
-    let set_if = |condition, get| Command::SetIf {
-        key: args[1].clone(),
-        value: args[2].clone(),
-        condition,
-        get,
-    };
-    match name {
-        "SETNX" => shaped(set_if(SetCondition::IfAbsent, false), Shape::SetNx),
-        "GETSET" => store(set_if(SetCondition::Always, true)),
-        "MSETNX" if args.len().is_multiple_of(2) => arity_error(name),
-        "MSETNX" => store(Command::MultiSetIfAbsent {
-            pairs: args[1..]
-                .chunks_exact(2)
-                .map(|pair| (pair[0].clone(), pair[1].clone()))
-                .collect(),
-        }),
-        "APPEND" => store(Command::Append {
-            key,
-            value: args[2].clone(),
-        }),
-        "STRLEN" => shaped(Command::Get { key }, Shape::Strlen),
-        _ => match (parse_i64(&args[2]), parse_i64(&args[3])) {
-            (Some(start), Some(end)) => shaped(Command::Get { key }, Shape::Range { start, end }),
-            _ => Action::Error(NOT_AN_INTEGER.into()),
-        },
-    }
-}
-
-/// `value[start..=end]` with Redis's rules for negative and out-of-range indexes.
-fn value_range(value: &[u8], start: i64, end: i64) -> &[u8] {
-    let len = value.len() as i64;
-    if start < 0 && end < 0 && start > end {
-        return &[];
-    }
-    let from_end = |i: i64| if i < 0 { (len + i).max(0) } else { i };
-    let (start, end) = (from_end(start), from_end(end).min(len - 1));
-    if len == 0 || start > end {
-        return &[];
-    }
-    &value[start as usize..=end as usize]
-}
-
-const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
-const DB_OUT_OF_RANGE: &str = "ERR DB index is out of range";
-
-/// A database number as Redis reads one: `not_a_number` if it is no integer, out of range
-/// if it is not below [`DATABASES`].
-fn parse_db(arg: &[u8], not_a_number: &str) -> Result<Db, Action> {
-    match parse_i64(arg) {
-        Some(db) if (0..i64::from(DATABASES)).contains(&db) => Ok(db as Db),
-        Some(_) => Err(Action::Error(DB_OUT_OF_RANGE.into())),
-        None => Err(Action::Error(not_a_number.into())),
-    }
-}
-
-/// The commands of databases and of the keys in one.
-fn parse_database(name: &str, args: &[Vec<u8>]) -> Action {
-    let flush_mode_ok = match args.get(1).map(|a| text(a)) {
-        None => args.len() == 1,
-        Some(mode) => args.len() == 2 && (mode == "ASYNC" || mode == "SYNC"),
-    };
-    let parsed = match name {
-        "FLUSHDB" | "FLUSHALL" if !flush_mode_ok => Err(Action::Error("ERR syntax error".into())),
-        "FLUSHDB" => Ok(Command::FlushDb),
-        "FLUSHALL" => Ok(Command::FlushAll),
-        "SWAPDB" => parse_db(&args[1], "ERR invalid first DB index").and_then(|a| {
-            let b = parse_db(&args[2], "ERR invalid second DB index")?;
-            Ok(Command::SwapDb { a, b })
-        }),
-        "MOVE" => parse_db(&args[2], NOT_AN_INTEGER).map(|to| Command::Move {
-            key: args[1].clone(),
-            to,
-        }),
-        "KEYS" => Ok(Command::Keys {
-            pattern: args[1].clone(),
-        }),
-        "SCAN" => parse_scan(args),
-        "RANDOMKEY" => Err(Action::RandomKey),
-        _ => unreachable!("not a database command: {name}"),
-    };
-    parsed.map_or_else(|action| action, store)
-}
-
-/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`.
-fn parse_scan(args: &[Vec<u8>]) -> Result<Command, Action> {
-    let cursor = std::str::from_utf8(&args[1])
-        .ok()
-        .and_then(|c| c.parse::<u64>().ok());
-    let cursor = cursor.ok_or_else(|| Action::Error("ERR invalid cursor".into()))?;
-    let (mut pattern, mut count, mut type_name) = (None, 10, None);
-    let syntax = || Action::Error("ERR syntax error".into());
-    for option in args[2..].chunks(2) {
-        let [name, value] = option else {
-            return Err(syntax());
-        };
-        match text(name).as_str() {
-            "MATCH" => pattern = Some(value.clone()),
-            "TYPE" => type_name = Some(value.clone()),
-            "COUNT" => match parse_i64(value) {
-                Some(n) if n >= 1 => count = n as u64,
-                Some(_) => return Err(syntax()),
-                None => return Err(Action::Error(NOT_AN_INTEGER.into())),
-            },
-            _ => return Err(syntax()),
-        }
-    }
-    Ok(Command::Scan {
-        cursor,
-        pattern,
-        count,
-        type_name,
-    })
-}
-
-/// The commands that name several keys: each is one store command, read or applied at once.
-fn parse_multi_key(name: &str, args: &[Vec<u8>]) -> Action {
-    match name {
-        // One command, so one log entry: every key goes at once.
-        "DEL" => store(Command::MultiDelete {
-            keys: args[1..].to_vec(),
-        }),
-        // One read of every key at one point; a key named twice counts twice, as in Redis.
-        "EXISTS" => Action::Store {
-            commands: vec![Command::MultiGet {
-                keys: args[1..].to_vec(),
-            }],
-            shape: Shape::Exists,
-        },
-        // One read of every key at one point: a concurrent MSET is seen whole or not at all.
-        "MGET" => store(Command::MultiGet {
-            keys: args[1..].to_vec(),
-        }),
-        "MSET" if args.len().is_multiple_of(2) => arity_error(name),
-        // One command, so one log entry: every pair is stored or none.
-        "MSET" => store(Command::MultiSet {
-            pairs: args[1..]
-                .chunks_exact(2)
-                .map(|pair| (pair[0].clone(), pair[1].clone()))
-                .collect(),
-        }),
-        _ => unreachable!("not a multi-key command: {name}"),
-    }
-}
-
-fn many(args: &[Vec<u8>], make: impl Fn(Vec<u8>) -> Command, shape: Shape) -> Action {
-    let commands = args[1..].iter().map(|k| make(k.clone())).collect();
-    Action::Store { commands, shape }
-}
-
-/// `LISTKEYS prefix [START key] [COUNT n]`.
-fn parse_list(name: &str, args: &[Vec<u8>]) -> Action {
-    let prefix = args[1].clone();
-    let (mut start, mut count) = (None, None);
-    let mut rest = args[2..].chunks(2);
-    for pair in rest.by_ref() {
-        match (text(&pair[0]).as_str(), pair.get(1)) {
-            ("START", Some(key)) => start = Some(key.clone()),
-            ("COUNT", Some(n)) => match parse_i64(n) {
-                Some(n) if n >= 0 => count = Some(n as u64),
-                _ => return Action::Error("ERR COUNT must be a non-negative integer".into()),
-            },
-            _ => return Action::Error("ERR syntax error: expected [START key] [COUNT n]".into()),
-        }
-    }
-    let command = if name == "LISTKEYS" {
-        Command::ListKeys {
-            prefix,
-            start,
-            count,
-        }
-    } else {
-        Command::ListKeyValues {
-            prefix,
-            start,
-            count,
-        }
-    };
-    store(command)
 }
 
 /// `MEMBER LIST | ADD <id> <peer-host:port> <client-host:port> [LEARNER|WITNESS] |
@@ -507,7 +152,7 @@ fn parse_member_addr(arg: &[u8], what: &str) -> Result<String, String> {
 fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
     match name {
         "PING" if args.len() <= 2 => Action::Pong(args.get(1).cloned()),
-        "PING" => arity_error(name),
+        "PING" => Action::Error(arity_error(name)),
         "ECHO" => Action::Echo(args[1].clone()),
         "QUIT" => Action::Quit,
         "MULTI" => Action::Multi,
@@ -517,11 +162,10 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
         "UNWATCH" => Action::Unwatch,
         "READONLY" => Action::ReadOnly(true),
         "READWRITE" => Action::ReadOnly(false),
-        "SELECT" if args.len() == 2 => match parse_db(&args[1], NOT_AN_INTEGER) {
-            Ok(db) => Action::Select(db),
-            Err(error) => error,
-        },
-        "SELECT" => arity_error(name),
+        "SELECT" if args.len() == 2 => {
+            parse_db(&args[1], NOT_AN_INTEGER).map_or_else(Action::Error, Action::Select)
+        }
+        "SELECT" => Action::Error(arity_error(name)),
         "AUTH" if args.len() <= 3 => Action::Auth(args[args.len() - 1].clone()),
         "AUTH" => Action::Error("ERR syntax error".into()),
         "INFO" => Action::Info(
@@ -863,50 +507,7 @@ async fn run_store(
 
 /// The replies of one action's store commands, shown as `shape` says.
 pub(crate) fn write_replies(replies: &[Reply], shape: Shape, w: &mut Writer<'_>) {
-    let single = replies.len() == 1 && shape != Shape::Array;
-    if shape == Shape::Exists {
-        return w.int(replies.iter().map(keys_found).sum());
-    }
-    if let [reply @ (Reply::Value(_) | Reply::Ok)] = replies {
-        if shape != Shape::Plain && shape != Shape::Array {
-            return write_shaped(reply, shape, w);
-        }
-    }
-    if !single {
-        w.array(replies.len());
-    }
-    for reply in replies {
-        write_reply(reply, w);
-    }
-}
-
-/// A single reply of one of the shapes that change how a value is shown.
-fn write_shaped(reply: &Reply, shape: Shape, w: &mut Writer<'_>) {
-    let value = match reply {
-        Reply::Value(value) => value.as_deref(),
-        _ => None,
-    };
-    match (shape, value) {
-        (Shape::Type, Some(_)) => w.simple("string"),
-        (Shape::Type, None) => w.simple("none"),
-        (Shape::Ttl, Some(_)) => w.int(-1),
-        (Shape::Ttl, None) => w.int(-2),
-        (Shape::SetNx, _) => w.int(i64::from(*reply == Reply::Ok)),
-        (Shape::Strlen, value) => w.int(value.map_or(0, <[u8]>::len) as i64),
-        (Shape::Range { start, end }, value) => {
-            w.bulk(value_range(value.unwrap_or_default(), start, end))
-        }
-        (Shape::Plain | Shape::Array | Shape::Exists, _) => unreachable!("not a shaped reply"),
-    }
-}
-
-/// How many keys a read's reply found (EXISTS).
-fn keys_found(reply: &Reply) -> i64 {
-    match reply {
-        Reply::Value(value) => value.is_some() as i64,
-        Reply::Values(values) => values.iter().flatten().count() as i64,
-        _ => 0,
-    }
+    w.resp(&redis::show_replies(replies, shape));
 }
 
 pub(crate) fn write_failure(failure: &Failure, w: &mut Writer<'_>) {
@@ -919,47 +520,7 @@ pub(crate) fn write_failure(failure: &Failure, w: &mut Writer<'_>) {
 }
 
 pub fn write_reply(reply: &Reply, w: &mut Writer<'_>) {
-    match reply {
-        Reply::Ok => w.simple("OK"),
-        Reply::Value(Some(value)) => w.bulk(value),
-        Reply::Value(None) => w.null(),
-        Reply::Bool(b) => w.int(*b as i64),
-        Reply::Int(n) => w.int(*n),
-        Reply::Keys(keys) => {
-            w.array(keys.len());
-            for key in keys {
-                w.bulk(key);
-            }
-        }
-        Reply::Values(values) => {
-            w.array(values.len());
-            for value in values {
-                match value {
-                    Some(value) => w.bulk(value),
-                    None => w.null(),
-                }
-            }
-        }
-        Reply::KeyValues(pairs) => {
-            w.array(2 * pairs.len());
-            for (key, value) in pairs {
-                w.bulk(key);
-                w.bulk(value);
-            }
-        }
-        Reply::Scan { cursor, keys } => {
-            w.array(2);
-            w.bulk(cursor.to_string().as_bytes());
-            w.array(keys.len());
-            for key in keys {
-                w.bulk(key);
-            }
-        }
-        Reply::Error(CommandError::NotAnInteger) => w.error(NOT_AN_INTEGER),
-        Reply::Error(error) => w.error(&format!("ERR {error}")),
-        Reply::Watched { .. } => w.simple("OK"),
-        Reply::Transaction(replies) => write_plain_exec(replies.as_deref(), w),
-    }
+    w.resp(&redis::show(reply));
 }
 
 async fn info_text(conn: &Connection<'_>, wanted: &[String]) -> String {
@@ -1112,25 +673,6 @@ fn replication_text(s: &Status) -> String {
     )
 }
 
-/// A transaction's reply without the shapes of its commands (each plain).
-pub fn write_plain_exec(replies: Option<&[Reply]>, w: &mut Writer<'_>) {
-    match replies {
-        None => write_null_array(w),
-        Some(replies) => {
-            w.array(replies.len());
-            for reply in replies {
-                write_reply(reply, w);
-            }
-        }
-    }
-}
-
-/// A nil EXEC: a watched key changed.
-fn write_null_array(w: &mut Writer<'_>) {
-    let bytes: &[u8] = if w.resp3 { b"_\r\n" } else { b"*-1\r\n" };
-    w.out.extend_from_slice(bytes);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1139,177 +681,13 @@ mod tests {
         parts.iter().map(|p| p.as_bytes().to_vec()).collect()
     }
 
-    fn arity_accepts(parts: &[&str]) -> bool {
-        let name = text(parts[0].as_bytes());
-        arity_ok(&args(parts), arity_of(&name).expect("a known command"))
-    }
-
-    #[test]
-    fn every_command_accepts_the_arguments_redis_gives_it() {
-        let calls: &[&[&str]] = &[
-            &["GET", "k"],
-            &["DIRTYGET", "k"],
-            &["SET", "k", "v"],
-            &["DEL", "a", "b"],
-            &["EXISTS", "a"],
-            &["INCR", "k"],
-            &["INCRBY", "k", "5"],
-            &["DECR", "k"],
-            &["DECRBY", "k", "5"],
-            &["GETDEL", "k"],
-            &["RENAME", "a", "b"],
-            &["MGET", "a", "b"],
-            &["MSET", "a", "1", "b", "2"],
-            &["DBSIZE"],
-            &["PING"],
-            &["PING", "hi"],
-            &["ECHO", "hi"],
-            &["INFO"],
-            &["INFO", "replication"],
-            &["HELLO", "3"],
-            &["AUTH", "secret"],
-            &["CLIENT", "SETNAME", "n"],
-            &["COMMAND"],
-            &["COMMAND", "DOCS"],
-            &["CONFIG", "GET", "save"],
-            &["SELECT", "0"],
-            &["READONLY"],
-            &["READWRITE"],
-            &["QUIT"],
-            &["TESTANDSET", "k", "old", "new"],
-            &["PRUNE", "p"],
-            &["LISTKEYS", "p", "COUNT", "3"],
-            &["LISTKEYVALUES", "p"],
-            &["COUNT", "p"],
-            &["TYPE", "k"],
-            &["TTL", "k"],
-            &["PTTL", "k"],
-            &["MEMBER", "LIST"],
-        ];
-        for call in calls {
-            assert!(arity_accepts(call), "{call:?} refused");
-        }
-    }
-
-    #[test]
-    fn set_expiry_options_are_refused_with_a_reason() {
-        let refusal = parse_named("SET", &args(&["SET", "k", "v", "EX", "10"]));
-        assert!(
-            matches!(&refusal, Action::Error(e) if e.starts_with("ERR syntax error") && e.contains("EX")),
-            "{refusal:?}"
-        );
-        assert!(!arity_accepts(&["SET", "k"]));
-    }
-
-    #[test]
-    fn set_nx_xx_get_parse_as_conditional_sets() {
-        let set_if = |condition, get| {
-            store(Command::SetIf {
-                key: b"k".to_vec(),
-                value: b"v".to_vec(),
-                condition,
-                get,
-            })
-        };
-        assert_eq!(
-            parsed(&["SET", "k", "v", "nx"]),
-            set_if(SetCondition::IfAbsent, false)
-        );
-        assert_eq!(
-            parsed(&["SET", "k", "v", "XX", "GET"]),
-            set_if(SetCondition::IfPresent, true)
-        );
-        assert_eq!(
-            parsed(&["SET", "k", "v", "GET"]),
-            set_if(SetCondition::Always, true)
-        );
-        assert_eq!(error_of(&["SET", "k", "v", "NX", "XX"]), "ERR syntax error");
-        assert_eq!(error_of(&["SET", "k", "v", "FOO"]), "ERR syntax error");
-        assert_eq!(
-            parsed(&["GETSET", "k", "v"]),
-            set_if(SetCondition::Always, true)
-        );
-    }
-
-    #[test]
-    fn getrange_follows_redis_index_rules() {
-        let v = b"Hello World";
-        assert_eq!(value_range(v, 0, 3), b"Hell");
-        assert_eq!(value_range(v, -3, -1), b"rld");
-        assert_eq!(value_range(v, 0, -1), v);
-        assert_eq!(value_range(v, 5, 3), b"");
-        assert_eq!(value_range(v, -1, -5), b"");
-        assert_eq!(value_range(v, 0, 100), v);
-        assert_eq!(value_range(v, -100, 2), b"Hel");
-        assert_eq!(value_range(b"", 0, -1), b"");
-        assert_eq!(
-            error_of(&["GETRANGE", "k", "a", "1"]),
-            "ERR value is not an integer or out of range"
-        );
-    }
-
-    #[test]
-    fn exists_counts_every_key_named_from_one_read() {
-        let action = parse_named("EXISTS", &args(&["EXISTS", "a", "b", "a"]));
-        let Action::Store {
-            commands,
-            shape: Shape::Exists,
-        } = action
-        else {
-            panic!("{action:?}");
-        };
-        assert_eq!(
-            commands,
-            [Command::MultiGet {
-                keys: vec![b"a".to_vec(), b"b".to_vec(), b"a".to_vec()]
-            }]
-        );
-        let reply = Reply::Values(vec![Some(b"1".to_vec()), None, Some(b"1".to_vec())]);
-        assert_eq!(keys_found(&reply), 2);
-    }
-
-    #[test]
-    fn mget_is_one_read_of_every_key() {
-        assert_eq!(
-            parse_named("MGET", &args(&["MGET", "a", "b"])),
-            store(Command::MultiGet {
-                keys: vec![b"a".to_vec(), b"b".to_vec()]
-            })
-        );
-    }
-
-    #[test]
-    fn del_of_several_keys_is_one_command() {
-        assert_eq!(
-            parse_named("DEL", &args(&["DEL", "a", "b", "a"])),
-            store(Command::MultiDelete {
-                keys: vec![b"a".to_vec(), b"b".to_vec(), b"a".to_vec()]
-            })
-        );
-        assert_eq!(
-            parse_named("DEL", &args(&["DEL", "a"])),
-            store(Command::MultiDelete {
-                keys: vec![b"a".to_vec()]
-            })
-        );
-    }
-
-    #[test]
-    fn the_command_table_names_each_command_once_in_upper_case() {
-        let names: std::collections::BTreeSet<_> = COMMANDS.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names.len(), COMMANDS.len(), "a name is listed twice");
-        for name in names {
-            assert_eq!(
-                name,
-                name.to_uppercase(),
-                "parse looks names up in upper case"
-            );
-        }
-        assert!(arity_of("SETRANGE").is_none());
-    }
-
     fn parsed(parts: &[&str]) -> Action {
-        parse_named(&text(parts[0].as_bytes()), &args(parts))
+        let conn = ConnectionFlags {
+            authenticated: true,
+            in_multi: false,
+            readonly: false,
+        };
+        parse(&args(parts), conn)
     }
 
     fn error_of(parts: &[&str]) -> String {
@@ -1322,6 +700,7 @@ mod tests {
     #[test]
     fn select_takes_databases_0_to_15_with_redis_errors_for_others() {
         assert_eq!(parsed(&["SELECT", "9"]), Action::Select(9));
+        assert_eq!(parsed(&["RANDOMKEY"]), Action::RandomKey);
         assert_eq!(parsed(&["SELECT", "15"]), Action::Select(15));
         assert_eq!(error_of(&["SELECT", "16"]), "ERR DB index is out of range");
         assert_eq!(error_of(&["SELECT", "-1"]), "ERR DB index is out of range");
@@ -1329,71 +708,6 @@ mod tests {
             error_of(&["SELECT", "x"]),
             "ERR value is not an integer or out of range"
         );
-    }
-
-    #[test]
-    fn database_commands_parse_with_redis_errors() {
-        assert_eq!(parsed(&["FLUSHALL"]), store(Command::FlushAll));
-        assert_eq!(parsed(&["flushdb", "async"]), store(Command::FlushDb));
-        assert_eq!(error_of(&["FLUSHALL", "foo"]), "ERR syntax error");
-        assert_eq!(
-            parsed(&["SWAPDB", "1", "2"]),
-            store(Command::SwapDb { a: 1, b: 2 })
-        );
-        assert_eq!(
-            error_of(&["SWAPDB", "x", "1"]),
-            "ERR invalid first DB index"
-        );
-        assert_eq!(
-            error_of(&["SWAPDB", "1", "x"]),
-            "ERR invalid second DB index"
-        );
-        assert_eq!(
-            error_of(&["SWAPDB", "1", "16"]),
-            "ERR DB index is out of range"
-        );
-        assert_eq!(
-            parsed(&["MOVE", "k", "3"]),
-            store(Command::Move {
-                key: b"k".to_vec(),
-                to: 3
-            })
-        );
-        assert_eq!(
-            error_of(&["MOVE", "k", "16"]),
-            "ERR DB index is out of range"
-        );
-        assert_eq!(parsed(&["RANDOMKEY"]), Action::RandomKey);
-    }
-
-    #[test]
-    fn scan_parses_cursor_match_count_and_type_with_redis_errors() {
-        assert_eq!(
-            parsed(&["SCAN", "17", "MATCH", "a*", "COUNT", "5", "TYPE", "string"]),
-            store(Command::Scan {
-                cursor: 17,
-                pattern: Some(b"a*".to_vec()),
-                count: 5,
-                type_name: Some(b"string".to_vec()),
-            })
-        );
-        assert_eq!(
-            parsed(&["SCAN", "0"]),
-            store(Command::Scan {
-                cursor: 0,
-                pattern: None,
-                count: 10,
-                type_name: None,
-            })
-        );
-        assert_eq!(error_of(&["SCAN", "x"]), "ERR invalid cursor");
-        assert_eq!(error_of(&["SCAN", "0", "COUNT", "0"]), "ERR syntax error");
-        assert_eq!(
-            error_of(&["SCAN", "0", "COUNT", "x"]),
-            "ERR value is not an integer or out of range"
-        );
-        assert_eq!(error_of(&["SCAN", "0", "MATCH"]), "ERR syntax error");
-        assert_eq!(error_of(&["SCAN", "0", "FOO", "1"]), "ERR syntax error");
     }
 
     #[test]
@@ -1438,23 +752,16 @@ mod tests {
 
     #[test]
     fn echo_answers_its_one_argument_and_refuses_any_other_count() {
-        assert_eq!(
-            parse_named("ECHO", &args(&["ECHO", "hi"])),
-            Action::Echo(b"hi".to_vec())
-        );
-        assert!(!arity_accepts(&["ECHO"]));
-        assert!(!arity_accepts(&["ECHO", "a", "b"]));
+        assert_eq!(parsed(&["ECHO", "hi"]), Action::Echo(b"hi".to_vec()));
+        let refused = Action::Error("ERR wrong number of arguments for 'echo' command".into());
+        assert_eq!(parsed(&["ECHO"]), refused);
+        assert_eq!(parsed(&["ECHO", "a", "b"]), refused);
     }
 
     fn member(parts: &[&str]) -> Action {
         let mut all = vec!["MEMBER"];
         all.extend_from_slice(parts);
-        let conn = ConnectionFlags {
-            authenticated: true,
-            in_multi: false,
-            readonly: false,
-        };
-        parse(&args(&all), conn)
+        parsed(&all)
     }
 
     fn is_error_naming(action: &Action, needle: &str) -> bool {

@@ -1,6 +1,8 @@
 //! The Redis serialization protocol: parsing client commands (RESP arrays of bulk strings, and
 //! inline commands for telnet-style use) and writing RESP2/RESP3 replies.
 
+use keyspace_core::redis::Resp;
+
 /// Most arguments one command may carry.
 pub const ARGS_MAX: usize = 1024 * 1024;
 /// Largest bulk string accepted. Above the store's value limit, so that an oversized value gets
@@ -248,6 +250,25 @@ impl Writer<'_> {
             self.out.extend_from_slice(b"\r\n");
         } else {
             self.bulk(text.as_bytes());
+        }
+    }
+
+    /// A reply as a client reads it (see `keyspace_core::redis::show`).
+    pub fn resp(&mut self, value: &Resp) {
+        match value {
+            Resp::Simple(text) => self.simple(text),
+            Resp::Error(text) => self.error(text),
+            Resp::Int(n) => self.int(*n),
+            Resp::Bulk(Some(bytes)) => self.bulk(bytes),
+            Resp::Bulk(None) => self.null(),
+            Resp::Array(Some(items)) => {
+                self.array(items.len());
+                for item in items {
+                    self.resp(item);
+                }
+            }
+            Resp::Array(None) if self.resp3 => self.out.extend_from_slice(b"_\r\n"),
+            Resp::Array(None) => self.out.extend_from_slice(b"*-1\r\n"),
         }
     }
 

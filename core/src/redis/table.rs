@@ -1,0 +1,133 @@
+//! Every Redis command keyspace answers, with its arity and who parses it: one table, so that
+//! `COMMAND COUNT`, unknown-command and wrong-arity errors agree everywhere.
+
+use crate::redis::args::{arity_error, text};
+
+/// Who turns a command's arguments into what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Store commands: [`crate::redis::parse_store`] parses them, here and in scripts.
+    Store,
+    /// Commands of the connection, the server or the membership: the node's own.
+    Local,
+}
+
+/// One command: its name in upper case, its arity (exactly `n` arguments, name included, or
+/// at least `-n`), and who parses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spec {
+    pub name: &'static str,
+    pub arity: i32,
+    pub kind: Kind,
+}
+
+const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
+    Spec { name, arity, kind }
+}
+
+use Kind::{Local, Store};
+
+/// Every command, once. `COMMAND COUNT` counts this table.
+pub const COMMANDS: [Spec; 56] = [
+    row("GET", 2, Store),
+    row("DIRTYGET", 2, Store),
+    row("INCR", 2, Store),
+    row("DECR", 2, Store),
+    row("GETDEL", 2, Store),
+    row("PRUNE", 2, Store),
+    row("COUNT", 2, Store),
+    row("ECHO", 2, Local),
+    row("TYPE", 2, Store),
+    row("TTL", 2, Store),
+    row("PTTL", 2, Store),
+    row("INCRBY", 3, Store),
+    row("DECRBY", 3, Store),
+    row("RENAME", 3, Store),
+    row("SET", -3, Store),
+    row("MSET", -3, Store),
+    row("TESTANDSET", 4, Store),
+    row("DEL", -2, Store),
+    row("EXISTS", -2, Store),
+    row("MGET", -2, Store),
+    row("AUTH", -2, Local),
+    row("SELECT", -2, Local),
+    row("CLIENT", -2, Local),
+    row("CONFIG", -2, Local),
+    row("LISTKEYS", -2, Store),
+    row("LISTKEYVALUES", -2, Store),
+    row("MEMBER", -2, Local),
+    row("DBSIZE", 1, Store),
+    row("QUIT", 1, Local),
+    row("READONLY", 1, Local),
+    row("READWRITE", 1, Local),
+    row("MULTI", 1, Local),
+    row("EXEC", 1, Local),
+    row("DISCARD", 1, Local),
+    row("WATCH", -2, Local),
+    row("UNWATCH", 1, Local),
+    row("PING", -1, Local),
+    row("INFO", -1, Local),
+    row("HELLO", -1, Local),
+    row("COMMAND", -1, Local),
+    row("FLUSHDB", -1, Store),
+    row("FLUSHALL", -1, Store),
+    row("SWAPDB", 3, Store),
+    row("MOVE", 3, Store),
+    row("KEYS", 2, Store),
+    row("SCAN", -2, Store),
+    // The seed of its draw is the caller's (drawn when the command runs).
+    row("RANDOMKEY", 1, Local),
+    row("FUNCTION", -2, Local),
+    row("DEBUG", -2, Local),
+    row("SETNX", 3, Store),
+    row("GETSET", 3, Store),
+    row("MSETNX", -3, Store),
+    row("APPEND", 3, Store),
+    row("STRLEN", 2, Store),
+    row("GETRANGE", 4, Store),
+    row("SUBSTR", 4, Store),
+];
+
+/// The table's row of `name` (in upper case).
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    COMMANDS.iter().find(|spec| spec.name == name)
+}
+
+/// Whether `args` (name first) has an acceptable count for `arity`: exactly `n`, or at least `-n`.
+pub fn arity_ok(args: &[Vec<u8>], arity: i32) -> bool {
+    assert!(arity != 0, "every command counts its name");
+    let len = args.len() as i32;
+    if arity >= 0 {
+        len == arity
+    } else {
+        len >= -arity
+    }
+}
+
+/// The row of the command `args` names (name first), or Redis's error for an unknown command
+/// or a wrong number of arguments.
+pub fn lookup(args: &[Vec<u8>]) -> Result<&'static Spec, String> {
+    assert!(!args.is_empty(), "a command has a name");
+    let Some(spec) = spec(&text(&args[0])) else {
+        let first: Vec<String> = args[1..]
+            .iter()
+            .take(3)
+            .map(|a| format!("'{}'", String::from_utf8_lossy(a)))
+            .collect();
+        return Err(format!(
+            "ERR unknown command '{}', with args beginning with: {}",
+            String::from_utf8_lossy(&args[0]),
+            first.join(" ")
+        ));
+    };
+    match arity_ok(args, spec.arity) {
+        true => {
+            assert!(
+                args.len() >= spec.arity.unsigned_abs() as usize,
+                "arity holds"
+            );
+            Ok(spec)
+        }
+        false => Err(arity_error(spec.name)),
+    }
+}

@@ -1,0 +1,322 @@
+use crate::redis::*;
+use crate::{Command, Reply, SetCondition};
+
+fn args(parts: &[&str]) -> Vec<Vec<u8>> {
+    parts.iter().map(|p| p.as_bytes().to_vec()).collect()
+}
+
+fn arity_accepts(parts: &[&str]) -> bool {
+    let name = text(parts[0].as_bytes());
+    arity_ok(&args(parts), spec(&name).expect("a known command").arity)
+}
+
+/// What `parts` parses to, as a client would send it.
+fn parsed(parts: &[&str]) -> Result<StoreCall, String> {
+    let args = args(parts);
+    let spec = lookup(&args)?;
+    parse_store(spec.name, &args)
+}
+
+fn plain(command: Command) -> Result<StoreCall, String> {
+    Ok(StoreCall::plain(command))
+}
+
+fn error_of(parts: &[&str]) -> String {
+    match parsed(parts) {
+        Err(e) => e,
+        Ok(other) => panic!("{parts:?} parsed as {other:?}"),
+    }
+}
+
+#[test]
+fn every_command_accepts_the_arguments_redis_gives_it() {
+    let calls: &[&[&str]] = &[
+        &["GET", "k"],
+        &["DIRTYGET", "k"],
+        &["SET", "k", "v"],
+        &["DEL", "a", "b"],
+        &["EXISTS", "a"],
+        &["INCR", "k"],
+        &["INCRBY", "k", "5"],
+        &["DECR", "k"],
+        &["DECRBY", "k", "5"],
+        &["GETDEL", "k"],
+        &["RENAME", "a", "b"],
+        &["MGET", "a", "b"],
+        &["MSET", "a", "1", "b", "2"],
+        &["DBSIZE"],
+        &["PING"],
+        &["PING", "hi"],
+        &["ECHO", "hi"],
+        &["INFO"],
+        &["INFO", "replication"],
+        &["HELLO", "3"],
+        &["AUTH", "secret"],
+        &["CLIENT", "SETNAME", "n"],
+        &["COMMAND"],
+        &["COMMAND", "DOCS"],
+        &["CONFIG", "GET", "save"],
+        &["SELECT", "0"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["QUIT"],
+        &["TESTANDSET", "k", "old", "new"],
+        &["PRUNE", "p"],
+        &["LISTKEYS", "p", "COUNT", "3"],
+        &["LISTKEYVALUES", "p"],
+        &["COUNT", "p"],
+        &["TYPE", "k"],
+        &["TTL", "k"],
+        &["PTTL", "k"],
+        &["MEMBER", "LIST"],
+    ];
+    for call in calls {
+        assert!(arity_accepts(call), "{call:?} refused");
+    }
+    assert!(!arity_accepts(&["ECHO"]));
+    assert!(!arity_accepts(&["ECHO", "a", "b"]));
+}
+
+#[test]
+fn unknown_commands_and_wrong_arities_answer_redis_errors() {
+    assert_eq!(
+        lookup(&args(&["nosuch", "a", "b", "c", "d"])),
+        Err("ERR unknown command 'nosuch', with args beginning with: 'a' 'b' 'c'".into())
+    );
+    assert_eq!(
+        error_of(&["get"]),
+        "ERR wrong number of arguments for 'get' command"
+    );
+    assert_eq!(
+        error_of(&["MSET", "a", "1", "b"]),
+        "ERR wrong number of arguments for 'mset' command"
+    );
+    assert_eq!(
+        error_of(&["MSETNX", "a", "1", "b"]),
+        "ERR wrong number of arguments for 'msetnx' command"
+    );
+}
+
+#[test]
+fn set_expiry_options_are_refused_with_a_reason() {
+    let refusal = error_of(&["SET", "k", "v", "EX", "10"]);
+    assert!(
+        refusal.starts_with("ERR syntax error") && refusal.contains("EX"),
+        "{refusal}"
+    );
+    assert!(!arity_accepts(&["SET", "k"]));
+}
+
+#[test]
+fn set_nx_xx_get_parse_as_conditional_sets() {
+    let set_if = |condition, get| {
+        plain(Command::SetIf {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            condition,
+            get,
+        })
+    };
+    assert_eq!(
+        parsed(&["SET", "k", "v", "nx"]),
+        set_if(SetCondition::IfAbsent, false)
+    );
+    assert_eq!(
+        parsed(&["SET", "k", "v", "XX", "GET"]),
+        set_if(SetCondition::IfPresent, true)
+    );
+    assert_eq!(
+        parsed(&["SET", "k", "v", "GET"]),
+        set_if(SetCondition::Always, true)
+    );
+    assert_eq!(error_of(&["SET", "k", "v", "NX", "XX"]), "ERR syntax error");
+    assert_eq!(error_of(&["SET", "k", "v", "FOO"]), "ERR syntax error");
+    assert_eq!(
+        parsed(&["GETSET", "k", "v"]),
+        set_if(SetCondition::Always, true)
+    );
+}
+
+#[test]
+fn getrange_follows_redis_index_rules() {
+    let v = b"Hello World";
+    assert_eq!(value_range(v, 0, 3), b"Hell");
+    assert_eq!(value_range(v, -3, -1), b"rld");
+    assert_eq!(value_range(v, 0, -1), v);
+    assert_eq!(value_range(v, 5, 3), b"");
+    assert_eq!(value_range(v, -1, -5), b"");
+    assert_eq!(value_range(v, 0, 100), v);
+    assert_eq!(value_range(v, -100, 2), b"Hel");
+    assert_eq!(value_range(b"", 0, -1), b"");
+    assert_eq!(
+        error_of(&["GETRANGE", "k", "a", "1"]),
+        "ERR value is not an integer or out of range"
+    );
+}
+
+#[test]
+fn exists_counts_every_key_named_from_one_read() {
+    let call = parsed(&["EXISTS", "a", "b", "a"]).expect("parses");
+    assert_eq!(call.shape, Shape::Exists);
+    assert_eq!(
+        call.commands,
+        [Command::MultiGet {
+            keys: vec![b"a".to_vec(), b"b".to_vec(), b"a".to_vec()]
+        }]
+    );
+    let reply = Reply::Values(vec![Some(b"1".to_vec()), None, Some(b"1".to_vec())]);
+    assert_eq!(show_replies(&[reply], Shape::Exists), Resp::Int(2));
+}
+
+#[test]
+fn mget_is_one_read_of_every_key() {
+    assert_eq!(
+        parsed(&["MGET", "a", "b"]),
+        plain(Command::MultiGet {
+            keys: vec![b"a".to_vec(), b"b".to_vec()]
+        })
+    );
+}
+
+#[test]
+fn del_of_several_keys_is_one_command() {
+    assert_eq!(
+        parsed(&["DEL", "a", "b", "a"]),
+        plain(Command::MultiDelete {
+            keys: vec![b"a".to_vec(), b"b".to_vec(), b"a".to_vec()]
+        })
+    );
+    assert_eq!(
+        parsed(&["DEL", "a"]),
+        plain(Command::MultiDelete {
+            keys: vec![b"a".to_vec()]
+        })
+    );
+}
+
+#[test]
+fn the_command_table_names_each_command_once_in_upper_case() {
+    let names: std::collections::BTreeSet<_> = COMMANDS.iter().map(|s| s.name).collect();
+    assert_eq!(names.len(), COMMANDS.len(), "a name is listed twice");
+    for name in names {
+        assert_eq!(
+            name,
+            name.to_uppercase(),
+            "parse looks names up in upper case"
+        );
+    }
+    assert!(spec("SETRANGE").is_none());
+}
+
+#[test]
+fn every_store_command_of_the_table_parses_with_its_smallest_arity() {
+    for spec in COMMANDS.iter().filter(|s| s.kind == Kind::Store) {
+        let count = spec.arity.unsigned_abs() as usize;
+        let mut call: Vec<Vec<u8>> = vec![spec.name.as_bytes().to_vec()];
+        call.extend((1..count).map(|i| i.to_string().into_bytes()));
+        // Any answer but a panic: an arm for every store row.
+        let _ = parse_store(spec.name, &call);
+    }
+}
+
+#[test]
+fn database_commands_parse_with_redis_errors() {
+    assert_eq!(parsed(&["FLUSHALL"]), plain(Command::FlushAll));
+    assert_eq!(parsed(&["flushdb", "async"]), plain(Command::FlushDb));
+    assert_eq!(error_of(&["FLUSHALL", "foo"]), "ERR syntax error");
+    assert_eq!(
+        parsed(&["SWAPDB", "1", "2"]),
+        plain(Command::SwapDb { a: 1, b: 2 })
+    );
+    assert_eq!(
+        error_of(&["SWAPDB", "x", "1"]),
+        "ERR invalid first DB index"
+    );
+    assert_eq!(
+        error_of(&["SWAPDB", "1", "x"]),
+        "ERR invalid second DB index"
+    );
+    assert_eq!(
+        error_of(&["SWAPDB", "1", "16"]),
+        "ERR DB index is out of range"
+    );
+    assert_eq!(
+        parsed(&["MOVE", "k", "3"]),
+        plain(Command::Move {
+            key: b"k".to_vec(),
+            to: 3
+        })
+    );
+    assert_eq!(
+        error_of(&["MOVE", "k", "16"]),
+        "ERR DB index is out of range"
+    );
+}
+
+#[test]
+fn scan_parses_cursor_match_count_and_type_with_redis_errors() {
+    assert_eq!(
+        parsed(&["SCAN", "17", "MATCH", "a*", "COUNT", "5", "TYPE", "string"]),
+        plain(Command::Scan {
+            cursor: 17,
+            pattern: Some(b"a*".to_vec()),
+            count: 5,
+            type_name: Some(b"string".to_vec()),
+        })
+    );
+    assert_eq!(
+        parsed(&["SCAN", "0"]),
+        plain(Command::Scan {
+            cursor: 0,
+            pattern: None,
+            count: 10,
+            type_name: None,
+        })
+    );
+    assert_eq!(error_of(&["SCAN", "x"]), "ERR invalid cursor");
+    assert_eq!(error_of(&["SCAN", "0", "COUNT", "0"]), "ERR syntax error");
+    assert_eq!(
+        error_of(&["SCAN", "0", "COUNT", "x"]),
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(error_of(&["SCAN", "0", "MATCH"]), "ERR syntax error");
+    assert_eq!(error_of(&["SCAN", "0", "FOO", "1"]), "ERR syntax error");
+}
+
+#[test]
+fn replies_show_as_redis_shows_them() {
+    let value = |v: &str| Reply::Value(Some(v.as_bytes().to_vec()));
+    let bulk = |v: &str| Resp::Bulk(Some(v.as_bytes().to_vec()));
+    assert_eq!(show_replies(&[value("abc")], Shape::Strlen), Resp::Int(3));
+    assert_eq!(
+        show_replies(&[Reply::Value(None)], Shape::Strlen),
+        Resp::Int(0)
+    );
+    assert_eq!(
+        show_replies(&[value("abc")], Shape::Type),
+        Resp::Simple("string".into())
+    );
+    assert_eq!(
+        show_replies(&[Reply::Value(None)], Shape::Ttl),
+        Resp::Int(-2)
+    );
+    assert_eq!(show_replies(&[Reply::Ok], Shape::SetNx), Resp::Int(1));
+    assert_eq!(
+        show_replies(&[value("Hello")], Shape::Range { start: 1, end: -2 }),
+        bulk("ell")
+    );
+    assert_eq!(
+        show_replies(&[value("a")], Shape::Array),
+        Resp::Array(Some(vec![bulk("a")]))
+    );
+    assert_eq!(show_replies(&[value("a")], Shape::Plain), bulk("a"));
+    assert_eq!(
+        show(&Reply::Error(crate::CommandError::NotAnInteger)),
+        Resp::Error(NOT_AN_INTEGER.into())
+    );
+    assert_eq!(show(&Reply::Transaction(None)), Resp::Array(None));
+    assert_eq!(
+        show(&Reply::KeyValues(vec![(b"k".to_vec(), b"v".to_vec())])),
+        Resp::Array(Some(vec![bulk("k"), bulk("v")]))
+    );
+}
