@@ -246,6 +246,8 @@ pub enum Command {
         commands: Vec<Command>,
         watched: Vec<Watched>,
     },
+    /// A script command (EVAL, FCALL, SCRIPT, FUNCTION), run at apply time: see `kv::scripts`.
+    Script(crate::scripting::ScriptCommand),
 }
 
 /// A key a transaction watched: its database, the slot WATCH read the state at, and whether it
@@ -412,6 +414,7 @@ impl Command {
                 .collect(),
             Command::Scan { pattern, .. } => pattern.iter().map(Vec::as_slice).collect(),
             Command::InDb { command, .. } => command.keys(),
+            Command::Script(script) => script.keys(),
             Command::OpenSession
             | Command::Member(_)
             | Command::FlushDb
@@ -431,6 +434,7 @@ impl Command {
 
     fn values(&self) -> Vec<&[u8]> {
         match self {
+            Command::Script(script) => script.values(),
             Command::Set { value, .. } => vec![value],
             Command::TestAndSet { expected, new, .. } => vec![expected, new],
             Command::MultiSet { pairs } | Command::MultiSetIfAbsent { pairs } => {
@@ -472,6 +476,8 @@ pub enum Reply {
     },
     /// A `Transaction`: each command's reply, or `None` when a watched key changed.
     Transaction(Option<Vec<Reply>>),
+    /// A script command's reply, as the client sees it.
+    Resp(crate::redis::Resp),
 }
 
 /// Checks a transaction's shape: its size, and that each command may run inside one.

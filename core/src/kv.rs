@@ -17,6 +17,7 @@
 mod databases;
 pub mod glob;
 pub(crate) mod hash;
+mod scripts;
 mod session;
 mod store;
 mod transaction;
@@ -82,6 +83,8 @@ pub struct StateMachine {
     changes: Changes,
     /// Under [`Mutant::TransactionSplit`] only: transaction commands left for the next entry.
     deferred: Vec<Vec<Command>>,
+    /// The script cache and function libraries (EVAL, SCRIPT, FUNCTION).
+    scripts: scripts::ScriptRegistry,
 }
 
 impl StateMachine {
@@ -99,6 +102,7 @@ impl StateMachine {
             mutant: None,
             changes: Changes::forgotten_through(0),
             deferred: Vec::new(),
+            scripts: scripts::ScriptRegistry::default(),
         }
     }
 
@@ -251,6 +255,7 @@ impl StateMachine {
             &self.sessions,
             self.applied_slot,
             &self.changes,
+            &self.scripts,
         )
     }
 
@@ -272,6 +277,7 @@ impl StateMachine {
             mutant: None,
             changes: parts.changes,
             deferred: Vec::new(),
+            scripts: parts.scripts,
         };
         Ok((state, after))
     }
@@ -282,7 +288,7 @@ impl StateMachine {
     /// a snapshot of millions of keys is checked before it is written at a fraction of the cost
     /// of restoring it.
     pub fn verify_encoding(&self, body: &[u8]) -> Result<(), String> {
-        let digest = databases::decode_digest(body)?;
+        let (digest, scripts) = databases::decode_digest(body)?;
         let stores = &digest.stores;
         let stored_hashes_match = stores
             .iter()
@@ -305,6 +311,7 @@ impl StateMachine {
                 digest.changes == self.changes,
                 "record of recent changes differs",
             ),
+            (scripts == self.scripts, "scripts differ"),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, what)) => Err((*what).to_string()),
@@ -324,6 +331,7 @@ impl StateMachine {
         self.data.assert_invariants();
         self.sessions.assert_invariants();
         self.changes.assert_invariants();
+        self.scripts.assert_invariants();
         assert!(self.config.sessions_max >= 1 && self.config.session_idle_slots_max >= 1);
     }
     fn begin_slot(&mut self, slot: Slot) {
@@ -378,6 +386,7 @@ impl StateMachine {
             }
             Command::Move { key, to } => self.move_key(db, key, *to),
             Command::Transaction { commands, watched } => self.apply_transaction(commands, watched),
+            Command::Script(script) => self.apply_script(db, script),
             _ => apply_in_store(self.data.db_mut(db), command),
         }
     }

@@ -5,6 +5,7 @@
 //! log and its share of the state hash are unchanged, and an image encoded before databases
 //! existed (the v1 encoding) still decodes, as database 0.
 
+use super::scripts::ScriptRegistry;
 use serde::{Deserialize, Serialize};
 
 use super::hash::database_hash;
@@ -99,6 +100,8 @@ const VERSIONED_MARK: u8 = 0;
 const ENCODING_V2: u8 = 2;
 /// V2 followed by WATCH's record of recent changes.
 const ENCODING_V3: u8 = 3;
+/// V3 followed by the script registry (script cache and function libraries).
+const ENCODING_V4: u8 = 4;
 
 /// The v3 encoding's fields, borrowed for writing.
 #[derive(Serialize)]
@@ -150,6 +153,17 @@ pub(crate) struct StateParts {
     pub(crate) sessions: SessionTable,
     pub(crate) applied_slot: Slot,
     pub(crate) changes: Changes,
+    pub(crate) scripts: ScriptRegistry,
+}
+
+/// The scripts section of a v4 encoding, after the v3 fields.
+fn take_scripts(version: u8, after: &[u8]) -> Result<(ScriptRegistry, &[u8]), String> {
+    if version != ENCODING_V4 {
+        return Ok((ScriptRegistry::default(), after));
+    }
+    let (scripts, rest): (ScriptRegistry, &[u8]) =
+        postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
+    Ok((scripts.rebuilt()?, rest))
 }
 
 pub(crate) fn encode(
@@ -158,6 +172,7 @@ pub(crate) fn encode(
     sessions: &SessionTable,
     applied_slot: Slot,
     changes: &Changes,
+    scripts: &ScriptRegistry,
 ) -> Vec<u8> {
     let fields = StateV3Ref {
         config,
@@ -166,8 +181,9 @@ pub(crate) fn encode(
         applied_slot,
         changes,
     };
-    let mut out = vec![VERSIONED_MARK, ENCODING_V3];
+    let mut out = vec![VERSIONED_MARK, ENCODING_V4];
     postcard::to_io(&fields, &mut out).expect("a state encodes into memory");
+    postcard::to_io(scripts, &mut out).expect("scripts encode into memory");
     out
 }
 
@@ -175,14 +191,14 @@ pub(crate) fn encode(
 /// rebuilt.
 pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
     let (mut parts, after) = match body {
-        [VERSIONED_MARK, version @ (ENCODING_V2 | ENCODING_V3), rest @ ..] => {
+        [VERSIONED_MARK, version @ (ENCODING_V2 | ENCODING_V3 | ENCODING_V4), rest @ ..] => {
             let (state, mut after): (StateV2, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
             if state.stores.len() != usize::from(DATABASES) {
                 return Err(format!("{} databases", state.stores.len()));
             }
             let changes = match *version {
-                ENCODING_V3 => {
+                ENCODING_V3 | ENCODING_V4 => {
                     let (changes, rest): (Changes, &[u8]) =
                         postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
                     after = rest;
@@ -190,6 +206,8 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
                 }
                 _ => Changes::forgotten_through(state.applied_slot),
             };
+            let (scripts, rest) = take_scripts(*version, after)?;
+            after = rest;
             let parts = StateParts {
                 config: state.config,
                 data: Databases {
@@ -198,6 +216,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
                 sessions: state.sessions,
                 applied_slot: state.applied_slot,
                 changes,
+                scripts,
             };
             (parts, after)
         }
@@ -213,6 +232,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
                 sessions: state.sessions,
                 applied_slot: state.applied_slot,
                 changes: Changes::forgotten_through(state.applied_slot),
+                scripts: ScriptRegistry::default(),
             };
             (parts, after)
         }
@@ -225,16 +245,17 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
     Ok((parts, after))
 }
 
-/// Reads a v3 encoding for checking (see `StateMachine::verify_encoding`).
-pub(crate) fn decode_digest(body: &[u8]) -> Result<StateDigest, String> {
+/// Reads a v4 encoding for checking (see `StateMachine::verify_encoding`).
+pub(crate) fn decode_digest(body: &[u8]) -> Result<(StateDigest, ScriptRegistry), String> {
     let rest = match body {
-        [VERSIONED_MARK, ENCODING_V3, rest @ ..] => rest,
-        _ => return Err("not a v3 encoding".into()),
+        [VERSIONED_MARK, ENCODING_V4, rest @ ..] => rest,
+        _ => return Err("not a v4 encoding".into()),
     };
     let (digest, rest): (StateDigest, &[u8]) =
         postcard::take_from_bytes(rest).map_err(|e| format!("does not decode: {e}"))?;
+    let (scripts, rest) = take_scripts(ENCODING_V4, rest)?;
     match rest.is_empty() {
-        true => Ok(digest),
+        true => Ok((digest, scripts)),
         false => Err("bytes after the state".into()),
     }
 }
