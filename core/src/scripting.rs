@@ -84,7 +84,10 @@ fn upper(arg: &[u8]) -> String {
 }
 
 /// `numkeys key… arg…` as EVAL and FCALL take them.
-fn keys_and_args(args: &[Vec<u8>]) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), String> {
+/// A script's KEYS and ARGV.
+type KeysAndArgs = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+fn keys_and_args(args: &[Vec<u8>]) -> Result<KeysAndArgs, String> {
     let count = crate::redis::parse_i64(&args[0]).ok_or(crate::redis::NOT_AN_INTEGER)?;
     if count < 0 {
         return Err("ERR Number of keys can't be negative".into());

@@ -151,7 +151,7 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
         }
         Command::InDb { .. } => unreachable!("unwrapped by the caller; never nested"),
         // Transactions nest commands: carried as serde's JSON of the whole command.
-        Command::Watch { .. } | Command::Transaction { .. } => {
+        Command::Watch { .. } | Command::Transaction { .. } | Command::Script(_) => {
             let json = serde_json::to_value(command).expect("a command converts to JSON");
             ("as-json", vec![("command", json)])
         }
@@ -223,7 +223,7 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 ("keyvalues", pairs_value(pairs)),
             ]
         }
-        Reply::Watched { .. } | Reply::Transaction(_) => vec![
+        Reply::Watched { .. } | Reply::Transaction(_) | Reply::Resp(_) => vec![
             ("reply", "as-json".into()),
             (
                 "json",
