@@ -25,6 +25,8 @@ mod transaction;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod scripts_tests;
+#[cfg(test)]
 mod session_tests;
 #[cfg(test)]
 mod tests;
