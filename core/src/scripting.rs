@@ -96,7 +96,13 @@ fn keys_and_args(args: &[Vec<u8>]) -> Result<KeysAndArgs, String> {
     if count > args.len() - 1 {
         return Err("ERR Number of keys can't be greater than number of args".into());
     }
-    Ok((args[1..=count].to_vec(), args[count + 1..].to_vec()))
+    let (keys, rest) = (args[1..=count].to_vec(), args[count + 1..].to_vec());
+    assert_eq!(
+        keys.len() + rest.len() + 1,
+        args.len(),
+        "every argument is a key or an arg"
+    );
+    Ok((keys, rest))
 }
 
 /// Parses a script command (`args[0]` is its name; the table checked the arity).
@@ -106,6 +112,7 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
         "the table's arity gives {name} an argument"
     );
     let read_only = name.ends_with("_RO");
+    assert!(!read_only || ["EVAL_RO", "EVALSHA_RO", "FCALL_RO"].contains(&name));
     match name {
         "EVAL" | "EVAL_RO" | "EVALSHA" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" => {
             let (keys, rest) = keys_and_args(&args[2..])?;
@@ -141,6 +148,7 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
 }
 
 fn unknown_subcommand(args: &[Vec<u8>], name: &str) -> String {
+    assert!(args.len() >= 2, "a subcommand was given");
     format!(
         "ERR unknown subcommand or wrong number of arguments for '{}'. Try {name} HELP.",
         String::from_utf8_lossy(&args[1])
@@ -148,6 +156,7 @@ fn unknown_subcommand(args: &[Vec<u8>], name: &str) -> String {
 }
 
 fn flush_mode_ok(args: &[Vec<u8>]) -> Result<(), String> {
+    assert!(args.len() >= 2, "FLUSH was given");
     match args.len() {
         2 => Ok(()),
         3 if ["ASYNC", "SYNC"].contains(&upper(&args[2]).as_str()) => Ok(()),
@@ -219,5 +228,6 @@ fn parse_function_list(options: &[Vec<u8>]) -> Result<ScriptCommand, String> {
         }
         i += 1;
     }
+    assert_eq!(i, options.len(), "every option was read");
     Ok(ScriptCommand::FunctionList { pattern, with_code })
 }

@@ -54,9 +54,14 @@ impl ScriptRegistry {
 
     fn cache(&mut self, body: &[u8]) -> String {
         let sha = lua::sha1_hex(body);
+        assert_eq!(sha.len(), 40, "a SHA1 is 40 hex digits");
         if self.scripts.len() < SCRIPTS_MAX || self.scripts.contains_key(&sha) {
             self.scripts.insert(sha.clone(), body.to_vec());
         }
+        assert!(
+            self.scripts.len() <= SCRIPTS_MAX,
+            "the script cache stays bounded"
+        );
         sha
     }
 
@@ -79,6 +84,10 @@ impl ScriptRegistry {
             return Resp::Error(format!("ERR at most {LIBRARIES_MAX} function libraries"));
         }
         self.delete(&library.name);
+        assert!(
+            !self.libraries.contains_key(&library.name),
+            "a replaced library is gone first"
+        );
         self.libraries.insert(library.name.clone(), code.to_vec());
         self.index(&library);
         self.assert_invariants();
@@ -87,7 +96,12 @@ impl ScriptRegistry {
 
     fn delete(&mut self, name: &str) -> bool {
         self.functions.retain(|_, (lib, _)| lib != name);
-        self.libraries.remove(name).is_some()
+        let existed = self.libraries.remove(name).is_some();
+        assert!(
+            self.functions.values().all(|(lib, _)| lib != name),
+            "no function outlives its library"
+        );
+        existed
     }
 
     fn list(&self, pattern: Option<&[u8]>, with_code: bool) -> Resp {
@@ -123,6 +137,7 @@ impl ScriptRegistry {
             }
             out.push(Resp::Array(Some(entry)));
         }
+        assert!(out.len() <= self.libraries.len());
         Resp::Array(Some(out))
     }
 }
@@ -172,6 +187,12 @@ enum Code<'a> {
 impl StateMachine {
     /// Applies one script command in database `db`.
     pub(super) fn apply_script(&mut self, db: Db, command: &ScriptCommand) -> Reply {
+        let reply = self.apply_script_command(db, command);
+        self.scripts.assert_invariants();
+        reply
+    }
+
+    fn apply_script_command(&mut self, db: Db, command: &ScriptCommand) -> Reply {
         Reply::Resp(match command {
             ScriptCommand::Eval {
                 body,
@@ -240,6 +261,7 @@ impl StateMachine {
             );
         }
         let code = self.scripts.libraries[&library].clone();
+        assert!(code.starts_with(b"#!"), "a kept library has its header");
         self.run_script(
             db,
             Code::Function {
@@ -260,6 +282,7 @@ impl StateMachine {
         args: &[Vec<u8>],
         read_only: bool,
     ) -> Resp {
+        assert!(self.applied_slot > 0, "scripts run inside an applied entry");
         let invocation = lua::Invocation {
             keys,
             args,
@@ -302,11 +325,13 @@ impl StateMachine {
                 "ERR Write commands are not allowed from read-only scripts.".into(),
             );
         }
+        let commands = call.commands.len();
         let replies: Vec<Reply> = call
             .commands
             .into_iter()
             .map(|c| self.apply_in_transaction(&c.in_db(db)))
             .collect();
+        assert_eq!(replies.len(), commands, "one reply per command of the call");
         redis::show_replies(&replies, call.shape)
     }
 }
