@@ -258,7 +258,7 @@ fn kv_mutated(reply: &Reply, pick: u8) -> Reply {
             Reply::KeyValues(vec![(b"b".to_vec(), b"0".to_vec())])
         }
         Reply::KeyValues(pairs) => Reply::KeyValues(pairs[1..].to_vec()),
-        Reply::Error(_) => Reply::Ok,
+        Reply::Error(_) | Reply::Resp(_) => Reply::Ok,
         Reply::Scan { cursor, keys } => Reply::Scan {
             cursor: cursor + 1,
             keys: keys.clone(),

@@ -352,6 +352,8 @@ pub enum Command {
         key: Vec<u8>,
         unit: TtlUnit,
     },
+    /// A script command (EVAL, FCALL, SCRIPT, FUNCTION), run at apply time: see `kv::scripts`.
+    Script(crate::scripting::ScriptCommand),
 }
 
 /// A deadline as a command gives it, in milliseconds: relative to the time of the log entry
@@ -638,6 +640,7 @@ impl Command {
                 .collect(),
             Command::Scan { pattern, .. } => pattern.iter().map(Vec::as_slice).collect(),
             Command::InDb { command, .. } => command.keys(),
+            Command::Script(script) => script.keys(),
             Command::OpenSession
             | Command::Member(_)
             | Command::FlushDb
@@ -657,6 +660,7 @@ impl Command {
 
     fn values(&self) -> Vec<&[u8]> {
         match self {
+            Command::Script(script) => script.values(),
             Command::Set { value, .. } => vec![value],
             Command::TestAndSet { expected, new, .. } => vec![expected, new],
             Command::MultiSet { pairs } | Command::MultiSetIfAbsent { pairs } => {
@@ -702,6 +706,8 @@ pub enum Reply {
     },
     /// A `Transaction`: each command's reply, or `None` when a watched key changed.
     Transaction(Option<Vec<Reply>>),
+    /// A script command's reply, as the client sees it.
+    Resp(crate::redis::Resp),
 }
 
 /// Checks a transaction's shape: its size, and that each command may run inside one.

@@ -19,6 +19,7 @@ mod deadlines;
 mod expiry;
 pub mod glob;
 pub(crate) mod hash;
+mod scripts;
 mod session;
 mod store;
 mod strings;
@@ -28,6 +29,8 @@ mod transaction;
 mod expiry_tests;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod scripts_tests;
 #[cfg(test)]
 mod session_tests;
 #[cfg(test)]
@@ -96,6 +99,8 @@ pub struct StateMachine {
     /// The time of the latest timed entry applied (the highest stamp: it never goes back);
     /// commands judge expiry at it.
     now_ms: UnixMs,
+    /// The script cache and function libraries (EVAL, SCRIPT, FUNCTION).
+    scripts: scripts::ScriptRegistry,
 }
 
 impl StateMachine {
@@ -114,6 +119,7 @@ impl StateMachine {
             changes: Changes::forgotten_through(0),
             deferred: Vec::new(),
             now_ms: 0,
+            scripts: scripts::ScriptRegistry::default(),
         }
     }
 
@@ -316,6 +322,7 @@ impl StateMachine {
             self.applied_slot,
             &self.changes,
             self.now_ms,
+            &self.scripts,
         )
     }
 
@@ -338,6 +345,7 @@ impl StateMachine {
             changes: parts.changes,
             deferred: Vec::new(),
             now_ms: parts.now_ms,
+            scripts: parts.scripts,
         };
         Ok((state, after))
     }
@@ -348,7 +356,7 @@ impl StateMachine {
     /// a snapshot of millions of keys is checked before it is written at a fraction of the cost
     /// of restoring it.
     pub fn verify_encoding(&self, body: &[u8]) -> Result<(), String> {
-        let digest = databases::decode_digest(body)?;
+        let (digest, scripts) = databases::decode_digest(body)?;
         let stores = &digest.stores;
         let stored_hashes_match = stores
             .iter()
@@ -376,6 +384,7 @@ impl StateMachine {
                 digest.deadlines_hash == self.data.deadlines_hash(),
                 "deadlines differ",
             ),
+            (scripts == self.scripts, "scripts differ"),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, what)) => Err((*what).to_string()),
@@ -395,6 +404,7 @@ impl StateMachine {
         self.data.assert_invariants();
         self.sessions.assert_invariants();
         self.changes.assert_invariants();
+        self.scripts.assert_invariants();
         assert!(self.config.sessions_max >= 1 && self.config.session_idle_slots_max >= 1);
     }
     fn begin_slot(&mut self, slot: Slot) {
@@ -458,6 +468,7 @@ impl StateMachine {
                 replace,
             } => strings::copy(&mut self.data, db, (from, to), *to_db, *replace),
             Command::Transaction { commands, watched } => self.apply_transaction(commands, watched),
+            Command::Script(script) => self.apply_script(db, script),
             _ => apply_in_store(self.data.db_mut(db), command, now_ms),
         }
     }

@@ -38,6 +38,7 @@ pub mod msg;
 pub mod mutant;
 pub mod redis;
 pub mod replica;
+pub mod scripting;
 pub mod snapshot;
 pub mod storage;
 pub mod strings;

@@ -165,7 +165,8 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
         | Command::Expire { .. }
         | Command::Persist { .. }
         | Command::GetEx { .. }
-        | Command::TimeToLive { .. } => {
+        | Command::TimeToLive { .. }
+        | Command::Script(_) => {
             let json = serde_json::to_value(command).expect("a command converts to JSON");
             ("as-json", vec![("command", json)])
         }
@@ -237,7 +238,7 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 ("keyvalues", pairs_value(pairs)),
             ]
         }
-        Reply::Watched { .. } | Reply::Transaction(_) => vec![
+        Reply::Watched { .. } | Reply::Transaction(_) | Reply::Resp(_) => vec![
             ("reply", "as-json".into()),
             (
                 "json",

@@ -152,7 +152,7 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
             *replace,
         ),
         Command::Keys { pattern } => (None, keys_matching(state, db, pattern)),
-        Command::Scan { .. } | Command::RandomKey { .. } => {
+        Command::Scan { .. } | Command::RandomKey { .. } | Command::Script(_) => {
             unreachable!("{command:?} is left out of checked histories")
         }
         command if is_expiry(command) => {
@@ -694,6 +694,7 @@ fn describe_in_db(command: &Command) -> String {
             let shown: Vec<String> = keys.iter().map(|k| show(k)).collect();
             format!("WATCH {}", shown.join(" "))
         }
+        Command::Script(script) => format!("SCRIPT {script:?}"),
         Command::Transaction { commands, watched } => {
             let shown: Vec<String> = commands.iter().map(describe_command).collect();
             let watched: Vec<String> = watched
@@ -743,6 +744,7 @@ pub fn describe_reply(reply: &Reply) -> String {
             format!("[{}]", shown.join(", "))
         }
         Reply::Transaction(None) => "nil (a watched key changed)".to_string(),
+        Reply::Resp(resp) => format!("{resp:?}"),
         Reply::Transaction(Some(replies)) => {
             let shown: Vec<String> = replies.iter().map(describe_reply).collect();
             format!("[{}]", shown.join("; "))

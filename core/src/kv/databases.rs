@@ -5,6 +5,7 @@
 //! log and its share of the state hash are unchanged, and an image encoded before databases
 //! existed (the v1 encoding) still decodes, as database 0.
 
+use super::scripts::ScriptRegistry;
 use serde::{Deserialize, Serialize};
 
 use super::deadlines::UnixMs;
@@ -172,6 +173,8 @@ impl ClockV4 {
         data.deadlines_hash()
     }
 }
+/// V4 followed by the script registry (script cache and function libraries).
+const ENCODING_V5: u8 = 5;
 
 /// The v3 encoding's fields, borrowed for writing.
 #[derive(Serialize)]
@@ -228,6 +231,17 @@ pub(crate) struct StateParts {
     pub(crate) applied_slot: Slot,
     pub(crate) changes: Changes,
     pub(crate) now_ms: UnixMs,
+    pub(crate) scripts: ScriptRegistry,
+}
+
+/// The scripts section of a v5 encoding, after the v4 fields.
+fn take_scripts(version: u8, after: &[u8]) -> Result<(ScriptRegistry, &[u8]), String> {
+    if version != ENCODING_V5 {
+        return Ok((ScriptRegistry::default(), after));
+    }
+    let (scripts, rest): (ScriptRegistry, &[u8]) =
+        postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
+    Ok((scripts.rebuilt()?, rest))
 }
 
 pub(crate) fn encode(
@@ -237,6 +251,7 @@ pub(crate) fn encode(
     applied_slot: Slot,
     changes: &Changes,
     now_ms: UnixMs,
+    scripts: &ScriptRegistry,
 ) -> Vec<u8> {
     let fields = StateV3Ref {
         config,
@@ -245,10 +260,11 @@ pub(crate) fn encode(
         applied_slot,
         changes,
     };
-    let mut out = vec![VERSIONED_MARK, ENCODING_V4];
+    let mut out = vec![VERSIONED_MARK, ENCODING_V5];
     postcard::to_io(&fields, &mut out).expect("a state encodes into memory");
     let clock = ClockV4::of(data, now_ms);
     postcard::to_io(&clock, &mut out).expect("a state encodes into memory");
+    postcard::to_io(scripts, &mut out).expect("scripts encode into memory");
     out
 }
 
@@ -256,14 +272,15 @@ pub(crate) fn encode(
 /// rebuilt.
 pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
     let (mut parts, after) = match body {
-        [VERSIONED_MARK, version @ (ENCODING_V2 | ENCODING_V3 | ENCODING_V4), rest @ ..] => {
+        [VERSIONED_MARK, version @ (ENCODING_V2 | ENCODING_V3 | ENCODING_V4 | ENCODING_V5), rest @ ..] =>
+        {
             let (state, mut after): (StateV2, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
             if state.stores.len() != usize::from(DATABASES) {
                 return Err(format!("{} databases", state.stores.len()));
             }
             let changes = match *version {
-                ENCODING_V3 | ENCODING_V4 => {
+                ENCODING_V3 | ENCODING_V4 | ENCODING_V5 => {
                     let (changes, rest): (Changes, &[u8]) =
                         postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
                     after = rest;
@@ -275,12 +292,14 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
                 stores: state.stores,
             };
             let mut now_ms = 0;
-            if *version == ENCODING_V4 {
+            if *version >= ENCODING_V4 {
                 let (clock, rest): (ClockV4, &[u8]) =
                     postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
                 after = rest;
                 now_ms = clock.restore(&mut data)?;
             }
+            let (scripts, rest) = take_scripts(*version, after)?;
+            after = rest;
             let parts = StateParts {
                 config: state.config,
                 data,
@@ -288,6 +307,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
                 applied_slot: state.applied_slot,
                 changes,
                 now_ms,
+                scripts,
             };
             (parts, after)
         }
@@ -304,6 +324,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
                 applied_slot: state.applied_slot,
                 changes: Changes::forgotten_through(state.applied_slot),
                 now_ms: 0,
+                scripts: ScriptRegistry::default(),
             };
             (parts, after)
         }
@@ -316,11 +337,11 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
     Ok((parts, after))
 }
 
-/// Reads a v4 encoding for checking (see `StateMachine::verify_encoding`).
-pub(crate) fn decode_digest(body: &[u8]) -> Result<StateDigest, String> {
+/// Reads a v5 encoding for checking (see `StateMachine::verify_encoding`).
+pub(crate) fn decode_digest(body: &[u8]) -> Result<(StateDigest, ScriptRegistry), String> {
     let rest = match body {
-        [VERSIONED_MARK, ENCODING_V4, rest @ ..] => rest,
-        _ => return Err("not a v4 encoding".into()),
+        [VERSIONED_MARK, ENCODING_V5, rest @ ..] => rest,
+        _ => return Err("not a v5 encoding".into()),
     };
     let (mut digest, rest): (StateDigest, &[u8]) =
         postcard::take_from_bytes(rest).map_err(|e| format!("does not decode: {e}"))?;
@@ -328,8 +349,9 @@ pub(crate) fn decode_digest(body: &[u8]) -> Result<StateDigest, String> {
         postcard::take_from_bytes(rest).map_err(|e| format!("does not decode: {e}"))?;
     digest.deadlines_hash = clock.hash();
     digest.now_ms = clock.now_ms;
+    let (scripts, rest) = take_scripts(ENCODING_V5, rest)?;
     match rest.is_empty() {
-        true => Ok(digest),
+        true => Ok((digest, scripts)),
         false => Err("bytes after the state".into()),
     }
 }

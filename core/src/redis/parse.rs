@@ -86,6 +86,10 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Parsed {
             _ => Err(NOT_AN_INTEGER.into()),
         },
         "GETDEL" => plain(Command::Remove { key: key() }),
+        "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" | "SCRIPT"
+        | "FUNCTION" => {
+            crate::scripting::parse(name, args).map(|s| StoreCall::plain(Command::Script(s)))
+        }
         "RENAME" => plain(Command::Rename {
             from: key(),
             to: args[2].clone(),

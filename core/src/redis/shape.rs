@@ -63,7 +63,7 @@ pub enum ObjectField {
 }
 
 /// A reply as a Redis client reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Resp {
     Simple(String),
     Error(String),
@@ -197,6 +197,7 @@ pub fn show(reply: &Reply) -> Resp {
         Reply::Error(error) => Resp::Error(format!("ERR {error}")),
         Reply::Transaction(None) => Resp::Array(None),
         Reply::Transaction(Some(replies)) => Resp::Array(Some(replies.iter().map(show).collect())),
+        Reply::Resp(resp) => resp.clone(),
     }
 }
 

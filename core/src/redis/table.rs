@@ -28,7 +28,7 @@ const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
 use Kind::{Local, Store};
 
 /// Every command, once. `COMMAND COUNT` counts this table.
-pub const COMMANDS: [Spec; 80] = [
+pub const COMMANDS: [Spec; 87] = [
     row("GET", 2, Store),
     row("DIRTYGET", 2, Store),
     row("INCR", 2, Store),
@@ -77,7 +77,7 @@ pub const COMMANDS: [Spec; 80] = [
     row("SCAN", -2, Store),
     // The seed of its draw is the caller's (drawn when the command runs).
     row("RANDOMKEY", 1, Local),
-    row("FUNCTION", -2, Local),
+    row("FUNCTION", -2, Store),
     row("DEBUG", -2, Local),
     row("MEMORY", -2, Local),
     row("SETNX", 3, Store),
@@ -110,6 +110,14 @@ pub const COMMANDS: [Spec; 80] = [
     row("PERSIST", 2, Store),
     row("EXPIRETIME", 2, Store),
     row("PEXPIRETIME", 2, Store),
+    // Scripts (crate::scripting): the text travels in the log and runs at apply time.
+    row("EVAL", -3, Store),
+    row("EVALSHA", -3, Store),
+    row("EVAL_RO", -3, Store),
+    row("EVALSHA_RO", -3, Store),
+    row("FCALL", -3, Store),
+    row("FCALL_RO", -3, Store),
+    row("SCRIPT", -2, Store),
 ];
 
 /// The table's row of `name` (in upper case).

@@ -1,0 +1,337 @@
+//! Scripts at apply time: the replicated script cache and function libraries, and running a
+//! script whose `redis.call`s parse with the core parser, apply to this state inside the same
+//! log entry, and are shown with the core shaper. The same on every replica: the script crate
+//! is deterministic and bounded, and its seed is the slot.
+
+use std::collections::BTreeMap;
+
+use keyspace_script as lua;
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, Reply};
+use crate::redis::{self, Kind, Resp};
+use crate::scripting::{ScriptCommand, LIBRARIES_MAX, SCRIPTS_MAX};
+use crate::Db;
+
+use super::StateMachine;
+
+/// The script cache (sha → body) and the function libraries (name → code); the functions of
+/// each library are derived from its code, so only the texts are encoded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptRegistry {
+    scripts: BTreeMap<String, Vec<u8>>,
+    libraries: BTreeMap<String, Vec<u8>>,
+    #[serde(skip)]
+    functions: BTreeMap<String, (String, bool)>,
+}
+
+impl ScriptRegistry {
+    /// Rebuilds the function index after decoding.
+    pub(crate) fn rebuilt(mut self) -> Result<ScriptRegistry, String> {
+        let codes: Vec<Vec<u8>> = self.libraries.values().cloned().collect();
+        for code in codes {
+            let library = lua::load_library(&code)?;
+            self.index(&library);
+        }
+        self.assert_invariants();
+        Ok(self)
+    }
+
+    fn index(&mut self, library: &lua::Library) {
+        for f in &library.functions {
+            self.functions
+                .insert(f.name.clone(), (library.name.clone(), f.no_writes()));
+        }
+    }
+
+    pub(crate) fn assert_invariants(&self) {
+        assert!(self.scripts.len() <= SCRIPTS_MAX && self.libraries.len() <= LIBRARIES_MAX);
+        assert!(self
+            .functions
+            .values()
+            .all(|(lib, _)| self.libraries.contains_key(lib)));
+    }
+
+    fn cache(&mut self, body: &[u8]) -> String {
+        let sha = lua::sha1_hex(body);
+        assert_eq!(sha.len(), 40, "a SHA1 is 40 hex digits");
+        if self.scripts.len() < SCRIPTS_MAX || self.scripts.contains_key(&sha) {
+            self.scripts.insert(sha.clone(), body.to_vec());
+        }
+        assert!(
+            self.scripts.len() <= SCRIPTS_MAX,
+            "the script cache stays bounded"
+        );
+        sha
+    }
+
+    fn load(&mut self, code: &[u8], replace: bool) -> Resp {
+        let library = match lua::load_library(code) {
+            Ok(library) => library,
+            Err(error) => return Resp::Error(error),
+        };
+        let exists = self.libraries.contains_key(&library.name);
+        if exists && !replace {
+            return Resp::Error(format!("ERR Library '{}' already exists", library.name));
+        }
+        let clash = library.functions.iter().find(
+            |f| matches!(self.functions.get(&f.name), Some((lib, _)) if *lib != library.name),
+        );
+        if let Some(f) = clash {
+            return Resp::Error(format!("ERR Function {} already exists", f.name));
+        }
+        if !exists && self.libraries.len() >= LIBRARIES_MAX {
+            return Resp::Error(format!("ERR at most {LIBRARIES_MAX} function libraries"));
+        }
+        self.delete(&library.name);
+        assert!(
+            !self.libraries.contains_key(&library.name),
+            "a replaced library is gone first"
+        );
+        self.libraries.insert(library.name.clone(), code.to_vec());
+        self.index(&library);
+        self.assert_invariants();
+        Resp::Bulk(Some(library.name.into_bytes()))
+    }
+
+    fn delete(&mut self, name: &str) -> bool {
+        self.functions.retain(|_, (lib, _)| lib != name);
+        let existed = self.libraries.remove(name).is_some();
+        assert!(
+            self.functions.values().all(|(lib, _)| lib != name),
+            "no function outlives its library"
+        );
+        existed
+    }
+
+    fn list(&self, pattern: Option<&[u8]>, with_code: bool) -> Resp {
+        let bulk = |s: &str| Resp::Bulk(Some(s.as_bytes().to_vec()));
+        let mut out = Vec::new();
+        for (name, code) in &self.libraries {
+            if pattern.is_some_and(|p| !super::glob::glob_match(p, name.as_bytes())) {
+                continue;
+            }
+            let library = lua::load_library(code).expect("a kept library loads");
+            let functions = library.functions.iter().map(|f| {
+                let flags = f.flags.iter().map(|flag| bulk(flag)).collect();
+                let description = Resp::Bulk(f.description.as_ref().map(|d| d.as_bytes().to_vec()));
+                Resp::Array(Some(vec![
+                    bulk("name"),
+                    bulk(&f.name),
+                    bulk("description"),
+                    description,
+                    bulk("flags"),
+                    Resp::Array(Some(flags)),
+                ]))
+            });
+            let mut entry = vec![
+                bulk("library_name"),
+                bulk(name),
+                bulk("engine"),
+                bulk("LUA"),
+                bulk("functions"),
+                Resp::Array(Some(functions.collect())),
+            ];
+            if with_code {
+                entry.extend([bulk("library_code"), Resp::Bulk(Some(code.clone()))]);
+            }
+            out.push(Resp::Array(Some(entry)));
+        }
+        assert!(out.len() <= self.libraries.len());
+        Resp::Array(Some(out))
+    }
+}
+
+fn to_lua(resp: Resp) -> lua::Resp {
+    match resp {
+        Resp::Simple(s) => lua::Resp::Simple(s),
+        Resp::Error(e) => lua::Resp::Error(e),
+        Resp::Int(i) => lua::Resp::Int(i),
+        Resp::Bulk(b) => lua::Resp::Bulk(b),
+        Resp::Array(a) => lua::Resp::Array(a.map(|items| items.into_iter().map(to_lua).collect())),
+    }
+}
+
+fn from_lua(resp: lua::Resp) -> Resp {
+    match resp {
+        lua::Resp::Simple(s) => Resp::Simple(s),
+        lua::Resp::Error(e) => Resp::Error(e),
+        lua::Resp::Int(i) => Resp::Int(i),
+        lua::Resp::Bulk(b) => Resp::Bulk(b),
+        lua::Resp::Array(a) => {
+            Resp::Array(a.map(|items| items.into_iter().map(from_lua).collect()))
+        }
+    }
+}
+
+/// Commands a script may not call (Redis's "not allowed from script").
+const NOT_IN_SCRIPTS: [&str; 10] = [
+    "EVAL",
+    "EVALSHA",
+    "EVAL_RO",
+    "EVALSHA_RO",
+    "FCALL",
+    "FCALL_RO",
+    "SCRIPT",
+    "FUNCTION",
+    "MULTI",
+    "EXEC",
+];
+
+/// What a script runs: an EVAL body or a library's function.
+enum Code<'a> {
+    Body(&'a [u8]),
+    Function { code: &'a [u8], name: &'a str },
+}
+
+impl StateMachine {
+    /// Applies one script command in database `db`.
+    pub(super) fn apply_script(&mut self, db: Db, command: &ScriptCommand) -> Reply {
+        let reply = self.apply_script_command(db, command);
+        self.scripts.assert_invariants();
+        reply
+    }
+
+    fn apply_script_command(&mut self, db: Db, command: &ScriptCommand) -> Reply {
+        Reply::Resp(match command {
+            ScriptCommand::Eval {
+                body,
+                keys,
+                args,
+                read_only,
+            } => {
+                self.scripts.cache(body);
+                self.run_script(db, Code::Body(body), keys, args, *read_only)
+            }
+            ScriptCommand::EvalSha {
+                sha,
+                keys,
+                args,
+                read_only,
+            } => match self.scripts.scripts.get(sha).cloned() {
+                Some(body) => self.run_script(db, Code::Body(&body), keys, args, *read_only),
+                None => Resp::Error("NOSCRIPT No matching script. Please use EVAL.".into()),
+            },
+            ScriptCommand::Load { body } => Resp::Bulk(Some(self.scripts.cache(body).into_bytes())),
+            ScriptCommand::Exists { shas } => Resp::Array(Some(
+                shas.iter()
+                    .map(|s| Resp::Int(i64::from(self.scripts.scripts.contains_key(s))))
+                    .collect(),
+            )),
+            ScriptCommand::Flush => {
+                self.scripts.scripts.clear();
+                Resp::Simple("OK".into())
+            }
+            ScriptCommand::FunctionLoad { code, replace } => self.scripts.load(code, *replace),
+            ScriptCommand::FunctionDelete { library } => match self.scripts.delete(library) {
+                true => Resp::Simple("OK".into()),
+                false => Resp::Error("ERR Library not found".into()),
+            },
+            ScriptCommand::FunctionFlush => {
+                self.scripts.libraries.clear();
+                self.scripts.functions.clear();
+                Resp::Simple("OK".into())
+            }
+            ScriptCommand::FunctionList { pattern, with_code } => {
+                self.scripts.list(pattern.as_deref(), *with_code)
+            }
+            ScriptCommand::Fcall {
+                function,
+                keys,
+                args,
+                read_only,
+            } => self.fcall(db, function, keys, args, *read_only),
+        })
+    }
+
+    fn fcall(
+        &mut self,
+        db: Db,
+        function: &str,
+        keys: &[Vec<u8>],
+        args: &[Vec<u8>],
+        read_only: bool,
+    ) -> Resp {
+        let Some((library, no_writes)) = self.scripts.functions.get(function).cloned() else {
+            return Resp::Error("ERR Function not found".into());
+        };
+        if read_only && !no_writes {
+            return Resp::Error(
+                "ERR Can not execute a script with write flag using *_ro command.".into(),
+            );
+        }
+        let code = self.scripts.libraries[&library].clone();
+        assert!(code.starts_with(b"#!"), "a kept library has its header");
+        self.run_script(
+            db,
+            Code::Function {
+                code: &code,
+                name: function,
+            },
+            keys,
+            args,
+            read_only || no_writes,
+        )
+    }
+
+    fn run_script(
+        &mut self,
+        db: Db,
+        code: Code,
+        keys: &[Vec<u8>],
+        args: &[Vec<u8>],
+        read_only: bool,
+    ) -> Resp {
+        assert!(self.applied_slot > 0, "scripts run inside an applied entry");
+        let invocation = lua::Invocation {
+            keys,
+            args,
+            seed: self.applied_slot,
+        };
+        let mut no_writes = read_only;
+        if let Code::Body(body) = code {
+            match lua::script_flags(body) {
+                Ok(flags) => no_writes |= flags.no_writes,
+                Err(error) => return Resp::Error(error),
+            }
+        }
+        let mut call = |argv: &[Vec<u8>]| to_lua(self.script_call(db, argv, no_writes));
+        from_lua(match code {
+            Code::Body(body) => lua::eval(body, &invocation, &mut call),
+            Code::Function { code, name } => lua::fcall(code, name, &invocation, &mut call),
+        })
+    }
+
+    /// One `redis.call` from a script: parsed by the core parser, applied here, shown as a client sees it.
+    fn script_call(&mut self, db: Db, argv: &[Vec<u8>], no_writes: bool) -> Resp {
+        let name = redis::text(&argv[0]).to_ascii_uppercase();
+        let Some(spec) = redis::spec(&name) else {
+            return Resp::Error("ERR Unknown Redis command called from script".into());
+        };
+        if !redis::arity_ok(argv, spec.arity) {
+            return Resp::Error(
+                "ERR Wrong number of args calling Redis command from script".into(),
+            );
+        }
+        if spec.kind != Kind::Store || NOT_IN_SCRIPTS.contains(&name.as_str()) {
+            return Resp::Error("ERR This Redis command is not allowed from script".into());
+        }
+        let call = match redis::parse_store(&name, argv) {
+            Ok(call) => call,
+            Err(error) => return Resp::Error(error),
+        };
+        if no_writes && call.commands.iter().any(Command::is_write) {
+            return Resp::Error(
+                "ERR Write commands are not allowed from read-only scripts.".into(),
+            );
+        }
+        let commands = call.commands.len();
+        let replies: Vec<Reply> = call
+            .commands
+            .into_iter()
+            .map(|c| self.apply_in_transaction(&c.in_db(db)))
+            .collect();
+        assert_eq!(replies.len(), commands, "one reply per command of the call");
+        redis::show_replies(&replies, call.shape)
+    }
+}

@@ -1,0 +1,138 @@
+//! Scripts applied by the state machine: effects, refusals, and the registry in the encoding.
+
+use super::tests::{replies, request};
+use super::*;
+use crate::redis::Resp;
+use crate::scripting::ScriptCommand;
+
+fn apply(machine: &mut StateMachine, slot: Slot, command: Command) -> Reply {
+    let reply = replies(machine.apply_batch(slot, &[request(1, slot, command)]));
+    reply.into_iter().next().expect("one reply")
+}
+
+fn eval(body: &str, keys: &[&str], args: &[&str], read_only: bool) -> Command {
+    let bytes = |items: &[&str]| items.iter().map(|s| s.as_bytes().to_vec()).collect();
+    Command::Script(ScriptCommand::Eval {
+        body: body.into(),
+        keys: bytes(keys),
+        args: bytes(args),
+        read_only,
+    })
+}
+
+const COMPARE_AND_DELETE: &str =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+#[test]
+fn compare_and_delete_script_deletes_only_a_matching_value() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    apply(
+        &mut machine,
+        1,
+        Command::Set {
+            key: b"lock".to_vec(),
+            value: b"me".to_vec(),
+        },
+    );
+    assert_eq!(
+        apply(
+            &mut machine,
+            2,
+            eval(COMPARE_AND_DELETE, &["lock"], &["you"], false)
+        ),
+        Reply::Resp(Resp::Int(0))
+    );
+    assert_eq!(
+        machine.read(&Command::Get {
+            key: b"lock".to_vec()
+        }),
+        Reply::Value(Some(b"me".to_vec()))
+    );
+    assert_eq!(
+        apply(
+            &mut machine,
+            3,
+            eval(COMPARE_AND_DELETE, &["lock"], &["me"], false)
+        ),
+        Reply::Resp(Resp::Int(1))
+    );
+    assert_eq!(
+        machine.read(&Command::Get {
+            key: b"lock".to_vec()
+        }),
+        Reply::Value(None)
+    );
+}
+
+#[test]
+fn read_only_scripts_refuse_writes_and_change_nothing() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let reply = apply(
+        &mut machine,
+        1,
+        eval("return redis.pcall('set', 'a', 'b')", &[], &[], true),
+    );
+    assert_eq!(
+        reply,
+        Reply::Resp(Resp::Error(
+            "ERR Write commands are not allowed from read-only scripts.".into()
+        ))
+    );
+    assert!(machine.is_empty());
+}
+
+#[test]
+fn evalsha_runs_a_cached_body_and_the_cache_survives_the_encoding() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let sha = keyspace_script::sha1_hex(b"return redis.call('incr', KEYS[1])");
+    let evalsha = |sha: &str| {
+        Command::Script(ScriptCommand::EvalSha {
+            sha: sha.into(),
+            keys: vec![b"n".to_vec()],
+            args: vec![],
+            read_only: false,
+        })
+    };
+    let unknown = apply(&mut machine, 1, evalsha(&sha));
+    assert_eq!(
+        unknown,
+        Reply::Resp(Resp::Error(
+            "NOSCRIPT No matching script. Please use EVAL.".into()
+        ))
+    );
+    let load = Command::Script(ScriptCommand::Load {
+        body: b"return redis.call('incr', KEYS[1])".to_vec(),
+    });
+    assert_eq!(
+        apply(&mut machine, 2, load),
+        Reply::Resp(Resp::Bulk(Some(sha.clone().into_bytes())))
+    );
+    let library =
+        b"#!lua name=lib\nredis.register_function('f', function(keys) return keys[1] end)".to_vec();
+    apply(
+        &mut machine,
+        3,
+        Command::Script(ScriptCommand::FunctionLoad {
+            code: library,
+            replace: false,
+        }),
+    );
+    let mut restored = StateMachine::decode(&machine.encode()).expect("decodes");
+    restored
+        .verify_encoding(&machine.encode())
+        .expect("the encoding holds the scripts");
+    assert_eq!(
+        apply(&mut restored, 4, evalsha(&sha)),
+        Reply::Resp(Resp::Int(1))
+    );
+    let fcall = Command::Script(ScriptCommand::Fcall {
+        function: "f".into(),
+        keys: vec![b"k".to_vec()],
+        args: vec![],
+        read_only: false,
+    });
+    assert_eq!(
+        apply(&mut restored, 5, fcall),
+        Reply::Resp(Resp::Bulk(Some(b"k".to_vec())))
+    );
+}

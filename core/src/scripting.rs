@@ -1,0 +1,233 @@
+//! Script commands (EVAL, EVALSHA, FCALL, SCRIPT, FUNCTION and their _RO forms) as log data:
+//! the script text travels in the log and runs at apply time on every replica
+//! (`kv::scripts`). Parsing from a client's argv lives here too.
+
+use serde::{Deserialize, Serialize};
+
+/// Scripts the state keeps (SCRIPT LOAD and every EVAL'd body); past this, EVAL still runs but
+/// the body is not kept for EVALSHA.
+pub const SCRIPTS_MAX: usize = 1_000;
+/// Function libraries the state keeps; FUNCTION LOAD past this is refused.
+pub const LIBRARIES_MAX: usize = 1_000;
+
+/// One script command; `read_only` is the _RO form (writes are refused while it runs).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ScriptCommand {
+    Eval {
+        body: Vec<u8>,
+        keys: Vec<Vec<u8>>,
+        args: Vec<Vec<u8>>,
+        read_only: bool,
+    },
+    EvalSha {
+        sha: String,
+        keys: Vec<Vec<u8>>,
+        args: Vec<Vec<u8>>,
+        read_only: bool,
+    },
+    Load {
+        body: Vec<u8>,
+    },
+    Exists {
+        shas: Vec<String>,
+    },
+    Flush,
+    FunctionLoad {
+        code: Vec<u8>,
+        replace: bool,
+    },
+    FunctionDelete {
+        library: String,
+    },
+    FunctionFlush,
+    FunctionList {
+        pattern: Option<Vec<u8>>,
+        with_code: bool,
+    },
+    Fcall {
+        function: String,
+        keys: Vec<Vec<u8>>,
+        args: Vec<Vec<u8>>,
+        read_only: bool,
+    },
+}
+
+impl ScriptCommand {
+    /// The keys a script declares (KEYS), for size checks.
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            ScriptCommand::Eval { keys, .. }
+            | ScriptCommand::EvalSha { keys, .. }
+            | ScriptCommand::Fcall { keys, .. } => keys.iter().map(Vec::as_slice).collect(),
+            _ => vec![],
+        }
+    }
+
+    /// The script text and the arguments, for size checks (the text travels in the log).
+    pub fn values(&self) -> Vec<&[u8]> {
+        match self {
+            ScriptCommand::Eval { body, args, .. } => std::iter::once(body.as_slice())
+                .chain(args.iter().map(Vec::as_slice))
+                .collect(),
+            ScriptCommand::EvalSha { args, .. } | ScriptCommand::Fcall { args, .. } => {
+                args.iter().map(Vec::as_slice).collect()
+            }
+            ScriptCommand::Load { body } => vec![body],
+            ScriptCommand::FunctionLoad { code, .. } => vec![code],
+            _ => vec![],
+        }
+    }
+}
+
+fn upper(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).to_ascii_uppercase()
+}
+
+/// `numkeys key… arg…` as EVAL and FCALL take them.
+/// A script's KEYS and ARGV.
+type KeysAndArgs = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+fn keys_and_args(args: &[Vec<u8>]) -> Result<KeysAndArgs, String> {
+    let count = crate::redis::parse_i64(&args[0]).ok_or(crate::redis::NOT_AN_INTEGER)?;
+    if count < 0 {
+        return Err("ERR Number of keys can't be negative".into());
+    }
+    let count = usize::try_from(count).expect("not negative");
+    if count > args.len() - 1 {
+        return Err("ERR Number of keys can't be greater than number of args".into());
+    }
+    let (keys, rest) = (args[1..=count].to_vec(), args[count + 1..].to_vec());
+    assert_eq!(
+        keys.len() + rest.len() + 1,
+        args.len(),
+        "every argument is a key or an arg"
+    );
+    Ok((keys, rest))
+}
+
+/// Parses a script command (`args[0]` is its name; the table checked the arity).
+pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
+    assert!(
+        args.len() >= 2,
+        "the table's arity gives {name} an argument"
+    );
+    let read_only = name.ends_with("_RO");
+    assert!(!read_only || ["EVAL_RO", "EVALSHA_RO", "FCALL_RO"].contains(&name));
+    match name {
+        "EVAL" | "EVAL_RO" | "EVALSHA" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" => {
+            let (keys, rest) = keys_and_args(&args[2..])?;
+            let target = args[1].clone();
+            Ok(match name {
+                "EVAL" | "EVAL_RO" => ScriptCommand::Eval {
+                    body: target,
+                    keys,
+                    args: rest,
+                    read_only,
+                },
+                "EVALSHA" | "EVALSHA_RO" => {
+                    let sha = String::from_utf8_lossy(&target).to_ascii_lowercase();
+                    ScriptCommand::EvalSha {
+                        sha,
+                        keys,
+                        args: rest,
+                        read_only,
+                    }
+                }
+                _ => ScriptCommand::Fcall {
+                    function: String::from_utf8_lossy(&target).into(),
+                    keys,
+                    args: rest,
+                    read_only,
+                },
+            })
+        }
+        "SCRIPT" => parse_script(args),
+        "FUNCTION" => parse_function(args),
+        _ => unreachable!("{name} is not a script command"),
+    }
+}
+
+fn unknown_subcommand(args: &[Vec<u8>], name: &str) -> String {
+    assert!(args.len() >= 2, "a subcommand was given");
+    format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {name} HELP.",
+        String::from_utf8_lossy(&args[1])
+    )
+}
+
+fn flush_mode_ok(args: &[Vec<u8>]) -> Result<(), String> {
+    assert!(args.len() >= 2, "FLUSH was given");
+    match args.len() {
+        2 => Ok(()),
+        3 if ["ASYNC", "SYNC"].contains(&upper(&args[2]).as_str()) => Ok(()),
+        _ => Err("ERR SCRIPT FLUSH only support SYNC|ASYNC option".into()),
+    }
+}
+
+fn parse_script(args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
+    match (upper(&args[1]).as_str(), args.len()) {
+        ("LOAD", 3) => Ok(ScriptCommand::Load {
+            body: args[2].clone(),
+        }),
+        ("EXISTS", 3..) => Ok(ScriptCommand::Exists {
+            shas: args[2..]
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+                .collect(),
+        }),
+        ("FLUSH", _) => flush_mode_ok(args).map(|()| ScriptCommand::Flush),
+        ("KILL", 2) => Err("NOTBUSY No scripts in execution right now.".into()),
+        _ => Err(unknown_subcommand(args, "SCRIPT")),
+    }
+}
+
+fn parse_function(args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
+    match (upper(&args[1]).as_str(), args.len()) {
+        ("LOAD", 3) => Ok(ScriptCommand::FunctionLoad {
+            code: args[2].clone(),
+            replace: false,
+        }),
+        ("LOAD", 4) if upper(&args[2]) == "REPLACE" => Ok(ScriptCommand::FunctionLoad {
+            code: args[3].clone(),
+            replace: true,
+        }),
+        ("LOAD", 4) => Err(format!(
+            "ERR Unknown option given: {}",
+            String::from_utf8_lossy(&args[2])
+        )),
+        ("DELETE", 3) => Ok(ScriptCommand::FunctionDelete {
+            library: String::from_utf8_lossy(&args[2]).into(),
+        }),
+        ("FLUSH", _) => flush_mode_ok(args)
+            .map_err(|_| "ERR FUNCTION FLUSH only supports SYNC|ASYNC option".to_string())
+            .map(|()| ScriptCommand::FunctionFlush),
+        ("LIST", _) => parse_function_list(&args[2..]),
+        ("KILL", 2) => Err("NOTBUSY No scripts in execution right now.".into()),
+        _ => Err(unknown_subcommand(args, "FUNCTION")),
+    }
+}
+
+fn parse_function_list(options: &[Vec<u8>]) -> Result<ScriptCommand, String> {
+    let (mut pattern, mut with_code, mut i) = (None, false, 0);
+    while i < options.len() {
+        match upper(&options[i]).as_str() {
+            "WITHCODE" if !with_code => with_code = true,
+            "LIBRARYNAME" if pattern.is_none() => {
+                let value = options
+                    .get(i + 1)
+                    .ok_or("ERR library name argument was not given")?;
+                pattern = Some(value.clone());
+                i += 1;
+            }
+            _ => {
+                return Err(format!(
+                    "ERR Unknown argument {}",
+                    String::from_utf8_lossy(&options[i])
+                ))
+            }
+        }
+        i += 1;
+    }
+    assert_eq!(i, options.len(), "every option was read");
+    Ok(ScriptCommand::FunctionList { pattern, with_code })
+}
