@@ -48,8 +48,36 @@ impl Faults {
     /// Within the fault budget, replicas down or with faulty storage form at most a minority
     /// (a recovering replica needs every peer's report), so faulty ones are the ones left down.
     ///
-    /// `voters` are the replicas (by index) that vote in the latest configuration, of `total`.
+    /// `voter_sets[0]` are the replicas (by index) that vote in the latest configuration, of
+    /// `total`; the others, those of configurations a pending change may have made. The pick
+    /// among the latest's voters is trimmed to a minority of every set.
     pub(super) fn liveness_down(
+        &mut self,
+        voter_sets: &[Vec<usize>],
+        total: usize,
+        plan: &FaultPlan,
+    ) -> Vec<bool> {
+        let mut down = self.latest_minority_down(&voter_sets[0], total, plan);
+        for set in voter_sets {
+            let minority = set.len().saturating_sub(1) / 2;
+            let mut in_set: Vec<usize> = set.iter().copied().filter(|&i| down[i]).collect();
+            while in_set.len() > minority {
+                let i = in_set.pop().expect("more than a minority is not empty");
+                down[i] = false;
+            }
+        }
+        for set in voter_sets {
+            let down_in_set = set.iter().filter(|&&i| down[i]).count();
+            assert!(
+                down_in_set <= set.len().saturating_sub(1) / 2,
+                "a minority left down"
+            );
+        }
+        down
+    }
+
+    /// A random minority (or none) of `voters`, faulty ones first.
+    fn latest_minority_down(
         &mut self,
         voters: &[usize],
         total: usize,

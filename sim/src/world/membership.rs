@@ -4,7 +4,7 @@
 //! sequence. And the checks across configurations: replicas that reached one epoch hold the
 //! same configuration, and consecutive ones differ by at most one voter.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -29,6 +29,13 @@ pub(super) struct Membership {
     /// Every configuration a replica applied, by epoch.
     pub(super) configs: BTreeMap<u64, Configuration>,
     seq: u64,
+    /// The voters of each configuration a change asked for since the latest epoch was applied
+    /// would make: such a change may be chosen (accepted by a majority) with no replica knowing
+    /// it yet, and then it is in force for the next slots. Bounded: each differs from the
+    /// latest by one member, and a new latest epoch clears them.
+    pending: BTreeSet<Vec<NodeId>>,
+    /// The epoch of the latest configuration when `pending` was last cleared.
+    pending_after_epoch: u64,
     /// The founding voters' count: the simulator removes voters only above it and adds them
     /// only up to two above, so a majority survives the crash faults' budget.
     founding: usize,
@@ -42,6 +49,8 @@ impl Membership {
             rng,
             configs,
             seq: 0,
+            pending: BTreeSet::new(),
+            pending_after_epoch: 0,
             founding,
         }
     }
@@ -49,6 +58,34 @@ impl Membership {
     /// The latest configuration any replica applied.
     pub(super) fn latest(&self) -> &Configuration {
         self.configs.values().next_back().expect("the founding one")
+    }
+
+    /// The voter sets of every configuration that may be in force after the latest one
+    /// applied: the latest, and each one a change asked for since may have made.
+    pub(super) fn possible_voter_sets(&self) -> Vec<Vec<NodeId>> {
+        let latest = self.latest();
+        let mut sets = vec![latest.voters().collect::<Vec<_>>()];
+        if self.pending_after_epoch == latest.epoch {
+            sets.extend(self.pending.iter().cloned());
+        }
+        sets
+    }
+
+    /// Notes a change asked for: the configuration it makes from the latest may be chosen.
+    fn note_asked(&mut self, change: &Change) {
+        let latest = self.latest().clone();
+        if self.pending_after_epoch != latest.epoch {
+            self.pending.clear();
+            self.pending_after_epoch = latest.epoch;
+        }
+        if let Ok(next) = latest.apply(change) {
+            self.pending.insert(next.voters().collect());
+        }
+        // A change adds a non-voter (the same voters), promotes a member or removes one.
+        assert!(
+            self.pending.len() <= latest.member_ids().count() + 1,
+            "each pending configuration's voters differ from the latest's by at most one"
+        );
     }
 
     /// Notes a configuration a replica applied: the same as every other replica's of its
@@ -175,6 +212,7 @@ impl World {
             None => self.membership.rng.gen_range(0..n),
         };
         self.membership.seq += 1;
+        self.membership.note_asked(&change);
         let request = ClientRequest {
             client_id: MEMBER_CLIENT_ID,
             seq: self.membership.seq,
@@ -212,5 +250,25 @@ impl World {
         node.epoch_seen = Some(config.epoch);
         let id = node.id;
         self.membership.observe(config, id).map_err(safety)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn a_change_asked_for_and_applied_nowhere_may_be_in_force_at_the_liveness_phase() {
+        let mut membership = Membership::new(ChaCha8Rng::seed_from_u64(0), 3);
+        membership.note_asked(&Change::Remove { id: 1 });
+        let sets = membership.possible_voter_sets();
+        assert_eq!(sets, vec![vec![1, 2, 3], vec![2, 3]]);
+        let applied = membership
+            .latest()
+            .apply(&Change::Remove { id: 1 })
+            .unwrap();
+        membership.observe(&applied, 2).unwrap();
+        assert_eq!(membership.possible_voter_sets(), vec![vec![2, 3]]);
     }
 }

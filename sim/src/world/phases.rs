@@ -18,15 +18,17 @@ const SETTLE_NS: Nanos = NANOS_PER_SEC;
 
 impl World {
     /// Ends the fault phase: heals the network and restarts replicas, leaving at most a
-    /// minority of the latest configuration's voters down or cut off, then requires progress
+    /// minority of the voters of the latest configuration, and of each one a change asked for
+    /// may have made since (chosen, not yet applied anywhere), down or cut off, then requires progress
     /// within [`LIVENESS_BOUND_NS`]. A spare never added stays unstarted.
     pub(super) fn end_faults(&mut self) -> Result<(), Failure> {
         self.phase = Phase::Liveness;
         self.net.calm_down();
         let n = self.replicas.len();
-        let latest = self.membership.latest();
-        let voters: Vec<usize> = latest.voters().map(|id| id as usize - 1).collect();
-        let down = self.faults.liveness_down(&voters, n, &self.plan);
+        let voter_sets: Vec<Vec<usize>> = (self.membership.possible_voter_sets().into_iter())
+            .map(|set| set.into_iter().map(|id| id as usize - 1).collect())
+            .collect();
+        let down = self.faults.liveness_down(&voter_sets, n, &self.plan);
         for i in 0..n {
             let never_started = self.replicas.nodes[i].incarnation == 0;
             if never_started {
