@@ -180,6 +180,9 @@ impl Model {
             Command::Append { key, value } => {
                 let joined = [self.get(&key).unwrap_or_default(), value].concat();
                 let len = joined.len();
+                if len > crate::command::VALUE_MAX_BYTES {
+                    return Reply::Error(CommandError::ValueTooLarge { len });
+                }
                 self.set(&key, joined);
                 Reply::Int(len as i64)
             }
