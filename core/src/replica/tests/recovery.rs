@@ -99,3 +99,66 @@ fn a_lone_replica_with_damaged_storage_never_votes_again() {
     assert!(replica.is_recovering_storage());
     assert_eq!(replica.role(5_000 * MS), Role::Follower);
 }
+
+/// The lease answers replica `index` gives a prepare and a proposal of `proposer` in `round`,
+/// under the epoch it has applied.
+fn lease_answers(cluster: &mut Cluster, index: usize, proposer: NodeId, round: u64) -> usize {
+    let now_ns = cluster.now_ns;
+    let replica = &mut cluster.replicas[index];
+    let epoch = replica.configuration().epoch;
+    let ballot = Ballot {
+        round,
+        node: proposer,
+    };
+    let propose = LeasePropose {
+        ballot,
+        owner: proposer,
+        duration_ns: 1_000 * MS,
+        epoch,
+    };
+    replica.handle_message(
+        now_ns,
+        proposer,
+        Message::LeasePrepare(LeasePrepare { ballot, epoch }),
+    );
+    replica.handle_message(now_ns, proposer, Message::LeasePropose(propose));
+    std::iter::from_fn(|| replica.poll_output())
+        .filter(|out| {
+            matches!(
+                out,
+                Output::Send {
+                    msg: Message::LeasePromise(_) | Message::LeaseAccepted(_),
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+#[test]
+fn replica_recovering_damaged_storage_grants_no_lease_past_its_quiet_period() {
+    let mut cluster = Cluster::new(3);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("master");
+    write_many(&mut cluster, m, 1, 5, 10);
+    let damaged = (m + 1) % 3;
+    let silent = (m + 2) % 3;
+    cluster.isolated = Some(cluster.replicas[silent].node_id());
+    restart_damaged(&mut cluster, damaged);
+    cluster.run_until(cluster.now_ns + 3_000 * MS);
+    assert!(cluster.replicas[damaged].is_recovering_storage());
+    let proposer = cluster.replicas[silent].node_id();
+    assert_eq!(
+        lease_answers(&mut cluster, damaged, proposer, 1_000),
+        0,
+        "a grant while recovering (its epoch may be one a forgotten change made stale)"
+    );
+    cluster.isolated = None;
+    cluster.run_until(cluster.now_ns + 3_000 * MS);
+    assert!(!cluster.replicas[damaged].is_recovering_storage());
+    assert_eq!(
+        lease_answers(&mut cluster, damaged, proposer, 2_000),
+        2,
+        "a recovered replica promises and accepts again"
+    );
+}
