@@ -65,8 +65,10 @@ fn replica_with_damaged_storage_does_not_vote_until_every_peer_reported_and_it_c
     );
 }
 
-#[test]
-fn replica_with_damaged_storage_stays_out_while_a_peer_is_silent() {
+/// A 3-replica cluster 3 s after a follower restarted from damaged storage while the other
+/// follower is cut off: the damaged one is still recovering (a peer never reported), past its
+/// restart quiet period. Returns the cluster, the damaged replica and the silent one.
+fn damaged_while_a_peer_is_silent() -> (Cluster, usize, usize) {
     let mut cluster = Cluster::new(3);
     cluster.run_until(2_500 * MS);
     let m = cluster.master().expect("master");
@@ -77,6 +79,12 @@ fn replica_with_damaged_storage_stays_out_while_a_peer_is_silent() {
     restart_damaged(&mut cluster, damaged);
     cluster.run_until(cluster.now_ns + 3_000 * MS);
     assert!(cluster.replicas[damaged].is_recovering_storage());
+    (cluster, damaged, silent)
+}
+
+#[test]
+fn replica_with_damaged_storage_stays_out_while_a_peer_is_silent() {
+    let (mut cluster, damaged, _) = damaged_while_a_peer_is_silent();
     cluster.isolated = None;
     cluster.run_until(cluster.now_ns + 3_000 * MS);
     assert!(!cluster.replicas[damaged].is_recovering_storage());
@@ -137,16 +145,7 @@ fn lease_answers(cluster: &mut Cluster, index: usize, proposer: NodeId, round: u
 
 #[test]
 fn replica_recovering_damaged_storage_grants_no_lease_past_its_quiet_period() {
-    let mut cluster = Cluster::new(3);
-    cluster.run_until(2_500 * MS);
-    let m = cluster.master().expect("master");
-    write_many(&mut cluster, m, 1, 5, 10);
-    let damaged = (m + 1) % 3;
-    let silent = (m + 2) % 3;
-    cluster.isolated = Some(cluster.replicas[silent].node_id());
-    restart_damaged(&mut cluster, damaged);
-    cluster.run_until(cluster.now_ns + 3_000 * MS);
-    assert!(cluster.replicas[damaged].is_recovering_storage());
+    let (mut cluster, damaged, silent) = damaged_while_a_peer_is_silent();
     let proposer = cluster.replicas[silent].node_id();
     assert_eq!(
         lease_answers(&mut cluster, damaged, proposer, 1_000),
