@@ -44,7 +44,9 @@ pub async fn run(
     match kind {
         ServerCommand::Debug => debug(args, conn, w).await,
         ServerCommand::Memory => memory(args, conn, w).await,
-        ServerCommand::Client | ServerCommand::Config => unreachable!("not a DEBUG command"),
+        ServerCommand::Client | ServerCommand::Config | ServerCommand::Admin => {
+            unreachable!("not a DEBUG command")
+        }
     }
 }
 
