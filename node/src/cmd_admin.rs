@@ -10,31 +10,10 @@
 //!   `replica-serve-stale-data no`, every command Redis does not serve on a stale replica with
 //!   `MASTERDOWN`. The group itself goes on. `REPLICAOF NO ONE` ends it.
 
-use std::sync::Mutex;
-
 use keyspace_core::redis::{parse_i64, text, NOT_AN_INTEGER};
 
 use crate::connection::{ClientContext, Connection};
 use crate::resp::Writer;
-
-/// The Redis master `REPLICAOF` named (`host:port`), if any.
-#[derive(Debug, Default)]
-pub struct ReplicaOf(Mutex<Option<String>>);
-
-impl ReplicaOf {
-    fn get(&self) -> Option<String> {
-        self.0.lock().expect("no panic while held").clone()
-    }
-
-    /// Whether this replica answers as a Redis replica (`REPLICAOF host port`).
-    pub fn is_set(&self) -> bool {
-        self.get().is_some()
-    }
-
-    fn set(&self, master: Option<String>) {
-        *self.0.lock().expect("no panic while held") = master;
-    }
-}
 
 /// Commands Redis refuses inside MULTI (its `no-multi` flag).
 pub const NOT_IN_MULTI: [&str; 2] = ["SAVE", "SHUTDOWN"];

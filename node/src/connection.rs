@@ -62,7 +62,7 @@ pub struct ClientContext {
     /// This replica is a witness: it serves no reads (writes are forwarded to the master).
     pub witness: bool,
     /// The Redis master `REPLICAOF` named, if any.
-    pub replica_of: crate::cmd_admin::ReplicaOf,
+    pub replica_of: crate::replica_of::ReplicaOf,
 }
 
 /// Most error codes `INFO errorstats` counts apart (Redis's limit too); the rest are not counted.

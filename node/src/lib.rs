@@ -21,6 +21,7 @@ pub mod event;
 pub mod founding;
 pub mod info;
 pub mod peer;
+pub mod replica_of;
 pub mod resp;
 pub mod resp_client;
 pub mod server_config;
