@@ -532,10 +532,7 @@ impl StateMachine {
         let deadline_ms = self.data.db(from).deadlines.get(key);
         match self.data.db_mut(from).remove(key) {
             Some(value) => {
-                self.data.db_mut(to).insert(key.to_vec(), value);
-                if deadline_ms.is_some() {
-                    self.data.db_mut(to).set_deadline(key, deadline_ms);
-                }
+                (self.data.db_mut(to)).put_with_deadline(key.to_vec(), value, deadline_ms);
                 assert!(
                     self.data.db(from).get(key).is_none(),
                     "MOVE leaves no copy behind"
@@ -674,10 +671,7 @@ fn rename(store: &mut Store, from: &[u8], to: &[u8]) -> Reply {
     if from != to {
         let deadline_ms = store.deadlines.get(from);
         let value = store.remove(from).expect("present: checked above");
-        store.put(to.to_vec(), value);
-        if deadline_ms.is_some() {
-            store.set_deadline(to, deadline_ms);
-        }
+        store.put_with_deadline(to.to_vec(), value, deadline_ms);
     }
     Reply::Ok
 }

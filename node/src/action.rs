@@ -14,6 +14,8 @@ pub enum ServerCommand {
     Config,
     Debug,
     Memory,
+    /// TIME, SAVE, SHUTDOWN, REPLICAOF, SLAVEOF.
+    Admin,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -67,6 +69,8 @@ pub struct Queue {
     pub(crate) db: Db,
     /// A command could not be queued: EXEC answers EXECABORT.
     pub(crate) failed: bool,
+    /// A queued command is one a Redis replica does not serve while its master link is down.
+    pub(crate) stale_denied: bool,
     /// Store commands queued, in all items.
     pub(crate) commands: usize,
 }

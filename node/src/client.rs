@@ -228,11 +228,14 @@ impl Connection<'_> {
         let action = commands::parse(&args, flags);
         self.publish_command(&args);
         self.wait_while_paused(&action).await;
-        let oom = self.over_maxmemory(&action);
-        let rejected = oom || matches!(action, commands::Action::Error(_));
+        let refusal = self.refusal(&args[0], &action);
+        let rejected = refusal.is_some() || matches!(action, commands::Action::Error(_));
         let (start, began) = (out.len(), std::time::Instant::now());
         match self.multi.is_some() {
-            _ if oom => crate::cmd_multi::refuse(self, &action, OOM, out),
+            _ if refusal.is_some() => {
+                let reason = refusal.expect("checked by the guard");
+                crate::cmd_multi::refuse(self, &action, reason, out)
+            }
             true => crate::cmd_multi::execute_in_multi(self, &args, action, out).await,
             false if crate::cmd_multi::is_transaction_action(&action) => {
                 crate::cmd_multi::run(action, self, out).await
@@ -287,16 +290,31 @@ impl Connection<'_> {
         }
     }
 
-    /// Whether `maxmemory` refuses `action`: it writes (EXEC: a queued command writes), and
-    /// the process is over the limit.
-    fn over_maxmemory(&self, action: &commands::Action) -> bool {
+    /// Why the command `name` (as `action`) is refused before it runs, in Redis's order: not
+    /// allowed inside MULTI, `maxmemory`, then a Redis replica's refusals (`REPLICAOF`). EXEC
+    /// is judged by the commands it queued.
+    fn refusal(&self, name: &[u8], action: &commands::Action) -> Option<&'static str> {
+        use crate::cmd_admin::{denied_when_stale, NOT_IN_MULTI, NOT_IN_MULTI_ERROR};
+        let name = commands::known_name(&String::from_utf8_lossy(name).to_uppercase())?;
+        if matches!(action, commands::Action::Error(_)) {
+            return None;
+        }
+        if self.multi.is_some() && NOT_IN_MULTI.contains(&name) {
+            return Some(NOT_IN_MULTI_ERROR);
+        }
+        let exec = self.multi.as_ref().filter(|_| name == "EXEC");
+        let writes = writes(action) || exec.is_some_and(crate::cmd_multi::queue_writes);
+        if self.over_maxmemory(writes) {
+            return Some(OOM);
+        }
+        let stale_denied = denied_when_stale(name) || exec.is_some_and(|q| q.stale_denied);
+        crate::cmd_admin::replica_refusal(self.context, writes, stale_denied)
+    }
+
+    /// Whether `maxmemory` refuses a command that `writes`: the process is over the limit.
+    fn over_maxmemory(&self, writes: bool) -> bool {
         let limit = self.context.config.maxmemory_bytes();
-        let exec_writes = matches!(action, commands::Action::Exec)
-            && self
-                .multi
-                .as_ref()
-                .is_some_and(crate::cmd_multi::queue_writes);
-        limit > 0 && (writes(action) || exec_writes) && crate::info::resident_bytes() > limit
+        limit > 0 && writes && crate::info::resident_bytes() > limit
     }
 
     /// `CLIENT REPLY`: drops the reply written from `start` when the connection is not
@@ -322,6 +340,7 @@ impl Connection<'_> {
                 && self.authenticated
                 && self.reply_mode == ReplyMode::On
                 && self.context.config.maxmemory_bytes() == 0
+                && !self.context.replica_of.is_set()
                 && self.multi.is_none()
                 && key.len() <= KEY_MAX_BYTES
                 && value.len() <= VALUE_MAX_BYTES);

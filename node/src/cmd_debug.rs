@@ -44,7 +44,9 @@ pub async fn run(
     match kind {
         ServerCommand::Debug => debug(args, conn, w).await,
         ServerCommand::Memory => memory(args, conn, w).await,
-        ServerCommand::Client | ServerCommand::Config => unreachable!("not a DEBUG command"),
+        ServerCommand::Client | ServerCommand::Config | ServerCommand::Admin => {
+            unreachable!("not a DEBUG command")
+        }
     }
 }
 
@@ -86,10 +88,64 @@ async fn debug(
                  log and does not reload, restart or digest it on command"
             ))
         }
+        ("PROTOCOL", 3) => protocol(&upper(&args[2]), w),
         ("HELP", 2) => w.help(DEBUG_HELP),
         _ => w.error(&unknown_subcommand(&args[1], "DEBUG")),
     }
     Ok(())
+}
+
+/// `DEBUG PROTOCOL type`: a sample reply of each RESP3 type, as Redis 7.0 writes them (and
+/// their RESP2 forms before `HELLO 3`).
+fn protocol(name: &str, w: &mut Writer<'_>) {
+    match name {
+        "STRING" => w.bulk(b"Hello World"),
+        "INTEGER" => w.int(12345),
+        "DOUBLE" => w.resp3(b',', "3.141", Some((b'$', "3.141"))),
+        "BIGNUM" => {
+            let big = "1234567999999999999999999999999999999";
+            w.resp3(b'(', big, Some((b'$', big)))
+        }
+        "NULL" => w.null(),
+        "ARRAY" | "SET" => {
+            match name {
+                "SET" => w.resp3(b'~', "3", Some((b'*', "3"))),
+                _ => w.array(3),
+            }
+            (0..3).for_each(|j| w.int(j));
+        }
+        "MAP" => {
+            w.map(3);
+            for j in 0..3 {
+                w.int(j);
+                let bit = if j == 1 { "1" } else { "0" };
+                w.resp3(b'#', if j == 1 { "t" } else { "f" }, Some((b':', bit)));
+            }
+        }
+        "ATTRIB" => {
+            w.resp3(b'|', "1", None);
+            if w.resp3 {
+                w.bulk(b"key-popularity");
+                w.array(2);
+                w.bulk(b"key:123");
+                w.int(90);
+            }
+            w.bulk(b"Some real reply following the attribute");
+        }
+        "PUSH" => {
+            w.resp3(b'>', "2", Some((b'*', "2")));
+            w.bulk(b"server-cpu-usage");
+            w.int(42);
+            w.bulk(b"Some real reply following the push reply");
+        }
+        "TRUE" => w.resp3(b'#', "t", Some((b':', "1"))),
+        "FALSE" => w.resp3(b'#', "f", Some((b':', "0"))),
+        "VERBATIM" => w.text("This is a verbatim\nstring"),
+        _ => w.error(
+            "ERR Wrong protocol type name. Please use one of the following: \
+             string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+        ),
+    }
 }
 
 /// `DEBUG SLEEP seconds` (a float; 0 yields at once).
@@ -144,6 +200,10 @@ const DEBUG_HELP: &[&str] = &[
     "    Write <message> to the server log.",
     "OBJECT <key>",
     "    Show low level info about the <key> and associated value.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Accepted; keys do not expire in keyspace.",
     "SLEEP <seconds>",

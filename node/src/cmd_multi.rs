@@ -83,6 +83,8 @@ pub async fn execute_in_multi(
             "ERR a transaction holds at most {QUEUED_MAX} commands; EXEC will be refused"
         ));
     }
+    let name = keyspace_core::redis::spec(&keyspace_core::redis::text(&args[0])).map(|s| s.name);
+    queue.stale_denied |= name.is_some_and(crate::cmd_admin::denied_when_stale);
     queue.items.push(item);
     w.simple("QUEUED");
 }
@@ -136,6 +138,7 @@ pub async fn run(action: Action, conn: &mut Connection<'_>, out: &mut Vec<u8>) {
                 items: Vec::new(),
                 db: conn.db,
                 failed: false,
+                stale_denied: false,
                 commands: 0,
             });
             w.simple("OK")

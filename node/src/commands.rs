@@ -180,6 +180,9 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
         "CONFIG" => Action::Server(ServerCommand::Config, args.to_vec()),
         "DEBUG" => Action::Server(ServerCommand::Debug, args.to_vec()),
         "MEMORY" => Action::Server(ServerCommand::Memory, args.to_vec()),
+        "TIME" | "SAVE" | "SHUTDOWN" | "REPLICAOF" | "SLAVEOF" => {
+            Action::Server(ServerCommand::Admin, args.to_vec())
+        }
         _ => unreachable!("every named command is handled: {name}"),
     }
 }
@@ -328,6 +331,7 @@ async fn run_server(
     match kind {
         ServerCommand::Client => crate::cmd_client::run(conn, args, &mut w),
         ServerCommand::Config => crate::cmd_config::run(conn.context, args, &mut w),
+        ServerCommand::Admin => crate::cmd_admin::run(conn, args, &mut w),
         _ => {
             if let Err(failure) = crate::cmd_debug::run(kind, args, conn, &mut w).await {
                 write_failure(&failure, &mut w);

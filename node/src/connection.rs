@@ -61,6 +61,8 @@ pub struct ClientContext {
     pub error_stats: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     /// This replica is a witness: it serves no reads (writes are forwarded to the master).
     pub witness: bool,
+    /// The Redis master `REPLICAOF` named, if any.
+    pub replica_of: crate::replica_of::ReplicaOf,
 }
 
 /// Most error codes `INFO errorstats` counts apart (Redis's limit too); the rest are not counted.
@@ -528,6 +530,7 @@ pub(crate) mod tests {
                 clients: Default::default(),
                 error_stats: Default::default(),
                 witness: false,
+                replica_of: Default::default(),
             };
             Harness {
                 runtime,

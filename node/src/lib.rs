@@ -10,6 +10,7 @@
 pub mod action;
 pub mod client;
 pub mod clients;
+pub mod cmd_admin;
 pub mod cmd_client;
 pub mod cmd_config;
 pub mod cmd_debug;
@@ -20,6 +21,7 @@ pub mod event;
 pub mod founding;
 pub mod info;
 pub mod peer;
+pub mod replica_of;
 pub mod resp;
 pub mod resp_client;
 pub mod server_config;
@@ -319,6 +321,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
         clients: Default::default(),
         error_stats: Default::default(),
         witness: config.witness,
+        replica_of: Default::default(),
     });
     tokio::spawn(client::listen(client_listener, context));
     tracing::info!(node = me, peers = %peer_addr, clients = %config.client_addr, "serving");

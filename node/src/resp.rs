@@ -280,6 +280,18 @@ impl Writer<'_> {
         }
     }
 
+    /// A RESP3 type (`tag`) shown in RESP2 as `resp2`: a boolean (`#t`, RESP2 `:1`), a big
+    /// number (`(`, a bulk), a double (`,`, a bulk), a set (`~`, an array) or a push (`>`,
+    /// an array) of `body` items, or an attribute (`|`, nothing in RESP2: `None`).
+    pub fn resp3(&mut self, tag: u8, body: &str, resp2: Option<(u8, &str)>) {
+        match (self.resp3, resp2) {
+            (true, _) => self.line(tag, body.as_bytes()),
+            (false, Some((b'$', text))) => self.bulk(text.as_bytes()),
+            (false, Some((tag2, text))) => self.line(tag2, text.as_bytes()),
+            (false, None) => {}
+        }
+    }
+
     fn line(&mut self, tag: u8, body: &[u8]) {
         self.out.push(tag);
         self.out.extend_from_slice(body);

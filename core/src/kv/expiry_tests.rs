@@ -241,6 +241,40 @@ fn rename_and_move_carry_the_deadline() {
 }
 
 #[test]
+fn copy_and_renamenx_give_the_target_the_sources_deadline_or_none() {
+    let mut m = Clocked::new();
+    m.write_at(1_000, set_px(b"a", 300));
+    m.write_at(1_000, set_px(b"b", 900));
+    let copy = |from: &[u8], to: &[u8]| Command::Copy {
+        from: from.to_vec(),
+        to: to.to_vec(),
+        to_db: None,
+        replace: true,
+    };
+    assert_eq!(m.write_at(1_000, copy(b"a", b"c")), Reply::Bool(true));
+    let at = |m: &Clocked, key: &[u8]| m.ttl_at(key, TtlUnit::UnixMillis, 1_000);
+    assert_eq!(at(&m, b"c"), Reply::Int(1_300), "COPY carries the deadline");
+    assert_eq!(at(&m, b"a"), Reply::Int(1_300), "and keeps the source's");
+    let plain = Command::Set {
+        key: b"p".to_vec(),
+        value: b"v".to_vec(),
+    };
+    m.write_at(1_000, plain);
+    assert_eq!(m.write_at(1_000, copy(b"p", b"b")), Reply::Bool(true));
+    assert_eq!(
+        at(&m, b"b"),
+        Reply::Int(-1),
+        "a replaced target loses its own"
+    );
+    let renamenx = Command::RenameIfAbsent {
+        from: b"c".to_vec(),
+        to: b"d".to_vec(),
+    };
+    assert_eq!(m.write_at(1_000, renamenx), Reply::Bool(true));
+    assert_eq!(at(&m, b"d"), Reply::Int(1_300), "RENAMENX carries it");
+}
+
+#[test]
 fn reclaiming_is_bounded_per_entry_and_keeps_replicas_equal() {
     let mut m = Clocked::new();
     for i in 0..(EXPIRED_REAPED_PER_ENTRY_MAX + 50) {

@@ -82,6 +82,26 @@ impl Store {
         self.insert(key, value);
     }
 
+    /// Stores `value` at `key` with `deadline_ms` as its deadline (none: it has none), as
+    /// RENAME, RENAMENX, COPY and MOVE leave their target: with the source's time to live.
+    pub(crate) fn put_with_deadline(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        deadline_ms: Option<UnixMs>,
+    ) {
+        let at = key.clone();
+        self.put(key, value);
+        if deadline_ms.is_some() {
+            self.set_deadline(&at, deadline_ms);
+        }
+        assert_eq!(
+            self.deadlines.get(&at),
+            deadline_ms,
+            "the target's deadline"
+        );
+    }
+
     /// The value of `key` unless it expired at `now_ms`.
     pub(crate) fn live(&self, key: &[u8], now_ms: UnixMs) -> Option<&Vec<u8>> {
         match self.is_expired(key, now_ms) {

@@ -68,8 +68,9 @@ pub(super) fn rename_if_absent(store: &mut Store, from: &[u8], to: &[u8]) -> Rep
     if from == to || store.get(to).is_some() {
         return Reply::Bool(false);
     }
+    let deadline_ms = store.deadlines.get(from);
     let value = store.remove(from).expect("present: checked above");
-    store.insert(to.to_vec(), value);
+    store.put_with_deadline(to.to_vec(), value, deadline_ms);
     assert!(store.get(from).is_none(), "RENAMENX leaves no copy behind");
     Reply::Bool(true)
 }
@@ -92,7 +93,9 @@ pub(super) fn copy(
     if !replace && data.db(to_db).get(to).is_some() {
         return Reply::Bool(false);
     }
-    data.db_mut(to_db).insert(to.to_vec(), value);
+    let deadline_ms = data.db(db).deadlines.get(from);
+    data.db_mut(to_db)
+        .put_with_deadline(to.to_vec(), value, deadline_ms);
     assert!(data.db(db).get(from).is_some(), "COPY keeps the source");
     Reply::Bool(true)
 }

@@ -202,11 +202,14 @@ pub fn show(reply: &Reply) -> Resp {
 }
 
 /// OBJECT ENCODING of a string value, by Redis's rule for a value as SET stores it: `int` for
-/// a decimal `i64` of at most 20 characters, `embstr` up to 44 bytes, else `raw`. (Redis also
+/// a decimal `i64` of at most 20 characters written as Redis writes it, `embstr` up to 44 bytes, else `raw`. (Redis also
 /// remembers how a value was made: after APPEND or SETRANGE it says `raw`; this store keeps
 /// no such history.)
 pub fn encoding(value: &[u8]) -> &'static str {
-    if value.len() <= 20 && crate::kv::parse_integer(value).is_some() {
+    // Redis stores as an integer only the canonical form (string2ll: no `+`, no leading zero).
+    let canonical =
+        crate::kv::parse_integer(value).is_some_and(|n| n.to_string().as_bytes() == value);
+    if value.len() <= 20 && canonical {
         "int"
     } else if value.len() <= 44 {
         "embstr"

@@ -28,7 +28,7 @@ const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
 use Kind::{Local, Store};
 
 /// Every command, once. `COMMAND COUNT` counts this table.
-pub const COMMANDS: [Spec; 87] = [
+pub const COMMANDS: [Spec; 92] = [
     row("GET", 2, Store),
     row("DIRTYGET", 2, Store),
     row("INCR", 2, Store),
@@ -118,6 +118,12 @@ pub const COMMANDS: [Spec; 87] = [
     row("FCALL", -3, Store),
     row("FCALL_RO", -3, Store),
     row("SCRIPT", -2, Store),
+    // The server's own (node's cmd_admin).
+    row("TIME", 1, Local),
+    row("SAVE", 1, Local),
+    row("SHUTDOWN", -1, Local),
+    row("REPLICAOF", 3, Local),
+    row("SLAVEOF", 3, Local),
 ];
 
 /// The table's row of `name` (in upper case).
