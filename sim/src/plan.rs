@@ -607,3 +607,29 @@ impl FaultPlan {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(seed: u64) -> FaultPlan {
+        let options = crate::SimOptions {
+            faults: Profile::Disk,
+            ..crate::SimOptions::new(seed)
+        };
+        FaultPlan::draw_for(&options)
+    }
+
+    #[test]
+    fn the_lagging_voter_fault_is_drawn_only_with_membership_changes_and_an_atlas_replica() {
+        let plans: Vec<FaultPlan> = (0..200).map(plan_of).collect();
+        for plan in &plans {
+            let atlas = plan.storage_faulty.iter().any(|&faulty| faulty);
+            if plan.lagging_voter {
+                assert!(plan.membership_every_ns > 0 && atlas, "{plan}");
+            }
+        }
+        let drawn = plans.iter().filter(|plan| plan.lagging_voter).count();
+        assert!((20..=80).contains(&drawn), "drawn in {drawn} of 200 plans");
+    }
+}
