@@ -170,6 +170,11 @@ pub struct FaultPlan {
     pub clock_error_max_ms: u64,
     /// Derives each replica's wall clock error (see [`FaultPlan::wall_error_ms`]).
     pub wall_error_seed: u64,
+    /// The lagging-voter fault (drawn from a stream of its own): while the master and a
+    /// replica of the atlas choose two membership changes, the other voters (a minority) are
+    /// down; then the master and any other voter crash, and the atlas replica restarts with
+    /// everything it wrote since the first change damaged, next to the voters that lag.
+    pub lagging_voter: bool,
 }
 
 /// The Unix time (ms) the simulated world starts at: wall clocks read it plus true time.
@@ -227,6 +232,8 @@ pub struct Streams {
     pub storage: ChaCha8Rng,
     /// Membership changes (likewise).
     pub membership: ChaCha8Rng,
+    /// The lagging-voter fault (likewise).
+    pub lagging: ChaCha8Rng,
 }
 
 impl Streams {
@@ -242,6 +249,7 @@ impl Streams {
             node_seeds: sub(),
             storage: sub(),
             membership: sub(),
+            lagging: sub(),
         }
     }
 }
@@ -285,6 +293,7 @@ impl FaultPlan {
         let mut streams = Streams::new(options.seed);
         let mut plan = FaultPlan::draw(options.faults, options.nodes, &mut streams.plan);
         plan.draw_membership(&mut streams.membership);
+        plan.draw_lagging_voter(&mut streams.lagging);
         if options.storage_beyond_budget {
             plan.exceed_storage_budget();
         }
@@ -333,6 +342,7 @@ impl FaultPlan {
             spare_ids: 0,
             clock_error_max_ms: 0,
             wall_error_seed: 0,
+            lagging_voter: false,
         };
         plan.draw_network(rng, &on, nodes);
         plan.draw_clocks(rng, on.skew, on.drift);
@@ -364,6 +374,13 @@ impl FaultPlan {
             self.storage_faulty.push(false);
             self.crash_after_first_grant.push(false);
         }
+    }
+
+    /// The lagging-voter fault, for one seed in two of those with membership changes and a
+    /// replica whose storage may be damaged.
+    pub fn draw_lagging_voter(&mut self, rng: &mut ChaCha8Rng) {
+        let atlas = self.storage_faulty.iter().any(|&faulty| faulty);
+        self.lagging_voter = self.membership_every_ns > 0 && atlas && rng.gen_bool(0.5);
     }
 
     /// The network's rates: delay jitter, long tails, loss, duplication, partitions.
@@ -582,10 +599,37 @@ impl FaultPlan {
             self.membership_every_ns / NANOS_PER_MILLI,
             self.spare_ids
         )?;
+        writeln!(f, "  lagging-voter fault: {}", self.lagging_voter)?;
         write!(
             f,
             "  liveness phase leaves a minority down: {}",
             self.liveness_minority_down
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(seed: u64) -> FaultPlan {
+        let options = crate::SimOptions {
+            faults: Profile::Disk,
+            ..crate::SimOptions::new(seed)
+        };
+        FaultPlan::draw_for(&options)
+    }
+
+    #[test]
+    fn the_lagging_voter_fault_is_drawn_only_with_membership_changes_and_an_atlas_replica() {
+        let plans: Vec<FaultPlan> = (0..200).map(plan_of).collect();
+        for plan in &plans {
+            let atlas = plan.storage_faulty.iter().any(|&faulty| faulty);
+            if plan.lagging_voter {
+                assert!(plan.membership_every_ns > 0 && atlas, "{plan}");
+            }
+        }
+        let drawn = plans.iter().filter(|plan| plan.lagging_voter).count();
+        assert!((20..=80).contains(&drawn), "drawn in {drawn} of 200 plans");
     }
 }

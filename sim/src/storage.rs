@@ -42,6 +42,8 @@ pub struct NodeStorage {
     /// What the replica's synced writes add up to since its log was opened: what the device
     /// holds but for faults at rest. The persist-before-send check reads it.
     view: DurableState,
+    /// Syncs finished since the storage was made (each made at least one write durable).
+    syncs: u64,
 }
 
 impl NodeStorage {
@@ -53,6 +55,7 @@ impl NodeStorage {
             written_through: 0,
             in_flight: None,
             view: DurableState::default(),
+            syncs: 0,
         }
     }
 
@@ -122,6 +125,7 @@ impl NodeStorage {
         );
         self.log().sync()?;
         self.in_flight = None;
+        self.syncs += 1;
         while self.pending.front().is_some_and(|(t, _)| *t <= token) {
             let (_, writes) = self.pending.pop_front().expect("checked");
             for write in &writes {
@@ -157,6 +161,28 @@ impl NodeStorage {
             StorageFault::Misdirected => device.misdirect(pick),
             StorageFault::ReadError => device.make_unreadable(pick),
         }
+    }
+
+    /// Syncs finished so far: a mark to damage what was written after (see
+    /// [`NodeStorage::flip_latest`]).
+    pub fn syncs(&self) -> u64 {
+        self.syncs
+    }
+
+    /// A burst of faults at rest: one bit flips in each of the `writes` latest durable writes
+    /// (all of them when fewer), the rest of each flip placed by `pick`. How many flipped.
+    pub fn flip_latest(&mut self, writes: usize, pick: &mut dyn FnMut(usize) -> usize) -> usize {
+        let device = self.device_mut();
+        let mut flipped = 0;
+        for k in 0..writes {
+            let mut first = true;
+            let mut nth_latest = |n: usize| match std::mem::take(&mut first) {
+                true => n.saturating_sub(1 + k),
+                false => pick(n),
+            };
+            flipped += device.flip_bit(&mut nth_latest) as usize;
+        }
+        flipped
     }
 
     /// What the replica's synced writes hold (see `view`).

@@ -70,6 +70,8 @@ pub(super) enum Event {
     },
     /// The simulator asks the master for a membership change.
     Membership,
+    /// The next step of the lagging-voter fault (see `lagging`).
+    Lagging,
     PhaseEnd,
     LivenessDeadline,
     End,
@@ -136,6 +138,7 @@ impl Event {
             Event::EarlyAck { .. } => 17,
             Event::CrashMidWrite { .. } => 18,
             Event::Membership => 19,
+            Event::Lagging => 20,
         }
     }
 }

@@ -205,7 +205,7 @@ impl World {
     }
 
     /// Replica `i` dies and restarts `down` later.
-    fn crash_for(&mut self, i: usize, down: Nanos) {
+    pub(super) fn crash_for(&mut self, i: usize, down: Nanos) {
         self.crash(i);
         let incarnation = self.replicas.nodes[i].incarnation;
         self.schedule(

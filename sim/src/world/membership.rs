@@ -180,8 +180,7 @@ impl World {
         }
     }
 
-    /// Asks the replica that holds the lease (else any) for a change; starts a spare first
-    /// when the change adds it.
+    /// The next membership change is due: schedules the one after and asks.
     pub(super) fn membership_change(&mut self) -> Result<(), Failure> {
         if self.phase != Phase::Faults {
             return Ok(());
@@ -189,6 +188,12 @@ impl World {
         let every = self.plan.membership_every_ns;
         let at = self.now + self.membership.rng.gen_range(1..=2 * every);
         self.schedule(at, Event::Membership);
+        self.ask_member_change()
+    }
+
+    /// Asks the replica that holds the lease (else any) for a change drawn now; starts a spare
+    /// first when the change adds it.
+    pub(super) fn ask_member_change(&mut self) -> Result<(), Failure> {
         let next_spare = self.next_spare();
         let Some(change) = self.membership.draw_change(next_spare) else {
             return Ok(());

@@ -6,6 +6,7 @@
 mod clients;
 mod events;
 mod faults;
+mod lagging;
 mod membership;
 mod network;
 mod phases;
@@ -23,6 +24,7 @@ use crate::{Failure, FailureKind, SimOptions, Stats};
 use clients::Clients;
 use events::{Event, EventQueue};
 use faults::Faults;
+use lagging::Lagging;
 use membership::Membership;
 use network::Network;
 use replicas::Replicas;
@@ -49,6 +51,7 @@ pub struct World {
     clients: Clients,
     faults: Faults,
     membership: Membership,
+    lagging: Lagging,
     pub recorder: Recorder,
     ledger: Ledger,
     /// The trace hash: every processed event, in order.
@@ -76,9 +79,11 @@ impl World {
             node_seeds,
             storage,
             membership: mut membership_rng,
+            lagging: mut lagging_rng,
         } = Streams::new(opts.seed);
         let mut plan = FaultPlan::draw(opts.faults, opts.nodes, &mut plan_rng);
         plan.draw_membership(&mut membership_rng);
+        plan.draw_lagging_voter(&mut lagging_rng);
         if opts.storage_beyond_budget {
             plan.exceed_storage_budget();
         }
@@ -93,6 +98,7 @@ impl World {
             clients: Clients::new(opts, &plan, workload),
             faults: Faults::new(faults, storage),
             membership: Membership::new(membership_rng, opts.nodes),
+            lagging: Lagging::new(lagging_rng),
             plan,
             recorder: Recorder::with_capacity(2048),
             ledger: Ledger::default(),
@@ -165,6 +171,7 @@ impl World {
         self.schedule(duration, Event::PhaseEnd);
         self.start_faults();
         self.start_membership();
+        self.start_lagging();
         Ok(())
     }
 
@@ -225,6 +232,7 @@ impl World {
             Event::EarlyAck { node, token, .. } => self.drive(node, Input::Persisted { token }),
             Event::Restart { node, incarnation } => self.restart_after_crash(node, incarnation),
             Event::Membership => self.membership_change(),
+            Event::Lagging => self.lagging_step(),
             Event::PhaseEnd => self.end_faults(),
             Event::LivenessDeadline => self.liveness_deadline(),
             Event::End => Ok(()),

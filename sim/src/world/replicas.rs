@@ -86,6 +86,20 @@ impl Node {
         let mut pick = |n: usize| rng.gen_range(0..n.max(1));
         self.storage.fault(kind, &mut pick)
     }
+
+    /// Syncs this replica's storage finished so far (see [`Node::damage_since`]).
+    pub(super) fn syncs(&self) -> u64 {
+        self.storage.syncs()
+    }
+
+    /// A burst of faults at rest: a bit flips in every write made durable since the storage
+    /// had finished `syncs_mark` syncs, and in two before (a sync may have written across a
+    /// segment boundary). Returns how many flipped.
+    pub(super) fn damage_since(&mut self, syncs_mark: u64, rng: &mut ChaCha8Rng) -> usize {
+        let since = (self.storage.syncs() - syncs_mark) as usize;
+        let mut pick = |n: usize| rng.gen_range(0..n.max(1));
+        self.storage.flip_latest(since + 2, &mut pick)
+    }
 }
 
 /// Every replica, with the random streams of their disks and of their incarnations.
