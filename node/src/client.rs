@@ -172,7 +172,7 @@ async fn serve(
 }
 
 /// Redis's answer to a write over `maxmemory`.
-const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+const OOM: &str = keyspace_core::scripting::OOM_ERROR;
 /// How often a paused command looks whether the pause ended (CLIENT UNPAUSE).
 const PAUSE_CHECK: Duration = Duration::from_millis(10);
 /// Commands `CLIENT LIST` shows with their subcommand (`client|list`).
@@ -185,6 +185,26 @@ fn writes(action: &commands::Action) -> bool {
     match action {
         commands::Action::Store { commands, .. } => commands.iter().any(|c| c.is_write()),
         _ => false,
+    }
+}
+
+/// Whether Redis refuses `command` over `maxmemory` before running it: a write, except a
+/// script command, which says so itself (a script run is marked and judged as it runs).
+fn denied_over_maxmemory(command: &Command) -> bool {
+    match command {
+        Command::Script(script) => script.denied_over_maxmemory(),
+        _ => command.is_write(),
+    }
+}
+
+/// Marks the script runs of `action`: the replica is over `maxmemory`.
+fn mark_over_maxmemory(action: &mut commands::Action) {
+    if let commands::Action::Store { commands, .. } = action {
+        for command in commands {
+            if let Command::Script(script) = command {
+                script.mark_over_maxmemory();
+            }
+        }
     }
 }
 
@@ -225,10 +245,10 @@ impl Connection<'_> {
             in_multi: self.multi.is_some(),
             readonly: self.readonly,
         };
-        let action = commands::parse(&args, flags);
+        let mut action = commands::parse(&args, flags);
         self.publish_command(&args);
         self.wait_while_paused(&action).await;
-        let oom = self.over_maxmemory(&action);
+        let oom = self.over_maxmemory(&mut action);
         let rejected = oom || matches!(action, commands::Action::Error(_));
         let (start, began) = (out.len(), std::time::Instant::now());
         match self.multi.is_some() {
@@ -287,16 +307,25 @@ impl Connection<'_> {
         }
     }
 
-    /// Whether `maxmemory` refuses `action`: it writes (EXEC: a queued command writes), and
-    /// the process is over the limit.
-    fn over_maxmemory(&self, action: &commands::Action) -> bool {
+    /// Whether `maxmemory` refuses `action`: the process is over the limit and the action
+    /// is denied there (EXEC: a queued command writes). Over the limit, the action's script
+    /// runs are marked so.
+    fn over_maxmemory(&self, action: &mut commands::Action) -> bool {
         let limit = self.context.config.maxmemory_bytes();
+        if limit == 0 || crate::info::resident_bytes() <= limit {
+            return false;
+        }
+        mark_over_maxmemory(action);
         let exec_writes = matches!(action, commands::Action::Exec)
             && self
                 .multi
                 .as_ref()
                 .is_some_and(crate::cmd_multi::queue_writes);
-        limit > 0 && (writes(action) || exec_writes) && crate::info::resident_bytes() > limit
+        let denied = match action {
+            commands::Action::Store { commands, .. } => commands.iter().any(denied_over_maxmemory),
+            _ => false,
+        };
+        denied || exec_writes
     }
 
     /// `CLIENT REPLY`: drops the reply written from `start` when the connection is not
