@@ -26,8 +26,9 @@ pub struct ScriptRegistry {
 }
 
 impl ScriptRegistry {
-    /// Rebuilds the function index after decoding.
+    /// Rebuilds the function index after decoding; the thread's warm Lua state starts over.
     pub(crate) fn rebuilt(mut self) -> Result<ScriptRegistry, String> {
+        lua::reset();
         let codes: Vec<Vec<u8>> = self.libraries.values().cloned().collect();
         for code in codes {
             let library = lua::load_library(&code)?;
@@ -267,6 +268,7 @@ impl StateMachine {
                     .collect(),
             )),
             ScriptCommand::Flush => {
+                lua::reset();
                 self.scripts.scripts.clear();
                 Resp::Simple("OK".into())
             }
@@ -276,6 +278,7 @@ impl StateMachine {
                 false => Resp::Error("ERR Library not found".into()),
             },
             ScriptCommand::FunctionFlush => {
+                lua::reset();
                 self.scripts.libraries.clear();
                 self.scripts.functions.clear();
                 Resp::Simple("OK".into())
