@@ -373,15 +373,11 @@ fn an_empty_file_is_an_empty_history_whatever_its_format() {
 }
 
 fn compare_and_delete(key: &str, expected: &str) -> Command {
-    Command::Script(keyspace_core::scripting::ScriptCommand::Eval {
-        body: keyspace_checker::models::keyspace_scripts::COMPARE_AND_DELETE
-            .as_bytes()
-            .to_vec(),
-        keys: vec![key.as_bytes().to_vec()],
-        args: vec![expected.as_bytes().to_vec()],
-        read_only: false,
-        over_maxmemory: false,
-    })
+    Command::Script(keyspace_core::scripting::ScriptCommand::eval(
+        keyspace_checker::models::keyspace_scripts::COMPARE_AND_DELETE.as_bytes(),
+        vec![key.as_bytes().to_vec()],
+        vec![expected.as_bytes().to_vec()],
+    ))
 }
 
 #[test]

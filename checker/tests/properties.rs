@@ -199,13 +199,7 @@ fn kv_command(pick: u8) -> Command {
 
 /// An EVAL of a script the model knows.
 fn script(body: &str, keys: Vec<Vec<u8>>, args: Vec<Vec<u8>>) -> Command {
-    Command::Script(ScriptCommand::Eval {
-        body: body.as_bytes().to_vec(),
-        keys,
-        args,
-        read_only: false,
-        over_maxmemory: false,
-    })
+    Command::Script(ScriptCommand::eval(body.as_bytes(), keys, args))
 }
 
 fn kv_command_in_db0(pick: u8) -> Command {

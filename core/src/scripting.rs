@@ -61,6 +61,17 @@ pub enum ScriptCommand {
 pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 
 impl ScriptCommand {
+    /// EVAL of `body` with KEYS and ARGV (not read-only, taken under `maxmemory`).
+    pub fn eval(body: &[u8], keys: Vec<Vec<u8>>, args: Vec<Vec<u8>>) -> ScriptCommand {
+        ScriptCommand::Eval {
+            body: body.to_vec(),
+            keys,
+            args,
+            read_only: false,
+            over_maxmemory: false,
+        }
+    }
+
     /// Whether a replica over `maxmemory` refuses the command before ordering it, as Redis 7.0
     /// does for its deny-oom commands: FUNCTION LOAD. A script run is not refused there: it
     /// is marked ([`ScriptCommand::mark_over_maxmemory`]) and judged by its flags when it runs.

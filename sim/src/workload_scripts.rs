@@ -18,13 +18,7 @@ pub struct Draws {
 }
 
 fn eval(body: &str, keys: Vec<Vec<u8>>, args: Vec<Vec<u8>>) -> Command {
-    Command::Script(ScriptCommand::Eval {
-        body: body.as_bytes().to_vec(),
-        keys,
-        args,
-        read_only: false,
-        over_maxmemory: false,
-    })
+    Command::Script(ScriptCommand::eval(body.as_bytes(), keys, args))
 }
 
 /// A compare-and-delete or a move-between-keys on one family's keys.

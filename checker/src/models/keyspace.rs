@@ -68,16 +68,7 @@ impl History {
     }
 }
 
-/// The whole store, every database; absent keys are not in the map.
-pub type StoreState = BTreeMap<Vec<u8>, Vec<u8>>;
-
-/// A key of database `db` as the model stores it.
-pub fn qualified(db: Db, key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() + 1);
-    out.push(db);
-    out.extend_from_slice(key);
-    out
-}
+pub use super::keyspace_state::{qualified, StoreState};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KeyspaceModel;

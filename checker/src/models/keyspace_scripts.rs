@@ -6,7 +6,7 @@ use keyspace_core::redis::Resp;
 use keyspace_core::scripting::ScriptCommand;
 use keyspace_core::{Db, Reply};
 
-use super::keyspace::{qualified, StoreState};
+use super::keyspace_state::{qualified, StoreState};
 
 /// Deletes KEYS[1] if it holds ARGV[1]: 1 if it did, else 0.
 pub const COMPARE_AND_DELETE: &str =

@@ -2,6 +2,7 @@
 
 pub mod keyspace;
 pub mod keyspace_scripts;
+mod keyspace_state;
 mod keyspace_tx;
 pub mod register;
 pub mod string_map;
