@@ -48,10 +48,13 @@ pub enum Mutant {
     /// Replicas judge expiry by their own clock when they apply an entry, instead of by the
     /// time the master stamped on it.
     ReplicaClockExpiry,
+    /// A replica recovering damaged storage grants the lease, trusting the epoch its damaged
+    /// log left it at (it may have forgotten a change it accepted).
+    RecoveringGrantsLease,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 16] = [
+    pub const ALL: [Mutant; 17] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -68,6 +71,7 @@ impl Mutant {
         Mutant::TransactionSplit,
         Mutant::ChangeBeforeChosen,
         Mutant::ReplicaClockExpiry,
+        Mutant::RecoveringGrantsLease,
     ];
 
     /// The kebab-case name used on command lines.
@@ -89,6 +93,7 @@ impl Mutant {
             Mutant::TransactionSplit => "transaction-split",
             Mutant::ChangeBeforeChosen => "change-before-chosen",
             Mutant::ReplicaClockExpiry => "replica-clock-expiry",
+            Mutant::RecoveringGrantsLease => "recovering-grants-lease",
         }
     }
 

@@ -43,9 +43,7 @@ fn killing_the_master_loses_no_acknowledged_write_and_the_old_master_catches_up(
 
     let shared = Shared::new();
     let clients = workload::start_clients(CLIENTS, &cluster.client_ports, &shared);
-    wait_until("clients made progress", || {
-        shared.acked_writes.lock().unwrap().len() >= 300
-    });
+    shared.wait_for_writes(300);
 
     let killed_at = shared.start.elapsed();
     cluster.kill(master);
@@ -76,10 +74,7 @@ fn killing_the_master_loses_no_acknowledged_write_and_the_old_master_catches_up(
     );
 
     cluster.restart(master);
-    let before = shared.acked_writes.lock().unwrap().len();
-    wait_until("more writes after the restart", || {
-        shared.acked_writes.lock().unwrap().len() >= before + 300
-    });
+    shared.wait_for_writes(300);
     workload::stop_clients(&shared, clients);
     let commit: u64 = cluster
         .field(new_master, "commit_index")

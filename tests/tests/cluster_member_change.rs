@@ -34,36 +34,6 @@ fn member_list(client: &mut Client) -> Vec<String> {
     }
 }
 
-/// Sends a membership change through replica `via` until it is done, and returns the new
-/// epoch. Retried while the refusal passes by itself: a change in progress, a master handing
-/// over (it cannot remove itself), no master yet.
-fn change(cluster: &Cluster, via: u16, args: &[&[u8]]) -> i64 {
-    let mut epoch = None;
-    wait_until(&format!("{args:?} done"), || {
-        let Ok(mut client) = Client::connect(cluster.addr(via)) else {
-            return false;
-        };
-        match client.call(args) {
-            Ok(Value::Int(e)) => epoch = Some(e),
-            Ok(Value::Error(e))
-                if ["in progress", "hands over", "TRYAGAIN", "master"]
-                    .iter()
-                    .any(|s| e.contains(s)) => {}
-            other => panic!("{args:?}: {other:?}"),
-        }
-        epoch.is_some()
-    });
-    epoch.unwrap()
-}
-
-fn remove(cluster: &Cluster, via: u16, id: u16) -> i64 {
-    change(
-        cluster,
-        via,
-        &[b"MEMBER", b"REMOVE", id.to_string().as_bytes()],
-    )
-}
-
 /// Starts reserved replica `id` with `--join` through `via` and `--promote`, and waits until
 /// it says it votes.
 fn join_and_promote(cluster: &mut Cluster, id: u16, via: u16) {
@@ -97,7 +67,7 @@ fn a_dead_replica_is_replaced_by_a_joiner_and_the_group_survives_another_loss() 
     eprintln!("killed replica {dead} and deleted its data");
     let via = (1..=NODES).find(|id| *id != dead).unwrap();
     join_and_promote(&mut cluster, joiner, via);
-    assert_eq!(remove(&cluster, via, dead), 3);
+    assert_eq!(cluster.remove_member(via, dead), 3);
     shared.wait_for_writes(WRITES_PER_STEP);
 
     let rows = member_list(&mut cluster.client(joiner));
@@ -144,7 +114,7 @@ fn the_group_grows_from_3_to_5_voters_and_shrinks_back_under_load() {
     let master = cluster.wait_for_master(None);
     let via = cluster.ids().find(|id| *id != master).unwrap();
     let began = shared.start.elapsed();
-    remove(&cluster, via, master);
+    cluster.remove_member(via, master);
     assert_eq!(cluster.wait_exit(master).code(), Some(3));
     shared.wait_for_writes(WRITES_PER_STEP);
     eprintln!(
@@ -153,7 +123,7 @@ fn the_group_grows_from_3_to_5_voters_and_shrinks_back_under_load() {
     );
     let follower = (1..=NODES).find(|id| *id != master && *id != via).unwrap();
     let began = shared.start.elapsed();
-    let epoch = remove(&cluster, via, follower);
+    let epoch = cluster.remove_member(via, follower);
     assert_eq!(epoch, 6);
     assert_eq!(cluster.wait_exit(follower).code(), Some(3));
     shared.wait_for_writes(WRITES_PER_STEP);
@@ -182,7 +152,7 @@ fn a_removed_replica_restarted_with_its_old_data_is_refused_and_stops_with_statu
     let removed = (1..=NODES).find(|id| *id != master).unwrap();
     let via = (1..=NODES).find(|id| *id != removed).unwrap();
     cluster.kill(removed);
-    assert_eq!(remove(&cluster, via, removed), 1);
+    assert_eq!(cluster.remove_member(via, removed), 1);
     shared.wait_for_writes(WRITES_PER_STEP);
 
     // --peers that disagree with what the data directory keeps: refused at once.

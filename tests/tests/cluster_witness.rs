@@ -18,26 +18,6 @@ const CLIENTS: u64 = 4;
 /// Acknowledged writes to wait for between steps.
 const WRITES_PER_STEP: usize = 150;
 
-/// Sends a membership change through replica `via` until it is done; returns the new epoch.
-fn change(cluster: &Cluster, via: u16, args: &[&[u8]]) -> i64 {
-    let mut epoch = None;
-    wait_until(&format!("{args:?} done"), || {
-        let Ok(mut client) = Client::connect(cluster.addr(via)) else {
-            return false;
-        };
-        match client.call(args) {
-            Ok(Value::Int(e)) => epoch = Some(e),
-            Ok(Value::Error(e))
-                if ["in progress", "hands over", "TRYAGAIN", "master"]
-                    .iter()
-                    .any(|s| e.contains(s)) => {}
-            other => panic!("{args:?}: {other:?}"),
-        }
-        epoch.is_some()
-    });
-    epoch.unwrap()
-}
-
 /// The witness answers a read with an error that names the master.
 fn assert_witness_refuses_reads(cluster: &Cluster, witness: u16, master: u16) {
     let mut client = cluster.client(witness);
@@ -85,11 +65,7 @@ fn two_full_replicas_and_a_witness_survive_the_loss_of_either_full_replica() {
         Some("witness")
     );
     let removed = (1..=NODES).find(|id| *id != master).unwrap();
-    let removed_epoch = change(
-        &cluster,
-        master,
-        &[b"MEMBER", b"REMOVE", removed.to_string().as_bytes()],
-    );
+    let removed_epoch = cluster.remove_member(master, removed);
     assert_eq!(removed_epoch, 3);
     assert_eq!(cluster.wait_exit(removed).code(), Some(3));
     shared.wait_for_writes(WRITES_PER_STEP);

@@ -180,6 +180,9 @@ impl Model {
             Command::Append { key, value } => {
                 let joined = [self.get(&key).unwrap_or_default(), value].concat();
                 let len = joined.len();
+                if len > crate::command::VALUE_MAX_BYTES {
+                    return Reply::Error(CommandError::ValueTooLarge { len });
+                }
                 self.set(&key, joined);
                 Reply::Int(len as i64)
             }
@@ -372,11 +375,7 @@ impl Model {
     fn add(&mut self, key: &[u8], delta: i64) -> Reply {
         let old = match self.get(key) {
             None => Some(0),
-            // `str::parse` also takes a leading '+', which the store refuses.
-            Some(value) if value.starts_with(b"+") => None,
-            Some(value) => String::from_utf8(value)
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok()),
+            Some(value) => keyspace_integer(&value),
         };
         let Some(old) = old else {
             return Reply::Error(CommandError::NotAnInteger);
@@ -842,4 +841,11 @@ proptest! {
         copy.assert_invariants();
         prop_assert_eq!(copy.state_hash(), machine.state_hash());
     }
+}
+
+/// The model's own reading of an integer value: Redis takes exactly the strings that are the
+/// canonical decimal form of an `i64` (no sign but `-`, no leading zero, no `-0`).
+fn keyspace_integer(value: &[u8]) -> Option<i64> {
+    let number: i64 = std::str::from_utf8(value).ok()?.parse().ok()?;
+    (number.to_string().as_bytes() == value).then_some(number)
 }

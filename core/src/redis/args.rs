@@ -12,8 +12,9 @@ pub fn text(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).to_uppercase()
 }
 
+/// An integer argument by Redis's rules: the same as a stored integer (no `+`, no leading zero).
 pub fn parse_i64(arg: &[u8]) -> Option<i64> {
-    std::str::from_utf8(arg).ok()?.parse().ok()
+    crate::kv::parse_integer(arg)
 }
 
 /// Redis's error for a wrong number of arguments to `name`.

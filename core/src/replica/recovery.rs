@@ -1,7 +1,9 @@
 //! Recovery of a replica whose storage failed verification, finding out what it may have
 //! forgotten.
 //!
-//! It neither promises nor accepts (it is as good as down to the log's quorums) until:
+//! It neither promises nor accepts (it is as good as down to the log's quorums), nor grants a
+//! lease (it may have forgotten a change, and with it the refusal a stale proposer is owed),
+//! until:
 //! 1. every other replica has reported, and fewer than a majority (this one included) are
 //!    recovering. Any quorum this replica was part of then holds a trusted reporter, and every
 //!    proposer is a replica that raises its own promise to its ballot before asking anyone, so

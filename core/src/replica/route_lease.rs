@@ -26,15 +26,21 @@ impl Replica {
     }
 
     /// Whether this replica answers a lease message of `epoch`: it knows of no later
-    /// configuration (else it tells the sender so). A replica that does not vote in its own
-    /// view answers too: it may be a voter of the proposer's later configuration, not yet
-    /// learned, and a grant counts only where the proposer counts it.
+    /// configuration (else it tells the sender so), and it is not recovering damaged storage.
+    /// A replica that does not vote in its own view answers too: it may be a voter of the
+    /// proposer's later configuration, not yet learned, and a grant counts only where the
+    /// proposer counts it.
+    ///
+    /// A recovering replica may have forgotten a change it accepted, and the refusal that
+    /// change owes a stale proposer is what makes every majority of the older configuration
+    /// meet one: its epoch floor is a lower bound it cannot trust, so it grants nothing until
+    /// recovery has taught it every change a majority accepted (as it votes in no log quorum).
     fn answers_lease(&mut self, from: NodeId, epoch: u64) -> bool {
         if epoch < self.epoch_floor() {
             self.send_outdated(from);
             return false;
         }
-        true
+        self.recovery.is_none() || mutant::is(self.config.mutant, Mutant::RecoveringGrantsLease)
     }
 
     pub(super) fn send_outdated(&mut self, to: NodeId) {

@@ -323,6 +323,33 @@ impl Cluster {
     }
 
     /// A number from replica `id`'s INFO replication.
+    /// Sends a membership change through replica `via` until it is done, and returns the new
+    /// epoch. Retried while the refusal passes by itself: a change in progress, a master
+    /// handing over (it cannot remove itself), no master yet.
+    pub fn change_members(&self, via: u16, args: &[&[u8]]) -> i64 {
+        let mut epoch = None;
+        wait_until(&format!("{args:?} done"), || {
+            let Ok(mut client) = Client::connect(self.addr(via)) else {
+                return false;
+            };
+            match client.call(args) {
+                Ok(Value::Int(e)) => epoch = Some(e),
+                Ok(Value::Error(e))
+                    if ["in progress", "hands over", "TRYAGAIN", "master"]
+                        .iter()
+                        .any(|s| e.contains(s)) => {}
+                other => panic!("{args:?}: {other:?}"),
+            }
+            epoch.is_some()
+        });
+        epoch.unwrap()
+    }
+
+    /// `MEMBER REMOVE id` through replica `via`; the new epoch.
+    pub fn remove_member(&self, via: u16, id: u16) -> i64 {
+        self.change_members(via, &[b"MEMBER", b"REMOVE", id.to_string().as_bytes()])
+    }
+
     pub fn index(&self, id: u16, field: &str) -> Option<u64> {
         self.field(id, field)?.parse().ok()
     }

@@ -1,7 +1,7 @@
 //! Clients that write and read through the Redis protocol while a test hurts the cluster, the
 //! history they record, and its check by the linearizability checker.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,13 @@ use super::{connect_next, wait_until, Client};
 
 /// Keys the clients share (few, so that operations conflict).
 pub const KEYS: u64 = 5;
-/// Bound on each client's operations (tests also stop them by time).
-pub const OPS_PER_CLIENT_MAX: u64 = 2_000;
+/// Bound on each client's operations (tests also stop them by time, and the clients pause
+/// while they are [`WRITES_AHEAD_MAX`] ahead of what the test waits for).
+pub const OPS_PER_CLIENT_MAX: u64 = 20_000;
+/// How many acknowledged writes the clients may run ahead of the last [`Shared::wait_for_writes`]
+/// before they pause: a test whose steps take long (a restart, a catch-up) still finds them
+/// writing when it next waits for writes, whatever the speed of the machine.
+pub const WRITES_AHEAD_MAX: usize = 1_000;
 
 pub struct Shared {
     pub recorder: Mutex<Recorder>,
@@ -22,6 +27,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Wall time of every acknowledged write, to measure gaps.
     pub acked_writes: Mutex<Vec<Duration>>,
+    /// The acknowledged writes the test last waited for.
+    awaited_writes: AtomicUsize,
 }
 
 impl Shared {
@@ -31,6 +38,7 @@ impl Shared {
             start: Instant::now(),
             stop: AtomicBool::new(false),
             acked_writes: Mutex::new(Vec::new()),
+            awaited_writes: AtomicUsize::new(0),
         })
     }
 
@@ -45,9 +53,16 @@ impl Shared {
     /// Waits until `more` further writes were acknowledged.
     pub fn wait_for_writes(&self, more: usize) {
         let before = self.acked();
+        self.awaited_writes
+            .fetch_max(before + more, Ordering::Relaxed);
         wait_until(&format!("{more} more acknowledged writes"), || {
             self.acked() >= before + more
         });
+    }
+
+    /// Whether the clients are [`WRITES_AHEAD_MAX`] writes past what the test waited for.
+    fn far_enough_ahead(&self) -> bool {
+        self.acked() >= self.awaited_writes.load(Ordering::Relaxed) + WRITES_AHEAD_MAX
     }
 
     /// The longest time between two acknowledged writes from `since` on.
@@ -98,6 +113,9 @@ pub fn client_loop(client: u64, ports: Vec<u16>, shared: Arc<Shared>) {
     let mut conn: Option<Client> = None;
     let mut target = client as usize;
     for op in 0..OPS_PER_CLIENT_MAX {
+        while shared.far_enough_ahead() && !shared.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         if shared.stop.load(Ordering::Relaxed) {
             return;
         }

@@ -65,8 +65,10 @@ fn replica_with_damaged_storage_does_not_vote_until_every_peer_reported_and_it_c
     );
 }
 
-#[test]
-fn replica_with_damaged_storage_stays_out_while_a_peer_is_silent() {
+/// A 3-replica cluster 3 s after a follower restarted from damaged storage while the other
+/// follower is cut off: the damaged one is still recovering (a peer never reported), past its
+/// restart quiet period. Returns the cluster, the damaged replica and the silent one.
+fn damaged_while_a_peer_is_silent() -> (Cluster, usize, usize) {
     let mut cluster = Cluster::new(3);
     cluster.run_until(2_500 * MS);
     let m = cluster.master().expect("master");
@@ -77,6 +79,12 @@ fn replica_with_damaged_storage_stays_out_while_a_peer_is_silent() {
     restart_damaged(&mut cluster, damaged);
     cluster.run_until(cluster.now_ns + 3_000 * MS);
     assert!(cluster.replicas[damaged].is_recovering_storage());
+    (cluster, damaged, silent)
+}
+
+#[test]
+fn replica_with_damaged_storage_stays_out_while_a_peer_is_silent() {
+    let (mut cluster, damaged, _) = damaged_while_a_peer_is_silent();
     cluster.isolated = None;
     cluster.run_until(cluster.now_ns + 3_000 * MS);
     assert!(!cluster.replicas[damaged].is_recovering_storage());
@@ -98,4 +106,58 @@ fn a_lone_replica_with_damaged_storage_never_votes_again() {
     }
     assert!(replica.is_recovering_storage());
     assert_eq!(replica.role(5_000 * MS), Role::Follower);
+}
+
+/// The lease answers replica `index` gives a prepare and a proposal of `proposer` in `round`,
+/// under the epoch it has applied.
+fn lease_answers(cluster: &mut Cluster, index: usize, proposer: NodeId, round: u64) -> usize {
+    let now_ns = cluster.now_ns;
+    let replica = &mut cluster.replicas[index];
+    let epoch = replica.configuration().epoch;
+    let ballot = Ballot {
+        round,
+        node: proposer,
+    };
+    let propose = LeasePropose {
+        ballot,
+        owner: proposer,
+        duration_ns: 1_000 * MS,
+        epoch,
+    };
+    replica.handle_message(
+        now_ns,
+        proposer,
+        Message::LeasePrepare(LeasePrepare { ballot, epoch }),
+    );
+    replica.handle_message(now_ns, proposer, Message::LeasePropose(propose));
+    std::iter::from_fn(|| replica.poll_output())
+        .filter(|out| {
+            matches!(
+                out,
+                Output::Send {
+                    msg: Message::LeasePromise(_) | Message::LeaseAccepted(_),
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+#[test]
+fn replica_recovering_damaged_storage_grants_no_lease_past_its_quiet_period() {
+    let (mut cluster, damaged, silent) = damaged_while_a_peer_is_silent();
+    let proposer = cluster.replicas[silent].node_id();
+    assert_eq!(
+        lease_answers(&mut cluster, damaged, proposer, 1_000),
+        0,
+        "a grant while recovering (its epoch may be one a forgotten change made stale)"
+    );
+    cluster.isolated = None;
+    cluster.run_until(cluster.now_ns + 3_000 * MS);
+    assert!(!cluster.replicas[damaged].is_recovering_storage());
+    assert_eq!(
+        lease_answers(&mut cluster, damaged, proposer, 2_000),
+        2,
+        "a recovered replica promises and accepts again"
+    );
 }
