@@ -25,8 +25,9 @@ fn first_catch(mutant: Mutant) -> Option<(u64, String)> {
 /// than a sweep: it shows the simulator fails on that run, not that it would find the bug.
 const FOUND_BY_ONE_SEED: [(Mutant, u64, Profile); 1] = [
     // A voter lagging at epoch 0 and a recovering one that forgot epoch 2 grant a lease under
-    // epoch 0: one seed in 2000 of `--faults disk --nodes 3` (none of 0..2000 with all faults).
-    (Mutant::RecoveringGrantsLease, 1546, Profile::Disk),
+    // epoch 0: rare under `--faults disk --nodes 3` (1546 before the workload drew scripts; with
+    // them, seed 5215 is the first of 0..7000), none of 0..2000 with all faults.
+    (Mutant::RecoveringGrantsLease, 5215, Profile::Disk),
 ];
 
 #[test]
