@@ -371,3 +371,27 @@ fn an_empty_file_is_an_empty_history_whatever_its_format() {
     }
     assert!(formats::parse_text("noise.log", "not a history\n", None).is_err());
 }
+
+fn compare_and_delete(key: &str, expected: &str) -> Command {
+    Command::Script(keyspace_core::scripting::ScriptCommand::eval(
+        keyspace_checker::models::keyspace_scripts::COMPARE_AND_DELETE.as_bytes(),
+        vec![key.as_bytes().to_vec()],
+        vec![expected.as_bytes().to_vec()],
+    ))
+}
+
+#[test]
+fn a_compare_and_delete_script_is_judged_by_the_value_it_compared() {
+    let deleted = Reply::Resp(keyspace_core::redis::Resp::Int(1));
+    // It deleted "k" holding "1": a later read must find nothing.
+    let mut rec = Recorder::new();
+    call(&mut rec, 0, set("k", "1"), Reply::Ok);
+    call(&mut rec, 20, compare_and_delete("k", "1"), deleted.clone());
+    call(&mut rec, 40, get("k"), Reply::Value(None));
+    assert!(check_kv(&rec.history(), &options()).is_linearizable());
+    // Deleting "k" while it held "2" is no linearization.
+    let mut rec = Recorder::new();
+    call(&mut rec, 0, set("k", "2"), Reply::Ok);
+    call(&mut rec, 20, compare_and_delete("k", "1"), deleted);
+    assert!(check_kv(&rec.history(), &options()).is_violation());
+}

@@ -2,10 +2,13 @@
 //! linearizable; with one output changed, small ones get the same verdict from the checker as
 //! from an exhaustive search over every order.
 
+use keyspace_checker::models::keyspace_scripts as scripts;
 use keyspace_checker::{
     check_kv, check_register, check_string_map, CasRegister, CheckOptions, History, KeyspaceModel,
     MapInput, MapOutput, Model, Operation, Outcome, RegisterInput, RegisterOutput, StringMap,
 };
+use keyspace_core::redis::Resp;
+use keyspace_core::scripting::ScriptCommand;
 use keyspace_core::{Command, CommandError, Reply, SetCondition};
 use proptest::prelude::*;
 
@@ -179,9 +182,24 @@ fn kv_command(pick: u8) -> Command {
         6 => Command::MultiSetIfAbsent {
             pairs: vec![(key, VALUES[usize::from(pick % 3)].to_vec())],
         },
+        7 => script(
+            scripts::COMPARE_AND_DELETE,
+            vec![key],
+            vec![VALUES[usize::from(pick % 3)].to_vec()],
+        ),
+        8 => script(
+            scripts::MOVE_BETWEEN_KEYS,
+            vec![key, KEYS[usize::from(pick / 39 % 3)].to_vec()],
+            vec![],
+        ),
         _ => kv_command_in_db0(pick),
     };
     command.in_db(pick / 7 % 2)
+}
+
+/// An EVAL of a script the model knows.
+fn script(body: &str, keys: Vec<Vec<u8>>, args: Vec<Vec<u8>>) -> Command {
+    Command::Script(ScriptCommand::eval(body.as_bytes(), keys, args))
 }
 
 fn kv_command_in_db0(pick: u8) -> Command {
@@ -258,6 +276,11 @@ fn kv_mutated(reply: &Reply, pick: u8) -> Reply {
             Reply::KeyValues(vec![(b"b".to_vec(), b"0".to_vec())])
         }
         Reply::KeyValues(pairs) => Reply::KeyValues(pairs[1..].to_vec()),
+        Reply::Resp(Resp::Int(n)) => Reply::Resp(Resp::Int(1 - n)),
+        Reply::Resp(Resp::Bulk(Some(_))) => Reply::Resp(Resp::Bulk(None)),
+        Reply::Resp(Resp::Bulk(None)) => {
+            Reply::Resp(Resp::Bulk(Some(VALUES[usize::from(pick % 3)].to_vec())))
+        }
         Reply::Error(_) | Reply::Resp(_) => Reply::Ok,
         Reply::Scan { cursor, keys } => Reply::Scan {
             cursor: cursor + 1,

@@ -10,7 +10,9 @@ pub const SCRIPTS_MAX: usize = 1_000;
 /// Function libraries the state keeps; FUNCTION LOAD past this is refused.
 pub const LIBRARIES_MAX: usize = 1_000;
 
-/// One script command; `read_only` is the _RO form (writes are refused while it runs).
+/// One script command; `read_only` is the _RO form (writes are refused while it runs);
+/// `over_maxmemory` says the replica that took the command was over `maxmemory`, so the run
+/// refuses writes as Redis 7.0 does then (judged at apply time, the same on every replica).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ScriptCommand {
     Eval {
@@ -18,12 +20,14 @@ pub enum ScriptCommand {
         keys: Vec<Vec<u8>>,
         args: Vec<Vec<u8>>,
         read_only: bool,
+        over_maxmemory: bool,
     },
     EvalSha {
         sha: String,
         keys: Vec<Vec<u8>>,
         args: Vec<Vec<u8>>,
         read_only: bool,
+        over_maxmemory: bool,
     },
     Load {
         body: Vec<u8>,
@@ -49,10 +53,42 @@ pub enum ScriptCommand {
         keys: Vec<Vec<u8>>,
         args: Vec<Vec<u8>>,
         read_only: bool,
+        over_maxmemory: bool,
     },
 }
 
+/// Redis's reply to a command refused over `maxmemory`.
+pub const OOM_ERROR: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
 impl ScriptCommand {
+    /// EVAL of `body` with KEYS and ARGV (not read-only, taken under `maxmemory`).
+    pub fn eval(body: &[u8], keys: Vec<Vec<u8>>, args: Vec<Vec<u8>>) -> ScriptCommand {
+        ScriptCommand::Eval {
+            body: body.to_vec(),
+            keys,
+            args,
+            read_only: false,
+            over_maxmemory: false,
+        }
+    }
+
+    /// Whether a replica over `maxmemory` refuses the command before ordering it, as Redis 7.0
+    /// does for its deny-oom commands: FUNCTION LOAD. A script run is not refused there: it
+    /// is marked ([`ScriptCommand::mark_over_maxmemory`]) and judged by its flags when it runs.
+    pub fn denied_over_maxmemory(&self) -> bool {
+        matches!(self, ScriptCommand::FunctionLoad { .. })
+    }
+
+    /// Marks a script run taken while the replica was over `maxmemory`.
+    pub fn mark_over_maxmemory(&mut self) {
+        match self {
+            ScriptCommand::Eval { over_maxmemory, .. }
+            | ScriptCommand::EvalSha { over_maxmemory, .. }
+            | ScriptCommand::Fcall { over_maxmemory, .. } => *over_maxmemory = true,
+            _ => {}
+        }
+    }
+
     /// The keys a script declares (KEYS), for size checks.
     pub fn keys(&self) -> Vec<&[u8]> {
         match self {
@@ -123,6 +159,7 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
                     keys,
                     args: rest,
                     read_only,
+                    over_maxmemory: false,
                 },
                 "EVALSHA" | "EVALSHA_RO" => {
                     let sha = String::from_utf8_lossy(&target).to_ascii_lowercase();
@@ -131,6 +168,7 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
                         keys,
                         args: rest,
                         read_only,
+                        over_maxmemory: false,
                     }
                 }
                 _ => ScriptCommand::Fcall {
@@ -138,6 +176,7 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
                     keys,
                     args: rest,
                     read_only,
+                    over_maxmemory: false,
                 },
             })
         }

@@ -172,7 +172,7 @@ async fn serve(
 }
 
 /// Redis's answer to a write over `maxmemory`.
-const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+const OOM: &str = keyspace_core::scripting::OOM_ERROR;
 /// How often a paused command looks whether the pause ended (CLIENT UNPAUSE).
 const PAUSE_CHECK: Duration = Duration::from_millis(10);
 /// Commands `CLIENT LIST` shows with their subcommand (`client|list`).
@@ -185,6 +185,26 @@ fn writes(action: &commands::Action) -> bool {
     match action {
         commands::Action::Store { commands, .. } => commands.iter().any(|c| c.is_write()),
         _ => false,
+    }
+}
+
+/// Whether Redis refuses `command` over `maxmemory` before running it: a write, except a
+/// script command, which says so itself (a script run is marked and judged as it runs).
+fn denied_over_maxmemory(command: &Command) -> bool {
+    match command {
+        Command::Script(script) => script.denied_over_maxmemory(),
+        _ => command.is_write(),
+    }
+}
+
+/// Marks the script runs of `action`: the replica is over `maxmemory`.
+fn mark_over_maxmemory(action: &mut commands::Action) {
+    if let commands::Action::Store { commands, .. } = action {
+        for command in commands {
+            if let Command::Script(script) = command {
+                script.mark_over_maxmemory();
+            }
+        }
     }
 }
 
@@ -225,10 +245,10 @@ impl Connection<'_> {
             in_multi: self.multi.is_some(),
             readonly: self.readonly,
         };
-        let action = commands::parse(&args, flags);
+        let mut action = commands::parse(&args, flags);
         self.publish_command(&args);
         self.wait_while_paused(&action).await;
-        let refusal = self.refusal(&args[0], &action);
+        let refusal = self.refusal(&args[0], &mut action);
         let rejected = refusal.is_some() || matches!(action, commands::Action::Error(_));
         let (start, began) = (out.len(), std::time::Instant::now());
         match self.multi.is_some() {
@@ -293,7 +313,7 @@ impl Connection<'_> {
     /// Why the command `name` (as `action`) is refused before it runs, in Redis's order: not
     /// allowed inside MULTI, `maxmemory`, then a Redis replica's refusals (`REPLICAOF`). EXEC
     /// is judged by the commands it queued.
-    fn refusal(&self, name: &[u8], action: &commands::Action) -> Option<&'static str> {
+    fn refusal(&self, name: &[u8], action: &mut commands::Action) -> Option<&'static str> {
         use crate::cmd_admin::{denied_when_stale, NOT_IN_MULTI, NOT_IN_MULTI_ERROR};
         let name = commands::known_name(&String::from_utf8_lossy(name).to_uppercase())?;
         if matches!(action, commands::Action::Error(_)) {
@@ -304,17 +324,32 @@ impl Connection<'_> {
         }
         let exec = self.multi.as_ref().filter(|_| name == "EXEC");
         let writes = writes(action) || exec.is_some_and(crate::cmd_multi::queue_writes);
-        if self.over_maxmemory(writes) {
+        if self.over_maxmemory(action) {
             return Some(OOM);
         }
         let stale_denied = denied_when_stale(name) || exec.is_some_and(|q| q.stale_denied);
         crate::cmd_admin::replica_refusal(self.context, writes, stale_denied)
     }
 
-    /// Whether `maxmemory` refuses a command that `writes`: the process is over the limit.
-    fn over_maxmemory(&self, writes: bool) -> bool {
+    /// Whether `maxmemory` refuses `action`: the process is over the limit and the action
+    /// is denied there (EXEC: a queued command writes). Over the limit, the action's script
+    /// runs are marked so.
+    fn over_maxmemory(&self, action: &mut commands::Action) -> bool {
         let limit = self.context.config.maxmemory_bytes();
-        limit > 0 && writes && crate::info::resident_bytes() > limit
+        if limit == 0 || crate::info::resident_bytes() <= limit {
+            return false;
+        }
+        mark_over_maxmemory(action);
+        let exec_writes = matches!(action, commands::Action::Exec)
+            && self
+                .multi
+                .as_ref()
+                .is_some_and(crate::cmd_multi::queue_writes);
+        let denied = match action {
+            commands::Action::Store { commands, .. } => commands.iter().any(denied_over_maxmemory),
+            _ => false,
+        };
+        denied || exec_writes
     }
 
     /// `CLIENT REPLY`: drops the reply written from `start` when the connection is not

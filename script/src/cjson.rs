@@ -252,13 +252,24 @@ fn depth_of(value: &Value, default: usize) -> usize {
     (n.max(1.0) as usize).min(NESTING_MAX)
 }
 
-/// Builds the `cjson` table; its option setters last for the run (the state is per run).
-pub(crate) fn library(lua: &Lua) -> Result<Table> {
-    let settings = Rc::new(Cell::new(Settings {
-        encode_depth_max: NESTING_MAX,
-        decode_depth_max: NESTING_MAX,
-        invalid_numbers: false,
-    }));
+const DEFAULT_SETTINGS: Settings = Settings {
+    encode_depth_max: NESTING_MAX,
+    decode_depth_max: NESTING_MAX,
+    invalid_numbers: false,
+};
+
+/// cjson's options as the setters left them; reset before every run, so they last for one.
+pub(crate) struct Options(Rc<Cell<Settings>>);
+
+impl Options {
+    pub(crate) fn reset(&self) {
+        self.0.set(DEFAULT_SETTINGS);
+    }
+}
+
+/// Builds the `cjson` table and the handle on its options.
+pub(crate) fn library(lua: &Lua) -> Result<(Table, Options)> {
+    let settings = Rc::new(Cell::new(DEFAULT_SETTINGS));
     let cjson = lua.create_table()?;
     let s = settings.clone();
     cjson.set(
@@ -313,7 +324,7 @@ pub(crate) fn library(lua: &Lua) -> Result<Table> {
         "null",
         Value::LightUserData(LightUserData(std::ptr::null_mut())),
     )?;
-    Ok(cjson)
+    Ok((cjson, Options(settings)))
 }
 
 #[cfg(test)]

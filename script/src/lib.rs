@@ -3,8 +3,9 @@
 //! `redis.call`/`redis.pcall`, and return the reply as plain data.
 //!
 //! Promises:
-//! - Deterministic: every run starts in a fresh Lua 5.1 state; there is no os, io, clock or
-//!   unseeded randomness (`math.random` is a drand48 seeded by the caller), so the same script,
+//! - Deterministic: a run in the thread's warm Lua 5.1 state gives what it gives in a new one
+//!   (see `warm`: what a run may change is reset or checked after it); there is no os, io,
+//!   clock or unseeded randomness (`math.random` is a drand48 seeded by the caller), so the same script,
 //!   arguments, seed and callback replies give the same reply and the same calls on every replica.
 //! - Bounded: an instruction budget ([`INSTRUCTIONS_MAX`]) counted by a hook turns a runaway
 //!   script into [`BUDGET_ERROR`] on every replica (never a wall clock), and the state's memory is
@@ -22,6 +23,7 @@ mod run;
 mod sha;
 mod shebang;
 mod state;
+mod warm;
 
 pub use library::{load_library, Function, Library};
 pub use limits::{BUDGET_ERROR, INSTRUCTIONS_MAX, MEMORY_BYTES_MAX};
@@ -29,3 +31,4 @@ pub use resp::Resp;
 pub use run::{eval, fcall, Invocation};
 pub use sha::sha1_hex;
 pub use shebang::{script_flags, ScriptFlags};
+pub use warm::{reset, warm_state_intact};

@@ -1,4 +1,4 @@
--- Runs once in every fresh state, before any user code, with the real globals. It builds the
+-- Runs once in every new state, before any user code, with the real globals. It builds the
 -- `redis` API, hides what scripts may not reach (io, os, print, loadfile, dofile, require,
 -- debug's setters) and makes every global and every library table read-only the way Redis 7.0
 -- does, then returns the internals the host uses. Chunk name "=[internal]": the error handler
@@ -9,6 +9,7 @@ local error, type, tostring, select, pairs, ipairs = error, type, tostring, sele
 local rawset, setmetatable = rawset, setmetatable
 local string_format, xpcall = string.format, xpcall
 local getinfo, traceback = debug.getinfo, debug.traceback
+local raw_getmetatable, getfenv, rawequal, next = debug.getmetatable, getfenv, rawequal, next
 
 local protected = setmetatable({}, { __mode = "k" })
 
@@ -39,9 +40,17 @@ local function readonly(t, strict)
     setmetatable(t, { __index = missing_global })
   end
   local meta = { __index = t, __newindex = readonly_error }
-  local meta_view = setmetatable({}, { __index = meta, __newindex = readonly_error, __metatable = false })
+  local view
+  -- getmetatable(view).__index is the view itself: the real table never leaks.
+  local function meta_field(_, k)
+    if k == "__index" then
+      return view
+    end
+    return meta[k]
+  end
+  local meta_view = setmetatable({}, { __index = meta_field, __newindex = readonly_error, __metatable = false })
   meta.__metatable = meta_view
-  local view = setmetatable({}, meta)
+  view = setmetatable({}, meta)
   protected[view] = true
   protected[meta_view] = true
   return view
@@ -59,6 +68,15 @@ G.rawset = function(t, k, v)
     error("Attempt to modify a readonly table", 2)
   end
   return rawset(t, k, v)
+end
+
+-- table.insert writes raw, past __newindex: refused on the read-only views.
+local table_insert = table.insert
+table.insert = function(t, ...)
+  if protected[t] then
+    error("Attempt to modify a readonly table", 2)
+  end
+  return table_insert(t, ...)
 end
 
 local loadstring = loadstring
@@ -88,7 +106,11 @@ local function command_argv(...)
   return argv
 end
 
-local raw_call = host.call
+-- The host sets `host.call` for each run (the run's own store).
+local function raw_call(argv)
+  local reply, failed = host.call(argv)
+  return reply, failed
+end
 local function call(...)
   local argv, err = command_argv(...)
   if not argv then
@@ -251,6 +273,10 @@ for _, name in ipairs({ "redis", "string", "table", "math", "bit", "cjson", "cms
   end
 end
 hidden._G = G
+-- Strings index the read-only string view, and getmetatable("") shows a read-only copy.
+local string_meta = raw_getmetatable("")
+string_meta.__index = hidden.string
+string_meta.__metatable = readonly({ __index = hidden.string })
 local globals = readonly(hidden, true)
 local load_globals = readonly({ redis = readonly(load_redis, true) }, true)
 
@@ -289,6 +315,7 @@ local internals = {}
 
 -- Runs a library chunk in the load environment; returns ok and the error table or nothing.
 function internals.load_library(chunk)
+  registered = {}
   g_meta.__index = load_globals
   loading = true
   local ok, err = run(chunk)
@@ -306,4 +333,74 @@ function internals.set_global(name, value)
 end
 
 internals.run = run
+
+-- A state serves many runs, so no run may change what the next one starts from. Scripts cannot
+-- create globals, and reach the library tables only through read-only views (getmetatable of a
+-- view gives the view, strings index the string view, rawset, setmetatable and table.insert
+-- refuse the views). Every table reachable from the globals is recorded here, with its
+-- metatable and the environments of the functions in it; `intact` checks them (tests run it
+-- after scripts that try to change the state; it is too slow for every run).
+local recorded = {}
+local environments = {}
+local function record(value)
+  if type(value) == "function" then
+    environments[value] = getfenv(value)
+  end
+  if type(value) ~= "table" or recorded[value] then
+    return
+  end
+  local copy, count = {}, 0
+  recorded[value] = { copy = copy, meta = raw_getmetatable(value) }
+  for k, v in next, value do
+    copy[k] = v
+    count = count + 1
+  end
+  recorded[value].count = count
+  for k, v in next, value do
+    record(k)
+    record(v)
+  end
+  record(raw_getmetatable(value))
+end
+record(G)
+record(load_globals)
+record(raw_getmetatable(""))
+
+local function unchanged(t, r)
+  if not rawequal(raw_getmetatable(t), r.meta) then
+    return false
+  end
+  local copy, count = r.copy, 0
+  for k, v in next, t do
+    if not rawequal(copy[k], v) then
+      return false
+    end
+    count = count + 1
+  end
+  return count == r.count
+end
+
+-- Ends a run: KEYS and ARGV go (a function must not see the last script's); whether the
+-- thread's environment is still the globals (setfenv(0, …) would change it).
+function internals.end_run()
+  rawset(hidden, "KEYS", nil)
+  rawset(hidden, "ARGV", nil)
+  return rawequal(getfenv(0), G)
+end
+
+-- Whether every recorded table, metatable and environment is as the prelude left it.
+function internals.intact()
+  for f, env in next, environments do
+    if not rawequal(getfenv(f), env) then
+      return false
+    end
+  end
+  for t, r in next, recorded do
+    if not unchanged(t, r) then
+      return false
+    end
+  end
+  return true
+end
+
 return internals

@@ -1,17 +1,18 @@
-//! Running a script body or a library function in a fresh state, with the caller's
-//! `redis.call` and Redis 7.0's error formats.
+//! Running a script body or a library function in the thread's warm state (`warm`), with the
+//! caller's `redis.call` and Redis 7.0's error formats.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use mlua::chunk::ChunkMode;
 use mlua::{Function, Lua, Result, Table, Value};
 
 use crate::convert::{error_line, lua_to_resp, resp_to_lua};
-use crate::limits::{BUDGET_ERROR, INSTRUCTIONS_MAX};
+use crate::limits::{BUDGET_ERROR, INSTRUCTIONS_MAX, MEMORY_BYTES_MAX};
 use crate::resp::Resp;
 use crate::sha::sha1_hex;
 use crate::shebang::without_shebang;
-use crate::state::{host_table, new_state};
-
-const PRELUDE: &str = include_str!("prelude.lua");
+use crate::warm::{ChunkKey, Warm, COMPILED_MAX};
 
 /// The arguments of one run. `seed` seeds `math.random`: the caller derives it from the log
 /// (e.g. the entry's position) so every replica draws the same numbers.
@@ -29,24 +30,38 @@ pub type CallBack<'c> = dyn FnMut(&[Vec<u8>]) -> Resp + 'c;
 pub(crate) struct Session<'a> {
     pub(crate) lua: &'a Lua,
     pub(crate) internals: Table,
+    compiled: &'a RefCell<HashMap<ChunkKey, Function>>,
 }
 
 impl Session<'_> {
-    /// Compiles user code as `chunk_name` (text only: binary chunks are refused).
+    /// Compiles user code as `chunk_name` (text only: binary chunks are refused), or takes
+    /// the chunk compiled from the same code before. A chunk holds no state of its own: every
+    /// call runs it from its first line.
     pub(crate) fn compile(
         &self,
         code: &[u8],
-        chunk_name: &str,
+        chunk_name: &'static str,
     ) -> std::result::Result<Function, String> {
+        let key = (chunk_name, sha1_hex(code));
+        if let Some(f) = self.compiled.borrow().get(&key) {
+            return Ok(f.clone());
+        }
         let chunk = self
             .lua
             .load(without_shebang(code))
             .set_name(chunk_name)
             .set_mode(ChunkMode::Text);
-        chunk.into_function().map_err(|e| match e {
+        let f = chunk.into_function().map_err(|e| match e {
             mlua::Error::SyntaxError { message, .. } => message,
             other => other.to_string(),
-        })
+        })?;
+        let mut compiled = self.compiled.borrow_mut();
+        if compiled.len() >= COMPILED_MAX {
+            compiled.clear();
+        }
+        compiled.insert(key, f.clone());
+        assert!(compiled.len() <= COMPILED_MAX);
+        Ok(f)
     }
 
     /// Runs `f(a, b)` under the error handler: Ok(value) or Err(error table).
@@ -70,8 +85,9 @@ impl Session<'_> {
     }
 }
 
-/// Runs `body` in a fresh state with `call` behind redis.call; the budget error wins over
-/// whatever the script made of it.
+/// Runs `body` in the thread's warm state with `call` behind redis.call; the budget error wins
+/// over whatever the script made of it. The state is kept for the next run only when the run
+/// ended inside Lua, within its budget, and left the state intact.
 pub(crate) fn with_session(
     seed: u64,
     instructions_max: u64,
@@ -79,33 +95,54 @@ pub(crate) fn with_session(
     call: &mut CallBack<'_>,
     body: impl FnOnce(&Session) -> Result<Resp>,
 ) -> Resp {
-    let outcome = new_state(seed, instructions_max).and_then(|(lua, budget)| {
-        let reply = lua.scope(|scope| {
-            let host = host_table(&lua, &budget)?;
-            let raw_call = scope.create_function_mut(|lua, argv: Table| {
-                let argv = argv
-                    .sequence_values::<mlua::LuaString>()
-                    .map(|s| s.map(|s| s.as_bytes().to_vec()))
-                    .collect::<Result<Vec<_>>>()?;
-                assert!(!argv.is_empty(), "the prelude refuses an empty call");
-                let reply = call(&argv);
-                let failed = matches!(reply, Resp::Error(_));
-                Ok((resp_to_lua(lua, &reply)?, failed))
-            })?;
-            host.set("call", raw_call)?;
-            let internals: Table = lua.load(PRELUDE).set_name("=[internal]").call(host)?;
-            body(&Session {
-                lua: &lua,
-                internals,
-            })
-        });
-        Ok(if budget.exceeded() {
+    let mut kept = None;
+    let outcome = Warm::take().and_then(|warm| {
+        let reply = run_in(&warm, seed, instructions_max, call, body);
+        let exceeded = warm.handles.budget.exceeded();
+        let intact = warm.end_run()?;
+        if reply.is_ok() && intact && !exceeded && warm.lua.used_memory() <= MEMORY_BYTES_MAX {
+            kept = Some(warm);
+        }
+        Ok(if exceeded {
             Resp::error(budget_error)
         } else {
             reply?
         })
     });
+    if let Some(warm) = kept {
+        warm.keep();
+    }
     outcome.unwrap_or_else(|e| Resp::error(format!("ERR {}", error_line(&e.to_string()))))
+}
+
+/// One run of `body` in `warm`, with `call` behind redis.call for the run's length.
+fn run_in(
+    warm: &Warm,
+    seed: u64,
+    instructions_max: u64,
+    call: &mut CallBack<'_>,
+    body: impl FnOnce(&Session) -> Result<Resp>,
+) -> Result<Resp> {
+    warm.start_run(seed, instructions_max)?;
+    let lua = &warm.lua;
+    lua.scope(|scope| {
+        let raw_call = scope.create_function_mut(|lua, argv: Table| {
+            let argv = argv
+                .sequence_values::<mlua::LuaString>()
+                .map(|s| s.map(|s| s.as_bytes().to_vec()))
+                .collect::<Result<Vec<_>>>()?;
+            assert!(!argv.is_empty(), "the prelude refuses an empty call");
+            let reply = call(&argv);
+            let failed = matches!(reply, Resp::Error(_));
+            Ok((resp_to_lua(lua, &reply)?, failed))
+        })?;
+        warm.host.set("call", raw_call)?;
+        body(&Session {
+            lua,
+            internals: warm.internals.clone(),
+            compiled: &warm.compiled,
+        })
+    })
 }
 
 /// The reply for an error raised out of a script: Redis 7.0's

@@ -1,5 +1,6 @@
-//! A fresh, bounded Lua 5.1 state: only the libraries Redis exposes, a seeded PRNG, a memory
-//! cap and an instruction budget counted by a hook.
+//! A bounded Lua 5.1 state: only the libraries Redis exposes, a seeded PRNG, a memory cap and
+//! an instruction budget counted by a hook. The budget, the PRNG and cjson's options are reset
+//! at the start of every run ([`Handles::start_run`]), so a state may serve many runs.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -14,12 +15,37 @@ use crate::{bit, cjson, sha};
 #[derive(Clone)]
 pub(crate) struct Budget {
     hooks: Rc<Cell<u64>>,
-    hooks_max: u64,
+    hooks_max: Rc<Cell<u64>>,
 }
 
 impl Budget {
     pub(crate) fn exceeded(&self) -> bool {
-        self.hooks.get() > self.hooks_max
+        self.hooks.get() > self.hooks_max.get()
+    }
+
+    /// A new budget of `instructions_max` for the run (or the host's own Lua) that starts.
+    pub(crate) fn start(&self, instructions_max: u64) {
+        self.hooks.set(0);
+        self.hooks_max
+            .set(instructions_max / u64::from(HOOK_INSTRUCTIONS));
+        assert!(!self.exceeded(), "a run starts within its budget");
+    }
+}
+
+/// What a run resets in its state: the budget, `math.random`'s generator, cjson's options.
+pub(crate) struct Handles {
+    pub(crate) budget: Budget,
+    generator: Rc<Cell<Option<Drand48>>>,
+    cjson: cjson::Options,
+}
+
+impl Handles {
+    /// Resets what one run may have changed, for a run seeded with `seed`.
+    pub(crate) fn start_run(&self, seed: u64, instructions_max: u64) {
+        self.budget.start(instructions_max);
+        self.generator
+            .set(Some(Drand48::seeded(seed as i32 ^ (seed >> 32) as i32)));
+        self.cjson.reset();
     }
 }
 
@@ -63,10 +89,9 @@ impl Drand48 {
     }
 }
 
-fn install_random(lua: &Lua, seed: u64) -> Result<()> {
-    let generator = Rc::new(Cell::new(Some(Drand48::seeded(
-        seed as i32 ^ (seed >> 32) as i32,
-    ))));
+fn install_random(lua: &Lua) -> Result<Rc<Cell<Option<Drand48>>>> {
+    let generator = Rc::new(Cell::new(Some(Drand48::seeded(0))));
+    let handle = generator.clone();
     let math: Table = lua.globals().get("math")?;
     let g = generator.clone();
     math.set(
@@ -84,11 +109,12 @@ fn install_random(lua: &Lua, seed: u64) -> Result<()> {
             generator.set(Some(Drand48::seeded(seed as i32)));
             Ok(())
         })?,
-    )
+    )?;
+    Ok(handle)
 }
 
-/// A new state for one run. `seed` seeds `math.random`; `instructions_max` is the budget.
-pub(crate) fn new_state(seed: u64, instructions_max: u64) -> Result<(Lua, Budget)> {
+/// A new state; [`Handles::start_run`] seeds it and gives it its budget before each run.
+pub(crate) fn new_state() -> Result<(Lua, Handles)> {
     let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
     // SAFETY: the debug library is needed by the prelude's error handler (getinfo) and is not
     // handed to scripts: they see a `debug` with only getinfo and traceback.
@@ -96,7 +122,7 @@ pub(crate) fn new_state(seed: u64, instructions_max: u64) -> Result<(Lua, Budget
     lua.set_memory_limit(MEMORY_BYTES_MAX)?;
     let budget = Budget {
         hooks: Rc::new(Cell::new(0)),
-        hooks_max: instructions_max / u64::from(HOOK_INSTRUCTIONS),
+        hooks_max: Rc::new(Cell::new(0)),
     };
     let counter = budget.clone();
     lua.set_global_hook(
@@ -111,11 +137,17 @@ pub(crate) fn new_state(seed: u64, instructions_max: u64) -> Result<(Lua, Budget
             Ok(VmState::Continue)
         },
     )?;
-    install_random(&lua, seed)?;
+    let generator = install_random(&lua)?;
     let globals = lua.globals();
     globals.set("bit", bit::library(&lua)?)?;
-    globals.set("cjson", cjson::library(&lua)?)?;
-    Ok((lua, budget))
+    let (cjson_table, cjson) = cjson::library(&lua)?;
+    globals.set("cjson", cjson_table)?;
+    let handles = Handles {
+        budget,
+        generator,
+        cjson,
+    };
+    Ok((lua, handles))
 }
 
 /// The host side of the prelude: `sha1hex`, `over_budget`; `call` is added per run by the caller.

@@ -21,6 +21,7 @@ mod storage;
 mod trace;
 mod workload;
 mod workload_expiry;
+mod workload_scripts;
 mod workload_tx;
 mod world;
 

@@ -2,7 +2,8 @@
 //! that writes contend and PRUNE, LIST-KEYS, LIST-KEYVALUES and COUNT see each other's effects,
 //! in database 0 and in each family's own database (1, 2, 3), with MOVE between the two, KEYS,
 //! and FLUSHDB of a family's database; conditional sets (NX, XX, GET), APPEND and MSETNX;
-//! transactions, with WATCH and without (`workload_tx`).
+//! transactions, with WATCH and without (`workload_tx`); scripts the checker's model knows
+//! (`workload_scripts`).
 //!
 //! Left out: FLUSHALL, SWAPDB and FLUSHDB of database 0, KEYS `*` (each would join the keys of
 //! every family into one part for the checker, whose search grows with the part), and SCAN and
@@ -80,6 +81,10 @@ pub fn random_command(rng: &mut ChaCha8Rng) -> Command {
             crate::workload_tx::random_transaction(rng, &draws)
         }
         12..=19 => return crate::workload_expiry::expiry_command(rng),
+        20..=23 => {
+            let draws = crate::workload_scripts::Draws { family_pair, value };
+            crate::workload_scripts::script_command(rng, &draws)
+        }
         _ => key_command(rng),
     };
     let own_db = match command.keys().first() {

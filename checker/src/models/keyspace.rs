@@ -10,7 +10,8 @@
 //! and SWAP-DB every key under their prefixes that could be present: a key some checked command
 //! names, in its database and in every database a SWAP-DB of the history may carry it to (a key
 //! no command names is never present, so it cannot change their answer; MOVE names its key in
-//! both databases). DIRTY-GET is not linearizable by
+//! both databases). EVAL of the scripts the model knows (`keyspace_scripts`) touches its KEYS;
+//! any other script is left out. DIRTY-GET is not linearizable by
 //! design and is left out, and so are OPEN-SESSION, which answers with an id of the store's
 //! choosing, and SCAN and RANDOM-KEY, whose answers follow the store's hash order (the state
 //! machine's own tests check those).
@@ -67,16 +68,7 @@ impl History {
     }
 }
 
-/// The whole store, every database; absent keys are not in the map.
-pub type StoreState = BTreeMap<Vec<u8>, Vec<u8>>;
-
-/// A key of database `db` as the model stores it.
-pub fn qualified(db: Db, key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() + 1);
-    out.push(db);
-    out.extend_from_slice(key);
-    out
-}
+pub use super::keyspace_state::{qualified, StoreState};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KeyspaceModel;
@@ -152,7 +144,8 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
             *replace,
         ),
         Command::Keys { pattern } => (None, keys_matching(state, db, pattern)),
-        Command::Scan { .. } | Command::RandomKey { .. } | Command::Script(_) => {
+        Command::Script(script) => super::keyspace_scripts::apply_script(state, db, script),
+        Command::Scan { .. } | Command::RandomKey { .. } => {
             unreachable!("{command:?} is left out of checked histories")
         }
         command if is_expiry(command) => {
@@ -765,7 +758,7 @@ pub fn check_kv(history: &History, options: &CheckOptions) -> CheckResult {
                     | Command::Scan { .. }
                     | Command::RandomKey { .. }
             );
-            !left_out && db != EXPIRY_DB && !is_expiry(command)
+            !left_out && !is_unmodelled_script(command) && db != EXPIRY_DB && !is_expiry(command)
         })
         .collect();
     let groups = if options.partition {
@@ -800,6 +793,15 @@ fn is_expiry(command: &Command) -> bool {
             | Command::GetEx { .. }
             | Command::TimeToLive { .. }
     ) || matches!(command, Command::Transaction { commands, .. } if commands.iter().any(is_expiry))
+}
+
+/// A script the model does not know (see `keyspace_scripts`), alone or in a transaction.
+fn is_unmodelled_script(command: &Command) -> bool {
+    match command.db_and_command().1 {
+        Command::Script(script) => !super::keyspace_scripts::is_modelled(script),
+        Command::Transaction { commands, .. } => commands.iter().any(is_unmodelled_script),
+        _ => false,
+    }
 }
 
 /// A stale-request error says nothing about whether the request took effect.

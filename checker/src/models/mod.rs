@@ -1,6 +1,8 @@
 //! The sequential specifications the checker knows.
 
 pub mod keyspace;
+pub mod keyspace_scripts;
+mod keyspace_state;
 mod keyspace_tx;
 pub mod register;
 pub mod string_map;

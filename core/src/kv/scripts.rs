@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, Reply};
 use crate::redis::{self, Kind, Resp};
-use crate::scripting::{ScriptCommand, LIBRARIES_MAX, SCRIPTS_MAX};
+use crate::scripting::{ScriptCommand, LIBRARIES_MAX, OOM_ERROR, SCRIPTS_MAX};
 use crate::Db;
 
 use super::StateMachine;
@@ -22,12 +22,13 @@ pub struct ScriptRegistry {
     scripts: BTreeMap<String, Vec<u8>>,
     libraries: BTreeMap<String, Vec<u8>>,
     #[serde(skip)]
-    functions: BTreeMap<String, (String, bool)>,
+    functions: BTreeMap<String, (String, lua::ScriptFlags)>,
 }
 
 impl ScriptRegistry {
-    /// Rebuilds the function index after decoding.
+    /// Rebuilds the function index after decoding; the thread's warm Lua state starts over.
     pub(crate) fn rebuilt(mut self) -> Result<ScriptRegistry, String> {
+        lua::reset();
         let codes: Vec<Vec<u8>> = self.libraries.values().cloned().collect();
         for code in codes {
             let library = lua::load_library(&code)?;
@@ -39,8 +40,13 @@ impl ScriptRegistry {
 
     fn index(&mut self, library: &lua::Library) {
         for f in &library.functions {
+            let flags = lua::ScriptFlags {
+                declared: true,
+                no_writes: f.no_writes(),
+                allow_oom: f.flags.iter().any(|flag| flag == "allow-oom"),
+            };
             self.functions
-                .insert(f.name.clone(), (library.name.clone(), f.no_writes()));
+                .insert(f.name.clone(), (library.name.clone(), flags));
         }
     }
 
@@ -178,10 +184,39 @@ const NOT_IN_SCRIPTS: [&str; 10] = [
     "EXEC",
 ];
 
-/// What a script runs: an EVAL body or a library's function.
+/// What a script runs: an EVAL body or a library's function (with its flags).
 enum Code<'a> {
     Body(&'a [u8]),
-    Function { code: &'a [u8], name: &'a str },
+    Function {
+        code: &'a [u8],
+        name: &'a str,
+        flags: lua::ScriptFlags,
+    },
+}
+
+/// How a run was asked for: the _RO form, and whether the replica that took it was over
+/// `maxmemory`.
+#[derive(Clone, Copy)]
+struct Mode {
+    read_only: bool,
+    over_maxmemory: bool,
+}
+
+impl Mode {
+    fn of(read_only: bool, over_maxmemory: bool) -> Mode {
+        Mode {
+            read_only,
+            over_maxmemory,
+        }
+    }
+}
+
+/// What a run's `redis.call`s may not do: write at all (read-only scripts), or write while the
+/// replica was over `maxmemory` (a script without a shebang: Redis refuses its deny-oom calls).
+#[derive(Clone, Copy)]
+struct Refusals {
+    writes: bool,
+    writes_over_maxmemory: bool,
 }
 
 impl StateMachine {
@@ -199,17 +234,31 @@ impl StateMachine {
                 keys,
                 args,
                 read_only,
+                over_maxmemory,
             } => {
                 self.scripts.cache(body);
-                self.run_script(db, Code::Body(body), keys, args, *read_only)
+                self.run_script(
+                    db,
+                    Code::Body(body),
+                    keys,
+                    args,
+                    Mode::of(*read_only, *over_maxmemory),
+                )
             }
             ScriptCommand::EvalSha {
                 sha,
                 keys,
                 args,
                 read_only,
+                over_maxmemory,
             } => match self.scripts.scripts.get(sha).cloned() {
-                Some(body) => self.run_script(db, Code::Body(&body), keys, args, *read_only),
+                Some(body) => self.run_script(
+                    db,
+                    Code::Body(&body),
+                    keys,
+                    args,
+                    Mode::of(*read_only, *over_maxmemory),
+                ),
                 None => Resp::Error("NOSCRIPT No matching script. Please use EVAL.".into()),
             },
             ScriptCommand::Load { body } => Resp::Bulk(Some(self.scripts.cache(body).into_bytes())),
@@ -219,6 +268,7 @@ impl StateMachine {
                     .collect(),
             )),
             ScriptCommand::Flush => {
+                lua::reset();
                 self.scripts.scripts.clear();
                 Resp::Simple("OK".into())
             }
@@ -228,6 +278,7 @@ impl StateMachine {
                 false => Resp::Error("ERR Library not found".into()),
             },
             ScriptCommand::FunctionFlush => {
+                lua::reset();
                 self.scripts.libraries.clear();
                 self.scripts.functions.clear();
                 Resp::Simple("OK".into())
@@ -240,7 +291,14 @@ impl StateMachine {
                 keys,
                 args,
                 read_only,
-            } => self.fcall(db, function, keys, args, *read_only),
+                over_maxmemory,
+            } => self.fcall(
+                db,
+                function,
+                keys,
+                args,
+                Mode::of(*read_only, *over_maxmemory),
+            ),
         })
     }
 
@@ -250,12 +308,12 @@ impl StateMachine {
         function: &str,
         keys: &[Vec<u8>],
         args: &[Vec<u8>],
-        read_only: bool,
+        mode: Mode,
     ) -> Resp {
-        let Some((library, no_writes)) = self.scripts.functions.get(function).cloned() else {
+        let Some((library, flags)) = self.scripts.functions.get(function).cloned() else {
             return Resp::Error("ERR Function not found".into());
         };
-        if read_only && !no_writes {
+        if mode.read_only && !flags.no_writes {
             return Resp::Error(
                 "ERR Can not execute a script with write flag using *_ro command.".into(),
             );
@@ -267,10 +325,11 @@ impl StateMachine {
             Code::Function {
                 code: &code,
                 name: function,
+                flags,
             },
             keys,
             args,
-            read_only || no_writes,
+            mode,
         )
     }
 
@@ -280,7 +339,7 @@ impl StateMachine {
         code: Code,
         keys: &[Vec<u8>],
         args: &[Vec<u8>],
-        read_only: bool,
+        mode: Mode,
     ) -> Resp {
         assert!(self.applied_slot > 0, "scripts run inside an applied entry");
         let invocation = lua::Invocation {
@@ -288,22 +347,26 @@ impl StateMachine {
             args,
             seed: self.applied_slot,
         };
-        let mut no_writes = read_only;
-        if let Code::Body(body) = code {
-            match lua::script_flags(body) {
-                Ok(flags) => no_writes |= flags.no_writes,
+        let flags = match code {
+            Code::Body(body) => match lua::script_flags(body) {
+                Ok(flags) => flags,
                 Err(error) => return Resp::Error(error),
-            }
-        }
-        let mut call = |argv: &[Vec<u8>]| to_lua(self.script_call(db, argv, no_writes));
+            },
+            Code::Function { flags, .. } => flags,
+        };
+        let refusals = match refusals(flags, mode) {
+            Ok(refusals) => refusals,
+            Err(error) => return error,
+        };
+        let mut call = |argv: &[Vec<u8>]| to_lua(self.script_call(db, argv, refusals));
         from_lua(match code {
             Code::Body(body) => lua::eval(body, &invocation, &mut call),
-            Code::Function { code, name } => lua::fcall(code, name, &invocation, &mut call),
+            Code::Function { code, name, .. } => lua::fcall(code, name, &invocation, &mut call),
         })
     }
 
     /// One `redis.call` from a script: parsed by the core parser, applied here, shown as a client sees it.
-    fn script_call(&mut self, db: Db, argv: &[Vec<u8>], no_writes: bool) -> Resp {
+    fn script_call(&mut self, db: Db, argv: &[Vec<u8>], refusals: Refusals) -> Resp {
         let name = redis::text(&argv[0]).to_ascii_uppercase();
         let Some(spec) = redis::spec(&name) else {
             return Resp::Error("ERR Unknown Redis command called from script".into());
@@ -320,10 +383,14 @@ impl StateMachine {
             Ok(call) => call,
             Err(error) => return Resp::Error(error),
         };
-        if no_writes && call.commands.iter().any(Command::is_write) {
+        let writes = call.commands.iter().any(Command::is_write);
+        if writes && refusals.writes {
             return Resp::Error(
                 "ERR Write commands are not allowed from read-only scripts.".into(),
             );
+        }
+        if writes && refusals.writes_over_maxmemory {
+            return Resp::Error(OOM_ERROR.into());
         }
         let commands = call.commands.len();
         let replies: Vec<Reply> = call
@@ -334,4 +401,24 @@ impl StateMachine {
         assert_eq!(replies.len(), commands, "one reply per command of the call");
         redis::show_replies(&replies, call.shape)
     }
+}
+
+/// Redis 7.0's rules for a run: a script that declares flags (a shebang, or a function) and
+/// may write is refused whole over `maxmemory` unless it allows OOM; one without a shebang runs,
+/// and its writes are refused then. Read-only runs (the _RO form, `no-writes`) never write.
+fn refusals(flags: lua::ScriptFlags, mode: Mode) -> Result<Refusals, Resp> {
+    let no_writes = mode.read_only || flags.no_writes;
+    let declared_may_write = flags.declared && !no_writes && !flags.allow_oom;
+    if mode.over_maxmemory && declared_may_write {
+        return Err(Resp::Error(OOM_ERROR.into()));
+    }
+    let refusals = Refusals {
+        writes: no_writes,
+        writes_over_maxmemory: mode.over_maxmemory && !flags.declared,
+    };
+    assert!(
+        !refusals.writes_over_maxmemory || mode.over_maxmemory,
+        "writes are refused for memory only over maxmemory"
+    );
+    Ok(refusals)
 }

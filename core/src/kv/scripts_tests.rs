@@ -17,6 +17,7 @@ fn eval(body: &str, keys: &[&str], args: &[&str], read_only: bool) -> Command {
         keys: bytes(keys),
         args: bytes(args),
         read_only,
+        over_maxmemory: false,
     })
 }
 
@@ -91,6 +92,7 @@ fn evalsha_runs_a_cached_body_and_the_cache_survives_the_encoding() {
             keys: vec![b"n".to_vec()],
             args: vec![],
             read_only: false,
+            over_maxmemory: false,
         })
     };
     let unknown = apply(&mut machine, 1, evalsha(&sha));
@@ -130,9 +132,128 @@ fn evalsha_runs_a_cached_body_and_the_cache_survives_the_encoding() {
         keys: vec![b"k".to_vec()],
         args: vec![],
         read_only: false,
+        over_maxmemory: false,
     });
     assert_eq!(
         apply(&mut restored, 5, fcall),
         Reply::Resp(Resp::Bulk(Some(b"k".to_vec())))
     );
+}
+
+fn over_maxmemory(command: Command) -> Command {
+    let Command::Script(mut script) = command else {
+        unreachable!("a script command")
+    };
+    script.mark_over_maxmemory();
+    Command::Script(script)
+}
+
+#[test]
+fn over_maxmemory_a_script_without_shebang_may_read_but_its_writes_are_refused_with_oom() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let set = "return redis.call('set', KEYS[1], 'v')";
+    let get = "return redis.call('get', KEYS[1])";
+    let refused = apply(
+        &mut machine,
+        1,
+        over_maxmemory(eval(set, &["k"], &[], false)),
+    );
+    let Reply::Resp(Resp::Error(error)) = refused else {
+        panic!("refused: {refused:?}")
+    };
+    assert!(error.starts_with("OOM command not allowed when used memory > 'maxmemory'."));
+    assert!(machine.is_empty(), "the refused write changed nothing");
+    apply(&mut machine, 2, eval(set, &["k"], &[], false));
+    assert_eq!(
+        apply(
+            &mut machine,
+            3,
+            over_maxmemory(eval(get, &["k"], &[], false))
+        ),
+        Reply::Resp(Resp::Bulk(Some(b"v".to_vec())))
+    );
+}
+
+#[test]
+fn over_maxmemory_a_script_with_flags_runs_only_when_it_allows_oom_or_never_writes() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let run = |machine: &mut StateMachine, slot, body: &str| {
+        apply(
+            machine,
+            slot,
+            over_maxmemory(eval(body, &["k"], &[], false)),
+        )
+    };
+    assert_eq!(
+        run(&mut machine, 1, "#!lua flags=\nreturn 1"),
+        Reply::Resp(Resp::Error(
+            "OOM command not allowed when used memory > 'maxmemory'.".into()
+        ))
+    );
+    assert_eq!(
+        run(
+            &mut machine,
+            2,
+            "#!lua flags=allow-oom\nreturn redis.call('set', KEYS[1], 'v')"
+        ),
+        Reply::Resp(Resp::Simple("OK".into()))
+    );
+    assert_eq!(
+        run(
+            &mut machine,
+            3,
+            "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])"
+        ),
+        Reply::Resp(Resp::Bulk(Some(b"v".to_vec())))
+    );
+}
+
+/// A log of script commands: a library, cached bodies, runs that read and write, a flush.
+fn script_log() -> Vec<Command> {
+    let library = b"#!lua name=lib\nlocal n = 0\nredis.register_function('bump', function(keys) n = n + 1 return {n, redis.call('incr', keys[1])} end)".to_vec();
+    let mut log = vec![Command::Script(ScriptCommand::FunctionLoad {
+        code: library,
+        replace: false,
+    })];
+    for i in 0..6 {
+        let n = i.to_string();
+        log.push(eval(COMPARE_AND_DELETE, &["lock"], &[&n], false));
+        log.push(eval(
+            "redis.call('set', KEYS[1], ARGV[1]) return {math.random(100), redis.call('get', KEYS[1])}",
+            &["lock"],
+            &[&n],
+            false,
+        ));
+        log.push(Command::Script(ScriptCommand::Fcall {
+            function: "bump".into(),
+            keys: vec![b"counter".to_vec()],
+            args: vec![],
+            read_only: false,
+            over_maxmemory: false,
+        }));
+        log.push(eval("x = 1", &[], &[], false));
+        if i == 3 {
+            log.push(Command::Script(ScriptCommand::Flush));
+        }
+    }
+    log
+}
+
+#[test]
+fn a_replica_restored_from_a_snapshot_with_a_new_lua_state_replies_as_one_that_kept_its_state() {
+    let log = script_log();
+    let mut warm = StateMachine::new(StateMachineConfig::default());
+    let mut cold = StateMachine::new(StateMachineConfig::default());
+    for (i, command) in log.into_iter().enumerate() {
+        let slot = i as Slot + 1;
+        if i % 5 == 2 {
+            cold = StateMachine::decode(&cold.encode()).expect("decodes");
+        }
+        let warm_reply = apply(&mut warm, slot, command.clone());
+        keyspace_script::reset();
+        let cold_reply = apply(&mut cold, slot, command);
+        assert_eq!(warm_reply, cold_reply, "entry {slot}");
+    }
+    assert_eq!(warm.encode(), cold.encode());
+    assert!(!warm.is_empty());
 }
