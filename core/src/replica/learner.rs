@@ -213,10 +213,17 @@ impl Learner {
         self.compacted_through = self.compacted_through.max(through);
     }
 
-    /// Makes `state`, restored from a snapshot described by `meta`, the applied state; the
-    /// entries it covers are dropped.
-    pub(super) fn adopt(&mut self, meta: &SnapshotMeta, state: StateMachine) {
+    /// Makes `state`, restored from a snapshot described by `meta`, the applied state. The
+    /// entries it covers are dropped, except, when `keep_log` (its own snapshot, restored at
+    /// start), the run of chosen entries storage still holds up to its slot: a witness compacts
+    /// only what every full voter's snapshot covers, and a full voter behind its snapshot can
+    /// learn those slots from no one else (a witness serves no snapshot).
+    pub(super) fn adopt(&mut self, meta: &SnapshotMeta, state: StateMachine, keep_log: bool) {
         let slot = meta.slot;
+        let kept_from = match keep_log {
+            true => self.contiguous_run_start(slot),
+            false => slot + 1,
+        };
         assert_eq!(state.applied_slot(), slot);
         assert!(
             slot > self.compacted_through,
@@ -229,8 +236,20 @@ impl Learner {
         self.applied_chain = meta.applied_chain;
         self.state_hashes.clear();
         self.remember_state_hash(slot);
-        self.drop_through(slot);
+        self.drop_through(kept_from - 1);
         self.chosen_above = self.chosen.range(self.chosen_through + 1..).count();
+        assert!(self.compacted_through <= slot && self.compacted_through == kept_from - 1);
+    }
+
+    /// The lowest slot from which every slot through `slot` is kept chosen (`slot + 1` if
+    /// `slot` itself is not), never at or below the compaction point.
+    fn contiguous_run_start(&self, slot: Slot) -> Slot {
+        let mut from = slot + 1;
+        while from - 1 > self.compacted_through && self.chosen.contains_key(&(from - 1)) {
+            from -= 1;
+        }
+        assert!(from > self.compacted_through);
+        from
     }
 
     /// Every chosen slot from `from_slot` on, as a promise reports it.

@@ -195,7 +195,7 @@ impl Replica {
         if let Some(members) = members {
             self.members.adopt(members, image.meta.slot);
         }
-        self.learner.adopt(&image.meta, state);
+        self.learner.adopt(&image.meta, state, !installed);
         self.acceptor.drop_through(image.meta.slot);
         self.snapshots.adopt(image, installed);
     }

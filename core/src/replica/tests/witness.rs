@@ -147,3 +147,24 @@ fn a_lagging_witness_installs_a_snapshot_but_keeps_none_of_its_keys() {
     assert!(image.meta.slot > 10 && image.meta.body_len < 4096);
     assert!(witness.chosen(1).is_none(), "caught up by snapshot");
 }
+
+#[test]
+fn a_restarted_witness_still_holds_the_log_its_own_snapshot_covers_for_full_voters_behind_it() {
+    let (mut cluster, m, w) = with_voting_witness();
+    write_many(&mut cluster, m, 1, 60, 10);
+    let before = &cluster.replicas[w];
+    let (id, chosen_through) = (before.node_id(), before.chosen_through());
+    let durable = cluster.disks[w].clone();
+    let snapshot_slot = durable.snapshot_slot().expect("a configuration image");
+    let kept_from = durable.chosen.keys().next().copied().expect("a log");
+    assert!(
+        kept_from < snapshot_slot,
+        "the log holds slots {kept_from}..={snapshot_slot} the witness's snapshot covers"
+    );
+    let restarted = Replica::new(witness_config(id, &[1, 2, 3]), durable, cluster.now_ns, 7);
+    assert_eq!(restarted.chosen_through(), chosen_through);
+    assert_eq!(restarted.learner.compacted_through(), kept_from - 1);
+    for slot in kept_from..=snapshot_slot {
+        assert!(restarted.chosen(slot).is_some(), "slot {slot} forgotten");
+    }
+}
