@@ -113,13 +113,13 @@ pub const KEYS_VISIT_MAX: usize = 100_000;
 ///   absent key counts as empty); `Int(new length)`. An empty `value` changes nothing and
 ///   answers the current length (0, and no key, if absent). Past [`VALUE_MAX_BYTES`]:
 ///   `Error(StringTooLong)`, changing nothing.
-/// - `AddFloat`: parses the value and `delta` with [`crate::strings::parse_float`] (absent is 0),
-///   stores their sum as [`crate::strings::format_float`] prints it and answers it as `Value`;
+/// - `AddFloat`: parses the value and `delta` with the `strings` module's `parse_float` (absent is 0),
+///   stores their sum as `format_float` prints it and answers it as `Value`;
 ///   `Error(NotAFloat)` or `Error(NanOrInfinity)` change nothing.
 /// - `SetBit`: sets the bit at `offset` (bit 0 is the first byte's most significant), padding
 ///   with zero bytes; `Int(old bit)`. `offset` must be below [`BIT_OFFSET_LIMIT`]
 ///   (`Error(BitOffsetOutOfRange)`).
-/// - `BitOp`: `dest` gets [`crate::bits::bit_op`] of the keys' values (absent: empty), or is
+/// - `BitOp`: `dest` gets `bit_op` (module `bits`) of the keys' values (absent: empty), or is
 ///   removed when that is empty; `Int(its length)`. `Not` takes exactly one key
 ///   (`Error(BitOpNotArity)`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
