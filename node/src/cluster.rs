@@ -272,7 +272,7 @@ impl Replicas {
             let serving = if up >= quorum {
                 "a majority: the cluster keeps serving"
             } else {
-                "no majority"
+                "fewer than a majority of those this process started"
             };
             println!(
                 "replica {id} (pid {pid}) {}; {up} of {} replicas run, {serving}. Its log: {}\n  to restart it: {}",
@@ -418,9 +418,10 @@ async fn watch(layout: &Layout, replicas: &mut Replicas) -> Result<(), String> {
     tokio::pin!(ctrl_c);
     let mut mastership = Mastership::sought("the start".into());
     let mut first = true;
+    let mut announced_outside = false;
     loop {
         let poll = match mastership {
-            Mastership::Known(_) => WATCH_POLL,
+            Mastership::Known(..) => WATCH_POLL,
             Mastership::Sought { .. } => MASTER_POLL,
         };
         tokio::select! {
@@ -434,12 +435,19 @@ async fn watch(layout: &Layout, replicas: &mut Replicas) -> Result<(), String> {
         }
         replicas.probe_restarted(layout).await;
         let up = replicas.up();
-        if up < majority(layout.nodes as usize) {
+        let outside_majority = match up < majority(layout.nodes as usize) {
+            true => group_view(layout, replicas)
+                .await
+                .filter(GroupView::has_majority),
+            false => None,
+        };
+        if up < majority(layout.nodes as usize) && outside_majority.is_none() {
             return Err(format!(
                 "no majority left: {up} of {} replicas run, so the cluster cannot serve; stopping",
                 layout.nodes
             ));
         }
+        announce_outside_majority(outside_majority.as_ref(), &mut announced_outside);
         if seek_master(layout, replicas, &mut mastership, first).await {
             first = false;
         }
@@ -470,7 +478,7 @@ async fn seek_master(
     else {
         return false;
     };
-    let Some(id) = find_master(layout, replicas).await else {
+    let Some((id, addr)) = find_master(layout, replicas).await else {
         if since.elapsed() > MASTER_WAIT && !*announced_wait {
             println!(
                 "no master yet after {} s; see the logs",
@@ -481,8 +489,7 @@ async fn seek_master(
         return false;
     };
     println!(
-        "master: replica {id} (127.0.0.1:{}), elected {:.2} s after {reason}",
-        layout.client_port(id),
+        "master: replica {id} ({addr}), elected {:.2} s after {reason}",
         since.elapsed().as_secs_f64()
     );
     if first {
@@ -495,17 +502,124 @@ async fn seek_master(
     true
 }
 
-/// The replica that says it is the master, if one does.
-async fn find_master(layout: &Layout, replicas: &Replicas) -> Option<u16> {
-    for replica in replicas.0.iter().filter(|r| r.is_up()) {
-        let addr = layout.client_addr(replica.id);
+/// The replica that says it is the master, if one does: one this process started, or else a
+/// voter added outside it (a replacement joined with `keyspace node --join`).
+async fn find_master(layout: &Layout, replicas: &Replicas) -> Option<(u16, SocketAddr)> {
+    let started = replicas.0.iter().filter(|r| r.is_up());
+    let mut candidates: Vec<(u16, SocketAddr)> =
+        started.map(|r| (r.id, layout.client_addr(r.id))).collect();
+    if let Some(view) = group_view(layout, replicas).await {
+        let outside = view.voters.iter().filter(|v| v.id > layout.nodes);
+        candidates.extend(outside.filter_map(|v| Some((v.id, v.client_addr?))));
+    }
+    for (id, addr) in candidates {
         let probe =
             tokio::time::timeout(PROBE_TIMEOUT, is_master(addr, layout.password.as_deref()));
         if let Ok(true) = probe.await {
-            return Some(replica.id);
+            return Some((id, addr));
         }
     }
     None
+}
+
+/// One voter of the group, as a running replica's `MEMBER LIST` shows it.
+struct Voter {
+    id: u16,
+    /// The replica answering, or one it has a link to.
+    connected: bool,
+    /// `None` where the group does not know it (founders are given no client address).
+    client_addr: Option<SocketAddr>,
+}
+
+/// The voters of the group as one running replica applied them: members added or removed
+/// outside this process (`keyspace node --join`, `keyspace member remove`) included.
+struct GroupView {
+    voters: Vec<Voter>,
+}
+
+impl GroupView {
+    /// Whether a majority of the voters runs, as far as the replica asked can tell.
+    fn has_majority(&self) -> bool {
+        let connected = self.voters.iter().filter(|v| v.connected).count();
+        !self.voters.is_empty() && connected >= majority(self.voters.len())
+    }
+
+    fn from_rows(rows: &[std::collections::BTreeMap<String, String>]) -> GroupView {
+        let voting = |row: &std::collections::BTreeMap<String, String>| {
+            matches!(
+                row.get("kind").map(String::as_str),
+                Some("voter" | "witness")
+            )
+        };
+        let voter = |row: &std::collections::BTreeMap<String, String>| {
+            Some(Voter {
+                id: row.get("id")?.parse().ok()?,
+                connected: matches!(
+                    row.get("connected").map(String::as_str),
+                    Some("yes" | "self")
+                ),
+                client_addr: row.get("client_addr").and_then(|a| a.parse().ok()),
+            })
+        };
+        GroupView {
+            voters: rows
+                .iter()
+                .filter(|r| voting(r))
+                .filter_map(voter)
+                .collect(),
+        }
+    }
+}
+
+/// The group's voters, from the first running replica this process started that answers
+/// `MEMBER LIST`.
+async fn group_view(layout: &Layout, replicas: &Replicas) -> Option<GroupView> {
+    for replica in replicas.0.iter().filter(|r| r.is_up()) {
+        let group = crate::join::Group {
+            addrs: vec![layout.client_addr(replica.id)],
+            password: layout.password.clone(),
+        };
+        let ask = tokio::time::timeout(PROBE_TIMEOUT, group.call(&[b"MEMBER", b"LIST"]));
+        let Ok(Ok(answer)) = ask.await else {
+            continue;
+        };
+        if let Ok(rows) = crate::join::rows(answer, "MEMBER LIST") {
+            let mut view = GroupView::from_rows(&rows);
+            // This process knows best whether the replicas it started run (a replica's link
+            // to one just killed may not have noticed yet).
+            for voter in view.voters.iter_mut() {
+                if let Some(started) = replicas.0.iter().find(|r| r.id == voter.id) {
+                    voter.connected = started.is_up();
+                }
+            }
+            return Some(view);
+        }
+    }
+    None
+}
+
+/// Says once, when it first happens, that the group serves on a majority that counts voters
+/// this process did not start.
+fn announce_outside_majority(view: Option<&GroupView>, announced: &mut bool) {
+    let Some(view) = view else {
+        *announced = false;
+        return;
+    };
+    if *announced {
+        return;
+    }
+    *announced = true;
+    let running: Vec<String> = view
+        .voters
+        .iter()
+        .filter(|v| v.connected)
+        .map(|v| v.id.to_string())
+        .collect();
+    println!(
+        "fewer than a majority of the replicas this process started run, but the group's voters {} of {} do (replicas joined outside this process count): the cluster keeps serving",
+        running.join(", "),
+        view.voters.len()
+    );
 }
 
 /// Whether the replica at `addr` says it is the master.
@@ -520,4 +634,44 @@ async fn is_master(addr: SocketAddr, password: Option<&str>) -> bool {
         return false;
     };
     info_field(&info, "keyspace_role").as_deref() == Some("master")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(lines: &[&str]) -> GroupView {
+        let rows: Vec<std::collections::BTreeMap<String, String>> = lines
+            .iter()
+            .map(|line| {
+                let pairs = line.split(' ').filter_map(|w| w.split_once('='));
+                pairs.map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            })
+            .collect();
+        GroupView::from_rows(&rows)
+    }
+
+    #[test]
+    fn a_majority_counts_connected_voters_and_witnesses_but_not_learners() {
+        let group = view(&[
+            "id=1 kind=voter connected=no client_addr=-",
+            "id=3 kind=voter connected=self client_addr=-",
+            "id=4 kind=witness connected=yes client_addr=127.0.0.1:6382",
+            "id=5 kind=learner connected=yes client_addr=127.0.0.1:6383",
+        ]);
+        assert_eq!(group.voters.len(), 3);
+        assert!(group.has_majority());
+        assert_eq!(
+            group.voters[2].client_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 6382)))
+        );
+        let lost = view(&[
+            "id=1 kind=voter connected=no",
+            "id=3 kind=voter connected=self",
+            "id=4 kind=voter connected=no",
+            "id=5 kind=witness-learner connected=yes",
+        ]);
+        assert!(!lost.has_majority());
+        assert!(!view(&[]).has_majority());
+    }
 }

@@ -44,7 +44,7 @@ pub struct Group {
 
 impl Group {
     /// `args` answered by the first of the group's addresses that answers at all.
-    async fn call(&self, args: &[&[u8]]) -> Result<Value, String> {
+    pub(crate) async fn call(&self, args: &[&[u8]]) -> Result<Value, String> {
         let mut last = String::from("no address to ask");
         for addr in &self.addrs {
             match call_one(*addr, self.password.as_deref(), args).await {
@@ -80,7 +80,7 @@ fn row_fields(row: &Value) -> Result<BTreeMap<String, String>, String> {
     Ok(pairs.map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
-fn rows(answer: Value, what: &str) -> Result<Vec<BTreeMap<String, String>>, String> {
+pub(crate) fn rows(answer: Value, what: &str) -> Result<Vec<BTreeMap<String, String>>, String> {
     match answer {
         Value::Array(rows) => rows.iter().map(row_fields).collect(),
         Value::Error(e) => Err(format!("{what}: {e}")),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use keyspace_core::ReplicaConfig;
 use keyspace_node::resp_client::Value;
+use std::process::Output;
 
 mod cluster_common;
 use cluster_common::{free_port_run, keyspace_binary, Client, STEP_TIMEOUT};
@@ -51,7 +52,13 @@ struct ClusterProcess {
 impl ClusterProcess {
     /// Starts `keyspace cluster` on free consecutive ports, in `dir` when one is given.
     fn start(dir: Option<&Path>) -> ClusterProcess {
-        let base_port = free_port_run(NODES as u32, PEER_PORT_OFFSET);
+        ClusterProcess::start_with_spare_ports(dir, 0)
+    }
+
+    /// As [`Self::start`], with `spare` more free ports after the cluster's (client and peer),
+    /// for replicas joined by hand.
+    fn start_with_spare_ports(dir: Option<&Path>, spare: u16) -> ClusterProcess {
+        let base_port = free_port_run((NODES + spare) as u32, PEER_PORT_OFFSET);
         let mut command = Process::new(keyspace_binary());
         command
             .args(["cluster", "--nodes", &NODES.to_string()])
@@ -376,4 +383,136 @@ fn the_cluster_stops_by_itself_and_says_so_when_no_majority_is_left() {
     );
     wait_until_gone(&pids);
     assert!(!root.exists(), "{} was left behind", root.display());
+}
+
+/// Runs `keyspace ARGS…` to its end.
+fn keyspace(args: &[&str]) -> Output {
+    Process::new(keyspace_binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run keyspace")
+}
+
+/// A `keyspace node` this test started, stopped by pid when the test ends.
+struct Joiner(Child);
+
+impl Drop for Joiner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// docs/operations.md, "Replace a dead replica of `keyspace cluster`", step by step: the
+/// replacement joins and is promoted, the dead replica is removed, and then the group survives
+/// the loss of one more of the replicas `keyspace cluster` started, which keeps serving.
+#[test]
+fn a_dead_replica_replaced_as_the_operations_docs_say_lets_the_cluster_survive_another_loss() {
+    let dir = TestDir::new("keyspace-quickstart-replace");
+    let mut cluster = ClusterProcess::start_with_spare_ports(Some(&dir.0), 1);
+    let master = cluster.master();
+    let pids: Vec<u32> = (1..=NODES).map(|id| cluster.pid(id)).collect();
+    let mut acked: Vec<(String, String)> = Vec::new();
+    for k in 0..20 {
+        let (key, value) = (format!("before-{k}"), format!("v{k}"));
+        assert!(set(cluster.addr(master), &key, &value), "SET {key}");
+        acked.push((key, value));
+    }
+    let dead = (1..=NODES).find(|id| *id != master).unwrap();
+    kill_9(pids[dead as usize - 1]);
+    std::fs::remove_dir_all(dir.0.join(format!("node-{dead}"))).unwrap();
+    cluster.wait_for_line(&format!("replica {dead} (pid"), STEP_TIMEOUT);
+
+    let (client_port, peer_port) = (
+        cluster.base_port + NODES,
+        cluster.base_port + NODES + PEER_PORT_OFFSET as u16,
+    );
+    let key = std::fs::read_to_string(dir.0.join("cluster-key")).unwrap();
+    let via = format!("127.0.0.1:{}", cluster.addr(master).port());
+    let data = dir.0.join("node-4");
+    let joiner = Process::new(keyspace_binary())
+        .args(["node", "--id", "4", "--join", &via, "--promote"])
+        .args(["--peer-addr", &format!("127.0.0.1:{peer_port}")])
+        .args(["--client-addr", &format!("127.0.0.1:{client_port}")])
+        .arg("--data")
+        .arg(&data)
+        .args(["--cluster-key", key.trim()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start replica 4");
+    let mut joiner = Joiner(joiner);
+    let out = BufReader::new(joiner.0.stdout.take().unwrap());
+    let (lines, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let start = Instant::now();
+    let mut printed = Vec::new();
+    while !printed
+        .last()
+        .is_some_and(|l: &String| l.starts_with("replica 4 is a voter"))
+    {
+        let left = STEP_TIMEOUT.saturating_sub(start.elapsed());
+        match said.recv_timeout(left) {
+            Ok(line) => printed.push(line),
+            Err(e) => panic!("replica 4 not a voter ({e}); it printed {printed:?}"),
+        }
+    }
+
+    let port = cluster.addr(master).port().to_string();
+    let removed = keyspace(&["member", "remove", &dead.to_string(), "--addr", &port]);
+    let printed = String::from_utf8_lossy(&removed.stdout);
+    assert!(
+        removed.status.success() && printed.starts_with("done: the configuration is at epoch"),
+        "member remove {dead}: {printed}{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let listed = keyspace(&["member", "list", "--addr", &client_port.to_string()]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    let ids: Vec<&str> = listed.lines().filter_map(|l| l.split(' ').next()).collect();
+    let expected: Vec<String> = (1..=NODES + 1)
+        .filter(|id| *id != dead)
+        .map(|id| format!("id={id}"))
+        .collect();
+    assert_eq!(ids, expected, "{listed}");
+
+    kill_9(pids[master as usize - 1]);
+    let replacement = std::net::SocketAddr::from(([127, 0, 0, 1], client_port));
+    let start = Instant::now();
+    while !set(replacement, "after-second-loss", "w") {
+        assert!(
+            start.elapsed() < STEP_TIMEOUT,
+            "no write after the second loss; printed:\n{}",
+            cluster.printed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    acked.push(("after-second-loss".into(), "w".into()));
+    cluster.wait_for_line(
+        "fewer than a majority of the replicas this process started run, but the group's voters",
+        STEP_TIMEOUT,
+    );
+    assert!(
+        cluster.is_running(),
+        "the cluster stopped:\n{}",
+        cluster.printed()
+    );
+    for (key, value) in &acked {
+        assert_eq!(
+            get(replacement, key).as_deref(),
+            Some(value.as_bytes()),
+            "acknowledged write of {key} lost"
+        );
+    }
+    drop(joiner);
+    let alive: Vec<u32> = (1..=NODES)
+        .filter(|id| *id != dead && *id != master)
+        .map(|id| pids[id as usize - 1])
+        .collect();
+    cluster.stop_with_ctrl_c(&alive);
 }
