@@ -32,6 +32,7 @@ pub use fxhash::FxHasher;
 pub use history::{End, Operation, Outcome, Recorded};
 pub use model::Model;
 pub use models::keyspace::{check_kv, History, KeyspaceModel};
+pub use models::keyspace_timed::{LogClock, TimedKeyspaceModel};
 pub use models::register::{check_register, CasRegister, RegisterInput, RegisterOutput};
 pub use models::string_map::{check_string_map, MapInput, MapOutput, StringMap};
 pub use recorder::{OpId, Recorder};
