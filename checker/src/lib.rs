@@ -9,7 +9,8 @@
 //!   instant after its invoke, or never; a read without a return constrains nothing.
 //! - **Models:** the store's own commands ([`check_kv`], partitioned by key, with multi-key
 //!   commands joining the parts they touch), a compare-and-set register ([`check_register`],
-//!   Jepsen's etcd test) and a string map with get/put/append ([`check_string_map`]).
+//!   Jepsen's etcd test) and a string map with get/put/append ([`check_string_map`]); keys with
+//!   deadlines judged within a drift bound ([`LogClock`], [`TimedKeyspaceModel`]).
 //! - **Multi-writer regularity** of a read/write register ([`check_regular`]), decided exactly
 //!   in polynomial time (definition in [`regular`]).
 //! - **Recording** for the simulator and cluster tests: [`Recorder`], which writes the JSON-lines

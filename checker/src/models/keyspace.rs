@@ -14,7 +14,8 @@
 //! any other script is left out. DIRTY-GET is not linearizable by
 //! design and is left out, and so are OPEN-SESSION, which answers with an id of the store's
 //! choosing, and SCAN and RANDOM-KEY, whose answers follow the store's hash order (the state
-//! machine's own tests check those).
+//! machine's own tests check those). A part that holds an expiry command is judged by the timed
+//! model (`keyspace_timed`) when the check knows the store's clock, else left out.
 
 use super::keyspace_timed::{is_timed, TimedCommand, TimedKeyspaceModel};
 use crate::history::{End, Operation, Outcome, Recorded};
