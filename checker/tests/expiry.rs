@@ -1,11 +1,15 @@
 //! Keys with deadlines: the timed model judges them within the drift bound `E`, rejecting a key
 //! found present after its deadline plus the bound (or absent before it minus the bound) and
-//! accepting what the bound allows.
+//! accepting what the bound allows, and accepting whatever the store's own state machine does
+//! with clocks within the bound.
 
-use keyspace_checker::{check_kv, CheckOptions, CheckResult, LogClock, Recorder};
+use keyspace_checker::{check_kv, CheckOptions, CheckResult, History, LogClock, Recorder};
+use keyspace_core::kv::{StateMachine, StateMachineConfig};
 use keyspace_core::{
-    Command, Deadline, ExpireCondition, ExpireName, Reply, SetCondition, TtlChange, TtlUnit,
+    ClientRequest, Command, Deadline, ExpireCondition, ExpireName, Reply, SetCondition, TtlChange,
+    TtlUnit,
 };
+use proptest::prelude::*;
 use std::time::Duration;
 
 const MS: u64 = 1_000_000;
@@ -199,4 +203,142 @@ fn without_a_log_clock_parts_with_expiry_commands_are_left_out() {
     };
     assert!(check_kv(&rec.history(), &untimed).is_linearizable());
     assert!(check_kv(&rec.history(), &options()).is_violation());
+}
+
+/// One drawn operation of the state machine history: what it does, when (relative to the one
+/// before) it takes effect in true time, how long before that it was invoked and after that it
+/// returned, the error of the clock that judged it, and whether its reply is lost.
+#[derive(Clone, Debug)]
+struct TimedDraw {
+    pick: u8,
+    arg: u8,
+    gap_ms: u64,
+    before_ms: u64,
+    after_ms: u64,
+    clock_error_ms: i64,
+    lost: bool,
+}
+
+fn timed_draws() -> impl Strategy<Value = (i64, Vec<TimedDraw>)> {
+    (0i64..3).prop_flat_map(|e| {
+        let error_max_ms = [0, 5, 50][e as usize];
+        let draw = (
+            any::<u8>(),
+            any::<u8>(),
+            0u64..300,
+            0u64..60,
+            0u64..60,
+            -error_max_ms..=error_max_ms,
+            prop::bool::weighted(0.1),
+        )
+            .prop_map(
+                |(pick, arg, gap_ms, before_ms, after_ms, clock_error_ms, lost)| TimedDraw {
+                    pick,
+                    arg,
+                    gap_ms,
+                    before_ms,
+                    after_ms,
+                    clock_error_ms,
+                    lost,
+                },
+            );
+        (Just(error_max_ms), prop::collection::vec(draw, 1..40))
+    })
+}
+
+/// The simulator's expiry workload, on two keys: SET with PX/KEEPTTL, PEXPIRE with its
+/// conditions, PERSIST, GETEX, TTL/PTTL, GET, INCR.
+fn expiry_command(pick: u8, arg: u8) -> Command {
+    let key = vec![b'x' + arg % 2];
+    let ms = [1, 20, 100, 300, 2_000][usize::from(arg / 2) % 5];
+    let set = TtlChange::Set(Deadline::In { ms });
+    match pick % 10 {
+        0..=2 => Command::SetExpiring {
+            key,
+            value: vec![b'1' + arg % 3],
+            condition: [SetCondition::Always, SetCondition::IfAbsent][usize::from(arg / 3) % 2],
+            get: arg % 5 == 0,
+            ttl: [set, TtlChange::Keep][usize::from(arg / 7) % 2],
+        },
+        3 => Command::Expire {
+            key,
+            deadline: Deadline::In { ms },
+            condition: [
+                ExpireCondition::Always,
+                ExpireCondition::NoDeadline,
+                ExpireCondition::HasDeadline,
+                ExpireCondition::Later,
+                ExpireCondition::Earlier,
+            ][usize::from(arg / 11) % 5],
+            name: ExpireName::PExpire,
+        },
+        4 => Command::Persist { key },
+        5 => Command::GetEx {
+            key,
+            ttl: [set, TtlChange::Clear][usize::from(arg / 3) % 2],
+        },
+        6 => Command::TimeToLive {
+            key,
+            unit: [TtlUnit::Millis, TtlUnit::Seconds][usize::from(arg / 3) % 2],
+        },
+        7 => Command::Add { key, delta: 1 },
+        _ => Command::Get { key },
+    }
+}
+
+const EPOCH_MS: u64 = 1_800_000_000_000;
+
+/// Runs the store's state machine as the replicas do: each write in an entry stamped with
+/// `max(a clock within E of true time, the applied time)`, each read judged at such a clock,
+/// in the order they take effect in true time; records what clients see.
+fn state_machine_history(draws: &[TimedDraw]) -> History {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let mut rec = Recorder::new();
+    let (mut at_ms, mut slot) = (1_000u64, 0u64);
+    for (i, draw) in draws.iter().enumerate() {
+        at_ms += draw.gap_ms;
+        let command = expiry_command(draw.pick, draw.arg);
+        let invoke_ms = at_ms.saturating_sub(draw.before_ms);
+        let clock_ms = (EPOCH_MS + at_ms).saturating_add_signed(draw.clock_error_ms);
+        let reply = match command.is_write() {
+            true => {
+                slot += 1;
+                let request = ClientRequest {
+                    client_id: 1,
+                    seq: slot,
+                    command: command.clone(),
+                };
+                let mut responses = machine.apply_timed_batch(slot, clock_ms, &[request]);
+                match responses.remove(0).outcome {
+                    keyspace_core::Outcome::Done(reply) => reply,
+                    other => panic!("the state machine answers Done, got {other:?}"),
+                }
+            }
+            false => machine.read_at(&command, clock_ms as i64),
+        };
+        let op = rec.invoke(i as u64, invoke_ms * MS, command);
+        if !draw.lost {
+            rec.ok(op, (at_ms + draw.after_ms) * MS, reply);
+        }
+    }
+    rec.into_history()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Never a false verdict: whatever the store does with every clock within the bound, the
+    /// timed model accepts.
+    #[test]
+    fn the_state_machine_with_clocks_within_the_bound_is_accepted(
+        (error_max_ms, draws) in timed_draws()
+    ) {
+        let history = state_machine_history(&draws);
+        let options = CheckOptions {
+            log_clock: Some(LogClock { epoch_ms: EPOCH_MS as i64, error_max_ms }),
+            ..options()
+        };
+        let verdict = check_kv(&history, &options);
+        prop_assert!(verdict.is_linearizable(), "{verdict:?}");
+    }
 }
