@@ -17,7 +17,7 @@
 //! machine's own tests check those). A part that holds an expiry command is judged by the timed
 //! model (`keyspace_timed`) when the check knows the store's clock, else left out.
 
-use super::keyspace_timed::{is_timed, TimedCommand, TimedKeyspaceModel};
+use super::keyspace_timed::{is_deadline_command, is_timed, TimedCommand, TimedKeyspaceModel};
 use crate::history::{End, Operation, Outcome, Recorded};
 use crate::model::Model;
 use crate::runner::{check_parts, CheckOptions, CheckResult, Part};
@@ -827,14 +827,8 @@ pub fn check_kv(history: &History, options: &CheckOptions) -> CheckResult {
 
 /// A command that sets, changes or reads a deadline, alone or in a transaction.
 fn is_expiry(command: &Command) -> bool {
-    matches!(
-        command.db_and_command().1,
-        Command::SetExpiring { .. }
-            | Command::Expire { .. }
-            | Command::Persist { .. }
-            | Command::GetEx { .. }
-            | Command::TimeToLive { .. }
-    ) || matches!(command.db_and_command().1, Command::Transaction { commands, .. } if commands.iter().any(is_expiry))
+    is_deadline_command(command)
+        || matches!(command.db_and_command().1, Command::Transaction { commands, .. } if commands.iter().any(is_expiry))
 }
 
 /// A script the model does not know (see `keyspace_scripts`), alone or in a transaction.

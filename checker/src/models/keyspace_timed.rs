@@ -123,20 +123,28 @@ pub type TimedStore = BTreeMap<Vec<u8>, Entry>;
 /// Every store the history so far allows; never empty.
 pub type TimedState = BTreeSet<TimedStore>;
 
-/// Whether the timed model judges `command` (alone; not in a transaction).
-pub fn is_timed(command: &Command) -> bool {
+/// A command (alone, not in a transaction) that sets, changes or reads a deadline.
+pub fn is_deadline_command(command: &Command) -> bool {
     matches!(
         command.db_and_command().1,
-        Command::Get { .. }
-            | Command::Set { .. }
-            | Command::Add { .. }
-            | Command::Delete { .. }
-            | Command::SetExpiring { .. }
+        Command::SetExpiring { .. }
             | Command::Expire { .. }
             | Command::Persist { .. }
             | Command::GetEx { .. }
             | Command::TimeToLive { .. }
     )
+}
+
+/// Whether the timed model judges `command` (alone; not in a transaction).
+pub fn is_timed(command: &Command) -> bool {
+    is_deadline_command(command)
+        || matches!(
+            command.db_and_command().1,
+            Command::Get { .. }
+                | Command::Set { .. }
+                | Command::Add { .. }
+                | Command::Delete { .. }
+        )
 }
 
 #[derive(Clone, Copy, Debug, Default)]
