@@ -257,7 +257,7 @@ fn expiry_command(pick: u8, arg: u8) -> Command {
             key,
             value: vec![b'1' + arg % 3],
             condition: [SetCondition::Always, SetCondition::IfAbsent][usize::from(arg / 3) % 2],
-            get: arg % 5 == 0,
+            get: arg.is_multiple_of(5),
             ttl: [set, TtlChange::Keep][usize::from(arg / 7) % 2],
         },
         3 => Command::Expire {
