@@ -9,7 +9,8 @@
 //!   instant after its invoke, or never; a read without a return constrains nothing.
 //! - **Models:** the store's own commands ([`check_kv`], partitioned by key, with multi-key
 //!   commands joining the parts they touch), a compare-and-set register ([`check_register`],
-//!   Jepsen's etcd test) and a string map with get/put/append ([`check_string_map`]).
+//!   Jepsen's etcd test) and a string map with get/put/append ([`check_string_map`]); keys with
+//!   deadlines judged within a drift bound ([`LogClock`], [`TimedKeyspaceModel`]).
 //! - **Multi-writer regularity** of a read/write register ([`check_regular`]), decided exactly
 //!   in polynomial time (definition in [`regular`]).
 //! - **Recording** for the simulator and cluster tests: [`Recorder`], which writes the JSON-lines
@@ -32,6 +33,7 @@ pub use fxhash::FxHasher;
 pub use history::{End, Operation, Outcome, Recorded};
 pub use model::Model;
 pub use models::keyspace::{check_kv, History, KeyspaceModel};
+pub use models::keyspace_timed::{LogClock, TimedKeyspaceModel};
 pub use models::register::{check_register, CasRegister, RegisterInput, RegisterOutput};
 pub use models::string_map::{check_string_map, MapInput, MapOutput, StringMap};
 pub use recorder::{OpId, Recorder};

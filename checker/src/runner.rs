@@ -3,6 +3,7 @@
 use crate::engine::{self, Limits, PartSearch, SearchResult};
 use crate::history::Operation;
 use crate::model::Model;
+use crate::models::keyspace_timed::LogClock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,6 +22,10 @@ pub struct CheckOptions {
     pub threads: usize,
     /// Split the history into independent parts (per key) where the model allows it.
     pub partition: bool,
+    /// How the store's time relates to the history's clock, for judging keys with deadlines
+    /// (see [`LogClock`]); without it, the parts of a history that hold an expiry command are
+    /// left out.
+    pub log_clock: Option<LogClock>,
 }
 
 impl Default for CheckOptions {
@@ -30,6 +35,7 @@ impl Default for CheckOptions {
             memory_max_bytes: MEMORY_MAX_BYTES_DEFAULT,
             threads: 0,
             partition: true,
+            log_clock: None,
         }
     }
 }

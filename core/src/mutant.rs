@@ -51,10 +51,14 @@ pub enum Mutant {
     /// A replica recovering damaged storage grants the lease, trusting the epoch its damaged
     /// log left it at (it may have forgotten a change it accepted).
     RecoveringGrantsLease,
+    /// The master judges expiry for its linearizable reads a second ahead of its clock: keys
+    /// vanish for readers a second early, beyond any drift bound the simulator draws. Every
+    /// replica's state stays the same; only the checker's timed model can see it.
+    ExpiryReadsAhead,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 17] = [
+    pub const ALL: [Mutant; 18] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -72,6 +76,7 @@ impl Mutant {
         Mutant::ChangeBeforeChosen,
         Mutant::ReplicaClockExpiry,
         Mutant::RecoveringGrantsLease,
+        Mutant::ExpiryReadsAhead,
     ];
 
     /// The kebab-case name used on command lines.
@@ -94,6 +99,7 @@ impl Mutant {
             Mutant::ChangeBeforeChosen => "change-before-chosen",
             Mutant::ReplicaClockExpiry => "replica-clock-expiry",
             Mutant::RecoveringGrantsLease => "recovering-grants-lease",
+            Mutant::ExpiryReadsAhead => "expiry-reads-ahead",
         }
     }
 

@@ -27,7 +27,7 @@ mod world;
 
 use std::fmt;
 
-use keyspace_checker::{check_kv, CheckOptions, CheckResult, Recorder};
+use keyspace_checker::{check_kv, CheckOptions, CheckResult, LogClock, Recorder};
 use keyspace_core::Mutant;
 
 pub use plan::{FaultPlan, Profile};
@@ -214,6 +214,10 @@ pub fn run_seed(options: &SimOptions) -> SeedReport {
         let check = CheckOptions {
             timeout: Some(CHECK_TIMEOUT),
             threads: 1,
+            log_clock: Some(LogClock {
+                epoch_ms: plan::WALL_EPOCH_MS as i64,
+                error_max_ms: world.plan.clock_error_max_ms as i64,
+            }),
             ..CheckOptions::default()
         };
         match check_kv(&world.recorder.history(), &check) {

@@ -547,12 +547,14 @@ impl fmt::Display for FaultPlan {
         let skewed = self.clock_offset_ns.iter().any(|o| *o != 0);
         writeln!(
             f,
-            "  clocks: drift bound {}ppm, drift {:?}ppm, skew {}; pauses {} lasting up to {}",
+            "  clocks: drift bound {}ppm, drift {:?}ppm, skew {}; pauses {} lasting up to {}; wall clocks within {}ms of true time (keyspace-check --clock-epoch-ms {WALL_EPOCH_MS} --clock-error-ms {})",
             self.drift_bound_ppm,
             self.drift_ppm,
             if skewed { "on" } else { "off" },
             every(self.pause_every_ns),
-            ms(self.pause_max_ns)
+            ms(self.pause_max_ns),
+            self.clock_error_max_ms,
+            self.clock_error_max_ms
         )?;
         let grant_crashes: Vec<usize> = (0..self.crash_after_first_grant.len())
             .filter(|&i| self.crash_after_first_grant[i])

@@ -8,7 +8,7 @@ use keyspace_checker::formats::{self, Format, Parsed};
 use keyspace_checker::html::{self, FileView};
 use keyspace_checker::{
     check_kv, check_register, check_string_map, CasRegister, CheckOptions, CheckResult,
-    KeyspaceModel, StringMap,
+    KeyspaceModel, LogClock, StringMap,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,15 @@ struct Args {
     /// Threads; 0 means one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Judge keys with deadlines: the store's time (Unix ms) at the history's time 0. Without
+    /// it, the parts of a history that hold an expiry command are left out. The simulator's
+    /// histories start at 1800000000000.
+    #[arg(long, value_name = "UNIX_MS", requires = "clock_error_ms")]
+    clock_epoch_ms: Option<i64>,
+    /// With --clock-epoch-ms: the bound E on every replica's wall clock error, in ms (the
+    /// simulator prints its plan's as clock_error_max_ms).
+    #[arg(long, value_name = "MS", requires = "clock_epoch_ms")]
+    clock_error_ms: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -84,6 +93,13 @@ fn main() -> ExitCode {
         memory_max_bytes: args.memory_mib << 20,
         threads: per_file_threads,
         partition: !args.no_partition,
+        log_clock: args
+            .clock_epoch_ms
+            .zip(args.clock_error_ms)
+            .map(|(epoch_ms, error_max_ms)| LogClock {
+                epoch_ms,
+                error_max_ms,
+            }),
     };
     let reports = check_all(&args, &options, threads.min(args.files.len()));
     let mut stdout = std::io::stdout().lock();

@@ -14,8 +14,10 @@
 //! any other script is left out. DIRTY-GET is not linearizable by
 //! design and is left out, and so are OPEN-SESSION, which answers with an id of the store's
 //! choosing, and SCAN and RANDOM-KEY, whose answers follow the store's hash order (the state
-//! machine's own tests check those).
+//! machine's own tests check those). A part that holds an expiry command is judged by the timed
+//! model (`keyspace_timed`) when the check knows the store's clock, else left out.
 
+use super::keyspace_timed::{is_deadline_command, is_timed, TimedCommand, TimedKeyspaceModel};
 use crate::history::{End, Operation, Outcome, Recorded};
 use crate::model::Model;
 use crate::runner::{check_parts, CheckOptions, CheckResult, Part};
@@ -149,7 +151,7 @@ pub fn apply(state: &StoreState, command: &Command) -> (Option<StoreState>, Repl
             unreachable!("{command:?} is left out of checked histories")
         }
         command if is_expiry(command) => {
-            unreachable!("{command:?} is left out of checked histories")
+            unreachable!("{command:?} is judged by the timed model")
         }
         Command::Watch { keys } => {
             let values = keys.iter().map(|k| state.get(&qualified(db, k)).cloned());
@@ -746,11 +748,17 @@ pub fn describe_reply(reply: &Reply) -> String {
 }
 
 /// Checks a history of the store's commands.
+///
+/// Each independent part that holds an expiry command (one that sets, changes or reads a
+/// deadline) is judged by the timed model ([`TimedKeyspaceModel`]) when `options.log_clock`
+/// says how the store's time relates to the history's, and if every command of the part is
+/// one the timed model knows ([`is_timed`]); otherwise it is left out (never judged, so never a
+/// false verdict). Every other part is judged by [`KeyspaceModel`].
 pub fn check_kv(history: &History, options: &CheckOptions) -> CheckResult {
     let ops: Vec<Operation<Command, Reply>> = history.ops.iter().map(normalized).collect();
     let checked: Vec<usize> = (0..ops.len())
         .filter(|&i| {
-            let (db, command) = ops[i].input.db_and_command();
+            let command = ops[i].input.db_and_command().1;
             let left_out = matches!(
                 command,
                 Command::DirtyGet { .. }
@@ -758,7 +766,7 @@ pub fn check_kv(history: &History, options: &CheckOptions) -> CheckResult {
                     | Command::Scan { .. }
                     | Command::RandomKey { .. }
             );
-            !left_out && !is_unmodelled_script(command) && db != EXPIRY_DB && !is_expiry(command)
+            !left_out && !is_unmodelled_script(command)
         })
         .collect();
     let groups = if options.partition {
@@ -766,33 +774,61 @@ pub fn check_kv(history: &History, options: &CheckOptions) -> CheckResult {
     } else {
         vec![checked]
     };
-    let parts = groups
+    let (timed, untimed): (Vec<Vec<usize>>, Vec<Vec<usize>>) = groups
+        .into_iter()
+        .partition(|group| group.iter().any(|&i| is_expiry(&ops[i].input)));
+    let parts = untimed
         .into_iter()
         .map(|ops| Part {
             model: KeyspaceModel,
             ops,
         })
         .collect();
-    check_parts(&ops, parts, options)
+    let started = std::time::Instant::now();
+    let verdict = check_parts(&ops, parts, options);
+    let Some(clock) = options.log_clock else {
+        return verdict;
+    };
+    let timed: Vec<Part<TimedKeyspaceModel>> = timed
+        .into_iter()
+        .filter(|group| group.iter().all(|&i| is_timed(&ops[i].input)))
+        .map(|ops| Part {
+            model: TimedKeyspaceModel,
+            ops,
+        })
+        .collect();
+    if verdict.is_violation() || timed.is_empty() {
+        return verdict;
+    }
+    let timed_ops: Vec<Operation<TimedCommand, Reply>> = ops
+        .iter()
+        .map(|op| Operation {
+            client: op.client,
+            invoke_ns: op.invoke_ns,
+            input: TimedCommand {
+                command: op.input.clone(),
+                window: clock.window(op),
+            },
+            outcome: op.outcome.clone(),
+        })
+        .collect();
+    let left = CheckOptions {
+        timeout: options
+            .timeout
+            .map(|timeout| timeout.saturating_sub(started.elapsed())),
+        ..options.clone()
+    };
+    match (verdict, check_parts(&timed_ops, timed, &left)) {
+        (_, violation @ CheckResult::Violation(_)) => violation,
+        (unknown @ CheckResult::Unknown(_), _) => unknown,
+        (_, timed) => timed,
+    }
 }
 
-/// The database the simulator's workload keeps its keys with deadlines in. The model has no
-/// time, so it judges no command of that database (and no expiry command anywhere); no other
-/// command of the workload touches it (it never swaps or flushes every database). What is
-/// checked of expiry instead: every replica's state, deadlines and time included, agrees after
-/// every slot, and the state machine's own tests.
-pub const EXPIRY_DB: Db = 5;
-
-/// A command that sets, changes or reads a deadline (the model has no time).
+/// A command that sets, changes or reads a deadline, alone or in a transaction.
 fn is_expiry(command: &Command) -> bool {
-    matches!(
-        command.db_and_command().1,
-        Command::SetExpiring { .. }
-            | Command::Expire { .. }
-            | Command::Persist { .. }
-            | Command::GetEx { .. }
-            | Command::TimeToLive { .. }
-    ) || matches!(command, Command::Transaction { commands, .. } if commands.iter().any(is_expiry))
+    is_deadline_command(command)
+        || matches!(command.db_and_command().1, Command::Transaction { commands, .. } if commands.iter().any(is_expiry))
 }
 
 /// A script the model does not know (see `keyspace_scripts`), alone or in a transaction.

@@ -8,6 +8,9 @@ use crate::membership::{Change, ChangeError, Configuration, Reconfigure};
 use crate::mutant::{self, Mutant};
 use crate::types::Nanos;
 
+/// How far ahead the `expiry-reads-ahead` mutant judges reads.
+const EXPIRY_READS_AHEAD_MS: u64 = 1_000;
+
 impl Replica {
     pub(super) fn route_request(&mut self, now_ns: Nanos, request: ClientRequest) {
         if let Err(error) = request.command.validate() {
@@ -51,9 +54,19 @@ impl Replica {
         self.fill_window();
     }
 
+    /// The clock the master judges its linearizable reads' expiry by: its wall clock (the
+    /// state machine takes the later of it and the applied time).
+    fn read_clock_ms(&self) -> u64 {
+        // Wrong on purpose under the mutant: a second ahead, beyond any drift bound.
+        match mutant::is(self.config.mutant, Mutant::ExpiryReadsAhead) {
+            true => self.wall_ms + EXPIRY_READS_AHEAD_MS,
+            false => self.wall_ms,
+        }
+    }
+
     pub(super) fn request_read(&mut self, now_ns: Nanos, request: ClientRequest) {
         if self.serves_reads(now_ns) {
-            let reply = self.learner.read_at(&request.command, self.wall_ms);
+            let reply = self.learner.read_at(&request.command, self.read_clock_ms());
             return self.outbox.reply(&request, Outcome::Done(reply));
         }
         let pending_max = self.config.pending_requests_max;
@@ -75,7 +88,7 @@ impl Replica {
             return;
         };
         for request in leader.take_ready_reads(self.learner.applied_through()) {
-            let reply = self.learner.read_at(&request.command, self.wall_ms);
+            let reply = self.learner.read_at(&request.command, self.read_clock_ms());
             self.outbox.reply(&request, Outcome::Done(reply));
         }
     }
