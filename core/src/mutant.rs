@@ -51,10 +51,13 @@ pub enum Mutant {
     /// A replica recovering damaged storage grants the lease, trusting the epoch its damaged
     /// log left it at (it may have forgotten a change it accepted).
     RecoveringGrantsLease,
+    /// A full voter reports to the master the slot it has learned chosen through, not the one
+    /// its disk holds durably: witnesses compact what a crash may still take from it.
+    ReportsUndurable,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 17] = [
+    pub const ALL: [Mutant; 18] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -72,6 +75,7 @@ impl Mutant {
         Mutant::ChangeBeforeChosen,
         Mutant::ReplicaClockExpiry,
         Mutant::RecoveringGrantsLease,
+        Mutant::ReportsUndurable,
     ];
 
     /// The kebab-case name used on command lines.
@@ -94,6 +98,7 @@ impl Mutant {
             Mutant::ChangeBeforeChosen => "change-before-chosen",
             Mutant::ReplicaClockExpiry => "replica-clock-expiry",
             Mutant::RecoveringGrantsLease => "recovering-grants-lease",
+            Mutant::ReportsUndurable => "reports-undurable",
         }
     }
 
