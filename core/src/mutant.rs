@@ -51,9 +51,9 @@ pub enum Mutant {
     /// A replica recovering damaged storage grants the lease, trusting the epoch its damaged
     /// log left it at (it may have forgotten a change it accepted).
     RecoveringGrantsLease,
-    /// A full voter reports to the master the slot it has learned chosen through, not the one
-    /// its disk holds durably: witnesses compact what a crash may still take from it.
-    ReportsUndurable,
+    /// A witness compacts its log through its own snapshot, ignoring the floor (what every full
+    /// voter durably holds): a full voter that lags may need slots no one keeps.
+    WitnessIgnoresFloor,
 }
 
 impl Mutant {
@@ -75,7 +75,7 @@ impl Mutant {
         Mutant::ChangeBeforeChosen,
         Mutant::ReplicaClockExpiry,
         Mutant::RecoveringGrantsLease,
-        Mutant::ReportsUndurable,
+        Mutant::WitnessIgnoresFloor,
     ];
 
     /// The kebab-case name used on command lines.
@@ -98,7 +98,7 @@ impl Mutant {
             Mutant::ChangeBeforeChosen => "change-before-chosen",
             Mutant::ReplicaClockExpiry => "replica-clock-expiry",
             Mutant::RecoveringGrantsLease => "recovering-grants-lease",
-            Mutant::ReportsUndurable => "reports-undurable",
+            Mutant::WitnessIgnoresFloor => "witness-ignores-floor",
         }
     }
 

@@ -311,9 +311,6 @@ impl Replica {
     /// snapshot, or the chosen log whose writes are durable. A promise about its disk: never
     /// ahead of it, and true after a restart (storage gives back what was durable).
     fn durable_through(&self) -> Slot {
-        if mutant::is(self.config.mutant, Mutant::ReportsUndurable) {
-            return self.learner.chosen_through(); // wrong on purpose: what is learned, not durable
-        }
         self.learned.through().max(self.snapshots.durable_slot())
     }
 

@@ -68,7 +68,7 @@ impl Snapshots {
         let in_flight = self.in_flight.as_ref().map(|(_, i)| i.meta.slot);
         let last = in_flight.unwrap_or(self.durable_slot());
         let reached = match self.witness {
-            true => applied_through.min(self.full_floor_slot),
+            true => applied_through.min(self.floor_slot()),
             false => applied_through,
         };
         reached >= self.next_slot(last) && self.in_flight.is_none()
@@ -123,9 +123,17 @@ impl Snapshots {
             return applied_through; // wrong on purpose: beyond what the snapshot covers
         }
         match self.witness {
-            true => self.durable_slot().min(self.full_floor_slot),
+            true => self.durable_slot().min(self.floor_slot()),
             false => self.durable_slot().saturating_sub(self.log_retain_slots),
         }
+    }
+
+    /// The floor a witness compacts to (see [`Self::compaction_point`]).
+    fn floor_slot(&self) -> Slot {
+        if mutant::is(self.mutant, Mutant::WitnessIgnoresFloor) {
+            return Slot::MAX; // wrong on purpose: as if every full voter held everything
+        }
+        self.full_floor_slot
     }
 
     /// The master reports that every full voter durably holds every chosen value through
