@@ -115,22 +115,24 @@ pub struct MemberProgress {
     pub heard_ns: crate::types::Nanos,
     /// How far the member had learned the log then.
     pub chosen_through: crate::types::Slot,
-    /// The slot its newest durable snapshot covered then (0 without one).
-    pub snapshot_through: crate::types::Slot,
+    /// The slot through which it durably held every chosen value then, in its snapshot or its
+    /// log (0 when unknown).
+    pub durable_through: crate::types::Slot,
 }
 
-/// The highest slot that the durable snapshots of every one of `config`'s full voters cover,
-/// given each one's newest durable snapshot slot (`snapshot_slot`; 0 when unknown). A witness
-/// compacts its log no further, so a full voter that lags catches up from the witness's log
-/// or from its own snapshot, and never needs a snapshot from a peer that may be gone. (A
-/// majority of full voters would not do: with two snapshot holders of three, one damaged and
-/// the other removed, the third could reach the slots the witness dropped from no one; the
-/// simulator found that run. With two full voters, the usual witness setup, it is the same.)
-pub fn full_snapshot_floor(
+/// The highest slot through which every one of `config`'s full voters durably holds every
+/// chosen value, in its snapshot or its log, given each one's report (`durable_slot`; 0 when
+/// unknown). A witness compacts its log no further, so a full voter that lags catches up from
+/// what it holds itself or from the witness's log, and never needs a snapshot from a peer that
+/// may be gone. (A majority of full voters would not do: with two holders of three, one
+/// damaged and the other removed, the third could reach the slots the witness dropped from no
+/// one; the simulator found that run. With two full voters, the usual witness setup, it is the
+/// same.)
+pub fn full_durable_floor(
     config: &Configuration,
-    snapshot_slot: impl Fn(NodeId) -> crate::types::Slot,
+    durable_slot: impl Fn(NodeId) -> crate::types::Slot,
 ) -> crate::types::Slot {
-    let floor = config.full_voters().map(snapshot_slot).min();
+    let floor = config.full_voters().map(durable_slot).min();
     floor.expect("a configuration has a full voter")
 }
 

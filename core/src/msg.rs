@@ -145,9 +145,9 @@ pub struct Nack {
 pub struct Commit {
     pub ballot: Ballot,
     pub chosen_through: Slot,
-    /// A slot durable snapshots of every full voter cover, as far as the master
-    /// heard: a witness compacts its log no further (see `Progress::snapshot_through`).
-    pub snapshot_floor: Slot,
+    /// A slot through which every full voter durably holds every chosen value, as far as the
+    /// master heard: a witness compacts its log no further (see `Progress::durable_through`).
+    pub durable_floor: Slot,
 }
 
 /// "Send me the chosen values of slots `from_slot` …", or, when the sender has compacted them
@@ -192,9 +192,10 @@ pub struct CatchupReply {
 pub struct Progress {
     pub ballot: Ballot,
     pub chosen_through: Slot,
-    /// The slot the sender's newest durable snapshot covers (0 without one); the master derives
-    /// the witnesses' compaction floor from the full voters' reports.
-    pub snapshot_through: Slot,
+    /// The slot through which the sender durably holds every chosen value, in its snapshot or
+    /// its log; never ahead of its disk. The master derives the witnesses' compaction floor
+    /// from the full voters' reports.
+    pub durable_through: Slot,
 }
 
 /// "Your configuration is older than one I know": the answer to a lease message of a stale

@@ -55,10 +55,13 @@ pub enum Mutant {
     /// vanish for readers a second early, beyond any drift bound the simulator draws. Every
     /// replica's state stays the same; only the checker's timed model can see it.
     ExpiryReadsAhead,
+    /// A witness compacts its log through its own snapshot, ignoring the floor (what every full
+    /// voter durably holds): a full voter that lags may need slots no one keeps.
+    WitnessIgnoresFloor,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 18] = [
+    pub const ALL: [Mutant; 19] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -77,6 +80,7 @@ impl Mutant {
         Mutant::ReplicaClockExpiry,
         Mutant::RecoveringGrantsLease,
         Mutant::ExpiryReadsAhead,
+        Mutant::WitnessIgnoresFloor,
     ];
 
     /// The kebab-case name used on command lines.
@@ -100,6 +104,7 @@ impl Mutant {
             Mutant::ReplicaClockExpiry => "replica-clock-expiry",
             Mutant::RecoveringGrantsLease => "recovering-grants-lease",
             Mutant::ExpiryReadsAhead => "expiry-reads-ahead",
+            Mutant::WitnessIgnoresFloor => "witness-ignores-floor",
         }
     }
 

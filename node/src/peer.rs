@@ -564,7 +564,7 @@ mod tests {
         let commit = keyspace_core::msg::Commit {
             ballot: Ballot { round: 1, node: 1 },
             chosen_through: 9,
-            snapshot_floor: 0,
+            durable_floor: 0,
         };
         codec::encode(
             FrameKind::PeerMessage,

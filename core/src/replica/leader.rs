@@ -399,37 +399,39 @@ impl Leader {
         !self.changes.is_empty() || self.hold_slot.is_some()
     }
 
-    /// `from` was heard at `now_ns`, having learned through `chosen_through`.
+    /// `from` was heard at `now_ns`, having learned through `chosen_through` and holding every
+    /// chosen value durably through `durable_through`.
     pub(super) fn note_progress(&mut self, from: NodeId, now_ns: Nanos, reached: (Slot, Slot)) {
         if self.progress.len() >= MEMBERS_MAX && !self.progress.contains_key(&from) {
             return;
         }
-        let (chosen_through, snapshot_through) = reached;
+        let (chosen_through, durable_through) = reached;
         assert!(
-            snapshot_through <= chosen_through || chosen_through == 0,
+            durable_through <= chosen_through || chosen_through == 0,
             "a snapshot beyond what the member learned"
         );
         let entry = self.progress.entry(from).or_insert(MemberProgress {
             heard_ns: now_ns,
             chosen_through,
-            snapshot_through,
+            durable_through,
         });
         entry.heard_ns = now_ns;
         entry.chosen_through = entry.chosen_through.max(chosen_through);
-        entry.snapshot_through = entry.snapshot_through.max(snapshot_through);
+        entry.durable_through = entry.durable_through.max(durable_through);
     }
 
-    /// The slot durable snapshots of all of `config`'s full voters cover, as far as this
-    /// mastership heard (`own_snapshot_slot` is the master's own); what witnesses compact to.
-    pub(super) fn snapshot_floor(
+    /// The slot through which all of `config`'s full voters durably hold every chosen value,
+    /// as far as this mastership heard (`own_durable_slot` is the master's own); what witnesses
+    /// compact to.
+    pub(super) fn durable_floor(
         &self,
         config: &Configuration,
         me: NodeId,
-        own_snapshot_slot: Slot,
+        own_durable_slot: Slot,
     ) -> Slot {
-        crate::membership::full_snapshot_floor(config, |id| match id == me {
-            true => own_snapshot_slot,
-            false => self.progress.get(&id).map_or(0, |p| p.snapshot_through),
+        crate::membership::full_durable_floor(config, |id| match id == me {
+            true => own_durable_slot,
+            false => self.progress.get(&id).map_or(0, |p| p.durable_through),
         })
     }
 
@@ -487,7 +489,7 @@ impl Leader {
         now_ns: Nanos,
         interval_ns: Nanos,
         chosen_through: Slot,
-        snapshot_floor: Slot,
+        durable_floor: Slot,
     ) -> Option<Commit> {
         if now_ns < self.heartbeat_at_ns {
             return None;
@@ -496,7 +498,7 @@ impl Leader {
         Some(Commit {
             ballot: self.ballot,
             chosen_through,
-            snapshot_floor,
+            durable_floor,
         })
     }
 

@@ -59,6 +59,7 @@ mod acceptor;
 mod catchup;
 mod config;
 mod leader;
+mod learned_durably;
 mod learner;
 mod master_lease;
 mod members;
@@ -78,6 +79,7 @@ use snapshots::Snapshots;
 use acceptor::LogAcceptor;
 pub use config::ReplicaConfig;
 use leader::Leader;
+use learned_durably::LearnedDurably;
 use learner::Learner;
 pub use learner::STATE_HASHES_KEPT_MAX;
 use master_lease::MasterLease;
@@ -107,6 +109,8 @@ pub struct Replica {
     acceptor: LogAcceptor,
     /// Chosen values, applied to the state machine in slot order.
     learner: Learner,
+    /// How far every chosen value is durable here (what a full voter reports to the master).
+    learned: LearnedDurably,
     /// The configuration in force after the applied slot.
     members: Members,
     catchup: CatchUp,
@@ -148,6 +152,7 @@ impl Replica {
             lease,
             acceptor: LogAcceptor::new(promised, accepted),
             learner: Learner::new(config.state_machine, config.mutant, chosen, !config.witness),
+            learned: LearnedDurably::new(),
             members: Members::new(&config),
             catchup: CatchUp::new(config.retransmit_interval_ns),
             snapshots: Snapshots::new(&config),
@@ -160,6 +165,8 @@ impl Replica {
             config,
         };
         replica.recover(snapshot, damaged, now_ns);
+        // What storage gave back is durable: the snapshot and the chosen log above it.
+        replica.learned.restored(replica.learner.chosen_through());
         replica.check_invariants(now_ns);
         replica
     }
@@ -257,6 +264,7 @@ impl Replica {
     }
 
     fn on_persisted(&mut self, token: u64) {
+        self.learned.on_persisted(token);
         if self.snapshots.on_persisted(token) {
             self.compact();
         }
@@ -312,6 +320,9 @@ impl Replica {
         self.outbox.check_invariants();
         self.acceptor.check_invariants();
         self.learner.check_invariants();
+        let last_token = self.outbox.last_token();
+        self.learned
+            .check_invariants(self.learner.chosen_through(), last_token);
         self.lease.check_invariants(now_ns);
         self.catchup.check_invariants();
         let persisted = self.outbox.persisted_token();

@@ -82,6 +82,11 @@ impl Outbox {
         token
     }
 
+    /// The newest token issued (0 before the first).
+    pub(super) fn last_token(&self) -> u64 {
+        self.next_token - 1
+    }
+
     pub(super) fn send_after(&mut self, token: u64, to: NodeId, msg: Message) {
         if mutant::is(self.mutant, Mutant::AckBeforePersist) {
             self.send(to, msg); // wrong on purpose: the answer races the disk
@@ -209,7 +214,7 @@ mod tests {
         let commit = Message::Commit(Commit {
             ballot: Ballot::ZERO,
             chosen_through: 0,
-            snapshot_floor: 0,
+            durable_floor: 0,
         });
         outbox.broadcast(&[1, 2, 3], commit.clone());
         assert_eq!(outbox.pop_loopback(), Some(commit));

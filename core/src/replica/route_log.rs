@@ -127,7 +127,7 @@ impl Replica {
         let commit = Commit {
             ballot,
             chosen_through,
-            snapshot_floor: self.snapshot_floor(),
+            durable_floor: self.durable_floor(),
         };
         let to: Vec<NodeId> = to.into_iter().collect();
         self.outbox
@@ -153,15 +153,14 @@ impl Replica {
 
     /// Sends a due heartbeat, then whatever prepares and accepts are due to be sent again.
     pub(super) fn tick_leader(&mut self, now_ns: Nanos) {
-        let snapshot_floor = self.snapshot_floor();
+        let durable_floor = self.durable_floor();
         let Some(leader) = &mut self.leader else {
             return;
         };
         let chosen_through = self.learner.chosen_through();
         let interval_ns = self.config.heartbeat_interval_ns;
         let members = self.members.member_ids();
-        if let Some(commit) = leader.heartbeat(now_ns, interval_ns, chosen_through, snapshot_floor)
-        {
+        if let Some(commit) = leader.heartbeat(now_ns, interval_ns, chosen_through, durable_floor) {
             self.outbox
                 .broadcast_to_others(&members, Message::Commit(commit));
         }
@@ -271,7 +270,8 @@ impl Replica {
 impl Replica {
     pub(super) fn on_commit(&mut self, now_ns: Nanos, from: NodeId, msg: Commit) {
         self.note_master_contact(now_ns, from, msg.ballot);
-        if self.snapshots.note_full_floor(msg.snapshot_floor) {
+        if self.snapshots.note_full_floor(msg.durable_floor) {
+            self.maybe_snapshot();
             self.compact();
         }
         let mut slot = self.learner.chosen_through() + 1;
@@ -302,18 +302,25 @@ impl Replica {
         let progress = Progress {
             ballot,
             chosen_through: self.learner.chosen_through(),
-            snapshot_through: self.snapshots.durable_slot(),
+            durable_through: self.durable_through(),
         };
         self.outbox.send(master, Message::Progress(progress));
     }
 
+    /// The slot through which this replica durably holds every chosen value: its durable
+    /// snapshot, or the chosen log whose writes are durable. A promise about its disk: never
+    /// ahead of it, and true after a restart (storage gives back what was durable).
+    fn durable_through(&self) -> Slot {
+        self.learned.through().max(self.snapshots.durable_slot())
+    }
+
     /// What witnesses may compact to (0 unless this replica leads).
-    fn snapshot_floor(&self) -> Slot {
+    fn durable_floor(&self) -> Slot {
         let Some(leader) = &self.leader else {
             return 0;
         };
         let (config, me) = (self.members.current(), self.config.node_id);
-        leader.snapshot_floor(config, me, self.snapshots.durable_slot())
+        leader.durable_floor(config, me, self.durable_through())
     }
 
     pub(super) fn on_progress(&mut self, now_ns: Nanos, from: NodeId, msg: Progress) {
@@ -321,7 +328,7 @@ impl Replica {
             return;
         };
         if msg.ballot == leader.ballot() {
-            leader.note_progress(from, now_ns, (msg.chosen_through, msg.snapshot_through));
+            leader.note_progress(from, now_ns, (msg.chosen_through, msg.durable_through));
         }
     }
 
@@ -345,6 +352,8 @@ impl Replica {
 
     pub(super) fn advance_chosen(&mut self) {
         self.learner.advance();
+        let last_token = self.outbox.last_token();
+        self.learned.note(last_token, self.learner.chosen_through());
         while let Some(applied) = self.learner.apply_next(self.wall_ms) {
             if let Some(reconfigure) = applied.reconfigure {
                 self.reconfigured(applied.slot, reconfigure);

@@ -14,6 +14,11 @@ use crate::types::Slot;
 /// `MEMBERS_MAX` members and `REMOVED_MAX` removed ids.
 const WITNESS_IMAGE_BYTES_MAX: u64 = 64 * 1024;
 
+/// How many snapshots a witness takes per snapshot interval of the full replicas, once the
+/// compaction floor allows: its image is a configuration only, cheap to write, and each one
+/// lets it drop the log below the floor (so it keeps about a hundredth of an interval above it).
+const WITNESS_SNAPSHOTS_PER_INTERVAL: u64 = 100;
+
 pub(super) struct Snapshots {
     /// The newest snapshot adopted: written (or being written, when a peer's was installed)
     /// and kept to serve transfers.
@@ -27,8 +32,8 @@ pub(super) struct Snapshots {
     /// On a witness: its own snapshots hold the configuration and an empty store, never key-value
     /// state, so it serves none to peers and compacts its log only through `full_floor_slot`.
     witness: bool,
-    /// The highest slot the master reported covered by durable snapshots of every full voter
-    /// (witnesses only use it).
+    /// The highest slot the master reported every full voter durably holds every chosen value
+    /// through, in its snapshot or its log (witnesses only use it).
     full_floor_slot: Slot,
     mutant: Option<Mutant>,
 }
@@ -57,11 +62,16 @@ impl Snapshots {
     }
 
     /// Whether a snapshot is due once `applied_through` is applied: the next slot of the
-    /// schedule is reached and no snapshot is being written.
+    /// schedule is reached (on a witness, by the compaction floor too: a snapshot lets it
+    /// compact no further than the floor) and no snapshot is being written.
     pub(super) fn is_due(&self, applied_through: Slot) -> bool {
         let in_flight = self.in_flight.as_ref().map(|(_, i)| i.meta.slot);
         let last = in_flight.unwrap_or(self.durable_slot());
-        applied_through >= self.next_slot(last) && self.in_flight.is_none()
+        let reached = match self.witness {
+            true => applied_through.min(self.floor_slot()),
+            false => applied_through,
+        };
+        reached >= self.next_slot(last) && self.in_flight.is_none()
     }
 
     /// The first slot above `last` in this replica's snapshot schedule: every
@@ -69,7 +79,11 @@ impl Snapshots {
     /// interval / members. Taking and writing a snapshot holds a replica's event loop for a while
     /// (about 0.3 s with 500,000 keys); staggered, no two replicas of a cluster take theirs at
     /// the same slot, so a majority keeps accepting while one is busy.
+    /// A witness's schedule is every hundredth of the interval (at least every slot).
     fn next_slot(&self, last: Slot) -> Slot {
+        if self.witness {
+            return last + (self.interval_slots / WITNESS_SNAPSHOTS_PER_INTERVAL).max(1);
+        }
         let (interval, phase) = (self.interval_slots, self.phase_slots);
         if last < phase {
             return phase; // above 0, since last is not below 0
@@ -99,22 +113,31 @@ impl Snapshots {
         true
     }
 
-    /// How far the log may be compacted: `log_retain_slots` below the durable snapshot, and on
-    /// a witness also below what every full voter's durable snapshot covers (so a full voter
-    /// that lags catches up from the witness's log, never needing a snapshot from it).
+    /// How far the log may be compacted: on a full replica, `log_retain_slots` below the
+    /// durable snapshot (a peer that lags a little catches up from the log, not a snapshot);
+    /// on a witness, through its durable snapshot and the floor, whichever is lower: every full
+    /// voter durably holds what lies at or below the floor, so one that lags needs from the
+    /// witness only what lies above it (and a witness serves no snapshot).
     pub(super) fn compaction_point(&self, applied_through: Slot) -> Slot {
         if mutant::is(self.mutant, Mutant::TruncateWithoutSnapshot) {
             return applied_through; // wrong on purpose: beyond what the snapshot covers
         }
-        let covered = match self.witness {
-            true => self.durable_slot().min(self.full_floor_slot),
-            false => self.durable_slot(),
-        };
-        covered.saturating_sub(self.log_retain_slots)
+        match self.witness {
+            true => self.durable_slot().min(self.floor_slot()),
+            false => self.durable_slot().saturating_sub(self.log_retain_slots),
+        }
     }
 
-    /// The master reports that every full voter's durable snapshot covers
-    /// `floor_slot`; true when that lets a witness compact further.
+    /// The floor a witness compacts to (see [`Self::compaction_point`]).
+    fn floor_slot(&self) -> Slot {
+        if mutant::is(self.mutant, Mutant::WitnessIgnoresFloor) {
+            return Slot::MAX; // wrong on purpose: as if every full voter held everything
+        }
+        self.full_floor_slot
+    }
+
+    /// The master reports that every full voter durably holds every chosen value through
+    /// `floor_slot`; true when that lets a witness compact (or snapshot) further.
     pub(super) fn note_full_floor(&mut self, floor_slot: Slot) -> bool {
         if !self.witness || floor_slot <= self.full_floor_slot {
             return false;

@@ -224,6 +224,6 @@ fn a_replica_whose_state_disagrees_with_a_checkpoint_stops() {
     deliver(Message::Commit(Commit {
         ballot,
         chosen_through: 2,
-        snapshot_floor: 0,
+        durable_floor: 0,
     }));
 }

@@ -1,5 +1,5 @@
 //! Witnesses: they vote and keep the log, hold no key-value state, never lead, serve no reads,
-//! and compact their log only as far as every full voter's snapshot covers.
+//! and compact their log only as far as every full voter durably holds every chosen value.
 
 use super::*;
 use crate::membership::{Change, MemberKind};
@@ -81,16 +81,23 @@ fn a_promoted_witness_votes_and_keeps_the_log_but_no_keys_and_never_leads() {
     assert_eq!(cluster.reply_for(9, 1), Some(&refused));
 }
 
+/// The slot through which `disk` holds every chosen value: its snapshot, then the chosen log
+/// run above it.
+fn durably_held(disk: &DurableState) -> Slot {
+    let mut through = disk.snapshot_slot().unwrap_or(0);
+    while disk.chosen.contains_key(&(through + 1)) {
+        through += 1;
+    }
+    through
+}
+
 #[test]
-fn a_witness_compacts_only_what_every_full_voters_snapshot_covers() {
+fn a_witness_compacts_only_what_every_full_voter_holds_durably() {
     let (mut cluster, m, w) = with_voting_witness();
     write_many(&mut cluster, m, 1, 60, 10);
     let witness = &cluster.replicas[w];
-    let mut full_snapshots: Vec<Slot> = (0..3)
-        .map(|i| cluster.disks[i].snapshot_slot().unwrap_or(0))
-        .collect();
-    full_snapshots.sort_unstable();
-    let floor = full_snapshots[0]; // covered by all three
+    let floor = (0..3).map(|i| durably_held(&cluster.disks[i])).min();
+    let floor = floor.expect("three full voters");
     let compacted = witness.learner.compacted_through();
     assert!(
         compacted > 0 && witness.chosen(1).is_none(),
@@ -101,7 +108,69 @@ fn a_witness_compacts_only_what_every_full_voters_snapshot_covers() {
         "witness compacted through {compacted} beyond the full floor {floor}"
     );
     let kept_from = cluster.disks[w].chosen.keys().next().copied();
-    assert!(kept_from.is_some_and(|s| s > compacted), "{kept_from:?}");
+    assert!(kept_from.is_none_or(|s| s > compacted), "{kept_from:?}");
+}
+
+#[test]
+fn a_witness_keeps_only_the_slots_some_full_voter_does_not_hold_durably_yet() {
+    let (mut cluster, m, w) = with_voting_witness();
+    write_many(&mut cluster, m, 1, 60, 10);
+    let chosen_through = cluster.replicas[m].chosen_through();
+    let oldest_snapshot = (0..3)
+        .map(|i| cluster.disks[i].snapshot_slot().unwrap_or(0))
+        .min()
+        .expect("three full voters");
+    let witness = &cluster.replicas[w];
+    let compacted = witness.learner.compacted_through();
+    // Its snapshots come every slot here (a hundredth of the interval of 10, at least 1).
+    assert!(
+        compacted > oldest_snapshot && compacted + 2 >= chosen_through,
+        "witness compacted through {compacted} of {chosen_through} chosen \
+         (oldest full snapshot {oldest_snapshot})"
+    );
+}
+
+/// Writes `seqs` through `master`, one a millisecond, while `slow`'s disk syncs only every
+/// `slow_sync_ms` (never with `None`), then runs 300 ms more with `slow`'s disk stalled.
+fn write_while_one_disk_lags(
+    cluster: &mut Cluster,
+    (master, slow): (usize, usize),
+    seqs: std::ops::RangeInclusive<u64>,
+    slow_sync_ms: Option<u64>,
+) {
+    cluster.auto_sync = false;
+    let (first, last) = (*seqs.start(), *seqs.end());
+    for ms in first..=last + 300 {
+        if ms <= last {
+            cluster.request(master, 1, ms, set("k", "v"));
+        }
+        let slow_syncs = ms <= last && slow_sync_ms.is_some_and(|every| ms % every == 0);
+        for i in (0..cluster.replicas.len()).filter(|&i| i != slow || slow_syncs) {
+            cluster.sync(i);
+        }
+        cluster.run_until(cluster.now_ns + MS);
+    }
+}
+
+#[test]
+fn a_full_voter_reports_no_slot_its_disk_does_not_hold_yet() {
+    let (mut cluster, m, w) = with_voting_witness();
+    write_many(&mut cluster, m, 1, 20, 10);
+    let slow = (m + 1) % 3; // its disk syncs nothing more
+    write_while_one_disk_lags(&mut cluster, (m, slow), 21..=60, None);
+    let held = durably_held(&cluster.disks[slow]);
+    let learned = cluster.replicas[slow].chosen_through();
+    assert!(learned > held + 10, "learned {learned}, durable {held}");
+    let slow_id = cluster.replicas[slow].node_id();
+    let leader = cluster.replicas[m].leader.as_ref().expect("the master");
+    let reported = leader.progress().get(&slow_id).map(|p| p.durable_through);
+    assert!(reported.is_some_and(|r| r <= held), "{reported:?} > {held}");
+    let compacted = cluster.replicas[w].learner.compacted_through();
+    assert!(compacted <= held, "witness compacted {compacted} > {held}");
+    cluster.auto_sync = true;
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    let compacted = cluster.replicas[w].learner.compacted_through();
+    assert!(compacted > held, "the floor moves once the disk syncs");
 }
 
 #[test]
@@ -151,7 +220,11 @@ fn a_lagging_witness_installs_a_snapshot_but_keeps_none_of_its_keys() {
 #[test]
 fn a_restarted_witness_still_holds_the_log_its_own_snapshot_covers_for_full_voters_behind_it() {
     let (mut cluster, m, w) = with_voting_witness();
-    write_many(&mut cluster, m, 1, 60, 10);
+    write_many(&mut cluster, m, 1, 20, 10);
+    // One full voter's disk syncs every 7 ms: the floor stays behind what the witness applied
+    // when it takes a snapshot.
+    let slow = (m + 1) % 3;
+    write_while_one_disk_lags(&mut cluster, (m, slow), 21..=60, Some(7));
     let before = &cluster.replicas[w];
     let (id, chosen_through) = (before.node_id(), before.chosen_through());
     let durable = cluster.disks[w].clone();
