@@ -470,6 +470,12 @@ pub enum Command {
         #[serde(with = "crate::bytes::list")]
         keys: Vec<Vec<u8>>,
     },
+    /// EXISTS: `Int(keys present)`, of any kind, read at one point (a key named twice counts
+    /// twice).
+    Exists {
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 /// How SINTER, SUNION and SDIFF combine sets (an absent key is an empty set).
@@ -616,7 +622,8 @@ impl Command {
             | Command::Cardinality { .. }
             | Command::SetMembers { .. }
             | Command::SetContains { .. }
-            | Command::SetCombine { .. } => CommandKind::LinearizableRead,
+            | Command::SetCombine { .. }
+            | Command::Exists { .. } => CommandKind::LinearizableRead,
             Command::DirtyGet { .. } => CommandKind::DirtyRead,
             Command::InDb { command, .. } => command.kind(),
             _ => CommandKind::Write,
@@ -762,7 +769,9 @@ impl Command {
             | Command::SetMembers { key }
             | Command::SetContains { key, .. } => vec![key],
             Command::SetMove { from, to, .. } => vec![from, to],
-            Command::SetCombine { keys, .. } => keys.iter().map(Vec::as_slice).collect(),
+            Command::SetCombine { keys, .. } | Command::Exists { keys } => {
+                keys.iter().map(Vec::as_slice).collect()
+            }
             Command::SetStore { dest, keys, .. } => std::iter::once(dest)
                 .chain(keys)
                 .map(Vec::as_slice)
@@ -823,9 +832,11 @@ impl Command {
             | Command::SetExpiring { value, .. } => vec![value],
             Command::InDb { command, .. } => command.values(),
             // Fields and members are bounded like values.
-            Command::HashSet { pairs, .. } => {
-                pairs.iter().flat_map(|(f, v)| [f, v]).map(Vec::as_slice).collect()
-            }
+            Command::HashSet { pairs, .. } => pairs
+                .iter()
+                .flat_map(|(f, v)| [f, v])
+                .map(Vec::as_slice)
+                .collect(),
             Command::HashDelete { fields, .. } | Command::HashGet { fields, .. } => {
                 fields.iter().map(Vec::as_slice).collect()
             }
@@ -859,12 +870,8 @@ impl Command {
             | Command::GetEx { key, .. }
             | Command::Remove { key }
             | Command::TestAndSet { key, .. }
-            | Command::SetIf {
-                key, get: true, ..
-            }
-            | Command::SetExpiring {
-                key, get: true, ..
-            } => vec![key],
+            | Command::SetIf { key, get: true, .. }
+            | Command::SetExpiring { key, get: true, .. } => vec![key],
             Command::BitOp { keys, .. } => keys.iter().map(Vec::as_slice).collect(),
             _ => vec![],
         }

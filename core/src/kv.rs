@@ -28,6 +28,8 @@ mod strings;
 mod transaction;
 
 #[cfg(test)]
+mod collections_tests;
+#[cfg(test)]
 mod expiry_tests;
 #[cfg(test)]
 mod proptests;
@@ -224,8 +226,11 @@ impl StateMachine {
         }
         let (db, command) = command.db_and_command();
         let store = self.data.db(db);
-        let wrong_type = (command.string_keys().into_iter())
-            .any(|key| store.live_kind(key, now_ms).is_some_and(|k| k != ValueKind::String));
+        let wrong_type = (command.string_keys().into_iter()).any(|key| {
+            store
+                .live_kind(key, now_ms)
+                .is_some_and(|k| k != ValueKind::String)
+        });
         if wrong_type {
             return Reply::Error(CommandError::WrongType);
         }
@@ -374,7 +379,7 @@ impl StateMachine {
         let stored_hashes_match = stores
             .iter()
             .all(|s| s.pairs.entries_hash == s.entries_hash);
-        let keys: u64 = stores.iter().map(|s| s.pairs.len).sum();
+        let keys: u64 = stores.iter().map(|s| s.pairs.len + s.objects.len).sum();
         let checks = [
             (digest.config == self.config, "config differs"),
             (

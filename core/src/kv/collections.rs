@@ -46,6 +46,10 @@ fn reply_of(result: Checked<Reply>) -> Reply {
 pub(super) fn read(store: &Store, command: &Command, now_ms: UnixMs) -> Option<Reply> {
     let reply = match command {
         Command::Describe { key } => Ok(describe(store, key, now_ms)),
+        Command::Exists { keys } => {
+            let present = keys.iter().filter(|k| store.is_live(k, now_ms)).count();
+            Ok(Reply::Int(int_from(present)))
+        }
         Command::HashGet { key, fields } => hash_at(store, key, now_ms).map(|hash| {
             let value = |f: &Vec<u8>| hash.and_then(|h| h.get(f)).cloned();
             Reply::Values(fields.iter().map(value).collect())
@@ -100,7 +104,12 @@ fn cardinality(store: &Store, key: &[u8], kind: ValueKind, now_ms: UnixMs) -> Ch
 }
 
 /// `op` of the sets at `keys` (an absent key is an empty set).
-fn combine(store: &Store, op: SetOp, keys: &[Vec<u8>], now_ms: UnixMs) -> Checked<BTreeSet<Vec<u8>>> {
+fn combine(
+    store: &Store,
+    op: SetOp,
+    keys: &[Vec<u8>],
+    now_ms: UnixMs,
+) -> Checked<BTreeSet<Vec<u8>>> {
     let sets: Vec<Option<&Members>> = (keys.iter())
         .map(|key| set_at(store, key, now_ms))
         .collect::<Checked<_>>()?;
@@ -151,7 +160,11 @@ fn writable_set(store: &Store, key: &[u8]) -> Checked<bool> {
 }
 
 /// Changes the hash at `key`, created empty if absent (and dropped again if left empty).
-fn change_hash<R>(store: &mut Store, key: &[u8], change: impl FnOnce(&mut Fields) -> R) -> Checked<R> {
+fn change_hash<R>(
+    store: &mut Store,
+    key: &[u8],
+    change: impl FnOnce(&mut Fields) -> R,
+) -> Checked<R> {
     if !writable_hash(store, key)? {
         let mut fields = Fields::default();
         let result = change(&mut fields);
@@ -166,7 +179,11 @@ fn change_hash<R>(store: &mut Store, key: &[u8], change: impl FnOnce(&mut Fields
     }))
 }
 
-fn change_set<R>(store: &mut Store, key: &[u8], change: impl FnOnce(&mut Members) -> R) -> Checked<R> {
+fn change_set<R>(
+    store: &mut Store,
+    key: &[u8],
+    change: impl FnOnce(&mut Members) -> R,
+) -> Checked<R> {
     if !writable_set(store, key)? {
         let mut members = Members::default();
         let result = change(&mut members);
@@ -181,7 +198,12 @@ fn change_set<R>(store: &mut Store, key: &[u8], change: impl FnOnce(&mut Members
     }))
 }
 
-fn hash_set(store: &mut Store, key: &[u8], pairs: &[(Vec<u8>, Vec<u8>)], if_absent: bool) -> Checked<Reply> {
+fn hash_set(
+    store: &mut Store,
+    key: &[u8],
+    pairs: &[(Vec<u8>, Vec<u8>)],
+    if_absent: bool,
+) -> Checked<Reply> {
     let added = change_hash(store, key, |fields| {
         let mut added = 0;
         for (field, value) in pairs {
@@ -220,13 +242,18 @@ fn hash_add(store: &mut Store, key: &[u8], field: &[u8], delta: i64) -> Checked<
 
 fn hash_add_float(store: &mut Store, key: &[u8], field: &[u8], delta: &[u8]) -> Checked<Reply> {
     let old = hash_at(store, key, UnixMs::MIN)?.and_then(|h| h.get(field));
-    let new = match (text::parse_float(delta), text::add_float(old.map(Vec::as_slice), delta)) {
+    let new = match (
+        text::parse_float(delta),
+        text::add_float(old.map(Vec::as_slice), delta),
+    ) {
         (None, _) => return Err(CommandError::NotAFloat),
         (Some(_), Err(FloatError::NotAFloat)) => return Err(CommandError::HashNotAFloat),
         (Some(_), Err(FloatError::NanOrInfinity)) => return Err(CommandError::NanOrInfinity),
         (Some(_), Ok(new)) => new,
     };
-    change_hash(store, key, |fields| fields.insert(field.to_vec(), new.clone()))?;
+    change_hash(store, key, |fields| {
+        fields.insert(field.to_vec(), new.clone())
+    })?;
     Ok(Reply::Value(Some(new)))
 }
 
@@ -241,7 +268,9 @@ fn set_remove(store: &mut Store, key: &[u8], members: &[Vec<u8>]) -> Checked<Rep
     if !writable_set(store, key)? {
         return Ok(Reply::Int(0));
     }
-    let removed = change_set(store, key, |set| members.iter().filter(|m| set.remove(m)).count())?;
+    let removed = change_set(store, key, |set| {
+        members.iter().filter(|m| set.remove(m)).count()
+    })?;
     Ok(Reply::Int(int_from(removed)))
 }
 
@@ -275,13 +304,18 @@ fn set_store(store: &mut Store, op: SetOp, dest: &[u8], keys: &[Vec<u8>]) -> Che
 /// member's turn, so every replica takes the same ones.
 fn set_pop(store: &mut Store, key: &[u8], count: Option<u64>, slot: u64) -> Checked<Reply> {
     let len = set_at(store, key, UnixMs::MIN)?.map_or(0, Members::len);
-    let wanted = count.map_or(1, |c| usize::try_from(c).unwrap_or(usize::MAX)).min(len);
+    let wanted = count
+        .map_or(1, |c| usize::try_from(c).unwrap_or(usize::MAX))
+        .min(len);
     let mut popped = Vec::with_capacity(wanted);
     if wanted > 0 {
         change_set(store, key, |set| {
             for turn in 0..wanted {
                 let seed = Hash64::new(TAG_POP).word(slot).word(turn as u64).finish();
-                let member = set.at_or_after(&seed.to_be_bytes()).expect("not empty").clone();
+                let member = set
+                    .at_or_after(&seed.to_be_bytes())
+                    .expect("not empty")
+                    .clone();
                 assert!(set.remove(&member));
                 popped.push(member);
             }

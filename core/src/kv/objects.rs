@@ -70,7 +70,10 @@ pub(crate) struct Members {
 }
 
 fn element_hash(element: &[u8], value: &[u8]) -> u64 {
-    Hash64::new(TAG_ELEMENT).bytes(element).bytes(value).finish()
+    Hash64::new(TAG_ELEMENT)
+        .bytes(element)
+        .bytes(value)
+        .finish()
 }
 
 impl Fields {

@@ -127,7 +127,9 @@ impl Store {
         if !self.objects.contains_key(&key) {
             self.scan_order.insert((scan_hash(&key), key.clone()));
         }
-        self.objects_hash = self.objects_hash.wrapping_add(object_entry_hash(&key, &object));
+        self.objects_hash = self
+            .objects_hash
+            .wrapping_add(object_entry_hash(&key, &object));
         if let Some(old) = self.objects.insert(key.clone(), object) {
             let removed = object_entry_hash(&key, &old);
             self.objects_hash = self.objects_hash.wrapping_sub(removed);
@@ -137,7 +139,11 @@ impl Store {
 
     /// Changes the object at `key` (which must hold one) with `change`; the key goes when the
     /// object is left empty. A change for WATCH.
-    pub(crate) fn update_object<R>(&mut self, key: &[u8], change: impl FnOnce(&mut Object) -> R) -> R {
+    pub(crate) fn update_object<R>(
+        &mut self,
+        key: &[u8],
+        change: impl FnOnce(&mut Object) -> R,
+    ) -> R {
         let object = self.objects.get_mut(key).expect("an object at the key");
         let before = object_entry_hash(key, object);
         let result = change(object);
@@ -309,7 +315,9 @@ impl Store {
                 return Err("an object for a key held twice".into());
             }
             let object = object.rebuilt()?;
-            self.objects_hash = self.objects_hash.wrapping_add(object_entry_hash(&key, &object));
+            self.objects_hash = self
+                .objects_hash
+                .wrapping_add(object_entry_hash(&key, &object));
             self.objects.insert(key, object);
         }
         Ok(())
@@ -417,8 +425,9 @@ impl Store {
         let strings = self.map.iter().fold(0u64, |sum, (key, value)| {
             sum.wrapping_add(data_entry_hash(key, value))
         });
-        let objects = (self.objects.iter())
-            .fold(0u64, |sum, (key, o)| sum.wrapping_add(object_entry_hash(key, o)));
+        let objects = (self.objects.iter()).fold(0u64, |sum, (key, o)| {
+            sum.wrapping_add(object_entry_hash(key, o))
+        });
         strings.wrapping_add(objects)
     }
 }
@@ -445,12 +454,24 @@ pub(crate) struct StoreDigest {
     #[serde(deserialize_with = "pairs_digest")]
     pub(crate) pairs: PairsDigest,
     pub(crate) entries_hash: u64,
+    /// The count and hash sum of the store's hashes and sets (encoded after the stores).
+    #[serde(skip, default = "PairsDigest::empty")]
+    pub(crate) objects: PairsDigest,
 }
 
 /// The count and hash sum of encoded pairs whose keys were in strictly ascending order.
 pub(crate) struct PairsDigest {
     pub(crate) len: u64,
     pub(crate) entries_hash: u64,
+}
+
+impl PairsDigest {
+    fn empty() -> Self {
+        PairsDigest {
+            len: 0,
+            entries_hash: 0,
+        }
+    }
 }
 
 fn pairs_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PairsDigest, D::Error> {

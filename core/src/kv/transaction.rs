@@ -477,4 +477,3 @@ mod tests {
         assert_eq!(h.exec(vec![], vec![watched]), Reply::Transaction(None));
     }
 }
-

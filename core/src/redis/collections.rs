@@ -58,21 +58,42 @@ pub fn parse_collection_command(name: &str, args: &[Vec<u8>]) -> Parsed {
     let rest = || args[2..].to_vec();
     let all = || args[1..].to_vec();
     match name {
-        "SADD" => plain(Command::SetAdd { key: key(), members: rest() }),
-        "SREM" => plain(Command::SetRemove { key: key(), members: rest() }),
+        "SADD" => plain(Command::SetAdd {
+            key: key(),
+            members: rest(),
+        }),
+        "SREM" => plain(Command::SetRemove {
+            key: key(),
+            members: rest(),
+        }),
         "SMEMBERS" => plain(Command::SetMembers { key: key() }),
-        "SISMEMBER" => shaped(Command::SetContains { key: key(), members: rest() }, CollectionShape::Found),
+        "SISMEMBER" => shaped(
+            Command::SetContains {
+                key: key(),
+                members: rest(),
+            },
+            CollectionShape::Found,
+        ),
         "SMISMEMBER" => shaped(
-            Command::SetContains { key: key(), members: rest() },
+            Command::SetContains {
+                key: key(),
+                members: rest(),
+            },
             CollectionShape::FoundEach,
         ),
-        "SCARD" => plain(Command::Cardinality { key: key(), kind: ValueKind::Set }),
+        "SCARD" => plain(Command::Cardinality {
+            key: key(),
+            kind: ValueKind::Set,
+        }),
         "SMOVE" => plain(Command::SetMove {
             from: key(),
             to: args[2].clone(),
             member: args[3].clone(),
         }),
-        "SINTER" | "SUNION" | "SDIFF" => plain(Command::SetCombine { op: set_op(name), keys: all() }),
+        "SINTER" | "SUNION" | "SDIFF" => plain(Command::SetCombine {
+            op: set_op(name),
+            keys: all(),
+        }),
         "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" => plain(Command::SetStore {
             op: set_op(name),
             dest: key(),
@@ -98,13 +119,23 @@ fn set_op(name: &str) -> SetOp {
 fn parse_hash_command(name: &str, args: &[Vec<u8>]) -> Parsed {
     let key = || args[1].clone();
     let fields = || args[2..].to_vec();
-    let get = |shape| shaped(Command::HashGet { key: key(), fields: fields() }, shape);
+    let get = |shape| {
+        shaped(
+            Command::HashGet {
+                key: key(),
+                fields: fields(),
+            },
+            shape,
+        )
+    };
     match name {
         "HSET" | "HMSET" => {
             if args.len() % 2 != 0 {
                 return Err(arity_error(name));
             }
-            let pairs = args[2..].chunks_exact(2).map(|p| (p[0].clone(), p[1].clone()));
+            let pairs = args[2..]
+                .chunks_exact(2)
+                .map(|p| (p[0].clone(), p[1].clone()));
             let command = Command::HashSet {
                 key: key(),
                 pairs: pairs.collect(),
@@ -121,16 +152,29 @@ fn parse_hash_command(name: &str, args: &[Vec<u8>]) -> Parsed {
             if_absent: true,
         }),
         "HGET" => get(CollectionShape::First),
-        "HMGET" => plain(Command::HashGet { key: key(), fields: fields() }),
+        "HMGET" => plain(Command::HashGet {
+            key: key(),
+            fields: fields(),
+        }),
         "HEXISTS" => get(CollectionShape::Found),
         "HSTRLEN" => get(CollectionShape::Length),
         "HGETALL" => plain(Command::HashGetAll { key: key() }),
         "HKEYS" => shaped(Command::HashGetAll { key: key() }, CollectionShape::Fields),
         "HVALS" => shaped(Command::HashGetAll { key: key() }, CollectionShape::Values),
-        "HLEN" => plain(Command::Cardinality { key: key(), kind: ValueKind::Hash }),
-        "HDEL" => plain(Command::HashDelete { key: key(), fields: fields() }),
+        "HLEN" => plain(Command::Cardinality {
+            key: key(),
+            kind: ValueKind::Hash,
+        }),
+        "HDEL" => plain(Command::HashDelete {
+            key: key(),
+            fields: fields(),
+        }),
         "HINCRBY" => match parse_i64(&args[3]) {
-            Some(delta) => plain(Command::HashAdd { key: key(), field: args[2].clone(), delta }),
+            Some(delta) => plain(Command::HashAdd {
+                key: key(),
+                field: args[2].clone(),
+                delta,
+            }),
             None => Err(NOT_AN_INTEGER.into()),
         },
         "HINCRBYFLOAT" => match crate::strings::parse_float(&args[3]) {
@@ -147,7 +191,11 @@ fn parse_hash_command(name: &str, args: &[Vec<u8>]) -> Parsed {
             if args.len() > 4 || (args.len() == 4 && !with_values) {
                 return Err(SYNTAX_ERROR.into());
             }
-            parse_random(Command::HashGetAll { key: key() }, &args[..args.len().min(3)], with_values)
+            parse_random(
+                Command::HashGetAll { key: key() },
+                &args[..args.len().min(3)],
+                with_values,
+            )
         }
         _ => unreachable!("not a hash command: {name}"),
     }
@@ -155,7 +203,9 @@ fn parse_hash_command(name: &str, args: &[Vec<u8>]) -> Parsed {
 
 /// `SSCAN|HSCAN key cursor [MATCH pattern] [COUNT count]`.
 fn parse_scan(command: Command, args: &[Vec<u8>]) -> Parsed {
-    let cursor = std::str::from_utf8(&args[2]).ok().and_then(|c| c.parse::<u64>().ok());
+    let cursor = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok());
     cursor.ok_or_else(|| "ERR invalid cursor".to_string())?;
     let mut pattern = None;
     for option in args[3..].chunks(2) {
@@ -219,7 +269,10 @@ fn parse_intercard(args: &[Vec<u8>]) -> Parsed {
     let keys = args[2..2 + numkeys].to_vec();
     let mut limit = 0;
     for option in args[2 + numkeys..].chunks(2) {
-        match (text(&option[0]).as_str(), option.get(1).map(|l| parse_i64(l))) {
+        match (
+            text(&option[0]).as_str(),
+            option.get(1).map(|l| parse_i64(l)),
+        ) {
             ("LIMIT", Some(Some(l))) if l >= 0 => limit = l.unsigned_abs(),
             ("LIMIT", Some(Some(_))) => return Err("ERR LIMIT can't be negative".into()),
             ("LIMIT", Some(None)) => return Err(NOT_AN_INTEGER.into()),
@@ -243,9 +296,12 @@ pub fn show_collection(reply: &Reply, shape: &CollectionShape) -> Resp {
         (CollectionShape::Ok, Reply::Int(_)) => Resp::Simple("OK".into()),
         (CollectionShape::First, Reply::Values(values)) => Resp::Bulk(values[0].clone()),
         (CollectionShape::Found, Reply::Values(values)) => Resp::Int(values[0].is_some() as i64),
-        (CollectionShape::FoundEach, Reply::Values(values)) => {
-            array(values.iter().map(|v| Resp::Int(v.is_some() as i64)).collect())
-        }
+        (CollectionShape::FoundEach, Reply::Values(values)) => array(
+            values
+                .iter()
+                .map(|v| Resp::Int(v.is_some() as i64))
+                .collect(),
+        ),
         (CollectionShape::Length, Reply::Values(values)) => {
             Resp::Int(values[0].as_ref().map_or(0, Vec::len) as i64)
         }
@@ -290,9 +346,14 @@ fn show_random(reply: &Reply, count: Option<i64>, with_values: bool) -> Resp {
         return Resp::Bulk(elements.first().map(|(e, _)| (*e).clone()));
     };
     let taken: Vec<_> = match count >= 0 {
-        true => elements.iter().take(count.unsigned_abs() as usize).collect(),
+        true => elements
+            .iter()
+            .take(count.unsigned_abs() as usize)
+            .collect(),
         false if elements.is_empty() => vec![],
-        false => (elements.iter().cycle()).take(count.unsigned_abs() as usize).collect(),
+        false => (elements.iter().cycle())
+            .take(count.unsigned_abs() as usize)
+            .collect(),
     };
     let items = taken.into_iter().flat_map(|(e, v)| {
         let value = v.filter(|_| with_values).map(bulk);

@@ -113,8 +113,7 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Parsed {
             Ok(StoreCall::shaped(command, shape))
         }
         _ if is_collection_command(name) => {
-            let (command, shape) =
-                crate::redis::collections::parse_collection_command(name, args)?;
+            let (command, shape) = crate::redis::collections::parse_collection_command(name, args)?;
             Ok(StoreCall::shaped(command, shape))
         }
         "FLUSHDB" | "FLUSHALL" | "SWAPDB" | "MOVE" | "KEYS" | "SCAN" => {
@@ -126,7 +125,10 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Parsed {
 
 /// The hash and set commands: the table's names of H and S but SET's family and SCAN's own.
 fn is_collection_command(name: &str) -> bool {
-    let strings = ["SET", "SETNX", "SETEX", "SETRANGE", "SETBIT", "SUBSTR", "SWAPDB", "SCAN", "SCRIPT", "SELECT", "SAVE", "SHUTDOWN", "SLAVEOF", "HELLO"];
+    let strings = [
+        "SET", "SETNX", "SETEX", "SETRANGE", "SETBIT", "SUBSTR", "SWAPDB", "SCAN", "SCRIPT",
+        "SELECT", "SAVE", "SHUTDOWN", "SLAVEOF", "HELLO",
+    ];
     (name.starts_with('H') || name.starts_with('S')) && !strings.contains(&name)
 }
 
@@ -245,7 +247,7 @@ fn parse_multi_key(name: &str, args: &[Vec<u8>]) -> Parsed {
         // One command, so one log entry: every key goes at once.
         "DEL" => StoreCall::plain(Command::MultiDelete { keys: keys() }),
         // One read of every key at one point; a key named twice counts twice, as in Redis.
-        "EXISTS" => per_key(args, |key| Command::Describe { key }, Shape::Exists),
+        "EXISTS" => StoreCall::plain(Command::Exists { keys: keys() }),
         // One read of every key at one point: a concurrent MSET is seen whole or not at all.
         "MGET" => StoreCall::plain(Command::MultiGet { keys: keys() }),
         // One command, so one log entry: every pair is stored or none.
