@@ -274,8 +274,7 @@ fn parse_intercard(args: &[Vec<u8>]) -> Parsed {
             option.get(1).map(|l| parse_i64(l)),
         ) {
             ("LIMIT", Some(Some(l))) if l >= 0 => limit = l.unsigned_abs(),
-            ("LIMIT", Some(Some(_))) => return Err("ERR LIMIT can't be negative".into()),
-            ("LIMIT", Some(None)) => return Err(NOT_AN_INTEGER.into()),
+            ("LIMIT", Some(_)) => return Err("ERR LIMIT can't be negative".into()),
             _ => return Err(SYNTAX_ERROR.into()),
         }
     }
