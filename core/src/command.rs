@@ -906,12 +906,14 @@ pub enum Reply {
     Transaction(Option<Vec<Reply>>),
     /// A script command's reply, as the client sees it.
     Resp(crate::redis::Resp),
-    /// A `Describe`: the kind of value, its encoding as OBJECT ENCODING names it, and its
-    /// reference count as OBJECT REFCOUNT shows it.
+    /// A `Describe`: the kind of value, its encoding as OBJECT ENCODING names it, its
+    /// reference count as OBJECT REFCOUNT shows it, and the bytes of its contents (a string's
+    /// length; the sum of a hash's fields and values or a set's members).
     Described {
         kind: crate::kv::ValueKind,
         encoding: String,
         refcount: i64,
+        bytes: u64,
     },
 }
 

@@ -79,18 +79,20 @@ fn describe(store: &Store, key: &[u8], now_ms: UnixMs) -> Reply {
     let Some(kind) = store.live_kind(key, now_ms) else {
         return Reply::Value(None);
     };
-    let (encoding, refcount) = match (store.get(key), store.object(key)) {
+    let (encoding, refcount, bytes) = match (store.get(key), store.object(key)) {
         (Some(value), _) => (
             crate::redis::shape::encoding(value),
             crate::redis::shape::refcount(value),
+            value.len(),
         ),
-        (None, Some(object)) => (object.encoding(), 1),
+        (None, Some(object)) => (object.encoding(), 1, object.bytes()),
         (None, None) => unreachable!("a live key holds a value"),
     };
     Reply::Described {
         kind,
         encoding: encoding.to_string(),
         refcount,
+        bytes: bytes as u64,
     }
 }
 

@@ -307,7 +307,18 @@ fn spop_takes_the_same_members_on_every_replica_and_srandmember_is_deterministic
     assert_eq!(first.run("SRANDMEMBER r"), bulk("1"));
     assert_eq!(first.run("SRANDMEMBER r 2"), bulks(&["1", "2"]));
     assert_eq!(first.run("SRANDMEMBER r 5"), bulks(&["1", "2", "3"]));
-    assert_eq!(first.run("SRANDMEMBER r -4"), bulks(&["1", "2", "3", "1"]));
+    let Resp::Array(Some(drawn)) = first.run("SRANDMEMBER r -40") else {
+        panic!("SRANDMEMBER with a count answers an array");
+    };
+    assert_eq!(drawn.len(), 40);
+    for member in ["1", "2", "3"] {
+        assert!(drawn.contains(&bulk(member)), "{member} is drawn among 40");
+    }
+    assert_eq!(
+        first.run("SRANDMEMBER r -40"),
+        Resp::Array(Some(drawn)),
+        "a script's draw is fixed"
+    );
     assert_eq!(first.run("SRANDMEMBER nokey"), Resp::Bulk(None));
     assert_eq!(first.run("SRANDMEMBER nokey -3"), bulks(&[]));
 }

@@ -56,6 +56,9 @@ pub(crate) struct Fields {
     /// Wrapping sum of `element_hash(field, value)`; derived, rebuilt after decoding.
     #[serde(skip)]
     elements_hash: u64,
+    /// Bytes of every field and value; derived, rebuilt after decoding.
+    #[serde(skip)]
+    bytes: usize,
 }
 
 /// A set's members in byte order.
@@ -67,6 +70,9 @@ pub(crate) struct Members {
     /// Wrapping sum of `element_hash(member, "")`; derived, rebuilt after decoding.
     #[serde(skip)]
     elements_hash: u64,
+    /// Bytes of every member; derived, rebuilt after decoding.
+    #[serde(skip)]
+    bytes: usize,
 }
 
 fn element_hash(element: &[u8], value: &[u8]) -> u64 {
@@ -96,9 +102,11 @@ impl Fields {
         self.elements_hash = self
             .elements_hash
             .wrapping_add(element_hash(&field, &value));
+        self.bytes += field.len() + value.len();
         let old = self.map.insert(field.clone(), value);
         if let Some(old) = &old {
             self.elements_hash = self.elements_hash.wrapping_sub(element_hash(&field, old));
+            self.bytes -= field.len() + old.len();
         }
         self.hashtable |= long || self.map.len() > HASH_LISTPACK_ENTRIES_MAX;
         old.is_none()
@@ -109,6 +117,7 @@ impl Fields {
         match self.map.remove(field) {
             Some(old) => {
                 self.elements_hash = self.elements_hash.wrapping_sub(element_hash(field, &old));
+                self.bytes -= field.len() + old.len();
                 true
             }
             None => false,
@@ -162,9 +171,11 @@ impl Members {
     pub(crate) fn insert(&mut self, member: Vec<u8>) -> bool {
         let integer = parse_integer(&member).is_some();
         let hash = element_hash(&member, b"");
+        let len = member.len();
         let added = self.set.insert(member);
         if added {
             self.elements_hash = self.elements_hash.wrapping_add(hash);
+            self.bytes += len;
         }
         self.hashtable |= !integer || self.set.len() > SET_INTSET_ENTRIES_MAX;
         added
@@ -176,6 +187,7 @@ impl Members {
         if removed {
             let hash = element_hash(member, b"");
             self.elements_hash = self.elements_hash.wrapping_sub(hash);
+            self.bytes -= member.len();
         }
         removed
     }
@@ -214,6 +226,21 @@ impl Object {
         }
     }
 
+    /// Bytes of its contents: a hash's fields and values, a set's members.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            Object::Hash(fields) => fields.bytes,
+            Object::Set(members) => members.bytes,
+        }
+    }
+
+    fn recompute_bytes(&self) -> usize {
+        match self {
+            Object::Hash(f) => f.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            Object::Set(m) => m.iter().map(Vec::len).sum(),
+        }
+    }
+
     fn converted(&self) -> bool {
         match self {
             Object::Hash(fields) => fields.hashtable,
@@ -234,6 +261,11 @@ impl Object {
         match &mut self {
             Object::Hash(fields) => fields.elements_hash = fields.recompute_elements_hash(),
             Object::Set(members) => members.elements_hash = members.recompute_elements_hash(),
+        }
+        let bytes = self.recompute_bytes();
+        match &mut self {
+            Object::Hash(fields) => fields.bytes = bytes,
+            Object::Set(members) => members.bytes = bytes,
         }
         if self.len() == 0 {
             return Err("an empty hash or set".into());
@@ -273,6 +305,7 @@ impl Object {
             Object::Set(members) => members.recompute_elements_hash(),
         };
         assert_eq!(self.elements_hash(), recomputed, "element hash drifted");
+        assert_eq!(self.bytes(), self.recompute_bytes(), "byte count drifted");
         assert!(self.len() > 0, "an empty object is stored");
         self.assert_encoding_allowed().expect("encoding fits");
     }

@@ -542,11 +542,15 @@ impl Model {
                     kind: ValueKind::String,
                     encoding: crate::redis::shape::encoding(&v).into(),
                     refcount: crate::redis::shape::refcount(&v),
+                    bytes: v.len() as u64,
                 },
                 Some(Held::Coll(c)) => Reply::Described {
                     kind: c.kind,
                     encoding: c.encoding().into(),
                     refcount: 1,
+                    bytes: (c.elements.iter())
+                        .map(|(e, v)| e.len() + v.len())
+                        .sum::<usize>() as u64,
                 },
             },
             Command::Exists { keys } => {

@@ -26,11 +26,14 @@ pub enum CollectionShape {
     /// One step of HSCAN or SSCAN: every element matching `pattern` at once, cursor 0 (as
     /// Redis does for a small value; here for every value).
     Scan { pattern: Option<Vec<u8>> },
-    /// SRANDMEMBER and HRANDFIELD: `count` elements (none given: one, or nil) taken in order
-    /// from the first, repeating when `count` is negative; deterministic.
+    /// SRANDMEMBER and HRANDFIELD: `count` elements (none given: one, or nil), distinct from
+    /// the one at `seed` on (wrapping) when `count` is positive, each drawn from `seed` when it
+    /// is negative. A client's call gets a seed drawn where it is parsed ([`Shape::seeded`]); a
+    /// script's keeps 0, so its reply is the same on every replica.
     Random {
         count: Option<i64>,
         with_values: bool,
+        seed: u64,
     },
     /// The size of `Keys`, at most `limit` unless it is 0 (SINTERCARD).
     Count { limit: u64 },
@@ -238,7 +241,14 @@ fn parse_random(command: Command, args: &[Vec<u8>], with_values: bool) -> Parsed
             None => return Err(NOT_AN_INTEGER.into()),
         },
     };
-    shaped(command, CollectionShape::Random { count, with_values })
+    shaped(
+        command,
+        CollectionShape::Random {
+            count,
+            with_values,
+            seed: 0,
+        },
+    )
 }
 
 /// `SPOP key [count]`.
@@ -322,9 +332,14 @@ pub fn show_collection(reply: &Reply, shape: &CollectionShape) -> Resp {
             };
             array(vec![Resp::Bulk(Some(b"0".to_vec())), array(items)])
         }
-        (CollectionShape::Random { count, with_values }, reply) => {
-            show_random(reply, *count, *with_values)
-        }
+        (
+            CollectionShape::Random {
+                count,
+                with_values,
+                seed,
+            },
+            reply,
+        ) => show_random(reply, (*count, *with_values), *seed),
         (CollectionShape::Count { limit }, Reply::Keys(members)) => {
             let len = members.len() as u64;
             Resp::Int(if *limit == 0 { len } else { len.min(*limit) } as i64)
@@ -333,25 +348,38 @@ pub fn show_collection(reply: &Reply, shape: &CollectionShape) -> Resp {
     }
 }
 
-/// SRANDMEMBER's and HRANDFIELD's reply: the first elements, in order.
-fn show_random(reply: &Reply, count: Option<i64>, with_values: bool) -> Resp {
+/// SplitMix64: the `i`th of a sequence of well-spread numbers from `seed`.
+fn spread(seed: u64, i: u64) -> u64 {
+    let mut x = seed.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// SRANDMEMBER's and HRANDFIELD's reply (see [`CollectionShape::Random`]).
+fn show_random(reply: &Reply, (count, with_values): (Option<i64>, bool), seed: u64) -> Resp {
     let elements: Vec<(&Vec<u8>, Option<&Vec<u8>>)> = match reply {
         Reply::Keys(members) => members.iter().map(|m| (m, None)).collect(),
         Reply::KeyValues(pairs) => pairs.iter().map(|(f, v)| (f, Some(v))).collect(),
         other => return crate::redis::show(other),
     };
     let bulk = |b: &Vec<u8>| Resp::Bulk(Some(b.clone()));
-    let Some(count) = count else {
-        return Resp::Bulk(elements.first().map(|(e, _)| (*e).clone()));
+    let len = elements.len() as u64;
+    let start = match len {
+        0 => 0,
+        _ => (seed % len) as usize,
     };
+    let Some(count) = count else {
+        return Resp::Bulk(elements.get(start).map(|(e, _)| (*e).clone()));
+    };
+    let wanted = count.unsigned_abs() as usize;
     let taken: Vec<_> = match count >= 0 {
-        true => elements
-            .iter()
-            .take(count.unsigned_abs() as usize)
+        true => (elements.iter().cycle().skip(start))
+            .take(wanted.min(elements.len()))
             .collect(),
         false if elements.is_empty() => vec![],
-        false => (elements.iter().cycle())
-            .take(count.unsigned_abs() as usize)
+        false => (0..wanted as u64)
+            .map(|i| &elements[(spread(seed, i) % len) as usize])
             .collect(),
     };
     let items = taken.into_iter().flat_map(|(e, v)| {

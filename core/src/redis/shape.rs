@@ -64,6 +64,24 @@ pub enum ObjectField {
     Help,
 }
 
+impl Shape {
+    /// The shape with `seed` for a draw it makes (SRANDMEMBER, HRANDFIELD), as the node gives
+    /// a client's call; any other shape as it is.
+    pub fn seeded(self, seed: u64) -> Shape {
+        use crate::redis::collections::CollectionShape;
+        match self {
+            Shape::Collection(CollectionShape::Random {
+                count, with_values, ..
+            }) => Shape::Collection(CollectionShape::Random {
+                count,
+                with_values,
+                seed,
+            }),
+            other => other,
+        }
+    }
+}
+
 /// A reply as a Redis client reads it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Resp {
@@ -128,6 +146,7 @@ fn show_shaped(reply: &Reply, shape: Shape) -> Resp {
         kind,
         encoding,
         refcount,
+        ..
     } = reply
     {
         return show_described(shape, kind.name(), encoding, *refcount);

@@ -431,6 +431,7 @@ fn bit_and_lcs_reads_show_as_redis_shows_them() {
         kind: crate::kv::ValueKind::String,
         encoding: crate::redis::shape::encoding(b"12").into(),
         refcount: 1,
+        bytes: 2,
     }];
     assert_eq!(
         show_replies(&described, encoding.clone()),
