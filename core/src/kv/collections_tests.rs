@@ -147,6 +147,10 @@ fn hincrby_and_hincrbyfloat_follow_redis_errors() {
         c.run("HINCRBYFLOAT h f x"),
         error("ERR value is not a valid float")
     );
+    let nan_or_infinity = error("ERR value is NaN or Infinity");
+    assert_eq!(c.run("HINCRBYFLOAT h s +inf"), nan_or_infinity);
+    assert_eq!(c.run("HINCRBYFLOAT nokey f -inf"), nan_or_infinity);
+    assert_eq!(c.run("EXISTS nokey"), Resp::Int(0));
 }
 
 #[test]

@@ -181,6 +181,7 @@ fn parse_hash_command(name: &str, args: &[Vec<u8>]) -> Parsed {
             None => Err(NOT_AN_INTEGER.into()),
         },
         "HINCRBYFLOAT" => match crate::strings::parse_float(&args[3]) {
+            Some(delta) if delta.is_infinite() => Err("ERR value is NaN or Infinity".into()),
             Some(_) => plain(Command::HashAddFloat {
                 key: key(),
                 field: args[2].clone(),
