@@ -133,7 +133,7 @@ fn parse_hash_command(name: &str, args: &[Vec<u8>]) -> Parsed {
     };
     match name {
         "HSET" | "HMSET" => {
-            if args.len() % 2 != 0 {
+            if !args.len().is_multiple_of(2) {
                 return Err(arity_error(name));
             }
             let pairs = args[2..]
