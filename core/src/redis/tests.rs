@@ -442,3 +442,25 @@ fn bit_and_lcs_reads_show_as_redis_shows_them() {
         Resp::Bulk(None)
     );
 }
+
+#[test]
+fn a_client_s_srandmember_draws_from_the_seed_the_node_gives_and_a_script_s_from_zero() {
+    let members = [Reply::Keys(vec![
+        b"a".to_vec(),
+        b"b".to_vec(),
+        b"c".to_vec(),
+    ])];
+    let one = parsed(&["SRANDMEMBER", "s"]).unwrap().shape;
+    let bulk = |m: &[u8]| Resp::Bulk(Some(m.to_vec()));
+    assert_eq!(show_replies(&members, one.clone()), bulk(b"a"));
+    assert_eq!(show_replies(&members, one.clone().seeded(4)), bulk(b"b"));
+    let two = parsed(&["SRANDMEMBER", "s", "2"]).unwrap().shape.seeded(2);
+    let wrapped = Resp::Array(Some(vec![bulk(b"c"), bulk(b"a")]));
+    assert_eq!(
+        show_replies(&members, two),
+        wrapped,
+        "distinct, from the seed on"
+    );
+    let get = parsed(&["GET", "k"]).unwrap().shape;
+    assert_eq!(get.clone().seeded(9), get, "other shapes draw nothing");
+}
