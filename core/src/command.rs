@@ -354,6 +354,136 @@ pub enum Command {
     },
     /// A script command (EVAL, FCALL, SCRIPT, FUNCTION), run at apply time: see `kv::scripts`.
     Script(crate::scripting::ScriptCommand),
+    // Hashes and sets (Redis 7.0's), see `kv::collections`. A command of one kind on a key
+    // holding another answers `Error(WrongType)` and changes nothing.
+    /// TYPE and OBJECT: `Described` with what the key holds, or `Value(None)` if absent.
+    Describe {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
+    /// HSET, HMSET, HSETNX: stores each pair in order (with `if_absent`, only a field not
+    /// there yet); `Int(fields added)`.
+    HashSet {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "crate::bytes::pairs")]
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+        if_absent: bool,
+    },
+    /// HDEL: `Int(fields removed)`; the key goes with its last field.
+    HashDelete {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        fields: Vec<Vec<u8>>,
+    },
+    /// HINCRBY: like `Add` on one field; `Int(new)`.
+    HashAdd {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        field: Vec<u8>,
+        delta: i64,
+    },
+    /// HINCRBYFLOAT: like `AddFloat` on one field; `Value(new)`.
+    HashAddFloat {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        field: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        delta: Vec<u8>,
+    },
+    /// HGET, HMGET, HEXISTS, HSTRLEN: `Values`, each field's value or `None`.
+    HashGet {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        fields: Vec<Vec<u8>>,
+    },
+    /// HGETALL, HKEYS, HVALS, HSCAN, HRANDFIELD: `KeyValues`, every pair in field order.
+    HashGetAll {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
+    /// HLEN, SCARD: `Int(elements)` of a value of `kind` (0 if absent).
+    Cardinality {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        kind: crate::kv::ValueKind,
+    },
+    /// SADD: `Int(members added)`.
+    SetAdd {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        members: Vec<Vec<u8>>,
+    },
+    /// SREM: `Int(members removed)`; the key goes with its last member.
+    SetRemove {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        members: Vec<Vec<u8>>,
+    },
+    /// SMOVE: `Bool(moved)` (`true` too when `from` is `to` and holds the member).
+    SetMove {
+        #[serde(with = "serde_bytes")]
+        from: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        to: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        member: Vec<u8>,
+    },
+    /// SINTERSTORE, SUNIONSTORE, SDIFFSTORE: `dest` gets `op` of the sets (or goes, if the
+    /// result is empty); `Int(its size)`.
+    SetStore {
+        op: SetOp,
+        #[serde(with = "serde_bytes")]
+        dest: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+    },
+    /// SPOP: removes members chosen by the log position (the same on every replica): one as
+    /// `Value` (`None` if absent) without `count`, else up to `count` as `Keys`.
+    SetPop {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        count: Option<u64>,
+    },
+    /// SMEMBERS, SSCAN, SRANDMEMBER: `Keys`, the members as Redis lists them (an `intset`
+    /// in numeric order, else in byte order).
+    SetMembers {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
+    /// SISMEMBER, SMISMEMBER: `Values`, `Some(member)` for each member present.
+    SetContains {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        members: Vec<Vec<u8>>,
+    },
+    /// SINTER, SUNION, SDIFF, SINTERCARD: `Keys`, `op` of the sets in byte order.
+    SetCombine {
+        op: SetOp,
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+    },
+    /// EXISTS: `Int(keys present)`, of any kind, read at one point (a key named twice counts
+    /// twice).
+    Exists {
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+    },
+}
+
+/// How SINTER, SUNION and SDIFF combine sets (an absent key is an empty set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SetOp {
+    Inter,
+    Union,
+    Diff,
 }
 
 /// A deadline as a command gives it, in milliseconds: relative to the time of the log entry
@@ -485,7 +615,15 @@ impl Command {
             | Command::Scan { .. }
             | Command::RandomKey { .. }
             | Command::Watch { .. }
-            | Command::TimeToLive { .. } => CommandKind::LinearizableRead,
+            | Command::TimeToLive { .. }
+            | Command::Describe { .. }
+            | Command::HashGet { .. }
+            | Command::HashGetAll { .. }
+            | Command::Cardinality { .. }
+            | Command::SetMembers { .. }
+            | Command::SetContains { .. }
+            | Command::SetCombine { .. }
+            | Command::Exists { .. } => CommandKind::LinearizableRead,
             Command::DirtyGet { .. } => CommandKind::DirtyRead,
             Command::InDb { command, .. } => command.kind(),
             _ => CommandKind::Write,
@@ -616,7 +754,28 @@ impl Command {
             | Command::Expire { key, .. }
             | Command::Persist { key }
             | Command::GetEx { key, .. }
-            | Command::TimeToLive { key, .. } => vec![key],
+            | Command::TimeToLive { key, .. }
+            | Command::Describe { key }
+            | Command::HashSet { key, .. }
+            | Command::HashDelete { key, .. }
+            | Command::HashAdd { key, .. }
+            | Command::HashAddFloat { key, .. }
+            | Command::HashGet { key, .. }
+            | Command::HashGetAll { key }
+            | Command::Cardinality { key, .. }
+            | Command::SetAdd { key, .. }
+            | Command::SetRemove { key, .. }
+            | Command::SetPop { key, .. }
+            | Command::SetMembers { key }
+            | Command::SetContains { key, .. } => vec![key],
+            Command::SetMove { from, to, .. } => vec![from, to],
+            Command::SetCombine { keys, .. } | Command::Exists { keys } => {
+                keys.iter().map(Vec::as_slice).collect()
+            }
+            Command::SetStore { dest, keys, .. } => std::iter::once(dest)
+                .chain(keys)
+                .map(Vec::as_slice)
+                .collect(),
             Command::Rename { from, to }
             | Command::RenameIfAbsent { from, to }
             | Command::Copy { from, to, .. } => vec![from, to],
@@ -672,9 +831,48 @@ impl Command {
             | Command::AddFloat { delta: value, .. }
             | Command::SetExpiring { value, .. } => vec![value],
             Command::InDb { command, .. } => command.values(),
+            // Fields and members are bounded like values.
+            Command::HashSet { pairs, .. } => pairs
+                .iter()
+                .flat_map(|(f, v)| [f, v])
+                .map(Vec::as_slice)
+                .collect(),
+            Command::HashDelete { fields, .. } | Command::HashGet { fields, .. } => {
+                fields.iter().map(Vec::as_slice).collect()
+            }
+            Command::HashAdd { field, .. } => vec![field],
+            Command::HashAddFloat { field, delta, .. } => vec![field, delta],
+            Command::SetAdd { members, .. }
+            | Command::SetRemove { members, .. }
+            | Command::SetContains { members, .. } => members.iter().map(Vec::as_slice).collect(),
+            Command::SetMove { member, .. } => vec![member],
             Command::Transaction { commands, .. } => {
                 commands.iter().flat_map(Command::values).collect()
             }
+            _ => vec![],
+        }
+    }
+}
+
+impl Command {
+    /// The keys this command reads or writes as strings: one of them holding another kind of
+    /// value makes it `Error(WrongType)` (SET, MSET and friends that only overwrite are not
+    /// among them; neither are the commands of any kind, such as DEL or RENAME).
+    pub fn string_keys(&self) -> Vec<&[u8]> {
+        match self {
+            Command::Get { key }
+            | Command::DirtyGet { key }
+            | Command::Add { key, .. }
+            | Command::Append { key, .. }
+            | Command::SetRange { key, .. }
+            | Command::AddFloat { key, .. }
+            | Command::SetBit { key, .. }
+            | Command::GetEx { key, .. }
+            | Command::Remove { key }
+            | Command::TestAndSet { key, .. }
+            | Command::SetIf { key, get: true, .. }
+            | Command::SetExpiring { key, get: true, .. } => vec![key],
+            Command::BitOp { keys, .. } => keys.iter().map(Vec::as_slice).collect(),
             _ => vec![],
         }
     }
@@ -708,6 +906,15 @@ pub enum Reply {
     Transaction(Option<Vec<Reply>>),
     /// A script command's reply, as the client sees it.
     Resp(crate::redis::Resp),
+    /// A `Describe`: the kind of value, its encoding as OBJECT ENCODING names it, its
+    /// reference count as OBJECT REFCOUNT shows it, and the bytes of its contents (a string's
+    /// length; the sum of a hash's fields and values or a set's members).
+    Described {
+        kind: crate::kv::ValueKind,
+        encoding: String,
+        refcount: i64,
+        bytes: u64,
+    },
 }
 
 /// Checks a transaction's shape: its size, and that each command may run inside one.
@@ -780,6 +987,13 @@ pub enum CommandError {
     /// A deadline that overflows when made absolute (Redis's text names the command).
     #[error("invalid expire time in '{}' command", .0.as_str())]
     InvalidExpireTime(ExpireName),
+    // Hashes and sets.
+    #[error("Operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("hash value is not an integer")]
+    HashNotAnInteger,
+    #[error("hash value is not a float")]
+    HashNotAFloat,
 }
 
 /// A request from a client session.

@@ -14,17 +14,21 @@
 //! - Comparability: [`StateMachine::state_hash`] covers the data, the sessions and the applied
 //!   slot, is the same on every platform, and costs O(1) to read.
 
+mod collections;
 mod databases;
 mod deadlines;
 mod expiry;
 pub mod glob;
 pub(crate) mod hash;
+mod objects;
 mod scripts;
 mod session;
 mod store;
 mod strings;
 mod transaction;
 
+#[cfg(test)]
+mod collections_tests;
 #[cfg(test)]
 mod expiry_tests;
 #[cfg(test)]
@@ -58,6 +62,9 @@ pub use session::{Session, SESSION_EXPIRIES_PER_SLOT_MAX};
 /// Most requests one log entry may hold (opened session ids number them in 20 bits).
 pub const ENTRY_REQUESTS_MAX: usize = 1 << session::OPENED_INDEX_BITS;
 pub use deadlines::UnixMs;
+pub use objects::{
+    ValueKind, HASH_LISTPACK_ENTRIES_MAX, HASH_LISTPACK_VALUE_MAX_BYTES, SET_INTSET_ENTRIES_MAX,
+};
 pub use store::parse_integer;
 /// Most expired keys one log entry reclaims (before its commands apply): the work expiry adds
 /// to one entry is bounded, and the master proposes entries while keys are due.
@@ -219,6 +226,17 @@ impl StateMachine {
         }
         let (db, command) = command.db_and_command();
         let store = self.data.db(db);
+        let wrong_type = (command.string_keys().into_iter()).any(|key| {
+            store
+                .live_kind(key, now_ms)
+                .is_some_and(|k| k != ValueKind::String)
+        });
+        if wrong_type {
+            return Reply::Error(CommandError::WrongType);
+        }
+        if let Some(reply) = collections::read(store, command, now_ms) {
+            return reply;
+        }
         match command {
             Command::Get { key } | Command::DirtyGet { key } => {
                 Reply::Value(store.live(key, now_ms).cloned())
@@ -361,7 +379,7 @@ impl StateMachine {
         let stored_hashes_match = stores
             .iter()
             .all(|s| s.pairs.entries_hash == s.entries_hash);
-        let keys: u64 = stores.iter().map(|s| s.pairs.len).sum();
+        let keys: u64 = stores.iter().map(|s| s.pairs.len + s.objects.len).sum();
         let checks = [
             (digest.config == self.config, "config differs"),
             (
@@ -469,7 +487,18 @@ impl StateMachine {
             } => strings::copy(&mut self.data, db, (from, to), *to_db, *replace),
             Command::Transaction { commands, watched } => self.apply_transaction(commands, watched),
             Command::Script(script) => self.apply_script(db, script),
-            _ => apply_in_store(self.data.db_mut(db), command, now_ms),
+            _ => {
+                let store = self.data.db_mut(db);
+                let wrong_type = (command.string_keys().into_iter())
+                    .any(|key| store.kind(key).is_some_and(|k| k != ValueKind::String));
+                if wrong_type {
+                    return Reply::Error(CommandError::WrongType);
+                }
+                match collections::apply(store, command, self.applied_slot) {
+                    Some(reply) => reply,
+                    None => apply_in_store(store, command, now_ms),
+                }
+            }
         }
     }
 
@@ -526,7 +555,7 @@ impl StateMachine {
         if from == to {
             return Reply::Error(CommandError::SameObject);
         }
-        if self.data.db(to).get(key).is_some() {
+        if self.data.db(to).exists(key) {
             return Reply::Bool(false);
         }
         let deadline_ms = self.data.db(from).deadlines.get(key);
@@ -534,7 +563,7 @@ impl StateMachine {
             Some(value) => {
                 (self.data.db_mut(to)).put_with_deadline(key.to_vec(), value, deadline_ms);
                 assert!(
-                    self.data.db(from).get(key).is_none(),
+                    !self.data.db(from).exists(key),
                     "MOVE leaves no copy behind"
                 );
                 Reply::Bool(true)
@@ -565,7 +594,7 @@ fn apply_in_store(store: &mut Store, command: &Command, now_ms: UnixMs) -> Reply
             let removed = keys.iter().filter(|k| store.remove(k).is_some()).count();
             Reply::Int(int_from_count(removed))
         }
-        Command::Remove { key } => Reply::Value(store.remove(key)),
+        Command::Remove { key } => Reply::Value(store.remove(key).map(store::Entry::into_string)),
         Command::Rename { from, to } => rename(store, from, to),
         Command::Prune { prefix } => Reply::Int(int_from_count(store.prune(prefix))),
         Command::MultiSet { pairs } => {
@@ -590,7 +619,7 @@ fn apply_in_store(store: &mut Store, command: &Command, now_ms: UnixMs) -> Reply
         }
         Command::Append { key, value } => append(store, key, value),
         Command::MultiSetIfAbsent { pairs } => {
-            let none_exists = pairs.iter().all(|(key, _)| store.get(key).is_none());
+            let none_exists = pairs.iter().all(|(key, _)| !store.exists(key));
             if none_exists {
                 for (key, value) in pairs {
                     store.put(key.clone(), value.clone());
@@ -665,7 +694,7 @@ fn append(store: &mut Store, key: &[u8], suffix: &[u8]) -> Reply {
 }
 
 fn rename(store: &mut Store, from: &[u8], to: &[u8]) -> Reply {
-    if store.get(from).is_none() {
+    if !store.exists(from) {
         return Reply::Error(CommandError::NoSuchKey);
     }
     if from != to {
@@ -694,7 +723,7 @@ fn list<'a>(
 fn keys_matching(store: &Store, pattern: &[u8], now_ms: UnixMs) -> Reply {
     let prefix = glob::literal_prefix(pattern);
     let mut keys = Vec::new();
-    for (visited, (key, _)) in store.prefix_range(prefix, None).enumerate() {
+    for (visited, key) in store.keys_with_prefix(prefix).enumerate() {
         if visited == KEYS_VISIT_MAX {
             return Reply::Error(CommandError::TooManyKeys {
                 limit: KEYS_VISIT_MAX,
@@ -718,12 +747,14 @@ fn scan(
 ) -> Reply {
     let count = usize::try_from(count.clamp(1, SCAN_COUNT_MAX)).expect("fits in usize");
     let step = store.scan(cursor, count);
-    // Every value is a string.
-    let type_ok = type_name.is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
+    let type_ok = |key: &[u8]| {
+        let kind = store.kind(key).expect("a scanned key is present");
+        type_name.is_none_or(|t| t.eq_ignore_ascii_case(kind.name().as_bytes()))
+    };
     let keys = step
         .keys
         .into_iter()
-        .filter(|key| type_ok && pattern.is_none_or(|p| glob::glob_match(p, key)))
+        .filter(|key| type_ok(key) && pattern.is_none_or(|p| glob::glob_match(p, key)))
         .filter(|key| !store.is_expired(key, now_ms))
         .cloned()
         .collect();

@@ -8,6 +8,7 @@
 //! and (only if its reply is shown in a new way) one [`Shape`] variant.
 
 pub mod args;
+pub mod collections;
 pub mod expiry;
 pub mod parse;
 pub mod shape;

@@ -74,11 +74,9 @@ async fn debug(
             tracing::info!(message = %String::from_utf8_lossy(&args[2]), "DEBUG LOG");
             w.simple("OK");
         }
-        ("OBJECT", 3) => match read_value(conn, &args[2]).await? {
-            Some(value) => w.simple(&format!(
-                "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:0 lru_seconds_idle:0",
-                keyspace_core::redis::shape::encoding(&value),
-                value.len()
+        ("OBJECT", 3) => match describe(conn, &args[2]).await? {
+            Some((encoding, bytes)) => w.simple(&format!(
+                "Value at:0x0 refcount:1 encoding:{encoding} serializedlength:{bytes} lru:0 lru_seconds_idle:0"
             )),
             None => w.error("ERR no such key"),
         },
@@ -154,11 +152,15 @@ fn sleep_time(arg: &[u8]) -> Option<Duration> {
     (seconds.is_finite()).then(|| Duration::from_secs_f64(seconds.max(0.0)).min(DEBUG_SLEEP_MAX))
 }
 
-/// A key's value through the store, as a GET of this connection reads it.
-async fn read_value(conn: &mut Connection<'_>, key: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
-    match conn.submit(Command::Get { key: key.to_vec() }).await? {
-        Reply::Value(value) => Ok(value),
-        other => panic!("GET answered {other:?}"),
+/// A key's encoding and the bytes of its contents, of any kind, through the store as OBJECT
+/// of this connection reads it (`None` if absent).
+async fn describe(conn: &mut Connection<'_>, key: &[u8]) -> Result<Option<(String, u64)>, Failure> {
+    match conn.submit(Command::Describe { key: key.to_vec() }).await? {
+        Reply::Described {
+            encoding, bytes, ..
+        } => Ok(Some((encoding, bytes))),
+        Reply::Value(None) => Ok(None),
+        other => panic!("Describe answered {other:?}"),
     }
 }
 
@@ -175,8 +177,8 @@ async fn memory(
                 w.error("ERR syntax error");
                 return Ok(());
             }
-            match read_value(conn, &args[2]).await? {
-                Some(value) => w.int((args[2].len() + value.len() + KEY_OVERHEAD_BYTES) as i64),
+            match describe(conn, &args[2]).await? {
+                Some((_, bytes)) => w.int((args[2].len() as u64 + bytes) as i64 + KEY_OVERHEAD_BYTES as i64),
                 None => w.null(),
             }
         }

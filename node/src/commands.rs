@@ -24,9 +24,10 @@ pub fn store(command: Command) -> Action {
 
 impl From<StoreCall> for Action {
     fn from(call: StoreCall) -> Action {
+        // A client's SRANDMEMBER or HRANDFIELD draws here, as RANDOMKEY does.
         Action::Store {
             commands: call.commands,
-            shape: call.shape,
+            shape: call.shape.seeded(crate::random::<u64>()),
         }
     }
 }

@@ -166,7 +166,24 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
         | Command::Persist { .. }
         | Command::GetEx { .. }
         | Command::TimeToLive { .. }
-        | Command::Script(_) => {
+        | Command::Script(_)
+        | Command::Describe { .. }
+        | Command::HashSet { .. }
+        | Command::HashDelete { .. }
+        | Command::HashAdd { .. }
+        | Command::HashAddFloat { .. }
+        | Command::HashGet { .. }
+        | Command::HashGetAll { .. }
+        | Command::Cardinality { .. }
+        | Command::SetAdd { .. }
+        | Command::SetRemove { .. }
+        | Command::SetMove { .. }
+        | Command::SetStore { .. }
+        | Command::SetPop { .. }
+        | Command::SetMembers { .. }
+        | Command::SetContains { .. }
+        | Command::SetCombine { .. }
+        | Command::Exists { .. } => {
             let json = serde_json::to_value(command).expect("a command converts to JSON");
             ("as-json", vec![("command", json)])
         }
@@ -238,7 +255,10 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 ("keyvalues", pairs_value(pairs)),
             ]
         }
-        Reply::Watched { .. } | Reply::Transaction(_) | Reply::Resp(_) => vec![
+        Reply::Watched { .. }
+        | Reply::Transaction(_)
+        | Reply::Resp(_)
+        | Reply::Described { .. } => vec![
             ("reply", "as-json".into()),
             (
                 "json",
@@ -282,6 +302,9 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                     let index = index.expect("every name is listed") as u64;
                     ("invalid-expire-time", Some(("name", index)))
                 }
+                CommandError::WrongType => ("wrong-type", None),
+                CommandError::HashNotAnInteger => ("hash-not-an-integer", None),
+                CommandError::HashNotAFloat => ("hash-not-a-float", None),
             };
             fields.push(("error", name.into()));
             fields.extend(extra.map(|(field, n)| (field, Value::from(n))));
@@ -598,6 +621,9 @@ fn error(event: &Map<String, Value>) -> Result<CommandError, String> {
         "string-too-long" => CommandError::StringTooLong,
         "bit-offset-out-of-range" => CommandError::BitOffsetOutOfRange,
         "bitop-not-arity" => CommandError::BitOpNotArity,
+        "wrong-type" => CommandError::WrongType,
+        "hash-not-an-integer" => CommandError::HashNotAnInteger,
+        "hash-not-a-float" => CommandError::HashNotAFloat,
         "invalid-expire-time" => {
             let index = uint(event, "name")? as usize;
             let name = EXPIRE_NAMES

@@ -740,6 +740,7 @@ pub fn describe_reply(reply: &Reply) -> String {
         }
         Reply::Transaction(None) => "nil (a watched key changed)".to_string(),
         Reply::Resp(resp) => format!("{resp:?}"),
+        Reply::Described { kind, encoding, .. } => format!("{} ({encoding})", kind.name()),
         Reply::Transaction(Some(replies)) => {
             let shown: Vec<String> = replies.iter().map(describe_reply).collect();
             format!("[{}]", shown.join("; "))

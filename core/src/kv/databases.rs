@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::deadlines::UnixMs;
 use super::hash::database_hash;
+use super::objects::{object_entry_hash, Object};
 use super::session::SessionTable;
 use super::store::{Store, StoreDigest};
 use super::transaction::Changes;
@@ -175,6 +176,49 @@ impl ClockV4 {
 }
 /// V4 followed by the script registry (script cache and function libraries).
 const ENCODING_V5: u8 = 5;
+/// V5 followed by every database's hashes and sets.
+const ENCODING_V6: u8 = 6;
+
+/// What v6 adds to v5: per database, its keys holding a hash or a set, in key order.
+type ObjectsV6 = Vec<Vec<(serde_bytes::ByteBuf, Object)>>;
+
+fn objects_of(data: &Databases) -> Vec<Vec<(&serde_bytes::Bytes, &Object)>> {
+    (data.stores.iter())
+        .map(|store| {
+            (store.objects())
+                .map(|(key, object)| (serde_bytes::Bytes::new(key), object))
+                .collect()
+        })
+        .collect()
+}
+
+/// The objects section of a v6 encoding, after the scripts.
+fn take_objects(version: u8, after: &[u8]) -> Result<(ObjectsV6, &[u8]), String> {
+    if version != ENCODING_V6 {
+        return Ok((vec![Vec::new(); usize::from(DATABASES)], after));
+    }
+    let (objects, rest): (ObjectsV6, &[u8]) =
+        postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
+    if objects.len() != usize::from(DATABASES) {
+        return Err("objects for a wrong number of databases".into());
+    }
+    Ok((objects, rest))
+}
+
+/// Gives the decoded stores their objects.
+fn restore_objects(data: &mut Databases, objects: ObjectsV6) -> Result<(), String> {
+    for (store, objects) in data.stores.iter_mut().zip(objects) {
+        let mut previous: Option<Vec<u8>> = None;
+        for (key, _) in &objects {
+            if previous.as_deref().is_some_and(|p| p >= key.as_slice()) {
+                return Err("object keys out of order".into());
+            }
+            previous = Some(key.to_vec());
+        }
+        store.restore_objects(objects.into_iter().map(|(k, o)| (k.into_vec(), o)))?;
+    }
+    Ok(())
+}
 
 /// The v3 encoding's fields, borrowed for writing.
 #[derive(Serialize)]
@@ -234,9 +278,9 @@ pub(crate) struct StateParts {
     pub(crate) scripts: ScriptRegistry,
 }
 
-/// The scripts section of a v5 encoding, after the v4 fields.
+/// The scripts section of a v5 or v6 encoding, after the v4 fields.
 fn take_scripts(version: u8, after: &[u8]) -> Result<(ScriptRegistry, &[u8]), String> {
-    if version != ENCODING_V5 {
+    if version < ENCODING_V5 {
         return Ok((ScriptRegistry::default(), after));
     }
     let (scripts, rest): (ScriptRegistry, &[u8]) =
@@ -260,11 +304,12 @@ pub(crate) fn encode(
         applied_slot,
         changes,
     };
-    let mut out = vec![VERSIONED_MARK, ENCODING_V5];
+    let mut out = vec![VERSIONED_MARK, ENCODING_V6];
     postcard::to_io(&fields, &mut out).expect("a state encodes into memory");
     let clock = ClockV4::of(data, now_ms);
     postcard::to_io(&clock, &mut out).expect("a state encodes into memory");
     postcard::to_io(scripts, &mut out).expect("scripts encode into memory");
+    postcard::to_io(&objects_of(data), &mut out).expect("objects encode into memory");
     out
 }
 
@@ -272,7 +317,7 @@ pub(crate) fn encode(
 /// rebuilt.
 pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
     let (mut parts, after) = match body {
-        [VERSIONED_MARK, version @ (ENCODING_V2 | ENCODING_V3 | ENCODING_V4 | ENCODING_V5), rest @ ..] =>
+        [VERSIONED_MARK, version @ (ENCODING_V2 | ENCODING_V3 | ENCODING_V4 | ENCODING_V5 | ENCODING_V6), rest @ ..] =>
         {
             let (state, mut after): (StateV2, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
@@ -280,7 +325,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
                 return Err(format!("{} databases", state.stores.len()));
             }
             let changes = match *version {
-                ENCODING_V3 | ENCODING_V4 | ENCODING_V5 => {
+                ENCODING_V3 | ENCODING_V4 | ENCODING_V5 | ENCODING_V6 => {
                     let (changes, rest): (Changes, &[u8]) =
                         postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
                     after = rest;
@@ -300,6 +345,9 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
             }
             let (scripts, rest) = take_scripts(*version, after)?;
             after = rest;
+            let (objects, rest) = take_objects(*version, after)?;
+            after = rest;
+            restore_objects(&mut data, objects)?;
             let parts = StateParts {
                 config: state.config,
                 data,
@@ -337,11 +385,12 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
     Ok((parts, after))
 }
 
-/// Reads a v5 encoding for checking (see `StateMachine::verify_encoding`).
+/// Reads a v6 encoding for checking (see `StateMachine::verify_encoding`); the hashes and sets
+/// are decoded whole, the strings only counted and hashed.
 pub(crate) fn decode_digest(body: &[u8]) -> Result<(StateDigest, ScriptRegistry), String> {
     let rest = match body {
-        [VERSIONED_MARK, ENCODING_V5, rest @ ..] => rest,
-        _ => return Err("not a v5 encoding".into()),
+        [VERSIONED_MARK, ENCODING_V6, rest @ ..] => rest,
+        _ => return Err("not a v6 encoding".into()),
     };
     let (mut digest, rest): (StateDigest, &[u8]) =
         postcard::take_from_bytes(rest).map_err(|e| format!("does not decode: {e}"))?;
@@ -349,7 +398,16 @@ pub(crate) fn decode_digest(body: &[u8]) -> Result<(StateDigest, ScriptRegistry)
         postcard::take_from_bytes(rest).map_err(|e| format!("does not decode: {e}"))?;
     digest.deadlines_hash = clock.hash();
     digest.now_ms = clock.now_ms;
-    let (scripts, rest) = take_scripts(ENCODING_V5, rest)?;
+    let (scripts, rest) = take_scripts(ENCODING_V6, rest)?;
+    let (objects, rest) = take_objects(ENCODING_V6, rest)?;
+    for (store, objects) in digest.stores.iter_mut().zip(objects) {
+        for (key, object) in objects {
+            let object = object.rebuilt()?;
+            store.objects.len += 1;
+            store.objects.entries_hash =
+                (store.objects.entries_hash).wrapping_add(object_entry_hash(&key, &object));
+        }
+    }
     match rest.is_empty() {
         true => Ok((digest, scripts)),
         false => Err("bytes after the state".into()),
@@ -358,11 +416,12 @@ pub(crate) fn decode_digest(body: &[u8]) -> Result<(StateDigest, ScriptRegistry)
 
 /// The entries hash a digest's stores add up to, as [`Databases::entries_hash`] computes it.
 pub(crate) fn digest_entries_hash(stores: &[StoreDigest]) -> u64 {
-    let mut sum = stores.first().map_or(0, |s| s.pairs.entries_hash);
+    let hash = |s: &StoreDigest| s.pairs.entries_hash.wrapping_add(s.objects.entries_hash);
+    let mut sum = stores.first().map_or(0, hash);
     for (db, store) in stores.iter().enumerate().skip(1) {
-        if store.pairs.len > 0 {
+        if store.pairs.len + store.objects.len > 0 {
             let db = Db::try_from(db).expect("fewer than 256 databases");
-            sum = sum.wrapping_add(database_hash(db, store.pairs.entries_hash));
+            sum = sum.wrapping_add(database_hash(db, hash(store)));
         }
     }
     sum

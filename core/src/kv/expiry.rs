@@ -49,8 +49,8 @@ pub(crate) fn set_expiring(
     let old = store.get(key).cloned();
     let holds = match condition {
         SetCondition::Always => true,
-        SetCondition::IfAbsent => old.is_none(),
-        SetCondition::IfPresent => old.is_some(),
+        SetCondition::IfAbsent => !store.exists(key),
+        SetCondition::IfPresent => store.exists(key),
     };
     if holds {
         match ttl {
@@ -88,7 +88,7 @@ pub(crate) fn expire(
         Ok(at) => at,
         Err(error) => return Reply::Error(error),
     };
-    if store.get(key).is_none() {
+    if !store.exists(key) {
         return Reply::Int(0);
     }
     let current = store.deadlines.get(key);
@@ -105,7 +105,7 @@ pub(crate) fn expire(
     }
     change_deadline(store, key, at, now_ms);
     assert!(
-        store.get(key).is_none() || store.deadlines.get(key) == Some(at),
+        !store.exists(key) || store.deadlines.get(key) == Some(at),
         "EXPIRE sets the deadline or deletes the key"
     );
     Reply::Int(1)
@@ -123,7 +123,7 @@ fn change_deadline(store: &mut Store, key: &[u8], at: UnixMs, now_ms: UnixMs) {
 
 /// PERSIST.
 pub(crate) fn persist(store: &mut Store, key: &[u8]) -> Reply {
-    if store.get(key).is_none() || store.deadlines.get(key).is_none() {
+    if !store.exists(key) || store.deadlines.get(key).is_none() {
         return Reply::Int(0);
     }
     store.set_deadline(key, None);
@@ -159,7 +159,7 @@ pub(crate) fn get_ex(store: &mut Store, key: &[u8], ttl: TtlChange, now_ms: Unix
 
 /// TTL, PTTL, EXPIRETIME, PEXPIRETIME at `now_ms`.
 pub(crate) fn time_to_live(store: &Store, key: &[u8], unit: TtlUnit, now_ms: UnixMs) -> Reply {
-    if store.live(key, now_ms).is_none() {
+    if !store.is_live(key, now_ms) {
         return Reply::Int(-2);
     }
     let Some(at) = store.deadlines.get(key) else {

@@ -16,6 +16,9 @@ pub(crate) const TAG_SCAN: u64 = 0x6b76_2d73_6361_6e31; // "kv-scan1"
 pub(crate) const TAG_DATABASE: u64 = 0x6b76_2d64_6174_6162; // "kv-datab"
 pub(crate) const TAG_DEADLINE: u64 = 0x6b76_2d64_6561_6431; // "kv-dead1"
 pub(crate) const TAG_CLOCK: u64 = 0x6b76_2d63_6c6f_6331; // "kv-cloc1"
+pub(crate) const TAG_OBJECT: u64 = 0x6b76_2d6f_626a_3131; // "kv-obj11"
+pub(crate) const TAG_ELEMENT: u64 = 0x6b76_2d65_6c6d_3131; // "kv-elm11"
+pub(crate) const TAG_POP: u64 = 0x6b76_2d70_6f70_3131; // "kv-pop11"
 
 /// Added on every round so that no input word leaves the state at a fixed point such as zero.
 const ROUND_CONSTANT: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::deadlines::{Deadlines, UnixMs};
 use super::hash::{data_entry_hash, scan_hash};
+use super::objects::{object_entry_hash, Object, ValueKind};
 use crate::command::{KEY_MAX_BYTES, LIST_COUNT_MAX, VALUE_MAX_BYTES};
 
 /// Ordered key-value pairs plus the wrapping sum of their entry hashes.
@@ -19,6 +20,13 @@ pub(crate) struct Store {
     map: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Wrapping sum of `data_entry_hash` over all pairs: order-independent and O(1) to update.
     entries_hash: u64,
+    /// The keys that hold a hash or a set (never a key of `map`). Encoded after the stores
+    /// (see `databases`), so an image of strings only is what it was before there were others.
+    #[serde(skip)]
+    objects: BTreeMap<Vec<u8>, Object>,
+    /// Wrapping sum of `object_entry_hash` over `objects`.
+    #[serde(skip)]
+    objects_hash: u64,
     /// Every key by `scan_hash`: SCAN's order, in which a key's place never moves, so an
     /// integer cursor (a hash) resumes exactly where the last call stopped. Derived from `map`:
     /// not encoded, rebuilt by `rebuild_scan_order` after decoding.
@@ -33,6 +41,23 @@ pub(crate) struct Store {
     pub(crate) deadlines: Deadlines,
 }
 
+/// What a key holds, taken out of or put into a store whole (RENAME, COPY, MOVE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    Str(Vec<u8>),
+    Obj(Object),
+}
+
+impl Entry {
+    /// The string it holds; a caller that checked the key's kind.
+    pub(crate) fn into_string(self) -> Vec<u8> {
+        match self {
+            Entry::Str(value) => value,
+            Entry::Obj(object) => unreachable!("a {:?} where a string was checked", object.kind()),
+        }
+    }
+}
+
 /// Most keys one RANDOMKEY visits looking for one that has not expired.
 pub(crate) const RANDOM_KEY_VISIT_MAX: usize = 100;
 
@@ -44,15 +69,92 @@ pub(crate) struct ScanStep<'a> {
 
 impl Store {
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.objects.len()
     }
 
+    /// What the strings and the objects add to the state hash (the objects nothing while
+    /// there are none).
     pub(crate) fn entries_hash(&self) -> u64 {
-        self.entries_hash
+        self.entries_hash.wrapping_add(self.objects_hash)
     }
 
+    /// The string at `key`: none if absent or if it holds another kind of value.
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Vec<u8>> {
         self.map.get(key)
+    }
+
+    /// Whether `key` holds any value.
+    pub(crate) fn exists(&self, key: &[u8]) -> bool {
+        self.map.contains_key(key) || self.objects.contains_key(key)
+    }
+
+    /// The hash or set at `key`.
+    pub(crate) fn object(&self, key: &[u8]) -> Option<&Object> {
+        self.objects.get(key)
+    }
+
+    /// The kind of value at `key`, if present.
+    pub(crate) fn kind(&self, key: &[u8]) -> Option<ValueKind> {
+        match (self.map.contains_key(key), self.objects.get(key)) {
+            (true, _) => Some(ValueKind::String),
+            (false, Some(object)) => Some(object.kind()),
+            (false, None) => None,
+        }
+    }
+
+    /// A copy of what `key` holds.
+    pub(crate) fn entry(&self, key: &[u8]) -> Option<Entry> {
+        match (self.map.get(key), self.objects.get(key)) {
+            (Some(value), _) => Some(Entry::Str(value.clone())),
+            (None, Some(object)) => Some(Entry::Obj(object.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// The objects of this database in key order (for the encoding).
+    pub(crate) fn objects(&self) -> impl Iterator<Item = (&Vec<u8>, &Object)> {
+        self.objects.iter()
+    }
+
+    /// Stores `object` at `key`, replacing whatever it held, keeping any deadline.
+    pub(crate) fn insert_object(&mut self, key: Vec<u8>, object: Object) {
+        assert!(key.len() <= KEY_MAX_BYTES, "a key of {} bytes", key.len());
+        assert!(object.len() > 0, "an empty object is never stored");
+        if let Some(old) = self.map.remove(&key) {
+            let removed = data_entry_hash(&key, &old);
+            self.entries_hash = self.entries_hash.wrapping_sub(removed);
+        }
+        if !self.objects.contains_key(&key) {
+            self.scan_order.insert((scan_hash(&key), key.clone()));
+        }
+        self.objects_hash = self
+            .objects_hash
+            .wrapping_add(object_entry_hash(&key, &object));
+        if let Some(old) = self.objects.insert(key.clone(), object) {
+            let removed = object_entry_hash(&key, &old);
+            self.objects_hash = self.objects_hash.wrapping_sub(removed);
+        }
+        self.touched.push(key);
+    }
+
+    /// Changes the object at `key` (which must hold one) with `change`; the key goes when the
+    /// object is left empty. A change for WATCH.
+    pub(crate) fn update_object<R>(
+        &mut self,
+        key: &[u8],
+        change: impl FnOnce(&mut Object) -> R,
+    ) -> R {
+        let object = self.objects.get_mut(key).expect("an object at the key");
+        let before = object_entry_hash(key, object);
+        let result = change(object);
+        let after = object_entry_hash(key, object);
+        let empty = object.len() == 0;
+        self.objects_hash = self.objects_hash.wrapping_sub(before).wrapping_add(after);
+        self.touched.push(key.to_vec());
+        if empty {
+            self.remove(key).expect("present");
+        }
+        result
     }
 
     /// Stores a pair of a command that passed `Command::validate`.
@@ -64,6 +166,11 @@ impl Store {
             value.len()
         );
         let added = data_entry_hash(&key, &value);
+        if let Some(old) = self.objects.remove(&key) {
+            let removed = object_entry_hash(&key, &old);
+            self.objects_hash = self.objects_hash.wrapping_sub(removed);
+            self.scan_order.remove(&(scan_hash(&key), key.clone()));
+        }
         if let Some(old) = self.map.get(&key) {
             let removed = data_entry_hash(&key, old);
             self.entries_hash = self.entries_hash.wrapping_sub(removed);
@@ -87,11 +194,17 @@ impl Store {
     pub(crate) fn put_with_deadline(
         &mut self,
         key: Vec<u8>,
-        value: Vec<u8>,
+        value: Entry,
         deadline_ms: Option<UnixMs>,
     ) {
         let at = key.clone();
-        self.put(key, value);
+        match value {
+            Entry::Str(value) => self.put(key, value),
+            Entry::Obj(object) => {
+                self.deadlines.remove(&key);
+                self.insert_object(key, object);
+            }
+        }
         if deadline_ms.is_some() {
             self.set_deadline(&at, deadline_ms);
         }
@@ -102,7 +215,17 @@ impl Store {
         );
     }
 
-    /// The value of `key` unless it expired at `now_ms`.
+    /// Whether `key` holds a value that has not expired at `now_ms`.
+    pub(crate) fn is_live(&self, key: &[u8], now_ms: UnixMs) -> bool {
+        self.exists(key) && !self.is_expired(key, now_ms)
+    }
+
+    /// The kind of value at `key` unless it expired at `now_ms`.
+    pub(crate) fn live_kind(&self, key: &[u8], now_ms: UnixMs) -> Option<ValueKind> {
+        self.kind(key).filter(|_| !self.is_expired(key, now_ms))
+    }
+
+    /// The string of `key` unless it expired at `now_ms`.
     pub(crate) fn live(&self, key: &[u8], now_ms: UnixMs) -> Option<&Vec<u8>> {
         match self.is_expired(key, now_ms) {
             true => None,
@@ -117,7 +240,7 @@ impl Store {
 
     /// Sets or clears the deadline of `key`, which must be present; a change for WATCH.
     pub(crate) fn set_deadline(&mut self, key: &[u8], deadline_ms: Option<UnixMs>) {
-        assert!(self.map.contains_key(key), "a deadline for an absent key");
+        assert!(self.exists(key), "a deadline for an absent key");
         match deadline_ms {
             Some(at) => self.deadlines.set(key, at),
             None => {
@@ -143,11 +266,21 @@ impl Store {
         true
     }
 
-    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
-        let value = self.map.remove(key)?;
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let value = match self.map.remove(key) {
+            Some(value) => {
+                let removed = data_entry_hash(key, &value);
+                self.entries_hash = self.entries_hash.wrapping_sub(removed);
+                Entry::Str(value)
+            }
+            None => {
+                let object = self.objects.remove(key)?;
+                let removed = object_entry_hash(key, &object);
+                self.objects_hash = self.objects_hash.wrapping_sub(removed);
+                Entry::Obj(object)
+            }
+        };
         self.deadlines.remove(key);
-        let removed = data_entry_hash(key, &value);
-        self.entries_hash = self.entries_hash.wrapping_sub(removed);
         let indexed = self.scan_order.remove(&(scan_hash(key), key.to_vec()));
         assert!(indexed, "a stored key is in the scan order");
         self.touched.push(key.to_vec());
@@ -166,11 +299,28 @@ impl Store {
 
     /// Rebuilds the derived scan order after decoding.
     pub(crate) fn rebuild_scan_order(&mut self) {
-        self.scan_order = self
-            .map
-            .keys()
+        self.scan_order = (self.map.keys())
+            .chain(self.objects.keys())
             .map(|key| (scan_hash(key), key.clone()))
             .collect();
+    }
+
+    /// Gives a decoded store its objects (each for a key it does not hold yet).
+    pub(crate) fn restore_objects(
+        &mut self,
+        objects: impl IntoIterator<Item = (Vec<u8>, Object)>,
+    ) -> Result<(), String> {
+        for (key, object) in objects {
+            if self.exists(&key) {
+                return Err("an object for a key held twice".into());
+            }
+            let object = object.rebuilt()?;
+            self.objects_hash = self
+                .objects_hash
+                .wrapping_add(object_entry_hash(&key, &object));
+            self.objects.insert(key, object);
+        }
+        Ok(())
     }
 
     /// Visits up to `count` keys (at least one) in scan order from hash `cursor` on. Keys whose
@@ -222,46 +372,78 @@ impl Store {
             .take_while(move |(key, _)| key.starts_with(prefix))
     }
 
+    /// Every key (of any kind) starting with `prefix`, in byte order.
+    pub(crate) fn keys_with_prefix<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = &'a Vec<u8>> + 'a {
+        let strings = self.prefix_range(prefix, None).map(|(key, _)| key);
+        let objects = (self.objects)
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(key, _)| key.starts_with(prefix))
+            .map(|(key, _)| key);
+        merged(strings, objects)
+    }
+
     /// Removes every key starting with `prefix`; returns how many were removed.
     pub(crate) fn prune(&mut self, prefix: &[u8]) -> usize {
-        let doomed: Vec<Vec<u8>> = self
-            .prefix_range(prefix, None)
-            .map(|(key, _)| key.clone())
-            .collect();
-        let before = self.map.len();
+        let doomed: Vec<Vec<u8>> = self.keys_with_prefix(prefix).cloned().collect();
+        let before = self.len();
         for key in &doomed {
             self.remove(key).expect("a key just listed is present");
         }
-        assert_eq!(self.map.len() + doomed.len(), before);
+        assert_eq!(self.len() + doomed.len(), before);
         doomed.len()
     }
 
     pub(crate) fn count(&self, prefix: &[u8]) -> usize {
         if prefix.is_empty() {
-            return self.map.len();
+            return self.len();
         }
-        self.prefix_range(prefix, None).count()
+        self.keys_with_prefix(prefix).count()
     }
 
     /// Checks the scan order against the map; O(keys).
     pub(crate) fn assert_scan_order(&self) {
-        assert_eq!(self.scan_order.len(), self.map.len(), "scan order size");
+        assert_eq!(self.scan_order.len(), self.len(), "scan order size");
         self.deadlines.assert_invariants();
         for (key, _) in self.deadlines.pairs() {
-            assert!(self.map.contains_key(key), "a deadline for an absent key");
+            assert!(self.exists(key), "a deadline for an absent key");
+        }
+        for (key, object) in &self.objects {
+            assert!(!self.map.contains_key(key), "a key holds one value");
+            object.assert_invariants();
         }
         for (hash, key) in &self.scan_order {
-            assert!(self.map.contains_key(key), "scan order holds a removed key");
+            assert!(self.exists(key), "scan order holds a removed key");
             assert_eq!(*hash, scan_hash(key), "scan order hash");
         }
     }
 
     /// The sum of entry hashes computed from scratch, for checking the running one.
     pub(crate) fn recompute_entries_hash(&self) -> u64 {
-        self.map.iter().fold(0u64, |sum, (key, value)| {
+        let strings = self.map.iter().fold(0u64, |sum, (key, value)| {
             sum.wrapping_add(data_entry_hash(key, value))
-        })
+        });
+        let objects = (self.objects.iter()).fold(0u64, |sum, (key, o)| {
+            sum.wrapping_add(object_entry_hash(key, o))
+        });
+        strings.wrapping_add(objects)
     }
+}
+
+/// Two ascending iterators of distinct keys merged into one ascending iterator.
+fn merged<'a>(
+    a: impl Iterator<Item = &'a Vec<u8>>,
+    b: impl Iterator<Item = &'a Vec<u8>>,
+) -> impl Iterator<Item = &'a Vec<u8>> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if x <= y => a.next(),
+        (Some(_), Some(_)) => b.next(),
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
 }
 
 /// What the encoding of a [`Store`] holds, read without building the map: the pairs are
@@ -272,12 +454,24 @@ pub(crate) struct StoreDigest {
     #[serde(deserialize_with = "pairs_digest")]
     pub(crate) pairs: PairsDigest,
     pub(crate) entries_hash: u64,
+    /// The count and hash sum of the store's hashes and sets (encoded after the stores).
+    #[serde(skip, default = "PairsDigest::empty")]
+    pub(crate) objects: PairsDigest,
 }
 
 /// The count and hash sum of encoded pairs whose keys were in strictly ascending order.
 pub(crate) struct PairsDigest {
     pub(crate) len: u64,
     pub(crate) entries_hash: u64,
+}
+
+impl PairsDigest {
+    fn empty() -> Self {
+        PairsDigest {
+            len: 0,
+            entries_hash: 0,
+        }
+    }
 }
 
 fn pairs_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PairsDigest, D::Error> {
@@ -390,5 +584,25 @@ mod tests {
         assert_eq!(store.prune(b"a"), 2);
         assert_eq!(store.entries_hash(), 0);
         assert_eq!(store.remove(b"a"), None);
+    }
+
+    #[test]
+    fn a_key_holds_a_string_or_an_object_and_both_are_listed_and_hashed() {
+        let mut store = Store::default();
+        let mut members = super::super::objects::Members::default();
+        members.insert(b"m".to_vec());
+        store.insert(b"b".to_vec(), b"1".to_vec());
+        store.insert_object(b"a".to_vec(), Object::Set(members.clone()));
+        store.insert_object(b"c".to_vec(), Object::Set(members));
+        assert_eq!(store.len(), 3);
+        let keys: Vec<_> = store.keys_with_prefix(b"").cloned().collect();
+        assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(store.entries_hash(), store.recompute_entries_hash());
+        store.insert(b"a".to_vec(), b"2".to_vec());
+        assert_eq!(store.kind(b"a"), Some(ValueKind::String));
+        assert_eq!(store.entries_hash(), store.recompute_entries_hash());
+        store.assert_scan_order();
+        assert_eq!(store.prune(b""), 3);
+        assert_eq!(store.entries_hash(), 0);
     }
 }

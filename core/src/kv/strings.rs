@@ -62,16 +62,16 @@ pub(super) fn bit_op(store: &mut Store, op: BitOp, dest: &[u8], keys: &[Vec<u8>]
 
 /// RENAMENX.
 pub(super) fn rename_if_absent(store: &mut Store, from: &[u8], to: &[u8]) -> Reply {
-    if store.get(from).is_none() {
+    if !store.exists(from) {
         return Reply::Error(CommandError::NoSuchKey);
     }
-    if from == to || store.get(to).is_some() {
+    if from == to || store.exists(to) {
         return Reply::Bool(false);
     }
     let deadline_ms = store.deadlines.get(from);
     let value = store.remove(from).expect("present: checked above");
     store.put_with_deadline(to.to_vec(), value, deadline_ms);
-    assert!(store.get(from).is_none(), "RENAMENX leaves no copy behind");
+    assert!(!store.exists(from), "RENAMENX leaves no copy behind");
     Reply::Bool(true)
 }
 
@@ -87,15 +87,15 @@ pub(super) fn copy(
     if to_db == db && from == to {
         return Reply::Error(CommandError::SameObject);
     }
-    let Some(value) = data.db(db).get(from).cloned() else {
+    let Some(value) = data.db(db).entry(from) else {
         return Reply::Bool(false);
     };
-    if !replace && data.db(to_db).get(to).is_some() {
+    if !replace && data.db(to_db).exists(to) {
         return Reply::Bool(false);
     }
     let deadline_ms = data.db(db).deadlines.get(from);
     data.db_mut(to_db)
         .put_with_deadline(to.to_vec(), value, deadline_ms);
-    assert!(data.db(db).get(from).is_some(), "COPY keeps the source");
+    assert!(data.db(db).exists(from), "COPY keeps the source");
     Reply::Bool(true)
 }

@@ -153,7 +153,7 @@ impl StateMachine {
             slot: self.applied_slot,
             values: keys
                 .iter()
-                .map(|key| store.live(key, now_ms).cloned())
+                .map(|key| watched_value(store, key, now_ms))
                 .collect(),
         }
     }
@@ -163,7 +163,7 @@ impl StateMachine {
         // A key that existed at WATCH and expired since changed (Redis 7.0); one already
         // expired then did not.
         let changed = watched.iter().any(|w| {
-            let present = self.data.db(w.db).live(&w.key, self.now_ms).is_some();
+            let present = self.data.db(w.db).is_live(&w.key, self.now_ms);
             self.changes.changed(w, present) || (w.existed && !present)
         });
         if changed {
@@ -226,6 +226,15 @@ impl StateMachine {
             .iter()
             .map(|c| scratch.apply_in_transaction(c))
             .collect()
+    }
+}
+
+/// What WATCH records of `key` at `now_ms`: its string, an empty one for a hash or a set
+/// (only whether it exists matters), `None` if absent.
+fn watched_value(store: &super::store::Store, key: &[u8], now_ms: i64) -> Option<Vec<u8>> {
+    match store.live(key, now_ms) {
+        Some(value) => Some(value.clone()),
+        None => store.is_live(key, now_ms).then(Vec::new),
     }
 }
 

@@ -53,7 +53,7 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Parsed {
     match name {
         "GET" => plain(Command::Get { key: key() }),
         "DIRTYGET" => plain(Command::DirtyGet { key: key() }),
-        "TYPE" => Ok(per_key(args, |key| Command::Get { key }, Shape::Type)),
+        "TYPE" => Ok(per_key(args, |key| Command::Describe { key }, Shape::Type)),
         "TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME" => plain(expiry::parse_ttl(name, args)),
         "SET" if args.len() > 3 => expiry::parse_set(args).map(StoreCall::plain),
         "SETEX" | "PSETEX" => expiry::parse_setex(name, args).map(StoreCall::plain),
@@ -112,11 +112,24 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Parsed {
             let (command, shape) = parse_string_command(name, args)?;
             Ok(StoreCall::shaped(command, shape))
         }
+        _ if is_collection_command(name) => {
+            let (command, shape) = crate::redis::collections::parse_collection_command(name, args)?;
+            Ok(StoreCall::shaped(command, shape))
+        }
         "FLUSHDB" | "FLUSHALL" | "SWAPDB" | "MOVE" | "KEYS" | "SCAN" => {
             parse_database(name, args).map(StoreCall::plain)
         }
         _ => unreachable!("every store command of the table is parsed: {name}"),
     }
+}
+
+/// The hash and set commands: the table's names of H and S but SET's family and SCAN's own.
+fn is_collection_command(name: &str) -> bool {
+    let strings = [
+        "SET", "SETNX", "SETEX", "SETRANGE", "SETBIT", "SUBSTR", "SWAPDB", "SCAN", "SCRIPT",
+        "SELECT", "SAVE", "SHUTDOWN", "SLAVEOF", "HELLO",
+    ];
+    (name.starts_with('H') || name.starts_with('S')) && !strings.contains(&name)
 }
 
 /// One command per key named (each of `args` after the name), shown together as `shape` says.
@@ -234,7 +247,7 @@ fn parse_multi_key(name: &str, args: &[Vec<u8>]) -> Parsed {
         // One command, so one log entry: every key goes at once.
         "DEL" => StoreCall::plain(Command::MultiDelete { keys: keys() }),
         // One read of every key at one point; a key named twice counts twice, as in Redis.
-        "EXISTS" => StoreCall::shaped(Command::MultiGet { keys: keys() }, Shape::Exists),
+        "EXISTS" => StoreCall::plain(Command::Exists { keys: keys() }),
         // One read of every key at one point: a concurrent MSET is seen whole or not at all.
         "MGET" => StoreCall::plain(Command::MultiGet { keys: keys() }),
         // One command, so one log entry: every pair is stored or none.

@@ -6,7 +6,7 @@ use crate::redis::args::NOT_AN_INTEGER;
 use crate::{CommandError, Reply};
 
 /// How a store reply is shown to a Redis client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Shape {
     /// The natural mapping: Ok → +OK, Value → bulk or null, Bool and Int → integer, lists → arrays.
     Plain,
@@ -41,6 +41,8 @@ pub enum Shape {
     Lcs(LcsOptions),
     /// What OBJECT tells of the value.
     Object(ObjectField),
+    /// A hash or set read (see `collections`).
+    Collection(crate::redis::collections::CollectionShape),
 }
 
 /// LCS's options.
@@ -60,6 +62,24 @@ pub enum ObjectField {
     IdleTime,
     Freq,
     Help,
+}
+
+impl Shape {
+    /// The shape with `seed` for a draw it makes (SRANDMEMBER, HRANDFIELD), as the node gives
+    /// a client's call; any other shape as it is.
+    pub fn seeded(self, seed: u64) -> Shape {
+        use crate::redis::collections::CollectionShape;
+        match self {
+            Shape::Collection(CollectionShape::Random {
+                count, with_values, ..
+            }) => Shape::Collection(CollectionShape::Random {
+                count,
+                with_values,
+                seed,
+            }),
+            other => other,
+        }
+    }
 }
 
 /// A reply as a Redis client reads it.
@@ -91,11 +111,14 @@ pub fn show_replies(replies: &[Reply], shape: Shape) -> Resp {
     if shape == Shape::Exists {
         return Resp::Int(replies.iter().map(keys_found).sum());
     }
-    if let (Shape::Lcs(options), [Reply::Values(values)]) = (shape, replies) {
-        return show_lcs(values, options);
+    if let (Shape::Collection(shape), [reply]) = (&shape, replies) {
+        return crate::redis::collections::show_collection(reply, shape);
+    }
+    if let (Shape::Lcs(options), [Reply::Values(values)]) = (&shape, replies) {
+        return show_lcs(values, *options);
     }
     match replies {
-        [reply @ (Reply::Value(_) | Reply::Ok)]
+        [reply @ (Reply::Value(_) | Reply::Ok | Reply::Described { .. })]
             if shape != Shape::Plain && shape != Shape::Array =>
         {
             show_shaped(reply, shape)
@@ -119,7 +142,16 @@ fn show_shaped(reply: &Reply, shape: Shape) -> Resp {
         Reply::Value(value) => value.as_deref(),
         _ => None,
     };
-    match (shape, value) {
+    if let Reply::Described {
+        kind,
+        encoding,
+        refcount,
+        ..
+    } = reply
+    {
+        return show_described(shape, kind.name(), encoding, *refcount);
+    }
+    match (shape.clone(), value) {
         (Shape::Type, Some(_)) => Resp::Simple("string".into()),
         (Shape::Type, None) => Resp::Simple("none".into()),
         (Shape::Ttl, Some(_)) => Resp::Int(-1),
@@ -145,9 +177,8 @@ fn show_shaped(reply: &Reply, shape: Shape) -> Resp {
             Some(value),
         ) => Resp::Int(bits::bit_pos(value, bit, range, end_given)),
         (Shape::Object(ObjectField::Help), _) => object_help(),
-        (Shape::Object(_), None) => Resp::Bulk(None),
-        (Shape::Object(field), Some(value)) => show_object(field, value),
-        (Shape::Plain | Shape::Array | Shape::Exists | Shape::Lcs(_), _) => {
+        (Shape::Object(_), _) => Resp::Bulk(None),
+        (Shape::Plain | Shape::Array | Shape::Exists | Shape::Lcs(_) | Shape::Collection(_), _) => {
             unreachable!("not a shape of one value: {shape:?}")
         }
     }
@@ -157,6 +188,7 @@ fn show_shaped(reply: &Reply, shape: Shape) -> Resp {
 fn keys_found(reply: &Reply) -> i64 {
     match reply {
         Reply::Value(value) => value.is_some() as i64,
+        Reply::Described { .. } => 1,
         Reply::Values(values) => values.iter().flatten().count() as i64,
         _ => 0,
     }
@@ -194,12 +226,35 @@ pub fn show(reply: &Reply) -> Resp {
             Resp::bulks(keys.iter()),
         ])),
         Reply::Error(CommandError::NotAnInteger) => Resp::Error(NOT_AN_INTEGER.into()),
+        Reply::Error(CommandError::WrongType) => Resp::Error(WRONG_TYPE.into()),
         Reply::Error(error) => Resp::Error(format!("ERR {error}")),
         Reply::Transaction(None) => Resp::Array(None),
         Reply::Transaction(Some(replies)) => Resp::Array(Some(replies.iter().map(show).collect())),
         Reply::Resp(resp) => resp.clone(),
+        Reply::Described { kind, .. } => Resp::Simple(kind.name().into()),
     }
 }
+
+/// Redis's error for a command on a key of another kind of value.
+pub const WRONG_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+/// TYPE and OBJECT of a present key.
+fn show_described(shape: Shape, kind: &str, encoding: &str, refcount: i64) -> Resp {
+    match shape {
+        Shape::Type => Resp::Simple(kind.into()),
+        Shape::Object(ObjectField::Help) => object_help(),
+        Shape::Object(ObjectField::Encoding) => Resp::bulk(encoding.as_bytes()),
+        Shape::Object(ObjectField::RefCount) => Resp::Int(refcount),
+        // Access times are no part of the replicated state.
+        Shape::Object(ObjectField::IdleTime) => Resp::Int(0),
+        Shape::Object(ObjectField::Freq) => Resp::Error(LFU_NOT_SELECTED.into()),
+        _ => Resp::Error(WRONG_TYPE.into()),
+    }
+}
+
+const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency \
+     not tracked. Please note that when switching between policies at runtime LRU and LFU data \
+     will take some time to adjust.";
 
 /// OBJECT ENCODING of a string value, by Redis's rule for a value as SET stores it: `int` for
 /// a decimal `i64` of at most 20 characters written as Redis writes it, `embstr` up to 44 bytes, else `raw`. (Redis also
@@ -221,23 +276,12 @@ pub fn encoding(value: &[u8]) -> &'static str {
 /// Redis shares the integers below this among every key (OBJECT REFCOUNT shows them so).
 const SHARED_INTEGERS: i64 = 10_000;
 
-fn show_object(field: ObjectField, value: &[u8]) -> Resp {
+/// OBJECT REFCOUNT of a string value.
+pub fn refcount(value: &[u8]) -> i64 {
     let shared = crate::kv::parse_integer(value).is_some_and(|n| (0..SHARED_INTEGERS).contains(&n));
-    match field {
-        ObjectField::Encoding => Resp::bulk(encoding(value).as_bytes()),
-        ObjectField::RefCount if shared && encoding(value) == "int" => {
-            Resp::Int(i64::from(i32::MAX))
-        }
-        ObjectField::RefCount => Resp::Int(1),
-        // Access times are no part of the replicated state.
-        ObjectField::IdleTime => Resp::Int(0),
-        ObjectField::Freq => Resp::Error(
-            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please \
-             note that when switching between policies at runtime LRU and LFU data will take \
-             some time to adjust."
-                .into(),
-        ),
-        ObjectField::Help => unreachable!("answered without a value"),
+    match shared && encoding(value) == "int" {
+        true => i64::from(i32::MAX),
+        false => 1,
     }
 }
 

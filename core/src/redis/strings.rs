@@ -206,5 +206,5 @@ fn parse_object(args: &[Vec<u8>]) -> Parsed {
         "every subcommand but HELP names a key"
     );
     let key = args.get(2).cloned().unwrap_or_default();
-    Ok((Command::Get { key }, Shape::Object(field)))
+    Ok((Command::Describe { key }, Shape::Object(field)))
 }
