@@ -125,7 +125,11 @@ pub fn show_replies(replies: &[Reply], shape: Shape) -> Resp {
         }
         [reply] if shape != Shape::Array => show(reply),
         _ => {
-            let items: Vec<Resp> = replies.iter().map(show).collect();
+            let item = match shape {
+                Shape::Array => show_mget_item,
+                _ => show,
+            };
+            let items: Vec<Resp> = replies.iter().map(item).collect();
             assert_eq!(items.len(), replies.len(), "one item per reply");
             Resp::Array(Some(items))
         }
@@ -184,9 +188,20 @@ fn show_shaped(reply: &Reply, shape: Shape) -> Resp {
     }
 }
 
+/// One key of an MGET read key by key (`READONLY`): a key holding a hash or a set reads as
+/// nil, as MGET answers it.
+fn show_mget_item(reply: &Reply) -> Resp {
+    match reply {
+        Reply::Error(CommandError::WrongType) => Resp::Bulk(None),
+        other => show(other),
+    }
+}
+
 /// How many keys a read's reply found (EXISTS).
 fn keys_found(reply: &Reply) -> i64 {
     match reply {
+        // A GET of a key of another kind (read key by key under READONLY): the key exists.
+        Reply::Error(CommandError::WrongType) => 1,
         Reply::Value(value) => value.is_some() as i64,
         Reply::Described { .. } => 1,
         Reply::Values(values) => values.iter().flatten().count() as i64,

@@ -464,3 +464,24 @@ fn a_client_s_srandmember_draws_from_the_seed_the_node_gives_and_a_script_s_from
     let get = parsed(&["GET", "k"]).unwrap().shape;
     assert_eq!(get.clone().seeded(9), get, "other shapes draw nothing");
 }
+
+#[test]
+fn mget_and_exists_read_key_by_key_treat_a_hash_or_set_key_as_redis_does() {
+    let other_kind = Reply::Error(crate::CommandError::WrongType);
+    let value = |v: &str| Reply::Value(Some(v.as_bytes().to_vec()));
+    assert_eq!(
+        show_replies(
+            &[value("a"), other_kind.clone(), Reply::Value(None)],
+            Shape::Array
+        ),
+        Resp::Array(Some(vec![
+            Resp::Bulk(Some(b"a".to_vec())),
+            Resp::Bulk(None),
+            Resp::Bulk(None)
+        ]))
+    );
+    assert_eq!(
+        show_replies(&[value("a"), other_kind, Reply::Value(None)], Shape::Exists),
+        Resp::Int(2)
+    );
+}
