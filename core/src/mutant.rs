@@ -51,10 +51,13 @@ pub enum Mutant {
     /// A replica recovering damaged storage grants the lease, trusting the epoch its damaged
     /// log left it at (it may have forgotten a change it accepted).
     RecoveringGrantsLease,
+    /// A master that gives up its lease tells the acceptors to forget their grants, but goes on
+    /// acting as holder until the lease runs out.
+    ReleaseKeepsLease,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 17] = [
+    pub const ALL: [Mutant; 18] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -72,6 +75,7 @@ impl Mutant {
         Mutant::ChangeBeforeChosen,
         Mutant::ReplicaClockExpiry,
         Mutant::RecoveringGrantsLease,
+        Mutant::ReleaseKeepsLease,
     ];
 
     /// The kebab-case name used on command lines.
@@ -94,6 +98,7 @@ impl Mutant {
             Mutant::ChangeBeforeChosen => "change-before-chosen",
             Mutant::ReplicaClockExpiry => "replica-clock-expiry",
             Mutant::RecoveringGrantsLease => "recovering-grants-lease",
+            Mutant::ReleaseKeepsLease => "release-keeps-lease",
         }
     }
 

@@ -7,12 +7,17 @@
 //! accepted in a `Reconfigure` not yet known chosen) refuses with [`Outdated`]. A change to epoch `e + 1` is accepted by a majority of the voters
 //! of epoch `e`, so a proposer still counting epoch `e` meets a refusal in every majority it
 //! can gather.
+//!
+//! A release needs no epoch: forgetting a grant its owner no longer acts on is safe in any
+//! configuration, and the acceptor matches the grant exactly (see [`crate::lease`]).
 
 use std::collections::BTreeSet;
 
 use super::Replica;
 use crate::lease::{ProposerAction, Quorum};
-use crate::msg::{LeaseAccepted, LeasePrepare, LeasePromise, LeasePropose, Message, Outdated};
+use crate::msg::{
+    LeaseAccepted, LeasePrepare, LeasePromise, LeasePropose, LeaseRelease, Message, Outdated,
+};
 use crate::mutant::{self, Mutant};
 use crate::types::{Nanos, NodeId};
 use rand::Rng;
@@ -73,6 +78,27 @@ impl Replica {
         }
         if let Some(reply) = self.lease.on_propose(now_ns, &msg) {
             self.outbox.send(from, Message::LeaseAccepted(reply));
+        }
+    }
+
+    /// The owner of a grant gave it up. Honoured whatever the epoch and while recovering: it
+    /// only ever clears a grant nobody acts on.
+    pub(super) fn on_lease_release(&mut self, now_ns: Nanos, from: NodeId, msg: LeaseRelease) {
+        self.lease.on_release(now_ns, from, &msg);
+    }
+
+    /// Stops holding and extending the lease, then tells every member to forget the grants
+    /// this replica may have open, naming `successor`, if any, to ask for the lease at once.
+    /// The members of the configuration applied are every voter a proposer counts now (a
+    /// pending change adds a voter only by promoting a member); a voter removed since the lease
+    /// was granted counts in no majority any more.
+    pub(super) fn give_up_lease(&mut self, successor: Option<NodeId>) {
+        let grants = self.lease.release();
+        let mut to = self.members.member_ids();
+        to.extend(successor.filter(|id| !to.contains(id)));
+        for grant in grants {
+            let release = LeaseRelease { grant, successor };
+            self.outbox.broadcast(&to, Message::LeaseRelease(release));
         }
     }
 
@@ -168,7 +194,7 @@ impl Replica {
                 self.catch_up_with_accepted_change(now_ns);
                 return;
             };
-            let action = self.lease.start(now_ns, quorum);
+            let action = self.lease.start(now_ns, quorum, &mut self.rng);
             self.on_proposer_action(now_ns, action);
         }
     }
