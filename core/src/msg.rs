@@ -221,6 +221,10 @@ pub struct Progress {
 pub struct Outdated {
     pub epoch: u64,
     pub chosen_through: Slot,
+    /// The change the sender accepted in the highest slot and does not know chosen, with that
+    /// slot: it may make a configuration later than `epoch`, whose refusal a proposer that never
+    /// accepted it cannot get past unless it counts that configuration's voters too.
+    pub pending: Option<(Slot, Reconfigure)>,
 }
 
 // ---- recovery from damaged storage --------------------------------------------------------

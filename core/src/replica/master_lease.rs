@@ -11,11 +11,12 @@ use rand::Rng;
 
 use super::config::ReplicaConfig;
 use crate::lease::{LeaseAcceptor, LeaseConfig, LeaseProposer, ProposerAction, Quorum};
+use crate::membership::Reconfigure;
 use crate::msg::{
     LeaseAccepted, LeaseGrant, LeasePrepare, LeasePromise, LeasePropose, LeaseRelease,
 };
 use crate::mutant::{self, Mutant};
-use crate::types::{Nanos, NodeId};
+use crate::types::{Nanos, NodeId, Slot};
 
 /// The local time until which a replica started at `now_ns` stays out of the lease protocol:
 /// at once when the operator says the whole group is new and its storage holds nothing (so it
@@ -45,6 +46,9 @@ pub(super) struct MasterLease {
     master_hint: Option<NodeId>,
     /// Extend the held lease at the next chance, not halfway through it.
     extend_now: bool,
+    /// A change another voter accepted beyond this replica's configuration, with its slot
+    /// (see [`MasterLease::change_heard`]).
+    change_heard: Option<(Slot, Reconfigure)>,
     mutant: Option<Mutant>,
 }
 
@@ -74,6 +78,7 @@ impl MasterLease {
             last_master_contact_ns: None,
             master_hint: None,
             extend_now: false,
+            change_heard: None,
             mutant: config.mutant,
         }
     }
@@ -274,6 +279,27 @@ impl MasterLease {
             self.last_master_contact_ns = None;
             self.master_hint = None;
             self.next_attempt_ns = self.next_attempt_ns.min(now_ns);
+        }
+    }
+
+    /// A voter refused a lease naming the change it accepted at `slot` and does not know
+    /// chosen: the latest one heard is kept (one at most).
+    pub(super) fn note_change_heard(&mut self, slot: Slot, change: Reconfigure) {
+        self.change_heard = Some((slot, change));
+    }
+
+    /// The change heard of that makes epoch `next_epoch`, while its slot is above
+    /// `applied_through` (once applied here, the log says what that slot holds).
+    pub(super) fn change_heard(
+        &self,
+        applied_through: Slot,
+        next_epoch: u64,
+    ) -> Option<&Reconfigure> {
+        match &self.change_heard {
+            Some((slot, change)) if *slot > applied_through && change.epoch == next_epoch => {
+                Some(change)
+            }
+            _ => None,
         }
     }
 

@@ -49,17 +49,23 @@ impl Replica {
     }
 
     pub(super) fn send_outdated(&mut self, to: NodeId) {
+        let pending = self.acceptor.pending_change_at();
         let outdated = Outdated {
             epoch: self.members.epoch(),
             chosen_through: self.learner.chosen_through(),
+            pending: pending.map(|(slot, change)| (slot, change.clone())),
         };
         self.outbox.send(to, Message::Outdated(outdated));
     }
 
-    /// A peer knows a later configuration: catch up from it.
+    /// A peer knows a later configuration: catch up from it, and count the voters of a change
+    /// it accepted beyond this replica's configuration in the next lease attempts.
     pub(super) fn on_outdated(&mut self, now_ns: Nanos, from: NodeId, msg: Outdated) {
         if msg.epoch > self.members.epoch() && msg.chosen_through > self.learner.chosen_through() {
             self.note_chosen_elsewhere(now_ns, from, msg.chosen_through);
+        }
+        if let Some((slot, change)) = msg.pending {
+            self.lease.note_change_heard(slot, change);
         }
     }
 
@@ -152,6 +158,17 @@ impl Replica {
             let next = current.apply(&pending.change).ok()?;
             quorum.epoch = next.epoch;
             quorum.voter_sets.push(next.voters().collect());
+        }
+        // A change another voter accepted (and refused this replica's lease for) that this
+        // replica never accepted: counted like its own, while its slot is not applied here.
+        let applied = self.learner.applied_through();
+        let heard = self.lease.change_heard(applied, current.epoch + 1);
+        if let Some(next) = heard.and_then(|change| current.apply(&change.change).ok()) {
+            let voters: BTreeSet<NodeId> = next.voters().collect();
+            if !quorum.voter_sets.contains(&voters) {
+                quorum.epoch = next.epoch;
+                quorum.voter_sets.push(voters);
+            }
         }
         Some(quorum)
     }
