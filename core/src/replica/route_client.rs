@@ -128,7 +128,17 @@ impl Replica {
             return Err(ChangeError::MasterRemovesItself);
         }
         let next = current.apply(change)?;
-        self.check_caught_up(now_ns, change, &next)?;
+        // A mastership younger than the window may not have heard the members' progress yet
+        // (right after a hand-over): "retry", not "repair them".
+        let young = leader.is_younger_than(self.config.member_heard_window_ns, now_ns);
+        self.check_caught_up(now_ns, change, &next)
+            .map_err(|error| {
+                if young {
+                    ChangeError::InProgress
+                } else {
+                    error
+                }
+            })?;
         Ok(Reconfigure {
             epoch: next.epoch,
             change: change.clone(),
