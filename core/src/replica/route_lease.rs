@@ -151,7 +151,10 @@ impl Replica {
             epoch: current.epoch,
             voter_sets: vec![current.voters().collect()],
         };
-        if let Some(pending) = self.acceptor.pending_change() {
+        // A change this replica applied already is in force, whatever its acceptor still
+        // tracks (it may not have marked the slot chosen when it learned it another way).
+        let pending = self.acceptor.pending_change();
+        if let Some(pending) = pending.filter(|p| p.epoch > current.epoch) {
             if pending.epoch != current.epoch + 1 {
                 return None;
             }
