@@ -17,6 +17,13 @@
 //!   grant it gave before the crash could support. A member of a brand-new cluster
 //!   (`ReplicaConfig::new_cluster`, empty storage) has given no grant and does not wait.
 //!
+//! Release: a holder that gives up its lease early stops acting as holder first, then sends
+//! [`LeaseRelease`] for every grant it may have open (the lease held and a running extension's).
+//! An acceptor that still runs exactly that grant (ballot, owner and attempt id) forgets it, so
+//! the next proposer finds a majority with no open grant at once instead of after a lease. A
+//! grant it forgets supports no belief any more, so every majority still meets the grants of
+//! the only lease believed in (see docs/design.md, "Releasing the lease").
+//!
 //! Majorities are counted per attempt over the voter sets of a [`Quorum`] (the configuration
 //! applied, and the next one while a change is pending); any two such majorities share an
 //! acceptor because adjacent configurations differ by at most one voter (see
@@ -26,7 +33,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::msg::{LeaseAccepted, LeaseGrant, LeasePrepare, LeasePromise, LeasePropose};
+use crate::msg::{
+    LeaseAccepted, LeaseGrant, LeasePrepare, LeasePromise, LeasePropose, LeaseRelease,
+};
 use crate::types::{majority, Ballot, Nanos, NodeId};
 
 /// The largest drift-rate bound the arithmetic accepts (10%).
@@ -97,6 +106,7 @@ impl LeaseAcceptor {
             let grant = LeaseGrant {
                 ballot: msg.ballot,
                 owner: msg.owner,
+                attempt_id: msg.attempt_id,
             };
             let expires_ns = now_ns.saturating_add(msg.duration_ns);
             self.grant = Some((grant, expires_ns));
@@ -106,6 +116,18 @@ impl LeaseAcceptor {
             accepted,
             highest: self.promised,
         }
+    }
+
+    /// `from` gave up the grant `msg` names: forgets it if it is exactly the grant this
+    /// acceptor runs (a release that was delayed, duplicated or sent by an earlier run of the
+    /// owner never clears a later grant). Returns whether it forgot one.
+    pub fn on_release(&mut self, from: NodeId, msg: &LeaseRelease) -> bool {
+        let mine = msg.grant.owner == from;
+        let same = matches!(self.grant, Some((grant, _)) if grant == msg.grant);
+        if mine && same {
+            self.grant = None;
+        }
+        mine && same
     }
 
     /// Drops the grant once its timer ran out.
@@ -138,6 +160,7 @@ enum Attempt {
     Idle,
     Preparing {
         ballot: Ballot,
+        attempt_id: u64,
         started_ns: Nanos,
         quorum: Quorum,
         promises: BTreeSet<NodeId>,
@@ -145,6 +168,7 @@ enum Attempt {
     },
     Proposing {
         ballot: Ballot,
+        attempt_id: u64,
         started_ns: Nanos,
         quorum: Quorum,
         accepts: BTreeSet<NodeId>,
@@ -201,6 +225,8 @@ pub struct LeaseProposer {
     highest_seen: Ballot,
     attempt: Attempt,
     held_until_ns: Option<Nanos>,
+    /// The grant of the lease held now, as the acceptors of its majorities run it.
+    held_grant: Option<LeaseGrant>,
     /// The voters whose majorities granted the lease held now.
     held_quorum: Option<Quorum>,
     /// `H`; normally `config.holder_duration_ns()`.
@@ -228,6 +254,7 @@ impl LeaseProposer {
             highest_seen: Ballot::ZERO,
             attempt: Attempt::Idle,
             held_until_ns: None,
+            held_grant: None,
             held_quorum: None,
         }
     }
@@ -272,8 +299,9 @@ impl LeaseProposer {
     }
 
     /// Starts an attempt (to acquire, or to extend a held lease) that a majority of `quorum`'s
-    /// voters must grant. The timer starts now, before anything is asked.
-    pub fn start(&mut self, now_ns: Nanos, quorum: Quorum) -> ProposerAction {
+    /// voters must grant, named by `attempt_id` (drawn at random by the caller). The timer
+    /// starts now, before anything is asked.
+    pub fn start(&mut self, now_ns: Nanos, quorum: Quorum, attempt_id: u64) -> ProposerAction {
         assert!(
             !self.is_attempting(),
             "a lease attempt started over a running one"
@@ -285,6 +313,7 @@ impl LeaseProposer {
         let epoch = quorum.epoch;
         self.attempt = Attempt::Preparing {
             ballot,
+            attempt_id,
             started_ns: now_ns,
             quorum,
             promises: BTreeSet::new(),
@@ -293,11 +322,38 @@ impl LeaseProposer {
         ProposerAction::Prepare(LeasePrepare { ballot, epoch })
     }
 
-    /// Stops holding (and extending) the lease before it runs out.
-    pub fn release(&mut self) {
+    /// Every grant acceptors may run for this proposer that it would act on: the lease held
+    /// and the one a running extension or acquisition proposed.
+    pub fn grants_to_release(&self) -> Vec<LeaseGrant> {
+        let proposed = match &self.attempt {
+            Attempt::Proposing {
+                ballot, attempt_id, ..
+            } => Some(LeaseGrant {
+                ballot: *ballot,
+                owner: self.node,
+                attempt_id: *attempt_id,
+            }),
+            Attempt::Idle | Attempt::Preparing { .. } => None,
+        };
+        self.held_grant.into_iter().chain(proposed).collect()
+    }
+
+    /// Stops holding (and extending) the lease before it runs out. Returns the grants to
+    /// release ([`LeaseProposer::grants_to_release`]), which it no longer acts on: it holds no
+    /// lease now, and a later one needs a new attempt with a higher ballot.
+    pub fn release(&mut self) -> Vec<LeaseGrant> {
+        let grants = self.grants_to_release();
         self.held_until_ns = None;
+        self.held_grant = None;
         self.held_quorum = None;
         self.attempt = Attempt::Idle;
+        assert!(self.held_until_ns.is_none() && !self.is_attempting());
+        grants
+    }
+
+    /// Notes a ballot seen in use: the next attempt starts above it.
+    pub fn note_ballot(&mut self, ballot: Ballot) {
+        self.highest_seen = self.highest_seen.max(ballot);
     }
 
     /// Abandons the running attempt (it took too long); a held lease is kept until it runs out.
@@ -309,6 +365,7 @@ impl LeaseProposer {
     pub fn expire(&mut self, now_ns: Nanos) {
         if matches!(self.held_until_ns, Some(until) if now_ns >= until) {
             self.held_until_ns = None;
+            self.held_grant = None;
             self.held_quorum = None;
         }
     }
@@ -318,6 +375,7 @@ impl LeaseProposer {
         let node = self.node;
         let Attempt::Preparing {
             ballot,
+            attempt_id,
             started_ns,
             quorum,
             promises,
@@ -349,7 +407,7 @@ impl LeaseProposer {
             self.attempt = Attempt::Idle;
             return ProposerAction::Failed;
         }
-        let (ballot, started_ns) = (*ballot, *started_ns);
+        let (ballot, attempt_id, started_ns) = (*ballot, *attempt_id, *started_ns);
         let empty = Quorum {
             epoch: 0,
             voter_sets: Vec::new(),
@@ -358,6 +416,7 @@ impl LeaseProposer {
         let epoch = quorum.epoch;
         self.attempt = Attempt::Proposing {
             ballot,
+            attempt_id,
             started_ns,
             quorum,
             accepts: BTreeSet::new(),
@@ -365,6 +424,7 @@ impl LeaseProposer {
         ProposerAction::Propose(LeasePropose {
             ballot,
             owner: node,
+            attempt_id,
             duration_ns: self.config.lease_duration_ns,
             epoch,
         })
@@ -374,6 +434,7 @@ impl LeaseProposer {
         self.highest_seen = self.highest_seen.max(msg.highest);
         let Attempt::Proposing {
             ballot,
+            attempt_id,
             started_ns,
             quorum,
             accepts,
@@ -397,12 +458,18 @@ impl LeaseProposer {
             return ProposerAction::None;
         }
         let quorum = quorum.clone();
+        let grant = LeaseGrant {
+            ballot: *ballot,
+            owner: self.node,
+            attempt_id: *attempt_id,
+        };
         // Timed from the start of the attempt, before anyone was asked: never from a reply.
         let held_until_ns = started_ns.saturating_add(self.holder_duration_ns);
         // An extension started after the attempt that won the lease held now.
         assert!(self.held_until_ns.is_none_or(|held| held <= held_until_ns));
         self.attempt = Attempt::Idle;
         self.held_until_ns = Some(held_until_ns);
+        self.held_grant = Some(grant);
         self.held_quorum = Some(quorum);
         ProposerAction::Acquired { held_until_ns }
     }
@@ -467,6 +534,7 @@ mod tests {
         let propose = LeasePropose {
             ballot: high,
             owner: 2,
+            attempt_id: 9,
             duration_ns: 100,
             epoch: 0,
         };
@@ -484,7 +552,8 @@ mod tests {
             a.open_grant(109),
             Some(LeaseGrant {
                 ballot: high,
-                owner: 2
+                owner: 2,
+                attempt_id: 9,
             })
         );
         assert_eq!(a.open_grant(110), None);
@@ -496,6 +565,7 @@ mod tests {
         let propose = |round| LeasePropose {
             ballot: Ballot { round, node: 2 },
             owner: 2,
+            attempt_id: 1,
             duration_ns: 100,
             epoch: 0,
         };
@@ -516,7 +586,7 @@ mod tests {
     #[test]
     fn proposer_acquires_with_majority_and_times_from_its_start() {
         let mut p = LeaseProposer::new(1, config(0));
-        let ProposerAction::Prepare(prep) = p.start(1_000, quorum(&[1, 2, 3])) else {
+        let ProposerAction::Prepare(prep) = p.start(1_000, quorum(&[1, 2, 3]), 7) else {
             panic!("expected prepare")
         };
         let promise = |from_open: Option<LeaseGrant>| LeasePromise {
@@ -548,12 +618,13 @@ mod tests {
     #[test]
     fn proposer_fails_when_a_majority_member_reports_another_owners_open_grant() {
         let mut p = LeaseProposer::new(1, config(0));
-        let ProposerAction::Prepare(prep) = p.start(0, quorum(&[1, 2, 3])) else {
+        let ProposerAction::Prepare(prep) = p.start(0, quorum(&[1, 2, 3]), 7) else {
             panic!("expected prepare")
         };
         let other = LeaseGrant {
             ballot: Ballot { round: 1, node: 3 },
             owner: 3,
+            attempt_id: 1,
         };
         let open = LeasePromise {
             ballot: prep.ballot,
@@ -568,5 +639,142 @@ mod tests {
         assert_eq!(p.on_promise(2, &open), ProposerAction::None);
         assert_eq!(p.on_promise(1, &clear), ProposerAction::Failed);
         assert!(!p.is_attempting());
+    }
+
+    /// An acceptor holding `owner`'s grant of `round` and attempt `attempt_id`, promised to it.
+    fn granting(owner: NodeId, round: u64, attempt_id: u64) -> (LeaseAcceptor, LeaseGrant) {
+        let mut a = LeaseAcceptor::default();
+        let ballot = Ballot { round, node: owner };
+        a.on_prepare(0, &LeasePrepare { ballot, epoch: 0 });
+        let propose = LeasePropose {
+            ballot,
+            owner,
+            attempt_id,
+            duration_ns: 1_000,
+            epoch: 0,
+        };
+        assert!(a.on_propose(0, &propose).accepted);
+        let grant = LeaseGrant {
+            ballot,
+            owner,
+            attempt_id,
+        };
+        (a, grant)
+    }
+
+    fn release(grant: LeaseGrant) -> LeaseRelease {
+        LeaseRelease {
+            grant,
+            successor: None,
+        }
+    }
+
+    #[test]
+    fn acceptor_forgets_a_grant_its_owner_releases_and_a_duplicate_changes_nothing() {
+        let (mut a, grant) = granting(2, 5, 11);
+        assert!(a.on_release(2, &release(grant)));
+        assert_eq!(a.open_grant(1), None);
+        assert!(
+            !a.on_release(2, &release(grant)),
+            "a duplicate finds nothing"
+        );
+        // A proposer finds no open grant at once.
+        let ballot = Ballot { round: 6, node: 3 };
+        let reply = a.on_prepare(1, &LeasePrepare { ballot, epoch: 0 });
+        assert!(reply.promised && reply.open.is_none());
+    }
+
+    #[test]
+    fn acceptor_keeps_a_grant_a_release_does_not_name_exactly() {
+        let (mut a, grant) = granting(2, 5, 11);
+        let earlier_ballot = LeaseGrant {
+            ballot: Ballot { round: 4, node: 2 },
+            ..grant
+        };
+        let later_ballot = LeaseGrant {
+            ballot: Ballot { round: 6, node: 2 },
+            ..grant
+        };
+        // Same ballot and owner, asked for by an earlier run of the owner.
+        let other_attempt = LeaseGrant {
+            attempt_id: 12,
+            ..grant
+        };
+        for stale in [earlier_ballot, later_ballot, other_attempt] {
+            assert!(!a.on_release(2, &release(stale)), "{stale:?}");
+            assert_eq!(a.open_grant(1), Some(grant));
+        }
+        // Only the owner releases its grant.
+        assert!(!a.on_release(3, &release(grant)));
+        assert_eq!(a.open_grant(1), Some(grant));
+    }
+
+    #[test]
+    fn a_release_delayed_past_the_owners_next_grant_leaves_that_grant_running() {
+        let (mut a, first) = granting(2, 5, 11);
+        let ballot = Ballot { round: 7, node: 2 };
+        a.on_prepare(10, &LeasePrepare { ballot, epoch: 0 });
+        let extend = LeasePropose {
+            ballot,
+            owner: 2,
+            attempt_id: 12,
+            duration_ns: 1_000,
+            epoch: 0,
+        };
+        assert!(a.on_propose(10, &extend).accepted);
+        assert!(!a.on_release(2, &release(first)));
+        assert_eq!(a.open_grant(20).map(|g| g.ballot), Some(ballot));
+    }
+
+    /// Runs `p`'s attempt over voters 1-3 to the point where it proposed; returns the proposal.
+    fn propose_over(p: &mut LeaseProposer, now_ns: Nanos, attempt_id: u64) -> LeasePropose {
+        let ProposerAction::Prepare(prep) = p.start(now_ns, quorum(&[1, 2, 3]), attempt_id) else {
+            panic!("expected prepare")
+        };
+        let promise = LeasePromise {
+            ballot: prep.ballot,
+            promised: true,
+            highest: prep.ballot,
+            open: None,
+        };
+        p.on_promise(2, &promise);
+        let ProposerAction::Propose(prop) = p.on_promise(3, &promise) else {
+            panic!("expected propose")
+        };
+        prop
+    }
+
+    fn accept_by_majority(p: &mut LeaseProposer, prop: &LeasePropose) -> ProposerAction {
+        let ok = LeaseAccepted {
+            ballot: prop.ballot,
+            accepted: true,
+            highest: prop.ballot,
+        };
+        p.on_accepted(2, &ok);
+        p.on_accepted(3, &ok)
+    }
+
+    #[test]
+    fn a_releasing_holder_holds_nothing_and_names_the_held_grant_and_a_running_extensions() {
+        let mut p = LeaseProposer::new(1, config(0));
+        let first = propose_over(&mut p, 0, 21);
+        assert!(matches!(
+            accept_by_majority(&mut p, &first),
+            ProposerAction::Acquired { .. }
+        ));
+        let extension = propose_over(&mut p, 500_000_000, 22);
+        let grants = p.release();
+        let named = |prop: &LeasePropose| LeaseGrant {
+            ballot: prop.ballot,
+            owner: 1,
+            attempt_id: prop.attempt_id,
+        };
+        assert_eq!(grants, vec![named(&first), named(&extension)]);
+        assert_eq!(p.held_until(500_000_001), None);
+        assert!(!p.is_attempting());
+        // The extension's acceptances, arriving now, win nothing back.
+        assert_eq!(accept_by_majority(&mut p, &extension), ProposerAction::None);
+        assert_eq!(p.held_until(500_000_001), None);
+        assert!(p.release().is_empty(), "nothing left to release");
     }
 }

@@ -55,6 +55,10 @@ pub struct LeasePrepare {
 pub struct LeaseGrant {
     pub ballot: Ballot,
     pub owner: NodeId,
+    /// Drawn at random by the owner for the attempt that asked for this grant: a replica's
+    /// lease ballots start over when it restarts, so the ballot alone could name a grant an
+    /// earlier run of the same replica asked for.
+    pub attempt_id: u64,
 }
 
 /// Answer to [`LeasePrepare`]. `promised` is false when the acceptor had promised a higher
@@ -72,6 +76,8 @@ pub struct LeasePromise {
 pub struct LeasePropose {
     pub ballot: Ballot,
     pub owner: NodeId,
+    /// Names the grant, with the ballot (see [`LeaseGrant::attempt_id`]).
+    pub attempt_id: u64,
     pub duration_ns: Nanos,
     /// The epoch of the configuration whose voters the proposer counts.
     pub epoch: u64,
@@ -83,6 +89,17 @@ pub struct LeaseAccepted {
     pub ballot: Ballot,
     pub accepted: bool,
     pub highest: Ballot,
+}
+
+/// "I gave up the lease `grant` names; forget it." Sent by the grant's owner only after it
+/// stopped acting as holder; an acceptor forgets exactly that grant (same ballot, owner and
+/// attempt) and no other. No answer. `successor`, if any, is the replica the sender hands the
+/// mastership to: it asks for the lease at once instead of waiting a lease for the master to
+/// fall silent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LeaseRelease {
+    pub grant: LeaseGrant,
+    pub successor: Option<NodeId>,
 }
 
 // ---- Multi-Paxos log -----------------------------------------------------------------------
@@ -205,6 +222,10 @@ pub struct Progress {
 pub struct Outdated {
     pub epoch: u64,
     pub chosen_through: Slot,
+    /// The change the sender accepted in the highest slot and does not know chosen, with that
+    /// slot: it may make a configuration later than `epoch`, whose refusal a proposer that never
+    /// accepted it cannot get past unless it counts that configuration's voters too.
+    pub pending: Option<(Slot, Reconfigure)>,
 }
 
 // ---- recovery from damaged storage --------------------------------------------------------
@@ -251,4 +272,5 @@ pub enum Message {
     RecoveryReport(RecoveryReport),
     Progress(Progress),
     Outdated(Outdated),
+    LeaseRelease(LeaseRelease),
 }

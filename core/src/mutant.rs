@@ -58,10 +58,13 @@ pub enum Mutant {
     /// A witness compacts its log through its own snapshot, ignoring the floor (what every full
     /// voter durably holds): a full voter that lags may need slots no one keeps.
     WitnessIgnoresFloor,
+    /// A master that gives up its lease tells the acceptors to forget their grants, but goes on
+    /// acting as holder until the lease runs out.
+    ReleaseKeepsLease,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 19] = [
+    pub const ALL: [Mutant; 20] = [
         Mutant::AckBeforePersist,
         Mutant::AcceptLowerBallot,
         Mutant::StaleLeaseRead,
@@ -81,6 +84,7 @@ impl Mutant {
         Mutant::RecoveringGrantsLease,
         Mutant::ExpiryReadsAhead,
         Mutant::WitnessIgnoresFloor,
+        Mutant::ReleaseKeepsLease,
     ];
 
     /// The kebab-case name used on command lines.
@@ -105,6 +109,7 @@ impl Mutant {
             Mutant::RecoveringGrantsLease => "recovering-grants-lease",
             Mutant::ExpiryReadsAhead => "expiry-reads-ahead",
             Mutant::WitnessIgnoresFloor => "witness-ignores-floor",
+            Mutant::ReleaseKeepsLease => "release-keeps-lease",
         }
     }
 

@@ -129,9 +129,14 @@ impl LogAcceptor {
 
     /// The accepted change not known chosen in the highest slot, if any.
     pub(super) fn pending_change(&self) -> Option<&crate::membership::Reconfigure> {
+        self.pending_change_at().map(|(_, change)| change)
+    }
+
+    /// The accepted change not known chosen in the highest slot, with its slot, if any.
+    pub(super) fn pending_change_at(&self) -> Option<(Slot, &crate::membership::Reconfigure)> {
         let (slot, _) = self.reconfigures.last_key_value()?;
         match self.accepted.get(slot) {
-            Some((_, LogValue::Reconfigure(change))) => Some(change),
+            Some((_, LogValue::Reconfigure(change))) => Some((*slot, change)),
             _ => unreachable!("a tracked change is accepted"),
         }
     }

@@ -67,6 +67,8 @@ const CHANGES_QUEUED_MAX: usize = 2;
 pub(super) struct Leader {
     ballot: Ballot,
     phase: LeaderPhase,
+    /// The local time this mastership started.
+    started_ns: Nanos,
     /// The first slot this mastership may propose in (phase 1 starts there).
     first_slot: Slot,
     /// The no-op slot that opens this mastership; reads wait until it is applied.
@@ -106,6 +108,7 @@ impl Leader {
         assert!(from_slot > applied_through, "phase 1 over applied slots");
         let leader = Leader {
             ballot,
+            started_ns: now_ns,
             phase: LeaderPhase::Preparing {
                 from_slot,
                 promises: BTreeMap::new(),
@@ -132,6 +135,12 @@ impl Leader {
 
     pub(super) fn ballot(&self) -> Ballot {
         self.ballot
+    }
+
+    /// Whether this mastership started less than `window_ns` before `now_ns`: it may not have
+    /// heard every member's progress yet.
+    pub(super) fn is_younger_than(&self, window_ns: Nanos, now_ns: Nanos) -> bool {
+        now_ns < self.started_ns.saturating_add(window_ns)
     }
 
     /// Whether reads may be served: phase 1 is done and the opening no-op is applied.

@@ -5,14 +5,18 @@
 //! any grant it gave before (see [`quiet_until_ns`]). It asks for the lease only when no grant of
 //! another replica is open on it and no master was heard from within a lease duration, after a
 //! random backoff that spreads out contenders; the holder extends halfway through its lease.
+//! A holder that gives the lease up releases its grants; the successor it names asks at once.
 
 use rand::Rng;
 
 use super::config::ReplicaConfig;
 use crate::lease::{LeaseAcceptor, LeaseConfig, LeaseProposer, ProposerAction, Quorum};
-use crate::msg::{LeaseAccepted, LeasePrepare, LeasePromise, LeasePropose};
+use crate::membership::Reconfigure;
+use crate::msg::{
+    LeaseAccepted, LeaseGrant, LeasePrepare, LeasePromise, LeasePropose, LeaseRelease,
+};
 use crate::mutant::{self, Mutant};
-use crate::types::{Nanos, NodeId};
+use crate::types::{Nanos, NodeId, Slot};
 
 /// The local time until which a replica started at `now_ns` stays out of the lease protocol:
 /// at once when the operator says the whole group is new and its storage holds nothing (so it
@@ -42,6 +46,9 @@ pub(super) struct MasterLease {
     master_hint: Option<NodeId>,
     /// Extend the held lease at the next chance, not halfway through it.
     extend_now: bool,
+    /// A change another voter accepted beyond this replica's configuration, with its slot
+    /// (see [`MasterLease::change_heard`]).
+    change_heard: Option<(Slot, Reconfigure)>,
     mutant: Option<Mutant>,
 }
 
@@ -71,6 +78,7 @@ impl MasterLease {
             last_master_contact_ns: None,
             master_hint: None,
             extend_now: false,
+            change_heard: None,
             mutant: config.mutant,
         }
     }
@@ -208,10 +216,16 @@ impl MasterLease {
         !someone_else_holds && !heard_master_recently
     }
 
-    /// Starts an attempt that a majority of `quorum`'s voters must grant.
-    pub(super) fn start(&mut self, now_ns: Nanos, quorum: Quorum) -> ProposerAction {
+    /// Starts an attempt that a majority of `quorum`'s voters must grant, named by an id drawn
+    /// from `rng`.
+    pub(super) fn start(
+        &mut self,
+        now_ns: Nanos,
+        quorum: Quorum,
+        rng: &mut impl Rng,
+    ) -> ProposerAction {
         self.extend_now = false;
-        self.proposer.start(now_ns, quorum)
+        self.proposer.start(now_ns, quorum, rng.gen())
     }
 
     /// Whom the running attempt asks.
@@ -229,9 +243,9 @@ impl MasterLease {
         self.extend_now = true;
     }
 
-    /// Stays out of the lease for `wait_ns`: hands the mastership over to another replica.
+    /// Asks for no lease for `wait_ns`: hands the mastership over to another replica.
     pub(super) fn abstain(&mut self, now_ns: Nanos, wait_ns: Nanos) {
-        self.proposer.release();
+        assert!(self.proposer.held_until(now_ns).is_none() || self.keeps_released_lease());
         self.next_attempt_ns = self.next_attempt_ns.max(now_ns + wait_ns);
     }
 
@@ -240,9 +254,53 @@ impl MasterLease {
         self.proposer.held_until(now_ns)
     }
 
-    /// Stops holding and extending the lease (giving it up early is always safe).
-    pub(super) fn release(&mut self) {
-        self.proposer.release();
+    /// Stops holding and extending the lease (giving it up early is always safe), first;
+    /// returns the grants the acceptors should now forget.
+    pub(super) fn release(&mut self) -> Vec<LeaseGrant> {
+        if self.keeps_released_lease() {
+            // Wrong on purpose: tells the acceptors, but goes on as holder.
+            return self.proposer.grants_to_release();
+        }
+        self.proposer.release()
+    }
+
+    fn keeps_released_lease(&self) -> bool {
+        mutant::is(self.mutant, Mutant::ReleaseKeepsLease)
+    }
+
+    /// `from` released a grant: the acceptor forgets it if it runs exactly that one. The
+    /// successor it names, if this replica, asks for the lease at once, above the released
+    /// ballot (when it still took `from` for the master: a release that arrives late changes
+    /// nothing more).
+    pub(super) fn on_release(&mut self, now_ns: Nanos, from: NodeId, msg: &LeaseRelease) {
+        self.acceptor.on_release(from, msg);
+        self.proposer.note_ballot(msg.grant.ballot);
+        if msg.successor == Some(self.me) && self.master_hint == Some(from) {
+            self.last_master_contact_ns = None;
+            self.master_hint = None;
+            self.next_attempt_ns = self.next_attempt_ns.min(now_ns);
+        }
+    }
+
+    /// A voter refused a lease naming the change it accepted at `slot` and does not know
+    /// chosen: the latest one heard is kept (one at most).
+    pub(super) fn note_change_heard(&mut self, slot: Slot, change: Reconfigure) {
+        self.change_heard = Some((slot, change));
+    }
+
+    /// The change heard of that makes epoch `next_epoch`, while its slot is above
+    /// `applied_through` (once applied here, the log says what that slot holds).
+    pub(super) fn change_heard(
+        &self,
+        applied_through: Slot,
+        next_epoch: u64,
+    ) -> Option<&Reconfigure> {
+        match &self.change_heard {
+            Some((slot, change)) if *slot > applied_through && change.epoch == next_epoch => {
+                Some(change)
+            }
+            _ => None,
+        }
     }
 
     /// `master` was heard from at `now_ns` as the master.

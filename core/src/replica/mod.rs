@@ -502,6 +502,7 @@ impl Replica {
             Message::RecoveryReport(m) => self.on_recovery_report(now_ns, from, m),
             Message::Progress(m) => self.on_progress(now_ns, from, m),
             Message::Outdated(m) => self.on_outdated(now_ns, from, m),
+            Message::LeaseRelease(m) => self.on_lease_release(now_ns, from, m),
         }
     }
 }

@@ -6,7 +6,7 @@ use super::Replica;
 use crate::command::{ClientRequest, Command, CommandError, CommandKind, Outcome, Rejection};
 use crate::membership::{Change, ChangeError, Configuration, Reconfigure};
 use crate::mutant::{self, Mutant};
-use crate::types::Nanos;
+use crate::types::{Nanos, NodeId};
 
 /// How far ahead the `expiry-reads-ahead` mutant judges reads.
 const EXPIRY_READS_AHEAD_MS: u64 = 1_000;
@@ -141,7 +141,17 @@ impl Replica {
             return Err(ChangeError::MasterRemovesItself);
         }
         let next = current.apply(change)?;
-        self.check_caught_up(now_ns, change, &next)?;
+        // A mastership younger than the window may not have heard the members' progress yet
+        // (right after a hand-over): "retry", not "repair them".
+        let young = leader.is_younger_than(self.config.member_heard_window_ns, now_ns);
+        self.check_caught_up(now_ns, change, &next)
+            .map_err(|error| {
+                if young {
+                    ChangeError::InProgress
+                } else {
+                    error
+                }
+            })?;
         Ok(Reconfigure {
             epoch: next.epoch,
             change: change.clone(),
@@ -193,11 +203,34 @@ impl Replica {
         Ok(())
     }
 
-    /// The master was asked to remove itself: it stops leading and stays out of the lease for
-    /// a lease duration, so another replica takes over and can carry the removal out.
+    /// The master was asked to remove itself: it stops leading, releases its lease naming the
+    /// most caught-up full voter as its successor (who asks for the lease at once) and asks for
+    /// none itself for a lease duration, so the successor takes over and can carry the
+    /// removal out.
     fn hand_over(&mut self, now_ns: Nanos) {
         let wait_ns = self.config.lease.lease_duration_ns;
-        self.step_down(None);
+        let successor = self.successor(now_ns);
+        self.step_down(successor);
+        self.give_up_lease(successor);
         self.lease.abstain(now_ns, wait_ns);
+    }
+
+    /// The full voter other than this master that was heard from within
+    /// `member_heard_window_ns` and has the most chosen (the lowest id among equals).
+    fn successor(&self, now_ns: Nanos) -> Option<NodeId> {
+        let leader = self.leader.as_ref()?;
+        let me = self.config.node_id;
+        let window_ns = self.config.member_heard_window_ns;
+        let current = self.members.current();
+        current
+            .full_voters()
+            .filter(|id| *id != me)
+            .filter_map(|id| {
+                let progress = leader.progress().get(&id)?;
+                let recent = now_ns.saturating_sub(progress.heard_ns) <= window_ns;
+                recent.then_some((progress.chosen_through, std::cmp::Reverse(id)))
+            })
+            .max()
+            .map(|(_, std::cmp::Reverse(id))| id)
     }
 }

@@ -7,12 +7,17 @@
 //! accepted in a `Reconfigure` not yet known chosen) refuses with [`Outdated`]. A change to epoch `e + 1` is accepted by a majority of the voters
 //! of epoch `e`, so a proposer still counting epoch `e` meets a refusal in every majority it
 //! can gather.
+//!
+//! A release needs no epoch: forgetting a grant its owner no longer acts on is safe in any
+//! configuration, and the acceptor matches the grant exactly (see [`crate::lease`]).
 
 use std::collections::BTreeSet;
 
 use super::Replica;
 use crate::lease::{ProposerAction, Quorum};
-use crate::msg::{LeaseAccepted, LeasePrepare, LeasePromise, LeasePropose, Message, Outdated};
+use crate::msg::{
+    LeaseAccepted, LeasePrepare, LeasePromise, LeasePropose, LeaseRelease, Message, Outdated,
+};
 use crate::mutant::{self, Mutant};
 use crate::types::{Nanos, NodeId};
 use rand::Rng;
@@ -44,17 +49,23 @@ impl Replica {
     }
 
     pub(super) fn send_outdated(&mut self, to: NodeId) {
+        let pending = self.acceptor.pending_change_at();
         let outdated = Outdated {
             epoch: self.members.epoch(),
             chosen_through: self.learner.chosen_through(),
+            pending: pending.map(|(slot, change)| (slot, change.clone())),
         };
         self.outbox.send(to, Message::Outdated(outdated));
     }
 
-    /// A peer knows a later configuration: catch up from it.
+    /// A peer knows a later configuration: catch up from it, and count the voters of a change
+    /// it accepted beyond this replica's configuration in the next lease attempts.
     pub(super) fn on_outdated(&mut self, now_ns: Nanos, from: NodeId, msg: Outdated) {
         if msg.epoch > self.members.epoch() && msg.chosen_through > self.learner.chosen_through() {
             self.note_chosen_elsewhere(now_ns, from, msg.chosen_through);
+        }
+        if let Some((slot, change)) = msg.pending {
+            self.lease.note_change_heard(slot, change);
         }
     }
 
@@ -73,6 +84,27 @@ impl Replica {
         }
         if let Some(reply) = self.lease.on_propose(now_ns, &msg) {
             self.outbox.send(from, Message::LeaseAccepted(reply));
+        }
+    }
+
+    /// The owner of a grant gave it up. Honoured whatever the epoch and while recovering: it
+    /// only ever clears a grant nobody acts on.
+    pub(super) fn on_lease_release(&mut self, now_ns: Nanos, from: NodeId, msg: LeaseRelease) {
+        self.lease.on_release(now_ns, from, &msg);
+    }
+
+    /// Stops holding and extending the lease, then tells every member to forget the grants
+    /// this replica may have open, naming `successor`, if any, to ask for the lease at once.
+    /// The members of the configuration applied are every voter a proposer counts now (a
+    /// pending change adds a voter only by promoting a member); a voter removed since the lease
+    /// was granted counts in no majority any more.
+    pub(super) fn give_up_lease(&mut self, successor: Option<NodeId>) {
+        let grants = self.lease.release();
+        let mut to = self.members.member_ids();
+        to.extend(successor.filter(|id| !to.contains(id)));
+        for grant in grants {
+            let release = LeaseRelease { grant, successor };
+            self.outbox.broadcast(&to, Message::LeaseRelease(release));
         }
     }
 
@@ -119,13 +151,27 @@ impl Replica {
             epoch: current.epoch,
             voter_sets: vec![current.voters().collect()],
         };
-        if let Some(pending) = self.acceptor.pending_change() {
+        // A change this replica applied already is in force, whatever its acceptor still
+        // tracks (it may not have marked the slot chosen when it learned it another way).
+        let pending = self.acceptor.pending_change();
+        if let Some(pending) = pending.filter(|p| p.epoch > current.epoch) {
             if pending.epoch != current.epoch + 1 {
                 return None;
             }
             let next = current.apply(&pending.change).ok()?;
             quorum.epoch = next.epoch;
             quorum.voter_sets.push(next.voters().collect());
+        }
+        // A change another voter accepted (and refused this replica's lease for) that this
+        // replica never accepted: counted like its own, while its slot is not applied here.
+        let applied = self.learner.applied_through();
+        let heard = self.lease.change_heard(applied, current.epoch + 1);
+        if let Some(next) = heard.and_then(|change| current.apply(&change.change).ok()) {
+            let voters: BTreeSet<NodeId> = next.voters().collect();
+            if !quorum.voter_sets.contains(&voters) {
+                quorum.epoch = next.epoch;
+                quorum.voter_sets.push(voters);
+            }
         }
         Some(quorum)
     }
@@ -168,7 +214,7 @@ impl Replica {
                 self.catch_up_with_accepted_change(now_ns);
                 return;
             };
-            let action = self.lease.start(now_ns, quorum);
+            let action = self.lease.start(now_ns, quorum, &mut self.rng);
             self.on_proposer_action(now_ns, action);
         }
     }

@@ -51,7 +51,7 @@ impl Replica {
     /// this replica no longer acts on (giving up a lease early is always safe).
     pub(super) fn yield_to(&mut self, master: NodeId) {
         self.step_down(Some(master));
-        self.lease.release();
+        self.give_up_lease(None);
     }
 
     pub(super) fn on_promise(&mut self, now_ns: Nanos, from: NodeId, msg: Promise) {
@@ -389,7 +389,7 @@ impl Replica {
         self.lease.extend_soon();
         if self.members.removed_self() || !self.members.may_lead() {
             self.step_down(None);
-            self.lease.release();
+            self.give_up_lease(None);
         }
     }
 }

@@ -148,6 +148,40 @@ fn the_master_asked_to_remove_itself_hands_over_and_the_next_master_removes_it()
 }
 
 #[test]
+fn the_master_asked_to_remove_itself_releases_its_lease_and_its_successor_masters_at_once() {
+    let (mut cluster, m) = settled();
+    let old_id = cluster.replicas[m].node_id();
+    let successor = (0..3).find(|i| *i != m).expect("a follower");
+    let successor_id = cluster.replicas[successor].node_id();
+    cluster.request(m, 8, 1, Command::Member(Change::Remove { id: old_id }));
+    // It stopped holding before it told anyone.
+    assert_eq!(cluster.replicas[m].lease_held_until(cluster.now_ns), None);
+    cluster.run_until(cluster.now_ns + 2 * MS);
+    for replica in &cluster.replicas {
+        let id = replica.node_id();
+        assert!(
+            !replica.backs_lease_of(old_id, cluster.now_ns),
+            "replica {id}"
+        );
+    }
+    // Well within a lease (1 s here): a few message delays of the perfect network.
+    cluster.run_until(cluster.now_ns + 20 * MS);
+    assert_eq!(cluster.master(), Some(successor));
+    cluster.request(
+        successor,
+        8,
+        2,
+        Command::Member(Change::Remove { id: old_id }),
+    );
+    cluster.run_until(cluster.now_ns + 20 * MS);
+    assert_eq!(cluster.reply_for(8, 2), Some(&Outcome::Done(Reply::Int(1))));
+    assert!(cluster.replicas[m].is_removed());
+    assert_eq!(cluster.replicas[m].master_hint(), None);
+    let mut others = cluster.replicas.iter().filter(|r| r.node_id() != old_id);
+    assert!(others.all(|r| r.master_hint() == Some(successor_id)));
+}
+
+#[test]
 fn a_lease_asked_under_an_epoch_older_than_an_accepted_change_is_refused() {
     let (mut cluster, m) = settled();
     let follower = (m + 1) % 3;

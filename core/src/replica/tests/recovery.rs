@@ -121,6 +121,7 @@ fn lease_answers(cluster: &mut Cluster, index: usize, proposer: NodeId, round: u
     let propose = LeasePropose {
         ballot,
         owner: proposer,
+        attempt_id: 1,
         duration_ns: 1_000 * MS,
         epoch,
     };
