@@ -2,8 +2,8 @@
 
 use crate::engine::{self, Limits, PartSearch, SearchResult};
 use crate::history::Operation;
+use crate::log_clock::LogClock;
 use crate::model::Model;
-use crate::models::keyspace_timed::LogClock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -410,7 +410,7 @@ pub enum Command {
     Cardinality {
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
-        kind: crate::kv::ValueKind,
+        kind: crate::types::ValueKind,
     },
     /// SADD: `Int(members added)`.
     SetAdd {
@@ -910,7 +910,7 @@ pub enum Reply {
     /// reference count as OBJECT REFCOUNT shows it, and the bytes of its contents (a string's
     /// length; the sum of a hash's fields and values or a set's members).
     Described {
-        kind: crate::kv::ValueKind,
+        kind: crate::types::ValueKind,
         encoding: String,
         refcount: i64,
         bytes: u64,

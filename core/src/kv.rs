@@ -61,11 +61,11 @@ pub use crate::command::SESSION_REPLIES_MAX;
 pub use session::{Session, SESSION_EXPIRIES_PER_SLOT_MAX};
 /// Most requests one log entry may hold (opened session ids number them in 20 bits).
 pub const ENTRY_REQUESTS_MAX: usize = 1 << session::OPENED_INDEX_BITS;
+pub use crate::integer::parse_integer;
 pub use deadlines::UnixMs;
 pub use objects::{
     ValueKind, HASH_LISTPACK_ENTRIES_MAX, HASH_LISTPACK_VALUE_MAX_BYTES, SET_INTSET_ENTRIES_MAX,
 };
-pub use store::parse_integer;
 /// Most expired keys one log entry reclaims (before its commands apply): the work expiry adds
 /// to one entry is bounded, and the master proposes entries while keys are due.
 pub const EXPIRED_REAPED_PER_ENTRY_MAX: usize = 200;

@@ -46,6 +46,24 @@ pub fn majority(cluster_size: usize) -> usize {
     cluster_size / 2 + 1
 }
 
+/// The kinds of value a key may hold, as TYPE names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ValueKind {
+    String,
+    Hash,
+    Set,
+}
+
+impl ValueKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueKind::String => "string",
+            ValueKind::Hash => "hash",
+            ValueKind::Set => "set",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The sequential specifications the checker knows.
 
 pub mod keyspace;
+pub mod keyspace_check;
 pub mod keyspace_scripts;
 mod keyspace_state;
 pub mod keyspace_timed;

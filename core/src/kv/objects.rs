@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::hash::{Hash64, TAG_ELEMENT, TAG_OBJECT};
-use super::store::parse_integer;
+use crate::integer::parse_integer;
 
 /// Redis 7.0's `hash-max-listpack-entries`: most fields of a `listpack` hash.
 pub const HASH_LISTPACK_ENTRIES_MAX: usize = 128;
@@ -28,23 +28,7 @@ pub(crate) enum Object {
     Set(Members),
 }
 
-/// The kinds of value a key may hold, as TYPE names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ValueKind {
-    String,
-    Hash,
-    Set,
-}
-
-impl ValueKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ValueKind::String => "string",
-            ValueKind::Hash => "hash",
-            ValueKind::Set => "set",
-        }
-    }
-}
+pub use crate::types::ValueKind;
 
 /// A hash's fields in byte order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,43 +1,9 @@
 //! Parsing Redis 7.0's hash and set commands into store commands, and showing their replies.
 
-use crate::kv::glob::glob_match;
 use crate::kv::ValueKind;
 use crate::redis::args::{arity_error, parse_i64, text, NOT_AN_INTEGER, SYNTAX_ERROR};
-use crate::redis::shape::{Resp, Shape};
-use crate::{Command, Reply, SetOp};
-
-/// How a hash or set read's reply is shown.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CollectionShape {
-    /// `Int` as +OK (HMSET).
-    Ok,
-    /// The first of `Values` as a bulk (HGET).
-    First,
-    /// The first of `Values` as 1 if present, else 0 (HEXISTS, SISMEMBER).
-    Found,
-    /// Each of `Values` as 1 if present, else 0 (SMISMEMBER).
-    FoundEach,
-    /// The length of the first of `Values`, 0 if absent (HSTRLEN).
-    Length,
-    /// The fields of `KeyValues` (HKEYS).
-    Fields,
-    /// The values of `KeyValues` (HVALS).
-    Values,
-    /// One step of HSCAN or SSCAN: every element matching `pattern` at once, cursor 0 (as
-    /// Redis does for a small value; here for every value).
-    Scan { pattern: Option<Vec<u8>> },
-    /// SRANDMEMBER and HRANDFIELD: `count` elements (none given: one, or nil), distinct from
-    /// the one at `seed` on (wrapping) when `count` is positive, each drawn from `seed` when it
-    /// is negative. A client's call gets a seed drawn where it is parsed ([`Shape::seeded`]); a
-    /// script's keeps 0, so its reply is the same on every replica.
-    Random {
-        count: Option<i64>,
-        with_values: bool,
-        seed: u64,
-    },
-    /// The size of `Keys`, at most `limit` unless it is 0 (SINTERCARD).
-    Count { limit: u64 },
-}
+use crate::redis::shape::{CollectionShape, Shape};
+use crate::{Command, SetOp};
 
 /// Most elements SRANDMEMBER or HRANDFIELD with a negative count answers (bounds the reply).
 pub const RANDOM_COUNT_MAX: i64 = 1_000_000;
@@ -296,96 +262,4 @@ fn parse_intercard(args: &[Vec<u8>]) -> Parsed {
         },
         CollectionShape::Count { limit },
     )
-}
-
-/// A hash or set read's reply as `shape` shows it (an error as itself).
-pub fn show_collection(reply: &Reply, shape: &CollectionShape) -> Resp {
-    let bulk = |b: &Vec<u8>| Resp::Bulk(Some(b.clone()));
-    let array = |items: Vec<Resp>| Resp::Array(Some(items));
-    match (shape, reply) {
-        (CollectionShape::Ok, Reply::Int(_)) => Resp::Simple("OK".into()),
-        (CollectionShape::First, Reply::Values(values)) => Resp::Bulk(values[0].clone()),
-        (CollectionShape::Found, Reply::Values(values)) => Resp::Int(values[0].is_some() as i64),
-        (CollectionShape::FoundEach, Reply::Values(values)) => array(
-            values
-                .iter()
-                .map(|v| Resp::Int(v.is_some() as i64))
-                .collect(),
-        ),
-        (CollectionShape::Length, Reply::Values(values)) => {
-            Resp::Int(values[0].as_ref().map_or(0, Vec::len) as i64)
-        }
-        (CollectionShape::Fields, Reply::KeyValues(pairs)) => {
-            array(pairs.iter().map(|(f, _)| bulk(f)).collect())
-        }
-        (CollectionShape::Values, Reply::KeyValues(pairs)) => {
-            array(pairs.iter().map(|(_, v)| bulk(v)).collect())
-        }
-        (CollectionShape::Scan { pattern }, reply) => {
-            let matches = |e: &Vec<u8>| pattern.as_ref().is_none_or(|p| glob_match(p, e));
-            let items = match reply {
-                Reply::Keys(members) => members.iter().filter(|m| matches(m)).map(bulk).collect(),
-                Reply::KeyValues(pairs) => (pairs.iter())
-                    .filter(|(f, _)| matches(f))
-                    .flat_map(|(f, v)| [bulk(f), bulk(v)])
-                    .collect(),
-                other => return crate::redis::show(other),
-            };
-            array(vec![Resp::Bulk(Some(b"0".to_vec())), array(items)])
-        }
-        (
-            CollectionShape::Random {
-                count,
-                with_values,
-                seed,
-            },
-            reply,
-        ) => show_random(reply, (*count, *with_values), *seed),
-        (CollectionShape::Count { limit }, Reply::Keys(members)) => {
-            let len = members.len() as u64;
-            Resp::Int(if *limit == 0 { len } else { len.min(*limit) } as i64)
-        }
-        (_, other) => crate::redis::show(other),
-    }
-}
-
-/// SplitMix64: the `i`th of a sequence of well-spread numbers from `seed`.
-fn spread(seed: u64, i: u64) -> u64 {
-    let mut x = seed.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// SRANDMEMBER's and HRANDFIELD's reply (see [`CollectionShape::Random`]).
-fn show_random(reply: &Reply, (count, with_values): (Option<i64>, bool), seed: u64) -> Resp {
-    let elements: Vec<(&Vec<u8>, Option<&Vec<u8>>)> = match reply {
-        Reply::Keys(members) => members.iter().map(|m| (m, None)).collect(),
-        Reply::KeyValues(pairs) => pairs.iter().map(|(f, v)| (f, Some(v))).collect(),
-        other => return crate::redis::show(other),
-    };
-    let bulk = |b: &Vec<u8>| Resp::Bulk(Some(b.clone()));
-    let len = elements.len() as u64;
-    let start = match len {
-        0 => 0,
-        _ => (seed % len) as usize,
-    };
-    let Some(count) = count else {
-        return Resp::Bulk(elements.get(start).map(|(e, _)| (*e).clone()));
-    };
-    let wanted = count.unsigned_abs() as usize;
-    let taken: Vec<_> = match count >= 0 {
-        true => (elements.iter().cycle().skip(start))
-            .take(wanted.min(elements.len()))
-            .collect(),
-        false if elements.is_empty() => vec![],
-        false => (0..wanted as u64)
-            .map(|i| &elements[(spread(seed, i) % len) as usize])
-            .collect(),
-    };
-    let items = taken.into_iter().flat_map(|(e, v)| {
-        let value = v.filter(|_| with_values).map(bulk);
-        std::iter::once(bulk(e)).chain(value)
-    });
-    Resp::Array(Some(items.collect()))
 }
