@@ -38,6 +38,16 @@ fn int_from(count: usize) -> i64 {
     i64::try_from(count).expect("a count fits in i64")
 }
 
+/// Fields of the hash at `key` (0 if absent); O(log keys).
+fn hash_len(store: &Store, key: &[u8]) -> usize {
+    hash_at(store, key, UnixMs::MIN).map_or(0, |h| h.map_or(0, Fields::len))
+}
+
+/// Members of the set at `key` (0 if absent); O(log keys).
+fn set_len(store: &Store, key: &[u8]) -> usize {
+    set_at(store, key, UnixMs::MIN).map_or(0, |s| s.map_or(0, Members::len))
+}
+
 fn reply_of(result: Checked<Reply>) -> Reply {
     result.unwrap_or_else(Reply::Error)
 }
@@ -119,13 +129,24 @@ fn combine(
         set.into_iter().flat_map(Members::iter).cloned()
     }
     let mut result: BTreeSet<Vec<u8>> = members(sets[0]).collect();
+    let first_len = result.len();
     for set in &sets[1..] {
+        let len_before = result.len();
         match op {
             SetOp::Union => result.extend(members(*set)),
             SetOp::Inter => result.retain(|m| set.is_some_and(|s| s.contains(m))),
             SetOp::Diff => result.retain(|m| !set.is_some_and(|s| s.contains(m))),
         }
+        let other_len = set.map_or(0, Members::len);
+        assert!(
+            result.len() <= len_before + other_len,
+            "a union adds at most the other set"
+        );
     }
+    assert!(
+        op == SetOp::Union || result.len() <= first_len,
+        "SINTER/SDIFF only shrink"
+    );
     Ok(result)
 }
 
@@ -206,6 +227,7 @@ fn hash_set(
     pairs: &[(Vec<u8>, Vec<u8>)],
     if_absent: bool,
 ) -> Checked<Reply> {
+    let len_before = hash_len(store, key);
     let added = change_hash(store, key, |fields| {
         let mut added = 0;
         for (field, value) in pairs {
@@ -216,6 +238,15 @@ fn hash_set(
         }
         added
     })?;
+    assert!(
+        added <= pairs.len(),
+        "HSET adds at most the fields it names"
+    );
+    assert_eq!(
+        hash_len(store, key),
+        len_before + added,
+        "HSET grows by what it added"
+    );
     Ok(Reply::Int(int_from(added)))
 }
 
@@ -223,9 +254,23 @@ fn hash_delete(store: &mut Store, key: &[u8], fields: &[Vec<u8>]) -> Checked<Rep
     if !writable_hash(store, key)? {
         return Ok(Reply::Int(0));
     }
+    let len_before = hash_len(store, key);
     let removed = change_hash(store, key, |hash| {
         fields.iter().filter(|f| hash.remove(f)).count()
     })?;
+    assert!(
+        removed <= fields.len(),
+        "HDEL removes at most the fields it names"
+    );
+    assert_eq!(
+        hash_len(store, key) + removed,
+        len_before,
+        "HDEL shrinks by what it removed"
+    );
+    assert!(
+        removed < len_before || !store.exists(key),
+        "an emptied hash is deleted"
+    );
     Ok(Reply::Int(int_from(removed)))
 }
 
@@ -239,6 +284,12 @@ fn hash_add(store: &mut Store, key: &[u8], field: &[u8], delta: i64) -> Checked<
     change_hash(store, key, |fields| {
         fields.insert(field.to_vec(), new.to_string().into_bytes())
     })?;
+    let stored = hash_at(store, key, UnixMs::MIN)?.and_then(|h| h.get(field));
+    assert_eq!(
+        stored.and_then(|v| super::parse_integer(v)),
+        Some(new),
+        "HINCRBY stored"
+    );
     Ok(Reply::Int(new))
 }
 
@@ -256,13 +307,25 @@ fn hash_add_float(store: &mut Store, key: &[u8], field: &[u8], delta: &[u8]) -> 
     change_hash(store, key, |fields| {
         fields.insert(field.to_vec(), new.clone())
     })?;
+    let stored = hash_at(store, key, UnixMs::MIN)?.and_then(|h| h.get(field));
+    assert_eq!(stored, Some(&new), "HINCRBYFLOAT stored");
     Ok(Reply::Value(Some(new)))
 }
 
 fn set_add(store: &mut Store, key: &[u8], members: &[Vec<u8>]) -> Checked<Reply> {
+    let len_before = set_len(store, key);
     let added = change_set(store, key, |set| {
         members.iter().filter(|m| set.insert(m.to_vec())).count()
     })?;
+    assert!(
+        added <= members.len(),
+        "SADD adds at most the members it names"
+    );
+    assert_eq!(
+        set_len(store, key),
+        len_before + added,
+        "SADD grows by what it added"
+    );
     Ok(Reply::Int(int_from(added)))
 }
 
@@ -270,9 +333,23 @@ fn set_remove(store: &mut Store, key: &[u8], members: &[Vec<u8>]) -> Checked<Rep
     if !writable_set(store, key)? {
         return Ok(Reply::Int(0));
     }
+    let len_before = set_len(store, key);
     let removed = change_set(store, key, |set| {
         members.iter().filter(|m| set.remove(m)).count()
     })?;
+    assert!(
+        removed <= members.len(),
+        "SREM removes at most the members it names"
+    );
+    assert_eq!(
+        set_len(store, key) + removed,
+        len_before,
+        "SREM shrinks by what it removed"
+    );
+    assert!(
+        removed < len_before || !store.exists(key),
+        "an emptied set is deleted"
+    );
     Ok(Reply::Int(int_from(removed)))
 }
 
@@ -285,7 +362,10 @@ fn set_move(store: &mut Store, (from, to): (&[u8], &[u8]), member: &[u8]) -> Che
     if from != to {
         assert!(change_set(store, from, |set| set.remove(member))?);
         change_set(store, to, |set| set.insert(member.to_vec()))?;
+        let moved = set_at(store, from, UnixMs::MIN)?.is_some_and(|s| s.contains(member));
+        assert!(!moved, "SMOVE leaves no copy behind");
     }
+    assert!(set_at(store, to, UnixMs::MIN)?.is_some_and(|s| s.contains(member)));
     Ok(Reply::Bool(true))
 }
 
@@ -299,6 +379,11 @@ fn set_store(store: &mut Store, op: SetOp, dest: &[u8], keys: &[Vec<u8>]) -> Che
         result.into_iter().for_each(|m| assert!(members.insert(m)));
         store.put_with_deadline(dest.to_vec(), Entry::Obj(Object::Set(members)), None);
     }
+    assert_eq!(
+        set_len(store, dest),
+        len,
+        "SINTERSTORE and kin store what they count"
+    );
     Ok(Reply::Int(int_from(len)))
 }
 
@@ -324,6 +409,16 @@ fn set_pop(store: &mut Store, key: &[u8], count: Option<u64>, slot: u64) -> Chec
         })?;
     }
     assert_eq!(popped.len(), wanted, "SPOP takes what it can");
+    assert!(wanted <= len, "SPOP takes no more than the set holds");
+    assert_eq!(
+        set_len(store, key) + wanted,
+        len,
+        "SPOP shrinks by what it took"
+    );
+    assert!(
+        wanted < len || !store.exists(key),
+        "an emptied set is deleted"
+    );
     Ok(match count {
         None => Reply::Value(popped.pop()),
         Some(_) => Reply::Keys(popped),

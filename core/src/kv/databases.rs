@@ -215,7 +215,13 @@ fn restore_objects(data: &mut Databases, objects: ObjectsV6) -> Result<(), Strin
             }
             previous = Some(key.to_vec());
         }
+        let (declared, len_before) = (objects.len(), store.len());
         store.restore_objects(objects.into_iter().map(|(k, o)| (k.into_vec(), o)))?;
+        assert_eq!(
+            store.len(),
+            len_before + declared,
+            "every declared object restored"
+        );
     }
     Ok(())
 }

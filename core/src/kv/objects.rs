@@ -87,21 +87,47 @@ impl Fields {
             .elements_hash
             .wrapping_add(element_hash(&field, &value));
         self.bytes += field.len() + value.len();
+        let (len_before, bytes_added) = (self.map.len(), field.len() + value.len());
         let old = self.map.insert(field.clone(), value);
         if let Some(old) = &old {
+            assert!(
+                self.bytes >= field.len() + old.len(),
+                "byte count covers the old value"
+            );
             self.elements_hash = self.elements_hash.wrapping_sub(element_hash(&field, old));
             self.bytes -= field.len() + old.len();
         }
         self.hashtable |= long || self.map.len() > HASH_LISTPACK_ENTRIES_MAX;
+        assert_eq!(
+            self.map.len(),
+            len_before + usize::from(old.is_none()),
+            "HSET count"
+        );
+        assert!(self.bytes >= bytes_added, "byte count covers the new value");
+        assert!(self.hashtable || self.map.len() <= HASH_LISTPACK_ENTRIES_MAX);
+        assert!(
+            self.hashtable || !long,
+            "a listpack hash holds no long field or value"
+        );
         old.is_none()
     }
 
     /// Removes `field`; whether it was there.
     pub(crate) fn remove(&mut self, field: &[u8]) -> bool {
+        let len_before = self.map.len();
         match self.map.remove(field) {
             Some(old) => {
+                assert!(
+                    self.bytes >= field.len() + old.len(),
+                    "byte count covers the field"
+                );
                 self.elements_hash = self.elements_hash.wrapping_sub(element_hash(field, &old));
                 self.bytes -= field.len() + old.len();
+                assert_eq!(self.map.len() + 1, len_before, "HDEL removes one field");
+                assert!(
+                    !self.map.is_empty() || (self.bytes == 0 && self.elements_hash == 0),
+                    "an emptied hash keeps no running hash or bytes"
+                );
                 true
             }
             None => false,
@@ -138,6 +164,11 @@ impl Members {
     pub(crate) fn listed(&self) -> Vec<Vec<u8>> {
         let mut members: Vec<Vec<u8>> = self.iter().cloned().collect();
         if !self.hashtable {
+            assert!(
+                members.len() <= SET_INTSET_ENTRIES_MAX,
+                "an intset of {}",
+                members.len()
+            );
             members.sort_by_key(|m| parse_integer(m).expect("an intset holds integers"));
         }
         members
@@ -148,31 +179,56 @@ impl Members {
         let after = (self.set)
             .range::<[u8], _>((std::ops::Bound::Included(seed), std::ops::Bound::Unbounded))
             .next();
-        after.or_else(|| self.set.iter().next())
+        let found = after.or_else(|| self.set.iter().next());
+        assert_eq!(
+            found.is_some(),
+            !self.set.is_empty(),
+            "a nonempty set yields a member"
+        );
+        found
     }
 
     /// Adds `member`; whether it is new.
     pub(crate) fn insert(&mut self, member: Vec<u8>) -> bool {
         let integer = parse_integer(&member).is_some();
         let hash = element_hash(&member, b"");
-        let len = member.len();
+        let (len, len_before) = (member.len(), self.set.len());
         let added = self.set.insert(member);
         if added {
             self.elements_hash = self.elements_hash.wrapping_add(hash);
             self.bytes += len;
         }
         self.hashtable |= !integer || self.set.len() > SET_INTSET_ENTRIES_MAX;
+        assert_eq!(
+            self.set.len(),
+            len_before + usize::from(added),
+            "SADD count"
+        );
+        assert!(self.bytes >= len, "byte count covers the member");
+        assert!(self.hashtable || integer, "an intset holds only integers");
+        assert!(self.hashtable || self.set.len() <= SET_INTSET_ENTRIES_MAX);
         added
     }
 
     /// Removes `member`; whether it was there.
     pub(crate) fn remove(&mut self, member: &[u8]) -> bool {
+        let len_before = self.set.len();
         let removed = self.set.remove(member);
         if removed {
+            assert!(self.bytes >= member.len(), "byte count covers the member");
             let hash = element_hash(member, b"");
             self.elements_hash = self.elements_hash.wrapping_sub(hash);
             self.bytes -= member.len();
         }
+        assert_eq!(
+            self.set.len() + usize::from(removed),
+            len_before,
+            "SREM count"
+        );
+        assert!(
+            !self.set.is_empty() || (self.bytes == 0 && self.elements_hash == 0),
+            "an emptied set keeps no running hash or bytes"
+        );
         removed
     }
 

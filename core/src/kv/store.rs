@@ -153,6 +153,7 @@ impl Store {
         self.touched.push(key.to_vec());
         if empty {
             self.remove(key).expect("present");
+            assert!(!self.exists(key), "an emptied object leaves no key");
         }
         result
     }
@@ -332,6 +333,7 @@ impl Store {
         let range = self.scan_order.range((cursor, Vec::new())..);
         for (hash, key) in range {
             if keys.len() >= count.max(1) && last_hash != Some(*hash) {
+                assert!(*hash > cursor, "a scan cursor advances");
                 return ScanStep {
                     keys,
                     cursor: *hash,

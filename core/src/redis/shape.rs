@@ -466,6 +466,10 @@ fn show_random(reply: &Reply, (count, with_values): (Option<i64>, bool), seed: u
         0 => 0,
         _ => (seed % len) as usize,
     };
+    assert!(
+        start < elements.len() || elements.is_empty(),
+        "the start is an element"
+    );
     let Some(count) = count else {
         return Resp::Bulk(elements.get(start).map(|(e, _)| (*e).clone()));
     };
@@ -479,6 +483,18 @@ fn show_random(reply: &Reply, (count, with_values): (Option<i64>, bool), seed: u
             .map(|i| &elements[(spread(seed, i) % len) as usize])
             .collect(),
     };
+    assert!(
+        taken.len() <= wanted,
+        "SRANDMEMBER answers at most |count| elements"
+    );
+    assert!(
+        count < 0 || taken.len() == wanted.min(elements.len()),
+        "distinct, as many as can be"
+    );
+    assert!(
+        count >= 0 || elements.is_empty() || taken.len() == wanted,
+        "repeats allowed"
+    );
     let items = taken.into_iter().flat_map(|(e, v)| {
         let value = v.filter(|_| with_values).map(bulk);
         std::iter::once(bulk(e)).chain(value)
