@@ -77,7 +77,9 @@ impl LogAcceptor {
     }
 
     /// Accepts `value` for `slot` in `ballot` (one this acceptor does not refuse). A slot known
-    /// to be chosen keeps its chosen value; the write is recorded all the same.
+    /// to be chosen (`chosen`: learned, or covered by a snapshot) keeps its chosen value and is
+    /// not tracked, so no change chosen already is ever pending here; the write is recorded all
+    /// the same (a restart drops it with the slots its snapshot covers).
     pub(super) fn accept(
         &mut self,
         slot: Slot,
@@ -119,6 +121,16 @@ impl LogAcceptor {
             Some((b, value)) if *b == ballot => Some(value),
             _ => None,
         }
+    }
+
+    /// Whether a value accepted for `slot` is kept (it is then not known chosen).
+    pub(super) fn holds(&self, slot: Slot) -> bool {
+        self.accepted.contains_key(&slot)
+    }
+
+    /// The slots of the accepted changes not known chosen, lowest first.
+    pub(super) fn tracked_change_slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.reconfigures.keys().copied()
     }
 
     /// Forgets what was accepted for `slot` (it is chosen now), returning it.

@@ -108,8 +108,10 @@ impl Learner {
         self.chosen.get(&slot)
     }
 
+    /// Whether `slot` is known chosen, however it was learned: covered by a snapshot (own or
+    /// installed), or learned from a commit, a catch-up or a promise.
     pub(super) fn is_chosen(&self, slot: Slot) -> bool {
-        self.chosen.contains_key(&slot)
+        slot <= self.compacted_through || self.chosen.contains_key(&slot)
     }
 
     /// Whether `value` for `slot` is known already: compacted away, or chosen (then it must be

@@ -329,6 +329,14 @@ impl Replica {
         self.snapshots
             .check_invariants(persisted, applied, compacted);
         self.members.check_invariants(applied);
+        // An accepted change is pending only while its slot is not known chosen (a change
+        // applied already must not block lease attempts or be reported as pending).
+        for slot in self.acceptor.tracked_change_slots() {
+            assert!(
+                !self.learner.is_chosen(slot),
+                "the change at slot {slot} is known chosen and still tracked as pending"
+            );
+        }
         if let Some(recovery) = &self.recovery {
             recovery.check_invariants(self.config.node_id);
             assert!(self.leader.is_none(), "a replica recovering storage leads");

@@ -137,7 +137,7 @@ impl Replica {
         self.note_chosen_elsewhere(now_ns, peer, through);
     }
 
-    fn lease_quorum(&self) -> Option<Quorum> {
+    pub(super) fn lease_quorum(&self) -> Option<Quorum> {
         let current = self.members.current();
         if mutant::is(self.config.mutant, Mutant::LeaseOldMajority) {
             // Wrong on purpose: the founding voters, whatever changed since.
@@ -151,8 +151,12 @@ impl Replica {
             epoch: current.epoch,
             voter_sets: vec![current.voters().collect()],
         };
-        // A change this replica applied already is in force, whatever its acceptor still
-        // tracks (it may not have marked the slot chosen when it learned it another way).
+        // A tracked change is never one known chosen (asserted after every input), so its slot
+        // is above the applied one. Defence, not a fix: one whose epoch is in force already was
+        // accepted from a master of an older view and can never be chosen there (every chosen
+        // change makes the epoch after the one in force: `Members::apply` asserts it), so it
+        // adds no voters; without this rule the replica would ask for no lease until that slot
+        // is learned, which may need a master.
         let pending = self.acceptor.pending_change();
         if let Some(pending) = pending.filter(|p| p.epoch > current.epoch) {
             if pending.epoch != current.epoch + 1 {

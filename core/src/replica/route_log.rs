@@ -336,6 +336,12 @@ impl Replica {
     /// and applies whatever has become contiguous.
     pub(super) fn learn(&mut self, slot: Slot, value: LogValue) {
         if self.learner.knows(slot, &value) {
+            // Whatever taught it first took the acceptor's value (`learn`, or a snapshot that
+            // dropped what it covers), and `on_accept` keeps none for a slot known chosen.
+            assert!(
+                !self.acceptor.holds(slot),
+                "slot {slot} is known chosen and still kept as accepted"
+            );
             return;
         }
         let write = match self.acceptor.take(slot) {

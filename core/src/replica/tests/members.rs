@@ -208,3 +208,65 @@ fn a_lease_asked_under_an_epoch_older_than_an_accepted_change_is_refused() {
         "{answers:?}"
     );
 }
+
+fn compacting(id: NodeId, nodes: &[NodeId]) -> ReplicaConfig {
+    let mut c = config(id, nodes);
+    c.snapshot_interval_slots = 10;
+    c.log_retain_slots = 2;
+    c
+}
+
+/// The slot and value of the first change chosen at `replica`.
+fn first_change(replica: &Replica) -> (Slot, LogValue) {
+    (1..=replica.chosen_through())
+        .find_map(|slot| match replica.chosen(slot) {
+            Some(value @ LogValue::Reconfigure(_)) => Some((slot, value.clone())),
+            _ => None,
+        })
+        .expect("a change chosen")
+}
+
+#[test]
+fn a_change_learned_after_it_was_accepted_is_no_longer_pending() {
+    let mut cluster = Cluster::with_config(3, compacting);
+    cluster.run_until(2_500 * MS);
+    let m = cluster.master().expect("a master");
+    cluster.request(m, 8, 1, add(4));
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    assert_eq!(cluster.reply_for(8, 1), Some(&Outcome::Done(Reply::Int(1))));
+    let follower = (m + 1) % 3;
+    let (slot, change) = first_change(&cluster.replicas[follower]);
+    // Accepted by every voter, then learned from the master's commit.
+    for replica in &cluster.replicas {
+        assert_eq!(replica.configuration().epoch, 1);
+        assert!(replica.acceptor.pending_change().is_none());
+        assert_eq!(replica.acceptor.reconfigure_epoch_max(), 0);
+    }
+    // Its slot is compacted away everywhere; then the master's accept of it arrives again
+    // (a retransmission delayed in the network): the follower is told, and keeps nothing of
+    // it pending.
+    write_many(&mut cluster, m, 1, 40, 10);
+    let replica = &mut cluster.replicas[follower];
+    assert!(replica.learner.compacted_through() >= slot);
+    let ballot = replica.acceptor.promised();
+    let accept = crate::msg::Accept {
+        ballot,
+        slot,
+        value: change,
+    };
+    let master_id = m as NodeId + 1;
+    replica.handle_message(cluster.now_ns, master_id, Message::Accept(accept));
+    assert!(replica.acceptor.pending_change().is_none());
+    assert_eq!(replica.acceptor.reconfigure_epoch_max(), 0);
+    assert_eq!(replica.epoch_floor(), 1);
+    let quorum = replica
+        .lease_quorum()
+        .expect("a lease attempt counts epoch 1");
+    assert_eq!((quorum.epoch, quorum.voter_sets.len()), (1, 1));
+    cluster.drain(follower);
+    cluster.run_until(cluster.now_ns + 300 * MS);
+    assert!(cluster.replicas[follower]
+        .acceptor
+        .pending_change()
+        .is_none());
+}
