@@ -1,6 +1,8 @@
 //! The node shell's real async code as simulated nodes under madsim: three replicas and a
 //! client node on a simulated network, with replicas killed and restarted, partitioned (clog),
-//! one-way links cut, periods of packet loss, and network latency drawn from the seed. The
+//! one-way links cut, periods of packet loss, and network latency drawn from the seed; and, in
+//! a second test, membership changes under the same client load (a learner and a witness added
+//! and promoted, a follower removed, a dead replica replaced, the master removed). The
 //! client history is judged by the checker. Build and run with `RUSTFLAGS="--cfg madsim"`;
 //! `KEYSPACE_MADSIM_SEEDS` sets how many seeds (default 24) and `KEYSPACE_MADSIM_SEED` runs one.
 //!
@@ -19,7 +21,7 @@
 //! schedule, same operations, same verdict).
 #![cfg(madsim)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,8 +30,8 @@ use std::time::Duration;
 
 use keyspace_checker::{check_kv, CheckOptions, CheckResult, Recorder};
 use keyspace_core::NodeId;
-use keyspace_node::resp_client::{workload_op, workload_reply, Client};
-use keyspace_node::{run_node, NodeConfig};
+use keyspace_node::resp_client::{info_field, workload_op, workload_reply, Client, Value};
+use keyspace_node::{run_node, NodeConfig, NodeError};
 use madsim::net::NetSim;
 use madsim::rand::{thread_rng, Rng};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
@@ -92,6 +94,9 @@ struct History {
     acked: Mutex<u64>,
     /// Set when the fault schedule is over; clients keep working until then.
     healed: AtomicBool,
+    /// The replicas clients connect to, ascending: the full members that are neither removed
+    /// nor dead for good.
+    targets: Mutex<Vec<NodeId>>,
 }
 
 impl History {
@@ -114,7 +119,7 @@ async fn client_loop(client: u64, history: Arc<History>, ops_min: u64) {
         ))
         .await;
         if conn.is_none() {
-            target = target % NODES + 1;
+            target = next_target(&history.targets.lock().unwrap(), target);
             let addr = SocketAddr::new(replica_ip(target), 6379);
             match madsim::time::timeout(Duration::from_secs(2), Client::connect(addr)).await {
                 Ok(Ok(c)) => conn = Some(c),
@@ -142,6 +147,12 @@ async fn client_loop(client: u64, history: Arc<History>, ops_min: u64) {
             conn = None;
         }
     }
+}
+
+/// The first of `targets` above `after`, else the first of all.
+fn next_target(targets: &[NodeId], after: NodeId) -> NodeId {
+    let above = targets.iter().copied().find(|t| *t > after);
+    above.unwrap_or_else(|| *targets.first().expect("a replica to connect to"))
 }
 
 fn random_key() -> Vec<u8> {
@@ -206,6 +217,8 @@ struct FaultCount {
     network_lost_packets_estimate: u64,
     /// Ticks in which a lossy link dropped everything sent on it.
     lossy_link_dropping_ticks: u64,
+    /// Membership changes applied.
+    member_changes: u32,
 }
 
 impl FaultCount {
@@ -222,6 +235,7 @@ impl FaultCount {
         self.loss_ms += other.loss_ms;
         self.network_lost_packets_estimate += other.network_lost_packets_estimate;
         self.lossy_link_dropping_ticks += other.lossy_link_dropping_ticks;
+        self.member_changes += other.member_changes;
     }
 }
 
@@ -230,7 +244,8 @@ impl std::fmt::Display for FaultCount {
         write!(
             f,
             "{} kills, {} isolations, {} link cuts, {} loss periods ({} network-wide, {} on a link; \
-             {:.1} s; ~{} packets lost network-wide (est.), {} dropping link ticks)",
+             {:.1} s; ~{} packets lost network-wide (est.), {} dropping link ticks), {} membership \
+             changes",
             self.kills,
             self.isolations,
             self.link_cuts,
@@ -240,6 +255,7 @@ impl std::fmt::Display for FaultCount {
             self.loss_ms as f64 / 1000.0,
             self.network_lost_packets_estimate,
             self.lossy_link_dropping_ticks,
+            self.member_changes,
         )
     }
 }
@@ -335,8 +351,323 @@ async fn faults(handle: &Handle, replicas: &[NodeHandle]) -> FaultCount {
     count
 }
 
-fn run_seed(seed: u64) -> FaultCount {
-    let dir = std::env::temp_dir().join(format!("keyspace-madsim-{}-{seed}", std::process::id()));
+/// Replica ids the membership scenario starts after the founders: a learner, a witness, and
+/// the replacement of a dead replica.
+const LEARNER: NodeId = NODES + 1;
+const WITNESS: NodeId = NODES + 2;
+const REPLACEMENT: NodeId = NODES + 3;
+/// Acknowledged client operations to wait for after each membership change: the load goes on.
+const OPS_PER_CHANGE: u64 = 15;
+/// Longest a change may take to be applied, retries included (a master may be elected).
+const CHANGE_TIME_MAX: Duration = Duration::from_secs(60);
+/// Pause between two attempts of a refused or failed change.
+const CHANGE_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+fn peer_addr(id: NodeId) -> SocketAddr {
+    SocketAddr::new(replica_ip(id), 7000)
+}
+
+fn client_addr(id: NodeId) -> SocketAddr {
+    SocketAddr::new(replica_ip(id), 6379)
+}
+
+/// What the membership schedule works with.
+struct World<'a> {
+    handle: &'a Handle,
+    dir: &'a Path,
+    history: &'a Arc<History>,
+    removed: &'a Arc<Mutex<BTreeSet<NodeId>>>,
+}
+
+impl World<'_> {
+    /// Starts replica `id` as `keyspace node --join` does: it knows the founders and dials
+    /// `members`, and is not a member until a `MEMBER ADD` makes it one.
+    fn start_joiner(
+        &self,
+        id: NodeId,
+        witness: bool,
+        members: &BTreeMap<NodeId, SocketAddr>,
+    ) -> NodeHandle {
+        let config = NodeConfig {
+            peer_addr: Some(peer_addr(id)),
+            known_members: members.clone(),
+            witness,
+            ..config(id, self.dir)
+        };
+        start_replica(self.handle, config, self.removed.clone())
+    }
+
+    fn targets(&self) -> Vec<NodeId> {
+        self.history.targets.lock().unwrap().clone()
+    }
+
+    fn set_target(&self, id: NodeId, serve: bool) {
+        let mut targets = self.history.targets.lock().unwrap();
+        targets.retain(|t| *t != id);
+        if serve {
+            targets.push(id);
+            targets.sort_unstable();
+        }
+    }
+
+    /// Waits until the clients have `count` more operations acknowledged.
+    async fn load(&self, count: u64, during: &str) {
+        let before = *self.history.acked.lock().unwrap();
+        let began = Instant::now();
+        while *self.history.acked.lock().unwrap() < before + count {
+            assert!(
+                began.elapsed() < CHANGE_TIME_MAX,
+                "{count} operations did not complete within {CHANGE_TIME_MAX:?} {during}"
+            );
+            sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The client target that says it is the master, once one does.
+    async fn master(&self) -> NodeId {
+        let began = Instant::now();
+        loop {
+            for id in self.targets() {
+                let info = ask(id, &[b"INFO", b"replication"]).await;
+                let role = info.as_ref().and_then(|i| info_field(i, "keyspace_role"));
+                if role.as_deref() == Some("master") {
+                    return id;
+                }
+            }
+            assert!(began.elapsed() < CHANGE_TIME_MAX, "no master named");
+            sleep(CHANGE_RETRY_PAUSE).await;
+        }
+    }
+
+    /// Sends `args` (a `MEMBER` change) to the client targets in turn until `done` holds for
+    /// the `MEMBER LIST` rows of one of them: an answer lost with its connection, or a change
+    /// refused while another finishes or a master is elected, is retried; one applied already
+    /// is not asked again.
+    async fn change(&self, args: &[&[u8]], done: impl Fn(&[String]) -> bool) {
+        let what: Vec<String> = args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into())
+            .collect();
+        let began = Instant::now();
+        for attempt in 0.. {
+            let targets = self.targets();
+            let via = targets[attempt % targets.len()];
+            if let Some(rows) = member_rows(via).await {
+                if done(&rows) {
+                    tracing::info!(?what, via, "membership change applied");
+                    return;
+                }
+            }
+            let answer = ask(via, args).await;
+            tracing::info!(?what, via, ?answer, "membership change asked");
+            assert!(
+                began.elapsed() < CHANGE_TIME_MAX,
+                "{what:?} not applied within {CHANGE_TIME_MAX:?}: last answer {answer:?}"
+            );
+            if !matches!(answer, Some(Value::Int(_))) {
+                sleep(CHANGE_RETRY_PAUSE).await;
+            }
+        }
+    }
+
+    /// Adds replica `id` (started already) as a learner or a witness, then makes it a voter.
+    async fn add_and_promote(&self, id: NodeId, witness: bool) {
+        let (peer, client) = (peer_addr(id).to_string(), client_addr(id).to_string());
+        let id_text = id.to_string();
+        let kind: &[u8] = if witness { b"WITNESS" } else { b"LEARNER" };
+        let add = [
+            b"MEMBER".as_slice(),
+            b"ADD",
+            id_text.as_bytes(),
+            peer.as_bytes(),
+            client.as_bytes(),
+            kind,
+        ];
+        self.change(&add, |rows| row_of(rows, id).is_some()).await;
+        let voter = if witness {
+            "kind=witness"
+        } else {
+            "kind=voter"
+        };
+        let promote = [b"MEMBER".as_slice(), b"PROMOTE", id_text.as_bytes()];
+        self.change(&promote, |rows| {
+            row_of(rows, id).is_some_and(|r| r.contains(voter))
+        })
+        .await;
+    }
+
+    /// Removes replica `id`; clients stop using it first, and it may stop as removed.
+    async fn remove(&self, id: NodeId) {
+        self.set_target(id, false);
+        self.removed.lock().unwrap().insert(id);
+        let id_text = id.to_string();
+        let remove = [b"MEMBER".as_slice(), b"REMOVE", id_text.as_bytes()];
+        self.change(&remove, |rows| row_of(rows, id).is_none())
+            .await;
+    }
+}
+
+/// One call to replica `id`'s client port, bounded in time; `None` if it failed.
+async fn ask(id: NodeId, args: &[&[u8]]) -> Option<Value> {
+    let call = async {
+        let mut client = Client::connect(client_addr(id)).await.ok()?;
+        client.call(args).await.ok()
+    };
+    madsim::time::timeout(Duration::from_secs(5), call)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The `MEMBER LIST` rows replica `id` answers with, if it answers with rows.
+async fn member_rows(id: NodeId) -> Option<Vec<String>> {
+    let Some(Value::Array(rows)) = ask(id, &[b"MEMBER", b"LIST"]).await else {
+        return None;
+    };
+    let rows = rows.into_iter().map(|row| match row {
+        Value::Bulk(line) => String::from_utf8_lossy(&line).into_owned(),
+        other => panic!("a MEMBER LIST row is {other:?}"),
+    });
+    Some(rows.collect())
+}
+
+fn row_of(rows: &[String], id: NodeId) -> Option<&String> {
+    rows.iter()
+        .find(|row| row.starts_with(&format!("id={id} ")))
+}
+
+/// The membership schedule, each step under client load: a learner is added and promoted; a
+/// witness is added and promoted; a follower is removed; a full voter other than the master
+/// dies for good (its data deleted) and is replaced by a new replica, added, promoted, and
+/// then removed; the master is removed (it hands over). Five voters at most, four alive at
+/// the replacement: every step keeps a majority.
+async fn membership_changes(world: &World<'_>, founders: &[NodeHandle]) -> FaultCount {
+    let mut count = FaultCount::default();
+    let mut members: BTreeMap<NodeId, SocketAddr> =
+        (1..=NODES).map(|i| (i, peer_addr(i))).collect();
+    let mut joiners = Vec::new();
+    world.load(OPS_PER_CHANGE, "before the first change").await;
+
+    for (id, witness) in [(LEARNER, false), (WITNESS, true)] {
+        joiners.push((id, world.start_joiner(id, witness, &members)));
+        world.add_and_promote(id, witness).await;
+        members.insert(id, peer_addr(id));
+        world.set_target(id, !witness);
+        count.member_changes += 2;
+        world
+            .load(OPS_PER_CHANGE, &format!("after replica {id} was promoted"))
+            .await;
+    }
+
+    let master = world.master().await;
+    let followers: Vec<NodeId> = (1..=NODES).filter(|id| *id != master).collect();
+    let follower = followers[thread_rng().gen_range(0..followers.len())];
+    world.remove(follower).await;
+    members.remove(&follower);
+    count.member_changes += 1;
+    world
+        .load(
+            OPS_PER_CHANGE,
+            &format!("after follower {follower} was removed"),
+        )
+        .await;
+
+    let master = world.master().await;
+    let full: Vec<NodeId> = world
+        .targets()
+        .into_iter()
+        .filter(|id| *id != master)
+        .collect();
+    let dead = full[thread_rng().gen_range(0..full.len())];
+    let handle = match dead {
+        id if id <= NODES => &founders[usize::from(id - 1)],
+        id => {
+            &joiners
+                .iter()
+                .find(|(j, _)| *j == id)
+                .expect("a started joiner")
+                .1
+        }
+    };
+    world.set_target(dead, false);
+    world.handle.kill(handle.id());
+    std::fs::remove_dir_all(world.dir.join(format!("node-{dead}"))).unwrap();
+    tracing::info!(dead, "replica killed for good, its data deleted");
+    joiners.push((
+        REPLACEMENT,
+        world.start_joiner(REPLACEMENT, false, &members),
+    ));
+    world.add_and_promote(REPLACEMENT, false).await;
+    members.insert(REPLACEMENT, peer_addr(REPLACEMENT));
+    world.set_target(REPLACEMENT, true);
+    world.remove(dead).await;
+    members.remove(&dead);
+    count.member_changes += 3;
+    world
+        .load(
+            OPS_PER_CHANGE,
+            &format!("after dead replica {dead} was replaced"),
+        )
+        .await;
+
+    let master = world.master().await;
+    world.remove(master).await;
+    count.member_changes += 1;
+    world
+        .load(
+            OPS_PER_CHANGE,
+            &format!("after master {master} was removed"),
+        )
+        .await;
+    count
+}
+
+/// What runs beside the client load in a seed.
+#[derive(Clone, Copy, Debug)]
+enum Scenario {
+    /// Kills, restarts, isolation, link cuts and packet loss among three fixed replicas.
+    Faults,
+    /// Membership changes: a learner added and promoted, a witness added and promoted, a
+    /// follower removed, a dead replica replaced, the master removed.
+    Membership,
+}
+
+/// Starts replica `config.id` as a simulated node. It may stop only by being removed, and only
+/// once the test has put it in `removed` (it asks for that removal).
+fn start_replica(
+    handle: &Handle,
+    config: NodeConfig,
+    removed: Arc<Mutex<BTreeSet<NodeId>>>,
+) -> NodeHandle {
+    let id = config.id;
+    handle
+        .create_node()
+        .name(format!("replica-{id}"))
+        .ip(replica_ip(id))
+        .init(move || {
+            let (config, removed) = (config.clone(), removed.clone());
+            async move {
+                match run_node(config).await {
+                    Ok(()) => {}
+                    Err(NodeError::Removed { epoch, .. }) => {
+                        assert!(
+                            removed.lock().unwrap().contains(&id),
+                            "replica {id} stopped as removed (epoch {epoch}) unasked"
+                        );
+                        tracing::info!(id, epoch, "removed replica stopped");
+                    }
+                    Err(e) => panic!("replica {id} failed: {e}"),
+                }
+            }
+        })
+        .build()
+}
+
+fn run_seed(seed: u64, scenario: Scenario) -> FaultCount {
+    let dir = std::env::temp_dir().join(format!(
+        "keyspace-madsim-{}-{scenario:?}-{seed}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let mut runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.set_time_limit(SIMULATED_TIME_MAX);
@@ -344,25 +675,16 @@ fn run_seed(seed: u64) -> FaultCount {
         let dir = dir.clone();
         async move {
             let handle = Handle::current();
+            let removed = Arc::new(Mutex::new(BTreeSet::new()));
             let replicas: Vec<NodeHandle> = (1..=NODES)
-                .map(|id| {
-                    let config = config(id, &dir);
-                    handle
-                        .create_node()
-                        .name(format!("replica-{id}"))
-                        .ip(replica_ip(id))
-                        .init(move || {
-                            let config = config.clone();
-                            async move { run_node(config).await.expect("node starts") }
-                        })
-                        .build()
-                })
+                .map(|id| start_replica(&handle, config(id, &dir), removed.clone()))
                 .collect();
             let history = Arc::new(History {
                 recorder: Mutex::new(Recorder::new()),
                 start: Instant::now(),
                 acked: Mutex::new(0),
                 healed: AtomicBool::new(false),
+                targets: Mutex::new((1..=NODES).collect()),
             });
             let client_node = handle
                 .create_node()
@@ -380,7 +702,18 @@ fn run_seed(seed: u64) -> FaultCount {
                     }
                 })
             };
-            let fault_count = faults(&handle, &replicas).await;
+            let fault_count = match scenario {
+                Scenario::Faults => faults(&handle, &replicas).await,
+                Scenario::Membership => {
+                    let world = World {
+                        handle: &handle,
+                        dir: &dir,
+                        history: &history,
+                        removed: &removed,
+                    };
+                    membership_changes(&world, &replicas).await
+                }
+            };
             history.healed.store(true, Ordering::Relaxed);
             // Healed: every client must now finish its operations within the bound.
             let healed_at = Instant::now();
@@ -406,10 +739,10 @@ fn run_seed(seed: u64) -> FaultCount {
         }
     });
     let recorder = history.recorder.lock().unwrap();
-    let verdict = judge(seed, &recorder);
+    let verdict = judge(seed, scenario, &recorder);
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(
-        "seed {seed}: {} operations, {verdict}; faults: {fault_count}",
+        "seed {seed} ({scenario:?}): {} operations, {verdict}; {fault_count}",
         recorder.len()
     );
     fault_count
@@ -417,7 +750,7 @@ fn run_seed(seed: u64) -> FaultCount {
 
 /// The checker's verdict on a seed's history; a violation stops the test, leaving the history
 /// in a file.
-fn judge(seed: u64, recorder: &Recorder) -> String {
+fn judge(seed: u64, scenario: Scenario, recorder: &Recorder) -> String {
     let options = CheckOptions {
         timeout: Some(Duration::from_secs(60)),
         threads: 1,
@@ -427,7 +760,8 @@ fn judge(seed: u64, recorder: &Recorder) -> String {
         CheckResult::Linearizable => "linearizable".to_string(),
         CheckResult::Unknown(reason) => format!("checker undecided: {reason}"),
         violation => {
-            let path = std::env::temp_dir().join(format!("keyspace-madsim-{seed}.jsonl"));
+            let path =
+                std::env::temp_dir().join(format!("keyspace-madsim-{scenario:?}-{seed}.jsonl"));
             recorder
                 .write_jsonl(&mut std::fs::File::create(&path).unwrap())
                 .unwrap();
@@ -439,9 +773,9 @@ fn judge(seed: u64, recorder: &Recorder) -> String {
     }
 }
 
-#[test]
-fn node_shell_survives_kills_restarts_partitions_and_packet_loss_with_a_linearizable_history() {
-    let seeds: Vec<u64> = match std::env::var("KEYSPACE_MADSIM_SEED") {
+/// The seeds to run: `KEYSPACE_MADSIM_SEED` alone, or the first `KEYSPACE_MADSIM_SEEDS` (24).
+fn seeds() -> Vec<u64> {
+    match std::env::var("KEYSPACE_MADSIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("KEYSPACE_MADSIM_SEED is a number")],
         Err(_) => {
             let count = std::env::var("KEYSPACE_MADSIM_SEEDS")
@@ -450,7 +784,13 @@ fn node_shell_survives_kills_restarts_partitions_and_packet_loss_with_a_lineariz
                 .unwrap_or(24);
             (1..=count).collect()
         }
-    };
+    }
+}
+
+/// Runs every seed of [`seeds`] under `scenario`, each on a thread of its own (madsim can seed
+/// std's HashMap keys only in a thread that has not made a HashMap yet); returns the totals.
+fn run_seeds(scenario: Scenario) -> (usize, FaultCount) {
+    let seeds = seeds();
     if std::env::var("RUST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -458,19 +798,31 @@ fn node_shell_survives_kills_restarts_partitions_and_packet_loss_with_a_lineariz
     }
     let mut total = FaultCount::default();
     for &seed in &seeds {
-        eprintln!("seed {seed}: reproduce with KEYSPACE_MADSIM_SEED={seed}");
-        // A thread of its own: madsim can seed std's HashMap keys only in a thread that has not
-        // made a HashMap yet.
-        let count = std::thread::spawn(move || run_seed(seed))
+        eprintln!("seed {seed} ({scenario:?}): reproduce with KEYSPACE_MADSIM_SEED={seed}");
+        let count = std::thread::spawn(move || run_seed(seed, scenario))
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         total.add(&count);
     }
-    eprintln!("{} seeds passed; faults: {total}", seeds.len());
+    eprintln!("{} seeds passed ({scenario:?}); {total}", seeds.len());
+    (seeds.len(), total)
+}
+
+#[test]
+fn node_shell_survives_kills_restarts_partitions_and_packet_loss_with_a_linearizable_history() {
+    let (seeds, total) = run_seeds(Scenario::Faults);
     // Each seed draws five fault kinds six times: a sweep this long without loss means the
     // schedule lost it.
-    if seeds.len() >= 8 {
+    if seeds >= 8 {
         assert!(total.network_loss_periods > 0 && total.link_loss_periods > 0);
         assert!(total.network_lost_packets_estimate > 0 && total.lossy_link_dropping_ticks > 0);
     }
+}
+
+#[test]
+fn node_shell_adds_promotes_replaces_and_removes_members_under_load_with_a_linearizable_history() {
+    let (seeds, total) = run_seeds(Scenario::Membership);
+    // Nine changes a seed: a learner and a witness added and promoted, a follower removed, a
+    // dead replica replaced (added, promoted, removed), the master removed.
+    assert_eq!(total.member_changes as usize, 9 * seeds);
 }
