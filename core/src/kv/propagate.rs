@@ -70,6 +70,7 @@ impl Propagation {
     fn end_request(&mut self) {
         let effects = std::mem::take(&mut self.request);
         let wrapped = effects.len() >= 2;
+        let before = self.done.len();
         let (first_db, last_db) = match (effects.first(), effects.last()) {
             (Some(first), Some(last)) => (first.db, last.db),
             _ => return,
@@ -81,6 +82,10 @@ impl Propagation {
         if wrapped {
             self.push_done(effect(last_db, vec![b"EXEC".to_vec()]));
         }
+        assert!(
+            self.lost || self.done.len() > before,
+            "a request's effects went out"
+        );
         assert!(self.request.is_empty(), "a request's effects are flushed");
     }
 }
@@ -243,21 +248,36 @@ fn changed(
         } => vec![argv(&[b"SET", key, value])],
         Command::SetExpiring {
             key, value, ttl, ..
-        } => vec![set_with_ttl(key, value, *ttl, now_ms)],
-        Command::Expire { key, deadline, .. } => vec![deadline_change(key, *deadline, now_ms)],
+        } => vec![set_with_ttl(store, (key, value), *ttl, now_ms)],
+        Command::Expire { key, deadline, .. } => {
+            vec![deadline_change(store, key, *deadline, now_ms)]
+        }
         Command::GetEx { key, ttl } => match ttl {
-            TtlChange::Set(deadline) => vec![deadline_change(key, *deadline, now_ms)],
-            TtlChange::Clear => vec![argv(&[b"PERSIST", key])],
+            TtlChange::Set(deadline) => vec![deadline_change(store, key, *deadline, now_ms)],
+            TtlChange::Clear => {
+                assert_eq!(store.deadlines.get(key), None, "GETEX PERSIST cleared it");
+                vec![argv(&[b"PERSIST", key])]
+            }
             TtlChange::Keep => Vec::new(),
         },
-        Command::Remove { key } | Command::Delete { key } => vec![argv(&[b"DEL", key])],
+        Command::Remove { key } | Command::Delete { key } => {
+            assert!(!store.exists(key), "a deleted key is gone");
+            vec![argv(&[b"DEL", key])]
+        }
         Command::Prune { .. } => {
             let mut del = vec![b"DEL".to_vec()];
             del.extend(touched.iter().map(|(_, key)| key.clone()));
+            assert!(
+                del.len() >= 2,
+                "a PRUNE that changed something removed a key"
+            );
             vec![del]
         }
         Command::AddFloat { key, .. } => match reply {
-            Reply::Value(Some(new)) => vec![argv(&[b"SET", key, new, b"KEEPTTL"])],
+            Reply::Value(Some(new)) => {
+                assert_eq!(store.get(key), Some(new), "INCRBYFLOAT stored its answer");
+                vec![argv(&[b"SET", key, new, b"KEEPTTL"])]
+            }
             _ => unreachable!("INCRBYFLOAT answers its value: {reply:?}"),
         },
         Command::HashAddFloat { key, field, .. } => match reply {
@@ -270,20 +290,39 @@ fn changed(
 }
 
 /// SET with its deadline absolute (`PXAT`), kept (`KEEPTTL`) or cleared.
-fn set_with_ttl(key: &[u8], value: &[u8], ttl: TtlChange, now_ms: UnixMs) -> Argv {
+fn set_with_ttl(
+    store: &Store,
+    (key, value): (&[u8], &[u8]),
+    ttl: TtlChange,
+    now_ms: UnixMs,
+) -> Argv {
+    assert_eq!(store.get(key).map(Vec::as_slice), Some(value), "SET stored");
     match ttl {
         TtlChange::Set(deadline) => {
             let at = absolute(deadline, now_ms, ExpireName::Set).expect("it applied");
+            assert_eq!(store.deadlines.get(key), Some(at), "SET gave this deadline");
             argv(&[b"SET", key, value, b"PXAT", &int(at)])
         }
         TtlChange::Keep => argv(&[b"SET", key, value, b"KEEPTTL"]),
-        TtlChange::Clear => argv(&[b"SET", key, value]),
+        TtlChange::Clear => {
+            assert_eq!(
+                store.deadlines.get(key),
+                None,
+                "a plain SET clears the deadline"
+            );
+            argv(&[b"SET", key, value])
+        }
     }
 }
 
 /// A deadline a command set: `PEXPIREAT`, or `DEL` when it had passed (the key went).
-fn deadline_change(key: &[u8], deadline: Deadline, now_ms: UnixMs) -> Argv {
+fn deadline_change(store: &Store, key: &[u8], deadline: Deadline, now_ms: UnixMs) -> Argv {
     let at = absolute(deadline, now_ms, ExpireName::PExpireAt).expect("it applied");
+    assert_eq!(
+        store.exists(key),
+        at > now_ms,
+        "a passed deadline removed the key"
+    );
     match at <= now_ms {
         true => argv(&[b"DEL", key]),
         false => argv(&[b"PEXPIREAT", key, &int(at)]),
@@ -297,6 +336,10 @@ fn set_pop(store: &Store, key: &[u8], counted: bool, reply: &Reply) -> Vec<Argv>
         Reply::Keys(members) => members.clone(),
         _ => unreachable!("SPOP answers members: {reply:?}"),
     };
+    assert!(
+        counted || members.len() == 1,
+        "SPOP without a count takes one"
+    );
     if counted && !store.exists(key) {
         return vec![argv(&[b"DEL", key])];
     }
