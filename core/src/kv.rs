@@ -21,6 +21,7 @@ mod expiry;
 pub mod glob;
 pub(crate) mod hash;
 mod objects;
+mod propagate;
 mod scripts;
 mod session;
 mod store;
@@ -31,6 +32,8 @@ mod transaction;
 mod collections_tests;
 #[cfg(test)]
 mod expiry_tests;
+#[cfg(test)]
+mod propagate_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -52,6 +55,7 @@ use crate::mutant::{self, Mutant};
 use crate::types::Slot;
 use databases::Databases;
 use hash::{Hash64, TAG_STATE};
+pub use propagate::{Effect, Propagated, PROPAGATED_EFFECTS_MAX};
 use session::{Admission, SessionTable};
 use store::{list_count_clamped, Store};
 use transaction::Changes;
@@ -108,6 +112,9 @@ pub struct StateMachine {
     now_ms: UnixMs,
     /// The script cache and function libraries (EVAL, SCRIPT, FUNCTION).
     scripts: scripts::ScriptRegistry,
+    /// What applied writes propagate to a replication stream, while the node asks for it
+    /// (see `propagate`); not part of the state.
+    propagation: Option<propagate::Propagation>,
 }
 
 impl StateMachine {
@@ -127,6 +134,7 @@ impl StateMachine {
             deferred: Vec::new(),
             now_ms: 0,
             scripts: scripts::ScriptRegistry::default(),
+            propagation: None,
         }
     }
 
@@ -364,6 +372,7 @@ impl StateMachine {
             deferred: Vec::new(),
             now_ms: parts.now_ms,
             scripts: parts.scripts,
+            propagation: None,
         };
         Ok((state, after))
     }
@@ -455,6 +464,7 @@ impl StateMachine {
                 let reply = self.apply_write(&request.command);
                 self.record_changes(&request.command, &reply);
                 self.sessions.record(client_id, seq, reply.clone());
+                self.propagate_end_request();
                 reply
             }
         }
@@ -509,8 +519,11 @@ impl StateMachine {
         match command {
             Command::Transaction { .. } => {}
             Command::Move { key, to } => {
-                self.data.db_mut(*to).reap(key, now_ms);
-                self.data.db_mut(db).reap(key, now_ms);
+                for at in [*to, db] {
+                    if self.data.db_mut(at).reap(key, now_ms) {
+                        self.propagate_expired(at, key);
+                    }
+                }
                 assert!(!self.data.db(db).is_expired(key, now_ms), "reaped");
             }
             Command::Prune { prefix } => {
@@ -520,14 +533,20 @@ impl StateMachine {
                     .filter(|(key, _)| store.is_expired(key, now_ms))
                     .map(|(key, _)| key.clone())
                     .collect();
-                expired
-                    .iter()
-                    .for_each(|key| assert!(store.reap(key, now_ms)));
+                for key in &expired {
+                    assert!(store.reap(key, now_ms));
+                }
+                for key in &expired {
+                    self.propagate_expired(db, key);
+                }
             }
             _ => {
                 let store = self.data.db_mut(db);
-                for key in command.keys() {
-                    store.reap(key, now_ms);
+                let keys = command.keys();
+                let reaped: Vec<&[u8]> =
+                    keys.into_iter().filter(|k| store.reap(k, now_ms)).collect();
+                for key in reaped {
+                    self.propagate_expired(db, key);
                 }
             }
         }
@@ -543,6 +562,7 @@ impl StateMachine {
             let due = store.deadlines.due(now_ms, budget);
             budget -= due.len();
             due.iter().for_each(|key| assert!(store.reap(key, now_ms)));
+            due.iter().for_each(|key| self.propagate_expired(db, key));
         }
         // Reclaiming is no change for WATCH: an expired key was already absent.
         assert!(

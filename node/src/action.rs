@@ -51,6 +51,10 @@ pub enum Action {
     /// `RANDOMKEY`: a store read with a seed drawn when it runs.
     RandomKey,
     Quit,
+    /// `SYNC`, or `PSYNC` (`psync`): the connection becomes a replication stream.
+    Sync {
+        psync: bool,
+    },
     /// `MEMBER FOUNDERS`: the voters the group was founded with, and their peer addresses.
     MemberFounders,
     // Transactions (MULTI/EXEC/WATCH), carried out by `cmd_multi`.

@@ -126,6 +126,9 @@ async fn serve(
                         conn.execute(args, &mut out).await;
                         context.commands_processed.fetch_add(1, Ordering::Relaxed);
                     }
+                    if let Some(psync) = conn.sync_requested.take() {
+                        return crate::sync::serve(stream, context, psync, out).await;
+                    }
                     if conn.quit || entry.is_killed() {
                         stream.write_all(&out).await?;
                         stream.flush().await?; // a no-op on real TCP; madsim sends on flush

@@ -67,6 +67,9 @@ pub fn parse(args: &[Vec<u8>], conn: ConnectionFlags) -> Action {
             _ => {}
         }
     }
+    if conn.in_multi && matches!(name, "SYNC" | "PSYNC") {
+        return Action::Error("ERR Command not allowed inside a transaction".into());
+    }
     match spec.kind {
         Kind::Store => redis::parse_store(name, args).map_or_else(Action::Error, Action::from),
         Kind::Local => parse_local(name, args),
@@ -154,6 +157,8 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
         "PING" => Action::Error(arity_error(name)),
         "ECHO" => Action::Echo(args[1].clone()),
         "QUIT" => Action::Quit,
+        "SYNC" => Action::Sync { psync: false },
+        "PSYNC" => Action::Sync { psync: true },
         "MULTI" => Action::Multi,
         "EXEC" => Action::Exec,
         "DISCARD" => Action::Discard,
@@ -296,6 +301,7 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
             conn.quit = true;
             w.simple("OK");
         }
+        Action::Sync { psync } => conn.sync_requested = Some(psync),
         Action::MemberFounders => {
             w.array(conn.context.founders.len());
             for (id, addr) in &conn.context.founders {

@@ -180,6 +180,9 @@ pub struct Connection<'a> {
     pub watched: Vec<keyspace_core::Watched>,
     pub name: Option<Vec<u8>>,
     pub quit: bool,
+    /// `SYNC` (`Some(false)`) or `PSYNC` (`Some(true)`) asked for the connection to become a
+    /// replication stream (see `sync`); the connection's task hands it over.
+    pub sync_requested: Option<bool>,
     /// This connection's entry among the node's live connections (none in unit tests).
     pub entry: Option<std::sync::Arc<crate::clients::ClientEntry>>,
     pub reply_mode: ReplyMode,
@@ -216,6 +219,7 @@ impl<'a> Connection<'a> {
             watched: Vec::new(),
             name: None,
             quit: false,
+            sync_requested: None,
             entry: None,
             reply_mode: ReplyMode::On,
             replies_tx,

@@ -32,6 +32,9 @@ pub enum Event {
         frames: Vec<PeerFrame>,
     },
     Info(oneshot::Sender<Status>),
+    /// A connection became a replication stream (`SYNC`): the core task forwards what this
+    /// replica applies to it from now on, and answers once it does.
+    Subscribe(crate::sync::Subscriber, oneshot::Sender<()>),
 }
 
 /// What INFO shows about the replica.
@@ -67,6 +70,8 @@ pub struct Status {
     pub kind: &'static str,
     /// One row per member of that configuration, in id order.
     pub members: Vec<MemberRow>,
+    /// Connections that are replication streams (`SYNC`): INFO's `connected_slaves`.
+    pub replication_streams: usize,
 }
 
 /// One member as `MEMBER LIST` shows it.

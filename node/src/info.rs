@@ -83,7 +83,7 @@ fn fields(pairs: &[(&str, String)]) -> String {
 }
 
 /// 40 hex characters, fixed for the life of the process (Redis's `run_id`).
-fn run_id() -> &'static str {
+pub(crate) fn run_id() -> &'static str {
     static RUN_ID: OnceLock<String> = OnceLock::new();
     RUN_ID.get_or_init(|| {
         let (a, b, c) = (
@@ -384,8 +384,8 @@ fn replication_text(s: &Status) -> String {
         None => "lease_held:0\r\n".to_string(),
     };
     format!(
-        "role:{role}\r\nconnected_slaves:0\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nconfig_epoch:{}\r\nmember_kind:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\nstorage_recovering:{}\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-        s.node_id, s.epoch, s.kind, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served, u8::from(s.storage_recovering), run_id(), s.applied_through,
+        "role:{role}\r\nconnected_slaves:{}\r\nkeyspace_role:{keyspace_role}\r\nnode_id:{}\r\nconfig_epoch:{}\r\nmember_kind:{}\r\nmaster_id:{master}\r\nballot:{}\r\ncommit_index:{}\r\napplied_index:{}\r\n{lease}connected_peers:{}/{}\r\nsessions:{}\r\nrequests_served:{}\r\nstorage_recovering:{}\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+        s.replication_streams, s.node_id, s.epoch, s.kind, s.ballot, s.chosen_through, s.applied_through, s.peers_connected, s.peers, s.sessions, s.requests_served, u8::from(s.storage_recovering), run_id(), s.applied_through,
     )
 }
 

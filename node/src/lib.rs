@@ -27,6 +27,7 @@ pub mod resp_client;
 pub mod server_config;
 pub mod shell;
 pub mod storage;
+pub mod sync;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -156,6 +156,8 @@ pub struct Shell {
     sync_recent_us: u64,
     /// See [`SYNC_INLINE_MAX_US`].
     sync_inline_max_us: u64,
+    /// The replication streams (`SYNC`) of this replica's clients.
+    streams: crate::sync::Streams,
 }
 
 impl Shell {
@@ -193,6 +195,7 @@ impl Shell {
             log_syncs_off_loop: 0,
             sync_recent_us: 0,
             sync_inline_max_us,
+            streams: crate::sync::Streams::default(),
         }
     }
 
@@ -338,6 +341,19 @@ impl Shell {
             self.flush_outbox();
         }
         self.sweep_routes();
+        self.forward_to_streams();
+    }
+
+    /// Sends what this turn applied to the replication streams; stops the core recording it
+    /// once there is none.
+    fn forward_to_streams(&mut self) {
+        if !self.replica.state_machine().is_propagating() {
+            return;
+        }
+        self.streams.forward(self.replica.take_propagated());
+        if self.streams.is_empty() {
+            self.replica.set_propagating(false);
+        }
     }
 
     /// Whether [`Self::sync`] would sync now.
@@ -440,6 +456,11 @@ impl Shell {
             }
             Event::Info(reply) => {
                 let _ = reply.send(self.status(now));
+            }
+            Event::Subscribe(subscriber, subscribed) => {
+                self.replica.set_propagating(true);
+                self.streams.add(subscriber);
+                let _ = subscribed.send(());
             }
         }
     }
@@ -660,6 +681,7 @@ impl Shell {
             epoch: replica.configuration().epoch,
             kind: self.own_kind(),
             members: self.member_rows(),
+            replication_streams: self.streams.len(),
         }
     }
 

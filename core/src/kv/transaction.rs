@@ -128,7 +128,9 @@ impl StateMachine {
     /// was refused: `reply` is an error).
     pub(super) fn record_changes(&mut self, command: &Command, reply: &Reply) {
         let slot = self.applied_slot;
-        for (db, key) in self.data.take_touched() {
+        let touched = self.data.take_touched();
+        self.propagate_write(command, reply, &touched);
+        for (db, key) in touched {
             self.changes.record(slot, db, key);
         }
         if matches!(reply, Reply::Error(_)) {
@@ -215,6 +217,7 @@ impl StateMachine {
                 self.apply_in_transaction(command);
             }
         }
+        self.propagate_end_request();
     }
 
     /// Under [`Mutant::TransactionSplit`]: the replies `commands` give applied in one step,

@@ -28,7 +28,7 @@ const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
 use Kind::{Local, Store};
 
 /// Every command, once. `COMMAND COUNT` counts this table.
-pub const COMMANDS: [Spec; 125] = [
+pub const COMMANDS: [Spec; 127] = [
     row("GET", 2, Store),
     row("DIRTYGET", 2, Store),
     row("INCR", 2, Store),
@@ -79,6 +79,9 @@ pub const COMMANDS: [Spec; 125] = [
     row("RANDOMKEY", 1, Local),
     row("FUNCTION", -2, Store),
     row("DEBUG", -2, Local),
+    // The connection becomes a replication stream (the node's `sync`).
+    row("SYNC", 1, Local),
+    row("PSYNC", -3, Local),
     row("MEMORY", -2, Local),
     row("SETNX", 3, Store),
     row("GETSET", 3, Store),

@@ -94,6 +94,12 @@ impl Learner {
         &self.state
     }
 
+    /// The state, for turning propagation on and off and taking its effects (nothing else
+    /// changes it outside applying the log).
+    pub(super) fn state_mut(&mut self) -> &mut StateMachine {
+        &mut self.state
+    }
+
     pub(super) fn read(&self, command: &Command) -> Reply {
         self.state.read(command)
     }
@@ -231,6 +237,8 @@ impl Learner {
             slot > self.compacted_through,
             "a snapshot older than the log"
         );
+        let mut state = state;
+        state.replace_propagating(&self.state);
         self.state = state;
         self.state.set_mutant(self.mutant);
         self.applied_through = slot;

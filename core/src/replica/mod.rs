@@ -479,6 +479,17 @@ impl Replica {
     pub fn state_machine(&self) -> &StateMachine {
         self.learner.state()
     }
+
+    /// Starts or stops recording what applied writes propagate to a replication stream
+    /// (`StateMachine::set_propagating`); changes nothing replicated.
+    pub fn set_propagating(&mut self, on: bool) {
+        self.learner.state_mut().set_propagating(on);
+    }
+
+    /// What the writes applied since the last call propagate (`StateMachine::take_propagated`).
+    pub fn take_propagated(&mut self) -> crate::kv::Propagated {
+        self.learner.state_mut().take_propagated()
+    }
 }
 
 // ---- dispatch ------------------------------------------------------------------------------
