@@ -59,7 +59,7 @@ impl Client {
     }
 
     /// Replaces the state with its encoding decoded, checking the two are the same.
-    fn restored(&mut self) {
+    pub(super) fn restored(&mut self) {
         let encoded = self.machine.encode();
         self.machine.verify_encoding(&encoded).expect("verifies");
         let decoded = StateMachine::decode(&encoded).expect("decodes");
