@@ -8,6 +8,15 @@ fn ok() -> Resp {
     Resp::Simple("OK".into())
 }
 
+fn double(text: &str) -> Resp {
+    Resp::Double(text.as_bytes().to_vec())
+}
+
+/// Members with their scores, as WITHSCORES answers them.
+fn scored(pairs: &[(&str, &str)]) -> Resp {
+    Resp::Pairs(pairs.iter().map(|(m, s)| (bulk(m), double(s))).collect())
+}
+
 #[test]
 fn zadd_counts_new_members_and_its_options_follow_redis() {
     let mut c = Client::new();
@@ -18,10 +27,10 @@ fn zadd_counts_new_members_and_its_options_follow_redis() {
     assert_eq!(c.run("ZADD z XX 100 f"), Resp::Int(0));
     assert_eq!(c.run("ZADD z GT CH 1 a 9 b"), Resp::Int(1));
     assert_eq!(c.run("ZADD z LT CH 10 b"), Resp::Int(0));
-    assert_eq!(c.run("ZSCORE z a"), bulk("6"));
-    assert_eq!(c.run("ZADD z INCR 1.5 a"), bulk("7.5"));
+    assert_eq!(c.run("ZSCORE z a"), double("6"));
+    assert_eq!(c.run("ZADD z INCR 1.5 a"), double("7.5"));
     assert_eq!(c.run("ZADD z XX INCR 1 nosuch"), Resp::Bulk(None));
-    assert_eq!(c.run("ZINCRBY z 0.1 d"), bulk("0.10000000000000001"));
+    assert_eq!(c.run("ZINCRBY z 0.1 d"), double("0.10000000000000001"));
     assert_eq!(c.run("ZADD z nan x"), error("ERR value is not a valid float"));
     assert_eq!(c.run("ZADD z 1 a 2"), error("ERR syntax error"));
     assert_eq!(
@@ -41,7 +50,7 @@ fn zadd_counts_new_members_and_its_options_follow_redis() {
         c.run("ZINCRBY inf -inf m"),
         error("ERR resulting score is not a number (NaN)")
     );
-    assert_eq!(c.run("ZSCORE inf m"), bulk("inf"));
+    assert_eq!(c.run("ZSCORE inf m"), double("inf"));
     assert_eq!(c.run("ZCARD z"), Resp::Int(5));
     assert_eq!(c.run("ZCARD nosuch"), Resp::Int(0));
 }
@@ -51,12 +60,12 @@ fn zrange_and_its_family_select_by_rank_score_and_lex_with_rev_and_limit() {
     let mut c = Client::new();
     c.run("ZADD z 1 a 2 b 3 c 4 d");
     assert_eq!(c.run("ZRANGE z 0 -1"), bulks(&["a", "b", "c", "d"]));
-    assert_eq!(c.run("ZRANGE z 1 2 WITHSCORES"), bulks(&["b", "2", "c", "3"]));
+    assert_eq!(c.run("ZRANGE z 1 2 WITHSCORES"), scored(&[("b", "2"), ("c", "3")]));
     assert_eq!(c.run("ZREVRANGE z 0 1"), bulks(&["d", "c"]));
     assert_eq!(c.run("ZRANGE z (1 3 BYSCORE"), bulks(&["b", "c"]));
     assert_eq!(c.run("ZRANGE z 3 (1 BYSCORE REV"), bulks(&["c", "b"]));
     assert_eq!(c.run("ZRANGEBYSCORE z -inf +inf LIMIT 1 2"), bulks(&["b", "c"]));
-    assert_eq!(c.run("ZREVRANGEBYSCORE z +inf -inf WITHSCORES LIMIT 0 1"), bulks(&["d", "4"]));
+    assert_eq!(c.run("ZREVRANGEBYSCORE z +inf -inf WITHSCORES LIMIT 0 1"), scored(&[("d", "4")]));
     assert_eq!(c.run("ZRANGEBYLEX z [b (d"), bulks(&["b", "c"]));
     assert_eq!(c.run("ZREVRANGEBYLEX z + - LIMIT 0 2"), bulks(&["d", "c"]));
     assert_eq!(c.run("ZCOUNT z (1 +inf"), Resp::Int(3));
@@ -71,7 +80,7 @@ fn zrange_and_its_family_select_by_rank_score_and_lex_with_rev_and_limit() {
         error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
     );
     assert_eq!(c.run("ZRANGESTORE dst z 1 2"), Resp::Int(2));
-    assert_eq!(c.run("ZRANGE dst 0 -1 WITHSCORES"), bulks(&["b", "2", "c", "3"]));
+    assert_eq!(c.run("ZRANGE dst 0 -1 WITHSCORES"), scored(&[("b", "2"), ("c", "3")]));
     assert_eq!(c.run("ZRANGESTORE dst z 5 6"), Resp::Int(0));
     assert_eq!(c.run("EXISTS dst"), Resp::Int(0));
 }
@@ -93,12 +102,12 @@ fn removal_by_member_and_range_deletes_the_key_with_its_last_member() {
 fn pops_take_the_lowest_or_highest_and_blocking_ones_answer_at_once() {
     let mut c = Client::new();
     c.run("ZADD z 1 a 2 b 3 c");
-    assert_eq!(c.run("ZPOPMIN z"), bulks(&["a", "1"]));
-    assert_eq!(c.run("ZPOPMAX z 5"), bulks(&["c", "3", "b", "2"]));
+    assert_eq!(c.run("ZPOPMIN z"), Resp::Array(Some(vec![bulk("a"), double("1")]))));
+    assert_eq!(c.run("ZPOPMAX z 5"), scored(&[("c", "3"), ("b", "2")]));
     assert_eq!(c.run("ZPOPMIN z"), bulks(&[]));
     assert_eq!(c.run("ZPOPMIN z -1"), error("ERR value is out of range, must be positive"));
     c.run("ZADD z2 1 a 2 b");
-    let pair = |m: &str, s: &str| bulks(&[m, s]);
+    let pair = |m: &str, s: &str| Resp::Array(Some(vec![bulk(m), double(s)]));
     assert_eq!(
         c.run("ZMPOP 2 z z2 MAX COUNT 5"),
         Resp::Array(Some(vec![bulk("z2"), Resp::Array(Some(vec![pair("b", "2"), pair("a", "1")]))]))
@@ -106,7 +115,7 @@ fn pops_take_the_lowest_or_highest_and_blocking_ones_answer_at_once() {
     assert_eq!(c.run("ZMPOP 1 z MIN"), Resp::Array(None));
     assert_eq!(c.run("BZPOPMIN z 0"), Resp::Array(None));
     c.run("ZADD z3 7 x");
-    assert_eq!(c.run("BZPOPMAX z z3 1"), bulks(&["z3", "x", "7"]));
+    assert_eq!(c.run("BZPOPMAX z z3 1"), Resp::Array(Some(vec![bulk("z3"), bulk("x"), double("7")]))));
     assert_eq!(c.run("BZPOPMIN z -1"), error("ERR timeout is negative"));
 }
 
@@ -118,15 +127,15 @@ fn union_inter_diff_weigh_and_aggregate_scores_and_accept_sets() {
     c.run("SADD s y");
     assert_eq!(
         c.run("ZUNION 2 a b WITHSCORES"),
-        bulks(&["x", "1", "y", "12", "z", "23", "w", "30"])
+        scored(&[("x", "1"), ("y", "12"), ("z", "23"), ("w", "30")])
     );
     assert_eq!(
         c.run("ZINTER 2 a b WEIGHTS 2 1 AGGREGATE MAX WITHSCORES"),
-        bulks(&["y", "10", "z", "20"])
+        scored(&[("y", "10"), ("z", "20")])
     );
     assert_eq!(c.run("ZDIFF 2 a b"), bulks(&["x"]));
     assert_eq!(c.run("ZINTERSTORE dst 2 a s"), Resp::Int(1));
-    assert_eq!(c.run("ZRANGE dst 0 -1 WITHSCORES"), bulks(&["y", "3"]));
+    assert_eq!(c.run("ZRANGE dst 0 -1 WITHSCORES"), scored(&[("y", "3")]));
     assert_eq!(c.run("ZINTERCARD 2 a b LIMIT 1"), Resp::Int(1));
     assert_eq!(c.run("ZUNIONSTORE dst 2 a b AGGREGATE MIN"), Resp::Int(4));
     assert_eq!(c.run("ZDIFFSTORE dst 1 nosuch"), Resp::Int(0));
@@ -158,7 +167,7 @@ fn zsets_are_listpack_until_129_members_or_a_long_member_and_skiplist_for_good()
     assert_eq!(c.run("ZRANGESTORE small big 0 1"), Resp::Int(2));
     assert_eq!(c.run("OBJECT ENCODING small"), bulk("listpack"));
     c.restored();
-    assert_eq!(c.run("ZSCORE big m128"), bulk("128"));
+    assert_eq!(c.run("ZSCORE big m128"), double("128"));
 }
 
 #[test]
@@ -180,7 +189,7 @@ fn every_command_on_another_kind_is_wrongtype_and_string_commands_refuse_zsets()
     ] {
         assert_eq!(c.run(line), error(WRONG_TYPE), "{line}");
     }
-    assert_eq!(c.run("ZSCORE z a"), bulk("1"));
+    assert_eq!(c.run("ZSCORE z a"), double("1"));
 }
 
 #[test]
@@ -192,9 +201,9 @@ fn zscan_zrandmember_and_zmscore_answer_members_with_scores() {
         Resp::Array(Some(vec![bulk("0"), bulks(&["a", "1", "b", "2"])]))
     );
     assert_eq!(c.run("ZMSCORE z a nosuch c"), Resp::Array(Some(vec![
-        bulk("1"),
+        double("1"),
         Resp::Bulk(None),
-        bulk("3"),
+        double("3"),
     ])));
     match c.run("ZRANDMEMBER z 3 WITHSCORES") {
         Resp::Array(Some(items)) => assert_eq!(items.len(), 6),

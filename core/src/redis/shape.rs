@@ -94,6 +94,12 @@ pub enum Resp {
     Bulk(Option<Vec<u8>>),
     /// An array, or the null array (EXEC when a watched key changed).
     Array(Option<Vec<Resp>>),
+    /// A double as Redis 7.0 prints it (`%.17g`, `inf`, `-inf`): `,text` in RESP3, a bulk in
+    /// RESP2 and to scripts.
+    Double(Vec<u8>),
+    /// An array of pairs: each pair an array of two in RESP3, flattened into one array in
+    /// RESP2 and to scripts (ZRANGE … WITHSCORES).
+    Pairs(Vec<(Resp, Resp)>),
 }
 
 impl Resp {

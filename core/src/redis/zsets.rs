@@ -6,7 +6,7 @@
 use crate::command::SetCondition;
 use crate::kv::ValueKind;
 use crate::redis::args::{parse_i64, text, NOT_AN_INTEGER, SYNTAX_ERROR};
-use crate::redis::shape::{CollectionShape, Resp, Shape};
+use crate::redis::shape::{Resp, Shape};
 use crate::scores::{
     self, AddOptions, Aggregate, Compare, LexBound, Range, RangeSpec, Score, ScoredMember,
 };
@@ -16,15 +16,19 @@ type Parsed = Result<(Command, Shape), String>;
 
 const NOT_A_FLOAT: &str = "ERR value is not a valid float";
 
-/// How a sorted-set reply is shown.
+/// How a sorted-set reply is shown (a score as a RESP3 double, a bulk in RESP2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ZsetShape {
-    /// The members of `KeyValues`, each followed by its score `with_scores` (ZRANGE…).
+    /// The members of `KeyValues`; `with_scores`, pairs of member and score (ZRANGE…).
     Members { with_scores: bool },
     /// How many `KeyValues`, at most `limit` unless it is 0 (ZCOUNT, ZLEXCOUNT, ZINTERCARD).
     Count { limit: u64 },
-    /// `Popped` as member, score, member, score… (ZPOPMIN, ZPOPMAX).
-    Pop,
+    /// The first of `Values`, or `Value`, as a score or nil (ZSCORE, ZINCRBY, ZADD INCR).
+    Score,
+    /// Each of `Values` as a score or nil (ZMSCORE).
+    Scores,
+    /// `Popped` as member, score (ZPOPMIN, ZPOPMAX), or pairs of them if `counted`.
+    Pop { counted: bool },
     /// `Popped` as key, member, score, or a null array (BZPOPMIN, BZPOPMAX).
     BlockingPop,
     /// `Popped` as key and an array of (member, score) pairs, or a null array (ZMPOP, BZMPOP).
@@ -59,15 +63,14 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
             };
             let member = args[3].clone();
             let members = vec![ScoredMember { score, member }];
-            plain(Command::ZsetAdd { key: key(), members, options })
+            zshaped(Command::ZsetAdd { key: key(), members, options }, ZsetShape::Score)
         }
         "ZREM" => plain(Command::ZsetRemove { key: key(), members: args[2..].to_vec() }),
         "ZCARD" => plain(Command::Cardinality { key: key(), kind: ValueKind::SortedSet }),
-        "ZSCORE" => Ok((
+        "ZSCORE" | "ZMSCORE" => zshaped(
             Command::ZsetScores { key: key(), members: args[2..].to_vec() },
-            Shape::Collection(CollectionShape::First),
-        )),
-        "ZMSCORE" => plain(Command::ZsetScores { key: key(), members: args[2..].to_vec() }),
+            if name == "ZSCORE" { ZsetShape::Score } else { ZsetShape::Scores },
+        ),
         "ZRANK" | "ZREVRANK" => plain(Command::ZsetRank {
             key: key(),
             member: args[2].clone(),
@@ -172,7 +175,7 @@ fn parse_add(args: &[Vec<u8>]) -> Parsed {
         })
         .collect::<Result<Vec<_>, &str>>()?;
     assert_eq!(members.len() * 2, pairs.len(), "one member per pair");
-    plain(Command::ZsetAdd { key: args[1].clone(), members, options })
+    zshaped(Command::ZsetAdd { key: args[1].clone(), members, options }, ZsetShape::Score)
 }
 
 const GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
@@ -278,8 +281,9 @@ fn parse_pop(name: &str, args: &[Vec<u8>]) -> Parsed {
         Some(Some(_)) => return Err("ERR value is out of range, must be positive".into()),
         Some(None) => return Err(NOT_AN_INTEGER.into()),
     };
+    let counted = count.is_some();
     let command = Command::ZsetPop { keys: vec![args[1].clone()], max: name == "ZPOPMAX", count };
-    zshaped(command, ZsetShape::Pop)
+    zshaped(command, ZsetShape::Pop { counted })
 }
 
 /// A blocking pop's timeout in seconds: a float, not negative.
@@ -291,15 +295,14 @@ fn parse_timeout(arg: &[u8]) -> Result<(), String> {
     }
 }
 
-/// The `numkeys key [key ...]` at `at`: the keys, or Redis's error.
+/// ZMPOP's `numkeys key [key ...]` at `at`: the keys, or Redis's error.
 fn numbered_keys(args: &[Vec<u8>], at: usize) -> Result<Vec<Vec<u8>>, String> {
     let numkeys = match parse_i64(&args[at]) {
         Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
-        Some(_) => return Err("ERR numkeys should be greater than 0".into()),
-        None => return Err(NOT_AN_INTEGER.into()),
+        _ => return Err("ERR numkeys should be greater than 0".into()),
     };
     if numkeys > args.len() - at - 1 {
-        return Err("ERR Number of keys can't be greater than number of args".into());
+        return Err(SYNTAX_ERROR.into());
     }
     Ok(args[at + 1..at + 1 + numkeys].to_vec())
 }
@@ -313,19 +316,35 @@ fn parse_multi_pop(args: &[Vec<u8>], numkeys_at: usize) -> Parsed {
         Some("MAX") => true,
         _ => return Err(SYNTAX_ERROR.into()),
     };
-    let mut count = 1;
+    let mut count = None;
     let mut at = where_at + 1;
     while at < args.len() {
         match (text(&args[at]).as_str(), args.get(at + 1)) {
-            ("COUNT", Some(n)) => match parse_i64(n) {
-                Some(n) if n > 0 => count = n.unsigned_abs(),
+            ("COUNT", Some(n)) if count.is_none() => match parse_i64(n) {
+                Some(n) if n > 0 => count = Some(n.unsigned_abs()),
                 _ => return Err("ERR count should be greater than 0".into()),
             },
             _ => return Err(SYNTAX_ERROR.into()),
         }
         at += 2;
     }
-    zshaped(Command::ZsetPop { keys, max, count: Some(count) }, ZsetShape::MultiPop)
+    let count = Some(count.unwrap_or(1));
+    zshaped(Command::ZsetPop { keys, max, count }, ZsetShape::MultiPop)
+}
+
+/// The `numkeys key [key ...]` at `at` of ZUNION and its kin (`name`): the keys, or Redis's
+/// error.
+fn combined_keys(name: &str, args: &[Vec<u8>], at: usize) -> Result<Vec<Vec<u8>>, String> {
+    let numkeys = parse_i64(&args[at]).ok_or(NOT_AN_INTEGER)?;
+    if numkeys < 1 {
+        let name = name.to_lowercase();
+        return Err(format!("ERR at least 1 input key is needed for '{name}' command"));
+    }
+    let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
+    if numkeys > args.len() - at - 1 {
+        return Err(SYNTAX_ERROR.into());
+    }
+    Ok(args[at + 1..at + 1 + numkeys].to_vec())
 }
 
 /// `ZUNION|ZINTER|ZDIFF[STORE] [dest] numkeys key ... [WEIGHTS w ...] [AGGREGATE a] [WITHSCORES]`.
@@ -337,18 +356,8 @@ fn parse_combine(name: &str, args: &[Vec<u8>]) -> Parsed {
         _ => SetOp::Diff,
     };
     let numkeys_at = if store { 2 } else { 1 };
-    let numkeys = parse_i64(&args[numkeys_at]).ok_or(NOT_AN_INTEGER)?;
-    if numkeys < 1 {
-        return Err(format!(
-            "ERR at least 1 input key is needed for '{}' command",
-            name.to_lowercase()
-        ));
-    }
-    let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
-    if numkeys > args.len() - numkeys_at - 1 {
-        return Err(SYNTAX_ERROR.into());
-    }
-    let keys = args[numkeys_at + 1..numkeys_at + 1 + numkeys].to_vec();
+    let keys = combined_keys(name, args, numkeys_at)?;
+    let numkeys = keys.len();
     let (mut weights, mut aggregate, mut with_scores) = (vec![], Aggregate::Sum, false);
     let mut at = numkeys_at + 1 + numkeys;
     while at < args.len() {
@@ -385,7 +394,7 @@ fn parse_combine(name: &str, args: &[Vec<u8>]) -> Parsed {
 
 /// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`.
 fn parse_intercard(args: &[Vec<u8>]) -> Parsed {
-    let keys = numbered_keys(args, 1)?;
+    let keys = combined_keys("ZINTERCARD", args, 1)?;
     let mut limit = 0;
     for option in args[2 + keys.len()..].chunks(2) {
         match (text(&option[0]).as_str(), option.get(1).map(|l| parse_i64(l))) {
@@ -406,27 +415,37 @@ fn parse_intercard(args: &[Vec<u8>]) -> Parsed {
 /// A sorted-set reply as `shape` shows it (an error as itself).
 pub fn show_zset(reply: &Reply, shape: &ZsetShape) -> Resp {
     let bulk = |b: &Vec<u8>| Resp::Bulk(Some(b.clone()));
+    let double = |s: &Vec<u8>| Resp::Double(s.clone());
+    let score = |s: &Option<Vec<u8>>| s.as_ref().map_or(Resp::Bulk(None), double);
     let array = |items: Vec<Resp>| Resp::Array(Some(items));
+    let pairs = |pairs: &[(Vec<u8>, Vec<u8>)]| {
+        Resp::Pairs(pairs.iter().map(|(m, s)| (bulk(m), double(s))).collect())
+    };
     match (shape, reply) {
-        (ZsetShape::Members { with_scores }, Reply::KeyValues(pairs)) => array(
-            (pairs.iter())
-                .flat_map(|(m, s)| std::iter::once(bulk(m)).chain(with_scores.then(|| bulk(s))))
-                .collect(),
-        ),
-        (ZsetShape::Count { limit }, Reply::KeyValues(pairs)) => {
-            let len = pairs.len() as u64;
+        (ZsetShape::Members { with_scores: true }, Reply::KeyValues(scored)) => pairs(scored),
+        (ZsetShape::Members { with_scores: false }, Reply::KeyValues(scored)) => {
+            array(scored.iter().map(|(m, _)| bulk(m)).collect())
+        }
+        (ZsetShape::Count { limit }, Reply::KeyValues(scored)) => {
+            let len = scored.len() as u64;
             Resp::Int(if *limit == 0 { len } else { len.min(*limit) } as i64)
         }
-        (ZsetShape::Pop, Reply::Popped { .. }) => crate::redis::show(reply),
+        (ZsetShape::Score, Reply::Values(values)) => score(&values[0]),
+        (ZsetShape::Score, Reply::Value(value)) => score(value),
+        (ZsetShape::Scores, Reply::Values(values)) => array(values.iter().map(score).collect()),
+        (ZsetShape::Pop { counted: true }, Reply::Popped { pairs: popped, .. }) => pairs(popped),
+        (ZsetShape::Pop { counted: false }, Reply::Popped { pairs: popped, .. }) => {
+            array(popped.iter().flat_map(|(m, s)| [bulk(m), double(s)]).collect())
+        }
         (ZsetShape::BlockingPop, Reply::Popped { key: None, .. })
         | (ZsetShape::MultiPop, Reply::Popped { key: None, .. }) => Resp::Array(None),
-        (ZsetShape::BlockingPop, Reply::Popped { key: Some(key), pairs }) => {
-            let (member, score) = &pairs[0];
-            array(vec![bulk(key), bulk(member), bulk(score)])
+        (ZsetShape::BlockingPop, Reply::Popped { key: Some(key), pairs: popped }) => {
+            let (member, s) = &popped[0];
+            array(vec![bulk(key), bulk(member), double(s)])
         }
-        (ZsetShape::MultiPop, Reply::Popped { key: Some(key), pairs }) => {
-            let pair = |(m, s): &(Vec<u8>, Vec<u8>)| array(vec![bulk(m), bulk(s)]);
-            array(vec![bulk(key), array(pairs.iter().map(pair).collect())])
+        (ZsetShape::MultiPop, Reply::Popped { key: Some(key), pairs: popped }) => {
+            let pair = |(m, s): &(Vec<u8>, Vec<u8>)| array(vec![bulk(m), double(s)]);
+            array(vec![bulk(key), array(popped.iter().map(pair).collect())])
         }
         (_, other) => crate::redis::show(other),
     }
