@@ -948,7 +948,9 @@ impl Command {
             | Command::SetRemove { members, .. }
             | Command::SetContains { members, .. } => members.iter().map(Vec::as_slice).collect(),
             Command::SetMove { member, .. } | Command::ZsetRank { member, .. } => vec![member],
-            Command::ZsetAdd { members, .. } => members.iter().map(|m| m.member.as_slice()).collect(),
+            Command::ZsetAdd { members, .. } => {
+                members.iter().map(|m| m.member.as_slice()).collect()
+            }
             Command::ZsetRemove { members, .. } | Command::ZsetScores { members, .. } => {
                 members.iter().map(Vec::as_slice).collect()
             }

@@ -31,8 +31,6 @@ mod zsets;
 #[cfg(test)]
 mod collections_tests;
 #[cfg(test)]
-mod zsets_tests;
-#[cfg(test)]
 mod expiry_tests;
 #[cfg(test)]
 mod proptests;
@@ -44,6 +42,8 @@ mod session_tests;
 mod strings_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod zsets_tests;
 
 use serde::{Deserialize, Serialize};
 

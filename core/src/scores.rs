@@ -122,9 +122,18 @@ pub enum LexBound {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Range {
     /// Ranks `start..=stop`, negative ones counted from the end (Redis's rules).
-    Rank { start: i64, stop: i64 },
-    Score { min: ScoreBound, max: ScoreBound },
-    Lex { min: LexBound, max: LexBound },
+    Rank {
+        start: i64,
+        stop: i64,
+    },
+    Score {
+        min: ScoreBound,
+        max: ScoreBound,
+    },
+    Lex {
+        min: LexBound,
+        max: LexBound,
+    },
 }
 
 /// A range with ZRANGE's REV and LIMIT (offset, count; a negative count means all).
@@ -265,7 +274,10 @@ fn rank_bounds(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
         return None;
     }
     let stop = stop.min(len - 1);
-    assert!(0 <= start && start <= stop && stop < len, "ranks inside the set");
+    assert!(
+        0 <= start && start <= stop && stop < len,
+        "ranks inside the set"
+    );
     Some((start as usize, stop as usize))
 }
 
@@ -300,7 +312,10 @@ where
             selected.into_iter().skip(offset).take(count).collect()
         }
     };
-    assert!(limited.len() <= ascending.len(), "a range selects no more than the set");
+    assert!(
+        limited.len() <= ascending.len(),
+        "a range selects no more than the set"
+    );
     limited
 }
 
@@ -337,7 +352,10 @@ mod tests {
 
     #[test]
     fn negative_zero_and_nan_are_no_scores() {
-        assert_eq!(Score::new(-0.0).unwrap().value().to_bits(), 0.0f64.to_bits());
+        assert_eq!(
+            Score::new(-0.0).unwrap().value().to_bits(),
+            0.0f64.to_bits()
+        );
         assert!(Score::new(f64::NAN).is_none());
         assert!(parse_score(b"nan").is_none());
         assert!(parse_score(b" 1").is_none());
@@ -348,11 +366,17 @@ mod tests {
     fn range_ends_parse_as_redis_reads_them() {
         assert_eq!(
             parse_score_bound(b"(1.5"),
-            Ok(ScoreBound { score: score(1.5), exclusive: true })
+            Ok(ScoreBound {
+                score: score(1.5),
+                exclusive: true
+            })
         );
         assert_eq!(parse_score_bound(b"x"), Err(MIN_MAX_NOT_FLOAT));
         assert_eq!(parse_lex_bound(b"-"), Ok(LexBound::Lowest));
-        assert_eq!(parse_lex_bound(b"[a"), Ok(LexBound::Inclusive(b"a".to_vec())));
+        assert_eq!(
+            parse_lex_bound(b"[a"),
+            Ok(LexBound::Inclusive(b"a".to_vec()))
+        );
         assert_eq!(parse_lex_bound(b"a"), Err(MIN_MAX_NOT_LEX));
     }
 
@@ -365,15 +389,46 @@ mod tests {
             select(&set, &spec).into_iter().map(|(_, s)| *s).collect()
         };
         let spec = |range, rev, limit| RangeSpec { range, rev, limit };
-        assert_eq!(members(spec(Range::Rank { start: -2, stop: 100 }, false, None)), vec![score(4.0), score(5.0)]);
-        assert_eq!(members(spec(Range::Rank { start: 0, stop: 0 }, true, None)), vec![score(5.0)]);
+        assert_eq!(
+            members(spec(
+                Range::Rank {
+                    start: -2,
+                    stop: 100
+                },
+                false,
+                None
+            )),
+            vec![score(4.0), score(5.0)]
+        );
+        assert_eq!(
+            members(spec(Range::Rank { start: 0, stop: 0 }, true, None)),
+            vec![score(5.0)]
+        );
         assert!(members(spec(Range::Rank { start: 3, stop: 1 }, false, None)).is_empty());
-        let bound = |v, exclusive| ScoreBound { score: score(v), exclusive };
-        let by_score = Range::Score { min: bound(2.0, true), max: bound(4.0, false) };
-        assert_eq!(members(spec(by_score.clone(), false, None)), vec![score(3.0), score(4.0)]);
-        assert_eq!(members(spec(by_score.clone(), true, Some((1, 5)))), vec![score(3.0)]);
+        let bound = |v, exclusive| ScoreBound {
+            score: score(v),
+            exclusive,
+        };
+        let by_score = Range::Score {
+            min: bound(2.0, true),
+            max: bound(4.0, false),
+        };
+        assert_eq!(
+            members(spec(by_score.clone(), false, None)),
+            vec![score(3.0), score(4.0)]
+        );
+        assert_eq!(
+            members(spec(by_score.clone(), true, Some((1, 5)))),
+            vec![score(3.0)]
+        );
         assert!(members(spec(by_score, false, Some((-1, 5)))).is_empty());
-        let lex = Range::Lex { min: LexBound::Exclusive(b"b".to_vec()), max: LexBound::Highest };
-        assert_eq!(members(spec(lex, false, Some((0, 2)))), vec![score(2.0), score(3.0)]);
+        let lex = Range::Lex {
+            min: LexBound::Exclusive(b"b".to_vec()),
+            max: LexBound::Highest,
+        };
+        assert_eq!(
+            members(spec(lex, false, Some((0, 2)))),
+            vec![score(2.0), score(3.0)]
+        );
     }
 }

@@ -11,7 +11,8 @@ pub(super) struct Client {
     slot: Slot,
 }
 
-pub(super) const WRONG_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub(super) const WRONG_TYPE: &str =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 pub(super) fn bulk(text: &str) -> Resp {
     Resp::Bulk(Some(text.as_bytes().to_vec()))

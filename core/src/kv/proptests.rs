@@ -88,7 +88,10 @@ impl Collection {
         let value = |t: &[u8]| crate::strings::parse_float(t).expect("a stored score");
         let mut ranked = self.elements.clone();
         ranked.sort_by(|(ma, sa), (mb, sb)| {
-            value(sa).partial_cmp(&value(sb)).expect("no NaN").then_with(|| ma.cmp(mb))
+            value(sa)
+                .partial_cmp(&value(sb))
+                .expect("no NaN")
+                .then_with(|| ma.cmp(mb))
         });
         ranked
     }
@@ -523,7 +526,8 @@ impl Model {
                 let mut zset = self.of_kind(&key, ValueKind::SortedSet)?;
                 let (mut added, mut changed, mut last) = (0, 0, None);
                 for m in &members {
-                    let old = (zset.get(&m.member)).map(|t| crate::strings::parse_float(t).expect("a score"));
+                    let old = (zset.get(&m.member))
+                        .map(|t| crate::strings::parse_float(t).expect("a score"));
                     let skip = match (old, options.condition) {
                         (Some(_), SetCondition::IfAbsent) | (None, SetCondition::IfPresent) => true,
                         _ => false,
@@ -663,7 +667,10 @@ impl Model {
                 };
                 let len = ranked.len() as i64;
                 let (start, stop) = match (start < 0, stop < 0) {
-                    (a, b) => (if a { start + len } else { start }, if b { stop + len } else { stop }),
+                    (a, b) => (
+                        if a { start + len } else { start },
+                        if b { stop + len } else { stop },
+                    ),
                 };
                 let ordered: Vec<_> = match spec.rev {
                     true => ranked.into_iter().rev().collect(),
@@ -1116,13 +1123,16 @@ fn collection_write_command() -> impl Strategy<Value = Command> {
         )
             .prop_map(|(op, dest, keys)| Command::SetStore { op, dest, keys }),
         (key(), count).prop_map(|(key, count)| Command::SetPop { key, count }),
-        (key(), scored_members(), add_options())
-            .prop_map(|(key, mut members, options)| {
-                if options.increment {
-                    members.truncate(1);
-                }
-                Command::ZsetAdd { key, members, options }
-            }),
+        (key(), scored_members(), add_options()).prop_map(|(key, mut members, options)| {
+            if options.increment {
+                members.truncate(1);
+            }
+            Command::ZsetAdd {
+                key,
+                members,
+                options,
+            }
+        }),
         (key(), elements()).prop_map(|(key, members)| Command::ZsetRemove { key, members }),
     ]
 }
@@ -1142,14 +1152,20 @@ fn add_options() -> impl Strategy<Value = crate::scores::AddOptions> {
         crate::scores::Compare::Greater,
         crate::scores::Compare::Less,
     ]));
-    (select(CONDITIONS.to_vec()), compare, any::<bool>(), any::<bool>()).prop_map(
-        |(condition, compare, changed, increment)| crate::scores::AddOptions {
-            condition,
-            compare,
-            changed,
-            increment,
-        },
+    (
+        select(CONDITIONS.to_vec()),
+        compare,
+        any::<bool>(),
+        any::<bool>(),
     )
+        .prop_map(
+            |(condition, compare, changed, increment)| crate::scores::AddOptions {
+                condition,
+                compare,
+                changed,
+                increment,
+            },
+        )
 }
 
 fn collection_read_command() -> impl Strategy<Value = Command> {
@@ -1158,7 +1174,10 @@ fn collection_read_command() -> impl Strategy<Value = Command> {
         proptest::collection::vec(key(), 1..4).prop_map(|keys| Command::Exists { keys }),
         (key(), elements()).prop_map(|(key, fields)| Command::HashGet { key, fields }),
         key().prop_map(|key| Command::HashGetAll { key }),
-        (key(), select(vec![ValueKind::Hash, ValueKind::Set, ValueKind::SortedSet]))
+        (
+            key(),
+            select(vec![ValueKind::Hash, ValueKind::Set, ValueKind::SortedSet])
+        )
             .prop_map(|(key, kind)| Command::Cardinality { key, kind }),
         key().prop_map(|key| Command::SetMembers { key }),
         (key(), elements()).prop_map(|(key, members)| Command::SetContains { key, members }),
@@ -1167,7 +1186,11 @@ fn collection_read_command() -> impl Strategy<Value = Command> {
         (key(), elements()).prop_map(|(key, members)| Command::ZsetScores { key, members }),
         (key(), -3..3i64, -3..3i64, any::<bool>()).prop_map(|(key, start, stop, rev)| {
             let range = crate::scores::Range::Rank { start, stop };
-            let spec = crate::scores::RangeSpec { range, rev, limit: None };
+            let spec = crate::scores::RangeSpec {
+                range,
+                rev,
+                limit: None,
+            };
             Command::ZsetRange { key, spec }
         }),
     ]

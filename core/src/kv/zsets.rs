@@ -83,11 +83,25 @@ impl Scores {
         let old = self.remove(&member);
         self.elements_hash = self.elements_hash.wrapping_add(scored_hash(&member, score));
         self.bytes += member.len();
-        assert!(self.by_score.insert((score, member.clone())), "one place per member");
-        assert!(self.by_member.insert(member, score).is_none(), "removed first");
+        assert!(
+            self.by_score.insert((score, member.clone())),
+            "one place per member"
+        );
+        assert!(
+            self.by_member.insert(member, score).is_none(),
+            "removed first"
+        );
         self.skiplist |= long || self.len() > ZSET_LISTPACK_ENTRIES_MAX;
-        assert_eq!(self.len(), len_before + usize::from(old.is_none()), "ZADD count");
-        assert_eq!(self.by_score.len(), self.by_member.len(), "both orders hold every member");
+        assert_eq!(
+            self.len(),
+            len_before + usize::from(old.is_none()),
+            "ZADD count"
+        );
+        assert_eq!(
+            self.by_score.len(),
+            self.by_member.len(),
+            "both orders hold every member"
+        );
         assert!(self.skiplist || self.len() <= ZSET_LISTPACK_ENTRIES_MAX);
         old
     }
@@ -95,11 +109,18 @@ impl Scores {
     /// Removes `member`; its score, if it was there.
     pub(crate) fn remove(&mut self, member: &[u8]) -> Option<Score> {
         let score = self.by_member.remove(member)?;
-        assert!(self.by_score.remove(&(score, member.to_vec())), "in score order too");
+        assert!(
+            self.by_score.remove(&(score, member.to_vec())),
+            "in score order too"
+        );
         assert!(self.bytes >= member.len(), "byte count covers the member");
         self.bytes -= member.len();
         self.elements_hash = self.elements_hash.wrapping_sub(scored_hash(member, score));
-        assert_eq!(self.by_score.len(), self.by_member.len(), "both orders hold every member");
+        assert_eq!(
+            self.by_score.len(),
+            self.by_member.len(),
+            "both orders hold every member"
+        );
         assert!(
             !self.by_member.is_empty() || (self.bytes == 0 && self.elements_hash == 0),
             "an emptied sorted set keeps no running hash or bytes"
@@ -119,7 +140,10 @@ impl Scores {
     fn select(&self, spec: &RangeSpec) -> Vec<(Vec<u8>, Score)> {
         let ascending: Vec<(&Vec<u8>, Score)> = self.ascending().collect();
         let selected = scores::select(&ascending, spec);
-        selected.into_iter().map(|(m, s)| ((*m).clone(), *s)).collect()
+        selected
+            .into_iter()
+            .map(|(m, s)| ((*m).clone(), *s))
+            .collect()
     }
 
     pub(crate) fn recompute_elements_hash(&self) -> u64 {
@@ -135,10 +159,16 @@ impl Scores {
         for score in self.by_member.values() {
             score.checked()?;
         }
-        self.by_score = (self.by_member.iter()).map(|(m, s)| (*s, m.clone())).collect();
+        self.by_score = (self.by_member.iter())
+            .map(|(m, s)| (*s, m.clone()))
+            .collect();
         self.elements_hash = self.recompute_elements_hash();
         self.bytes = self.recompute_bytes();
-        assert_eq!(self.by_score.len(), self.by_member.len(), "rebuilt score order");
+        assert_eq!(
+            self.by_score.len(),
+            self.by_member.len(),
+            "rebuilt score order"
+        );
         Ok(())
     }
 
@@ -193,12 +223,12 @@ pub(super) fn read(store: &Store, command: &Command, now_ms: UnixMs) -> Option<R
             let score = |m: &Vec<u8>| z.and_then(|z| z.score(m)).map(Score::text);
             Reply::Values(members.iter().map(score).collect())
         }),
-        Command::ZsetRank { key, member, rev } => zset_at(store, key, now_ms).map(|z| {
-            match z.and_then(|z| z.rank(member, *rev)) {
+        Command::ZsetRank { key, member, rev } => {
+            zset_at(store, key, now_ms).map(|z| match z.and_then(|z| z.rank(member, *rev)) {
                 Some(rank) => Reply::Int(int_from(rank)),
                 None => Reply::Value(None),
-            }
-        }),
+            })
+        }
         Command::ZsetCombine {
             op,
             keys,
@@ -258,11 +288,7 @@ fn change_zset<R>(
 }
 
 /// What ZADD does to one member: its new score, or `None` if a condition keeps it as it is.
-fn added_score(
-    old: Option<Score>,
-    given: Score,
-    options: AddOptions,
-) -> Checked<Option<Score>> {
+fn added_score(old: Option<Score>, given: Score, options: AddOptions) -> Checked<Option<Score>> {
     let allowed = match (old, options.condition) {
         (Some(_), SetCondition::IfAbsent) | (None, SetCondition::IfPresent) => false,
         _ => true,
@@ -271,7 +297,9 @@ fn added_score(
         return Ok(None);
     }
     let new = match (options.increment, old) {
-        (true, Some(old)) => Score::new(old.value() + given.value()).ok_or(CommandError::ScoreNan)?,
+        (true, Some(old)) => {
+            Score::new(old.value() + given.value()).ok_or(CommandError::ScoreNan)?
+        }
         _ => given,
     };
     let compared = match (old, options.compare) {
@@ -314,8 +342,15 @@ fn add(
             }
         }
     })?;
-    assert!(added + changed <= members.len(), "ZADD touches at most the members it names");
-    assert_eq!(zset_len(store, key, UnixMs::MIN)?, len_before + added, "ZADD grows by what it added");
+    assert!(
+        added + changed <= members.len(),
+        "ZADD touches at most the members it names"
+    );
+    assert_eq!(
+        zset_len(store, key, UnixMs::MIN)?,
+        len_before + added,
+        "ZADD grows by what it added"
+    );
     Ok(match (options.increment, options.changed) {
         (true, _) => Reply::Value(last.map(Score::text)),
         (false, true) => Reply::Int(int_from(added + changed)),
@@ -331,9 +366,19 @@ fn remove(store: &mut Store, key: &[u8], members: &[Vec<u8>]) -> Checked<Reply> 
     let removed = change_zset(store, key, |zset| {
         members.iter().filter(|m| zset.remove(m).is_some()).count()
     })?;
-    assert!(removed <= members.len(), "ZREM removes at most the members it names");
-    assert_eq!(zset_len(store, key, UnixMs::MIN)? + removed, len_before, "ZREM shrinks");
-    assert!(removed < len_before || !store.exists(key), "an emptied sorted set is deleted");
+    assert!(
+        removed <= members.len(),
+        "ZREM removes at most the members it names"
+    );
+    assert_eq!(
+        zset_len(store, key, UnixMs::MIN)? + removed,
+        len_before,
+        "ZREM shrinks"
+    );
+    assert!(
+        removed < len_before || !store.exists(key),
+        "an emptied sorted set is deleted"
+    );
     Ok(Reply::Int(int_from(removed)))
 }
 
@@ -361,7 +406,11 @@ fn store_result(store: &mut Store, dest: &[u8], pairs: Vec<(Vec<u8>, Score)>) ->
         assert_eq!(zset.len(), len, "distinct members stored");
         store.put_with_deadline(dest.to_vec(), Entry::Obj(Object::SortedSet(zset)), None);
     }
-    assert_eq!(zset_len(store, dest, UnixMs::MIN), Ok(len), "a stored result's size");
+    assert_eq!(
+        zset_len(store, dest, UnixMs::MIN),
+        Ok(len),
+        "a stored result's size"
+    );
     Reply::Int(int_from(len))
 }
 
@@ -394,8 +443,9 @@ fn combine(
         SetOp::Diff => s,
         _ => scores::weighted(s, weight(i)),
     };
-    let mut result: BTreeMap<Vec<u8>, Score> =
-        (inputs[0].iter()).map(|(m, s)| (m.clone(), weigh(0, *s))).collect();
+    let mut result: BTreeMap<Vec<u8>, Score> = (inputs[0].iter())
+        .map(|(m, s)| (m.clone(), weigh(0, *s)))
+        .collect();
     for (i, input) in inputs.iter().enumerate().skip(1) {
         match op {
             SetOp::Union => {
@@ -458,8 +508,16 @@ fn pop(store: &mut Store, keys: &[Vec<u8>], max: bool, count: Option<u64>) -> Ch
         }
         popped
     })?;
-    assert_eq!(popped.len(), wanted.min(len_before), "ZPOP takes what it can");
-    assert_eq!(zset_len(store, key, UnixMs::MIN)? + popped.len(), len_before, "ZPOP shrinks");
+    assert_eq!(
+        popped.len(),
+        wanted.min(len_before),
+        "ZPOP takes what it can"
+    );
+    assert_eq!(
+        zset_len(store, key, UnixMs::MIN)? + popped.len(),
+        len_before,
+        "ZPOP shrinks"
+    );
     Ok(Reply::Popped {
         key: Some(key.clone()),
         pairs: popped,

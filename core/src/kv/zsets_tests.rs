@@ -31,7 +31,10 @@ fn zadd_counts_new_members_and_its_options_follow_redis() {
     assert_eq!(c.run("ZADD z INCR 1.5 a"), double("7.5"));
     assert_eq!(c.run("ZADD z XX INCR 1 nosuch"), Resp::Bulk(None));
     assert_eq!(c.run("ZINCRBY z 0.1 d"), double("0.10000000000000001"));
-    assert_eq!(c.run("ZADD z nan x"), error("ERR value is not a valid float"));
+    assert_eq!(
+        c.run("ZADD z nan x"),
+        error("ERR value is not a valid float")
+    );
     assert_eq!(c.run("ZADD z 1 a 2"), error("ERR syntax error"));
     assert_eq!(
         c.run("ZADD z NX XX 1 a"),
@@ -60,12 +63,21 @@ fn zrange_and_its_family_select_by_rank_score_and_lex_with_rev_and_limit() {
     let mut c = Client::new();
     c.run("ZADD z 1 a 2 b 3 c 4 d");
     assert_eq!(c.run("ZRANGE z 0 -1"), bulks(&["a", "b", "c", "d"]));
-    assert_eq!(c.run("ZRANGE z 1 2 WITHSCORES"), scored(&[("b", "2"), ("c", "3")]));
+    assert_eq!(
+        c.run("ZRANGE z 1 2 WITHSCORES"),
+        scored(&[("b", "2"), ("c", "3")])
+    );
     assert_eq!(c.run("ZREVRANGE z 0 1"), bulks(&["d", "c"]));
     assert_eq!(c.run("ZRANGE z (1 3 BYSCORE"), bulks(&["b", "c"]));
     assert_eq!(c.run("ZRANGE z 3 (1 BYSCORE REV"), bulks(&["c", "b"]));
-    assert_eq!(c.run("ZRANGEBYSCORE z -inf +inf LIMIT 1 2"), bulks(&["b", "c"]));
-    assert_eq!(c.run("ZREVRANGEBYSCORE z +inf -inf WITHSCORES LIMIT 0 1"), scored(&[("d", "4")]));
+    assert_eq!(
+        c.run("ZRANGEBYSCORE z -inf +inf LIMIT 1 2"),
+        bulks(&["b", "c"])
+    );
+    assert_eq!(
+        c.run("ZREVRANGEBYSCORE z +inf -inf WITHSCORES LIMIT 0 1"),
+        scored(&[("d", "4")])
+    );
     assert_eq!(c.run("ZRANGEBYLEX z [b (d"), bulks(&["b", "c"]));
     assert_eq!(c.run("ZREVRANGEBYLEX z + - LIMIT 0 2"), bulks(&["d", "c"]));
     assert_eq!(c.run("ZCOUNT z (1 +inf"), Resp::Int(3));
@@ -73,14 +85,25 @@ fn zrange_and_its_family_select_by_rank_score_and_lex_with_rev_and_limit() {
     assert_eq!(c.run("ZRANK z c"), Resp::Int(2));
     assert_eq!(c.run("ZREVRANK z c"), Resp::Int(1));
     assert_eq!(c.run("ZRANK z nosuch"), Resp::Bulk(None));
-    assert_eq!(c.run("ZRANGEBYSCORE z x 1"), error("ERR min or max is not a float"));
-    assert_eq!(c.run("ZRANGEBYLEX z a b"), error("ERR min or max not valid string range item"));
+    assert_eq!(
+        c.run("ZRANGEBYSCORE z x 1"),
+        error("ERR min or max is not a float")
+    );
+    assert_eq!(
+        c.run("ZRANGEBYLEX z a b"),
+        error("ERR min or max not valid string range item")
+    );
     assert_eq!(
         c.run("ZRANGE z 0 1 LIMIT 0 1"),
-        error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+        error(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+        )
     );
     assert_eq!(c.run("ZRANGESTORE dst z 1 2"), Resp::Int(2));
-    assert_eq!(c.run("ZRANGE dst 0 -1 WITHSCORES"), scored(&[("b", "2"), ("c", "3")]));
+    assert_eq!(
+        c.run("ZRANGE dst 0 -1 WITHSCORES"),
+        scored(&[("b", "2"), ("c", "3")])
+    );
     assert_eq!(c.run("ZRANGESTORE dst z 5 6"), Resp::Int(0));
     assert_eq!(c.run("EXISTS dst"), Resp::Int(0));
 }
@@ -102,20 +125,32 @@ fn removal_by_member_and_range_deletes_the_key_with_its_last_member() {
 fn pops_take_the_lowest_or_highest_and_blocking_ones_answer_at_once() {
     let mut c = Client::new();
     c.run("ZADD z 1 a 2 b 3 c");
-    assert_eq!(c.run("ZPOPMIN z"), Resp::Array(Some(vec![bulk("a"), double("1")]))));
+    assert_eq!(
+        c.run("ZPOPMIN z"),
+        Resp::Array(Some(vec![bulk("a"), double("1")]))
+    );
     assert_eq!(c.run("ZPOPMAX z 5"), scored(&[("c", "3"), ("b", "2")]));
     assert_eq!(c.run("ZPOPMIN z"), bulks(&[]));
-    assert_eq!(c.run("ZPOPMIN z -1"), error("ERR value is out of range, must be positive"));
+    assert_eq!(
+        c.run("ZPOPMIN z -1"),
+        error("ERR value is out of range, must be positive")
+    );
     c.run("ZADD z2 1 a 2 b");
     let pair = |m: &str, s: &str| Resp::Array(Some(vec![bulk(m), double(s)]));
     assert_eq!(
         c.run("ZMPOP 2 z z2 MAX COUNT 5"),
-        Resp::Array(Some(vec![bulk("z2"), Resp::Array(Some(vec![pair("b", "2"), pair("a", "1")]))]))
+        Resp::Array(Some(vec![
+            bulk("z2"),
+            Resp::Array(Some(vec![pair("b", "2"), pair("a", "1")]))
+        ]))
     );
     assert_eq!(c.run("ZMPOP 1 z MIN"), Resp::Array(None));
     assert_eq!(c.run("BZPOPMIN z 0"), Resp::Array(None));
     c.run("ZADD z3 7 x");
-    assert_eq!(c.run("BZPOPMAX z z3 1"), Resp::Array(Some(vec![bulk("z3"), bulk("x"), double("7")]))));
+    assert_eq!(
+        c.run("BZPOPMAX z z3 1"),
+        Resp::Array(Some(vec![bulk("z3"), bulk("x"), double("7")]))
+    );
     assert_eq!(c.run("BZPOPMIN z -1"), error("ERR timeout is negative"));
 }
 
@@ -156,7 +191,11 @@ fn zsets_are_listpack_until_129_members_or_a_long_member_and_skiplist_for_good()
     c.run(&format!("ZADD z 2 {}", "x".repeat(65)));
     assert_eq!(c.run("OBJECT ENCODING z"), bulk("skiplist"));
     c.run(&format!("ZREM z {}", "x".repeat(65)));
-    assert_eq!(c.run("OBJECT ENCODING z"), bulk("skiplist"), "no conversion back");
+    assert_eq!(
+        c.run("OBJECT ENCODING z"),
+        bulk("skiplist"),
+        "no conversion back"
+    );
     let members: Vec<String> = (0..129).map(|i| format!("{i} m{i}")).collect();
     c.run(&format!("ZADD big {}", members[..128].join(" ")));
     assert_eq!(c.run("OBJECT ENCODING big"), bulk("listpack"));
@@ -200,11 +239,10 @@ fn zscan_zrandmember_and_zmscore_answer_members_with_scores() {
         c.run("ZSCAN z 0 MATCH [ab]"),
         Resp::Array(Some(vec![bulk("0"), bulks(&["a", "1", "b", "2"])]))
     );
-    assert_eq!(c.run("ZMSCORE z a nosuch c"), Resp::Array(Some(vec![
-        double("1"),
-        Resp::Bulk(None),
-        double("3"),
-    ])));
+    assert_eq!(
+        c.run("ZMSCORE z a nosuch c"),
+        Resp::Array(Some(vec![double("1"), Resp::Bulk(None), double("3"),]))
+    );
     match c.run("ZRANDMEMBER z 3 WITHSCORES") {
         Resp::Array(Some(items)) => assert_eq!(items.len(), 6),
         other => panic!("ZRANDMEMBER answered {other:?}"),

@@ -202,7 +202,10 @@ pub const NOSCRIPT: [&str; 2] = ["BZPOPMIN", "BZPOPMAX"];
 /// Whether a script may not call `name` (in upper case).
 pub fn is_noscript(name: &str) -> bool {
     let flagged = NOSCRIPT.contains(&name);
-    assert!(!flagged || spec(name).is_some(), "a flagged command is in the table");
+    assert!(
+        !flagged || spec(name).is_some(),
+        "a flagged command is in the table"
+    );
     flagged
 }
 

@@ -63,13 +63,33 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
             };
             let member = args[3].clone();
             let members = vec![ScoredMember { score, member }];
-            zshaped(Command::ZsetAdd { key: key(), members, options }, ZsetShape::Score)
+            zshaped(
+                Command::ZsetAdd {
+                    key: key(),
+                    members,
+                    options,
+                },
+                ZsetShape::Score,
+            )
         }
-        "ZREM" => plain(Command::ZsetRemove { key: key(), members: args[2..].to_vec() }),
-        "ZCARD" => plain(Command::Cardinality { key: key(), kind: ValueKind::SortedSet }),
+        "ZREM" => plain(Command::ZsetRemove {
+            key: key(),
+            members: args[2..].to_vec(),
+        }),
+        "ZCARD" => plain(Command::Cardinality {
+            key: key(),
+            kind: ValueKind::SortedSet,
+        }),
         "ZSCORE" | "ZMSCORE" => zshaped(
-            Command::ZsetScores { key: key(), members: args[2..].to_vec() },
-            if name == "ZSCORE" { ZsetShape::Score } else { ZsetShape::Scores },
+            Command::ZsetScores {
+                key: key(),
+                members: args[2..].to_vec(),
+            },
+            if name == "ZSCORE" {
+                ZsetShape::Score
+            } else {
+                ZsetShape::Scores
+            },
         ),
         "ZRANK" | "ZREVRANK" => plain(Command::ZsetRank {
             key: key(),
@@ -81,8 +101,15 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
                 "ZCOUNT" => score_range(&args[2], &args[3])?,
                 _ => lex_range(&args[2], &args[3])?,
             };
-            let spec = RangeSpec { range, rev: false, limit: None };
-            zshaped(Command::ZsetRange { key: key(), spec }, ZsetShape::Count { limit: 0 })
+            let spec = RangeSpec {
+                range,
+                rev: false,
+                limit: None,
+            };
+            zshaped(
+                Command::ZsetRange { key: key(), spec },
+                ZsetShape::Count { limit: 0 },
+            )
         }
         "ZREMRANGEBYRANK" | "ZREMRANGEBYSCORE" | "ZREMRANGEBYLEX" => {
             let range = match name {
@@ -95,7 +122,10 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
         "ZRANGE" | "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE" | "ZRANGEBYLEX" | "ZREVRANGEBYLEX"
         | "ZREVRANGE" | "ZRANGESTORE" => parse_range(name, args),
         "ZSCAN" => {
-            let all = Command::ZsetRange { key: key(), spec: RangeSpec::all() };
+            let all = Command::ZsetRange {
+                key: key(),
+                spec: RangeSpec::all(),
+            };
             crate::redis::collections::parse_scan(all, args)
         }
         "ZRANDMEMBER" => {
@@ -103,7 +133,10 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
             if args.len() > 4 || (args.len() == 4 && !with_scores) {
                 return Err(SYNTAX_ERROR.into());
             }
-            let all = Command::ZsetRange { key: key(), spec: RangeSpec::all() };
+            let all = Command::ZsetRange {
+                key: key(),
+                spec: RangeSpec::all(),
+            };
             let args = &args[..args.len().min(3)];
             crate::redis::collections::parse_random(all, args, with_scores)
         }
@@ -111,7 +144,11 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
         "BZPOPMIN" | "BZPOPMAX" => {
             parse_timeout(&args[args.len() - 1])?;
             let keys = args[1..args.len() - 1].to_vec();
-            let command = Command::ZsetPop { keys, max: name == "BZPOPMAX", count: None };
+            let command = Command::ZsetPop {
+                keys,
+                max: name == "BZPOPMAX",
+                count: None,
+            };
             zshaped(command, ZsetShape::BlockingPop)
         }
         "ZMPOP" => parse_multi_pop(args, 1),
@@ -141,8 +178,12 @@ fn parse_add(args: &[Vec<u8>]) -> Parsed {
         match text(arg).as_str() {
             "NX" => nx = true,
             "XX" => xx = true,
-            "GT" if options.compare != Some(Compare::Less) => options.compare = Some(Compare::Greater),
-            "LT" if options.compare != Some(Compare::Greater) => options.compare = Some(Compare::Less),
+            "GT" if options.compare != Some(Compare::Less) => {
+                options.compare = Some(Compare::Greater)
+            }
+            "LT" if options.compare != Some(Compare::Greater) => {
+                options.compare = Some(Compare::Less)
+            }
             "GT" | "LT" => return Err(GT_LT_NX.into()),
             "CH" => options.changed = true,
             "INCR" => options.increment = true,
@@ -171,11 +212,21 @@ fn parse_add(args: &[Vec<u8>]) -> Parsed {
     let members = (pairs.chunks_exact(2))
         .map(|p| {
             let score = scores::parse_score(&p[0]).ok_or(NOT_A_FLOAT)?;
-            Ok(ScoredMember { score, member: p[1].clone() })
+            Ok(ScoredMember {
+                score,
+                member: p[1].clone(),
+            })
         })
         .collect::<Result<Vec<_>, &str>>()?;
     assert_eq!(members.len() * 2, pairs.len(), "one member per pair");
-    zshaped(Command::ZsetAdd { key: args[1].clone(), members, options }, ZsetShape::Score)
+    zshaped(
+        Command::ZsetAdd {
+            key: args[1].clone(),
+            members,
+            options,
+        },
+        ZsetShape::Score,
+    )
 }
 
 const GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
@@ -240,9 +291,11 @@ fn parse_range(name: &str, args: &[Vec<u8>]) -> Parsed {
     }
     let (by, rev) = (by.unwrap_or(By::Rank), rev.unwrap_or(false));
     if limit.is_some() && by == By::Rank {
-        return Err("ERR syntax error, LIMIT is only supported in combination with either \
+        return Err(
+            "ERR syntax error, LIMIT is only supported in combination with either \
                     BYSCORE or BYLEX"
-            .into());
+                .into(),
+        );
     }
     if with_scores && by == By::Lex {
         return Err("ERR syntax error, WITHSCORES not supported in combination with BYLEX".into());
@@ -264,7 +317,10 @@ fn parse_range(name: &str, args: &[Vec<u8>]) -> Parsed {
             spec,
         }),
         false => zshaped(
-            Command::ZsetRange { key: args[1].clone(), spec },
+            Command::ZsetRange {
+                key: args[1].clone(),
+                spec,
+            },
             ZsetShape::Members { with_scores },
         ),
     }
@@ -282,7 +338,11 @@ fn parse_pop(name: &str, args: &[Vec<u8>]) -> Parsed {
         Some(None) => return Err(NOT_AN_INTEGER.into()),
     };
     let counted = count.is_some();
-    let command = Command::ZsetPop { keys: vec![args[1].clone()], max: name == "ZPOPMAX", count };
+    let command = Command::ZsetPop {
+        keys: vec![args[1].clone()],
+        max: name == "ZPOPMAX",
+        count,
+    };
     zshaped(command, ZsetShape::Pop { counted })
 }
 
@@ -338,7 +398,9 @@ fn combined_keys(name: &str, args: &[Vec<u8>], at: usize) -> Result<Vec<Vec<u8>>
     let numkeys = parse_i64(&args[at]).ok_or(NOT_AN_INTEGER)?;
     if numkeys < 1 {
         let name = name.to_lowercase();
-        return Err(format!("ERR at least 1 input key is needed for '{name}' command"));
+        return Err(format!(
+            "ERR at least 1 input key is needed for '{name}' command"
+        ));
     }
     let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
     if numkeys > args.len() - at - 1 {
@@ -384,9 +446,20 @@ fn parse_combine(name: &str, args: &[Vec<u8>]) -> Parsed {
         at += 1;
     }
     match store {
-        true => plain(Command::ZsetStore { op, dest: args[1].clone(), keys, weights, aggregate }),
+        true => plain(Command::ZsetStore {
+            op,
+            dest: args[1].clone(),
+            keys,
+            weights,
+            aggregate,
+        }),
         false => zshaped(
-            Command::ZsetCombine { op, keys, weights, aggregate },
+            Command::ZsetCombine {
+                op,
+                keys,
+                weights,
+                aggregate,
+            },
             ZsetShape::Members { with_scores },
         ),
     }
@@ -397,7 +470,10 @@ fn parse_intercard(args: &[Vec<u8>]) -> Parsed {
     let keys = combined_keys("ZINTERCARD", args, 1)?;
     let mut limit = 0;
     for option in args[2 + keys.len()..].chunks(2) {
-        match (text(&option[0]).as_str(), option.get(1).map(|l| parse_i64(l))) {
+        match (
+            text(&option[0]).as_str(),
+            option.get(1).map(|l| parse_i64(l)),
+        ) {
             ("LIMIT", Some(Some(l))) if l >= 0 => limit = l.unsigned_abs(),
             ("LIMIT", Some(_)) => return Err("ERR LIMIT can't be negative".into()),
             _ => return Err(SYNTAX_ERROR.into()),
@@ -434,16 +510,31 @@ pub fn show_zset(reply: &Reply, shape: &ZsetShape) -> Resp {
         (ZsetShape::Score, Reply::Value(value)) => score(value),
         (ZsetShape::Scores, Reply::Values(values)) => array(values.iter().map(score).collect()),
         (ZsetShape::Pop { counted: true }, Reply::Popped { pairs: popped, .. }) => pairs(popped),
-        (ZsetShape::Pop { counted: false }, Reply::Popped { pairs: popped, .. }) => {
-            array(popped.iter().flat_map(|(m, s)| [bulk(m), double(s)]).collect())
-        }
+        (ZsetShape::Pop { counted: false }, Reply::Popped { pairs: popped, .. }) => array(
+            popped
+                .iter()
+                .flat_map(|(m, s)| [bulk(m), double(s)])
+                .collect(),
+        ),
         (ZsetShape::BlockingPop, Reply::Popped { key: None, .. })
         | (ZsetShape::MultiPop, Reply::Popped { key: None, .. }) => Resp::Array(None),
-        (ZsetShape::BlockingPop, Reply::Popped { key: Some(key), pairs: popped }) => {
+        (
+            ZsetShape::BlockingPop,
+            Reply::Popped {
+                key: Some(key),
+                pairs: popped,
+            },
+        ) => {
             let (member, s) = &popped[0];
             array(vec![bulk(key), bulk(member), double(s)])
         }
-        (ZsetShape::MultiPop, Reply::Popped { key: Some(key), pairs: popped }) => {
+        (
+            ZsetShape::MultiPop,
+            Reply::Popped {
+                key: Some(key),
+                pairs: popped,
+            },
+        ) => {
             let pair = |(m, s): &(Vec<u8>, Vec<u8>)| array(vec![bulk(m), double(s)]);
             array(vec![bulk(key), array(popped.iter().map(pair).collect())])
         }
