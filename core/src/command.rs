@@ -476,6 +476,90 @@ pub enum Command {
         #[serde(with = "crate::bytes::list")]
         keys: Vec<Vec<u8>>,
     },
+    // Sorted sets (Redis 7.0's), see `kv::zsets`; scores in replies as `scores::format_score`
+    // prints them.
+    /// ZADD, ZINCRBY: adds or updates each member as `options` say; `Int(added)` (with CH,
+    /// added or changed), or with INCR `Value(new score)` (`None` when a condition failed).
+    /// A sum that is NaN is `Error(ScoreNan)` and changes nothing.
+    ZsetAdd {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        members: Vec<crate::scores::ScoredMember>,
+        options: crate::scores::AddOptions,
+    },
+    /// ZREM: `Int(members removed)`; the key goes with its last member.
+    ZsetRemove {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        members: Vec<Vec<u8>>,
+    },
+    /// ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX: `Int(members removed)`.
+    ZsetRemoveRange {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        range: crate::scores::Range,
+    },
+    /// ZRANGE and its family, ZCOUNT, ZLEXCOUNT, ZSCAN, ZRANDMEMBER: `KeyValues`, each
+    /// selected member with its score, in reply order.
+    ZsetRange {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        spec: crate::scores::RangeSpec,
+    },
+    /// ZRANGESTORE: `dest` gets what `ZsetRange` selects (or goes, if nothing); `Int(its size)`.
+    ZsetRangeStore {
+        #[serde(with = "serde_bytes")]
+        dest: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        spec: crate::scores::RangeSpec,
+    },
+    /// ZSCORE, ZMSCORE: `Values`, each member's score or `None`.
+    ZsetScores {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        members: Vec<Vec<u8>>,
+    },
+    /// ZRANK, ZREVRANK: `Int(rank)` (from the highest with `rev`), or `Value(None)`.
+    ZsetRank {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        member: Vec<u8>,
+        rev: bool,
+    },
+    /// ZPOPMIN, ZPOPMAX, ZMPOP, BZPOPMIN, BZPOPMAX, BZMPOP: removes up to `count` (1 if
+    /// `None`) lowest (highest with `max`) members of the first of `keys` that holds any;
+    /// `Popped` with that key, or with none.
+    ZsetPop {
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+        max: bool,
+        count: Option<u64>,
+    },
+    /// ZUNION, ZINTER, ZDIFF, ZINTERCARD: `KeyValues`, `op` of the sorted sets (a set's
+    /// members score 1) with each set's scores times its weight, combined by `aggregate`, in
+    /// (score, member) order.
+    ZsetCombine {
+        op: SetOp,
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+        weights: Vec<crate::scores::Score>,
+        aggregate: crate::scores::Aggregate,
+    },
+    /// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: `dest` gets what `ZsetCombine` answers (or goes,
+    /// if nothing); `Int(its size)`.
+    ZsetStore {
+        op: SetOp,
+        #[serde(with = "serde_bytes")]
+        dest: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+        weights: Vec<crate::scores::Score>,
+        aggregate: crate::scores::Aggregate,
+    },
 }
 
 /// How SINTER, SUNION and SDIFF combine sets (an absent key is an empty set).
@@ -623,7 +707,11 @@ impl Command {
             | Command::SetMembers { .. }
             | Command::SetContains { .. }
             | Command::SetCombine { .. }
-            | Command::Exists { .. } => CommandKind::LinearizableRead,
+            | Command::Exists { .. }
+            | Command::ZsetRange { .. }
+            | Command::ZsetScores { .. }
+            | Command::ZsetRank { .. }
+            | Command::ZsetCombine { .. } => CommandKind::LinearizableRead,
             Command::DirtyGet { .. } => CommandKind::DirtyRead,
             Command::InDb { command, .. } => command.kind(),
             _ => CommandKind::Write,
@@ -767,7 +855,21 @@ impl Command {
             | Command::SetRemove { key, .. }
             | Command::SetPop { key, .. }
             | Command::SetMembers { key }
-            | Command::SetContains { key, .. } => vec![key],
+            | Command::SetContains { key, .. }
+            | Command::ZsetAdd { key, .. }
+            | Command::ZsetRemove { key, .. }
+            | Command::ZsetRemoveRange { key, .. }
+            | Command::ZsetRange { key, .. }
+            | Command::ZsetScores { key, .. }
+            | Command::ZsetRank { key, .. } => vec![key],
+            Command::ZsetRangeStore { dest, key, .. } => vec![dest, key],
+            Command::ZsetPop { keys, .. } | Command::ZsetCombine { keys, .. } => {
+                keys.iter().map(Vec::as_slice).collect()
+            }
+            Command::ZsetStore { dest, keys, .. } => std::iter::once(dest)
+                .chain(keys)
+                .map(Vec::as_slice)
+                .collect(),
             Command::SetMove { from, to, .. } => vec![from, to],
             Command::SetCombine { keys, .. } | Command::Exists { keys } => {
                 keys.iter().map(Vec::as_slice).collect()
@@ -845,7 +947,13 @@ impl Command {
             Command::SetAdd { members, .. }
             | Command::SetRemove { members, .. }
             | Command::SetContains { members, .. } => members.iter().map(Vec::as_slice).collect(),
-            Command::SetMove { member, .. } => vec![member],
+            Command::SetMove { member, .. } | Command::ZsetRank { member, .. } => vec![member],
+            Command::ZsetAdd { members, .. } => {
+                members.iter().map(|m| m.member.as_slice()).collect()
+            }
+            Command::ZsetRemove { members, .. } | Command::ZsetScores { members, .. } => {
+                members.iter().map(Vec::as_slice).collect()
+            }
             Command::Transaction { commands, .. } => {
                 commands.iter().flat_map(Command::values).collect()
             }
@@ -914,6 +1022,14 @@ pub enum Reply {
         encoding: String,
         refcount: i64,
         bytes: u64,
+    },
+    /// A `ZsetPop`: the key it popped from (`None`: every key was empty) and each member
+    /// with its score.
+    Popped {
+        #[serde(with = "serde_bytes")]
+        key: Option<Vec<u8>>,
+        #[serde(with = "crate::bytes::pairs")]
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
     },
 }
 
@@ -994,6 +1110,9 @@ pub enum CommandError {
     HashNotAnInteger,
     #[error("hash value is not a float")]
     HashNotAFloat,
+    // Sorted sets.
+    #[error("resulting score is not a number (NaN)")]
+    ScoreNan,
 }
 
 /// A request from a client session.

@@ -27,6 +27,7 @@ mod session;
 mod store;
 mod strings;
 mod transaction;
+mod zsets;
 
 #[cfg(test)]
 mod collections_tests;
@@ -44,6 +45,8 @@ mod session_tests;
 mod strings_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod zsets_tests;
 
 use serde::{Deserialize, Serialize};
 
@@ -243,6 +246,9 @@ impl StateMachine {
             return Reply::Error(CommandError::WrongType);
         }
         if let Some(reply) = collections::read(store, command, now_ms) {
+            return reply;
+        }
+        if let Some(reply) = zsets::read(store, command, now_ms) {
             return reply;
         }
         match command {
@@ -504,10 +510,9 @@ impl StateMachine {
                 if wrong_type {
                     return Reply::Error(CommandError::WrongType);
                 }
-                match collections::apply(store, command, self.applied_slot) {
-                    Some(reply) => reply,
-                    None => apply_in_store(store, command, now_ms),
-                }
+                let reply = collections::apply(store, command, self.applied_slot)
+                    .or_else(|| zsets::apply(store, command));
+                reply.unwrap_or_else(|| apply_in_store(store, command, now_ms))
             }
         }
     }

@@ -39,6 +39,7 @@ pub mod msg;
 pub mod mutant;
 pub mod redis;
 pub mod replica;
+pub mod scores;
 pub mod scripting;
 pub mod snapshot;
 pub mod storage;

@@ -14,6 +14,7 @@ pub mod parse;
 pub mod shape;
 pub mod strings;
 pub mod table;
+pub mod zsets;
 
 pub use args::{arity_error, parse_db, parse_i64, text, DB_OUT_OF_RANGE, NOT_AN_INTEGER};
 pub use parse::{parse_store, per_key, StoreCall};

@@ -277,6 +277,22 @@ impl Writer<'_> {
             }
             Resp::Array(None) if self.resp3 => self.out.extend_from_slice(b"_\r\n"),
             Resp::Array(None) => self.out.extend_from_slice(b"*-1\r\n"),
+            Resp::Double(text) if self.resp3 => self.line(b',', text),
+            Resp::Double(text) => self.bulk(text),
+            Resp::Pairs(pairs) => {
+                self.array(if self.resp3 {
+                    pairs.len()
+                } else {
+                    2 * pairs.len()
+                });
+                for (a, b) in pairs {
+                    if self.resp3 {
+                        self.array(2);
+                    }
+                    self.resp(a);
+                    self.resp(b);
+                }
+            }
         }
     }
 

@@ -183,7 +183,17 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
         | Command::SetMembers { .. }
         | Command::SetContains { .. }
         | Command::SetCombine { .. }
-        | Command::Exists { .. } => {
+        | Command::Exists { .. }
+        | Command::ZsetAdd { .. }
+        | Command::ZsetRemove { .. }
+        | Command::ZsetRemoveRange { .. }
+        | Command::ZsetRange { .. }
+        | Command::ZsetRangeStore { .. }
+        | Command::ZsetScores { .. }
+        | Command::ZsetRank { .. }
+        | Command::ZsetPop { .. }
+        | Command::ZsetCombine { .. }
+        | Command::ZsetStore { .. } => {
             let json = serde_json::to_value(command).expect("a command converts to JSON");
             ("as-json", vec![("command", json)])
         }
@@ -258,7 +268,8 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
         Reply::Watched { .. }
         | Reply::Transaction(_)
         | Reply::Resp(_)
-        | Reply::Described { .. } => vec![
+        | Reply::Described { .. }
+        | Reply::Popped { .. } => vec![
             ("reply", "as-json".into()),
             (
                 "json",

@@ -26,6 +26,7 @@ pub const SET_INTSET_ENTRIES_MAX: usize = 512;
 pub(crate) enum Object {
     Hash(Fields),
     Set(Members),
+    SortedSet(super::zsets::Scores),
 }
 
 pub use crate::types::ValueKind;
@@ -59,7 +60,7 @@ pub(crate) struct Members {
     bytes: usize,
 }
 
-fn element_hash(element: &[u8], value: &[u8]) -> u64 {
+pub(super) fn element_hash(element: &[u8], value: &[u8]) -> u64 {
     Hash64::new(TAG_ELEMENT)
         .bytes(element)
         .bytes(value)
@@ -249,6 +250,7 @@ impl Object {
         match self {
             Object::Hash(_) => ValueKind::Hash,
             Object::Set(_) => ValueKind::Set,
+            Object::SortedSet(_) => ValueKind::SortedSet,
         }
     }
 
@@ -256,6 +258,7 @@ impl Object {
         match self {
             Object::Hash(fields) => fields.len(),
             Object::Set(members) => members.len(),
+            Object::SortedSet(scores) => scores.len(),
         }
     }
 
@@ -263,6 +266,7 @@ impl Object {
         match self {
             Object::Hash(fields) => fields.encoding(),
             Object::Set(members) => members.encoding(),
+            Object::SortedSet(scores) => scores.encoding(),
         }
     }
 
@@ -271,6 +275,7 @@ impl Object {
         match self {
             Object::Hash(fields) => fields.bytes,
             Object::Set(members) => members.bytes,
+            Object::SortedSet(scores) => scores.bytes(),
         }
     }
 
@@ -278,6 +283,7 @@ impl Object {
         match self {
             Object::Hash(f) => f.iter().map(|(k, v)| k.len() + v.len()).sum(),
             Object::Set(m) => m.iter().map(Vec::len).sum(),
+            Object::SortedSet(s) => s.recompute_bytes(),
         }
     }
 
@@ -285,6 +291,7 @@ impl Object {
         match self {
             Object::Hash(fields) => fields.hashtable,
             Object::Set(members) => members.hashtable,
+            Object::SortedSet(scores) => scores.skiplist(),
         }
     }
 
@@ -292,6 +299,7 @@ impl Object {
         match self {
             Object::Hash(fields) => fields.elements_hash,
             Object::Set(members) => members.elements_hash,
+            Object::SortedSet(scores) => scores.elements_hash(),
         }
     }
 
@@ -301,11 +309,13 @@ impl Object {
         match &mut self {
             Object::Hash(fields) => fields.elements_hash = fields.recompute_elements_hash(),
             Object::Set(members) => members.elements_hash = members.recompute_elements_hash(),
+            Object::SortedSet(scores) => scores.rebuild()?,
         }
         let bytes = self.recompute_bytes();
         match &mut self {
             Object::Hash(fields) => fields.bytes = bytes,
             Object::Set(members) => members.bytes = bytes,
+            Object::SortedSet(scores) => assert_eq!(scores.bytes(), bytes, "rebuilt bytes"),
         }
         if self.len() == 0 {
             return Err("an empty hash or set".into());
@@ -331,6 +341,7 @@ impl Object {
                     || (m.len() <= SET_INTSET_ENTRIES_MAX
                         && m.iter().all(|x| parse_integer(x).is_some()))
             }
+            Object::SortedSet(s) => s.encoding_fits(),
         };
         match fits {
             true => Ok(()),
@@ -343,6 +354,7 @@ impl Object {
         let recomputed = match self {
             Object::Hash(fields) => fields.recompute_elements_hash(),
             Object::Set(members) => members.recompute_elements_hash(),
+            Object::SortedSet(scores) => scores.recompute_elements_hash(),
         };
         assert_eq!(self.elements_hash(), recomputed, "element hash drifted");
         assert_eq!(self.bytes(), self.recompute_bytes(), "byte count drifted");
@@ -356,6 +368,7 @@ pub(crate) fn object_entry_hash(key: &[u8], object: &Object) -> u64 {
     let kind = match object.kind() {
         ValueKind::Hash => 1,
         ValueKind::Set => 2,
+        ValueKind::SortedSet => 3,
         ValueKind::String => unreachable!("an object is no string"),
     };
     Hash64::new(TAG_OBJECT)

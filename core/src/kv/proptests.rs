@@ -57,6 +57,7 @@ impl Collection {
         self.elements.push((element.to_vec(), value.to_vec()));
         self.outgrown |= match self.kind {
             ValueKind::Hash => self.elements.len() > 128 || element.len() > 64 || value.len() > 64,
+            ValueKind::SortedSet => self.elements.len() > 128 || element.len() > 64,
             _ => self.elements.len() > 512 || keyspace_integer(element).is_none(),
         };
         new
@@ -82,10 +83,24 @@ impl Collection {
         members
     }
 
+    /// A sorted set's (member, score text), lowest score first, ties by member.
+    fn ranked(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let value = |t: &[u8]| crate::strings::parse_float(t).expect("a stored score");
+        let mut ranked = self.elements.clone();
+        ranked.sort_by(|(ma, sa), (mb, sb)| {
+            value(sa)
+                .partial_cmp(&value(sb))
+                .expect("no NaN")
+                .then_with(|| ma.cmp(mb))
+        });
+        ranked
+    }
+
     fn encoding(&self) -> &'static str {
         match (self.kind, self.outgrown) {
+            (ValueKind::SortedSet, true) => "skiplist",
             (_, true) => "hashtable",
-            (ValueKind::Hash, false) => "listpack",
+            (ValueKind::Hash | ValueKind::SortedSet, false) => "listpack",
             _ => "intset",
         }
     }
@@ -503,6 +518,65 @@ impl Model {
                     Some(_) => Reply::Keys(popped),
                 }
             }
+            Command::ZsetAdd {
+                key,
+                members,
+                options,
+            } => {
+                let mut zset = self.of_kind(&key, ValueKind::SortedSet)?;
+                let (mut added, mut changed, mut last) = (0, 0, None);
+                for m in &members {
+                    let old = (zset.get(&m.member))
+                        .map(|t| crate::strings::parse_float(t).expect("a score"));
+                    let skip = match (old, options.condition) {
+                        (Some(_), SetCondition::IfAbsent) | (None, SetCondition::IfPresent) => true,
+                        _ => false,
+                    };
+                    if skip {
+                        last = None;
+                        continue;
+                    }
+                    let new = match (options.increment, old) {
+                        (true, Some(old)) => old + m.score.value(),
+                        _ => m.score.value(),
+                    };
+                    if new.is_nan() {
+                        return Err(CommandError::ScoreNan);
+                    }
+                    let new = if new == 0.0 { 0.0 } else { new };
+                    let refused = match (old, options.compare) {
+                        (Some(old), Some(crate::scores::Compare::Greater)) => new <= old,
+                        (Some(old), Some(crate::scores::Compare::Less)) => new >= old,
+                        _ => false,
+                    };
+                    if refused {
+                        last = None;
+                        continue;
+                    }
+                    match old {
+                        None => added += 1,
+                        Some(old) if old != new => changed += 1,
+                        Some(_) => {}
+                    }
+                    let text = crate::scores::format_score(new).into_bytes();
+                    zset.put(&m.member, &text);
+                    last = Some(text);
+                }
+                self.store_collection(&key, zset);
+                match (options.increment, options.changed) {
+                    (true, _) => Reply::Value(last),
+                    (false, true) => count(added + changed),
+                    (false, false) => count(added),
+                }
+            }
+            Command::ZsetRemove { key, members } => {
+                let mut zset = self.of_kind(&key, ValueKind::SortedSet)?;
+                let removed = members.iter().filter(|m| zset.remove(m).is_some()).count();
+                if removed > 0 {
+                    self.store_collection(&key, zset);
+                }
+                count(removed)
+            }
             other => panic!("not a write: {other:?}"),
         })
     }
@@ -549,7 +623,10 @@ impl Model {
                     encoding: c.encoding().into(),
                     refcount: 1,
                     bytes: (c.elements.iter())
-                        .map(|(e, v)| e.len() + v.len())
+                        .map(|(e, v)| match c.kind {
+                            ValueKind::SortedSet => e.len(),
+                            _ => e.len() + v.len(),
+                        })
                         .sum::<usize>() as u64,
                 },
             },
@@ -579,6 +656,31 @@ impl Model {
                 )
             }
             Command::SetCombine { op, keys } => Reply::Keys(self.combine(*op, keys)?),
+            Command::ZsetScores { key, members } => {
+                let zset = self.of_kind(key, ValueKind::SortedSet)?;
+                Reply::Values(members.iter().map(|m| zset.get(m).cloned()).collect())
+            }
+            Command::ZsetRange { key, spec } => {
+                let ranked = self.of_kind(key, ValueKind::SortedSet)?.ranked();
+                let crate::scores::Range::Rank { start, stop } = spec.range else {
+                    panic!("the model ranges by rank only")
+                };
+                let len = ranked.len() as i64;
+                let (start, stop) = match (start < 0, stop < 0) {
+                    (a, b) => (
+                        if a { start + len } else { start },
+                        if b { stop + len } else { stop },
+                    ),
+                };
+                let ordered: Vec<_> = match spec.rev {
+                    true => ranked.into_iter().rev().collect(),
+                    false => ranked,
+                };
+                let picked = (ordered.into_iter().enumerate())
+                    .filter(|(i, _)| (start.max(0)..=stop).contains(&(*i as i64)))
+                    .map(|(_, pair)| pair);
+                Reply::KeyValues(picked.collect())
+            }
             other => panic!("not a read: {other:?}"),
         })
     }
@@ -1021,7 +1123,49 @@ fn collection_write_command() -> impl Strategy<Value = Command> {
         )
             .prop_map(|(op, dest, keys)| Command::SetStore { op, dest, keys }),
         (key(), count).prop_map(|(key, count)| Command::SetPop { key, count }),
+        (key(), scored_members(), add_options()).prop_map(|(key, mut members, options)| {
+            if options.increment {
+                members.truncate(1);
+            }
+            Command::ZsetAdd {
+                key,
+                members,
+                options,
+            }
+        }),
+        (key(), elements()).prop_map(|(key, members)| Command::ZsetRemove { key, members }),
     ]
+}
+
+const SCORES: [f64; 7] = [f64::NEG_INFINITY, -1.5, 0.0, 0.1, 1.0, 2.0, f64::INFINITY];
+
+fn scored_members() -> impl Strategy<Value = Vec<crate::scores::ScoredMember>> {
+    let one = (select(&SCORES[..]), element()).prop_map(|(score, member)| {
+        let score = crate::scores::Score::new(score).expect("not NaN");
+        crate::scores::ScoredMember { score, member }
+    });
+    proptest::collection::vec(one, 1..3)
+}
+
+fn add_options() -> impl Strategy<Value = crate::scores::AddOptions> {
+    let compare = proptest::option::of(select(vec![
+        crate::scores::Compare::Greater,
+        crate::scores::Compare::Less,
+    ]));
+    (
+        select(CONDITIONS.to_vec()),
+        compare,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(condition, compare, changed, increment)| crate::scores::AddOptions {
+                condition,
+                compare,
+                changed,
+                increment,
+            },
+        )
 }
 
 fn collection_read_command() -> impl Strategy<Value = Command> {
@@ -1030,12 +1174,25 @@ fn collection_read_command() -> impl Strategy<Value = Command> {
         proptest::collection::vec(key(), 1..4).prop_map(|keys| Command::Exists { keys }),
         (key(), elements()).prop_map(|(key, fields)| Command::HashGet { key, fields }),
         key().prop_map(|key| Command::HashGetAll { key }),
-        (key(), select(vec![ValueKind::Hash, ValueKind::Set]))
+        (
+            key(),
+            select(vec![ValueKind::Hash, ValueKind::Set, ValueKind::SortedSet])
+        )
             .prop_map(|(key, kind)| Command::Cardinality { key, kind }),
         key().prop_map(|key| Command::SetMembers { key }),
         (key(), elements()).prop_map(|(key, members)| Command::SetContains { key, members }),
         (select(&SET_OPS[..]), proptest::collection::vec(key(), 1..3))
             .prop_map(|(op, keys)| Command::SetCombine { op, keys }),
+        (key(), elements()).prop_map(|(key, members)| Command::ZsetScores { key, members }),
+        (key(), -3..3i64, -3..3i64, any::<bool>()).prop_map(|(key, start, stop, rev)| {
+            let range = crate::scores::Range::Rank { start, stop };
+            let spec = crate::scores::RangeSpec {
+                range,
+                rev,
+                limit: None,
+            };
+            Command::ZsetRange { key, spec }
+        }),
     ]
 }
 

@@ -155,6 +155,12 @@ fn to_lua(resp: Resp) -> lua::Resp {
         Resp::Int(i) => lua::Resp::Int(i),
         Resp::Bulk(b) => lua::Resp::Bulk(b),
         Resp::Array(a) => lua::Resp::Array(a.map(|items| items.into_iter().map(to_lua).collect())),
+        Resp::Double(text) => lua::Resp::Bulk(Some(text)),
+        Resp::Pairs(pairs) => lua::Resp::Array(Some(
+            (pairs.into_iter())
+                .flat_map(|(a, b)| [to_lua(a), to_lua(b)])
+                .collect(),
+        )),
     }
 }
 

@@ -172,7 +172,7 @@ fn parse_hash_command(name: &str, args: &[Vec<u8>]) -> Parsed {
 }
 
 /// `SSCAN|HSCAN key cursor [MATCH pattern] [COUNT count]`.
-fn parse_scan(command: Command, args: &[Vec<u8>]) -> Parsed {
+pub(crate) fn parse_scan(command: Command, args: &[Vec<u8>]) -> Parsed {
     let cursor = std::str::from_utf8(&args[2])
         .ok()
         .and_then(|c| c.parse::<u64>().ok());
@@ -196,7 +196,7 @@ fn parse_scan(command: Command, args: &[Vec<u8>]) -> Parsed {
 }
 
 /// `SRANDMEMBER key [count]`, `HRANDFIELD key [count]` (WITHVALUES checked by the caller).
-fn parse_random(command: Command, args: &[Vec<u8>], with_values: bool) -> Parsed {
+pub(crate) fn parse_random(command: Command, args: &[Vec<u8>], with_values: bool) -> Parsed {
     if args.len() > 3 {
         return Err(SYNTAX_ERROR.into());
     }

@@ -44,6 +44,8 @@ pub enum Shape {
     Object(ObjectField),
     /// A hash or set read (see `collections`).
     Collection(CollectionShape),
+    /// A sorted-set reply (see `zsets`).
+    Zset(crate::redis::zsets::ZsetShape),
 }
 
 /// LCS's options.
@@ -92,6 +94,12 @@ pub enum Resp {
     Bulk(Option<Vec<u8>>),
     /// An array, or the null array (EXEC when a watched key changed).
     Array(Option<Vec<Resp>>),
+    /// A double as Redis 7.0 prints it (`%.17g`, `inf`, `-inf`): `,text` in RESP3, a bulk in
+    /// RESP2 and to scripts.
+    Double(Vec<u8>),
+    /// An array of pairs: each pair an array of two in RESP3, flattened into one array in
+    /// RESP2 and to scripts (ZRANGE … WITHSCORES).
+    Pairs(Vec<(Resp, Resp)>),
 }
 
 impl Resp {
@@ -113,6 +121,9 @@ pub fn show_replies(replies: &[Reply], shape: Shape) -> Resp {
     }
     if let (Shape::Collection(shape), [reply]) = (&shape, replies) {
         return show_collection(reply, shape);
+    }
+    if let (Shape::Zset(shape), [reply]) = (&shape, replies) {
+        return crate::redis::zsets::show_zset(reply, shape);
     }
     if let (Shape::Lcs(options), [Reply::Values(values)]) = (&shape, replies) {
         return show_lcs(values, *options);
@@ -182,7 +193,15 @@ fn show_shaped(reply: &Reply, shape: Shape) -> Resp {
         ) => Resp::Int(bits::bit_pos(value, bit, range, end_given)),
         (Shape::Object(ObjectField::Help), _) => object_help(),
         (Shape::Object(_), _) => Resp::Bulk(None),
-        (Shape::Plain | Shape::Array | Shape::Exists | Shape::Lcs(_) | Shape::Collection(_), _) => {
+        (
+            Shape::Plain
+            | Shape::Array
+            | Shape::Exists
+            | Shape::Lcs(_)
+            | Shape::Collection(_)
+            | Shape::Zset(_),
+            _,
+        ) => {
             unreachable!("not a shape of one value: {shape:?}")
         }
     }
@@ -247,6 +266,7 @@ pub fn show(reply: &Reply) -> Resp {
         Reply::Transaction(Some(replies)) => Resp::Array(Some(replies.iter().map(show).collect())),
         Reply::Resp(resp) => resp.clone(),
         Reply::Described { kind, .. } => Resp::Simple(kind.name().into()),
+        Reply::Popped { pairs, .. } => Resp::bulks(pairs.iter().flat_map(|(m, s)| [m, s])),
     }
 }
 

@@ -28,7 +28,7 @@ const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
 use Kind::{Local, Store};
 
 /// Every command, once. `COMMAND COUNT` counts this table.
-pub const COMMANDS: [Spec; 127] = [
+pub const COMMANDS: [Spec; 162] = [
     row("GET", 2, Store),
     row("DIRTYGET", 2, Store),
     row("INCR", 2, Store),
@@ -155,6 +155,42 @@ pub const COMMANDS: [Spec; 127] = [
     row("SSCAN", -3, Store),
     row("SRANDMEMBER", -2, Store),
     row("SPOP", -2, Store),
+    // Sorted sets (crate::redis::zsets).
+    row("ZADD", -4, Store),
+    row("ZINCRBY", 4, Store),
+    row("ZCARD", 2, Store),
+    row("ZSCORE", 3, Store),
+    row("ZMSCORE", -3, Store),
+    row("ZRANK", 3, Store),
+    row("ZREVRANK", 3, Store),
+    row("ZREM", -3, Store),
+    row("ZCOUNT", 4, Store),
+    row("ZLEXCOUNT", 4, Store),
+    row("ZRANGE", -4, Store),
+    row("ZRANGEBYSCORE", -4, Store),
+    row("ZREVRANGEBYSCORE", -4, Store),
+    row("ZRANGEBYLEX", -4, Store),
+    row("ZREVRANGEBYLEX", -4, Store),
+    row("ZREVRANGE", -4, Store),
+    row("ZRANGESTORE", -5, Store),
+    row("ZREMRANGEBYRANK", 4, Store),
+    row("ZREMRANGEBYSCORE", 4, Store),
+    row("ZREMRANGEBYLEX", 4, Store),
+    row("ZPOPMIN", -2, Store),
+    row("ZPOPMAX", -2, Store),
+    row("ZRANDMEMBER", -2, Store),
+    row("ZSCAN", -3, Store),
+    row("ZUNIONSTORE", -4, Store),
+    row("ZINTERSTORE", -4, Store),
+    row("ZDIFFSTORE", -4, Store),
+    row("ZUNION", -3, Store),
+    row("ZINTER", -3, Store),
+    row("ZDIFF", -3, Store),
+    row("ZINTERCARD", -3, Store),
+    row("ZMPOP", -4, Store),
+    row("BZPOPMIN", -3, Store),
+    row("BZPOPMAX", -3, Store),
+    row("BZMPOP", -5, Store),
     // The server's own (node's cmd_admin).
     row("TIME", 1, Local),
     row("SAVE", 1, Local),
@@ -162,6 +198,19 @@ pub const COMMANDS: [Spec; 127] = [
     row("REPLICAOF", 3, Local),
     row("SLAVEOF", 3, Local),
 ];
+
+/// The commands Redis 7.0 flags `noscript` (COMMAND INFO): a script may not call them.
+pub const NOSCRIPT: [&str; 2] = ["BZPOPMIN", "BZPOPMAX"];
+
+/// Whether a script may not call `name` (in upper case).
+pub fn is_noscript(name: &str) -> bool {
+    let flagged = NOSCRIPT.contains(&name);
+    assert!(
+        !flagged || spec(name).is_some(),
+        "a flagged command is in the table"
+    );
+    flagged
+}
 
 /// The table's row of `name` (in upper case).
 pub fn spec(name: &str) -> Option<&'static Spec> {
