@@ -170,19 +170,35 @@ fn from_lua(resp: lua::Resp) -> Resp {
     }
 }
 
-/// Commands a script may not call (Redis's "not allowed from script").
-const NOT_IN_SCRIPTS: [&str; 10] = [
-    "EVAL",
-    "EVALSHA",
-    "EVAL_RO",
-    "EVALSHA_RO",
-    "FCALL",
-    "FCALL_RO",
-    "SCRIPT",
-    "FUNCTION",
-    "MULTI",
-    "EXEC",
-];
+/// A script's call of a command flagged `noscript`, or of a node command not answered here.
+const NOT_FROM_SCRIPT: &str = "ERR This Redis command is not allowed from script";
+/// A script's call with a wrong number of arguments.
+const WRONG_ARITY_IN_SCRIPT: &str = "ERR Wrong number of args calling Redis command from script";
+
+/// The connection commands a script may call, answered for the script's own connection:
+/// PING, ECHO and SELECT (which changes `db` for the script's later calls only); None for
+/// every other command.
+fn connection_call(name: &str, argv: &[Vec<u8>], db: &mut Db) -> Option<Resp> {
+    let bulk = |arg: &Vec<u8>| Resp::Bulk(Some(arg.clone()));
+    Some(match (name, argv) {
+        ("PING", [_]) => Resp::Simple("PONG".into()),
+        ("PING", [_, message]) | ("ECHO", [_, message]) => bulk(message),
+        ("PING", _) => Resp::Error(WRONG_ARITY_IN_SCRIPT.into()),
+        ("SELECT", [_, index]) => match redis::parse_db(index, redis::NOT_AN_INTEGER) {
+            Ok(selected) => {
+                *db = selected;
+                assert!(
+                    *db < crate::command::DATABASES,
+                    "SELECT stays within the databases"
+                );
+                Resp::Simple("OK".into())
+            }
+            Err(error) => Resp::Error(error),
+        },
+        ("SELECT", _) => Resp::Error(WRONG_ARITY_IN_SCRIPT.into()),
+        _ => return None,
+    })
+}
 
 /// What a script runs: an EVAL body or a library's function (with its flags).
 enum Code<'a> {
@@ -358,26 +374,46 @@ impl StateMachine {
             Ok(refusals) => refusals,
             Err(error) => return error,
         };
-        let mut call = |argv: &[Vec<u8>]| to_lua(self.script_call(db, argv, refusals));
-        from_lua(match code {
+        // SELECT inside the script changes the database of its later calls only.
+        let mut script_db = db;
+        let mut call = |argv: &[Vec<u8>]| to_lua(self.script_call(&mut script_db, argv, refusals));
+        let reply = from_lua(match code {
             Code::Body(body) => lua::eval(body, &invocation, &mut call),
             Code::Function { code, name, .. } => lua::fcall(code, name, &invocation, &mut call),
-        })
+        });
+        assert!(
+            script_db < crate::command::DATABASES,
+            "a script's SELECT leaves it in a database"
+        );
+        reply
     }
 
-    /// One `redis.call` from a script: parsed by the core parser, applied here, shown as a client sees it.
-    fn script_call(&mut self, db: Db, argv: &[Vec<u8>], refusals: Refusals) -> Resp {
+    /// One `redis.call` from a script: refused as Redis 7.0 refuses it (unknown, wrong
+    /// arity, flagged `noscript`), answered here for the connection commands a script may
+    /// call, else parsed by the core parser, applied here, shown as a client sees it.
+    fn script_call(&mut self, db: &mut Db, argv: &[Vec<u8>], refusals: Refusals) -> Resp {
         let name = redis::text(&argv[0]).to_ascii_uppercase();
-        let Some(spec) = redis::spec(&name) else {
-            return Resp::Error("ERR Unknown Redis command called from script".into());
-        };
-        if !redis::arity_ok(argv, spec.arity) {
-            return Resp::Error(
-                "ERR Wrong number of args calling Redis command from script".into(),
-            );
+        let spec = redis::spec(&name);
+        let noscript = redis::noscript(argv);
+        match spec {
+            None if !noscript => {
+                return Resp::Error("ERR Unknown Redis command called from script".into())
+            }
+            Some(spec) if !redis::arity_ok(argv, spec.arity) => {
+                return Resp::Error(WRONG_ARITY_IN_SCRIPT.into())
+            }
+            _ => {}
         }
-        if spec.kind != Kind::Store || NOT_IN_SCRIPTS.contains(&name.as_str()) {
-            return Resp::Error("ERR This Redis command is not allowed from script".into());
+        if noscript {
+            return Resp::Error(NOT_FROM_SCRIPT.into());
+        }
+        assert!(spec.is_some(), "an unknown command is refused above");
+        let spec = spec.expect("known");
+        if let Some(reply) = connection_call(&name, argv, db) {
+            return reply;
+        }
+        if spec.kind != Kind::Store {
+            return Resp::Error(NOT_FROM_SCRIPT.into());
         }
         let call = match redis::parse_store(&name, argv) {
             Ok(call) => call,
@@ -396,7 +432,7 @@ impl StateMachine {
         let replies: Vec<Reply> = call
             .commands
             .into_iter()
-            .map(|c| self.apply_in_transaction(&c.in_db(db)))
+            .map(|c| self.apply_in_transaction(&c.in_db(*db)))
             .collect();
         assert_eq!(replies.len(), commands, "one reply per command of the call");
         redis::show_replies(&replies, call.shape)
