@@ -175,6 +175,19 @@ const NOT_FROM_SCRIPT: &str = "ERR This Redis command is not allowed from script
 /// A script's call with a wrong number of arguments.
 const WRONG_ARITY_IN_SCRIPT: &str = "ERR Wrong number of args calling Redis command from script";
 
+/// DEBUG from a run marked with `DEBUG set-disable-deny-scripts 1`: SLEEP answers OK without
+/// sleeping (a script runs at apply time, where time stands still as it does for a script in
+/// Redis). Other subcommands stay refused: PROTOCOL's samples are RESP3 types, which script
+/// replies cannot carry yet.
+fn debug_call(argv: &[Vec<u8>]) -> Resp {
+    assert!(argv.len() >= 2, "DEBUG's arity gives it a subcommand");
+    let sub = redis::text(&argv[1]).to_ascii_uppercase();
+    match (sub.as_str(), argv.len()) {
+        ("SLEEP", 3) => Resp::Simple("OK".into()),
+        _ => Resp::Error(NOT_FROM_SCRIPT.into()),
+    }
+}
+
 /// The connection commands a script may call, answered for the script's own connection:
 /// PING, ECHO and SELECT (which changes `db` for the script's later calls only); None for
 /// every other command.
@@ -210,19 +223,21 @@ enum Code<'a> {
     },
 }
 
-/// How a run was asked for: the _RO form, and whether the replica that took it was over
-/// `maxmemory`.
+/// How a run was asked for: the _RO form, whether the replica that took it was over
+/// `maxmemory`, and whether it allowed DEBUG in scripts.
 #[derive(Clone, Copy)]
 struct Mode {
     read_only: bool,
     over_maxmemory: bool,
+    debug_allowed: bool,
 }
 
 impl Mode {
-    fn of(read_only: bool, over_maxmemory: bool) -> Mode {
+    fn of(read_only: bool, over_maxmemory: bool, debug_allowed: bool) -> Mode {
         Mode {
             read_only,
             over_maxmemory,
+            debug_allowed,
         }
     }
 }
@@ -233,6 +248,8 @@ impl Mode {
 struct Refusals {
     writes: bool,
     writes_over_maxmemory: bool,
+    /// DEBUG is refused as Redis refuses it (`noscript`) unless the run was marked.
+    debug: bool,
 }
 
 impl StateMachine {
@@ -251,6 +268,7 @@ impl StateMachine {
                 args,
                 read_only,
                 over_maxmemory,
+                debug_allowed,
             } => {
                 self.scripts.cache(body);
                 self.run_script(
@@ -258,7 +276,7 @@ impl StateMachine {
                     Code::Body(body),
                     keys,
                     args,
-                    Mode::of(*read_only, *over_maxmemory),
+                    Mode::of(*read_only, *over_maxmemory, *debug_allowed),
                 )
             }
             ScriptCommand::EvalSha {
@@ -267,13 +285,14 @@ impl StateMachine {
                 args,
                 read_only,
                 over_maxmemory,
+                debug_allowed,
             } => match self.scripts.scripts.get(sha).cloned() {
                 Some(body) => self.run_script(
                     db,
                     Code::Body(&body),
                     keys,
                     args,
-                    Mode::of(*read_only, *over_maxmemory),
+                    Mode::of(*read_only, *over_maxmemory, *debug_allowed),
                 ),
                 None => Resp::Error("NOSCRIPT No matching script. Please use EVAL.".into()),
             },
@@ -308,12 +327,13 @@ impl StateMachine {
                 args,
                 read_only,
                 over_maxmemory,
+                debug_allowed,
             } => self.fcall(
                 db,
                 function,
                 keys,
                 args,
-                Mode::of(*read_only, *over_maxmemory),
+                Mode::of(*read_only, *over_maxmemory, *debug_allowed),
             ),
         })
     }
@@ -404,6 +424,9 @@ impl StateMachine {
             }
             _ => {}
         }
+        if name == "DEBUG" && !refusals.debug {
+            return debug_call(argv);
+        }
         if noscript {
             return Resp::Error(NOT_FROM_SCRIPT.into());
         }
@@ -451,6 +474,7 @@ fn refusals(flags: lua::ScriptFlags, mode: Mode) -> Result<Refusals, Resp> {
     let refusals = Refusals {
         writes: no_writes,
         writes_over_maxmemory: mode.over_maxmemory && !flags.declared,
+        debug: !mode.debug_allowed,
     };
     assert!(
         !refusals.writes_over_maxmemory || mode.over_maxmemory,

@@ -18,6 +18,7 @@ fn eval(body: &str, keys: &[&str], args: &[&str], read_only: bool) -> Command {
         args: bytes(args),
         read_only,
         over_maxmemory: false,
+        debug_allowed: false,
     })
 }
 
@@ -93,6 +94,7 @@ fn evalsha_runs_a_cached_body_and_the_cache_survives_the_encoding() {
             args: vec![],
             read_only: false,
             over_maxmemory: false,
+            debug_allowed: false,
         })
     };
     let unknown = apply(&mut machine, 1, evalsha(&sha));
@@ -133,6 +135,7 @@ fn evalsha_runs_a_cached_body_and_the_cache_survives_the_encoding() {
         args: vec![],
         read_only: false,
         over_maxmemory: false,
+        debug_allowed: false,
     });
     assert_eq!(
         apply(&mut restored, 5, fcall),
@@ -230,6 +233,7 @@ fn script_log() -> Vec<Command> {
             args: vec![],
             read_only: false,
             over_maxmemory: false,
+            debug_allowed: false,
         }));
         log.push(eval("x = 1", &[], &[], false));
         if i == 3 {
@@ -330,5 +334,26 @@ fn scripts_may_ping_and_echo_but_not_call_commands_flagged_noscript() {
     assert_eq!(
         arity,
         Resp::Error("ERR Wrong number of args calling Redis command from script".into())
+    );
+}
+
+#[test]
+fn debug_sleep_is_refused_in_scripts_unless_the_run_was_marked_to_allow_it() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let body =
+        "return {redis.pcall('debug', 'sleep', '0.01'), redis.pcall('debug', 'protocol', 'map')}";
+    let refused = Resp::Error("ERR This Redis command is not allowed from script".into());
+    let reply = apply(&mut machine, 1, eval(body, &[], &[], false));
+    assert_eq!(
+        reply,
+        Reply::Resp(Resp::Array(Some(vec![refused.clone(), refused.clone()])))
+    );
+    let Command::Script(mut script) = eval(body, &[], &[], false) else {
+        unreachable!("eval builds a script command")
+    };
+    script.mark_debug_allowed();
+    assert_eq!(
+        apply(&mut machine, 2, Command::Script(script)),
+        Reply::Resp(Resp::Array(Some(vec![Resp::Simple("OK".into()), refused])))
     );
 }
