@@ -10,6 +10,7 @@
 pub mod args;
 pub mod collections;
 pub mod expiry;
+pub mod noscript;
 pub mod parse;
 pub mod shape;
 pub mod strings;
@@ -17,6 +18,7 @@ pub mod table;
 pub mod zsets;
 
 pub use args::{arity_error, parse_db, parse_i64, text, DB_OUT_OF_RANGE, NOT_AN_INTEGER};
+pub use noscript::noscript;
 pub use parse::{parse_store, per_key, StoreCall};
 pub use shape::{show, show_replies, value_range, Resp, Shape};
 pub use table::{arity_ok, lookup, spec, Kind, Spec, COMMANDS};

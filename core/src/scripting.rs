@@ -12,7 +12,9 @@ pub const LIBRARIES_MAX: usize = 1_000;
 
 /// One script command; `read_only` is the _RO form (writes are refused while it runs);
 /// `over_maxmemory` says the replica that took the command was over `maxmemory`, so the run
-/// refuses writes as Redis 7.0 does then (judged at apply time, the same on every replica).
+/// refuses writes as Redis 7.0 does then (judged at apply time, the same on every replica);
+/// `debug_allowed` says that replica had `DEBUG set-disable-deny-scripts 1`, so the run may
+/// call DEBUG SLEEP.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ScriptCommand {
     Eval {
@@ -21,6 +23,7 @@ pub enum ScriptCommand {
         args: Vec<Vec<u8>>,
         read_only: bool,
         over_maxmemory: bool,
+        debug_allowed: bool,
     },
     EvalSha {
         sha: String,
@@ -28,6 +31,7 @@ pub enum ScriptCommand {
         args: Vec<Vec<u8>>,
         read_only: bool,
         over_maxmemory: bool,
+        debug_allowed: bool,
     },
     Load {
         body: Vec<u8>,
@@ -54,6 +58,7 @@ pub enum ScriptCommand {
         args: Vec<Vec<u8>>,
         read_only: bool,
         over_maxmemory: bool,
+        debug_allowed: bool,
     },
 }
 
@@ -69,6 +74,7 @@ impl ScriptCommand {
             args,
             read_only: false,
             over_maxmemory: false,
+            debug_allowed: false,
         }
     }
 
@@ -85,6 +91,16 @@ impl ScriptCommand {
             ScriptCommand::Eval { over_maxmemory, .. }
             | ScriptCommand::EvalSha { over_maxmemory, .. }
             | ScriptCommand::Fcall { over_maxmemory, .. } => *over_maxmemory = true,
+            _ => {}
+        }
+    }
+
+    /// Marks a script run taken while `DEBUG set-disable-deny-scripts` was on.
+    pub fn mark_debug_allowed(&mut self) {
+        match self {
+            ScriptCommand::Eval { debug_allowed, .. }
+            | ScriptCommand::EvalSha { debug_allowed, .. }
+            | ScriptCommand::Fcall { debug_allowed, .. } => *debug_allowed = true,
             _ => {}
         }
     }
@@ -160,6 +176,7 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
                     args: rest,
                     read_only,
                     over_maxmemory: false,
+                    debug_allowed: false,
                 },
                 "EVALSHA" | "EVALSHA_RO" => {
                     let sha = String::from_utf8_lossy(&target).to_ascii_lowercase();
@@ -169,6 +186,7 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
                         args: rest,
                         read_only,
                         over_maxmemory: false,
+                        debug_allowed: false,
                     }
                 }
                 _ => ScriptCommand::Fcall {
@@ -177,6 +195,7 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
                     args: rest,
                     read_only,
                     over_maxmemory: false,
+                    debug_allowed: false,
                 },
             })
         }

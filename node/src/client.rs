@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyspace_core::command::{KEY_MAX_BYTES, VALUE_MAX_BYTES};
+use keyspace_core::scripting::ScriptCommand;
 use keyspace_core::Command;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -200,12 +201,12 @@ fn denied_over_maxmemory(command: &Command) -> bool {
     }
 }
 
-/// Marks the script runs of `action`: the replica is over `maxmemory`.
-fn mark_over_maxmemory(action: &mut commands::Action) {
+/// Marks the script runs of `action` with `mark` (over `maxmemory`, DEBUG allowed).
+fn mark_scripts(action: &mut commands::Action, mark: fn(&mut ScriptCommand)) {
     if let commands::Action::Store { commands, .. } = action {
         for command in commands {
             if let Command::Script(script) = command {
-                script.mark_over_maxmemory();
+                mark(script);
             }
         }
     }
@@ -327,6 +328,9 @@ impl Connection<'_> {
         }
         let exec = self.multi.as_ref().filter(|_| name == "EXEC");
         let writes = writes(action) || exec.is_some_and(crate::cmd_multi::queue_writes);
+        if self.context.scripts_may_debug.load(Ordering::Relaxed) {
+            mark_scripts(action, ScriptCommand::mark_debug_allowed);
+        }
         if self.over_maxmemory(action) {
             return Some(OOM);
         }
@@ -342,7 +346,7 @@ impl Connection<'_> {
         if limit == 0 || crate::info::resident_bytes() <= limit {
             return false;
         }
-        mark_over_maxmemory(action);
+        mark_scripts(action, ScriptCommand::mark_over_maxmemory);
         let exec_writes = matches!(action, commands::Action::Exec)
             && self
                 .multi

@@ -70,6 +70,12 @@ async fn debug(
             None => w.error("ERR value is not a valid float"),
         },
         ("SET-ACTIVE-EXPIRE", 3) | ("CHANGE-REPL-ID", 2) => w.simple("OK"),
+        ("SET-DISABLE-DENY-SCRIPTS", 3) => {
+            let on = keyspace_core::redis::parse_i64(&args[2]).is_some_and(|n| n != 0);
+            let flag = &conn.context.scripts_may_debug;
+            flag.store(on, std::sync::atomic::Ordering::Relaxed);
+            w.simple("OK");
+        }
         ("LOG", 3) => {
             tracing::info!(message = %String::from_utf8_lossy(&args[2]), "DEBUG LOG");
             w.simple("OK");
@@ -208,6 +214,8 @@ const DEBUG_HELP: &[&str] = &[
     "    true, false.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Accepted; keys do not expire in keyspace.",
+    "SET-DISABLE-DENY-SCRIPTS <0|1>",
+    "    Allow scripts taken here to call DEBUG SLEEP (answered at once).",
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
     "HELP",

@@ -63,6 +63,8 @@ pub struct ClientContext {
     pub witness: bool,
     /// The Redis master `REPLICAOF` named, if any.
     pub replica_of: crate::replica_of::ReplicaOf,
+    /// `DEBUG set-disable-deny-scripts 1`: script runs taken here may call DEBUG.
+    pub scripts_may_debug: std::sync::atomic::AtomicBool,
 }
 
 /// Most error codes `INFO errorstats` counts apart (Redis's limit too); the rest are not counted.
@@ -535,6 +537,7 @@ pub(crate) mod tests {
                 error_stats: Default::default(),
                 witness: false,
                 replica_of: Default::default(),
+                scripts_may_debug: Default::default(),
             };
             Harness {
                 runtime,

@@ -323,6 +323,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), NodeError> {
         error_stats: Default::default(),
         witness: config.witness,
         replica_of: Default::default(),
+        scripts_may_debug: Default::default(),
     });
     tokio::spawn(client::listen(client_listener, context));
     tracing::info!(node = me, peers = %peer_addr, clients = %config.client_addr, "serving");

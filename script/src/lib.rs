@@ -11,10 +11,11 @@
 //!   script into [`BUDGET_ERROR`] on every replica (never a wall clock), and the state's memory is
 //!   capped at [`MEMORY_BYTES_MAX`].
 //! - Redis 7.0's behaviour: the `redis` API, Lua↔RESP conversions, read-only globals and library
-//!   tables, the error formats, `bit` and `cjson`, and FUNCTION libraries (`#!lua name=lib`).
+//!   tables, the error formats, `bit`, `cjson` and `cmsgpack`, and FUNCTION libraries (`#!lua name=lib`).
 
 mod bit;
 mod cjson;
+mod cmsgpack;
 mod convert;
 mod library;
 mod limits;

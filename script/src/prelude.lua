@@ -165,7 +165,15 @@ local redis = {
   pcall = pcall_,
   error_reply = error_reply,
   status_reply = status_reply,
-  sha1hex = host.sha1hex,
+  sha1hex = function(...)
+    if select("#", ...) ~= 1 then
+      error({ err = "ERR wrong number of arguments" })
+    end
+    -- As lua_tolstring: strings and numbers; anything else hashes as "" (never an address).
+    local s = ...
+    local t = type(s)
+    return host.sha1hex((t == "string" or t == "number") and tostring(s) or "")
+  end,
   log = noop,
   setresp = function(v)
     if v ~= 2 and v ~= 3 then

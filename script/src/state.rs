@@ -8,7 +8,7 @@ use std::rc::Rc;
 use mlua::{Error, HookTriggers, Lua, LuaOptions, Result, StdLib, Table, Variadic, VmState};
 
 use crate::limits::{HOOK_INSTRUCTIONS, MEMORY_BYTES_MAX};
-use crate::{bit, cjson, sha};
+use crate::{bit, cjson, cmsgpack, sha};
 
 /// Counts hook firings; once over the limit every later firing fails again, so a script that
 /// catches the error with pcall still cannot run on.
@@ -142,6 +142,7 @@ pub(crate) fn new_state() -> Result<(Lua, Handles)> {
     globals.set("bit", bit::library(&lua)?)?;
     let (cjson_table, cjson) = cjson::library(&lua)?;
     globals.set("cjson", cjson_table)?;
+    globals.set("cmsgpack", cmsgpack::library(&lua)?)?;
     let handles = Handles {
         budget,
         generator,

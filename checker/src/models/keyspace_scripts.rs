@@ -29,6 +29,7 @@ fn known(script: &ScriptCommand) -> Option<Known<'_>> {
         args,
         read_only: false,
         over_maxmemory: false,
+        debug_allowed: false,
     } = script
     else {
         return None;

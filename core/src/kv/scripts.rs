@@ -176,19 +176,48 @@ fn from_lua(resp: lua::Resp) -> Resp {
     }
 }
 
-/// Commands a script may not call (Redis's "not allowed from script").
-const NOT_IN_SCRIPTS: [&str; 10] = [
-    "EVAL",
-    "EVALSHA",
-    "EVAL_RO",
-    "EVALSHA_RO",
-    "FCALL",
-    "FCALL_RO",
-    "SCRIPT",
-    "FUNCTION",
-    "MULTI",
-    "EXEC",
-];
+/// A script's call of a command flagged `noscript`, or of a node command not answered here.
+const NOT_FROM_SCRIPT: &str = "ERR This Redis command is not allowed from script";
+/// A script's call with a wrong number of arguments.
+const WRONG_ARITY_IN_SCRIPT: &str = "ERR Wrong number of args calling Redis command from script";
+
+/// DEBUG from a run marked with `DEBUG set-disable-deny-scripts 1`: SLEEP answers OK without
+/// sleeping (a script runs at apply time, where time stands still as it does for a script in
+/// Redis). Other subcommands stay refused: PROTOCOL's samples are RESP3 types, which script
+/// replies cannot carry yet.
+fn debug_call(argv: &[Vec<u8>]) -> Resp {
+    assert!(argv.len() >= 2, "DEBUG's arity gives it a subcommand");
+    let sub = redis::text(&argv[1]).to_ascii_uppercase();
+    match (sub.as_str(), argv.len()) {
+        ("SLEEP", 3) => Resp::Simple("OK".into()),
+        _ => Resp::Error(NOT_FROM_SCRIPT.into()),
+    }
+}
+
+/// The connection commands a script may call, answered for the script's own connection:
+/// PING, ECHO and SELECT (which changes `db` for the script's later calls only); None for
+/// every other command.
+fn connection_call(name: &str, argv: &[Vec<u8>], db: &mut Db) -> Option<Resp> {
+    let bulk = |arg: &Vec<u8>| Resp::Bulk(Some(arg.clone()));
+    Some(match (name, argv) {
+        ("PING", [_]) => Resp::Simple("PONG".into()),
+        ("PING", [_, message]) | ("ECHO", [_, message]) => bulk(message),
+        ("PING", _) => Resp::Error(WRONG_ARITY_IN_SCRIPT.into()),
+        ("SELECT", [_, index]) => match redis::parse_db(index, redis::NOT_AN_INTEGER) {
+            Ok(selected) => {
+                *db = selected;
+                assert!(
+                    *db < crate::command::DATABASES,
+                    "SELECT stays within the databases"
+                );
+                Resp::Simple("OK".into())
+            }
+            Err(error) => Resp::Error(error),
+        },
+        ("SELECT", _) => Resp::Error(WRONG_ARITY_IN_SCRIPT.into()),
+        _ => return None,
+    })
+}
 
 /// What a script runs: an EVAL body or a library's function (with its flags).
 enum Code<'a> {
@@ -200,19 +229,21 @@ enum Code<'a> {
     },
 }
 
-/// How a run was asked for: the _RO form, and whether the replica that took it was over
-/// `maxmemory`.
+/// How a run was asked for: the _RO form, whether the replica that took it was over
+/// `maxmemory`, and whether it allowed DEBUG in scripts.
 #[derive(Clone, Copy)]
 struct Mode {
     read_only: bool,
     over_maxmemory: bool,
+    debug_allowed: bool,
 }
 
 impl Mode {
-    fn of(read_only: bool, over_maxmemory: bool) -> Mode {
+    fn of(read_only: bool, over_maxmemory: bool, debug_allowed: bool) -> Mode {
         Mode {
             read_only,
             over_maxmemory,
+            debug_allowed,
         }
     }
 }
@@ -223,6 +254,8 @@ impl Mode {
 struct Refusals {
     writes: bool,
     writes_over_maxmemory: bool,
+    /// DEBUG is refused as Redis refuses it (`noscript`) unless the run was marked.
+    debug: bool,
 }
 
 impl StateMachine {
@@ -241,6 +274,7 @@ impl StateMachine {
                 args,
                 read_only,
                 over_maxmemory,
+                debug_allowed,
             } => {
                 self.scripts.cache(body);
                 self.run_script(
@@ -248,7 +282,7 @@ impl StateMachine {
                     Code::Body(body),
                     keys,
                     args,
-                    Mode::of(*read_only, *over_maxmemory),
+                    Mode::of(*read_only, *over_maxmemory, *debug_allowed),
                 )
             }
             ScriptCommand::EvalSha {
@@ -257,13 +291,14 @@ impl StateMachine {
                 args,
                 read_only,
                 over_maxmemory,
+                debug_allowed,
             } => match self.scripts.scripts.get(sha).cloned() {
                 Some(body) => self.run_script(
                     db,
                     Code::Body(&body),
                     keys,
                     args,
-                    Mode::of(*read_only, *over_maxmemory),
+                    Mode::of(*read_only, *over_maxmemory, *debug_allowed),
                 ),
                 None => Resp::Error("NOSCRIPT No matching script. Please use EVAL.".into()),
             },
@@ -298,12 +333,13 @@ impl StateMachine {
                 args,
                 read_only,
                 over_maxmemory,
+                debug_allowed,
             } => self.fcall(
                 db,
                 function,
                 keys,
                 args,
-                Mode::of(*read_only, *over_maxmemory),
+                Mode::of(*read_only, *over_maxmemory, *debug_allowed),
             ),
         })
     }
@@ -364,26 +400,49 @@ impl StateMachine {
             Ok(refusals) => refusals,
             Err(error) => return error,
         };
-        let mut call = |argv: &[Vec<u8>]| to_lua(self.script_call(db, argv, refusals));
-        from_lua(match code {
+        // SELECT inside the script changes the database of its later calls only.
+        let mut script_db = db;
+        let mut call = |argv: &[Vec<u8>]| to_lua(self.script_call(&mut script_db, argv, refusals));
+        let reply = from_lua(match code {
             Code::Body(body) => lua::eval(body, &invocation, &mut call),
             Code::Function { code, name, .. } => lua::fcall(code, name, &invocation, &mut call),
-        })
+        });
+        assert!(
+            script_db < crate::command::DATABASES,
+            "a script's SELECT leaves it in a database"
+        );
+        reply
     }
 
-    /// One `redis.call` from a script: parsed by the core parser, applied here, shown as a client sees it.
-    fn script_call(&mut self, db: Db, argv: &[Vec<u8>], refusals: Refusals) -> Resp {
+    /// One `redis.call` from a script: refused as Redis 7.0 refuses it (unknown, wrong
+    /// arity, flagged `noscript`), answered here for the connection commands a script may
+    /// call, else parsed by the core parser, applied here, shown as a client sees it.
+    fn script_call(&mut self, db: &mut Db, argv: &[Vec<u8>], refusals: Refusals) -> Resp {
         let name = redis::text(&argv[0]).to_ascii_uppercase();
-        let Some(spec) = redis::spec(&name) else {
-            return Resp::Error("ERR Unknown Redis command called from script".into());
-        };
-        if !redis::arity_ok(argv, spec.arity) {
-            return Resp::Error(
-                "ERR Wrong number of args calling Redis command from script".into(),
-            );
+        let spec = redis::spec(&name);
+        let noscript = redis::noscript(argv);
+        match spec {
+            None if !noscript => {
+                return Resp::Error("ERR Unknown Redis command called from script".into())
+            }
+            Some(spec) if !redis::arity_ok(argv, spec.arity) => {
+                return Resp::Error(WRONG_ARITY_IN_SCRIPT.into())
+            }
+            _ => {}
         }
-        if spec.kind != Kind::Store || NOT_IN_SCRIPTS.contains(&name.as_str()) {
-            return Resp::Error("ERR This Redis command is not allowed from script".into());
+        if name == "DEBUG" && !refusals.debug {
+            return debug_call(argv);
+        }
+        if noscript {
+            return Resp::Error(NOT_FROM_SCRIPT.into());
+        }
+        assert!(spec.is_some(), "an unknown command is refused above");
+        let spec = spec.expect("known");
+        if let Some(reply) = connection_call(&name, argv, db) {
+            return reply;
+        }
+        if spec.kind != Kind::Store {
+            return Resp::Error(NOT_FROM_SCRIPT.into());
         }
         let call = match redis::parse_store(&name, argv) {
             Ok(call) => call,
@@ -402,7 +461,7 @@ impl StateMachine {
         let replies: Vec<Reply> = call
             .commands
             .into_iter()
-            .map(|c| self.apply_in_transaction(&c.in_db(db)))
+            .map(|c| self.apply_in_transaction(&c.in_db(*db)))
             .collect();
         assert_eq!(replies.len(), commands, "one reply per command of the call");
         redis::show_replies(&replies, call.shape)
@@ -421,6 +480,7 @@ fn refusals(flags: lua::ScriptFlags, mode: Mode) -> Result<Refusals, Resp> {
     let refusals = Refusals {
         writes: no_writes,
         writes_over_maxmemory: mode.over_maxmemory && !flags.declared,
+        debug: !mode.debug_allowed,
     };
     assert!(
         !refusals.writes_over_maxmemory || mode.over_maxmemory,

@@ -18,6 +18,7 @@ fn eval(body: &str, keys: &[&str], args: &[&str], read_only: bool) -> Command {
         args: bytes(args),
         read_only,
         over_maxmemory: false,
+        debug_allowed: false,
     })
 }
 
@@ -93,6 +94,7 @@ fn evalsha_runs_a_cached_body_and_the_cache_survives_the_encoding() {
             args: vec![],
             read_only: false,
             over_maxmemory: false,
+            debug_allowed: false,
         })
     };
     let unknown = apply(&mut machine, 1, evalsha(&sha));
@@ -133,6 +135,7 @@ fn evalsha_runs_a_cached_body_and_the_cache_survives_the_encoding() {
         args: vec![],
         read_only: false,
         over_maxmemory: false,
+        debug_allowed: false,
     });
     assert_eq!(
         apply(&mut restored, 5, fcall),
@@ -230,6 +233,7 @@ fn script_log() -> Vec<Command> {
             args: vec![],
             read_only: false,
             over_maxmemory: false,
+            debug_allowed: false,
         }));
         log.push(eval("x = 1", &[], &[], false));
         if i == 3 {
@@ -256,4 +260,100 @@ fn a_replica_restored_from_a_snapshot_with_a_new_lua_state_replies_as_one_that_k
     }
     assert_eq!(warm.encode(), cold.encode());
     assert!(!warm.is_empty());
+}
+
+fn eval_reply(machine: &mut StateMachine, slot: Slot, body: &str) -> Resp {
+    match apply(machine, slot, eval(body, &[], &[], false)) {
+        Reply::Resp(resp) => resp,
+        other => panic!("a script answers a RESP reply, not {other:?}"),
+    }
+}
+
+#[test]
+fn select_inside_a_script_changes_the_database_of_its_later_calls_only() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let body = "redis.call('select', '9'); redis.call('set', 'k', 'v'); \
+                local other = redis.call('get', 'k'); redis.call('select', 0); \
+                return {other, redis.call('get', 'k')}";
+    let reply = eval_reply(&mut machine, 1, body);
+    assert_eq!(
+        reply,
+        Resp::Array(Some(vec![
+            Resp::Bulk(Some(b"v".to_vec())),
+            Resp::Bulk(None)
+        ]))
+    );
+    let reply = eval_reply(&mut machine, 2, "redis.call('select', 9) return 1");
+    assert_eq!(reply, Resp::Int(1));
+    let after = eval_reply(&mut machine, 3, "return redis.call('get', 'k')");
+    assert_eq!(
+        after,
+        Resp::Bulk(None),
+        "the next script starts in its caller's database"
+    );
+    let out_of_range = eval_reply(&mut machine, 4, "return redis.pcall('select', 99)");
+    assert_eq!(
+        out_of_range,
+        Resp::Error("ERR DB index is out of range".into())
+    );
+}
+
+#[test]
+fn scripts_may_ping_and_echo_but_not_call_commands_flagged_noscript() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let reply = eval_reply(
+        &mut machine,
+        1,
+        "return {redis.call('ping'), redis.call('ping', 'a'), redis.call('echo', 'b')}",
+    );
+    assert_eq!(
+        reply,
+        Resp::Array(Some(vec![
+            Resp::Simple("PONG".into()),
+            Resp::Bulk(Some(b"a".to_vec())),
+            Resp::Bulk(Some(b"b".to_vec())),
+        ]))
+    );
+    let refused = "ERR This Redis command is not allowed from script";
+    let noscript = [
+        "'blpop', 'x', 0",
+        "'bzpopmax', 'z', 0",
+        "'cluster', 'reset', 'hard'",
+        "'multi'",
+    ];
+    for (slot, call) in (10..).zip(noscript) {
+        let reply = eval_reply(&mut machine, slot, &format!("return redis.pcall({call})"));
+        assert_eq!(reply, Resp::Error(refused.into()), "{call}");
+    }
+    let unknown = eval_reply(&mut machine, 20, "return redis.pcall('cluster', 'info')");
+    assert_eq!(
+        unknown,
+        Resp::Error("ERR Unknown Redis command called from script".into())
+    );
+    let arity = eval_reply(&mut machine, 21, "return redis.pcall('get', 'a', 'b')");
+    assert_eq!(
+        arity,
+        Resp::Error("ERR Wrong number of args calling Redis command from script".into())
+    );
+}
+
+#[test]
+fn debug_sleep_is_refused_in_scripts_unless_the_run_was_marked_to_allow_it() {
+    let mut machine = StateMachine::new(StateMachineConfig::default());
+    let body =
+        "return {redis.pcall('debug', 'sleep', '0.01'), redis.pcall('debug', 'protocol', 'map')}";
+    let refused = Resp::Error("ERR This Redis command is not allowed from script".into());
+    let reply = apply(&mut machine, 1, eval(body, &[], &[], false));
+    assert_eq!(
+        reply,
+        Reply::Resp(Resp::Array(Some(vec![refused.clone(), refused.clone()])))
+    );
+    let Command::Script(mut script) = eval(body, &[], &[], false) else {
+        unreachable!("eval builds a script command")
+    };
+    script.mark_debug_allowed();
+    assert_eq!(
+        apply(&mut machine, 2, Command::Script(script)),
+        Reply::Resp(Resp::Array(Some(vec![Resp::Simple("OK".into()), refused])))
+    );
 }
