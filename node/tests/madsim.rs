@@ -377,6 +377,8 @@ struct World<'a> {
     dir: &'a Path,
     history: &'a Arc<History>,
     removed: &'a Arc<Mutex<BTreeSet<NodeId>>>,
+    /// The node the operator's `MEMBER` and `INFO` calls come from.
+    operator: NodeHandle,
 }
 
 impl World<'_> {
@@ -428,7 +430,7 @@ impl World<'_> {
         let began = Instant::now();
         loop {
             for id in self.targets() {
-                let info = ask(id, &[b"INFO", b"replication"]).await;
+                let info = ask(&self.operator, id, &[b"INFO", b"replication"]).await;
                 let role = info.as_ref().and_then(|i| info_field(i, "keyspace_role"));
                 if role.as_deref() == Some("master") {
                     return id;
@@ -452,13 +454,13 @@ impl World<'_> {
         for attempt in 0.. {
             let targets = self.targets();
             let via = targets[attempt % targets.len()];
-            if let Some(rows) = member_rows(via).await {
+            if let Some(rows) = member_rows(&self.operator, via).await {
                 if done(&rows) {
                     tracing::info!(?what, via, "membership change applied");
                     return;
                 }
             }
-            let answer = ask(via, args).await;
+            let answer = ask(&self.operator, via, args).await;
             tracing::info!(?what, via, ?answer, "membership change asked");
             assert!(
                 began.elapsed() < CHANGE_TIME_MAX,
@@ -507,21 +509,22 @@ impl World<'_> {
     }
 }
 
-/// One call to replica `id`'s client port, bounded in time; `None` if it failed.
-async fn ask(id: NodeId, args: &[&[u8]]) -> Option<Value> {
-    let call = async {
+/// One call to replica `id`'s client port from the operator's node, bounded in time; `None`
+/// if it failed.
+async fn ask(operator: &NodeHandle, id: NodeId, args: &[&[u8]]) -> Option<Value> {
+    let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+    let call = operator.spawn(async move {
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let mut client = Client::connect(client_addr(id)).await.ok()?;
-        client.call(args).await.ok()
-    };
-    madsim::time::timeout(Duration::from_secs(5), call)
-        .await
-        .ok()
-        .flatten()
+        client.call(&args).await.ok()
+    });
+    let answer = madsim::time::timeout(Duration::from_secs(5), call).await;
+    answer.ok()?.ok().flatten()
 }
 
 /// The `MEMBER LIST` rows replica `id` answers with, if it answers with rows.
-async fn member_rows(id: NodeId) -> Option<Vec<String>> {
-    let Some(Value::Array(rows)) = ask(id, &[b"MEMBER", b"LIST"]).await else {
+async fn member_rows(operator: &NodeHandle, id: NodeId) -> Option<Vec<String>> {
+    let Some(Value::Array(rows)) = ask(operator, id, &[b"MEMBER", b"LIST"]).await else {
         return None;
     };
     let rows = rows.into_iter().map(|row| match row {
@@ -710,6 +713,11 @@ fn run_seed(seed: u64, scenario: Scenario) -> FaultCount {
                         dir: &dir,
                         history: &history,
                         removed: &removed,
+                        operator: handle
+                            .create_node()
+                            .name("operator")
+                            .ip(IpAddr::from([10, 0, 1, 2]))
+                            .build(),
                     };
                     membership_changes(&world, &replicas).await
                 }
