@@ -32,9 +32,14 @@ pub enum Event {
         frames: Vec<PeerFrame>,
     },
     Info(oneshot::Sender<Status>),
-    /// A connection became a replication stream (`SYNC`): the core task forwards what this
-    /// replica applies to it from now on, and answers once it does.
-    Subscribe(crate::sync::Subscriber, oneshot::Sender<()>),
+    /// A connection became a replication stream (`SYNC`): the core task sends what this
+    /// replica applies from now on into `chunks` (adding their length to `queued_bytes`, which
+    /// the connection takes off as it writes them), and answers `subscribed` once it does.
+    Subscribe {
+        chunks: mpsc::Sender<Vec<u8>>,
+        queued_bytes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        subscribed: oneshot::Sender<()>,
+    },
 }
 
 /// What INFO shows about the replica.

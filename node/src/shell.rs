@@ -457,9 +457,14 @@ impl Shell {
             Event::Info(reply) => {
                 let _ = reply.send(self.status(now));
             }
-            Event::Subscribe(subscriber, subscribed) => {
+            Event::Subscribe {
+                chunks,
+                queued_bytes,
+                subscribed,
+            } => {
                 self.replica.set_propagating(true);
-                self.streams.add(subscriber);
+                self.streams
+                    .add(crate::sync::Subscriber::new(chunks, queued_bytes));
                 let _ = subscribed.send(());
             }
         }

@@ -73,6 +73,14 @@ impl Streams {
 }
 
 impl Subscriber {
+    pub fn new(chunks: mpsc::Sender<Vec<u8>>, queued_bytes: Arc<AtomicUsize>) -> Subscriber {
+        Subscriber {
+            chunks,
+            queued_bytes,
+            selected: None,
+        }
+    }
+
     /// Queues `effects`; false when the stream is to be dropped.
     fn send(&mut self, effects: &[Effect]) -> bool {
         if self.chunks.is_closed() {
@@ -169,19 +177,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (chunks_tx, mut chunks) = mpsc::channel(STREAM_QUEUED_CHUNKS_MAX);
     let queued_bytes = Arc::new(AtomicUsize::new(0));
-    let subscriber = Subscriber {
+    let (done_tx, done) = oneshot::channel();
+    let subscribe = Event::Subscribe {
         chunks: chunks_tx,
         queued_bytes: queued_bytes.clone(),
-        selected: None,
+        subscribed: done_tx,
     };
-    let (done_tx, done) = oneshot::channel();
-    if context
-        .core
-        .send(Event::Subscribe(subscriber, done_tx))
-        .await
-        .is_err()
-        || done.await.is_err()
-    {
+    if context.core.send(subscribe).await.is_err() || done.await.is_err() {
         return Ok(());
     }
     let mut head = out;
@@ -260,11 +262,7 @@ mod tests {
         let (chunks, mut rx) = mpsc::channel(STREAM_QUEUED_CHUNKS_MAX);
         let queued_bytes = Arc::new(AtomicUsize::new(STREAM_QUEUED_BYTES_MAX - 10));
         let mut streams = Streams::default();
-        streams.add(Subscriber {
-            chunks,
-            queued_bytes,
-            selected: None,
-        });
+        streams.add(Subscriber::new(chunks, queued_bytes));
         streams.forward(Propagated::Effects(vec![effect(0, &["SET", "k", "v"])]));
         assert!(streams.is_empty());
         assert!(rx.try_recv().is_err(), "nothing queued past the limit");
@@ -275,11 +273,7 @@ mod tests {
         let (chunks, _rx) = mpsc::channel(4);
         let mut streams = Streams::default();
         let queued_bytes = Arc::new(AtomicUsize::new(0));
-        streams.add(Subscriber {
-            chunks,
-            queued_bytes,
-            selected: None,
-        });
+        streams.add(Subscriber::new(chunks, queued_bytes));
         streams.forward(Propagated::Effects(vec![effect(0, &["SET", "k", "v"])]));
         assert_eq!(streams.len(), 1);
         streams.forward(Propagated::Lost);

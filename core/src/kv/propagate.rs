@@ -285,7 +285,14 @@ fn changed(
             _ => unreachable!("HINCRBYFLOAT answers its value: {reply:?}"),
         },
         Command::SetPop { key, count } => set_pop(store, key, count.is_some(), reply),
-        _ => vec![as_written(command)],
+        _ => {
+            assert_eq!(
+                rule(command),
+                Rule::AsWritten,
+                "{command:?} has no rule here"
+            );
+            vec![as_written(command)]
+        }
     }
 }
 
@@ -347,6 +354,82 @@ fn set_pop(store: &Store, key: &[u8], counted: bool, reply: &Reply) -> Vec<Argv>
     members.into_iter().map(srem).collect()
 }
 
+/// How a command propagates. Every command is named here: a new one does not compile until it
+/// says (and, propagated as written, gets its words in `as_written`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rule {
+    /// Translated by `translate` or `changed` (deadlines, effects, flushes).
+    Translated,
+    /// As the command a client would write for it (`as_written`).
+    AsWritten,
+    /// Propagates through the writes it holds, or is no write.
+    NotALeafWrite,
+}
+
+fn rule(command: &Command) -> Rule {
+    match command {
+        Command::Set { .. }
+        | Command::SetIf { .. }
+        | Command::TestAndSet { .. }
+        | Command::SetExpiring { .. }
+        | Command::Expire { .. }
+        | Command::GetEx { .. }
+        | Command::Remove { .. }
+        | Command::Delete { .. }
+        | Command::Prune { .. }
+        | Command::AddFloat { .. }
+        | Command::HashAddFloat { .. }
+        | Command::SetPop { .. }
+        | Command::FlushAll
+        | Command::FlushDb
+        | Command::SwapDb { .. } => Rule::Translated,
+        Command::Add { .. }
+        | Command::Rename { .. }
+        | Command::RenameIfAbsent { .. }
+        | Command::Move { .. }
+        | Command::Append { .. }
+        | Command::Persist { .. }
+        | Command::SetRange { .. }
+        | Command::SetBit { .. }
+        | Command::Copy { .. }
+        | Command::MultiSet { .. }
+        | Command::MultiSetIfAbsent { .. }
+        | Command::MultiDelete { .. }
+        | Command::BitOp { .. }
+        | Command::HashSet { .. }
+        | Command::HashDelete { .. }
+        | Command::HashAdd { .. }
+        | Command::SetAdd { .. }
+        | Command::SetRemove { .. }
+        | Command::SetMove { .. }
+        | Command::SetStore { .. } => Rule::AsWritten,
+        Command::Script(_)
+        | Command::Transaction { .. }
+        | Command::InDb { .. }
+        | Command::OpenSession
+        | Command::Member(_)
+        | Command::Get { .. }
+        | Command::DirtyGet { .. }
+        | Command::ListKeys { .. }
+        | Command::ListKeyValues { .. }
+        | Command::Count { .. }
+        | Command::MultiGet { .. }
+        | Command::Keys { .. }
+        | Command::Scan { .. }
+        | Command::RandomKey { .. }
+        | Command::Watch { .. }
+        | Command::TimeToLive { .. }
+        | Command::Describe { .. }
+        | Command::HashGet { .. }
+        | Command::HashGetAll { .. }
+        | Command::Cardinality { .. }
+        | Command::SetMembers { .. }
+        | Command::SetContains { .. }
+        | Command::SetCombine { .. }
+        | Command::Exists { .. } => Rule::NotALeafWrite,
+    }
+}
+
 /// A write as the command a client would write for it (the store's command back in Redis's
 /// words). Every write is here: a new one must say how it propagates.
 pub(super) fn as_written(command: &Command) -> Argv {
@@ -404,57 +487,7 @@ fn as_written_multi(command: &Command) -> Argv {
         Command::SetStore { op, dest, keys } => {
             (argv(&[set_store(*op), dest]), keys.iter().collect())
         }
-        // Translated by `changed`, not writes, or not one command's effect: never here.
-        Command::Set { .. }
-        | Command::SetIf { .. }
-        | Command::TestAndSet { .. }
-        | Command::SetExpiring { .. }
-        | Command::Expire { .. }
-        | Command::GetEx { .. }
-        | Command::Remove { .. }
-        | Command::Delete { .. }
-        | Command::Prune { .. }
-        | Command::AddFloat { .. }
-        | Command::HashAddFloat { .. }
-        | Command::SetPop { .. }
-        | Command::FlushAll
-        | Command::FlushDb
-        | Command::SwapDb { .. }
-        | Command::Add { .. }
-        | Command::Rename { .. }
-        | Command::RenameIfAbsent { .. }
-        | Command::Move { .. }
-        | Command::Append { .. }
-        | Command::Persist { .. }
-        | Command::SetRange { .. }
-        | Command::SetBit { .. }
-        | Command::Copy { .. }
-        | Command::Script(_)
-        | Command::Transaction { .. }
-        | Command::InDb { .. }
-        | Command::OpenSession
-        | Command::Member(_)
-        | Command::Get { .. }
-        | Command::DirtyGet { .. }
-        | Command::ListKeys { .. }
-        | Command::ListKeyValues { .. }
-        | Command::Count { .. }
-        | Command::MultiGet { .. }
-        | Command::Keys { .. }
-        | Command::Scan { .. }
-        | Command::RandomKey { .. }
-        | Command::Watch { .. }
-        | Command::TimeToLive { .. }
-        | Command::Describe { .. }
-        | Command::HashGet { .. }
-        | Command::HashGetAll { .. }
-        | Command::Cardinality { .. }
-        | Command::SetMembers { .. }
-        | Command::SetContains { .. }
-        | Command::SetCombine { .. }
-        | Command::Exists { .. } => {
-            unreachable!("{command:?} is translated before, or is not a write")
-        }
+        _ => unreachable!("{command:?} is translated by `changed`, or is not a write"),
     };
     let mut out = head;
     out.extend(rest.into_iter().cloned());
