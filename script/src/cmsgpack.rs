@@ -225,7 +225,7 @@ impl Cursor<'_> {
         };
         let number = |n: f64| -> std::result::Result<Value, Stop> { Ok(Value::Number(n)) };
         match code {
-            0xcc | 0xcd | 0xce | 0xcf => {
+            0xcc..=0xcf => {
                 let width = 1 << (code - 0xcc);
                 number(self.be(width)? as f64)
             }
@@ -243,7 +243,7 @@ impl Cursor<'_> {
             }
             0xca => number(f64::from(f32::from_bits(self.be(4)? as u32))),
             0xcb => number(f64::from_bits(self.be(8)?)),
-            0xd9 | 0xda | 0xdb => {
+            0xd9..=0xdb => {
                 let width = 1 << (code - 0xd9);
                 let len = self.peek_len(width)?;
                 let bytes = self.take(1 + width, len)?;
