@@ -485,7 +485,7 @@ pub enum Command {
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         members: Vec<crate::scores::ScoredMember>,
-        options: crate::scores::AddOptions,
+        options: AddOptions,
     },
     /// ZREM: `Int(members removed)`; the key goes with its last member.
     ZsetRemove {
@@ -674,6 +674,15 @@ pub enum SetCondition {
     Always,
     IfAbsent,
     IfPresent,
+}
+
+/// ZADD's options: NX and XX (`condition`), GT and LT (`compare`), CH (`changed`), INCR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AddOptions {
+    pub condition: SetCondition,
+    pub compare: Option<crate::scores::Compare>,
+    pub changed: bool,
+    pub increment: bool,
 }
 
 /// How a command is served.

@@ -23,6 +23,7 @@ pub(crate) mod hash;
 mod objects;
 mod scripts;
 mod session;
+mod sorted;
 mod store;
 mod strings;
 mod transaction;

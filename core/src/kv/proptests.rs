@@ -1147,7 +1147,7 @@ fn scored_members() -> impl Strategy<Value = Vec<crate::scores::ScoredMember>> {
     proptest::collection::vec(one, 1..3)
 }
 
-fn add_options() -> impl Strategy<Value = crate::scores::AddOptions> {
+fn add_options() -> impl Strategy<Value = crate::command::AddOptions> {
     let compare = proptest::option::of(select(vec![
         crate::scores::Compare::Greater,
         crate::scores::Compare::Less,
@@ -1159,7 +1159,7 @@ fn add_options() -> impl Strategy<Value = crate::scores::AddOptions> {
         any::<bool>(),
     )
         .prop_map(
-            |(condition, compare, changed, increment)| crate::scores::AddOptions {
+            |(condition, compare, changed, increment)| crate::command::AddOptions {
                 condition,
                 compare,
                 changed,
