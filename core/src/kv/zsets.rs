@@ -115,10 +115,10 @@ fn change_zset<R>(
 
 /// What ZADD does to one member: its new score, or `None` if a condition keeps it as it is.
 fn added_score(old: Option<Score>, given: Score, options: AddOptions) -> Checked<Option<Score>> {
-    let allowed = match (old, options.condition) {
-        (Some(_), SetCondition::IfAbsent) | (None, SetCondition::IfPresent) => false,
-        _ => true,
-    };
+    let allowed = !matches!(
+        (old, options.condition),
+        (Some(_), SetCondition::IfAbsent) | (None, SetCondition::IfPresent)
+    );
     if !allowed {
         return Ok(None);
     }

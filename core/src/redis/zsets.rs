@@ -87,7 +87,10 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
                 limit: None,
             };
             zshaped(
-                Command::ZsetRange { key: key(), spec },
+                Command::ZsetRange {
+                    key: key(),
+                    spec: Box::new(spec),
+                },
                 ZsetShape::Count { limit: 0 },
             )
         }
@@ -97,14 +100,17 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
                 "ZREMRANGEBYSCORE" => score_range(&args[2], &args[3])?,
                 _ => lex_range(&args[2], &args[3])?,
             };
-            plain(Command::ZsetRemoveRange { key: key(), range })
+            plain(Command::ZsetRemoveRange {
+                key: key(),
+                range: Box::new(range),
+            })
         }
         "ZRANGE" | "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE" | "ZRANGEBYLEX" | "ZREVRANGEBYLEX"
         | "ZREVRANGE" | "ZRANGESTORE" => parse_range(name, args),
         "ZSCAN" => {
             let all = Command::ZsetRange {
                 key: key(),
-                spec: RangeSpec::all(),
+                spec: Box::new(RangeSpec::all()),
             };
             crate::redis::collections::parse_scan(all, args)
         }
@@ -115,7 +121,7 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
             }
             let all = Command::ZsetRange {
                 key: key(),
-                spec: RangeSpec::all(),
+                spec: Box::new(RangeSpec::all()),
             };
             let args = &args[..args.len().min(3)];
             crate::redis::collections::parse_random(all, args, with_scores)
@@ -298,12 +304,12 @@ fn parse_range(name: &str, args: &[Vec<u8>]) -> Parsed {
         true => plain(Command::ZsetRangeStore {
             dest: args[1].clone(),
             key: args[2].clone(),
-            spec,
+            spec: Box::new(spec),
         }),
         false => zshaped(
             Command::ZsetRange {
                 key: args[1].clone(),
-                spec,
+                spec: Box::new(spec),
             },
             ZsetShape::Members { with_scores },
         ),
