@@ -281,7 +281,9 @@ fn kv_mutated(reply: &Reply, pick: u8) -> Reply {
         Reply::Resp(Resp::Bulk(None)) => {
             Reply::Resp(Resp::Bulk(Some(VALUES[usize::from(pick % 3)].to_vec())))
         }
-        Reply::Error(_) | Reply::Resp(_) | Reply::Described { .. } => Reply::Ok,
+        Reply::Error(_) | Reply::Resp(_) | Reply::Described { .. } | Reply::Popped { .. } => {
+            Reply::Ok
+        }
         Reply::Scan { cursor, keys } => Reply::Scan {
             cursor: cursor + 1,
             keys: keys.clone(),

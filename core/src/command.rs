@@ -485,7 +485,7 @@ pub enum Command {
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         members: Vec<crate::scores::ScoredMember>,
-        options: crate::scores::AddOptions,
+        options: AddOptions,
     },
     /// ZREM: `Int(members removed)`; the key goes with its last member.
     ZsetRemove {
@@ -498,14 +498,14 @@ pub enum Command {
     ZsetRemoveRange {
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
-        range: crate::scores::Range,
+        range: Box<crate::scores::Range>,
     },
     /// ZRANGE and its family, ZCOUNT, ZLEXCOUNT, ZSCAN, ZRANDMEMBER: `KeyValues`, each
     /// selected member with its score, in reply order.
     ZsetRange {
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
-        spec: crate::scores::RangeSpec,
+        spec: Box<crate::scores::RangeSpec>,
     },
     /// ZRANGESTORE: `dest` gets what `ZsetRange` selects (or goes, if nothing); `Int(its size)`.
     ZsetRangeStore {
@@ -513,7 +513,7 @@ pub enum Command {
         dest: Vec<u8>,
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
-        spec: crate::scores::RangeSpec,
+        spec: Box<crate::scores::RangeSpec>,
     },
     /// ZSCORE, ZMSCORE: `Values`, each member's score or `None`.
     ZsetScores {
@@ -674,6 +674,15 @@ pub enum SetCondition {
     Always,
     IfAbsent,
     IfPresent,
+}
+
+/// ZADD's options: NX and XX (`condition`), GT and LT (`compare`), CH (`changed`), INCR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AddOptions {
+    pub condition: SetCondition,
+    pub compare: Option<crate::scores::Compare>,
+    pub changed: bool,
+    pub increment: bool,
 }
 
 /// How a command is served.

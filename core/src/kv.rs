@@ -24,6 +24,7 @@ mod objects;
 mod propagate;
 mod scripts;
 mod session;
+mod sorted;
 mod store;
 mod strings;
 mod transaction;

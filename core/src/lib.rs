@@ -26,6 +26,7 @@ mod bytes;
 pub mod codec;
 pub mod command;
 pub mod drive;
+pub mod float;
 pub mod integer;
 pub mod kv;
 pub mod types;

@@ -69,7 +69,7 @@ impl Ord for Score {
 /// A score argument (ZADD, ZINCRBY, a weight): a decimal or `inf`, `+inf`, `-inf`; no
 /// leading space, no NaN.
 pub fn parse_score(text: &[u8]) -> Option<Score> {
-    crate::strings::parse_float(text).and_then(Score::new)
+    crate::float::parse_float(text).and_then(Score::new)
 }
 
 /// C's `printf("%.17g")`, as Redis 7.0's `addReplyDouble` prints a score in every reply
@@ -87,11 +87,18 @@ pub fn format_score(value: f64) -> String {
     let exponent: i32 = exponent.parse().expect("an integer exponent");
     if !(-4..17).contains(&exponent) {
         let mantissa = trim_fraction(mantissa);
+        assert!(!mantissa.is_empty(), "a mantissa has digits");
         let sign = if exponent < 0 { '-' } else { '+' };
         return format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs());
     }
     let decimals = usize::try_from(16 - exponent).expect("exponent below 17");
-    trim_fraction(&format!("{value:.decimals$}")).to_string()
+    let text = trim_fraction(&format!("{value:.decimals$}")).to_string();
+    assert_eq!(
+        text.parse::<f64>().ok(),
+        Some(value),
+        "17 digits read back the same"
+    );
+    text
 }
 
 /// `text` without trailing zeros after a point, nor a trailing point.
@@ -168,15 +175,6 @@ pub struct ScoredMember {
 pub enum Compare {
     Greater,
     Less,
-}
-
-/// ZADD's options: NX and XX (`condition`), GT and LT (`compare`), CH (`changed`), INCR.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct AddOptions {
-    pub condition: crate::command::SetCondition,
-    pub compare: Option<Compare>,
-    pub changed: bool,
-    pub increment: bool,
 }
 
 /// How ZUNION and ZINTER combine a member's scores from several sets.
@@ -342,7 +340,7 @@ mod tests {
             (123456789.125, "123456789.125"),
             (0.0001, "0.0001"),
             (3.0e15, "3000000000000000"),
-            (9.8813129168249309e-323, "9.8813129168249309e-323"),
+            (9.881_312_916_824_93e-323, "9.8813129168249309e-323"),
             (-2.5e300, "-2.5000000000000001e+300"),
         ];
         for (value, text) in cases {

@@ -316,6 +316,7 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 CommandError::WrongType => ("wrong-type", None),
                 CommandError::HashNotAnInteger => ("hash-not-an-integer", None),
                 CommandError::HashNotAFloat => ("hash-not-a-float", None),
+                CommandError::ScoreNan => ("score-nan", None),
             };
             fields.push(("error", name.into()));
             fields.extend(extra.map(|(field, n)| (field, Value::from(n))));
@@ -635,6 +636,7 @@ fn error(event: &Map<String, Value>) -> Result<CommandError, String> {
         "wrong-type" => CommandError::WrongType,
         "hash-not-an-integer" => CommandError::HashNotAnInteger,
         "hash-not-a-float" => CommandError::HashNotAFloat,
+        "score-nan" => CommandError::ScoreNan,
         "invalid-expire-time" => {
             let index = uint(event, "name")? as usize;
             let name = EXPIRE_NAMES

@@ -739,6 +739,16 @@ pub fn describe_reply(reply: &Reply) -> String {
         Reply::Transaction(None) => "nil (a watched key changed)".to_string(),
         Reply::Resp(resp) => format!("{resp:?}"),
         Reply::Described { kind, encoding, .. } => format!("{} ({encoding})", kind.name()),
+        Reply::Popped { key, pairs } => {
+            let pairs: Vec<String> = (pairs.iter())
+                .map(|(m, s)| format!("{}: {}", show(m), show(s)))
+                .collect();
+            format!(
+                "popped {:?} {{{}}}",
+                key.as_deref().map(show),
+                pairs.join(", ")
+            )
+        }
         Reply::Transaction(Some(replies)) => {
             let shown: Vec<String> = replies.iter().map(describe_reply).collect();
             format!("[{}]", shown.join("; "))

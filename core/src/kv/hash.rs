@@ -76,6 +76,14 @@ impl Hash64 {
     }
 }
 
+/// The hash of one element of a hash, set or sorted set: its field or member and its value.
+pub(crate) fn element_hash(element: &[u8], value: &[u8]) -> u64 {
+    Hash64::new(TAG_ELEMENT)
+        .bytes(element)
+        .bytes(value)
+        .finish()
+}
+
 /// The hash of one key-value pair of the store.
 pub(crate) fn data_entry_hash(key: &[u8], value: &[u8]) -> u64 {
     Hash64::new(TAG_DATA_ENTRY).bytes(key).bytes(value).finish()

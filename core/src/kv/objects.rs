@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::{Hash64, TAG_ELEMENT, TAG_OBJECT};
+use super::hash::{element_hash, Hash64, TAG_OBJECT};
 use crate::integer::parse_integer;
 
 /// Redis 7.0's `hash-max-listpack-entries`: most fields of a `listpack` hash.
@@ -26,7 +26,7 @@ pub const SET_INTSET_ENTRIES_MAX: usize = 512;
 pub(crate) enum Object {
     Hash(Fields),
     Set(Members),
-    SortedSet(super::zsets::Scores),
+    SortedSet(super::sorted::Scores),
 }
 
 pub use crate::types::ValueKind;
@@ -58,13 +58,6 @@ pub(crate) struct Members {
     /// Bytes of every member; derived, rebuilt after decoding.
     #[serde(skip)]
     bytes: usize,
-}
-
-pub(super) fn element_hash(element: &[u8], value: &[u8]) -> u64 {
-    Hash64::new(TAG_ELEMENT)
-        .bytes(element)
-        .bytes(value)
-        .finish()
 }
 
 impl Fields {

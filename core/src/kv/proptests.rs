@@ -528,10 +528,10 @@ impl Model {
                 for m in &members {
                     let old = (zset.get(&m.member))
                         .map(|t| crate::strings::parse_float(t).expect("a score"));
-                    let skip = match (old, options.condition) {
-                        (Some(_), SetCondition::IfAbsent) | (None, SetCondition::IfPresent) => true,
-                        _ => false,
-                    };
+                    let skip = matches!(
+                        (old, options.condition),
+                        (Some(_), SetCondition::IfAbsent) | (None, SetCondition::IfPresent)
+                    );
                     if skip {
                         last = None;
                         continue;
@@ -666,12 +666,8 @@ impl Model {
                     panic!("the model ranges by rank only")
                 };
                 let len = ranked.len() as i64;
-                let (start, stop) = match (start < 0, stop < 0) {
-                    (a, b) => (
-                        if a { start + len } else { start },
-                        if b { stop + len } else { stop },
-                    ),
-                };
+                let from_end = |i: i64| if i < 0 { i + len } else { i };
+                let (start, stop) = (from_end(start), from_end(stop));
                 let ordered: Vec<_> = match spec.rev {
                     true => ranked.into_iter().rev().collect(),
                     false => ranked,
@@ -1147,7 +1143,7 @@ fn scored_members() -> impl Strategy<Value = Vec<crate::scores::ScoredMember>> {
     proptest::collection::vec(one, 1..3)
 }
 
-fn add_options() -> impl Strategy<Value = crate::scores::AddOptions> {
+fn add_options() -> impl Strategy<Value = crate::command::AddOptions> {
     let compare = proptest::option::of(select(vec![
         crate::scores::Compare::Greater,
         crate::scores::Compare::Less,
@@ -1159,7 +1155,7 @@ fn add_options() -> impl Strategy<Value = crate::scores::AddOptions> {
         any::<bool>(),
     )
         .prop_map(
-            |(condition, compare, changed, increment)| crate::scores::AddOptions {
+            |(condition, compare, changed, increment)| crate::command::AddOptions {
                 condition,
                 compare,
                 changed,
@@ -1191,7 +1187,10 @@ fn collection_read_command() -> impl Strategy<Value = Command> {
                 rev,
                 limit: None,
             };
-            Command::ZsetRange { key, spec }
+            Command::ZsetRange {
+                key,
+                spec: Box::new(spec),
+            }
         }),
     ]
 }

@@ -5,191 +5,17 @@
 //! for good past Redis 7.0's `zset-max-listpack-entries` or `zset-max-listpack-value`; the
 //! conversion is part of the state. Ranks are counted by walking the score order (O(rank)).
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use super::deadlines::UnixMs;
-use super::objects::{element_hash, Object, ValueKind};
+use super::objects::{Object, ValueKind};
+use super::sorted::Scores;
 use super::store::{Entry, Store};
+use crate::command::AddOptions;
 use crate::command::{Command, CommandError, Reply, SetCondition, SetOp};
-use crate::scores::{self, AddOptions, Aggregate, Compare, Range, RangeSpec, Score};
-
-/// Redis 7.0's `zset-max-listpack-entries`: most members of a `listpack` sorted set.
-pub const ZSET_LISTPACK_ENTRIES_MAX: usize = 128;
-/// Redis 7.0's `zset-max-listpack-value`: longest member of a `listpack` sorted set, in bytes.
-pub const ZSET_LISTPACK_VALUE_MAX_BYTES: usize = 64;
+use crate::scores::{self, Aggregate, Compare, Range, RangeSpec, Score};
 
 type Checked<T> = Result<T, CommandError>;
-
-/// A sorted set: each member's score, and the members in (score, member) order.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Scores {
-    by_member: BTreeMap<Vec<u8>, Score>,
-    /// Converted to `skiplist` (for good).
-    skiplist: bool,
-    /// The members in (score, member) order; derived, rebuilt after decoding.
-    #[serde(skip)]
-    by_score: BTreeSet<(Score, Vec<u8>)>,
-    /// Wrapping sum of `element_hash(member, score bits)`; derived.
-    #[serde(skip)]
-    elements_hash: u64,
-    /// Bytes of every member; derived.
-    #[serde(skip)]
-    bytes: usize,
-}
-
-fn scored_hash(member: &[u8], score: Score) -> u64 {
-    element_hash(member, &score.value().to_bits().to_le_bytes())
-}
-
-impl Scores {
-    pub(crate) fn len(&self) -> usize {
-        self.by_member.len()
-    }
-
-    pub(crate) fn score(&self, member: &[u8]) -> Option<Score> {
-        self.by_member.get(member).copied()
-    }
-
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    pub(crate) fn skiplist(&self) -> bool {
-        self.skiplist
-    }
-
-    pub(crate) fn elements_hash(&self) -> u64 {
-        self.elements_hash
-    }
-
-    pub(crate) fn encoding(&self) -> &'static str {
-        match self.skiplist {
-            true => "skiplist",
-            false => "listpack",
-        }
-    }
-
-    /// The members in (score, member) order.
-    pub(crate) fn ascending(&self) -> impl DoubleEndedIterator<Item = (&Vec<u8>, Score)> {
-        self.by_score.iter().map(|(s, m)| (m, *s))
-    }
-
-    /// Stores `member` at `score`; its old score, if it had one.
-    pub(crate) fn insert(&mut self, member: Vec<u8>, score: Score) -> Option<Score> {
-        let len_before = self.len();
-        let long = member.len() > ZSET_LISTPACK_VALUE_MAX_BYTES;
-        let old = self.remove(&member);
-        self.elements_hash = self.elements_hash.wrapping_add(scored_hash(&member, score));
-        self.bytes += member.len();
-        assert!(
-            self.by_score.insert((score, member.clone())),
-            "one place per member"
-        );
-        assert!(
-            self.by_member.insert(member, score).is_none(),
-            "removed first"
-        );
-        self.skiplist |= long || self.len() > ZSET_LISTPACK_ENTRIES_MAX;
-        assert_eq!(
-            self.len(),
-            len_before + usize::from(old.is_none()),
-            "ZADD count"
-        );
-        assert_eq!(
-            self.by_score.len(),
-            self.by_member.len(),
-            "both orders hold every member"
-        );
-        assert!(self.skiplist || self.len() <= ZSET_LISTPACK_ENTRIES_MAX);
-        old
-    }
-
-    /// Removes `member`; its score, if it was there.
-    pub(crate) fn remove(&mut self, member: &[u8]) -> Option<Score> {
-        let score = self.by_member.remove(member)?;
-        assert!(
-            self.by_score.remove(&(score, member.to_vec())),
-            "in score order too"
-        );
-        assert!(self.bytes >= member.len(), "byte count covers the member");
-        self.bytes -= member.len();
-        self.elements_hash = self.elements_hash.wrapping_sub(scored_hash(member, score));
-        assert_eq!(
-            self.by_score.len(),
-            self.by_member.len(),
-            "both orders hold every member"
-        );
-        assert!(
-            !self.by_member.is_empty() || (self.bytes == 0 && self.elements_hash == 0),
-            "an emptied sorted set keeps no running hash or bytes"
-        );
-        Some(score)
-    }
-
-    /// The rank of `member` from the lowest (from the highest with `rev`).
-    fn rank(&self, member: &[u8], rev: bool) -> Option<usize> {
-        let score = self.score(member)?;
-        let below = self.by_score.range(..(score, member.to_vec())).count();
-        assert!(below < self.len(), "a rank inside the set");
-        Some(if rev { self.len() - 1 - below } else { below })
-    }
-
-    /// The members `spec` selects, with their scores, in reply order.
-    fn select(&self, spec: &RangeSpec) -> Vec<(Vec<u8>, Score)> {
-        let ascending: Vec<(&Vec<u8>, Score)> = self.ascending().collect();
-        let selected = scores::select(&ascending, spec);
-        selected
-            .into_iter()
-            .map(|(m, s)| ((*m).clone(), *s))
-            .collect()
-    }
-
-    pub(crate) fn recompute_elements_hash(&self) -> u64 {
-        (self.by_member.iter()).fold(0u64, |sum, (m, s)| sum.wrapping_add(scored_hash(m, *s)))
-    }
-
-    pub(crate) fn recompute_bytes(&self) -> usize {
-        self.by_member.keys().map(Vec::len).sum()
-    }
-
-    /// Rebuilds the derived fields after decoding; refuses a NaN or negative-zero score.
-    pub(crate) fn rebuild(&mut self) -> Result<(), String> {
-        for score in self.by_member.values() {
-            score.checked()?;
-        }
-        self.by_score = (self.by_member.iter())
-            .map(|(m, s)| (*s, m.clone()))
-            .collect();
-        self.elements_hash = self.recompute_elements_hash();
-        self.bytes = self.recompute_bytes();
-        assert_eq!(
-            self.by_score.len(),
-            self.by_member.len(),
-            "rebuilt score order"
-        );
-        Ok(())
-    }
-
-    /// Whether `listpack` (if reported) fits the contents.
-    pub(crate) fn encoding_fits(&self) -> bool {
-        let order_ok = self.by_score.len() == self.by_member.len()
-            && (self.by_score.iter()).all(|(s, m)| self.by_member.get(m) == Some(s));
-        order_ok
-            && (self.skiplist
-                || (self.len() <= ZSET_LISTPACK_ENTRIES_MAX
-                    && (self.by_member.keys()).all(|m| m.len() <= ZSET_LISTPACK_VALUE_MAX_BYTES)))
-    }
-
-    fn from_pairs(pairs: impl IntoIterator<Item = (Vec<u8>, Score)>) -> Scores {
-        let mut scores = Scores::default();
-        for (member, score) in pairs {
-            scores.insert(member, score);
-        }
-        scores
-    }
-}
 
 /// The sorted set at `key` (`None` if absent or expired at `now_ms`), or `WrongType`.
 fn zset_at<'a>(store: &'a Store, key: &[u8], now_ms: UnixMs) -> Checked<Option<&'a Scores>> {
@@ -289,10 +115,10 @@ fn change_zset<R>(
 
 /// What ZADD does to one member: its new score, or `None` if a condition keeps it as it is.
 fn added_score(old: Option<Score>, given: Score, options: AddOptions) -> Checked<Option<Score>> {
-    let allowed = match (old, options.condition) {
-        (Some(_), SetCondition::IfAbsent) | (None, SetCondition::IfPresent) => false,
-        _ => true,
-    };
+    let allowed = !matches!(
+        (old, options.condition),
+        (Some(_), SetCondition::IfAbsent) | (None, SetCondition::IfPresent)
+    );
     if !allowed {
         return Ok(None);
     }
@@ -335,13 +161,18 @@ fn add(
     let last = planned.last().map(|(_, _, new)| *new);
     change_zset(store, key, |zset| {
         for (member, _, new) in planned {
-            match zset.insert(member, new) {
+            match zset.insert(member.clone(), new) {
                 None => added += 1,
                 Some(old) if old != new => changed += 1,
                 Some(_) => {}
             }
+            assert_eq!(zset.score(&member), Some(new), "ZADD stored the score");
         }
     })?;
+    assert!(
+        !options.increment || members.len() == 1,
+        "INCR takes one member"
+    );
     assert!(
         added + changed <= members.len(),
         "ZADD touches at most the members it names"
@@ -392,7 +223,13 @@ fn remove_range(store: &mut Store, key: &[u8], range: &Range) -> Checked<Reply> 
         None => return Ok(Reply::Int(0)),
         Some(zset) => zset.select(&spec).into_iter().map(|(m, _)| m).collect(),
     };
-    remove(store, key, &members)
+    let reply = remove(store, key, &members)?;
+    assert_eq!(
+        reply,
+        Reply::Int(int_from(members.len())),
+        "every selected member removed"
+    );
+    Ok(reply)
 }
 
 /// Stores `pairs` at `dest` as a new sorted set without a deadline (removes `dest` if none);
@@ -419,7 +256,7 @@ fn scored_input(store: &Store, key: &[u8], now_ms: UnixMs) -> Checked<BTreeMap<V
     let one = Score::new(1.0).expect("1 is a score");
     match (store.live_kind(key, now_ms), store.object(key)) {
         (None, _) => Ok(BTreeMap::new()),
-        (Some(ValueKind::SortedSet), Some(Object::SortedSet(z))) => Ok(z.by_member.clone()),
+        (Some(ValueKind::SortedSet), Some(Object::SortedSet(z))) => Ok(z.scores_by_member()),
         (Some(ValueKind::Set), Some(Object::Set(members))) => {
             Ok(members.iter().map(|m| (m.clone(), one)).collect())
         }
@@ -471,6 +308,15 @@ fn combine(
         op == SetOp::Union || result.len() <= inputs[0].len(),
         "ZINTER and ZDIFF only shrink the first set"
     );
+    assert!(
+        op != SetOp::Inter || (result.keys()).all(|m| inputs.iter().all(|i| i.contains_key(m))),
+        "ZINTER keeps only members of every set"
+    );
+    assert!(
+        op != SetOp::Diff
+            || (result.keys()).all(|m| !inputs[1..].iter().any(|i| i.contains_key(m))),
+        "ZDIFF keeps no member of another set"
+    );
     let mut ordered: Vec<(Vec<u8>, Score)> = result.into_iter().collect();
     ordered.sort_by(|(ma, sa), (mb, sb)| sa.cmp(sb).then_with(|| ma.cmp(mb)));
     Ok(ordered)
@@ -504,6 +350,11 @@ fn pop(store: &mut Store, keys: &[Vec<u8>], max: bool, count: Option<u64>) -> Ch
                 break;
             };
             assert_eq!(zset.remove(&member), Some(score), "popped its own score");
+            let beyond = match max {
+                true => zset.ascending().next_back().is_some_and(|(_, s)| s > score),
+                false => zset.ascending().next().is_some_and(|(_, s)| s < score),
+            };
+            assert!(!beyond, "ZPOP takes the lowest (highest) first");
             popped.push((member, score.text()));
         }
         popped

@@ -45,7 +45,7 @@ pub enum Shape {
     /// A hash or set read (see `collections`).
     Collection(CollectionShape),
     /// A sorted-set reply (see `zsets`).
-    Zset(crate::redis::zsets::ZsetShape),
+    Zset(ZsetShape),
 }
 
 /// LCS's options.
@@ -123,7 +123,7 @@ pub fn show_replies(replies: &[Reply], shape: Shape) -> Resp {
         return show_collection(reply, shape);
     }
     if let (Shape::Zset(shape), [reply]) = (&shape, replies) {
-        return crate::redis::zsets::show_zset(reply, shape);
+        return show_zset(reply, shape);
     }
     if let (Shape::Lcs(options), [Reply::Values(values)]) = (&shape, replies) {
         return show_lcs(values, *options);
@@ -520,4 +520,78 @@ fn show_random(reply: &Reply, (count, with_values): (Option<i64>, bool), seed: u
         std::iter::once(bulk(e)).chain(value)
     });
     Resp::Array(Some(items.collect()))
+}
+
+/// How a sorted-set reply is shown (a score as a RESP3 double, a bulk in RESP2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZsetShape {
+    /// The members of `KeyValues`; `with_scores`, pairs of member and score (ZRANGE…).
+    Members { with_scores: bool },
+    /// How many `KeyValues`, at most `limit` unless it is 0 (ZCOUNT, ZLEXCOUNT, ZINTERCARD).
+    Count { limit: u64 },
+    /// The first of `Values`, or `Value`, as a score or nil (ZSCORE, ZINCRBY, ZADD INCR).
+    Score,
+    /// Each of `Values` as a score or nil (ZMSCORE).
+    Scores,
+    /// `Popped` as member, score (ZPOPMIN, ZPOPMAX), or pairs of them if `counted`.
+    Pop { counted: bool },
+    /// `Popped` as key, member, score, or a null array (BZPOPMIN, BZPOPMAX).
+    BlockingPop,
+    /// `Popped` as key and an array of (member, score) pairs, or a null array (ZMPOP, BZMPOP).
+    MultiPop,
+}
+
+/// A sorted-set reply as `shape` shows it (an error as itself).
+pub fn show_zset(reply: &Reply, shape: &ZsetShape) -> Resp {
+    let bulk = |b: &Vec<u8>| Resp::Bulk(Some(b.clone()));
+    let double = |s: &Vec<u8>| Resp::Double(s.clone());
+    let score = |s: &Option<Vec<u8>>| s.as_ref().map_or(Resp::Bulk(None), double);
+    let array = |items: Vec<Resp>| Resp::Array(Some(items));
+    let pairs = |pairs: &[(Vec<u8>, Vec<u8>)]| {
+        Resp::Pairs(pairs.iter().map(|(m, s)| (bulk(m), double(s))).collect())
+    };
+    match (shape, reply) {
+        (ZsetShape::Members { with_scores: true }, Reply::KeyValues(scored)) => pairs(scored),
+        (ZsetShape::Members { with_scores: false }, Reply::KeyValues(scored)) => {
+            array(scored.iter().map(|(m, _)| bulk(m)).collect())
+        }
+        (ZsetShape::Count { limit }, Reply::KeyValues(scored)) => {
+            let len = scored.len() as u64;
+            Resp::Int(if *limit == 0 { len } else { len.min(*limit) } as i64)
+        }
+        (ZsetShape::Score, Reply::Values(values)) => score(&values[0]),
+        (ZsetShape::Score, Reply::Value(value)) => score(value),
+        (ZsetShape::Scores, Reply::Values(values)) => array(values.iter().map(score).collect()),
+        (ZsetShape::Pop { counted: true }, Reply::Popped { pairs: popped, .. }) => pairs(popped),
+        (ZsetShape::Pop { counted: false }, Reply::Popped { pairs: popped, .. }) => array(
+            popped
+                .iter()
+                .flat_map(|(m, s)| [bulk(m), double(s)])
+                .collect(),
+        ),
+        (ZsetShape::BlockingPop, Reply::Popped { key: None, .. })
+        | (ZsetShape::MultiPop, Reply::Popped { key: None, .. }) => Resp::Array(None),
+        (
+            ZsetShape::BlockingPop,
+            Reply::Popped {
+                key: Some(key),
+                pairs: popped,
+            },
+        ) => {
+            assert_eq!(popped.len(), 1, "BZPOPMIN pops one member");
+            let (member, s) = &popped[0];
+            array(vec![bulk(key), bulk(member), double(s)])
+        }
+        (
+            ZsetShape::MultiPop,
+            Reply::Popped {
+                key: Some(key),
+                pairs: popped,
+            },
+        ) => {
+            let pair = |(m, s): &(Vec<u8>, Vec<u8>)| array(vec![bulk(m), double(s)]);
+            array(vec![bulk(key), array(popped.iter().map(pair).collect())])
+        }
+        (_, other) => crate::redis::show(other),
+    }
 }

@@ -3,37 +3,17 @@
 //! The blocking pops (BZPOPMIN, BZPOPMAX, BZMPOP) never wait: the store answers at once, so
 //! one that finds nothing answers as its timeout would (a null array).
 
+use crate::command::AddOptions;
 use crate::command::SetCondition;
 use crate::kv::ValueKind;
 use crate::redis::args::{parse_i64, text, NOT_AN_INTEGER, SYNTAX_ERROR};
-use crate::redis::shape::{Resp, Shape};
-use crate::scores::{
-    self, AddOptions, Aggregate, Compare, LexBound, Range, RangeSpec, Score, ScoredMember,
-};
-use crate::{Command, Reply, SetOp};
+use crate::redis::shape::{Shape, ZsetShape};
+use crate::scores::{self, Aggregate, Compare, LexBound, Range, RangeSpec, Score, ScoredMember};
+use crate::{Command, SetOp};
 
 type Parsed = Result<(Command, Shape), String>;
 
 const NOT_A_FLOAT: &str = "ERR value is not a valid float";
-
-/// How a sorted-set reply is shown (a score as a RESP3 double, a bulk in RESP2).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ZsetShape {
-    /// The members of `KeyValues`; `with_scores`, pairs of member and score (ZRANGE…).
-    Members { with_scores: bool },
-    /// How many `KeyValues`, at most `limit` unless it is 0 (ZCOUNT, ZLEXCOUNT, ZINTERCARD).
-    Count { limit: u64 },
-    /// The first of `Values`, or `Value`, as a score or nil (ZSCORE, ZINCRBY, ZADD INCR).
-    Score,
-    /// Each of `Values` as a score or nil (ZMSCORE).
-    Scores,
-    /// `Popped` as member, score (ZPOPMIN, ZPOPMAX), or pairs of them if `counted`.
-    Pop { counted: bool },
-    /// `Popped` as key, member, score, or a null array (BZPOPMIN, BZPOPMAX).
-    BlockingPop,
-    /// `Popped` as key and an array of (member, score) pairs, or a null array (ZMPOP, BZMPOP).
-    MultiPop,
-}
 
 fn plain(command: Command) -> Parsed {
     Ok((command, Shape::Plain))
@@ -107,7 +87,10 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
                 limit: None,
             };
             zshaped(
-                Command::ZsetRange { key: key(), spec },
+                Command::ZsetRange {
+                    key: key(),
+                    spec: Box::new(spec),
+                },
                 ZsetShape::Count { limit: 0 },
             )
         }
@@ -117,14 +100,17 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
                 "ZREMRANGEBYSCORE" => score_range(&args[2], &args[3])?,
                 _ => lex_range(&args[2], &args[3])?,
             };
-            plain(Command::ZsetRemoveRange { key: key(), range })
+            plain(Command::ZsetRemoveRange {
+                key: key(),
+                range: Box::new(range),
+            })
         }
         "ZRANGE" | "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE" | "ZRANGEBYLEX" | "ZREVRANGEBYLEX"
         | "ZREVRANGE" | "ZRANGESTORE" => parse_range(name, args),
         "ZSCAN" => {
             let all = Command::ZsetRange {
                 key: key(),
-                spec: RangeSpec::all(),
+                spec: Box::new(RangeSpec::all()),
             };
             crate::redis::collections::parse_scan(all, args)
         }
@@ -135,7 +121,7 @@ pub fn parse_zset_command(name: &str, args: &[Vec<u8>]) -> Parsed {
             }
             let all = Command::ZsetRange {
                 key: key(),
-                spec: RangeSpec::all(),
+                spec: Box::new(RangeSpec::all()),
             };
             let args = &args[..args.len().min(3)];
             crate::redis::collections::parse_random(all, args, with_scores)
@@ -310,16 +296,20 @@ fn parse_range(name: &str, args: &[Vec<u8>]) -> Parsed {
         By::Lex => lex_range(low, high)?,
     };
     let spec = RangeSpec { range, rev, limit };
+    assert!(
+        spec.limit.is_none() || by != By::Rank,
+        "LIMIT only by score or lex"
+    );
     match store {
         true => plain(Command::ZsetRangeStore {
             dest: args[1].clone(),
             key: args[2].clone(),
-            spec,
+            spec: Box::new(spec),
         }),
         false => zshaped(
             Command::ZsetRange {
                 key: args[1].clone(),
-                spec,
+                spec: Box::new(spec),
             },
             ZsetShape::Members { with_scores },
         ),
@@ -389,6 +379,7 @@ fn parse_multi_pop(args: &[Vec<u8>], numkeys_at: usize) -> Parsed {
         at += 2;
     }
     let count = Some(count.unwrap_or(1));
+    assert!(count >= Some(1), "ZMPOP pops at least one");
     zshaped(Command::ZsetPop { keys, max, count }, ZsetShape::MultiPop)
 }
 
@@ -406,7 +397,9 @@ fn combined_keys(name: &str, args: &[Vec<u8>], at: usize) -> Result<Vec<Vec<u8>>
     if numkeys > args.len() - at - 1 {
         return Err(SYNTAX_ERROR.into());
     }
-    Ok(args[at + 1..at + 1 + numkeys].to_vec())
+    let keys = args[at + 1..at + 1 + numkeys].to_vec();
+    assert!(!keys.is_empty() && keys.len() == numkeys, "numkeys keys");
+    Ok(keys)
 }
 
 /// `ZUNION|ZINTER|ZDIFF[STORE] [dest] numkeys key ... [WEIGHTS w ...] [AGGREGATE a] [WITHSCORES]`.
@@ -486,58 +479,4 @@ fn parse_intercard(args: &[Vec<u8>]) -> Parsed {
         aggregate: Aggregate::Sum,
     };
     zshaped(command, ZsetShape::Count { limit })
-}
-
-/// A sorted-set reply as `shape` shows it (an error as itself).
-pub fn show_zset(reply: &Reply, shape: &ZsetShape) -> Resp {
-    let bulk = |b: &Vec<u8>| Resp::Bulk(Some(b.clone()));
-    let double = |s: &Vec<u8>| Resp::Double(s.clone());
-    let score = |s: &Option<Vec<u8>>| s.as_ref().map_or(Resp::Bulk(None), double);
-    let array = |items: Vec<Resp>| Resp::Array(Some(items));
-    let pairs = |pairs: &[(Vec<u8>, Vec<u8>)]| {
-        Resp::Pairs(pairs.iter().map(|(m, s)| (bulk(m), double(s))).collect())
-    };
-    match (shape, reply) {
-        (ZsetShape::Members { with_scores: true }, Reply::KeyValues(scored)) => pairs(scored),
-        (ZsetShape::Members { with_scores: false }, Reply::KeyValues(scored)) => {
-            array(scored.iter().map(|(m, _)| bulk(m)).collect())
-        }
-        (ZsetShape::Count { limit }, Reply::KeyValues(scored)) => {
-            let len = scored.len() as u64;
-            Resp::Int(if *limit == 0 { len } else { len.min(*limit) } as i64)
-        }
-        (ZsetShape::Score, Reply::Values(values)) => score(&values[0]),
-        (ZsetShape::Score, Reply::Value(value)) => score(value),
-        (ZsetShape::Scores, Reply::Values(values)) => array(values.iter().map(score).collect()),
-        (ZsetShape::Pop { counted: true }, Reply::Popped { pairs: popped, .. }) => pairs(popped),
-        (ZsetShape::Pop { counted: false }, Reply::Popped { pairs: popped, .. }) => array(
-            popped
-                .iter()
-                .flat_map(|(m, s)| [bulk(m), double(s)])
-                .collect(),
-        ),
-        (ZsetShape::BlockingPop, Reply::Popped { key: None, .. })
-        | (ZsetShape::MultiPop, Reply::Popped { key: None, .. }) => Resp::Array(None),
-        (
-            ZsetShape::BlockingPop,
-            Reply::Popped {
-                key: Some(key),
-                pairs: popped,
-            },
-        ) => {
-            let (member, s) = &popped[0];
-            array(vec![bulk(key), bulk(member), double(s)])
-        }
-        (
-            ZsetShape::MultiPop,
-            Reply::Popped {
-                key: Some(key),
-                pairs: popped,
-            },
-        ) => {
-            let pair = |(m, s): &(Vec<u8>, Vec<u8>)| array(vec![bulk(m), double(s)]);
-            array(vec![bulk(key), array(popped.iter().map(pair).collect())])
-        }
-        (_, other) => crate::redis::show(other),
-    }
 }
