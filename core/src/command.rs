@@ -476,6 +476,79 @@ pub enum Command {
         #[serde(with = "crate::bytes::list")]
         keys: Vec<Vec<u8>>,
     },
+    // Lists (Redis 7.0's), see `kv::lists`. Indexes count from 0 at the head, negative ones
+    // from -1 at the tail.
+    /// LPUSH, RPUSH, LPUSHX, RPUSHX: pushes each value in turn at the head (`left`) or the
+    /// tail; with `if_exists`, only onto a list already there. `Int(length after)`.
+    ListPush {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        values: Vec<Vec<u8>>,
+        left: bool,
+        if_exists: bool,
+    },
+    /// LPOP, RPOP, LMPOP and the blocking BLPOP, BRPOP, BLMPOP (which never block here): from
+    /// the first of `keys` holding a list, pops up to `count` (one if none) at the head
+    /// (`left`) or the tail. `Keys([key, popped…])`, or `Value(None)` if no key holds a list.
+    ListPop {
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+        left: bool,
+        count: Option<u64>,
+    },
+    /// LRANGE, LINDEX, LPOS: `Keys`, the elements from `start` to `stop` inclusive.
+    ListRange {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        start: i64,
+        stop: i64,
+    },
+    /// LSET: `Ok`; `Error(NoSuchKey)` if absent, `Error(IndexOutOfRange)`.
+    ListSet {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        index: i64,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// LINSERT: puts `value` before (or after) the first `pivot`; `Int(length after)`,
+    /// `Int(-1)` without a pivot, `Int(0)` if absent.
+    ListInsert {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        before: bool,
+        #[serde(with = "serde_bytes")]
+        pivot: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// LREM: removes up to `|count|` elements equal to `value` (all if 0), from the head if
+    /// `count` ≥ 0, else from the tail; `Int(removed)`.
+    ListRemove {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        count: i64,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// LTRIM: keeps the elements from `start` to `stop` (the key goes if none); `Ok`.
+    ListTrim {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        start: i64,
+        stop: i64,
+    },
+    /// LMOVE, RPOPLPUSH, BLMOVE, BRPOPLPUSH: pops at `from`'s head (`from_left`) or tail and
+    /// pushes onto `to`'s; `Value(moved)`, `Value(None)` if `from` is absent.
+    ListMove {
+        #[serde(with = "serde_bytes")]
+        from: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        to: Vec<u8>,
+        from_left: bool,
+        to_left: bool,
+    },
 }
 
 /// How SINTER, SUNION and SDIFF combine sets (an absent key is an empty set).
@@ -623,7 +696,8 @@ impl Command {
             | Command::SetMembers { .. }
             | Command::SetContains { .. }
             | Command::SetCombine { .. }
-            | Command::Exists { .. } => CommandKind::LinearizableRead,
+            | Command::Exists { .. }
+            | Command::ListRange { .. } => CommandKind::LinearizableRead,
             Command::DirtyGet { .. } => CommandKind::DirtyRead,
             Command::InDb { command, .. } => command.kind(),
             _ => CommandKind::Write,
@@ -767,11 +841,19 @@ impl Command {
             | Command::SetRemove { key, .. }
             | Command::SetPop { key, .. }
             | Command::SetMembers { key }
-            | Command::SetContains { key, .. } => vec![key],
-            Command::SetMove { from, to, .. } => vec![from, to],
-            Command::SetCombine { keys, .. } | Command::Exists { keys } => {
-                keys.iter().map(Vec::as_slice).collect()
+            | Command::SetContains { key, .. }
+            | Command::ListPush { key, .. }
+            | Command::ListRange { key, .. }
+            | Command::ListSet { key, .. }
+            | Command::ListInsert { key, .. }
+            | Command::ListRemove { key, .. }
+            | Command::ListTrim { key, .. } => vec![key],
+            Command::SetMove { from, to, .. } | Command::ListMove { from, to, .. } => {
+                vec![from, to]
             }
+            Command::SetCombine { keys, .. }
+            | Command::Exists { keys }
+            | Command::ListPop { keys, .. } => keys.iter().map(Vec::as_slice).collect(),
             Command::SetStore { dest, keys, .. } => std::iter::once(dest)
                 .chain(keys)
                 .map(Vec::as_slice)
@@ -846,6 +928,9 @@ impl Command {
             | Command::SetRemove { members, .. }
             | Command::SetContains { members, .. } => members.iter().map(Vec::as_slice).collect(),
             Command::SetMove { member, .. } => vec![member],
+            Command::ListPush { values, .. } => values.iter().map(Vec::as_slice).collect(),
+            Command::ListSet { value, .. } | Command::ListRemove { value, .. } => vec![value],
+            Command::ListInsert { pivot, value, .. } => vec![pivot, value],
             Command::Transaction { commands, .. } => {
                 commands.iter().flat_map(Command::values).collect()
             }
@@ -994,6 +1079,9 @@ pub enum CommandError {
     HashNotAnInteger,
     #[error("hash value is not a float")]
     HashNotAFloat,
+    // Lists.
+    #[error("index out of range")]
+    IndexOutOfRange,
 }
 
 /// A request from a client session.

@@ -20,6 +20,7 @@ mod deadlines;
 mod expiry;
 pub mod glob;
 pub(crate) mod hash;
+mod lists;
 mod objects;
 mod scripts;
 mod session;
@@ -31,6 +32,8 @@ mod transaction;
 mod collections_tests;
 #[cfg(test)]
 mod expiry_tests;
+#[cfg(test)]
+mod lists_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -235,6 +238,9 @@ impl StateMachine {
             return Reply::Error(CommandError::WrongType);
         }
         if let Some(reply) = collections::read(store, command, now_ms) {
+            return reply;
+        }
+        if let Some(reply) = lists::read(store, command, now_ms) {
             return reply;
         }
         match command {
@@ -494,10 +500,9 @@ impl StateMachine {
                 if wrong_type {
                     return Reply::Error(CommandError::WrongType);
                 }
-                match collections::apply(store, command, self.applied_slot) {
-                    Some(reply) => reply,
-                    None => apply_in_store(store, command, now_ms),
-                }
+                let applied = collections::apply(store, command, self.applied_slot)
+                    .or_else(|| lists::apply(store, command));
+                applied.unwrap_or_else(|| apply_in_store(store, command, now_ms))
             }
         }
     }

@@ -52,6 +52,7 @@ pub enum ValueKind {
     String,
     Hash,
     Set,
+    List,
 }
 
 impl ValueKind {
@@ -60,6 +61,7 @@ impl ValueKind {
             ValueKind::String => "string",
             ValueKind::Hash => "hash",
             ValueKind::Set => "set",
+            ValueKind::List => "list",
         }
     }
 }

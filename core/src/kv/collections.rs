@@ -110,6 +110,7 @@ fn cardinality(store: &Store, key: &[u8], kind: ValueKind, now_ms: UnixMs) -> Ch
     let len = match kind {
         ValueKind::Hash => hash_at(store, key, now_ms)?.map_or(0, Fields::len),
         ValueKind::Set => set_at(store, key, now_ms)?.map_or(0, Members::len),
+        ValueKind::List => super::lists::list_len(store, key, now_ms)?,
         ValueKind::String => unreachable!("STRLEN is a string read"),
     };
     Ok(Reply::Int(int_from(len)))
@@ -198,7 +199,7 @@ fn change_hash<R>(
     }
     Ok(store.update_object(key, |object| match object {
         Object::Hash(fields) => change(fields),
-        Object::Set(_) => unreachable!("checked: a hash"),
+        _ => unreachable!("checked: a hash"),
     }))
 }
 
@@ -217,7 +218,7 @@ fn change_set<R>(
     }
     Ok(store.update_object(key, |object| match object {
         Object::Set(members) => change(members),
-        Object::Hash(_) => unreachable!("checked: a set"),
+        _ => unreachable!("checked: a set"),
     }))
 }
 

@@ -6,27 +6,28 @@ use super::tests::{replies, request};
 use super::*;
 use crate::redis::{lookup, parse_store, show_replies, Resp};
 
-struct Client {
-    machine: StateMachine,
+pub(super) struct Client {
+    pub(super) machine: StateMachine,
     slot: Slot,
 }
 
-const WRONG_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub(super) const WRONG_TYPE: &str =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
 
-fn bulk(text: &str) -> Resp {
+pub(super) fn bulk(text: &str) -> Resp {
     Resp::Bulk(Some(text.as_bytes().to_vec()))
 }
 
-fn bulks(texts: &[&str]) -> Resp {
+pub(super) fn bulks(texts: &[&str]) -> Resp {
     Resp::Array(Some(texts.iter().map(|t| bulk(t)).collect()))
 }
 
-fn error(text: &str) -> Resp {
+pub(super) fn error(text: &str) -> Resp {
     Resp::Error(text.into())
 }
 
 impl Client {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Client {
             machine: StateMachine::new(StateMachineConfig::default()),
             slot: 0,
@@ -34,7 +35,7 @@ impl Client {
     }
 
     /// The reply to `line` (words split at spaces), as a client reads it.
-    fn run(&mut self, line: &str) -> Resp {
+    pub(super) fn run(&mut self, line: &str) -> Resp {
         let args: Vec<Vec<u8>> = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
         let spec = match lookup(&args) {
             Ok(spec) => spec,
@@ -59,7 +60,7 @@ impl Client {
     }
 
     /// Replaces the state with its encoding decoded, checking the two are the same.
-    fn restored(&mut self) {
+    pub(super) fn restored(&mut self) {
         let encoded = self.machine.encode();
         self.machine.verify_encoding(&encoded).expect("verifies");
         let decoded = StateMachine::decode(&encoded).expect("decodes");

@@ -154,7 +154,7 @@ impl ClockV4 {
         }
         for (store, pairs) in data.stores.iter_mut().zip(self.deadlines) {
             for (key, at) in pairs {
-                if store.get(&key).is_none() || store.deadlines.get(&key).is_some() {
+                if !store.exists(&key) || store.deadlines.get(&key).is_some() {
                     return Err("a deadline for an absent key, or twice".into());
                 }
                 store.deadlines.set(&key, at);
@@ -179,6 +179,9 @@ const ENCODING_V5: u8 = 5;
 /// V5 followed by every database's hashes and sets.
 const ENCODING_V6: u8 = 6;
 
+/// V6 whose objects may be lists too.
+const ENCODING_V7: u8 = 7;
+
 /// What v6 adds to v5: per database, its keys holding a hash or a set, in key order.
 type ObjectsV6 = Vec<Vec<(serde_bytes::ByteBuf, Object)>>;
 
@@ -194,7 +197,7 @@ fn objects_of(data: &Databases) -> Vec<Vec<(&serde_bytes::Bytes, &Object)>> {
 
 /// The objects section of a v6 encoding, after the scripts.
 fn take_objects(version: u8, after: &[u8]) -> Result<(ObjectsV6, &[u8]), String> {
-    if version != ENCODING_V6 {
+    if version < ENCODING_V6 {
         return Ok((vec![Vec::new(); usize::from(DATABASES)], after));
     }
     let (objects, rest): (ObjectsV6, &[u8]) =
@@ -310,7 +313,7 @@ pub(crate) fn encode(
         applied_slot,
         changes,
     };
-    let mut out = vec![VERSIONED_MARK, ENCODING_V6];
+    let mut out = vec![VERSIONED_MARK, ENCODING_V7];
     postcard::to_io(&fields, &mut out).expect("a state encodes into memory");
     let clock = ClockV4::of(data, now_ms);
     postcard::to_io(&clock, &mut out).expect("a state encodes into memory");
@@ -323,15 +326,15 @@ pub(crate) fn encode(
 /// rebuilt.
 pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
     let (mut parts, after) = match body {
-        [VERSIONED_MARK, version @ (ENCODING_V2 | ENCODING_V3 | ENCODING_V4 | ENCODING_V5 | ENCODING_V6), rest @ ..] =>
-        {
+        [VERSIONED_MARK, version @ (ENCODING_V2 | ENCODING_V3 | ENCODING_V4 | ENCODING_V5 | ENCODING_V6
+        | ENCODING_V7), rest @ ..] => {
             let (state, mut after): (StateV2, &[u8]) =
                 postcard::take_from_bytes(rest).map_err(|e| e.to_string())?;
             if state.stores.len() != usize::from(DATABASES) {
                 return Err(format!("{} databases", state.stores.len()));
             }
             let changes = match *version {
-                ENCODING_V3 | ENCODING_V4 | ENCODING_V5 | ENCODING_V6 => {
+                ENCODING_V3 | ENCODING_V4 | ENCODING_V5 | ENCODING_V6 | ENCODING_V7 => {
                     let (changes, rest): (Changes, &[u8]) =
                         postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
                     after = rest;
@@ -342,18 +345,20 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
             let mut data = Databases {
                 stores: state.stores,
             };
-            let mut now_ms = 0;
+            let mut clock = None;
             if *version >= ENCODING_V4 {
-                let (clock, rest): (ClockV4, &[u8]) =
+                let (read, rest): (ClockV4, &[u8]) =
                     postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
                 after = rest;
-                now_ms = clock.restore(&mut data)?;
+                clock = Some(read);
             }
             let (scripts, rest) = take_scripts(*version, after)?;
             after = rest;
             let (objects, rest) = take_objects(*version, after)?;
             after = rest;
             restore_objects(&mut data, objects)?;
+            // After the objects: a hash, set or list may have a deadline too.
+            let now_ms = clock.map_or(Ok(0), |clock| clock.restore(&mut data))?;
             let parts = StateParts {
                 config: state.config,
                 data,
@@ -395,8 +400,8 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
 /// are decoded whole, the strings only counted and hashed.
 pub(crate) fn decode_digest(body: &[u8]) -> Result<(StateDigest, ScriptRegistry), String> {
     let rest = match body {
-        [VERSIONED_MARK, ENCODING_V6, rest @ ..] => rest,
-        _ => return Err("not a v6 encoding".into()),
+        [VERSIONED_MARK, ENCODING_V7, rest @ ..] => rest,
+        _ => return Err("not a v7 encoding".into()),
     };
     let (mut digest, rest): (StateDigest, &[u8]) =
         postcard::take_from_bytes(rest).map_err(|e| format!("does not decode: {e}"))?;
@@ -404,8 +409,8 @@ pub(crate) fn decode_digest(body: &[u8]) -> Result<(StateDigest, ScriptRegistry)
         postcard::take_from_bytes(rest).map_err(|e| format!("does not decode: {e}"))?;
     digest.deadlines_hash = clock.hash();
     digest.now_ms = clock.now_ms;
-    let (scripts, rest) = take_scripts(ENCODING_V6, rest)?;
-    let (objects, rest) = take_objects(ENCODING_V6, rest)?;
+    let (scripts, rest) = take_scripts(ENCODING_V7, rest)?;
+    let (objects, rest) = take_objects(ENCODING_V7, rest)?;
     for (store, objects) in digest.stores.iter_mut().zip(objects) {
         for (key, object) in objects {
             let object = object.rebuilt()?;

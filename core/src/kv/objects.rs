@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::hash::{Hash64, TAG_ELEMENT, TAG_OBJECT};
+pub(crate) use super::lists::Items;
 use crate::integer::parse_integer;
 
 /// Redis 7.0's `hash-max-listpack-entries`: most fields of a `listpack` hash.
@@ -26,6 +27,7 @@ pub const SET_INTSET_ENTRIES_MAX: usize = 512;
 pub(crate) enum Object {
     Hash(Fields),
     Set(Members),
+    List(Items),
 }
 
 pub use crate::types::ValueKind;
@@ -249,6 +251,7 @@ impl Object {
         match self {
             Object::Hash(_) => ValueKind::Hash,
             Object::Set(_) => ValueKind::Set,
+            Object::List(_) => ValueKind::List,
         }
     }
 
@@ -256,6 +259,7 @@ impl Object {
         match self {
             Object::Hash(fields) => fields.len(),
             Object::Set(members) => members.len(),
+            Object::List(items) => items.len(),
         }
     }
 
@@ -263,6 +267,7 @@ impl Object {
         match self {
             Object::Hash(fields) => fields.encoding(),
             Object::Set(members) => members.encoding(),
+            Object::List(items) => items.encoding(),
         }
     }
 
@@ -271,6 +276,7 @@ impl Object {
         match self {
             Object::Hash(fields) => fields.bytes,
             Object::Set(members) => members.bytes,
+            Object::List(items) => items.bytes(),
         }
     }
 
@@ -278,6 +284,7 @@ impl Object {
         match self {
             Object::Hash(f) => f.iter().map(|(k, v)| k.len() + v.len()).sum(),
             Object::Set(m) => m.iter().map(Vec::len).sum(),
+            Object::List(items) => items.iter().map(Vec::len).sum(),
         }
     }
 
@@ -285,6 +292,8 @@ impl Object {
         match self {
             Object::Hash(fields) => fields.hashtable,
             Object::Set(members) => members.hashtable,
+            // Redis 7.0 keeps every list a quicklist.
+            Object::List(_) => false,
         }
     }
 
@@ -292,6 +301,7 @@ impl Object {
         match self {
             Object::Hash(fields) => fields.elements_hash,
             Object::Set(members) => members.elements_hash,
+            Object::List(items) => items.elements_hash(),
         }
     }
 
@@ -301,14 +311,16 @@ impl Object {
         match &mut self {
             Object::Hash(fields) => fields.elements_hash = fields.recompute_elements_hash(),
             Object::Set(members) => members.elements_hash = members.recompute_elements_hash(),
+            Object::List(items) => items.rebuild_derived(),
         }
         let bytes = self.recompute_bytes();
         match &mut self {
             Object::Hash(fields) => fields.bytes = bytes,
             Object::Set(members) => members.bytes = bytes,
+            Object::List(items) => assert_eq!(items.bytes(), bytes, "list bytes rebuilt"),
         }
         if self.len() == 0 {
-            return Err("an empty hash or set".into());
+            return Err("an empty hash, set or list".into());
         }
         self.assert_encoding_allowed()
             .map(|()| self)
@@ -331,6 +343,7 @@ impl Object {
                     || (m.len() <= SET_INTSET_ENTRIES_MAX
                         && m.iter().all(|x| parse_integer(x).is_some()))
             }
+            Object::List(_) => true,
         };
         match fits {
             true => Ok(()),
@@ -343,6 +356,7 @@ impl Object {
         let recomputed = match self {
             Object::Hash(fields) => fields.recompute_elements_hash(),
             Object::Set(members) => members.recompute_elements_hash(),
+            Object::List(items) => items.recompute_elements_hash(),
         };
         assert_eq!(self.elements_hash(), recomputed, "element hash drifted");
         assert_eq!(self.bytes(), self.recompute_bytes(), "byte count drifted");
@@ -356,6 +370,7 @@ pub(crate) fn object_entry_hash(key: &[u8], object: &Object) -> u64 {
     let kind = match object.kind() {
         ValueKind::Hash => 1,
         ValueKind::Set => 2,
+        ValueKind::List => 3,
         ValueKind::String => unreachable!("an object is no string"),
     };
     Hash64::new(TAG_OBJECT)

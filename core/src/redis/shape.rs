@@ -44,6 +44,8 @@ pub enum Shape {
     Object(ObjectField),
     /// A hash or set read (see `collections`).
     Collection(CollectionShape),
+    /// A list command's reply (see `lists`).
+    List(crate::redis::lists::ListShape),
 }
 
 /// LCS's options.
@@ -80,6 +82,15 @@ impl Shape {
             other => other,
         }
     }
+
+    /// How long a client's blocking list command waits for a list to pop from, in
+    /// milliseconds (0: forever); `None` for every other command.
+    pub fn block_ms(&self) -> Option<u64> {
+        match self {
+            Shape::List(list) => list.block_ms,
+            _ => None,
+        }
+    }
 }
 
 /// A reply as a Redis client reads it.
@@ -113,6 +124,9 @@ pub fn show_replies(replies: &[Reply], shape: Shape) -> Resp {
     }
     if let (Shape::Collection(shape), [reply]) = (&shape, replies) {
         return show_collection(reply, shape);
+    }
+    if let (Shape::List(shape), [reply]) = (&shape, replies) {
+        return crate::redis::lists::show_list(reply, shape);
     }
     if let (Shape::Lcs(options), [Reply::Values(values)]) = (&shape, replies) {
         return show_lcs(values, *options);
@@ -182,7 +196,15 @@ fn show_shaped(reply: &Reply, shape: Shape) -> Resp {
         ) => Resp::Int(bits::bit_pos(value, bit, range, end_given)),
         (Shape::Object(ObjectField::Help), _) => object_help(),
         (Shape::Object(_), _) => Resp::Bulk(None),
-        (Shape::Plain | Shape::Array | Shape::Exists | Shape::Lcs(_) | Shape::Collection(_), _) => {
+        (
+            Shape::Plain
+            | Shape::Array
+            | Shape::Exists
+            | Shape::Lcs(_)
+            | Shape::Collection(_)
+            | Shape::List(_),
+            _,
+        ) => {
             unreachable!("not a shape of one value: {shape:?}")
         }
     }

@@ -28,7 +28,7 @@ const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
 use Kind::{Local, Store};
 
 /// Every command, once. `COMMAND COUNT` counts this table.
-pub const COMMANDS: [Spec; 125] = [
+pub const COMMANDS: [Spec; 147] = [
     row("GET", 2, Store),
     row("DIRTYGET", 2, Store),
     row("INCR", 2, Store),
@@ -152,6 +152,29 @@ pub const COMMANDS: [Spec; 125] = [
     row("SSCAN", -3, Store),
     row("SRANDMEMBER", -2, Store),
     row("SPOP", -2, Store),
+    // Lists (crate::redis::lists).
+    row("LPUSH", -3, Store),
+    row("RPUSH", -3, Store),
+    row("LPUSHX", -3, Store),
+    row("RPUSHX", -3, Store),
+    row("LPOP", -2, Store),
+    row("RPOP", -2, Store),
+    row("LLEN", 2, Store),
+    row("LRANGE", 4, Store),
+    row("LINDEX", 3, Store),
+    row("LSET", 4, Store),
+    row("LINSERT", 5, Store),
+    row("LREM", 4, Store),
+    row("LTRIM", 4, Store),
+    row("RPOPLPUSH", 3, Store),
+    row("LMOVE", 5, Store),
+    row("LPOS", -3, Store),
+    row("LMPOP", -4, Store),
+    row("BLPOP", -3, Store),
+    row("BRPOP", -3, Store),
+    row("BRPOPLPUSH", 4, Store),
+    row("BLMOVE", 6, Store),
+    row("BLMPOP", -5, Store),
     // The server's own (node's cmd_admin).
     row("TIME", 1, Local),
     row("SAVE", 1, Local),
@@ -159,6 +182,19 @@ pub const COMMANDS: [Spec; 125] = [
     row("REPLICAOF", 3, Local),
     row("SLAVEOF", 3, Local),
 ];
+
+/// Commands a script may not call (Redis 7.0's `noscript` flag), of those keyspace has: the
+/// blocking ones.
+pub const NO_SCRIPT: [&str; 5] = ["BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP"];
+
+/// Whether `name` (in upper case) carries Redis's `noscript` flag.
+pub fn is_noscript(name: &str) -> bool {
+    assert!(
+        NO_SCRIPT.iter().all(|n| spec(n).is_some()),
+        "every noscript command is in the table"
+    );
+    NO_SCRIPT.contains(&name)
+}
 
 /// The table's row of `name` (in upper case).
 pub fn spec(name: &str) -> Option<&'static Spec> {
