@@ -549,6 +549,31 @@ pub enum Command {
         from_left: bool,
         to_left: bool,
     },
+    /// SORT, SORT_RO of the list or set at `key` (see `kv::sort`): `Values`, or with
+    /// `spec.store` the result stored there as a list and `Int(its length)`.
+    Sort {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        spec: SortSpec,
+    },
+}
+
+/// SORT's options, as Redis 7.0 reads them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SortSpec {
+    /// BY: the pattern whose `*` each element replaces to name the key (or `key->field`) to
+    /// sort by; one without `*` sorts nothing.
+    #[serde(with = "serde_bytes")]
+    pub by: Option<Vec<u8>>,
+    /// LIMIT offset count.
+    pub limit: Option<(i64, i64)>,
+    /// GET: the patterns to answer for each element (`#`: the element).
+    #[serde(with = "crate::bytes::list")]
+    pub get: Vec<Vec<u8>>,
+    pub desc: bool,
+    pub alpha: bool,
+    #[serde(with = "serde_bytes")]
+    pub store: Option<Vec<u8>>,
 }
 
 /// How SINTER, SUNION and SDIFF combine sets (an absent key is an empty set).
@@ -698,6 +723,7 @@ impl Command {
             | Command::SetCombine { .. }
             | Command::Exists { .. }
             | Command::ListRange { .. } => CommandKind::LinearizableRead,
+            Command::Sort { spec, .. } if spec.store.is_none() => CommandKind::LinearizableRead,
             Command::DirtyGet { .. } => CommandKind::DirtyRead,
             Command::InDb { command, .. } => command.kind(),
             _ => CommandKind::Write,
@@ -848,6 +874,10 @@ impl Command {
             | Command::ListInsert { key, .. }
             | Command::ListRemove { key, .. }
             | Command::ListTrim { key, .. } => vec![key],
+            Command::Sort { key, spec } => std::iter::once(key)
+                .chain(&spec.store)
+                .map(Vec::as_slice)
+                .collect(),
             Command::SetMove { from, to, .. } | Command::ListMove { from, to, .. } => {
                 vec![from, to]
             }
@@ -931,6 +961,9 @@ impl Command {
             Command::ListPush { values, .. } => values.iter().map(Vec::as_slice).collect(),
             Command::ListSet { value, .. } | Command::ListRemove { value, .. } => vec![value],
             Command::ListInsert { pivot, value, .. } => vec![pivot, value],
+            Command::Sort { spec, .. } => (spec.by.iter().chain(&spec.get))
+                .map(Vec::as_slice)
+                .collect(),
             Command::Transaction { commands, .. } => {
                 commands.iter().flat_map(Command::values).collect()
             }
@@ -1082,6 +1115,9 @@ pub enum CommandError {
     // Lists.
     #[error("index out of range")]
     IndexOutOfRange,
+    /// SORT's refusal, in Redis's words.
+    #[error("{0}")]
+    Sort(String),
 }
 
 /// A request from a client session.

@@ -24,6 +24,7 @@ mod lists;
 mod objects;
 mod scripts;
 mod session;
+mod sort;
 mod store;
 mod strings;
 mod transaction;
@@ -241,6 +242,9 @@ impl StateMachine {
             return reply;
         }
         if let Some(reply) = lists::read(store, command, now_ms) {
+            return reply;
+        }
+        if let Some(reply) = sort::read(store, command, now_ms) {
             return reply;
         }
         match command {
@@ -501,7 +505,8 @@ impl StateMachine {
                     return Reply::Error(CommandError::WrongType);
                 }
                 let applied = collections::apply(store, command, self.applied_slot)
-                    .or_else(|| lists::apply(store, command));
+                    .or_else(|| lists::apply(store, command))
+                    .or_else(|| sort::apply(store, command, now_ms));
                 applied.unwrap_or_else(|| apply_in_store(store, command, now_ms))
             }
         }

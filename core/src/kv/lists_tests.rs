@@ -238,3 +238,47 @@ fn the_order_of_a_list_is_part_of_the_state_hash() {
     assert_eq!(a.run("LRANGE l 0 -1"), other.run("LRANGE l 0 -1"));
     assert_eq!(a.machine.state_hash(), other.machine.state_hash());
 }
+
+#[test]
+fn sort_orders_lists_and_sets_by_number_alpha_or_by_pattern_with_limit_get_and_store() {
+    let mut c = Client::new();
+    c.run("RPUSH l 3 10 2 1");
+    c.run("MSET w_3 30 w_10 5 w_2 20 w_1 1 n_3 c n_10 a");
+    c.run("HSET h_3 f z");
+    c.run("HSET h_10 f y");
+    assert_eq!(c.run("SORT l"), bulks(&["1", "2", "3", "10"]));
+    assert_eq!(c.run("SORT l DESC LIMIT 1 2"), bulks(&["3", "2"]));
+    assert_eq!(c.run("SORT l ALPHA"), bulks(&["1", "10", "2", "3"]));
+    assert_eq!(c.run("SORT l BY w_*"), bulks(&["1", "10", "2", "3"]));
+    assert_eq!(c.run("SORT l BY nosort"), bulks(&["3", "10", "2", "1"]));
+    assert_eq!(
+        c.run("SORT l BY nosort DESC"),
+        bulks(&["1", "2", "10", "3"])
+    );
+    let with_nil = Resp::Array(Some(vec![
+        bulk("1"),
+        Resp::Bulk(None),
+        bulk("2"),
+        Resp::Bulk(None),
+    ]));
+    assert_eq!(c.run("SORT l LIMIT 0 2 GET # GET n_*"), with_nil);
+    assert_eq!(
+        c.run("SORT l BY nosort LIMIT 0 2 GET h_*->f"),
+        bulks(&["z", "y"])
+    );
+    assert_eq!(c.run("SORT l STORE dest"), int(4));
+    assert_eq!(c.run("LRANGE dest 0 -1"), bulks(&["1", "2", "3", "10"]));
+    assert_eq!(c.run("SORT_RO l STORE dest"), error("ERR syntax error"));
+    c.run("SADD s b a c");
+    assert_eq!(c.run("SORT s BY nosort"), bulks(&["a", "b", "c"]));
+    assert_eq!(
+        c.run("SORT s"),
+        error("ERR One or more scores can't be converted into double")
+    );
+    assert_eq!(c.run("SORT s ALPHA DESC"), bulks(&["c", "b", "a"]));
+    assert_eq!(c.run("SORT nokey"), bulks(&[]));
+    assert_eq!(c.run("SORT nokey STORE dest"), int(0));
+    assert_eq!(c.run("EXISTS dest"), int(0));
+    assert_eq!(c.run("SORT w_1"), error(WRONG_TYPE));
+    assert_eq!(c.run("SORT l LIMIT 0"), error("ERR syntax error"));
+}

@@ -6,10 +6,10 @@
 
 use crate::redis::args::{parse_i64, text, NOT_AN_INTEGER, SYNTAX_ERROR};
 use crate::redis::shape::{Resp, Shape};
-use crate::{Command, Reply};
+use crate::{Command, Reply, SortSpec};
 
 /// The list commands of the table.
-pub const LIST_COMMANDS: [&str; 22] = [
+pub const LIST_COMMANDS: [&str; 24] = [
     "LPUSH",
     "RPUSH",
     "LPUSHX",
@@ -32,6 +32,8 @@ pub const LIST_COMMANDS: [&str; 22] = [
     "BRPOPLPUSH",
     "BLMOVE",
     "BLMPOP",
+    "SORT",
+    "SORT_RO",
 ];
 
 /// Whether `name` (upper case) is a list command.
@@ -176,6 +178,7 @@ pub fn parse_list_command(name: &str, args: &[Vec<u8>]) -> Parsed {
             value: args[3].clone(),
         }),
         "LPOS" => parse_lpos(args),
+        "SORT" | "SORT_RO" => parse_sort(name, args),
         _ => parse_pop_or_move(name, args),
     }
 }
@@ -305,6 +308,48 @@ fn parse_lpos(args: &[Vec<u8>]) -> Parsed {
     };
     assert!(lpos.rank != 0, "LPOS ranks from 1 or -1");
     shaped(command, ListReply::Position(lpos), None)
+}
+
+/// `SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA]
+/// [STORE destination]` (SORT_RO: no STORE).
+fn parse_sort(name: &str, args: &[Vec<u8>]) -> Parsed {
+    let mut spec = SortSpec::default();
+    let mut at = 2;
+    while at < args.len() {
+        let left = args.len() - at - 1;
+        let next = || args[at + 1].clone();
+        match text(&args[at]).as_str() {
+            "ASC" => spec.desc = false,
+            "DESC" => spec.desc = true,
+            "ALPHA" => spec.alpha = true,
+            "LIMIT" if left >= 2 => {
+                spec.limit = Some((integer(&args[at + 1])?, integer(&args[at + 2])?));
+                at += 2;
+            }
+            "STORE" if left >= 1 && name == "SORT" => {
+                spec.store = Some(next());
+                at += 1;
+            }
+            "BY" if left >= 1 => {
+                spec.by = Some(next());
+                at += 1;
+            }
+            "GET" if left >= 1 => {
+                spec.get.push(next());
+                at += 1;
+            }
+            _ => return Err(SYNTAX_ERROR.into()),
+        }
+        at += 1;
+    }
+    assert!(
+        spec.store.is_none() || name == "SORT",
+        "SORT_RO stores nothing"
+    );
+    plain(Command::Sort {
+        key: args[1].clone(),
+        spec,
+    })
 }
 
 /// A list reply as `shape` shows it (an error as itself).

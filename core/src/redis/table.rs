@@ -28,7 +28,7 @@ const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
 use Kind::{Local, Store};
 
 /// Every command, once. `COMMAND COUNT` counts this table.
-pub const COMMANDS: [Spec; 147] = [
+pub const COMMANDS: [Spec; 149] = [
     row("GET", 2, Store),
     row("DIRTYGET", 2, Store),
     row("INCR", 2, Store),
@@ -175,6 +175,8 @@ pub const COMMANDS: [Spec; 147] = [
     row("BRPOPLPUSH", 4, Store),
     row("BLMOVE", 6, Store),
     row("BLMPOP", -5, Store),
+    row("SORT", -2, Store),
+    row("SORT_RO", -2, Store),
     // The server's own (node's cmd_admin).
     row("TIME", 1, Local),
     row("SAVE", 1, Local),
