@@ -20,6 +20,7 @@ mod deadlines;
 mod expiry;
 pub mod glob;
 pub(crate) mod hash;
+mod list_items;
 mod lists;
 mod objects;
 mod scripts;

@@ -5,152 +5,13 @@
 //! `Error(WrongType)` and nothing changes. Writes see expired keys reaped already; reads judge
 //! expiry at the time they are given.
 
-use std::collections::VecDeque;
-
-use serde::{Deserialize, Serialize};
-
 use super::deadlines::UnixMs;
-use super::hash::{Hash64, TAG_LIST_ITEM};
+use super::list_items::Items;
 use super::objects::{Object, ValueKind};
 use super::store::Store;
 use crate::command::{Command, CommandError, Reply};
 
 type Checked<T> = Result<T, CommandError>;
-
-/// A list's elements, head first. Never empty in a store: popping its last element removes the
-/// key.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Items {
-    items: VecDeque<Vec<u8>>,
-    /// The position of the head element: one less after each push at the head, so an element
-    /// keeps its position (and its share of the running hash) while it stays.
-    head: i64,
-    /// Wrapping sum of `item_hash(position, element)`; derived, rebuilt after decoding.
-    #[serde(skip)]
-    elements_hash: u64,
-    /// Bytes of every element; derived, rebuilt after decoding.
-    #[serde(skip)]
-    bytes: usize,
-}
-
-fn item_hash(position: i64, item: &[u8]) -> u64 {
-    Hash64::new(TAG_LIST_ITEM)
-        .word(position as u64)
-        .bytes(item)
-        .finish()
-}
-
-impl Items {
-    pub(crate) fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// The elements, head first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Vec<u8>> {
-        self.items.iter()
-    }
-
-    /// Redis 7.0 keeps every list a quicklist.
-    pub(crate) fn encoding(&self) -> &'static str {
-        "quicklist"
-    }
-
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    pub(crate) fn elements_hash(&self) -> u64 {
-        self.elements_hash
-    }
-
-    fn position(&self, index: usize) -> i64 {
-        self.head + i64::try_from(index).expect("a list index fits in i64")
-    }
-
-    /// Counts the element at `index` in the running hash and bytes (`add`) or out of them.
-    fn account(&mut self, index: usize, add: bool) {
-        let (hash, len) = (
-            item_hash(self.position(index), &self.items[index]),
-            self.items[index].len(),
-        );
-        if add {
-            self.elements_hash = self.elements_hash.wrapping_add(hash);
-            self.bytes += len;
-        } else {
-            assert!(self.bytes >= len, "byte count covers the element");
-            self.elements_hash = self.elements_hash.wrapping_sub(hash);
-            self.bytes -= len;
-        }
-    }
-
-    /// Pushes `item` at the head (`left`) or the tail.
-    pub(crate) fn push(&mut self, left: bool, item: Vec<u8>) {
-        let len_before = self.items.len();
-        if left {
-            self.head -= 1;
-            self.items.push_front(item);
-            self.account(0, true);
-        } else {
-            self.items.push_back(item);
-            self.account(len_before, true);
-        }
-        assert_eq!(self.items.len(), len_before + 1, "a push adds one element");
-    }
-
-    /// Pops the head (`left`) or the tail element.
-    pub(crate) fn pop(&mut self, left: bool) -> Option<Vec<u8>> {
-        let index = match left {
-            true => 0,
-            false => self.items.len().checked_sub(1)?,
-        };
-        if self.items.is_empty() {
-            return None;
-        }
-        self.account(index, false);
-        let item = match left {
-            true => {
-                self.head += 1;
-                self.items.pop_front()
-            }
-            false => self.items.pop_back(),
-        };
-        assert!(
-            !self.items.is_empty() || (self.bytes == 0 && self.elements_hash == 0),
-            "an emptied list keeps no running hash or bytes"
-        );
-        item
-    }
-
-    /// Replaces the element at `index` (which must be one).
-    fn set(&mut self, index: usize, item: Vec<u8>) {
-        assert!(index < self.items.len(), "LSET of an element there");
-        self.account(index, false);
-        self.items[index] = item;
-        self.account(index, true);
-    }
-
-    /// Replaces the elements from `index` on by `rest`; O(elements after `index`).
-    fn replace_tail(&mut self, index: usize, rest: Vec<Vec<u8>>) {
-        while self.items.len() > index {
-            self.pop(false).expect("an element after the index");
-        }
-        let expected = index + rest.len();
-        rest.into_iter().for_each(|item| self.push(false, item));
-        assert_eq!(self.items.len(), expected, "the tail replaced whole");
-    }
-
-    pub(crate) fn recompute_elements_hash(&self) -> u64 {
-        (self.items.iter().enumerate()).fold(0u64, |sum, (i, item)| {
-            sum.wrapping_add(item_hash(self.position(i), item))
-        })
-    }
-
-    /// Rebuilds the running hash and bytes after decoding.
-    pub(crate) fn rebuild_derived(&mut self) {
-        self.elements_hash = self.recompute_elements_hash();
-        self.bytes = self.items.iter().map(Vec::len).sum();
-    }
-}
 
 /// The indexes from `start` to `stop` inclusive by Redis's rules (negative ones count from the
 /// end; the range is clamped to the list), or `None` if it holds none.
@@ -229,7 +90,7 @@ pub(super) fn read(store: &Store, command: &Command, now_ms: UnixMs) -> Option<R
         Command::ListRange { key, start, stop } => list_at(store, key, now_ms).map(|list| {
             let items = list.and_then(|l| {
                 let (start, stop) = index_range(l.len(), *start, *stop)?;
-                Some(l.items.range(start..=stop).cloned().collect())
+                Some(l.range(start, stop).cloned().collect())
             });
             Reply::Keys(items.unwrap_or_default())
         }),
@@ -343,7 +204,11 @@ fn insert(
         return Ok(Reply::Int(-1));
     };
     let (len_before, at) = (list.len(), found + usize::from(!before));
-    let mut rest: Vec<Vec<u8>> = list.items.range(at..).cloned().collect();
+    assert!(
+        at <= len_before,
+        "LINSERT's place is inside the list or at its end"
+    );
+    let mut rest: Vec<Vec<u8>> = list.range(at, list.len() - 1).cloned().collect();
     rest.insert(0, value.to_vec());
     let len = change_list(store, key, |items| {
         items.replace_tail(at, rest);
@@ -369,12 +234,13 @@ fn remove(store: &mut Store, key: &[u8], count: i64, value: &[u8]) -> Checked<Re
         matches.reverse();
     }
     matches.truncate(limit);
+    assert!(matches.len() <= limit, "LREM removes at most |count|");
     matches.sort_unstable();
     let Some(&first) = matches.first() else {
         return Ok(Reply::Int(0));
     };
     let len_before = list.len();
-    let rest: Vec<Vec<u8>> = (list.items.range(first..).enumerate())
+    let rest: Vec<Vec<u8>> = (list.range(first, list.len() - 1).enumerate())
         .filter(|(i, _)| matches.binary_search(&(first + i)).is_err())
         .map(|(_, item)| item.clone())
         .collect();
@@ -396,6 +262,10 @@ fn trim(store: &mut Store, key: &[u8], start: i64, stop: i64) -> Checked<Reply> 
         Some((start, stop)) => (start, len - 1 - stop),
         None => (len, 0),
     };
+    assert!(
+        from_head + from_tail <= len,
+        "LTRIM removes at most the list"
+    );
     change_list(store, key, |items| {
         (0..from_head).for_each(|_| assert!(items.pop(true).is_some()));
         (0..from_tail).for_each(|_| assert!(items.pop(false).is_some()));
@@ -435,5 +305,9 @@ fn move_item(
     };
     let total_after = len_now(store, from) + len_now(store, to) * usize::from(from != to);
     assert_eq!(total_after, total, "LMOVE keeps every element");
+    assert!(
+        len_now(store, to) > 0,
+        "LMOVE leaves a list at its destination"
+    );
     Ok(Reply::Value(Some(moved)))
 }

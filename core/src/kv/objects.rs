@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::hash::{Hash64, TAG_ELEMENT, TAG_OBJECT};
-pub(crate) use super::lists::Items;
+pub(crate) use super::list_items::Items;
 use crate::integer::parse_integer;
 
 /// Redis 7.0's `hash-max-listpack-entries`: most fields of a `listpack` hash.

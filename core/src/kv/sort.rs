@@ -53,6 +53,10 @@ pub(super) fn apply(store: &mut Store, command: &Command, now_ms: UnixMs) -> Opt
         _ => 0,
     };
     assert_eq!(stored, len, "SORT STORE stores what it counts");
+    assert!(
+        len == 0 || store.kind(dest) == Some(ValueKind::List),
+        "SORT STORE leaves a list"
+    );
     Some(Reply::Int(i64::try_from(len).expect("a count fits in i64")))
 }
 
