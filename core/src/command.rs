@@ -560,6 +560,104 @@ pub enum Command {
         weights: Vec<crate::scores::Score>,
         aggregate: crate::scores::Aggregate,
     },
+    // Lists (Redis 7.0's), see `kv::lists`. Indexes count from 0 at the head, negative ones
+    // from -1 at the tail.
+    /// LPUSH, RPUSH, LPUSHX, RPUSHX: pushes each value in turn at the head (`left`) or the
+    /// tail; with `if_exists`, only onto a list already there. `Int(length after)`.
+    ListPush {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        #[serde(with = "crate::bytes::list")]
+        values: Vec<Vec<u8>>,
+        left: bool,
+        if_exists: bool,
+    },
+    /// LPOP, RPOP, LMPOP and the blocking BLPOP, BRPOP, BLMPOP (which never block here): from
+    /// the first of `keys` holding a list, pops up to `count` (one if none) at the head
+    /// (`left`) or the tail. `Keys([key, popped…])`, or `Value(None)` if no key holds a list.
+    ListPop {
+        #[serde(with = "crate::bytes::list")]
+        keys: Vec<Vec<u8>>,
+        left: bool,
+        count: Option<u64>,
+    },
+    /// LRANGE, LINDEX, LPOS: `Keys`, the elements from `start` to `stop` inclusive.
+    ListRange {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        start: i64,
+        stop: i64,
+    },
+    /// LSET: `Ok`; `Error(NoSuchKey)` if absent, `Error(IndexOutOfRange)`.
+    ListSet {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        index: i64,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// LINSERT: puts `value` before (or after) the first `pivot`; `Int(length after)`,
+    /// `Int(-1)` without a pivot, `Int(0)` if absent.
+    ListInsert {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        before: bool,
+        #[serde(with = "serde_bytes")]
+        pivot: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// LREM: removes up to `|count|` elements equal to `value` (all if 0), from the head if
+    /// `count` ≥ 0, else from the tail; `Int(removed)`.
+    ListRemove {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        count: i64,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
+    /// LTRIM: keeps the elements from `start` to `stop` (the key goes if none); `Ok`.
+    ListTrim {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        start: i64,
+        stop: i64,
+    },
+    /// LMOVE, RPOPLPUSH, BLMOVE, BRPOPLPUSH: pops at `from`'s head (`from_left`) or tail and
+    /// pushes onto `to`'s; `Value(moved)`, `Value(None)` if `from` is absent.
+    ListMove {
+        #[serde(with = "serde_bytes")]
+        from: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        to: Vec<u8>,
+        from_left: bool,
+        to_left: bool,
+    },
+    /// SORT, SORT_RO of the list or set at `key` (see `kv::sort`): `Values`, or with
+    /// `spec.store` the result stored there as a list and `Int(its length)`.
+    Sort {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        spec: SortSpec,
+    },
+}
+
+/// SORT's options, as Redis 7.0 reads them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SortSpec {
+    /// BY: the pattern whose `*` each element replaces to name the key (or `key->field`) to
+    /// sort by; one without `*` sorts nothing.
+    #[serde(with = "serde_bytes")]
+    pub by: Option<Vec<u8>>,
+    /// LIMIT offset count.
+    pub limit: Option<(i64, i64)>,
+    /// GET: the patterns to answer for each element (`#`: the element).
+    #[serde(with = "crate::bytes::list")]
+    pub get: Vec<Vec<u8>>,
+    pub desc: bool,
+    pub alpha: bool,
+    #[serde(with = "serde_bytes")]
+    pub store: Option<Vec<u8>>,
 }
 
 /// How SINTER, SUNION and SDIFF combine sets (an absent key is an empty set).
@@ -720,7 +818,9 @@ impl Command {
             | Command::ZsetRange { .. }
             | Command::ZsetScores { .. }
             | Command::ZsetRank { .. }
-            | Command::ZsetCombine { .. } => CommandKind::LinearizableRead,
+            | Command::ZsetCombine { .. }
+            | Command::ListRange { .. } => CommandKind::LinearizableRead,
+            Command::Sort { spec, .. } if spec.store.is_none() => CommandKind::LinearizableRead,
             Command::DirtyGet { .. } => CommandKind::DirtyRead,
             Command::InDb { command, .. } => command.kind(),
             _ => CommandKind::Write,
@@ -870,7 +970,13 @@ impl Command {
             | Command::ZsetRemoveRange { key, .. }
             | Command::ZsetRange { key, .. }
             | Command::ZsetScores { key, .. }
-            | Command::ZsetRank { key, .. } => vec![key],
+            | Command::ZsetRank { key, .. }
+            | Command::ListPush { key, .. }
+            | Command::ListRange { key, .. }
+            | Command::ListSet { key, .. }
+            | Command::ListInsert { key, .. }
+            | Command::ListRemove { key, .. }
+            | Command::ListTrim { key, .. } => vec![key],
             Command::ZsetRangeStore { dest, key, .. } => vec![dest, key],
             Command::ZsetPop { keys, .. } | Command::ZsetCombine { keys, .. } => {
                 keys.iter().map(Vec::as_slice).collect()
@@ -879,10 +985,16 @@ impl Command {
                 .chain(keys)
                 .map(Vec::as_slice)
                 .collect(),
-            Command::SetMove { from, to, .. } => vec![from, to],
-            Command::SetCombine { keys, .. } | Command::Exists { keys } => {
-                keys.iter().map(Vec::as_slice).collect()
+            Command::Sort { key, spec } => std::iter::once(key)
+                .chain(&spec.store)
+                .map(Vec::as_slice)
+                .collect(),
+            Command::SetMove { from, to, .. } | Command::ListMove { from, to, .. } => {
+                vec![from, to]
             }
+            Command::SetCombine { keys, .. }
+            | Command::Exists { keys }
+            | Command::ListPop { keys, .. } => keys.iter().map(Vec::as_slice).collect(),
             Command::SetStore { dest, keys, .. } => std::iter::once(dest)
                 .chain(keys)
                 .map(Vec::as_slice)
@@ -963,6 +1075,12 @@ impl Command {
             Command::ZsetRemove { members, .. } | Command::ZsetScores { members, .. } => {
                 members.iter().map(Vec::as_slice).collect()
             }
+            Command::ListPush { values, .. } => values.iter().map(Vec::as_slice).collect(),
+            Command::ListSet { value, .. } | Command::ListRemove { value, .. } => vec![value],
+            Command::ListInsert { pivot, value, .. } => vec![pivot, value],
+            Command::Sort { spec, .. } => (spec.by.iter().chain(&spec.get))
+                .map(Vec::as_slice)
+                .collect(),
             Command::Transaction { commands, .. } => {
                 commands.iter().flat_map(Command::values).collect()
             }
@@ -1122,6 +1240,12 @@ pub enum CommandError {
     // Sorted sets.
     #[error("resulting score is not a number (NaN)")]
     ScoreNan,
+    // Lists.
+    #[error("index out of range")]
+    IndexOutOfRange,
+    /// SORT's refusal, in Redis's words.
+    #[error("{0}")]
+    Sort(String),
 }
 
 /// A request from a client session.

@@ -20,11 +20,15 @@ mod deadlines;
 mod expiry;
 pub mod glob;
 pub(crate) mod hash;
+mod list_items;
+mod lists;
 mod objects;
 mod propagate;
 mod scripts;
 mod session;
 mod sorted;
+
+mod sort;
 mod store;
 mod strings;
 mod transaction;
@@ -34,6 +38,8 @@ mod zsets;
 mod collections_tests;
 #[cfg(test)]
 mod expiry_tests;
+#[cfg(test)]
+mod lists_tests;
 #[cfg(test)]
 mod propagate_tests;
 #[cfg(test)]
@@ -250,6 +256,12 @@ impl StateMachine {
             return reply;
         }
         if let Some(reply) = zsets::read(store, command, now_ms) {
+            return reply;
+        }
+        if let Some(reply) = lists::read(store, command, now_ms) {
+            return reply;
+        }
+        if let Some(reply) = sort::read(store, command, now_ms) {
             return reply;
         }
         match command {
@@ -511,9 +523,11 @@ impl StateMachine {
                 if wrong_type {
                     return Reply::Error(CommandError::WrongType);
                 }
-                let reply = collections::apply(store, command, self.applied_slot)
-                    .or_else(|| zsets::apply(store, command));
-                reply.unwrap_or_else(|| apply_in_store(store, command, now_ms))
+                let applied = collections::apply(store, command, self.applied_slot)
+                    .or_else(|| zsets::apply(store, command))
+                    .or_else(|| lists::apply(store, command))
+                    .or_else(|| sort::apply(store, command, now_ms));
+                applied.unwrap_or_else(|| apply_in_store(store, command, now_ms))
             }
         }
     }

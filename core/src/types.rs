@@ -53,6 +53,8 @@ pub enum ValueKind {
     Hash,
     Set,
     SortedSet,
+
+    List,
 }
 
 impl ValueKind {
@@ -62,6 +64,8 @@ impl ValueKind {
             ValueKind::Hash => "hash",
             ValueKind::Set => "set",
             ValueKind::SortedSet => "zset",
+
+            ValueKind::List => "list",
         }
     }
 }

@@ -228,7 +228,10 @@ fn parse_hello(args: &[Vec<u8>]) -> Action {
 /// Carries out `action` on `conn` and writes its reply.
 pub async fn run(action: Action, conn: &mut Connection<'_>, out: &mut Vec<u8>) {
     match action {
-        Action::Store { commands, shape } => run_store(commands, shape, conn, out).await,
+        Action::Store { commands, shape } => match shape.block_ms() {
+            Some(timeout_ms) => run_blocking(commands, shape, timeout_ms, conn, out).await,
+            None => run_store(commands, shape, conn, out).await,
+        },
         Action::RandomKey => {
             let command = Command::RandomKey {
                 seed: crate::random::<u64>(),
@@ -463,6 +466,67 @@ async fn run_store(
         resp3: conn.resp3,
     };
     write_replies(&replies, shape, &mut w);
+}
+
+/// How often a blocked client looks for a list to pop from.
+const BLOCKED_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// A blocking list command (BLPOP…) of a client: pops at once if a key it names holds a list,
+/// else looks again every [`BLOCKED_POLL`] (a read; the pop goes through the log only once a
+/// key is there) until one does or `timeout_ms` passes (0: never), then answers as the
+/// non-blocking command would. Inside MULTI and in scripts it never gets here: it runs once.
+async fn run_blocking(
+    commands: Vec<Command>,
+    shape: Shape,
+    timeout_ms: u64,
+    conn: &mut Connection<'_>,
+    out: &mut Vec<u8>,
+) {
+    assert_eq!(commands.len(), 1, "a blocking command is one store command");
+    let began = tokio::time::Instant::now();
+    let deadline = (timeout_ms > 0).then(|| began + std::time::Duration::from_millis(timeout_ms));
+    let awaited = redis::lists::awaited_keys(&commands[0]);
+    let mut first = true;
+    loop {
+        let present = match first {
+            true => true,
+            false => match conn
+                .submit(Command::Exists {
+                    keys: awaited.clone(),
+                })
+                .await
+            {
+                Ok(Reply::Int(found)) => found > 0,
+                _ => true,
+            },
+        };
+        let timed_out = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+        let reply = match present {
+            true => match conn.submit(commands[0].clone()).await {
+                Ok(reply) => reply,
+                Err(failure) => {
+                    return write_failure(
+                        &failure,
+                        &mut Writer {
+                            out,
+                            resp3: conn.resp3,
+                        },
+                    )
+                }
+            },
+            false => Reply::Value(None),
+        };
+        if reply != Reply::Value(None) || timed_out {
+            let mut w = Writer {
+                out,
+                resp3: conn.resp3,
+            };
+            return write_replies(&[reply], shape, &mut w);
+        }
+        first = false;
+        let wake = tokio::time::Instant::now() + BLOCKED_POLL;
+        tokio::time::sleep_until(deadline.map_or(wake, |d| d.min(wake))).await;
+    }
 }
 
 /// The replies of one action's store commands, shown as `shape` says.

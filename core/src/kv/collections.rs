@@ -111,6 +111,8 @@ fn cardinality(store: &Store, key: &[u8], kind: ValueKind, now_ms: UnixMs) -> Ch
         ValueKind::Hash => hash_at(store, key, now_ms)?.map_or(0, Fields::len),
         ValueKind::Set => set_at(store, key, now_ms)?.map_or(0, Members::len),
         ValueKind::SortedSet => super::zsets::zset_len(store, key, now_ms)?,
+
+        ValueKind::List => super::lists::list_len(store, key, now_ms)?,
         ValueKind::String => unreachable!("STRLEN is a string read"),
     };
     Ok(Reply::Int(int_from(len)))

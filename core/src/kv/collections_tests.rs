@@ -7,7 +7,7 @@ use super::*;
 use crate::redis::{lookup, parse_store, show_replies, Resp};
 
 pub(super) struct Client {
-    machine: StateMachine,
+    pub(super) machine: StateMachine,
     slot: Slot,
 }
 

@@ -154,7 +154,7 @@ impl ClockV4 {
         }
         for (store, pairs) in data.stores.iter_mut().zip(self.deadlines) {
             for (key, at) in pairs {
-                if store.get(&key).is_none() || store.deadlines.get(&key).is_some() {
+                if !store.exists(&key) || store.deadlines.get(&key).is_some() {
                     return Err("a deadline for an absent key, or twice".into());
                 }
                 store.deadlines.set(&key, at);
@@ -178,7 +178,7 @@ impl ClockV4 {
 const ENCODING_V5: u8 = 5;
 /// V5 followed by every database's hashes and sets.
 const ENCODING_V6: u8 = 6;
-/// V6 whose objects may hold sorted sets too (same layout; a v6 reader refuses them).
+/// V6 whose objects may be sorted sets or lists too (same layout; a v6 reader refuses them).
 const ENCODING_V7: u8 = 7;
 
 /// What v6 adds to v5: per database, its keys holding a hash or a set, in key order.
@@ -344,18 +344,20 @@ pub(crate) fn decode(body: &[u8]) -> Result<(StateParts, &[u8]), String> {
             let mut data = Databases {
                 stores: state.stores,
             };
-            let mut now_ms = 0;
+            let mut clock = None;
             if *version >= ENCODING_V4 {
-                let (clock, rest): (ClockV4, &[u8]) =
+                let (read, rest): (ClockV4, &[u8]) =
                     postcard::take_from_bytes(after).map_err(|e| e.to_string())?;
                 after = rest;
-                now_ms = clock.restore(&mut data)?;
+                clock = Some(read);
             }
             let (scripts, rest) = take_scripts(*version, after)?;
             after = rest;
             let (objects, rest) = take_objects(*version, after)?;
             after = rest;
             restore_objects(&mut data, objects)?;
+            // After the objects: a hash, set or list may have a deadline too.
+            let now_ms = clock.map_or(Ok(0), |clock| clock.restore(&mut data))?;
             let parts = StateParts {
                 config: state.config,
                 data,

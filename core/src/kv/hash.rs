@@ -19,6 +19,7 @@ pub(crate) const TAG_CLOCK: u64 = 0x6b76_2d63_6c6f_6331; // "kv-cloc1"
 pub(crate) const TAG_OBJECT: u64 = 0x6b76_2d6f_626a_3131; // "kv-obj11"
 pub(crate) const TAG_ELEMENT: u64 = 0x6b76_2d65_6c6d_3131; // "kv-elm11"
 pub(crate) const TAG_POP: u64 = 0x6b76_2d70_6f70_3131; // "kv-pop11"
+pub(crate) const TAG_LIST_ITEM: u64 = 0x6b76_2d6c_6974_3131; // "kv-lit11"
 
 /// Added on every round so that no input word leaves the state at a fixed point such as zero.
 const ROUND_CONSTANT: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::hash::{element_hash, Hash64, TAG_OBJECT};
+pub(crate) use super::list_items::Items;
 use crate::integer::parse_integer;
 
 /// Redis 7.0's `hash-max-listpack-entries`: most fields of a `listpack` hash.
@@ -27,6 +28,8 @@ pub(crate) enum Object {
     Hash(Fields),
     Set(Members),
     SortedSet(super::sorted::Scores),
+
+    List(Items),
 }
 
 pub use crate::types::ValueKind;
@@ -244,6 +247,8 @@ impl Object {
             Object::Hash(_) => ValueKind::Hash,
             Object::Set(_) => ValueKind::Set,
             Object::SortedSet(_) => ValueKind::SortedSet,
+
+            Object::List(_) => ValueKind::List,
         }
     }
 
@@ -252,6 +257,8 @@ impl Object {
             Object::Hash(fields) => fields.len(),
             Object::Set(members) => members.len(),
             Object::SortedSet(scores) => scores.len(),
+
+            Object::List(items) => items.len(),
         }
     }
 
@@ -260,6 +267,8 @@ impl Object {
             Object::Hash(fields) => fields.encoding(),
             Object::Set(members) => members.encoding(),
             Object::SortedSet(scores) => scores.encoding(),
+
+            Object::List(items) => items.encoding(),
         }
     }
 
@@ -269,6 +278,8 @@ impl Object {
             Object::Hash(fields) => fields.bytes,
             Object::Set(members) => members.bytes,
             Object::SortedSet(scores) => scores.bytes(),
+
+            Object::List(items) => items.bytes(),
         }
     }
 
@@ -277,6 +288,8 @@ impl Object {
             Object::Hash(f) => f.iter().map(|(k, v)| k.len() + v.len()).sum(),
             Object::Set(m) => m.iter().map(Vec::len).sum(),
             Object::SortedSet(s) => s.recompute_bytes(),
+
+            Object::List(items) => items.iter().map(Vec::len).sum(),
         }
     }
 
@@ -285,6 +298,9 @@ impl Object {
             Object::Hash(fields) => fields.hashtable,
             Object::Set(members) => members.hashtable,
             Object::SortedSet(scores) => scores.skiplist(),
+
+            // Redis 7.0 keeps every list a quicklist.
+            Object::List(_) => false,
         }
     }
 
@@ -293,6 +309,8 @@ impl Object {
             Object::Hash(fields) => fields.elements_hash,
             Object::Set(members) => members.elements_hash,
             Object::SortedSet(scores) => scores.elements_hash(),
+
+            Object::List(items) => items.elements_hash(),
         }
     }
 
@@ -303,15 +321,19 @@ impl Object {
             Object::Hash(fields) => fields.elements_hash = fields.recompute_elements_hash(),
             Object::Set(members) => members.elements_hash = members.recompute_elements_hash(),
             Object::SortedSet(scores) => scores.rebuild()?,
+
+            Object::List(items) => items.rebuild_derived(),
         }
         let bytes = self.recompute_bytes();
         match &mut self {
             Object::Hash(fields) => fields.bytes = bytes,
             Object::Set(members) => members.bytes = bytes,
             Object::SortedSet(scores) => assert_eq!(scores.bytes(), bytes, "rebuilt bytes"),
+
+            Object::List(items) => assert_eq!(items.bytes(), bytes, "list bytes rebuilt"),
         }
         if self.len() == 0 {
-            return Err("an empty hash or set".into());
+            return Err("an empty hash, set or list".into());
         }
         self.assert_encoding_allowed()
             .map(|()| self)
@@ -335,6 +357,8 @@ impl Object {
                         && m.iter().all(|x| parse_integer(x).is_some()))
             }
             Object::SortedSet(s) => s.encoding_fits(),
+
+            Object::List(_) => true,
         };
         match fits {
             true => Ok(()),
@@ -348,6 +372,8 @@ impl Object {
             Object::Hash(fields) => fields.recompute_elements_hash(),
             Object::Set(members) => members.recompute_elements_hash(),
             Object::SortedSet(scores) => scores.recompute_elements_hash(),
+
+            Object::List(items) => items.recompute_elements_hash(),
         };
         assert_eq!(self.elements_hash(), recomputed, "element hash drifted");
         assert_eq!(self.bytes(), self.recompute_bytes(), "byte count drifted");
@@ -362,6 +388,7 @@ pub(crate) fn object_entry_hash(key: &[u8], object: &Object) -> u64 {
         ValueKind::Hash => 1,
         ValueKind::Set => 2,
         ValueKind::SortedSet => 3,
+        ValueKind::List => 4,
         ValueKind::String => unreachable!("an object is no string"),
     };
     Hash64::new(TAG_OBJECT)

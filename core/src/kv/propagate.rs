@@ -20,7 +20,8 @@ use super::expiry::absolute;
 use super::store::Store;
 use super::StateMachine;
 use crate::command::{
-    BitOp, Command, Db, Deadline, ExpireName, Reply, SetOp, TtlChange, DATABASES,
+    AddOptions, BitOp, Command, Db, Deadline, ExpireName, Reply, SetCondition, SetOp, TtlChange,
+    DATABASES,
 };
 use crate::redis::Resp;
 use crate::scripting::ScriptCommand;
@@ -149,6 +150,13 @@ impl StateMachine {
         };
         assert!(propagation.request.len() <= PROPAGATED_EFFECTS_MAX);
         let (db, leaf) = command.db_and_command();
+        if rule(leaf) == Rule::NotCarried && !touched.is_empty() {
+            let propagation = self.propagation.as_mut().expect("checked above");
+            propagation.lost = true;
+            propagation.request.clear();
+            propagation.done.clear();
+            return;
+        }
         let store = self.data.db(db);
         let effects = translate(leaf, reply, touched, (store, self.now_ms));
         let propagation = self.propagation.as_mut().expect("checked above");
@@ -285,6 +293,8 @@ fn changed(
             _ => unreachable!("HINCRBYFLOAT answers its value: {reply:?}"),
         },
         Command::SetPop { key, count } => set_pop(store, key, count.is_some(), reply),
+        Command::ListPop { left, count, .. } => list_pop(*left, count.is_some(), reply),
+        Command::ZsetPop { max, count, .. } => zset_pop(*max, count.is_some(), reply),
         _ => {
             assert_eq!(
                 rule(command),
@@ -336,6 +346,42 @@ fn deadline_change(store: &Store, key: &[u8], deadline: Deadline, now_ms: UnixMs
     }
 }
 
+/// LPOP, RPOP, LMPOP and the blocking pops: `LPOP`/`RPOP` of the key popped from, with the
+/// count popped when the command gave one.
+fn list_pop(left: bool, counted: bool, reply: &Reply) -> Vec<Argv> {
+    let Reply::Keys(popped) = reply else {
+        unreachable!("a list pop that changed something answers its key: {reply:?}")
+    };
+    assert!(popped.len() >= 2, "a key and what was popped");
+    let name: &[u8] = if left { b"LPOP" } else { b"RPOP" };
+    let mut out = argv(&[name, &popped[0]]);
+    if counted {
+        out.push(int(popped.len() - 1));
+    }
+    vec![out]
+}
+
+/// ZPOPMIN, ZPOPMAX, ZMPOP and the blocking pops: `ZPOPMIN`/`ZPOPMAX` of the key popped from.
+fn zset_pop(max: bool, counted: bool, reply: &Reply) -> Vec<Argv> {
+    let Reply::Popped {
+        key: Some(key),
+        pairs,
+    } = reply
+    else {
+        unreachable!("a sorted-set pop that changed something names its key: {reply:?}")
+    };
+    assert!(
+        !pairs.is_empty(),
+        "a pop that changed something took a member"
+    );
+    let name: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+    let mut out = argv(&[name, key]);
+    if counted {
+        out.push(int(pairs.len()));
+    }
+    vec![out]
+}
+
 /// SPOP: one `SREM` per member taken, or `DEL` when a count took the whole set.
 fn set_pop(store: &Store, key: &[u8], counted: bool, reply: &Reply) -> Vec<Argv> {
     let members = match reply {
@@ -364,6 +410,9 @@ enum Rule {
     AsWritten,
     /// Propagates through the writes it holds, or is no write.
     NotALeafWrite,
+    /// A write the stream does not carry yet: applying one that changed something loses the
+    /// stream (its subscribers are told and must sync again), never drops it silently.
+    NotCarried,
 }
 
 fn rule(command: &Command) -> Rule {
@@ -402,7 +451,20 @@ fn rule(command: &Command) -> Rule {
         | Command::SetAdd { .. }
         | Command::SetRemove { .. }
         | Command::SetMove { .. }
-        | Command::SetStore { .. } => Rule::AsWritten,
+        | Command::SetStore { .. }
+        | Command::ZsetAdd { .. }
+        | Command::ZsetRemove { .. }
+        | Command::ListPush { .. }
+        | Command::ListSet { .. }
+        | Command::ListInsert { .. }
+        | Command::ListRemove { .. }
+        | Command::ListTrim { .. }
+        | Command::ListMove { .. } => Rule::AsWritten,
+        Command::ZsetPop { .. } | Command::ListPop { .. } => Rule::Translated,
+        Command::ZsetRemoveRange { .. }
+        | Command::ZsetRangeStore { .. }
+        | Command::ZsetStore { .. } => Rule::NotCarried,
+        Command::Sort { spec, .. } if spec.store.is_some() => Rule::NotCarried,
         Command::Script(_)
         | Command::Transaction { .. }
         | Command::InDb { .. }
@@ -426,7 +488,13 @@ fn rule(command: &Command) -> Rule {
         | Command::SetMembers { .. }
         | Command::SetContains { .. }
         | Command::SetCombine { .. }
-        | Command::Exists { .. } => Rule::NotALeafWrite,
+        | Command::Exists { .. }
+        | Command::ZsetRange { .. }
+        | Command::ZsetScores { .. }
+        | Command::ZsetRank { .. }
+        | Command::ZsetCombine { .. }
+        | Command::ListRange { .. }
+        | Command::Sort { .. } => Rule::NotALeafWrite,
     }
 }
 
@@ -447,6 +515,50 @@ pub(super) fn as_written(command: &Command) -> Argv {
             argv(&[b"SETBIT", key, &int(offset), &int(u8::from(*bit))])
         }
         Command::Copy { from, to, .. } => argv(&[b"COPY", from, to]),
+        Command::ZsetAdd {
+            key,
+            members,
+            options,
+        } => zadd(key, members, options),
+        Command::ZsetRemove { key, members } => {
+            let mut out = argv(&[b"ZREM", key]);
+            out.extend(members.iter().cloned());
+            out
+        }
+        Command::ListPush {
+            key,
+            values,
+            left,
+            if_exists,
+        } => {
+            let name: &[u8] = match (left, if_exists) {
+                (true, false) => b"LPUSH",
+                (false, false) => b"RPUSH",
+                (true, true) => b"LPUSHX",
+                (false, true) => b"RPUSHX",
+            };
+            let mut out = argv(&[name, key]);
+            out.extend(values.iter().cloned());
+            out
+        }
+        Command::ListSet { key, index, value } => argv(&[b"LSET", key, &int(index), value]),
+        Command::ListInsert {
+            key,
+            before,
+            pivot,
+            value,
+        } => {
+            let place: &[u8] = if *before { b"BEFORE" } else { b"AFTER" };
+            argv(&[b"LINSERT", key, place, pivot, value])
+        }
+        Command::ListRemove { key, count, value } => argv(&[b"LREM", key, &int(count), value]),
+        Command::ListTrim { key, start, stop } => argv(&[b"LTRIM", key, &int(start), &int(stop)]),
+        Command::ListMove {
+            from,
+            to,
+            from_left,
+            to_left,
+        } => argv(&[b"LMOVE", from, to, side(*from_left), side(*to_left)]),
         _ => return as_written_multi(command),
     };
     if let Command::Copy { to_db, replace, .. } = command {
@@ -456,6 +568,37 @@ pub(super) fn as_written(command: &Command) -> Argv {
         if *replace {
             out.push(b"REPLACE".to_vec());
         }
+    }
+    out
+}
+
+fn side(left: bool) -> &'static [u8] {
+    if left {
+        b"LEFT"
+    } else {
+        b"RIGHT"
+    }
+}
+
+/// ZADD with its options and every score and member.
+fn zadd(key: &[u8], members: &[crate::scores::ScoredMember], options: &AddOptions) -> Argv {
+    let mut out = argv(&[b"ZADD", key]);
+    match options.condition {
+        SetCondition::Always => {}
+        SetCondition::IfAbsent => out.push(b"NX".to_vec()),
+        SetCondition::IfPresent => out.push(b"XX".to_vec()),
+    }
+    match options.compare {
+        None => {}
+        Some(crate::scores::Compare::Greater) => out.push(b"GT".to_vec()),
+        Some(crate::scores::Compare::Less) => out.push(b"LT".to_vec()),
+    }
+    if options.increment {
+        out.push(b"INCR".to_vec());
+    }
+    for scored in members {
+        out.push(crate::scores::format_score(scored.score.value()).into_bytes());
+        out.push(scored.member.clone());
     }
     out
 }

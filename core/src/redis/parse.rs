@@ -116,6 +116,10 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Parsed {
             let (command, shape) = crate::redis::zsets::parse_zset_command(name, args)?;
             Ok(StoreCall::shaped(command, shape))
         }
+        _ if crate::redis::lists::is_list_command(name) => {
+            let (command, shape) = crate::redis::lists::parse_list_command(name, args)?;
+            Ok(StoreCall::shaped(command, shape))
+        }
         _ if is_collection_command(name) => {
             let (command, shape) = crate::redis::collections::parse_collection_command(name, args)?;
             Ok(StoreCall::shaped(command, shape))

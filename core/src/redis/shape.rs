@@ -46,6 +46,9 @@ pub enum Shape {
     Collection(CollectionShape),
     /// A sorted-set reply (see `zsets`).
     Zset(ZsetShape),
+
+    /// A list command's reply (see `lists`).
+    List(ListShape),
 }
 
 /// LCS's options.
@@ -80,6 +83,15 @@ impl Shape {
                 seed,
             }),
             other => other,
+        }
+    }
+
+    /// How long a client's blocking list command waits for a list to pop from, in
+    /// milliseconds (0: forever); `None` for every other command.
+    pub fn block_ms(&self) -> Option<u64> {
+        match self {
+            Shape::List(list) => list.block_ms,
+            _ => None,
         }
     }
 }
@@ -124,6 +136,9 @@ pub fn show_replies(replies: &[Reply], shape: Shape) -> Resp {
     }
     if let (Shape::Zset(shape), [reply]) = (&shape, replies) {
         return show_zset(reply, shape);
+    }
+    if let (Shape::List(shape), [reply]) = (&shape, replies) {
+        return show_list(reply, shape);
     }
     if let (Shape::Lcs(options), [Reply::Values(values)]) = (&shape, replies) {
         return show_lcs(values, *options);
@@ -199,7 +214,8 @@ fn show_shaped(reply: &Reply, shape: Shape) -> Resp {
             | Shape::Exists
             | Shape::Lcs(_)
             | Shape::Collection(_)
-            | Shape::Zset(_),
+            | Shape::Zset(_)
+            | Shape::List(_),
             _,
         ) => {
             unreachable!("not a shape of one value: {shape:?}")
@@ -593,5 +609,100 @@ pub fn show_zset(reply: &Reply, shape: &ZsetShape) -> Resp {
             array(vec![bulk(key), array(popped.iter().map(pair).collect())])
         }
         (_, other) => crate::redis::show(other),
+    }
+}
+
+/// How a list reply is shown, and how long a client's call waits for a list to pop from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListShape {
+    pub reply: ListReply,
+    /// A blocking command's timeout in milliseconds (0: forever).
+    pub block_ms: Option<u64>,
+}
+
+/// How a list reply is shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListReply {
+    /// As it is (LMOVE's moved element, LPUSH's length…).
+    Plain,
+    /// LPOP and RPOP: the one element popped (`counted`: an array of them; nil if absent).
+    Popped { counted: bool },
+    /// BLPOP and BRPOP: the key and its element (nil array if none).
+    KeyAndElement,
+    /// LMPOP and BLMPOP: the key and an array of its elements (nil array if none).
+    KeyAndElements,
+    /// LINDEX: the element of a one-element range, or nil.
+    Element,
+    /// LPOS over the whole list.
+    Position(Lpos),
+}
+
+/// LPOS's options: the `rank`th match on (from the tail if negative), `count` matches (0: all;
+/// none: one, shown alone), among the first `maxlen` elements compared (0: all).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lpos {
+    pub element: Vec<u8>,
+    pub rank: i64,
+    pub count: Option<u64>,
+    pub maxlen: u64,
+}
+
+/// A list reply as `shape` shows it (an error as itself).
+pub fn show_list(reply: &Reply, shape: &ListShape) -> Resp {
+    let bulk = |b: &Vec<u8>| Resp::Bulk(Some(b.clone()));
+    let array = |items: Vec<Resp>| Resp::Array(Some(items));
+    match (&shape.reply, reply) {
+        (ListReply::Popped { counted: false }, Reply::Keys(popped)) => {
+            Resp::Bulk(popped.get(1).cloned())
+        }
+        (ListReply::Popped { counted: true }, Reply::Keys(popped)) => {
+            array(popped[1..].iter().map(bulk).collect())
+        }
+        (ListReply::KeyAndElement, Reply::Keys(popped)) => {
+            assert_eq!(popped.len(), 2, "BLPOP pops one element");
+            array(popped.iter().map(bulk).collect())
+        }
+        (ListReply::KeyAndElements, Reply::Keys(popped)) => {
+            let elements = array(popped[1..].iter().map(bulk).collect());
+            array(vec![bulk(&popped[0]), elements])
+        }
+        (ListReply::Popped { counted: false }, Reply::Value(None)) => Resp::Bulk(None),
+        (
+            ListReply::Popped { .. } | ListReply::KeyAndElement | ListReply::KeyAndElements,
+            Reply::Value(None),
+        ) => Resp::Array(None),
+        (ListReply::Element, Reply::Keys(items)) => Resp::Bulk(items.first().cloned()),
+        (ListReply::Position(lpos), Reply::Keys(items)) => show_lpos(items, lpos),
+        (_, other) => crate::redis::show(other),
+    }
+}
+
+/// LPOS's reply: the indexes of the matches of `element` in `items`.
+fn show_lpos(items: &[Vec<u8>], lpos: &Lpos) -> Resp {
+    let compared = match lpos.maxlen {
+        0 => items.len(),
+        n => usize::try_from(n).unwrap_or(usize::MAX).min(items.len()),
+    };
+    let indexes: Box<dyn Iterator<Item = usize>> = match lpos.rank > 0 {
+        true => Box::new(0..compared),
+        false => Box::new((items.len() - compared..items.len()).rev()),
+    };
+    assert!(compared <= items.len(), "MAXLEN compares at most the list");
+    let skip = usize::try_from(lpos.rank.unsigned_abs() - 1).unwrap_or(usize::MAX);
+    let wanted = match lpos.count {
+        None => 1,
+        Some(0) => usize::MAX,
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    let found: Vec<Resp> = indexes
+        .filter(|&i| items[i] == lpos.element)
+        .skip(skip)
+        .take(wanted)
+        .map(|i| Resp::Int(i as i64))
+        .collect();
+    assert!(found.len() <= wanted, "LPOS answers at most COUNT matches");
+    match lpos.count {
+        None => found.into_iter().next().unwrap_or(Resp::Bulk(None)),
+        Some(_) => Resp::Array(Some(found)),
     }
 }

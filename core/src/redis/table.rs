@@ -28,7 +28,7 @@ const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
 use Kind::{Local, Store};
 
 /// Every command, once. `COMMAND COUNT` counts this table.
-pub const COMMANDS: [Spec; 162] = [
+pub const COMMANDS: [Spec; 186] = [
     row("GET", 2, Store),
     row("DIRTYGET", 2, Store),
     row("INCR", 2, Store),
@@ -191,6 +191,31 @@ pub const COMMANDS: [Spec; 162] = [
     row("BZPOPMIN", -3, Store),
     row("BZPOPMAX", -3, Store),
     row("BZMPOP", -5, Store),
+    // Lists (crate::redis::lists).
+    row("LPUSH", -3, Store),
+    row("RPUSH", -3, Store),
+    row("LPUSHX", -3, Store),
+    row("RPUSHX", -3, Store),
+    row("LPOP", -2, Store),
+    row("RPOP", -2, Store),
+    row("LLEN", 2, Store),
+    row("LRANGE", 4, Store),
+    row("LINDEX", 3, Store),
+    row("LSET", 4, Store),
+    row("LINSERT", 5, Store),
+    row("LREM", 4, Store),
+    row("LTRIM", 4, Store),
+    row("RPOPLPUSH", 3, Store),
+    row("LMOVE", 5, Store),
+    row("LPOS", -3, Store),
+    row("LMPOP", -4, Store),
+    row("BLPOP", -3, Store),
+    row("BRPOP", -3, Store),
+    row("BRPOPLPUSH", 4, Store),
+    row("BLMOVE", 6, Store),
+    row("BLMPOP", -5, Store),
+    row("SORT", -2, Store),
+    row("SORT_RO", -2, Store),
     // The server's own (node's cmd_admin).
     row("TIME", 1, Local),
     row("SAVE", 1, Local),
@@ -198,19 +223,6 @@ pub const COMMANDS: [Spec; 162] = [
     row("REPLICAOF", 3, Local),
     row("SLAVEOF", 3, Local),
 ];
-
-/// The commands Redis 7.0 flags `noscript` (COMMAND INFO): a script may not call them.
-pub const NOSCRIPT: [&str; 2] = ["BZPOPMIN", "BZPOPMAX"];
-
-/// Whether a script may not call `name` (in upper case).
-pub fn is_noscript(name: &str) -> bool {
-    let flagged = NOSCRIPT.contains(&name);
-    assert!(
-        !flagged || spec(name).is_some(),
-        "a flagged command is in the table"
-    );
-    flagged
-}
 
 /// The table's row of `name` (in upper case).
 pub fn spec(name: &str) -> Option<&'static Spec> {
