@@ -18,6 +18,7 @@ mod collections;
 mod databases;
 mod deadlines;
 mod expiry;
+pub mod function_dump;
 pub mod glob;
 pub(crate) mod hash;
 mod objects;
@@ -31,6 +32,8 @@ mod transaction;
 mod collections_tests;
 #[cfg(test)]
 mod expiry_tests;
+#[cfg(test)]
+mod function_restore_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
