@@ -18,7 +18,6 @@ mod collections;
 mod databases;
 mod deadlines;
 mod expiry;
-pub mod function_dump;
 pub mod glob;
 pub(crate) mod hash;
 mod objects;

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod function_dump;
+
 /// Scripts the state keeps (SCRIPT LOAD and every EVAL'd body); past this, EVAL still runs but
 /// the body is not kept for EVALSHA.
 pub const SCRIPTS_MAX: usize = 1_000;
@@ -57,7 +59,7 @@ pub enum ScriptCommand {
     },
     /// FUNCTION STATS: the engine's library and function counts.
     FunctionStats,
-    /// FUNCTION DUMP: every library's code in one checksummed payload (`kv::function_dump`).
+    /// FUNCTION DUMP: every library's code in one checksummed payload ([`function_dump`]).
     FunctionDump,
     /// FUNCTION RESTORE of a payload the parser verified and opened: the libraries' codes.
     FunctionRestore {
@@ -110,6 +112,16 @@ impl ScriptCommand {
             | ScriptCommand::Fcall { over_maxmemory, .. } => *over_maxmemory = true,
             _ => {}
         }
+    }
+
+    /// Whether the command runs a script, which declares its keys (KEYS) by a count.
+    pub fn declares_keys(&self) -> bool {
+        matches!(
+            self,
+            ScriptCommand::Eval { .. }
+                | ScriptCommand::EvalSha { .. }
+                | ScriptCommand::Fcall { .. }
+        )
     }
 
     /// The keys a script declares (KEYS), for size checks.
@@ -314,7 +326,7 @@ fn parse_function_restore(args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
             )
         }
     };
-    let codes = crate::kv::function_dump::decode(&args[2])?;
+    let codes = function_dump::decode(&args[2])?;
     Ok(ScriptCommand::FunctionRestore { codes, policy })
 }
 

@@ -13,9 +13,8 @@
 
 use std::time::Duration;
 
-use keyspace_core::kv::function_dump;
 use keyspace_core::redis::{arity_error, Resp};
-use keyspace_core::scripting::ScriptCommand;
+use keyspace_core::scripting::{function_dump, ScriptCommand};
 use keyspace_core::{Command, Reply};
 
 use crate::action::ServerCommand;

@@ -3,7 +3,7 @@
 use super::tests::{replies, request};
 use super::*;
 use crate::redis::Resp;
-use crate::scripting::{parse, RestorePolicy, ScriptCommand};
+use crate::scripting::{function_dump, parse, RestorePolicy, ScriptCommand};
 
 fn apply(machine: &mut StateMachine, slot: Slot, command: ScriptCommand) -> Resp {
     let reply = replies(machine.apply_batch(slot, &[request(1, slot, Command::Script(command))]));

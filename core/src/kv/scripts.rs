@@ -202,7 +202,8 @@ impl ScriptRegistry {
 
     /// FUNCTION DUMP: every library's code, in name order.
     fn dump(&self) -> Resp {
-        let payload = super::function_dump::encode(self.libraries.values().map(Vec::as_slice));
+        let payload =
+            crate::scripting::function_dump::encode(self.libraries.values().map(Vec::as_slice));
         assert!(payload.len() > self.libraries.values().map(Vec::len).sum::<usize>());
         Resp::Bulk(Some(payload))
     }

@@ -4,16 +4,6 @@
 use crate::command::Command;
 use crate::redis::{arity_ok, parse_store, spec, text, Kind};
 
-/// Commands whose keys are declared by a count (`numkeys`): none is a valid answer.
-const SCRIPT_COMMANDS: [&str; 6] = [
-    "EVAL",
-    "EVALSHA",
-    "EVAL_RO",
-    "EVALSHA_RO",
-    "FCALL",
-    "FCALL_RO",
-];
-
 /// The keys `argv` (a command with its arguments) names, in order, or Redis's error.
 pub fn key_arguments(argv: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, String> {
     assert!(!argv.is_empty(), "COMMAND GETKEYS names a command");
@@ -22,16 +12,17 @@ pub fn key_arguments(argv: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, String> {
     if !arity_ok(argv, spec.arity) {
         return Err("ERR Invalid number of arguments specified for command".into());
     }
-    let keys: Vec<Vec<u8>> = match (spec.kind, name.as_str()) {
-        (Kind::Local, "WATCH") => argv[1..].to_vec(),
-        (Kind::Local, _) => vec![],
-        (Kind::Store, _) => parse_store(&name, argv)?
-            .commands
-            .iter()
-            .flat_map(named_keys)
-            .collect(),
+    let commands = match spec.kind {
+        Kind::Store => parse_store(&name, argv)?.commands,
+        Kind::Local => vec![],
     };
-    if keys.is_empty() && !SCRIPT_COMMANDS.contains(&name.as_str()) {
+    let keys: Vec<Vec<u8>> = match name.as_str() {
+        "WATCH" => argv[1..].to_vec(),
+        _ => commands.iter().flat_map(named_keys).collect(),
+    };
+    // A script run declares its keys by a count (`numkeys`): none is a valid answer.
+    let counted = (commands.iter()).any(|c| matches!(c, Command::Script(s) if s.declares_keys()));
+    if keys.is_empty() && !counted {
         return Err("ERR The command has no key arguments".into());
     }
     assert!(keys.len() < argv.len(), "every key is an argument");

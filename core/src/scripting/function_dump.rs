@@ -8,7 +8,7 @@
 //! A payload of another version, with a wrong checksum or a bad frame is refused whole with
 //! Redis's error, so a bad RESTORE changes nothing.
 
-use crate::scripting::LIBRARIES_MAX;
+use super::LIBRARIES_MAX;
 
 const MAGIC: &[u8; 4] = b"KSFN";
 /// The payload format this build writes and reads.
