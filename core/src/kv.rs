@@ -39,6 +39,8 @@ mod collections_tests;
 #[cfg(test)]
 mod expiry_tests;
 #[cfg(test)]
+mod function_restore_tests;
+#[cfg(test)]
 mod lists_tests;
 #[cfg(test)]
 mod propagate_tests;

@@ -10,6 +10,7 @@
 pub mod args;
 pub mod collections;
 pub mod expiry;
+pub mod getkeys;
 pub mod lists;
 pub mod noscript;
 pub mod parse;

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod function_dump;
+
 /// Scripts the state keeps (SCRIPT LOAD and every EVAL'd body); past this, EVAL still runs but
 /// the body is not kept for EVALSHA.
 pub const SCRIPTS_MAX: usize = 1_000;
@@ -60,6 +62,26 @@ pub enum ScriptCommand {
         over_maxmemory: bool,
         debug_allowed: bool,
     },
+    /// FUNCTION STATS: the engine's library and function counts.
+    FunctionStats,
+    /// FUNCTION DUMP: every library's code in one checksummed payload ([`function_dump`]).
+    FunctionDump,
+    /// FUNCTION RESTORE of a payload the parser verified and opened: the libraries' codes.
+    FunctionRestore {
+        codes: Vec<Vec<u8>>,
+        policy: RestorePolicy,
+    },
+}
+
+/// What FUNCTION RESTORE does with the libraries already loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RestorePolicy {
+    /// Keep them; a library of the same name is an error (the default).
+    Append,
+    /// A library of the same name is replaced.
+    Replace,
+    /// All are deleted first.
+    Flush,
 }
 
 /// Redis's reply to a command refused over `maxmemory`.
@@ -79,10 +101,13 @@ impl ScriptCommand {
     }
 
     /// Whether a replica over `maxmemory` refuses the command before ordering it, as Redis 7.0
-    /// does for its deny-oom commands: FUNCTION LOAD. A script run is not refused there: it
+    /// does for its deny-oom commands: FUNCTION LOAD and RESTORE. A script run is not refused there: it
     /// is marked ([`ScriptCommand::mark_over_maxmemory`]) and judged by its flags when it runs.
     pub fn denied_over_maxmemory(&self) -> bool {
-        matches!(self, ScriptCommand::FunctionLoad { .. })
+        matches!(
+            self,
+            ScriptCommand::FunctionLoad { .. } | ScriptCommand::FunctionRestore { .. }
+        )
     }
 
     /// Marks a script run taken while the replica was over `maxmemory`.
@@ -103,6 +128,16 @@ impl ScriptCommand {
             | ScriptCommand::Fcall { debug_allowed, .. } => *debug_allowed = true,
             _ => {}
         }
+    }
+
+    /// Whether the command runs a script, which declares its keys (KEYS) by a count.
+    pub fn declares_keys(&self) -> bool {
+        matches!(
+            self,
+            ScriptCommand::Eval { .. }
+                | ScriptCommand::EvalSha { .. }
+                | ScriptCommand::Fcall { .. }
+        )
     }
 
     /// The keys a script declares (KEYS), for size checks.
@@ -126,6 +161,9 @@ impl ScriptCommand {
             }
             ScriptCommand::Load { body } => vec![body],
             ScriptCommand::FunctionLoad { code, .. } => vec![code],
+            ScriptCommand::FunctionRestore { codes, .. } => {
+                codes.iter().map(Vec::as_slice).collect()
+            }
             _ => vec![],
         }
     }
@@ -167,6 +205,10 @@ pub fn parse(name: &str, args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
     assert!(!read_only || ["EVAL_RO", "EVALSHA_RO", "FCALL_RO"].contains(&name));
     match name {
         "EVAL" | "EVAL_RO" | "EVALSHA" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" => {
+            let is_fcall = name.starts_with("FCALL");
+            if is_fcall && crate::redis::parse_i64(&args[2]).is_none() {
+                return Err("ERR Bad number of keys provided".into());
+            }
             let (keys, rest) = keys_and_args(&args[2..])?;
             let target = args[1].clone();
             Ok(match name {
@@ -241,28 +283,70 @@ fn parse_script(args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
 
 fn parse_function(args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
     match (upper(&args[1]).as_str(), args.len()) {
-        ("LOAD", 3) => Ok(ScriptCommand::FunctionLoad {
-            code: args[2].clone(),
-            replace: false,
-        }),
-        ("LOAD", 4) if upper(&args[2]) == "REPLACE" => Ok(ScriptCommand::FunctionLoad {
-            code: args[3].clone(),
-            replace: true,
-        }),
-        ("LOAD", 4) => Err(format!(
-            "ERR Unknown option given: {}",
-            String::from_utf8_lossy(&args[2])
-        )),
+        ("LOAD", 3..) => parse_function_load(args),
         ("DELETE", 3) => Ok(ScriptCommand::FunctionDelete {
             library: String::from_utf8_lossy(&args[2]).into(),
         }),
-        ("FLUSH", _) => flush_mode_ok(args)
+        ("FLUSH", 2 | 3) => flush_mode_ok(args)
             .map_err(|_| "ERR FUNCTION FLUSH only supports SYNC|ASYNC option".to_string())
             .map(|()| ScriptCommand::FunctionFlush),
         ("LIST", _) => parse_function_list(&args[2..]),
+        ("STATS", 2) => Ok(ScriptCommand::FunctionStats),
+        ("DUMP", 2) => Ok(ScriptCommand::FunctionDump),
+        ("STATS" | "DUMP", _) => Err(crate::redis::arity_error(&format!(
+            "function|{}",
+            upper(&args[1])
+        ))),
+        ("RESTORE", 3 | 4) => parse_function_restore(args),
         ("KILL", 2) => Err("NOTBUSY No scripts in execution right now.".into()),
         _ => Err(unknown_subcommand(args, "FUNCTION")),
     }
+}
+
+/// `FUNCTION LOAD [REPLACE] code`: options up to the last argument, which is the code.
+fn parse_function_load(args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
+    assert!(args.len() >= 3, "LOAD was given an argument");
+    let (options, code) = args[2..].split_at(args.len() - 3);
+    let mut replace = false;
+    for option in options {
+        match upper(option).as_str() {
+            "REPLACE" => replace = true,
+            _ => {
+                return Err(format!(
+                    "ERR Unknown option given: {}",
+                    String::from_utf8_lossy(option)
+                ))
+            }
+        }
+    }
+    assert_eq!(code.len(), 1, "the code is the last argument");
+    Ok(ScriptCommand::FunctionLoad {
+        code: code[0].clone(),
+        replace,
+    })
+}
+
+/// `FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]`: the policy is checked first, as Redis
+/// does, then the payload's version and checksum.
+fn parse_function_restore(args: &[Vec<u8>]) -> Result<ScriptCommand, String> {
+    assert!(
+        matches!(args.len(), 3 | 4),
+        "RESTORE takes a payload and a policy"
+    );
+    let policy = match args.get(3).map(|p| upper(p)).as_deref() {
+        None | Some("APPEND") => RestorePolicy::Append,
+        Some("REPLACE") => RestorePolicy::Replace,
+        Some("FLUSH") => RestorePolicy::Flush,
+        Some(_) => {
+            return Err(
+                "ERR Wrong restore policy given, value should be either FLUSH, \
+                 APPEND or REPLACE."
+                    .into(),
+            )
+        }
+    };
+    let codes = function_dump::decode(&args[2])?;
+    Ok(ScriptCommand::FunctionRestore { codes, policy })
 }
 
 fn parse_function_list(options: &[Vec<u8>]) -> Result<ScriptCommand, String> {

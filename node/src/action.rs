@@ -41,6 +41,8 @@ pub enum Action {
     },
     Auth(Vec<u8>),
     CommandCount,
+    /// `COMMAND GETKEYS command arg…`: the keys it names.
+    CommandKeys(Vec<Vec<u8>>),
     EmptyArray,
     /// A command about the server or the connection, run by its own module with its
     /// arguments (name first): CLIENT, CONFIG, DEBUG, OBJECT, MEMORY.

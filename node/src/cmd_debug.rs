@@ -1,11 +1,20 @@
 //! `DEBUG`, `OBJECT` and `MEMORY`: the subcommands that mean something for keyspace, the rest
 //! refused with the reason. keyspace keeps its data in the replicated log, so nothing here can
-//! reload, restart or corrupt a replica; like Redis with `enable-debug-command local`, DEBUG is
+//! restart or corrupt a replica; like Redis with `enable-debug-command local`, DEBUG is
 //! answered on loopback connections only.
+//!
+//! `DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]`: Redis saves its dataset (keys and function
+//! libraries) to its RDB file, empties itself and loads the file back. keyspace persists every
+//! write before acknowledging it, so what a save would write, and what the last save holds
+//! (NOSAVE), is the state as it is, and loading it gives that same state back: RELOAD answers
+//! OK and keeps the state. Without the flush (NOFLUSH) the file lands on the very data it holds:
+//! as Redis, keyspace refuses that with "Error trying to load the RDB dump" unless MERGE is
+//! given or the dataset (keys of every database, function libraries) is empty.
 
 use std::time::Duration;
 
-use keyspace_core::redis::arity_error;
+use keyspace_core::redis::{arity_error, Resp};
+use keyspace_core::scripting::{function_dump, ScriptCommand};
 use keyspace_core::{Command, Reply};
 
 use crate::action::ServerCommand;
@@ -86,7 +95,8 @@ async fn debug(
             )),
             None => w.error("ERR no such key"),
         },
-        ("RELOAD" | "LOADAOF" | "RESTART" | "CRASH-AND-RECOVER" | "DIGEST" | "DIGEST-VALUE", _) => {
+        ("RELOAD", _) => reload(&args[2..], conn, w).await?,
+        ("LOADAOF" | "RESTART" | "CRASH-AND-RECOVER" | "DIGEST" | "DIGEST-VALUE", _) => {
             w.error(&format!(
                 "ERR DEBUG {sub} is not supported: keyspace keeps its data in the replicated \
                  log and does not reload, restart or digest it on command"
@@ -95,6 +105,53 @@ async fn debug(
         ("PROTOCOL", 3) => protocol(&upper(&args[2]), w),
         ("HELP", 2) => w.help(DEBUG_HELP),
         _ => w.error(&unknown_subcommand(&args[1], "DEBUG")),
+    }
+    Ok(())
+}
+
+/// `DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]` (see the module's documentation).
+async fn reload(
+    options: &[Vec<u8>],
+    conn: &mut Connection<'_>,
+    w: &mut Writer<'_>,
+) -> Result<(), Failure> {
+    let (mut merge, mut flush) = (false, true);
+    for option in options {
+        match upper(option).as_str() {
+            "MERGE" => merge = true,
+            "NOFLUSH" => flush = false,
+            "NOSAVE" => {}
+            _ => {
+                w.error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
+                return Ok(());
+            }
+        }
+    }
+    if flush || merge {
+        w.simple("OK");
+        return Ok(());
+    }
+    let Some(status) = conn.status().await else {
+        w.error("TRYAGAIN the replica is shutting down");
+        return Ok(());
+    };
+    let keys: usize = status.keys_per_db.iter().sum();
+    let libraries = match conn
+        .submit(Command::Script(ScriptCommand::FunctionDump))
+        .await?
+    {
+        Reply::Resp(Resp::Bulk(Some(payload))) => function_dump::decode(&payload)
+            .expect("FUNCTION DUMP gives a good payload")
+            .len(),
+        Reply::Resp(Resp::Error(error)) => {
+            w.error(&error);
+            return Ok(());
+        }
+        other => panic!("FUNCTION DUMP answered {other:?}"),
+    };
+    match keys + libraries {
+        0 => w.simple("OK"),
+        _ => w.error("ERR Error trying to load the RDB dump"),
     }
     Ok(())
 }
@@ -212,6 +269,10 @@ const DEBUG_HELP: &[&str] = &[
     "    Reply with a test value of the specified type. <type> can be: string,",
     "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
     "    true, false.",
+    "RELOAD [option ...]",
+    "    Save and reload the dataset: it is kept as it is (every write is persisted before",
+    "    it is acknowledged). Options: MERGE, NOFLUSH (refused over existing data without",
+    "    MERGE, as loading would collide), NOSAVE.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Accepted; keys do not expire in keyspace.",
     "SET-DISABLE-DENY-SCRIPTS <0|1>",

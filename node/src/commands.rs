@@ -6,6 +6,7 @@
 //! scripts; the connection's, server's and membership's commands are parsed here. [`run`]
 //! carries an action out on a connection and writes the RESP reply.
 
+use keyspace_core::redis::getkeys::key_arguments;
 use keyspace_core::redis::{
     self, arity_error, parse_db, parse_i64, per_key, text, Kind, StoreCall, COMMANDS,
     NOT_AN_INTEGER,
@@ -179,8 +180,12 @@ fn parse_connection(name: &str, args: &[Vec<u8>]) -> Action {
         ),
         "HELLO" => parse_hello(args),
         "CLIENT" => Action::Server(ServerCommand::Client, args.to_vec()),
-        "COMMAND" => match args.get(1).map(|a| text(a)).as_deref() {
+        "COMMAND" => match args.get(1).map(|a| text(a).to_ascii_uppercase()).as_deref() {
             Some("COUNT") => Action::CommandCount,
+            Some("GETKEYS") if args.len() >= 4 => {
+                key_arguments(&args[2..]).map_or_else(Action::Error, Action::CommandKeys)
+            }
+            Some("GETKEYS") => Action::Error(arity_error("command|getkeys")),
             _ => Action::EmptyArray,
         },
         "CONFIG" => Action::Server(ServerCommand::Config, args.to_vec()),
@@ -291,6 +296,10 @@ fn run_local(action: Action, conn: &mut Connection<'_>, w: &mut Writer<'_>) {
             Err(text) => w.error(text),
         },
         Action::CommandCount => w.int(COMMAND_NAMES_COUNT),
+        Action::CommandKeys(keys) => {
+            w.array(keys.len());
+            keys.iter().for_each(|key| w.bulk(key));
+        }
         Action::EmptyArray => w.array(0),
         Action::ReadOnly(on) => {
             conn.readonly = on;

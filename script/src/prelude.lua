@@ -253,7 +253,7 @@ local load_redis = { log = noop, register_function = function(...)
   end
   local name, callback, flags, description = register_args(...)
   if type(name) ~= "string" or name == "" or name:find("[^%w_]") then
-    error({ err = "ERR Function names can only contain letters, numbers, or underscores(_) and must be at least one character long" })
+    error({ err = "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long" })
   end
   if registered[name] then
     error({ err = "ERR Function already exists in the library" })

@@ -23,11 +23,81 @@ fn first_line(body: &[u8]) -> Option<&[u8]> {
     Some(&body[..end])
 }
 
-fn words(line: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(line)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
+/// The words of a shebang line split as Redis's `sdssplitargs` splits them: on blanks, with
+/// "double quotes" (escapes `\n`, `\xHH`, …) and 'single quotes'; a NUL ends the line as it
+/// ends a C string. `None` for an unbalanced quote or a quote not followed by a blank.
+fn words(line: &[u8]) -> Option<Vec<String>> {
+    let line = &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())];
+    let (mut words, mut i) = (Vec::new(), 0);
+    loop {
+        while line.get(i).is_some_and(is_space) {
+            i += 1;
+        }
+        if i == line.len() {
+            assert!(words.len() <= line.len(), "each word takes a byte at least");
+            return Some(words);
+        }
+        let (word, next) = word_at(line, i)?;
+        assert!(next > i, "every word moves the cursor");
+        words.push(String::from_utf8_lossy(&word).into_owned());
+        i = next;
+    }
+}
+
+/// C's `isspace`.
+fn is_space(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// One word of `line` from `start` (not a blank): its bytes and where the next one may begin.
+fn word_at(line: &[u8], start: usize) -> Option<(Vec<u8>, usize)> {
+    let (mut word, mut i, mut quote) = (Vec::new(), start, None::<u8>);
+    let ends_quote = |at: usize| line.get(at + 1).is_none_or(is_space);
+    while i < line.len() {
+        let b = line[i];
+        match quote {
+            None if matches!(b, b' ' | b'\n' | b'\r' | b'\t') => break,
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None => word.push(b),
+            Some(b'"')
+                if b == b'\\'
+                    && line.get(i + 1) == Some(&b'x')
+                    && hex_at(line, i + 2).is_some() =>
+            {
+                word.push(hex_at(line, i + 2).expect("checked"));
+                i += 3;
+            }
+            Some(b'"') if b == b'\\' && i + 1 < line.len() => {
+                i += 1;
+                word.push(match line[i] {
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    b'b' => 8,
+                    b'a' => 7,
+                    other => other,
+                });
+            }
+            Some(b'\'') if b == b'\\' && line.get(i + 1) == Some(&b'\'') => {
+                word.push(b'\'');
+                i += 1;
+            }
+            Some(q) if b == q => match ends_quote(i) {
+                true => return Some((word, i + 1)),
+                false => return None,
+            },
+            Some(_) => word.push(b),
+        }
+        i += 1;
+    }
+    quote.is_none().then_some((word, i))
+}
+
+/// The byte `HH` of two hex digits at `at`.
+fn hex_at(line: &[u8], at: usize) -> Option<u8> {
+    let digits = line.get(at..at + 2)?;
+    let value = |d: u8| char::from(d).to_digit(16);
+    Some(u8::try_from(value(digits[0])? * 16 + value(digits[1])?).expect("two hex digits"))
 }
 
 /// The flags of an EVAL body, or Redis's error for a bad shebang.
@@ -36,7 +106,7 @@ pub fn script_flags(body: &[u8]) -> Result<ScriptFlags, String> {
         return Ok(ScriptFlags::default());
     }
     let line = first_line(body).ok_or("ERR Invalid script shebang")?;
-    let parts = words(line);
+    let parts = words(line).ok_or("ERR Invalid engine in script shebang")?;
     let engine = parts
         .first()
         .ok_or("ERR Invalid engine in script shebang")?;
@@ -78,15 +148,12 @@ pub(crate) fn library_name(code: &[u8]) -> Result<String, String> {
     if !code.starts_with(b"#!") {
         return Err("ERR Missing library metadata".into());
     }
-    let line = first_line(code).unwrap_or(code);
-    let mut parts = String::from_utf8_lossy(&line[2..])
-        .split(' ')
-        .map(str::to_string)
-        .collect::<Vec<_>>()
-        .into_iter();
-    let engine = parts.next().unwrap_or_default();
+    let line = first_line(code).ok_or("ERR Invalid library metadata")?;
+    let words = words(line).filter(|w| !w.is_empty());
+    let mut parts = words.ok_or("ERR Invalid library metadata")?.into_iter();
+    let engine = parts.next().expect("a line of `#!…` has a word")[2..].to_string();
     let mut name = None;
-    for part in parts.filter(|p| !p.is_empty()) {
+    for part in parts {
         let value = match part.get(..5) {
             Some(prefix) if prefix.eq_ignore_ascii_case("name=") => part[5..].to_string(),
             _ => return Err(format!("ERR Invalid metadata value given: {part}")),
@@ -145,9 +212,27 @@ mod tests {
         assert!(library_name(b"#!lua name=foo name=bar\n")
             .unwrap_err()
             .contains("multiple times"));
-        assert!(library_name(b"#!lua name=bad\0x\n")
+        assert!(library_name(b"#!lua name=bad\\0x\n")
             .unwrap_err()
             .contains("Library names can only"));
+    }
+
+    #[test]
+    fn shebang_words_split_as_redis_splits_arguments() {
+        let split = |line: &[u8]| words(line).map(|w| w.join("|"));
+        assert_eq!(
+            split(b"#!lua  name=\"foo\"\t x"),
+            Some("#!lua|name=foo|x".into())
+        );
+        assert_eq!(split(b"'a\\'b' \"\\x41\\n\""), Some("a'b|A\n".into()));
+        assert_eq!(split(b"name=lib\0 junk"), Some("name=lib".into()));
+        assert_eq!(split(b"name=\"foo"), None);
+        assert_eq!(split(b"name=\"foo\"bar"), None);
+        assert_eq!(library_name(b"#!lua name=\"foo\"\n"), Ok("foo".to_string()));
+        assert_eq!(
+            library_name(b"#!lua name=\"foo\n"),
+            Err("ERR Invalid library metadata".to_string())
+        );
     }
 
     #[test]

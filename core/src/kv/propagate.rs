@@ -231,14 +231,36 @@ fn script_effects(script: &ScriptCommand) -> Vec<Argv> {
             vec![argv(&[b"FUNCTION", b"DELETE", library.as_bytes()])]
         }
         ScriptCommand::FunctionFlush => vec![argv(&[b"FUNCTION", b"FLUSH"])],
+        // Redis 7.0 propagates FUNCTION RESTORE as written; its payload here is keyspace's own,
+        // so each restored library goes out as the FUNCTION LOAD that makes it.
+        ScriptCommand::FunctionRestore { codes, policy } => restore_effects(codes, *policy),
         ScriptCommand::Eval { .. }
         | ScriptCommand::EvalSha { .. }
         | ScriptCommand::Fcall { .. }
         | ScriptCommand::Load { .. }
         | ScriptCommand::Exists { .. }
         | ScriptCommand::Flush
-        | ScriptCommand::FunctionList { .. } => Vec::new(),
+        | ScriptCommand::FunctionList { .. }
+        | ScriptCommand::FunctionStats
+        | ScriptCommand::FunctionDump => Vec::new(),
     }
+}
+
+/// FUNCTION RESTORE: a `FUNCTION FLUSH` first with `FLUSH`, then each library's load
+/// (`REPLACE` with `REPLACE`).
+fn restore_effects(codes: &[Vec<u8>], policy: crate::scripting::RestorePolicy) -> Vec<Argv> {
+    use crate::scripting::RestorePolicy;
+    let mut out = Vec::new();
+    if policy == RestorePolicy::Flush {
+        out.push(argv(&[b"FUNCTION", b"FLUSH"]));
+    }
+    for code in codes {
+        out.push(match policy {
+            RestorePolicy::Replace => argv(&[b"FUNCTION", b"LOAD", b"REPLACE", code]),
+            RestorePolicy::Append | RestorePolicy::Flush => argv(&[b"FUNCTION", b"LOAD", code]),
+        });
+    }
+    out
 }
 
 /// What a write that changed something propagates.

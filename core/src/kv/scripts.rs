@@ -10,19 +10,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, Reply};
 use crate::redis::{self, Kind, Resp};
-use crate::scripting::{ScriptCommand, LIBRARIES_MAX, OOM_ERROR, SCRIPTS_MAX};
+use crate::scripting::{RestorePolicy, ScriptCommand, LIBRARIES_MAX, OOM_ERROR, SCRIPTS_MAX};
 use crate::Db;
 
 use super::StateMachine;
 
 /// The script cache (sha → body) and the function libraries (name → code); the functions of
-/// each library are derived from its code, so only the texts are encoded.
+/// each library are derived from its code, so only the texts are encoded. Function names are
+/// case-insensitive as in Redis (indexed in lower case); library names are not.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScriptRegistry {
     scripts: BTreeMap<String, Vec<u8>>,
     libraries: BTreeMap<String, Vec<u8>>,
     #[serde(skip)]
-    functions: BTreeMap<String, (String, lua::ScriptFlags)>,
+    functions: BTreeMap<String, Registered>,
+}
+
+/// A function as its library registered it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Registered {
+    library: String,
+    /// The name as registered (the index key is its lower case).
+    name: String,
+    flags: lua::ScriptFlags,
 }
 
 impl ScriptRegistry {
@@ -45,17 +55,20 @@ impl ScriptRegistry {
                 no_writes: f.no_writes(),
                 allow_oom: f.flags.iter().any(|flag| flag == "allow-oom"),
             };
-            self.functions
-                .insert(f.name.clone(), (library.name.clone(), flags));
+            let registered = Registered {
+                library: library.name.clone(),
+                name: f.name.clone(),
+                flags,
+            };
+            self.functions.insert(f.name.to_lowercase(), registered);
         }
     }
 
     pub(crate) fn assert_invariants(&self) {
         assert!(self.scripts.len() <= SCRIPTS_MAX && self.libraries.len() <= LIBRARIES_MAX);
-        assert!(self
-            .functions
-            .values()
-            .all(|(lib, _)| self.libraries.contains_key(lib)));
+        assert!(self.functions.iter().all(|(key, f)| {
+            self.libraries.contains_key(&f.library) && *key == f.name.to_lowercase()
+        }));
     }
 
     fn cache(&mut self, body: &[u8]) -> String {
@@ -80,9 +93,9 @@ impl ScriptRegistry {
         if exists && !replace {
             return Resp::Error(format!("ERR Library '{}' already exists", library.name));
         }
-        let clash = library.functions.iter().find(
-            |f| matches!(self.functions.get(&f.name), Some((lib, _)) if *lib != library.name),
-        );
+        let clash = library.functions.iter().find(|f| {
+            matches!(self.functions.get(&f.name.to_lowercase()), Some(r) if r.library != library.name)
+        });
         if let Some(f) = clash {
             return Resp::Error(format!("ERR Function {} already exists", f.name));
         }
@@ -101,13 +114,98 @@ impl ScriptRegistry {
     }
 
     fn delete(&mut self, name: &str) -> bool {
-        self.functions.retain(|_, (lib, _)| lib != name);
+        self.functions.retain(|_, f| f.library != name);
         let existed = self.libraries.remove(name).is_some();
         assert!(
-            self.functions.values().all(|(lib, _)| lib != name),
+            self.functions.values().all(|f| f.library != name),
             "no function outlives its library"
         );
         existed
+    }
+
+    /// FUNCTION RESTORE: all the payload's libraries join the loaded ones as `policy` says, or
+    /// none does (Redis's errors: a library of the same name under APPEND, a function name
+    /// another library has).
+    fn restore(&mut self, codes: &[Vec<u8>], policy: RestorePolicy) -> Resp {
+        let mut next = match policy {
+            RestorePolicy::Flush => ScriptRegistry {
+                scripts: self.scripts.clone(),
+                ..ScriptRegistry::default()
+            },
+            RestorePolicy::Append | RestorePolicy::Replace => self.clone(),
+        };
+        let mut loaded = Vec::with_capacity(codes.len());
+        for code in codes {
+            match lua::load_library(code) {
+                Ok(library) => loaded.push((library, code)),
+                Err(error) => return Resp::Error(error),
+            }
+        }
+        for (library, _) in &loaded {
+            if next.libraries.contains_key(&library.name) {
+                if policy == RestorePolicy::Append {
+                    return Resp::Error(format!("ERR Library {} already exists", library.name));
+                }
+                next.delete(&library.name);
+            }
+        }
+        for (library, code) in &loaded {
+            if let Some(error) = next.join_error(library) {
+                return Resp::Error(error);
+            }
+            next.libraries.insert(library.name.clone(), code.to_vec());
+            next.index(library);
+        }
+        if next.libraries.len() > LIBRARIES_MAX {
+            return Resp::Error(format!("ERR at most {LIBRARIES_MAX} function libraries"));
+        }
+        next.assert_invariants();
+        assert!(loaded
+            .iter()
+            .all(|(l, _)| next.libraries.contains_key(&l.name)));
+        *self = next;
+        Resp::Simple("OK".into())
+    }
+
+    /// Why `library` cannot join the loaded ones as it is: its name or a function's is taken.
+    fn join_error(&self, library: &lua::Library) -> Option<String> {
+        if self.libraries.contains_key(&library.name) {
+            return Some(format!("ERR Library {} already exists", library.name));
+        }
+        let clash = (library.functions.iter())
+            .find(|f| self.functions.contains_key(&f.name.to_lowercase()))?;
+        Some(format!("ERR Function {} already exists", clash.name))
+    }
+
+    /// FUNCTION STATS: no script is running while a command is answered (scripts run inside
+    /// the apply of their log entry), and the one engine's counts.
+    fn stats(&self) -> Resp {
+        let bulk = |s: &str| Resp::Bulk(Some(s.as_bytes().to_vec()));
+        let count = |n: usize| Resp::Int(i64::try_from(n).expect("bounded"));
+        assert!(
+            self.functions.len() >= self.libraries.len(),
+            "every library registers a function"
+        );
+        let lua = Resp::Array(Some(vec![
+            bulk("libraries_count"),
+            count(self.libraries.len()),
+            bulk("functions_count"),
+            count(self.functions.len()),
+        ]));
+        Resp::Array(Some(vec![
+            bulk("running_script"),
+            Resp::Bulk(None),
+            bulk("engines"),
+            Resp::Array(Some(vec![bulk("LUA"), lua])),
+        ]))
+    }
+
+    /// FUNCTION DUMP: every library's code, in name order.
+    fn dump(&self) -> Resp {
+        let payload =
+            crate::scripting::function_dump::encode(self.libraries.values().map(Vec::as_slice));
+        assert!(payload.len() > self.libraries.values().map(Vec::len).sum::<usize>());
+        Resp::Bulk(Some(payload))
     }
 
     fn list(&self, pattern: Option<&[u8]>, with_code: bool) -> Resp {
@@ -327,6 +425,11 @@ impl StateMachine {
             ScriptCommand::FunctionList { pattern, with_code } => {
                 self.scripts.list(pattern.as_deref(), *with_code)
             }
+            ScriptCommand::FunctionStats => self.scripts.stats(),
+            ScriptCommand::FunctionDump => self.scripts.dump(),
+            ScriptCommand::FunctionRestore { codes, policy } => {
+                self.scripts.restore(codes, *policy)
+            }
             ScriptCommand::Fcall {
                 function,
                 keys,
@@ -352,7 +455,13 @@ impl StateMachine {
         args: &[Vec<u8>],
         mode: Mode,
     ) -> Resp {
-        let Some((library, flags)) = self.scripts.functions.get(function).cloned() else {
+        let key = function.to_lowercase();
+        let Some(Registered {
+            library,
+            name,
+            flags,
+        }) = self.scripts.functions.get(&key).cloned()
+        else {
             return Resp::Error("ERR Function not found".into());
         };
         if mode.read_only && !flags.no_writes {
@@ -366,7 +475,7 @@ impl StateMachine {
             db,
             Code::Function {
                 code: &code,
-                name: function,
+                name: &name,
                 flags,
             },
             keys,
