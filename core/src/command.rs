@@ -638,7 +638,7 @@ pub enum Command {
     Sort {
         #[serde(with = "serde_bytes")]
         key: Vec<u8>,
-        spec: SortSpec,
+        spec: Box<SortSpec>,
     },
 }
 

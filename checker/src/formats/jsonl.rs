@@ -193,7 +193,16 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
         | Command::ZsetRank { .. }
         | Command::ZsetPop { .. }
         | Command::ZsetCombine { .. }
-        | Command::ZsetStore { .. } => {
+        | Command::ZsetStore { .. }
+        | Command::ListPush { .. }
+        | Command::ListPop { .. }
+        | Command::ListRange { .. }
+        | Command::ListSet { .. }
+        | Command::ListInsert { .. }
+        | Command::ListRemove { .. }
+        | Command::ListTrim { .. }
+        | Command::ListMove { .. }
+        | Command::Sort { .. } => {
             let json = serde_json::to_value(command).expect("a command converts to JSON");
             ("as-json", vec![("command", json)])
         }
@@ -269,7 +278,8 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
         | Reply::Transaction(_)
         | Reply::Resp(_)
         | Reply::Described { .. }
-        | Reply::Popped { .. } => vec![
+        | Reply::Popped { .. }
+        | Reply::Error(CommandError::Sort(_)) => vec![
             ("reply", "as-json".into()),
             (
                 "json",
@@ -317,6 +327,8 @@ fn reply_fields(reply: &Reply) -> Vec<(&'static str, Value)> {
                 CommandError::HashNotAnInteger => ("hash-not-an-integer", None),
                 CommandError::HashNotAFloat => ("hash-not-a-float", None),
                 CommandError::ScoreNan => ("score-nan", None),
+                CommandError::IndexOutOfRange => ("index-out-of-range", None),
+                CommandError::Sort(_) => unreachable!("SORT's refusal is written as JSON"),
             };
             fields.push(("error", name.into()));
             fields.extend(extra.map(|(field, n)| (field, Value::from(n))));
@@ -637,6 +649,7 @@ fn error(event: &Map<String, Value>) -> Result<CommandError, String> {
         "hash-not-an-integer" => CommandError::HashNotAnInteger,
         "hash-not-a-float" => CommandError::HashNotAFloat,
         "score-nan" => CommandError::ScoreNan,
+        "index-out-of-range" => CommandError::IndexOutOfRange,
         "invalid-expire-time" => {
             let index = uint(event, "name")? as usize;
             let name = EXPIRE_NAMES

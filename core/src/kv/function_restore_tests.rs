@@ -35,6 +35,7 @@ fn fcall(function: &str) -> ScriptCommand {
         args: vec![],
         read_only: false,
         over_maxmemory: false,
+        debug_allowed: false,
     }
 }
 

@@ -313,7 +313,7 @@ fn parse_sort(name: &str, args: &[Vec<u8>]) -> Parsed {
     );
     plain(Command::Sort {
         key: args[1].clone(),
-        spec,
+        spec: Box::new(spec),
     })
 }
 
