@@ -329,3 +329,52 @@ fn effects_not_taken_past_the_limit_lose_the_stream_instead_of_growing() {
     m.run(&["SET", "k", "w"]);
     assert_eq!(m.stream(), in_db0(&["SET k w"]));
 }
+
+#[test]
+fn list_and_sorted_set_writes_propagate_as_written_and_pops_name_the_key_they_took_from() {
+    let mut m = Streamed::new();
+    m.run(&["RPUSH", "l", "a", "b", "c"]);
+    m.run(&["LPUSHX", "missing", "x"]);
+    m.run(&["LSET", "l", "0", "z"]);
+    m.run(&["LINSERT", "l", "BEFORE", "b", "y"]);
+    m.run(&["LREM", "l", "0", "nothing"]);
+    m.run(&["LMOVE", "l", "m", "RIGHT", "LEFT"]);
+    m.run(&["LMPOP", "2", "none", "l", "LEFT", "COUNT", "2"]);
+    m.run(&["ZADD", "z", "GT", "CH", "1.5", "a", "2", "b"]);
+    m.run(&["ZREM", "z", "a"]);
+    m.run(&["BZPOPMAX", "none", "z", "0"]);
+    assert_eq!(
+        m.stream(),
+        in_db0(&[
+            "RPUSH l a b c",
+            "LSET l 0 z",
+            "LINSERT l BEFORE b y",
+            "LMOVE l m RIGHT LEFT",
+            "LPOP l 2",
+            "ZADD z GT 1.5 a 2 b",
+            "ZREM z a",
+            "ZPOPMAX z",
+        ])
+    );
+}
+
+#[test]
+fn a_write_the_stream_does_not_carry_loses_it_instead_of_leaving_it_short() {
+    let mut m = Streamed::new();
+    m.run(&["ZADD", "z", "1", "a", "2", "b"]);
+    m.run(&["ZREMRANGEBYSCORE", "nothing-here", "0", "10"]);
+    assert_eq!(
+        m.stream(),
+        in_db0(&["ZADD z 1 a 2 b"]),
+        "a no-op loses nothing"
+    );
+    m.run(&["ZREMRANGEBYSCORE", "z", "0", "1"]);
+    m.run(&["SET", "k", "v"]);
+    assert_eq!(m.machine.take_propagated(), Propagated::Lost);
+    m.run(&["SET", "k", "w"]);
+    assert_eq!(
+        m.stream(),
+        in_db0(&["SET k w"]),
+        "it propagates again after"
+    );
+}
