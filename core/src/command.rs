@@ -640,6 +640,15 @@ pub enum Command {
         key: Vec<u8>,
         spec: Box<SortSpec>,
     },
+    /// PUBLISH: through the log, so every replica's replication streams carry it (a Redis
+    /// replica attached by `SYNC` delivers it to its subscribers); changes no state and
+    /// answers `Int(0)`: keyspace's replicas have no subscribers of their own (no SUBSCRIBE).
+    Publish {
+        #[serde(with = "serde_bytes")]
+        channel: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
 }
 
 /// SORT's options, as Redis 7.0 reads them.
@@ -1025,6 +1034,7 @@ impl Command {
             Command::Script(script) => script.keys(),
             Command::OpenSession
             | Command::Member(_)
+            | Command::Publish { .. }
             | Command::FlushDb
             | Command::FlushAll
             | Command::SwapDb { .. }
@@ -1044,6 +1054,7 @@ impl Command {
         match self {
             Command::Script(script) => script.values(),
             Command::Set { value, .. } => vec![value],
+            Command::Publish { channel, message } => vec![channel, message],
             Command::TestAndSet { expected, new, .. } => vec![expected, new],
             Command::MultiSet { pairs } | Command::MultiSetIfAbsent { pairs } => {
                 pairs.iter().map(|(_, v)| v.as_slice()).collect()

@@ -509,6 +509,7 @@ impl StateMachine {
                 self.data.swap(*a, *b);
                 Reply::Ok
             }
+            Command::Publish { .. } => Reply::Int(0),
             Command::Move { key, to } => self.move_key(db, key, *to),
             Command::Copy {
                 from,

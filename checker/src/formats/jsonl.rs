@@ -202,7 +202,8 @@ fn command_fields(command: &Command) -> (&'static str, Vec<(&'static str, Value)
         | Command::ListRemove { .. }
         | Command::ListTrim { .. }
         | Command::ListMove { .. }
-        | Command::Sort { .. } => {
+        | Command::Sort { .. }
+        | Command::Publish { .. } => {
             let json = serde_json::to_value(command).expect("a command converts to JSON");
             ("as-json", vec![("command", json)])
         }

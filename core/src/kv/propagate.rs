@@ -206,6 +206,7 @@ pub(super) fn translate(
         Command::FlushAll => vec![argv(&[b"FLUSHALL"])],
         Command::FlushDb => vec![argv(&[b"FLUSHDB"])],
         Command::SwapDb { a, b } => vec![argv(&[b"SWAPDB", &int(a), &int(b)])],
+        Command::Publish { channel, message } => vec![argv(&[b"PUBLISH", channel, message])],
         Command::Script(script) => script_effects(script),
         Command::Transaction { .. } => Vec::new(),
         _ if touched.is_empty() => Vec::new(),
@@ -453,7 +454,8 @@ fn rule(command: &Command) -> Rule {
         | Command::SetPop { .. }
         | Command::FlushAll
         | Command::FlushDb
-        | Command::SwapDb { .. } => Rule::Translated,
+        | Command::SwapDb { .. }
+        | Command::Publish { .. } => Rule::Translated,
         Command::Add { .. }
         | Command::Rename { .. }
         | Command::RenameIfAbsent { .. }

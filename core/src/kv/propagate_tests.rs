@@ -378,3 +378,15 @@ fn a_write_the_stream_does_not_carry_loses_it_instead_of_leaving_it_short() {
         "it propagates again after"
     );
 }
+
+#[test]
+fn publish_propagates_alone_even_in_a_transaction_and_answers_that_no_subscriber_here_got_it() {
+    let mut m = Streamed::new();
+    assert_eq!(m.run(&["PUBLISH", "news", "hello"]), Reply::Int(0));
+    let inside = transaction(vec![command_in(0, &["PUBLISH", "news", "again"])]);
+    m.write_at(NOW_MS, inside);
+    assert_eq!(
+        m.stream(),
+        in_db0(&["PUBLISH news hello", "PUBLISH news again"])
+    );
+}

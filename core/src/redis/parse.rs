@@ -62,6 +62,10 @@ fn parse_named(name: &str, args: &[Vec<u8>]) -> Parsed {
             expiry::parse_expire(name, args).map(StoreCall::plain)
         }
         "PERSIST" => plain(Command::Persist { key: key() }),
+        "PUBLISH" => plain(Command::Publish {
+            channel: args[1].clone(),
+            message: args[2].clone(),
+        }),
         "SET" => plain(Command::Set {
             key: key(),
             value: args[2].clone(),

@@ -28,7 +28,7 @@ const fn row(name: &'static str, arity: i32, kind: Kind) -> Spec {
 use Kind::{Local, Store};
 
 /// Every command, once. `COMMAND COUNT` counts this table.
-pub const COMMANDS: [Spec; 186] = [
+pub const COMMANDS: [Spec; 187] = [
     row("GET", 2, Store),
     row("DIRTYGET", 2, Store),
     row("INCR", 2, Store),
@@ -111,6 +111,7 @@ pub const COMMANDS: [Spec; 186] = [
     row("EXPIREAT", -3, Store),
     row("PEXPIREAT", -3, Store),
     row("PERSIST", 2, Store),
+    row("PUBLISH", 3, Store),
     row("EXPIRETIME", 2, Store),
     row("PEXPIRETIME", 2, Store),
     // Scripts (crate::scripting): the text travels in the log and runs at apply time.
