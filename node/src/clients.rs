@@ -74,6 +74,34 @@ impl ClientEntry {
         self.killed.load(Ordering::Relaxed)
     }
 
+    /// Whether the client closed its end: a peek at the socket reads end of stream (bytes
+    /// waiting, such as pipelined commands, or none yet, mean it is open). A connection that
+    /// waits without reading (a blocked `BLPOP`) asks this to stop waiting for nobody.
+    pub fn peer_closed(&self) -> bool {
+        #[cfg(not(madsim))]
+        {
+            let Ok(fd) = i32::try_from(self.fd) else {
+                return false;
+            };
+            let mut byte = 0u8;
+            // SAFETY: `fd` is this connection's socket, open while its entry is registered;
+            // the peek reads at most one byte into `byte` and leaves the socket's data as is.
+            let n = unsafe {
+                libc::recv(
+                    fd,
+                    std::ptr::addr_of_mut!(byte).cast(),
+                    1,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            n == 0
+        }
+        #[cfg(madsim)]
+        {
+            false
+        }
+    }
+
     /// Returns once the connection is asked to close.
     pub async fn killed(&self) {
         while !self.is_killed() {
