@@ -497,8 +497,8 @@ async fn run_blocking(
     let awaited = redis::lists::awaited_keys(&commands[0]);
     let mut first = true;
     loop {
-        let entry = conn.entry.clone();
-        if entry.is_some_and(|e| e.is_killed() || e.peer_closed()) {
+        let gone = (conn.entry.as_ref()).is_some_and(|e| e.is_killed() || e.peer_closed());
+        if gone {
             return; // nobody to answer: the connection's task sees the close next
         }
         let present = match first {

@@ -234,6 +234,22 @@ fn parse_pop(args: &[Vec<u8>]) -> Parsed {
     })
 }
 
+/// SINTERCARD's and ZINTERCARD's options after the keys: `[LIMIT limit]` (0: no limit).
+pub(crate) fn parse_card_limit(options: &[Vec<u8>]) -> Result<u64, String> {
+    let mut limit = 0;
+    for option in options.chunks(2) {
+        match (
+            text(&option[0]).as_str(),
+            option.get(1).map(|l| parse_i64(l)),
+        ) {
+            ("LIMIT", Some(Some(l))) if l >= 0 => limit = l.unsigned_abs(),
+            ("LIMIT", Some(_)) => return Err("ERR LIMIT can't be negative".into()),
+            _ => return Err(SYNTAX_ERROR.into()),
+        }
+    }
+    Ok(limit)
+}
+
 /// `SINTERCARD numkeys key [key ...] [LIMIT limit]`.
 fn parse_intercard(args: &[Vec<u8>]) -> Parsed {
     let numkeys = match parse_i64(&args[1]) {
@@ -244,17 +260,7 @@ fn parse_intercard(args: &[Vec<u8>]) -> Parsed {
         return Err("ERR Number of keys can't be greater than number of args".into());
     }
     let keys = args[2..2 + numkeys].to_vec();
-    let mut limit = 0;
-    for option in args[2 + numkeys..].chunks(2) {
-        match (
-            text(&option[0]).as_str(),
-            option.get(1).map(|l| parse_i64(l)),
-        ) {
-            ("LIMIT", Some(Some(l))) if l >= 0 => limit = l.unsigned_abs(),
-            ("LIMIT", Some(_)) => return Err("ERR LIMIT can't be negative".into()),
-            _ => return Err(SYNTAX_ERROR.into()),
-        }
-    }
+    let limit = parse_card_limit(&args[2 + numkeys..])?;
     shaped(
         Command::SetCombine {
             op: SetOp::Inter,

@@ -461,17 +461,7 @@ fn parse_combine(name: &str, args: &[Vec<u8>]) -> Parsed {
 /// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`.
 fn parse_intercard(args: &[Vec<u8>]) -> Parsed {
     let keys = combined_keys("ZINTERCARD", args, 1)?;
-    let mut limit = 0;
-    for option in args[2 + keys.len()..].chunks(2) {
-        match (
-            text(&option[0]).as_str(),
-            option.get(1).map(|l| parse_i64(l)),
-        ) {
-            ("LIMIT", Some(Some(l))) if l >= 0 => limit = l.unsigned_abs(),
-            ("LIMIT", Some(_)) => return Err("ERR LIMIT can't be negative".into()),
-            _ => return Err(SYNTAX_ERROR.into()),
-        }
-    }
+    let limit = crate::redis::collections::parse_card_limit(&args[2 + keys.len()..])?;
     let command = Command::ZsetCombine {
         op: SetOp::Inter,
         keys,
